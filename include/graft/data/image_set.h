@@ -1,0 +1,96 @@
+#pragma once
+/// Labelled image collections: a folder of class folders, or an IDX pair
+/// (the MNIST format, gzipped or not).
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+namespace graft {
+
+/// Images of an IDX file (magic 0x00000803), held in memory.
+struct IdxImages {
+  int64_t count = 0, rows = 0, cols = 0;
+  std::vector<uint8_t> pixels;  // count * rows * cols, row-major
+};
+
+/// Reads an IDX image file (.gz or raw). Throws graft::Error naming the file
+/// and the field (magic, dimensions, length) that is wrong.
+IdxImages read_idx_images(const std::string& path);
+/// Reads an IDX label file (magic 0x00000801).
+std::vector<uint8_t> read_idx_labels(const std::string& path);
+
+/// Decodes an image file: 8-bit, 1 channel (grey) or 3 channels in RGB order
+/// (alpha dropped, 16-bit scaled to 8-bit, EXIF orientation ignored as PIL
+/// and torchvision do). Throws graft::Error naming the file if it cannot be
+/// read or decoded, including a JPEG that ends before its last scan.
+cv::Mat load_image(const std::string& path);
+
+/// One sample: a file path, or an index into the set's IDX images.
+struct Sample {
+  std::string path;    // empty for IDX samples
+  int64_t index = -1;  // IDX row, -1 for files
+  int label = 0;       // index into ImageSet::classes
+};
+
+struct OpenOptions {
+  /// An unreadable file (not an image by its signature) is an error instead
+  /// of a counted warning.
+  bool strict = false;
+};
+
+/// A labelled image collection. Copies are cheap (IDX pixels are shared).
+struct ImageSet {
+  std::string root;                  // what the user gave (for messages)
+  std::vector<std::string> classes;  // label i is classes[i]
+  std::vector<Sample> samples;
+  std::shared_ptr<const IdxImages> idx;
+  int64_t skipped = 0;  // files skipped when opening (not images)
+
+  size_t size() const { return samples.size(); }
+  /// Decodes sample i: 8-bit, 1 channel (grey) or 3 channels in RGB order.
+  /// Throws graft::Error naming the file if it cannot be decoded.
+  cv::Mat load(size_t i) const;
+  /// A stable identity of sample i for cache keys and messages
+  /// ("path" or "root#index").
+  std::string identity(size_t i) const;
+  /// Number of samples per class, indexed by label.
+  std::vector<int64_t> class_counts() const;
+  /// The same set restricted to the given sample positions (in that order).
+  ImageSet subset(const std::vector<size_t>& positions) const;
+};
+
+/// Opens `path`: a folder with one sub-folder per class (files with the
+/// extensions jpg, jpeg, png, bmp, pgm, ppm, webp, tif, tiff, any case;
+/// sorted by name, classes sorted by name), or an IDX image file
+/// `*-images-idx3-ubyte[.gz]` whose labels are the matching
+/// `*-labels-idx1-ubyte[.gz]` (classes named "0".."9").
+/// Errors: a missing path, an empty folder, a class folder with no images,
+/// a labels file whose count disagrees: graft::Error naming the path.
+ImageSet open_image_set(const std::string& path, const OpenOptions& options = {});
+
+/// Keeps the samples of the named classes and relabels them 0..k-1 in the
+/// order given. Throws graft::Error naming an unknown class (and listing the
+/// valid ones).
+ImageSet select_classes(const ImageSet& set, const std::vector<std::string>& names);
+
+/// Keeps at most n samples per class, chosen at random (seeded) but in the
+/// set's original order.
+ImageSet take_per_class(const ImageSet& set, int64_t n, uint64_t seed);
+
+/// Stratified split: each class contributes round(fraction * count) samples
+/// to the second set (at least one when fraction > 0), seeded. Throws
+/// graft::Error naming --val-split if a class would be left empty on either
+/// side.
+std::pair<ImageSet, ImageSet> split_stratified(const ImageSet& set, double fraction,
+                                               uint64_t seed);
+
+/// Re-labels `set` to the class list `classes` (by name). Throws graft::Error
+/// naming `what` (e.g. "--val") and the class that `classes` lacks.
+ImageSet align_classes(const ImageSet& set, const std::vector<std::string>& classes,
+                       const std::string& what);
+
+}  // namespace graft

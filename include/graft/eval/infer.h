@@ -1,0 +1,49 @@
+#pragma once
+/// Running a backbone over an image set in evaluation mode: logits or pooled
+/// features, batched, with the loader's background decoding.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "graft/data/image_set.h"
+#include "graft/data/input_spec.h"
+#include "graft/models/backbone.h"
+
+namespace graft {
+
+struct InferOptions {
+  int64_t batch_size = 64;
+  int workers = 2;
+  bool strict = false;
+  torch::Device device = torch::kCPU;
+  std::string label = "infer";  // progress bar label
+};
+
+struct Outputs {
+  torch::Tensor values;            // [N, D] on the CPU
+  torch::Tensor labels;            // [N] int64
+  std::vector<size_t> positions;   // positions in the set (skipped ones absent)
+};
+
+/// Eval-mode forward over `set` with the evaluation transform of `spec`.
+/// `features` selects pooled features instead of logits. The model's
+/// train/eval mode is restored afterwards.
+Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
+              const InferOptions& options, bool features);
+
+/// Features of `set`, cached in memory for the process and on disk under
+/// `cache_dir` (skipped when empty) as safetensors named by a SHA-256 of
+/// `model_key` (backbone, weights identity), the input spec and every
+/// sample's identity and label.
+Outputs cached_features(BackboneImpl& model, const std::string& model_key, const ImageSet& set,
+                        const InputSpec& spec, const InferOptions& options,
+                        const std::string& cache_dir);
+
+/// The default on-disk feature cache: $GRAFT_CACHE_DIR, else
+/// $XDG_CACHE_HOME/graft/features, else ~/.cache/graft/features.
+std::string default_cache_dir();
+
+}  // namespace graft

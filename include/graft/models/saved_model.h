@@ -1,0 +1,46 @@
+#pragma once
+/// A trained model on disk: model.safetensors (torchvision parameter names,
+/// the new head in the classifier slot) and model.json (architecture,
+/// classes, preprocessing). Python can rebuild it with torchvision and
+/// load_state_dict.
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "graft/data/input_spec.h"
+#include "graft/models/backbone.h"
+
+namespace graft {
+
+struct ModelInfo {
+  std::string task = "image";
+  std::string backbone;  // registry name
+  std::string head = "linear";
+  std::vector<std::string> classes;
+  InputSpec input;
+  std::string source_weights;  // what the backbone started from
+};
+
+nlohmann::ordered_json to_json(const ModelInfo& info);
+ModelInfo model_info_from_json(const nlohmann::json& j, const std::string& source);
+
+/// Builds the registry backbone with the head of `info` (not initialised from
+/// any file).
+Backbone build_model(const ModelInfo& info);
+
+/// Writes model.safetensors and model.json into `dir`, atomically each.
+void save_model(const std::string& dir, BackboneImpl& model, const ModelInfo& info);
+
+struct LoadedModel {
+  ModelInfo info;
+  Backbone model{nullptr};
+};
+
+/// Reads a run directory (or a folder holding model.json and
+/// model.safetensors). Throws graft::Error naming the file if anything is
+/// missing or does not match the architecture.
+LoadedModel load_model(const std::string& dir);
+
+}  // namespace graft

@@ -1,0 +1,38 @@
+#pragma once
+/// The last training state of a run, for --resume: model, optimiser, epoch,
+/// best-so-far and the metrics rows, in ONE file written atomically, so a
+/// killed run never leaves a half-updated checkpoint.
+
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace graft {
+
+struct EpochRow {
+  int64_t epoch = 0;
+  double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0, lr = 0;
+  double seconds = 0, items_per_second = 0;
+};
+
+struct TrainerState {
+  int64_t epochs_done = 0;
+  int64_t best_epoch = 0;
+  double best_accuracy = 0;
+  int64_t bad_epochs = 0;
+  std::vector<EpochRow> rows;
+};
+
+/// RUN/checkpoint/last.safetensors
+std::string checkpoint_path(const std::string& run_dir);
+
+void save_checkpoint(const std::string& run_dir, torch::nn::Module& model,
+                     torch::optim::Optimizer& optimizer, const TrainerState& state);
+
+/// Restores model and optimiser in place and returns the trainer state.
+/// Throws graft::Error naming the file if it does not match the model.
+TrainerState load_checkpoint(const std::string& run_dir, torch::nn::Module& model,
+                             torch::optim::Optimizer& optimizer);
+
+}  // namespace graft

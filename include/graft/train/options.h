@@ -1,0 +1,76 @@
+#pragma once
+/// Every setting of a training run. config.json in the run directory is this
+/// struct as JSON, so a run can be described by a file and repeated.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace graft {
+
+struct TrainOptions {
+  std::string task = "image";
+  /// Training data: a folder of class folders or an IDX images file.
+  std::string data;
+  /// Validation data; when empty, a stratified val_split of `data` is held out.
+  std::string val;
+  /// Test data, evaluated once at the end with the best checkpoint.
+  std::string test;
+  double val_split = 0.1;
+  /// Keep only these classes (by name), in this order, in every set.
+  std::vector<std::string> classes;
+  /// At most this many training images per class (0: all), chosen seeded.
+  int64_t per_class = 0;
+
+  std::string backbone = "resnet18";
+  /// A weight file, or "none" for random initialisation.
+  std::string weights = "none";
+  bool weights_strict = false;
+  /// "linear" or "mlp:HIDDEN".
+  std::string head = "linear";
+  /// "linear", "partial:N" or "full".
+  std::string strategy = "linear";
+
+  int64_t epochs = 10;
+  int64_t batch_size = 32;
+  std::string optimizer = "sgd";  // sgd | adamw
+  double lr = 0.01;
+  double backbone_lr_mult = 0.1;
+  double layer_decay = 1.0;
+  double weight_decay = 1e-4;
+  double momentum = 0.9;
+  bool nesterov = false;
+  std::string schedule = "cosine";  // cosine | step | constant
+  double warmup_epochs = 0;
+  int64_t step_size = 0;  // step schedule: epochs between decays (0: epochs/3)
+  double gamma = 0.1;     // step schedule: decay factor
+  double label_smoothing = 0.0;
+  std::string class_weights = "none";  // none | auto
+  double clip_grad = 0.0;              // max gradient norm, 0: off
+  int64_t patience = 0;                // early stopping, 0: off
+  std::string augment = "light";       // none | light | strong
+  bool feature_cache = true;           // linear strategy: compute features once
+  std::string cache_dir;               // on-disk feature cache ("" = default)
+
+  uint64_t seed = 0;
+  int threads = 0;  // 0: all cores
+  int workers = 2;  // decoding threads
+  std::string device = "auto";
+  std::string out;
+  bool overwrite = false;
+  bool resume = false;
+  bool strict = false;
+  bool quiet = false;
+};
+
+nlohmann::json to_json(const TrainOptions& o);
+/// Reads options; unknown keys are an error naming the key and `source`.
+TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source);
+
+/// Checks option values before any work starts; throws graft::UsageError
+/// naming the option, the value and what is expected.
+void validate(const TrainOptions& o);
+
+}  // namespace graft

@@ -1,0 +1,73 @@
+#include "graft/cli/cli.h"
+
+#include <iostream>
+
+#include <c10/util/Exception.h>
+
+#include "graft/core/error.h"
+#include "graft/core/runtime.h"
+#include "verbs.h"
+
+namespace graft::cli {
+
+void add_threads(CLI::App& sub, int& threads) {
+  sub.add_option("--threads", threads, "Intra-op threads (0: all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
+namespace {
+
+int parse_and_run(const std::vector<std::string>& args) {
+  CLI::App app{"graft: transfer learning in C++ on LibTorch", "graft"};
+  app.set_version_flag("--version", std::string("graft ") + GRAFT_VERSION);
+  app.require_subcommand(1);
+  Action action;
+  add_train(app, action, args);
+  add_pretrain(app, action, args);
+  add_eval(app, action);
+  add_predict(app, action);
+  add_models(app, action);
+  try {
+    std::vector<std::string> reversed(args.rbegin(), args.rend());
+    app.parse(reversed);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  return action ? action() : 2;
+}
+
+}  // namespace
+
+int run(const std::vector<std::string>& args) {
+  try {
+    return parse_and_run(args);
+  } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 2;
+  } catch (const Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int main(int argc, char** argv) {
+  tune_allocator();
+  std::vector<std::string> args(argv + 1, argv + argc);
+  return run(args);
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,101 @@
+// graft eval: metrics of a trained run (or of a source model with its own
+// classifier) on a labelled image set, as JSON on stdout.
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "graft/core/error.h"
+#include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/data/image_set.h"
+#include "graft/eval/infer.h"
+#include "graft/eval/metrics.h"
+#include "graft/models/registry.h"
+#include "graft/models/saved_model.h"
+#include "graft/weights/state_dict.h"
+#include "verbs.h"
+
+namespace graft::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string run, data, backbone, weights;
+  std::vector<std::string> classes;
+  int64_t batch_size = 64;
+  int threads = 0;
+  int workers = 2;
+  std::string device = "auto";
+  bool strict = false;
+};
+
+int run_eval(const EvalOptions& o) {
+  set_quiet(true);
+  set_threads(o.threads);
+  torch::Device device = parse_device(o.device);
+  GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled image folder or IDX file is required");
+  GRAFT_CHECK_USAGE(o.run.empty() != o.backbone.empty(),
+                    "give either a run directory or --backbone with --weights");
+  LoadedModel loaded;
+  if (!o.run.empty()) {
+    loaded = load_model(o.run);
+  } else {
+    // A source model evaluated with its own classifier: class folders must be
+    // in the source's label order.
+    GRAFT_CHECK_USAGE(!o.weights.empty(), "--backbone needs --weights (a source model file)");
+    const BackboneSpec& spec = find_backbone(o.backbone);
+    loaded.info.backbone = o.backbone;
+    loaded.info.input = spec.input;
+    loaded.model = spec.make(spec.source_classes);
+    LoadReport r = load_state_dict(*loaded.model, read_weights(o.weights));
+    GRAFT_CHECK(r.missing.empty() && r.mismatched.empty(), "--weights '", o.weights,
+                "' does not fit ", o.backbone, ": ", r.summary());
+  }
+  OpenOptions open;
+  open.strict = o.strict;
+  ImageSet set = open_image_set(o.data, open);
+  if (!o.classes.empty()) set = select_classes(set, o.classes);
+  if (!o.run.empty()) {
+    set = align_classes(set, loaded.info.classes, "--data");
+  } else {
+    const int64_t outputs = find_backbone(o.backbone).source_classes;
+    GRAFT_CHECK(static_cast<int64_t>(set.classes.size()) <= outputs, "--data '", o.data, "' has ",
+                set.classes.size(), " classes, the source classifier has ", outputs);
+    loaded.info.classes = set.classes;
+  }
+  loaded.model->to(device);
+  InferOptions io;
+  io.batch_size = o.batch_size;
+  io.workers = o.workers;
+  io.strict = o.strict;
+  io.device = device;
+  Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);
+  torch::Tensor logits = out.values;
+  if (o.run.empty()) logits = logits.narrow(1, 0, static_cast<int64_t>(set.classes.size()));
+  Metrics m = compute_metrics(logits, out.labels, loaded.info.classes);
+  auto j = to_json(m);
+  j["skipped"] = static_cast<int64_t>(set.size() - out.positions.size()) + set.skipped;
+  std::cout << j.dump(2) << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app, Action& run) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* sub = app.add_subcommand("eval", "Metrics of a trained run on labelled images (JSON on stdout)");
+  sub->add_option("run", o->run, "Run directory written by graft train");
+  sub->add_option("--data", o->data, "Labelled images: a folder of class folders or an IDX file");
+  sub->add_option("--classes", o->classes, "Keep only these classes")->delimiter(',');
+  sub->add_option("--backbone", o->backbone, "Evaluate a source model instead: " + backbone_names());
+  sub->add_option("--weights", o->weights, "Source model weights (with --backbone)");
+  sub->add_option("--batch-size", o->batch_size, "Batch size")->capture_default_str();
+  add_threads(*sub, o->threads);
+  sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
+  sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_flag("--strict", o->strict, "Unreadable images are errors");
+  sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
+}
+
+}  // namespace graft::cli

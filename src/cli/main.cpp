@@ -1,0 +1,3 @@
+#include "graft/cli/cli.h"
+
+int main(int argc, char** argv) { return graft::cli::main(argc, argv); }

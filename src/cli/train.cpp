@@ -1,0 +1,132 @@
+// graft train / graft pretrain: every TrainOptions field as a flag.
+
+#include <iostream>
+#include <memory>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/core/progress.h"
+#include "graft/models/registry.h"
+#include "graft/train/trainer.h"
+#include "verbs.h"
+
+namespace graft::cli {
+
+namespace {
+
+// --config FILE is read before parsing, so that flags given on the command
+// line override the file's values.
+void preload_config(const std::vector<std::string>& args, TrainOptions& o) {
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] != "--config") continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(args[i + 1]));
+    } catch (const nlohmann::json::parse_error& e) {
+      throw UsageError(str_cat("--config: '", args[i + 1], "' is not valid JSON (", e.what(), ")"));
+    }
+    if (j.contains("options")) j = j["options"];  // a run's config.json
+    o = train_options_from_json(j, args[i + 1]);
+  }
+}
+
+void bind_options(CLI::App& sub, TrainOptions& o) {
+  sub.add_option("--config", "JSON file of options (a run's config.json works too); flags override it");
+  sub.add_option("--task", o.task, "Task")->capture_default_str();
+  sub.add_option("--data", o.data, "Training images: a folder of class folders or an IDX images file");
+  sub.add_option("--val", o.val, "Validation images (default: a stratified split of --data)");
+  sub.add_option("--val-split", o.val_split, "Fraction of --data held out for validation when --val is not given")
+      ->capture_default_str();
+  sub.add_option("--test", o.test, "Test images, evaluated once at the end with the best model");
+  sub.add_option("--classes", o.classes, "Keep only these classes, in this order (comma-separated)")
+      ->delimiter(',');
+  sub.add_option("--per-class", o.per_class, "At most N training images per class (0: all)")
+      ->capture_default_str();
+  sub.add_option("--backbone", o.backbone, "Backbone: " + backbone_names())->capture_default_str();
+  sub.add_option("--weights", o.weights, "Source weights: a file (.safetensors, .pt/.pth), a run directory, or none")
+      ->capture_default_str();
+  sub.add_flag("--weights-strict", o.weights_strict, "Missing or unexpected weight names are an error");
+  sub.add_option("--head", o.head, "New head: linear or mlp:HIDDEN")->capture_default_str();
+  sub.add_option("--strategy", o.strategy, "linear (frozen backbone), partial:N (last N stages) or full")
+      ->capture_default_str();
+  sub.add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
+  sub.add_option("--batch-size", o.batch_size, "Batch size")->capture_default_str();
+  sub.add_option("--optimizer", o.optimizer, "sgd or adamw")->capture_default_str();
+  sub.add_option("--lr", o.lr, "Learning rate of the head")->capture_default_str();
+  sub.add_option("--backbone-lr-mult", o.backbone_lr_mult, "Backbone learning rate = lr x this")
+      ->capture_default_str();
+  sub.add_option("--layer-decay", o.layer_decay, "Each earlier stage's learning rate x this")
+      ->capture_default_str();
+  sub.add_option("--weight-decay", o.weight_decay, "Weight decay (not on norms and biases)")
+      ->capture_default_str();
+  sub.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
+  sub.add_flag("--nesterov", o.nesterov, "Nesterov momentum");
+  sub.add_option("--schedule", o.schedule, "cosine, step or constant")->capture_default_str();
+  sub.add_option("--warmup-epochs", o.warmup_epochs, "Linear warmup length")->capture_default_str();
+  sub.add_option("--step-size", o.step_size, "step schedule: epochs between decays (0: epochs/3)")
+      ->capture_default_str();
+  sub.add_option("--gamma", o.gamma, "step schedule: decay factor")->capture_default_str();
+  sub.add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->capture_default_str();
+  sub.add_option("--class-weights", o.class_weights, "none or auto (inverse class frequency)")
+      ->capture_default_str();
+  sub.add_option("--clip-grad", o.clip_grad, "Max gradient norm (0: off)")->capture_default_str();
+  sub.add_option("--patience", o.patience, "Early stopping patience in epochs (0: off)")
+      ->capture_default_str();
+  sub.add_option("--augment", o.augment, "none, light or strong")->capture_default_str();
+  sub.add_flag("!--no-feature-cache", o.feature_cache,
+               "linear: recompute features every epoch instead of caching them");
+  sub.add_option("--cache-dir", o.cache_dir, "Feature cache folder (default $GRAFT_CACHE_DIR or ~/.cache/graft/features)");
+  sub.add_option("--seed", o.seed, "Random seed")->capture_default_str();
+  add_threads(sub, o.threads);
+  sub.add_option("--workers", o.workers, "Image decoding threads")->capture_default_str();
+  sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  sub.add_option("--out", o.out, "Run directory to write");
+  sub.add_flag("--overwrite", o.overwrite, "Replace graft's files in an existing --out");
+  sub.add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
+  sub.add_flag("--strict", o.strict, "Unreadable images are errors instead of counted warnings");
+  sub.add_flag("--quiet", o.quiet, "No progress or per-epoch lines");
+}
+
+int run_train(const TrainOptions& o) {
+  set_quiet(o.quiet);
+  TrainSummary s = train(o);
+  nlohmann::ordered_json j;
+  j["run"] = s.out;
+  j["epochs"] = s.epochs_run;
+  j["best_epoch"] = s.best_epoch;
+  j["val_accuracy"] = s.best_val_accuracy;
+  if (s.has_test) j["test_accuracy"] = s.test.accuracy;
+  std::cout << j.dump() << std::endl;
+  return 0;
+}
+
+void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
+              const std::string& name, const std::string& help, const TrainOptions& defaults) {
+  auto opts = std::make_shared<TrainOptions>(defaults);
+  // Only the verb actually named reads its --config.
+  if (!args.empty() && args[0] == name) preload_config(args, *opts);
+  CLI::App* sub = app.add_subcommand(name, help);
+  bind_options(*sub, *opts);
+  sub->callback([&run, opts] { run = [opts] { return run_train(*opts); }; });
+}
+
+}  // namespace
+
+void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
+  add_verb(app, run, args, "train",
+           "Train a target model: source backbone, new head, linear probe or fine-tuning",
+           TrainOptions{});
+}
+
+void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& args) {
+  TrainOptions d;
+  d.weights = "none";
+  d.strategy = "full";
+  d.lr = 0.1;
+  d.weight_decay = 5e-4;
+  d.backbone = "resnet20";
+  add_verb(app, run, args, "pretrain",
+           "Train a source model from random initialisation on a source dataset", d);
+}
+
+}  // namespace graft::cli

@@ -1,0 +1,24 @@
+#pragma once
+// One function per verb: each registers its subcommand on the app and sets
+// `run` to the work to do once parsing succeeded.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace graft::cli {
+
+using Action = std::function<int()>;
+
+void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args);
+void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& args);
+void add_eval(CLI::App& app, Action& run);
+void add_predict(CLI::App& app, Action& run);
+void add_models(CLI::App& app, Action& run);
+
+/// --threads, shared by every verb (0: all cores).
+void add_threads(CLI::App& sub, int& threads);
+
+}  // namespace graft::cli

@@ -1,0 +1,108 @@
+#include "graft/eval/infer.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/core/progress.h"
+#include "graft/data/loader.h"
+#include "graft/weights/safetensors.h"
+
+namespace graft {
+
+Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
+              const InferOptions& options, bool features) {
+  bool was_training = model.is_training();
+  model.eval();
+  torch::InferenceMode guard;
+  LoaderOptions lo;
+  lo.batch_size = options.batch_size;
+  lo.workers = options.workers;
+  lo.strict = options.strict;
+  Loader loader(set, spec, lo);
+  Progress progress(options.label, static_cast<int64_t>(set.size()));
+  std::vector<torch::Tensor> values, labels;
+  Outputs out;
+  while (auto batch = loader.next()) {
+    torch::Tensor x = batch->images.to(options.device);
+    torch::Tensor y = features ? model.features(x) : model.forward(x);
+    values.push_back(y.to(torch::kCPU));
+    labels.push_back(batch->labels);
+    out.positions.insert(out.positions.end(), batch->positions.begin(), batch->positions.end());
+    progress.advance(static_cast<int64_t>(batch->positions.size()));
+  }
+  progress.finish();
+  model.train(was_training);
+  GRAFT_CHECK(!values.empty(), "no image of '", set.root, "' could be decoded");
+  out.values = torch::cat(values);
+  out.labels = torch::cat(labels);
+  return out;
+}
+
+std::string default_cache_dir() {
+  if (const char* d = std::getenv("GRAFT_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/graft/features";
+  if (const char* d = std::getenv("HOME"); d && *d) return std::string(d) + "/.cache/graft/features";
+  return ".graft-cache/features";
+}
+
+namespace {
+
+std::mutex g_cache_mutex;
+std::map<std::string, Outputs>& memory_cache() {
+  static std::map<std::string, Outputs> cache;
+  return cache;
+}
+
+}  // namespace
+
+Outputs cached_features(BackboneImpl& model, const std::string& model_key, const ImageSet& set,
+                        const InputSpec& spec, const InferOptions& options,
+                        const std::string& cache_dir) {
+  std::string material = str_cat("graft-features-v1\n", model_key, "\n", spec.size, " ",
+                                 spec.resize, " ", spec.channels);
+  for (int c = 0; c < 3; ++c) material += str_cat(" ", spec.mean[c], " ", spec.std[c]);
+  material += "\n";
+  for (size_t i = 0; i < set.size(); ++i)
+    material += str_cat(set.identity(i), "\t", set.samples[i].label, "\n");
+  const std::string key = sha256_hex(material);
+  {
+    std::lock_guard<std::mutex> lock(g_cache_mutex);
+    auto it = memory_cache().find(key);
+    if (it != memory_cache().end()) return it->second;
+  }
+  const std::string path = cache_dir.empty() ? "" : cache_dir + "/" + key + ".safetensors";
+  Outputs out;
+  bool loaded = false;
+  if (!path.empty() && std::filesystem::exists(path)) {
+    try {
+      SafetensorsFile f = load_safetensors(path);
+      std::map<std::string, torch::Tensor> t(f.tensors.begin(), f.tensors.end());
+      out.values = t.at("features");
+      out.labels = t.at("labels");
+      auto pos = t.at("positions");
+      for (int64_t i = 0; i < pos.size(0); ++i) out.positions.push_back(pos[i].item<int64_t>());
+      loaded = true;
+    } catch (const std::exception& e) {
+      log_warn(str_cat("feature cache '", path, "' is unreadable (", e.what(), "); recomputing"));
+    }
+  }
+  if (!loaded) {
+    out = infer(model, set, spec, options, /*features=*/true);
+    if (!path.empty()) {
+      make_dirs(cache_dir);
+      std::vector<int64_t> pos(out.positions.begin(), out.positions.end());
+      save_safetensors(path, {{"features", out.values},
+                              {"labels", out.labels},
+                              {"positions", torch::tensor(pos, torch::kInt64)}});
+    }
+  }
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  memory_cache()[key] = out;
+  return out;
+}
+
+}  // namespace graft

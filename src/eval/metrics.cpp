@@ -1,0 +1,76 @@
+#include "graft/eval/metrics.h"
+
+#include <torch/torch.h>
+
+#include "graft/core/error.h"
+
+namespace graft {
+
+Metrics compute_metrics(const torch::Tensor& logits_in, const torch::Tensor& labels_in,
+                        const std::vector<std::string>& classes) {
+  torch::Tensor logits = logits_in.to(torch::kCPU, torch::kFloat32);
+  torch::Tensor labels = labels_in.to(torch::kCPU, torch::kInt64);
+  const int64_t n = logits.size(0), c = static_cast<int64_t>(classes.size());
+  GRAFT_CHECK(logits.dim() == 2 && logits.size(1) == c, "metrics: logits have ", logits.size(1),
+              " columns, expected ", c, " classes");
+  GRAFT_CHECK(labels.size(0) == n, "metrics: ", labels.size(0), " labels for ", n, " predictions");
+  Metrics m;
+  m.count = n;
+  m.confusion.assign(c, std::vector<int64_t>(c, 0));
+  m.per_class.resize(c);
+  if (n == 0) return m;
+  m.loss = torch::nn::functional::cross_entropy(logits, labels).item<double>();
+  torch::Tensor pred = logits.argmax(1);
+  auto p = pred.accessor<int64_t, 1>();
+  auto y = labels.accessor<int64_t, 1>();
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    m.confusion[y[i]][p[i]] += 1;
+    correct += (y[i] == p[i]);
+  }
+  m.accuracy = double(correct) / n;
+  if (c > 5) {
+    torch::Tensor top = std::get<1>(logits.topk(5, 1));
+    m.top5 = top.eq(labels.unsqueeze(1)).any(1).to(torch::kFloat64).mean().item<double>();
+  }
+  for (int64_t k = 0; k < c; ++k) {
+    int64_t tp = m.confusion[k][k], predicted = 0, actual = 0;
+    for (int64_t j = 0; j < c; ++j) {
+      predicted += m.confusion[j][k];
+      actual += m.confusion[k][j];
+    }
+    auto& cm = m.per_class[k];
+    cm.name = classes[k];
+    cm.support = actual;
+    cm.precision = predicted ? double(tp) / predicted : 0.0;
+    cm.recall = actual ? double(tp) / actual : 0.0;
+    cm.f1 = (cm.precision + cm.recall) > 0
+                ? 2 * cm.precision * cm.recall / (cm.precision + cm.recall)
+                : 0.0;
+  }
+  return m;
+}
+
+nlohmann::ordered_json to_json(const Metrics& m) {
+  nlohmann::ordered_json j;
+  j["count"] = m.count;
+  j["accuracy"] = m.accuracy;
+  if (m.top5 >= 0) j["top5"] = m.top5;
+  j["loss"] = m.loss;
+  nlohmann::ordered_json per = nlohmann::ordered_json::array();
+  std::vector<std::string> names;
+  for (const auto& c : m.per_class) {
+    per.push_back({{"class", c.name},
+                   {"precision", c.precision},
+                   {"recall", c.recall},
+                   {"f1", c.f1},
+                   {"support", c.support}});
+    names.push_back(c.name);
+  }
+  j["per_class"] = per;
+  j["classes"] = names;
+  j["confusion"] = m.confusion;
+  return j;
+}
+
+}  // namespace graft

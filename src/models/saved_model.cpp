@@ -1,0 +1,93 @@
+#include "graft/models/saved_model.h"
+
+#include <filesystem>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/models/registry.h"
+#include "graft/train/strategy.h"
+#include "graft/weights/state_dict.h"
+
+namespace graft {
+
+nlohmann::ordered_json to_json(const ModelInfo& info) {
+  nlohmann::ordered_json j;
+  j["format"] = "graft-model";
+  j["format_version"] = 1;
+  j["graft_version"] = GRAFT_VERSION;
+  j["task"] = info.task;
+  j["backbone"] = info.backbone;
+  j["head"] = info.head;
+  j["num_classes"] = info.classes.size();
+  j["classes"] = info.classes;
+  j["input"] = {{"size", info.input.size},
+                {"resize", info.input.resize},
+                {"channels", info.input.channels},
+                {"mean", info.input.mean},
+                {"std", info.input.std}};
+  j["source_weights"] = info.source_weights;
+  return j;
+}
+
+ModelInfo model_info_from_json(const nlohmann::json& j, const std::string& source) {
+  try {
+    GRAFT_CHECK(j.value("format", "") == "graft-model", source,
+                ": not a graft model description (expected \"format\": \"graft-model\")");
+    ModelInfo info;
+    info.task = j.at("task").get<std::string>();
+    info.backbone = j.at("backbone").get<std::string>();
+    info.head = j.at("head").get<std::string>();
+    info.classes = j.at("classes").get<std::vector<std::string>>();
+    const auto& in = j.at("input");
+    info.input.size = in.at("size").get<int>();
+    info.input.resize = in.at("resize").get<int>();
+    info.input.channels = in.at("channels").get<int>();
+    info.input.mean = in.at("mean").get<std::array<float, 3>>();
+    info.input.std = in.at("std").get<std::array<float, 3>>();
+    info.source_weights = j.value("source_weights", "");
+    GRAFT_CHECK(!info.classes.empty(), source, ": \"classes\" is empty");
+    return info;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str_cat(source, ": malformed model description (", e.what(), ")"));
+  }
+}
+
+Backbone build_model(const ModelInfo& info) {
+  const BackboneSpec& spec = find_backbone(info.backbone);
+  Backbone model = spec.make(spec.source_classes);
+  model->set_classifier(make_head(info.head, model->feature_dim(),
+                                  static_cast<int64_t>(info.classes.size())));
+  return model;
+}
+
+void save_model(const std::string& dir, BackboneImpl& model, const ModelInfo& info) {
+  make_dirs(dir);
+  save_safetensors(dir + "/model.safetensors", state_dict(model),
+                   {{"format", "pt"}, {"graft_backbone", info.backbone}});
+  write_file_atomic(dir + "/model.json", to_json(info).dump(2) + "\n");
+}
+
+LoadedModel load_model(const std::string& dir) {
+  std::string json_path = dir + "/model.json";
+  std::string weights_path = dir + "/model.safetensors";
+  GRAFT_CHECK(std::filesystem::exists(json_path), "'", dir,
+              "' is not a graft run directory: model.json is missing");
+  GRAFT_CHECK(std::filesystem::exists(weights_path), "'", dir,
+              "' holds no trained model: model.safetensors is missing");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(json_path));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw Error(str_cat(json_path, ": not valid JSON (", e.what(), ")"));
+  }
+  LoadedModel out;
+  out.info = model_info_from_json(j, json_path);
+  out.model = build_model(out.info);
+  LoadReport report = load_state_dict(*out.model, load_safetensors(weights_path).tensors);
+  GRAFT_CHECK(report.clean(), weights_path, " does not match the ", out.info.backbone,
+              " architecture in model.json: ", report.summary());
+  out.model->eval();
+  return out;
+}
+
+}  // namespace graft

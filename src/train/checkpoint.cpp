@@ -1,0 +1,97 @@
+#include "graft/train/checkpoint.h"
+
+#include <cstring>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/weights/safetensors.h"
+#include "graft/weights/state_dict.h"
+
+namespace graft {
+
+std::string checkpoint_path(const std::string& run_dir) {
+  return run_dir + "/checkpoint/last.safetensors";
+}
+
+namespace {
+
+nlohmann::json rows_to_json(const std::vector<EpochRow>& rows) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& r : rows)
+    a.push_back({r.epoch, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.lr,
+                 r.seconds, r.items_per_second});
+  return a;
+}
+
+std::vector<EpochRow> rows_from_json(const nlohmann::json& a) {
+  std::vector<EpochRow> rows;
+  for (const auto& v : a)
+    rows.push_back({v[0].get<int64_t>(), v[1].get<double>(), v[2].get<double>(), v[3].get<double>(),
+                    v[4].get<double>(), v[5].get<double>(), v[6].get<double>(), v[7].get<double>()});
+  return rows;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& run_dir, torch::nn::Module& model,
+                     torch::optim::Optimizer& optimizer, const TrainerState& state) {
+  TensorList tensors;
+  for (auto& [name, t] : state_dict(model)) tensors.emplace_back("model." + name, t);
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  std::ostringstream os;
+  archive.save_to(os);
+  std::string bytes = os.str();
+  torch::Tensor blob = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  std::memcpy(blob.data_ptr(), bytes.data(), bytes.size());
+  tensors.emplace_back("optimizer", blob);
+  nlohmann::json meta = {{"epochs_done", state.epochs_done},
+                         {"best_epoch", state.best_epoch},
+                         {"best_accuracy", state.best_accuracy},
+                         {"bad_epochs", state.bad_epochs},
+                         {"rows", rows_to_json(state.rows)}};
+  make_dirs(run_dir + "/checkpoint");
+  save_safetensors(checkpoint_path(run_dir), tensors, {{"graft_trainer_state", meta.dump()}});
+}
+
+TrainerState load_checkpoint(const std::string& run_dir, torch::nn::Module& model,
+                             torch::optim::Optimizer& optimizer) {
+  const std::string path = checkpoint_path(run_dir);
+  SafetensorsFile f = load_safetensors(path);
+  TensorList model_tensors;
+  torch::Tensor blob;
+  for (auto& [name, t] : f.tensors) {
+    if (name.rfind("model.", 0) == 0) model_tensors.emplace_back(name.substr(6), t);
+    if (name == "optimizer") blob = t;
+  }
+  GRAFT_CHECK(blob.defined(), path, ": no optimizer state (not a graft checkpoint)");
+  LoadReport report = load_state_dict(model, model_tensors);
+  GRAFT_CHECK(report.clean(), path, " does not match the run's model: ", report.summary());
+  std::istringstream is(std::string(static_cast<const char*>(blob.data_ptr()), blob.numel()));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(is);
+    optimizer.load(archive);
+  } catch (const c10::Error& e) {
+    throw Error(str_cat(path, ": optimizer state unreadable (", e.what_without_backtrace(), ")"));
+  }
+  auto it = f.metadata.find("graft_trainer_state");
+  GRAFT_CHECK(it != f.metadata.end(), path, ": no trainer state (not a graft checkpoint)");
+  TrainerState s;
+  try {
+    auto j = nlohmann::json::parse(it->second);
+    s.epochs_done = j.at("epochs_done").get<int64_t>();
+    s.best_epoch = j.at("best_epoch").get<int64_t>();
+    s.best_accuracy = j.at("best_accuracy").get<double>();
+    s.bad_epochs = j.at("bad_epochs").get<int64_t>();
+    s.rows = rows_from_json(j.at("rows"));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(str_cat(path, ": trainer state malformed (", e.what(), ")"));
+  }
+  return s;
+}
+
+}  // namespace graft

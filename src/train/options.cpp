@@ -1,0 +1,89 @@
+#include "graft/train/options.h"
+
+#include "graft/core/error.h"
+#include "graft/models/registry.h"
+
+namespace graft {
+
+#define GRAFT_OPTION_FIELDS(X)                                                              \
+  X(task) X(data) X(val) X(test) X(val_split) X(classes) X(per_class) X(backbone)         \
+  X(weights) X(weights_strict) X(head) X(strategy) X(epochs) X(batch_size) X(optimizer)   \
+  X(lr) X(backbone_lr_mult) X(layer_decay) X(weight_decay) X(momentum) X(nesterov)        \
+  X(schedule) X(warmup_epochs) X(step_size) X(gamma) X(label_smoothing) X(class_weights)  \
+  X(clip_grad) X(patience) X(augment) X(feature_cache) X(cache_dir) X(seed) X(threads)    \
+  X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(quiet)
+
+nlohmann::json to_json(const TrainOptions& o) {
+  nlohmann::json j;
+#define GRAFT_TO_JSON(f) j[#f] = o.f;
+  GRAFT_OPTION_FIELDS(GRAFT_TO_JSON)
+#undef GRAFT_TO_JSON
+  return j;
+}
+
+TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source) {
+  GRAFT_CHECK_USAGE(j.is_object(), source, ": expected a JSON object of training options");
+  TrainOptions o;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    bool known = false;
+    try {
+#define GRAFT_FROM_JSON(f)                  \
+  if (key == #f) {                          \
+    it.value().get_to(o.f);                 \
+    known = true;                           \
+  }
+      GRAFT_OPTION_FIELDS(GRAFT_FROM_JSON)
+#undef GRAFT_FROM_JSON
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(str_cat(source, ": option '", key, "' has the wrong type (", e.what(), ")"));
+    }
+    GRAFT_CHECK_USAGE(known, source, ": unknown option '", key, "'");
+  }
+  return o;
+}
+
+namespace {
+
+void check_one_of(const std::string& option, const std::string& value,
+                  const std::vector<std::string>& valid) {
+  for (const auto& v : valid)
+    if (v == value) return;
+  std::string list;
+  for (const auto& v : valid) list += (list.empty() ? "" : ", ") + v;
+  throw UsageError(str_cat(option, ": '", value, "' is not valid (expected one of ", list, ")"));
+}
+
+}  // namespace
+
+void validate(const TrainOptions& o) {
+  check_one_of("--task", o.task, {"image"});
+  GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a training folder or IDX file is required");
+  GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
+  find_backbone(o.backbone);
+  GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs: ", o.epochs, " (expected at least 1)");
+  GRAFT_CHECK_USAGE(o.batch_size >= 1, "--batch-size: ", o.batch_size, " (expected at least 1)");
+  GRAFT_CHECK_USAGE(o.lr > 0, "--lr: ", o.lr, " (expected a positive number)");
+  GRAFT_CHECK_USAGE(o.backbone_lr_mult >= 0, "--backbone-lr-mult: ", o.backbone_lr_mult,
+                    " (expected >= 0)");
+  GRAFT_CHECK_USAGE(o.layer_decay > 0 && o.layer_decay <= 1, "--layer-decay: ", o.layer_decay,
+                    " (expected a number in (0, 1])");
+  GRAFT_CHECK_USAGE(o.weight_decay >= 0, "--weight-decay: ", o.weight_decay, " (expected >= 0)");
+  GRAFT_CHECK_USAGE(o.val.empty() ? (o.val_split > 0 && o.val_split < 1) : true,
+                    "--val-split: ", o.val_split, " (expected a fraction in (0, 1), or give --val)");
+  GRAFT_CHECK_USAGE(o.per_class >= 0, "--per-class: ", o.per_class, " (expected >= 0)");
+  check_one_of("--optimizer", o.optimizer, {"sgd", "adamw"});
+  check_one_of("--schedule", o.schedule, {"cosine", "step", "constant"});
+  check_one_of("--class-weights", o.class_weights, {"none", "auto"});
+  check_one_of("--augment", o.augment, {"none", "light", "strong"});
+  GRAFT_CHECK_USAGE(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing: ",
+                    o.label_smoothing, " (expected a number in [0, 1))");
+  GRAFT_CHECK_USAGE(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs, "--warmup-epochs: ",
+                    o.warmup_epochs, " (expected 0 to --epochs)");
+  GRAFT_CHECK_USAGE(o.clip_grad >= 0, "--clip-grad: ", o.clip_grad, " (expected >= 0)");
+  GRAFT_CHECK_USAGE(o.patience >= 0, "--patience: ", o.patience, " (expected >= 0)");
+  GRAFT_CHECK_USAGE(o.workers >= 0, "--workers: ", o.workers, " (expected >= 0)");
+  GRAFT_CHECK_USAGE(!(o.overwrite && o.resume), "--overwrite and --resume exclude each other");
+}
+
+}  // namespace graft

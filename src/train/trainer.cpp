@@ -1,0 +1,357 @@
+#include "graft/train/trainer.h"
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/data/image_set.h"
+#include "graft/data/loader.h"
+#include "graft/data/order.h"
+#include "graft/eval/infer.h"
+#include "graft/models/registry.h"
+#include "graft/models/saved_model.h"
+#include "graft/train/checkpoint.h"
+#include "graft/train/strategy.h"
+#include "graft/weights/state_dict.h"
+
+namespace fs = std::filesystem;
+
+namespace graft {
+
+namespace {
+
+// Files graft owns in a run directory: --overwrite removes these and nothing
+// else, so pointing --out at a folder of the user's never deletes their files.
+const char* kRunFiles[] = {"config.json", "model.safetensors", "model.json", "metrics.csv",
+                           "test_metrics.json", "checkpoint"};
+
+void prepare_run_dir(const TrainOptions& o) {
+  bool exists = fs::exists(o.out);
+  if (o.resume) {
+    GRAFT_CHECK_USAGE(fs::exists(checkpoint_path(o.out)), "--resume: '", o.out,
+                      "' has no checkpoint to resume from (expected ", checkpoint_path(o.out), ")");
+    return;
+  }
+  if (exists) {
+    GRAFT_CHECK_USAGE(fs::is_directory(o.out), "--out: '", o.out, "' exists and is not a folder");
+    bool empty = fs::directory_iterator(o.out) == fs::directory_iterator();
+    GRAFT_CHECK_USAGE(empty || o.overwrite, "--out: '", o.out,
+                      "' already exists (use --overwrite to replace it or --resume to continue)");
+    for (const char* f : kRunFiles) fs::remove_all(fs::path(o.out) / f);
+  }
+  make_dirs(o.out);
+}
+
+struct DataSets {
+  ImageSet train, val, test;
+  bool has_test = false;
+};
+
+DataSets open_data(const TrainOptions& o) {
+  OpenOptions open;
+  open.strict = o.strict;
+  DataSets d;
+  d.train = open_image_set(o.data, open);
+  if (!o.classes.empty()) d.train = select_classes(d.train, o.classes);
+  if (o.val.empty()) {
+    auto [train, val] = split_stratified(d.train, o.val_split, mix_seed(o.seed, 101));
+    d.train = std::move(train);
+    d.val = std::move(val);
+  } else {
+    d.val = align_classes(open_image_set(o.val, open), d.train.classes, "--val");
+  }
+  if (o.per_class > 0) d.train = take_per_class(d.train, o.per_class, mix_seed(o.seed, 102));
+  if (!o.test.empty()) {
+    d.test = align_classes(open_image_set(o.test, open), d.train.classes, "--test");
+    d.has_test = true;
+  }
+  auto counts = d.train.class_counts();
+  for (size_t c = 0; c < counts.size(); ++c)
+    GRAFT_CHECK(counts[c] > 0, "--data: class '", d.train.classes[c], "' of '", o.data,
+                "' has no training images left after the split (expected at least one)");
+  return d;
+}
+
+std::string weights_file(const std::string& weights) {
+  if (weights == "none") return "";
+  if (fs::is_directory(weights)) return weights + "/model.safetensors";
+  return weights;
+}
+
+torch::Tensor class_weight_tensor(const TrainOptions& o, const ImageSet& train) {
+  if (o.class_weights != "auto") return {};
+  auto counts = train.class_counts();
+  std::vector<float> w;
+  double n = static_cast<double>(train.size());
+  for (auto c : counts) w.push_back(static_cast<float>(n / (counts.size() * std::max<int64_t>(c, 1))));
+  return torch::tensor(w);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
+                                                        const std::vector<ParamGroup>& groups) {
+  std::vector<torch::optim::OptimizerParamGroup> pg;
+  for (const auto& g : groups) {
+    if (o.optimizer == "adamw") {
+      auto opt = std::make_unique<torch::optim::AdamWOptions>(g.lr);
+      opt->weight_decay(g.weight_decay);
+      pg.emplace_back(g.params, std::move(opt));
+    } else {
+      auto opt = std::make_unique<torch::optim::SGDOptions>(g.lr);
+      opt->momentum(o.momentum).nesterov(o.nesterov && o.momentum > 0).weight_decay(g.weight_decay);
+      pg.emplace_back(g.params, std::move(opt));
+    }
+  }
+  if (o.optimizer == "adamw")
+    return std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(o.lr));
+  return std::make_unique<torch::optim::SGD>(pg, torch::optim::SGDOptions(o.lr));
+}
+
+void set_lr(torch::optim::Optimizer& opt, const std::vector<ParamGroup>& groups, double factor) {
+  auto& pg = opt.param_groups();
+  for (size_t i = 0; i < pg.size(); ++i) pg[i].options().set_lr(groups[i].lr * factor);
+}
+
+std::string metrics_csv(const std::vector<EpochRow>& rows) {
+  std::ostringstream os;
+  os << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n";
+  for (const auto& r : rows)
+    os << r.epoch << ',' << r.train_loss << ',' << r.train_accuracy << ',' << r.val_loss << ','
+       << r.val_accuracy << ',' << r.lr << ',' << r.seconds << ',' << r.items_per_second << '\n';
+  return os.str();
+}
+
+}  // namespace
+
+TrainSummary train(TrainOptions options) {
+  if (options.resume) {
+    // The run's own settings win; only how it runs here may change.
+    std::string cfg = options.out + "/config.json";
+    GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", options.out, "' has no config.json");
+    TrainOptions stored =
+        train_options_from_json(nlohmann::json::parse(read_file(cfg)).at("options"), cfg);
+    stored.threads = options.threads;
+    stored.workers = options.workers;
+    stored.device = options.device;
+    stored.quiet = options.quiet;
+    stored.out = options.out;
+    stored.resume = true;
+    stored.overwrite = false;
+    options = stored;
+  }
+  const TrainOptions& o = options;
+  validate(o);
+  const BackboneSpec& spec = find_backbone(o.backbone);
+  const int64_t stage_count = static_cast<int64_t>(spec.make(spec.source_classes)->stages().size());
+  const Strategy strategy = parse_strategy(o.strategy, static_cast<int>(stage_count));
+  const Augment augment = parse_augment(o.augment);
+  const std::string wfile = weights_file(o.weights);
+  GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o.weights,
+                    "' does not exist (expected a weight file, a run directory, or none)");
+  set_threads(o.threads);
+  const torch::Device device = parse_device(o.device);
+  make_head(o.head, 8, 2);  // checks --head before any long work
+
+  DataSets data = open_data(o);
+  const int64_t num_classes = static_cast<int64_t>(data.train.classes.size());
+  prepare_run_dir(o);
+
+  // Model: registry backbone, source weights, new head.
+  seed_everything(mix_seed(o.seed, 201));
+  Backbone model = spec.make(spec.source_classes);
+  std::string model_key = o.backbone + "|random-init|" + std::to_string(o.seed);
+  if (!wfile.empty()) {
+    TensorList tensors = read_weights(wfile);
+    LoadReport report = load_state_dict(*model, tensors, {model->classifier_name()});
+    GRAFT_CHECK(report.clean() || !o.weights_strict, "--weights '", wfile, "' does not match ",
+                o.backbone, " (--weights-strict): ", report.summary());
+    GRAFT_CHECK(report.missing.size() < tensors.size(), "--weights '", wfile,
+                "' shares no tensor with ", o.backbone, ": ", report.summary());
+    if (!report.clean()) log_warn(str_cat("--weights '", wfile, "': ", report.summary()));
+    model_key = o.backbone + "|" + sha256_file(wfile);
+  }
+  model->set_classifier(make_head(o.head, model->feature_dim(), num_classes));
+  const auto trainable = apply_strategy(*model, strategy);
+  model->to(device);
+
+  ModelInfo info;
+  info.backbone = o.backbone;
+  info.head = o.head;
+  info.classes = data.train.classes;
+  info.input = spec.input;
+  info.source_weights = o.weights;
+
+  nlohmann::ordered_json config;
+  config["graft_version"] = GRAFT_VERSION;
+  config["options"] = to_json(o);
+  config["classes"] = data.train.classes;
+  config["counts"] = {{"train", data.train.size()}, {"val", data.val.size()},
+                      {"test", data.test.size()}};
+  config["trainable_stages"] = trainable;
+  if (!o.resume) write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+
+  // Features are computed once when the backbone is frozen.
+  const bool cached = strategy.kind == Strategy::kLinear && o.feature_cache;
+  InferOptions io;
+  io.batch_size = std::max<int64_t>(o.batch_size, 64);
+  io.workers = o.workers;
+  io.strict = o.strict;
+  io.device = device;
+  Outputs train_feats, val_feats;
+  if (cached) {
+    if (augment != Augment::None)
+      log_info("linear probe on cached features: --augment is not applied");
+    const std::string cache_dir = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
+    io.label = "features train";
+    train_feats = cached_features(*model, model_key, data.train, spec.input, io, cache_dir);
+    io.label = "features val";
+    val_feats = cached_features(*model, model_key, data.val, spec.input, io, cache_dir);
+  }
+
+  auto groups = param_groups(*model, o.lr, o.backbone_lr_mult, o.layer_decay, o.weight_decay);
+  auto optimizer = make_optimizer(o, groups);
+  const int64_t n_train = cached ? train_feats.values.size(0) : static_cast<int64_t>(data.train.size());
+  const int64_t steps_per_epoch = (n_train + o.batch_size - 1) / o.batch_size;
+  const int64_t total_steps = steps_per_epoch * o.epochs;
+  const int64_t warmup_steps = static_cast<int64_t>(o.warmup_epochs * steps_per_epoch);
+  const int64_t step_size =
+      steps_per_epoch * (o.step_size > 0 ? o.step_size : std::max<int64_t>(1, o.epochs / 3));
+  torch::Tensor class_w = class_weight_tensor(o, data.train);
+  if (class_w.defined()) class_w = class_w.to(device);
+  auto loss_fn = [&](const torch::Tensor& logits, const torch::Tensor& y) {
+    auto opts = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(o.label_smoothing);
+    if (class_w.defined()) opts.weight(class_w);
+    return torch::nn::functional::cross_entropy(logits, y, opts);
+  };
+
+  TrainerState state;
+  if (o.resume) {
+    state = load_checkpoint(o.out, *model, *optimizer);
+    log_info(str_cat("resuming ", o.out, " after epoch ", state.epochs_done));
+  }
+
+  auto head = model->named_modules()[model->classifier_name()];
+  auto evaluate_val = [&]() -> Metrics {
+    if (cached) {
+      torch::InferenceMode guard;
+      model->eval();
+      torch::Tensor logits = model->classify(val_feats.values.to(device));
+      return compute_metrics(logits, val_feats.labels, data.train.classes);
+    }
+    io.label = "validate";
+    Outputs out = infer(*model, data.val, spec.input, io, /*features=*/false);
+    return compute_metrics(out.values, out.labels, data.train.classes);
+  };
+
+  TrainSummary summary;
+  summary.out = o.out;
+  for (int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
+    auto t0 = std::chrono::steady_clock::now();
+    torch::manual_seed(mix_seed(o.seed, 301, static_cast<uint64_t>(epoch)));
+    if (strategy.kind == Strategy::kLinear) {
+      model->eval();
+      head->train();
+    } else {
+      set_train_mode(*model);
+    }
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0;
+    int64_t step = epoch * steps_per_epoch;
+    Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), n_train);
+    auto train_step = [&](const torch::Tensor& x, const torch::Tensor& y, bool features) {
+      set_lr(*optimizer, groups,
+             lr_factor(o.schedule, step, total_steps, warmup_steps, step_size, o.gamma));
+      optimizer->zero_grad();
+      torch::Tensor logits = features ? model->classify(x) : model->forward(x);
+      torch::Tensor loss = loss_fn(logits, y);
+      loss.backward();
+      if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
+      optimizer->step();
+      loss_sum += loss.item<double>() * y.size(0);
+      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      seen += y.size(0);
+      progress.advance(y.size(0));
+      ++step;
+    };
+    if (cached) {
+      auto order = epoch_order(static_cast<size_t>(n_train), o.seed, epoch, true);
+      for (int64_t b = 0; b < n_train; b += o.batch_size) {
+        int64_t e = std::min(n_train, b + o.batch_size);
+        std::vector<int64_t> idx(order.begin() + b, order.begin() + e);
+        torch::Tensor it = torch::tensor(idx, torch::kInt64);
+        train_step(train_feats.values.index_select(0, it).to(device),
+                   train_feats.labels.index_select(0, it).to(device), true);
+      }
+    } else {
+      LoaderOptions lo;
+      lo.batch_size = o.batch_size;
+      lo.shuffle = true;
+      lo.augment = strategy.kind == Strategy::kLinear ? Augment::None : augment;
+      lo.seed = o.seed;
+      lo.epoch = epoch;
+      lo.workers = o.workers;
+      lo.strict = o.strict;
+      Loader loader(data.train, spec.input, lo);
+      while (auto batch = loader.next()) {
+        torch::Tensor x = batch->images.to(device), y = batch->labels.to(device);
+        if (strategy.kind == Strategy::kLinear) {
+          torch::Tensor f;
+          {
+            torch::NoGradGuard no_grad;
+            f = model->features(x);
+          }
+          train_step(f, y, true);
+        } else {
+          train_step(x, y, false);
+        }
+      }
+    }
+    progress.finish();
+    GRAFT_CHECK(seen > 0, "no training image of '", o.data, "' could be decoded");
+    Metrics val = evaluate_val();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EpochRow row{epoch + 1, loss_sum / seen, double(correct) / seen, val.loss, val.accuracy,
+                 optimizer->param_groups()[0].options().get_lr(), secs, seen / secs};
+    state.rows.push_back(row);
+    log_info(str_cat("epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
+                     row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ",
+                     row.val_accuracy, "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second),
+                     " items/s"));
+    state.epochs_done = epoch + 1;
+    if (state.best_epoch == 0 || val.accuracy > state.best_accuracy) {
+      state.best_accuracy = val.accuracy;
+      state.best_epoch = epoch + 1;
+      state.bad_epochs = 0;
+      save_model(o.out, *model, info);
+    } else {
+      state.bad_epochs += 1;
+    }
+    write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
+    save_checkpoint(o.out, *model, *optimizer, state);
+    if (o.patience > 0 && state.bad_epochs >= o.patience && state.epochs_done < o.epochs) {
+      log_info(str_cat("early stop: no better validation accuracy for ", o.patience,
+                       " epochs (best ", state.best_accuracy, " at epoch ", state.best_epoch, ")"));
+      summary.stopped_early = true;
+      break;
+    }
+  }
+  summary.epochs_run = state.epochs_done;
+  summary.best_epoch = state.best_epoch;
+  summary.best_val_accuracy = state.best_accuracy;
+
+  if (data.has_test) {
+    LoadedModel best = load_model(o.out);
+    best.model->to(device);
+    io.label = "test";
+    Outputs out = infer(*best.model, data.test, spec.input, io, /*features=*/false);
+    summary.has_test = true;
+    summary.test = compute_metrics(out.values, out.labels, data.train.classes);
+    write_file_atomic(o.out + "/test_metrics.json", to_json(summary.test).dump(2) + "\n");
+  }
+  return summary;
+}
+
+}  // namespace graft

@@ -1,0 +1,149 @@
+#include "graft/weights/safetensors.h"
+
+#include <cstring>
+#include <limits>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+
+namespace graft {
+
+namespace {
+
+struct DtypeInfo {
+  const char* name;
+  torch::ScalarType type;
+};
+
+const DtypeInfo kDtypes[] = {
+    {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
+    {"F64", torch::kFloat64}, {"I64", torch::kInt64},   {"I32", torch::kInt32},
+    {"I16", torch::kInt16},   {"I8", torch::kInt8},     {"U8", torch::kUInt8},
+    {"BOOL", torch::kBool},
+};
+
+const char* dtype_name(torch::ScalarType t) {
+  for (const auto& d : kDtypes)
+    if (d.type == t) return d.name;
+  throw Error(str_cat("safetensors: tensor dtype ", c10::toString(t), " cannot be stored"));
+}
+
+}  // namespace
+
+std::string safetensors_bytes(const TensorList& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<torch::Tensor> data;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : tensors) {
+    GRAFT_CHECK(name != "__metadata__", "safetensors: '__metadata__' is reserved");
+    GRAFT_CHECK(!header.contains(name), "safetensors: tensor name '", name, "' appears twice");
+    torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+    uint64_t n = c.numel() * c.element_size();
+    nlohmann::ordered_json entry;
+    entry["dtype"] = dtype_name(c.scalar_type());
+    entry["shape"] = c.sizes().vec();
+    entry["data_offsets"] = {offset, offset + n};
+    header[name] = entry;
+    offset += n;
+    data.push_back(c);
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // align the data start to 8 bytes
+  std::string out;
+  out.reserve(8 + h.size() + offset);
+  uint64_t len = h.size();
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((len >> (8 * i)) & 0xff));
+  out += h;
+  for (const auto& c : data)
+    out.append(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+  return out;
+}
+
+void save_safetensors(const std::string& path, const TensorList& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  write_file_atomic(path, safetensors_bytes(tensors, metadata));
+}
+
+SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& name) {
+  GRAFT_CHECK(bytes.size() >= 8, "'", name, "' is not a safetensors file: ", bytes.size(),
+              " bytes, expected at least an 8-byte header length");
+  uint64_t len = 0;
+  for (int i = 0; i < 8; ++i) len |= uint64_t(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  GRAFT_CHECK(len <= bytes.size() - 8, "'", name, "' is not a valid safetensors file: header length ",
+              len, " exceeds the file size ", bytes.size());
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + len);
+  } catch (const std::exception& e) {
+    throw Error(str_cat("'", name, "' is not a valid safetensors file: header is not JSON (", e.what(), ")"));
+  }
+  GRAFT_CHECK(header.is_object(), "'", name, "': safetensors header must be a JSON object");
+  const uint64_t data_size = bytes.size() - 8 - len;
+  const char* base = bytes.data() + 8 + len;
+  SafetensorsFile out;
+  std::vector<std::pair<uint64_t, std::pair<std::string, torch::Tensor>>> ordered;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& key = it.key();
+    const auto& v = it.value();
+    if (key == "__metadata__") {
+      GRAFT_CHECK(v.is_object(), "'", name, "': __metadata__ must be an object of strings");
+      for (auto m = v.begin(); m != v.end(); ++m) {
+        GRAFT_CHECK(m.value().is_string(), "'", name, "': __metadata__ value '", m.key(),
+                    "' must be a string");
+        out.metadata[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    GRAFT_CHECK(v.is_object() && v.contains("dtype") && v.contains("shape") &&
+                    v.contains("data_offsets"),
+                "'", name, "': tensor '", key, "' needs dtype, shape and data_offsets");
+    GRAFT_CHECK(v["dtype"].is_string(), "'", name, "': tensor '", key, "' dtype must be a string");
+    std::string dt = v["dtype"].get<std::string>();
+    const DtypeInfo* info = nullptr;
+    for (const auto& d : kDtypes)
+      if (dt == d.name) info = &d;
+    GRAFT_CHECK(info != nullptr, "'", name, "': tensor '", key, "' has dtype '", dt,
+                "' (expected one of F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)");
+    GRAFT_CHECK(v["shape"].is_array(), "'", name, "': tensor '", key, "' shape must be an array");
+    std::vector<int64_t> shape;
+    uint64_t numel = 1;
+    for (const auto& d : v["shape"]) {
+      GRAFT_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
+                  "'", name, "': tensor '", key, "' has a negative or non-integer dimension");
+      uint64_t dim = d.get<uint64_t>();
+      GRAFT_CHECK(dim == 0 || numel <= std::numeric_limits<uint64_t>::max() / 16 / dim, "'", name,
+                  "': tensor '", key, "' shape is too large");
+      numel *= dim;
+      shape.push_back(static_cast<int64_t>(dim));
+    }
+    const auto& off = v["data_offsets"];
+    GRAFT_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() &&
+                    off[1].is_number_unsigned(),
+                "'", name, "': tensor '", key, "' data_offsets must be two non-negative integers");
+    uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+    uint64_t expected = numel * c10::elementSize(info->type);
+    GRAFT_CHECK(begin <= end && end <= data_size, "'", name, "': tensor '", key,
+                "' data_offsets [", begin, ", ", end, "] fall outside the data (", data_size,
+                " bytes); the file may be truncated");
+    GRAFT_CHECK(end - begin == expected, "'", name, "': tensor '", key, "' holds ", end - begin,
+                " bytes, expected ", expected, " for dtype ", dt, " and its shape");
+    torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(info->type));
+    if (expected > 0) std::memcpy(t.data_ptr(), base + begin, expected);
+    ordered.push_back({begin, {key, t}});
+  }
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& o : ordered) out.tensors.push_back(std::move(o.second));
+  return out;
+}
+
+SafetensorsFile load_safetensors(const std::string& path) {
+  return parse_safetensors(read_file(path), path);
+}
+
+}  // namespace graft

@@ -1,0 +1,129 @@
+#include "graft/weights/state_dict.h"
+
+#include <set>
+
+#include <torch/serialize.h>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+
+namespace graft {
+
+namespace {
+
+std::string shape_str(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+std::string strip_module_prefix(const std::string& name) {
+  return name.rfind("module.", 0) == 0 ? name.substr(7) : name;
+}
+
+TensorList from_ivalue(const c10::IValue& value, const std::string& path, int depth) {
+  GRAFT_CHECK(depth < 4, "'", path, "': nested too deeply, expected a {name: tensor} dict");
+  GRAFT_CHECK(value.isGenericDict(), "'", path, "' holds a ", value.tagKind(),
+              ", expected a {name: tensor} dict (a state_dict)");
+  auto dict = value.toGenericDict();
+  for (const char* wrapper : {"state_dict", "model", "net"}) {
+    for (const auto& item : dict)
+      if (item.key().isString() && item.key().toStringRef() == wrapper &&
+          item.value().isGenericDict())
+        return from_ivalue(item.value(), path, depth + 1);
+  }
+  TensorList out;
+  for (const auto& item : dict) {
+    GRAFT_CHECK(item.key().isString(), "'", path, "': a state_dict key is not a string");
+    if (!item.value().isTensor()) continue;  // e.g. a stored epoch number
+    out.emplace_back(strip_module_prefix(item.key().toStringRef()), item.value().toTensor());
+  }
+  GRAFT_CHECK(!out.empty(), "'", path, "' holds no tensors");
+  return out;
+}
+
+}  // namespace
+
+TensorList read_weights(const std::string& path) {
+  std::string bytes = read_file(path);
+  GRAFT_CHECK(bytes.size() >= 8, "'", path, "' is too short (", bytes.size(),
+              " bytes) to be a weight file");
+  if (bytes.compare(0, 2, "PK") == 0) {
+    c10::IValue value;
+    try {
+      value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
+    } catch (const c10::Error& e) {
+      throw Error(str_cat("cannot read PyTorch checkpoint '", path,
+                          "': ", e.what_without_backtrace()));
+    }
+    return from_ivalue(value, path, 0);
+  }
+  // safetensors: the header length is followed by a JSON object.
+  if (bytes[8] == '{') {
+    TensorList out = parse_safetensors(bytes, path).tensors;
+    for (auto& [name, t] : out) name = strip_module_prefix(name);
+    return out;
+  }
+  throw Error(str_cat("'", path,
+                      "' is not a weight file graft reads (expected safetensors or a zip-format "
+                      "torch.save state_dict)"));
+}
+
+TensorList state_dict(const torch::nn::Module& module) {
+  TensorList out;
+  for (const auto& p : module.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+std::string LoadReport::summary() const {
+  std::string s;
+  auto list = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    s += str_cat(v.size(), " ", what, ": ");
+    for (size_t i = 0; i < v.size() && i < 8; ++i) s += (i ? ", " : "") + v[i];
+    if (v.size() > 8) s += str_cat(", ... (", v.size() - 8, " more)");
+    s += "; ";
+  };
+  list("missing", missing);
+  list("unexpected", unexpected);
+  list("shape-mismatched", mismatched);
+  if (!s.empty()) s.resize(s.size() - 2);
+  return s;
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const TensorList& tensors,
+                           const std::vector<std::string>& skip_prefixes) {
+  auto skipped = [&](const std::string& name) {
+    for (const auto& p : skip_prefixes)
+      if (name == p || name.rfind(p + ".", 0) == 0) return true;
+    return false;
+  };
+  std::map<std::string, torch::Tensor> targets;
+  for (const auto& p : module.named_parameters(true)) targets[p.key()] = p.value();
+  for (const auto& b : module.named_buffers(true)) targets[b.key()] = b.value();
+
+  LoadReport report;
+  std::set<std::string> seen;
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, src] : tensors) {
+    if (skipped(name)) continue;
+    auto it = targets.find(name);
+    if (it == targets.end()) {
+      report.unexpected.push_back(name);
+      continue;
+    }
+    seen.insert(name);
+    torch::Tensor dst = it->second;
+    if (dst.sizes() != src.sizes()) {
+      report.mismatched.push_back(name + ": file " + shape_str(src) + " vs model " + shape_str(dst));
+      continue;
+    }
+    dst.copy_(src.to(dst.device(), dst.scalar_type()));
+  }
+  for (const auto& [name, t] : targets)
+    if (!seen.count(name) && !skipped(name)) report.missing.push_back(name);
+  return report;
+}
+
+}  // namespace graft

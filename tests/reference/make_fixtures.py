@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Makes the reference fixtures for the C++ tests with Debian's python3-torch.
+
+Usage: make_fixtures.py OUT_DIR
+
+Each module listed in MODULES has a make(out_dir) function. A fixture is only
+rewritten when its inputs (the module's source) changed, so a second test run
+is quick. Used by tests only, never at run time.
+"""
+import hashlib
+import importlib
+import os
+import sys
+
+MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures"]
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    for name in MODULES:
+        src = os.path.join(here, name + ".py")
+        if not os.path.exists(src):
+            continue
+        digest = hashlib.sha256(open(src, "rb").read() +
+                                open(os.path.join(here, "st.py"), "rb").read()).hexdigest()
+        stamp = os.path.join(out, name + ".stamp")
+        if os.path.exists(stamp) and open(stamp).read() == digest:
+            print(f"{name}: up to date")
+            continue
+        importlib.import_module(name).make(out)
+        with open(stamp, "w") as f:
+            f.write(digest)
+        print(f"{name}: written")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#pragma once
+/// Shared test helpers: temporary folders, reference fixtures, small images.
+
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+namespace graft::test {
+
+/// A fresh empty folder under the system temp dir, removed at destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+/// Path of a fixture made by tests/reference/make_fixtures.py.
+std::string fixture(const std::string& name);
+/// True when the fixture exists; otherwise the caller should GTEST_SKIP.
+bool have_fixture(const std::string& name);
+
+/// ../shared/data/<rel> next to the checkout, or "" if absent.
+std::string shared_data(const std::string& rel);
+
+/// Writes a folder of class folders with `per_class` synthetic PNG images of
+/// size x size each; class k has a distinct, learnable pattern.
+void write_synthetic_image_folder(const std::string& root, int classes, int per_class,
+                                  int size, int channels = 3, uint64_t seed = 0);
+
+/// max |a - b| / (1 + max |b|).
+double rel_error(const torch::Tensor& a, const torch::Tensor& b);
+
+}  // namespace graft::test

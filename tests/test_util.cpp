@@ -61,3 +61,12 @@ double rel_error(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 }  // namespace graft::test
+
+#include "graft/weights/safetensors.h"
+
+namespace graft::test {
+std::map<std::string, torch::Tensor> load_named(const std::string& path) {
+  auto f = load_safetensors(path);
+  return {f.tensors.begin(), f.tensors.end()};
+}
+}  // namespace graft::test

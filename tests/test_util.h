@@ -38,3 +38,8 @@ void write_synthetic_image_folder(const std::string& root, int classes, int per_
 double rel_error(const torch::Tensor& a, const torch::Tensor& b);
 
 }  // namespace graft::test
+
+namespace graft::test {
+/// The tensors of a safetensors file by name.
+std::map<std::string, torch::Tensor> load_named(const std::string& path);
+}  // namespace graft::test

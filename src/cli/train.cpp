@@ -40,7 +40,7 @@ void bind_options(CLI::App& sub, TrainOptions& o) {
   sub.add_option("--test", o.test, "Test images, evaluated once at the end with the best model");
   sub.add_option("--classes", o.classes, "Keep only these classes, in this order (comma-separated)")
       ->delimiter(',');
-  sub.add_option("--per-class", o.per_class, "At most N training images per class (0: all)")
+  sub.add_option("--per-class", o.per_class, "At most N images per class of --data (0: all), before the validation split")
       ->capture_default_str();
   sub.add_option("--backbone", o.backbone, "Backbone: " + backbone_names())->capture_default_str();
   sub.add_option("--weights", o.weights, "Source weights: a file (.safetensors, .pt/.pth), a run directory, or none")

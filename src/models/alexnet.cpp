@@ -16,13 +16,13 @@ class AlexNetImpl : public BackboneImpl {
     features_ = register_module(
         "features",
         nn::Sequential(nn::Conv2d(nn::Conv2dOptions(3, 64, 11).stride(4).padding(2)), relu(),
-                       pool(),                                                          // 2
-                       nn::Conv2d(nn::Conv2dOptions(64, 192, 5).padding(2)), relu(),    // 3
-                       pool(),                                                          // 5
-                       nn::Conv2d(nn::Conv2dOptions(192, 384, 3).padding(1)), relu(),   // 6
-                       nn::Conv2d(nn::Conv2dOptions(384, 256, 3).padding(1)), relu(),   // 8
-                       nn::Conv2d(nn::Conv2dOptions(256, 256, 3).padding(1)), relu(),   // 10
-                       pool()));                                                        // 12
+                       pool(),                                                         // 2
+                       nn::Conv2d(nn::Conv2dOptions(64, 192, 5).padding(2)), relu(),   // 3
+                       pool(),                                                         // 5
+                       nn::Conv2d(nn::Conv2dOptions(192, 384, 3).padding(1)), relu(),  // 6
+                       nn::Conv2d(nn::Conv2dOptions(384, 256, 3).padding(1)), relu(),  // 8
+                       nn::Conv2d(nn::Conv2dOptions(256, 256, 3).padding(1)), relu(),  // 10
+                       pool()));                                                       // 12
     avgpool_ = register_module("avgpool", nn::AdaptiveAvgPool2d(6));
 
     // torchvision's classifier is a Sequential of seven; its last entry is
@@ -35,8 +35,8 @@ class AlexNetImpl : public BackboneImpl {
     drop3_ = classifier_->register_module("3", nn::Dropout(0.5));
     fc4_ = classifier_->register_module("4", nn::Linear(4096, 4096));
     classifier_->register_module("5", nn::ReLU(nn::ReLUOptions().inplace(true)));
-    init_classifier(*classifier_, "6", "classifier.6",
-                    nn::AnyModule(nn::Linear(4096, num_classes)), 4096);
+    init_classifier(*classifier_, "6", "classifier.6", nn::AnyModule(nn::Linear(4096, num_classes)),
+                    4096);
     // torchvision keeps PyTorch's default initialisation, as LibTorch does.
   }
 
@@ -65,7 +65,10 @@ class AlexNetImpl : public BackboneImpl {
 }  // namespace
 
 Backbone make_alexnet(int64_t num_classes) {
-  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<AlexNetImpl>(num_classes)));
+  // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's
+  // forwarding constructor.
+  std::shared_ptr<BackboneImpl> impl = std::make_shared<AlexNetImpl>(num_classes);
+  return Backbone(impl);
 }
 
 }  // namespace graft

@@ -31,8 +31,8 @@ class CifarBlockImpl : public nn::Module {
     out = bn2_(conv2_(out));
     torch::Tensor shortcut = x;
     if (pad_shortcut_) {
-      using torch::indexing::Slice;
       using torch::indexing::None;
+      using torch::indexing::Slice;
       shortcut = torch::constant_pad_nd(
           x.index({Slice(), Slice(), Slice(None, None, 2), Slice(None, None, 2)}),
           {0, 0, 0, 0, pad_, pad_}, 0);
@@ -53,8 +53,8 @@ TORCH_MODULE(CifarBlock);
 class CifarResNetImpl : public BackboneImpl {
  public:
   CifarResNetImpl(int depth, int64_t num_classes) {
-    GRAFT_CHECK(depth == 20 || depth == 32 || depth == 44 || depth == 56,
-                "CIFAR ResNet depth ", depth, " is not supported (expected 20, 32, 44 or 56)");
+    GRAFT_CHECK(depth == 20 || depth == 32 || depth == 44 || depth == 56, "CIFAR ResNet depth ",
+                depth, " is not supported (expected 20, 32, 44 or 56)");
     const int64_t n = (depth - 2) / 6;
     conv1_ = register_module("conv1", conv3x3(3, 16, 1));
     bn1_ = register_module("bn1", nn::BatchNorm2d(16));
@@ -103,7 +103,10 @@ class CifarResNetImpl : public BackboneImpl {
 }  // namespace
 
 Backbone make_cifar_resnet(int depth, int64_t num_classes) {
-  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<CifarResNetImpl>(depth, num_classes)));
+  // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's
+  // forwarding constructor.
+  std::shared_ptr<BackboneImpl> impl = std::make_shared<CifarResNetImpl>(depth, num_classes);
+  return Backbone(impl);
 }
 
 }  // namespace graft

@@ -11,11 +11,11 @@ namespace nn = torch::nn;
 /// Convolution without bias, BatchNorm (eps 0.001), ReLU.
 class BasicConv2dImpl : public nn::Module {
  public:
-  BasicConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
-                  int64_t padding = 0)
+  BasicConv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0)
       : conv_(register_module(
             "conv",
-            nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false)))),
+            nn::Conv2d(
+                nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false)))),
         bn_(register_module("bn", nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001)))) {}
 
   torch::Tensor forward(torch::Tensor x) { return torch::relu(bn_(conv_(x))); }
@@ -27,7 +27,8 @@ class BasicConv2dImpl : public nn::Module {
 TORCH_MODULE(BasicConv2d);
 
 nn::MaxPool2d ceil_pool(int64_t kernel, int64_t stride, int64_t padding = 0) {
-  return nn::MaxPool2d(nn::MaxPool2dOptions(kernel).stride(stride).padding(padding).ceil_mode(true));
+  return nn::MaxPool2d(
+      nn::MaxPool2dOptions(kernel).stride(stride).padding(padding).ceil_mode(true));
 }
 
 /// Four branches concatenated along channels. As in torchvision, branch3 uses
@@ -38,16 +39,16 @@ class InceptionImpl : public nn::Module {
   InceptionImpl(int64_t in, int64_t ch1x1, int64_t ch3x3red, int64_t ch3x3, int64_t ch5x5red,
                 int64_t ch5x5, int64_t pool_proj)
       : branch1_(register_module("branch1", BasicConv2d(in, ch1x1, 1))),
-        branch2_(register_module(
-            "branch2", nn::Sequential(BasicConv2d(in, ch3x3red, 1), BasicConv2d(ch3x3red, ch3x3, 3, 1, 1)))),
-        branch3_(register_module(
-            "branch3", nn::Sequential(BasicConv2d(in, ch5x5red, 1), BasicConv2d(ch5x5red, ch5x5, 3, 1, 1)))),
-        branch4_(register_module("branch4",
-                                 nn::Sequential(ceil_pool(3, 1, 1), BasicConv2d(in, pool_proj, 1)))) {}
+        branch2_(register_module("branch2", nn::Sequential(BasicConv2d(in, ch3x3red, 1),
+                                                           BasicConv2d(ch3x3red, ch3x3, 3, 1, 1)))),
+        branch3_(register_module("branch3", nn::Sequential(BasicConv2d(in, ch5x5red, 1),
+                                                           BasicConv2d(ch5x5red, ch5x5, 3, 1, 1)))),
+        branch4_(register_module(
+            "branch4", nn::Sequential(ceil_pool(3, 1, 1), BasicConv2d(in, pool_proj, 1)))) {}
 
   torch::Tensor forward(torch::Tensor x) {
-    return torch::cat({branch1_(x), branch2_->forward(x), branch3_->forward(x), branch4_->forward(x)},
-                      1);
+    return torch::cat(
+        {branch1_(x), branch2_->forward(x), branch3_->forward(x), branch4_->forward(x)}, 1);
   }
 
  private:
@@ -105,11 +106,11 @@ class GoogLeNetImpl : public BackboneImpl {
   }
 
   std::vector<Stage> stages() const override {
-    return {{"stem", {"conv1", "conv2", "conv3"}},
-            {"inception3", {"inception3a", "inception3b"}},
-            {"inception4",
-             {"inception4a", "inception4b", "inception4c", "inception4d", "inception4e"}},
-            {"inception5", {"inception5a", "inception5b"}}};
+    return {
+        {"stem", {"conv1", "conv2", "conv3"}},
+        {"inception3", {"inception3a", "inception3b"}},
+        {"inception4", {"inception4a", "inception4b", "inception4c", "inception4d", "inception4e"}},
+        {"inception5", {"inception5a", "inception5b"}}};
   }
 
  private:
@@ -121,7 +122,10 @@ class GoogLeNetImpl : public BackboneImpl {
 }  // namespace
 
 Backbone make_googlenet(int64_t num_classes) {
-  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<GoogLeNetImpl>(num_classes)));
+  // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's
+  // forwarding constructor.
+  std::shared_ptr<BackboneImpl> impl = std::make_shared<GoogLeNetImpl>(num_classes);
+  return Backbone(impl);
 }
 
 }  // namespace graft

@@ -1,8 +1,8 @@
 #include "graft/models/registry.h"
 
-#include <cstring>
-
 #include <ATen/record_function.h>
+
+#include <cstring>
 
 #include "graft/core/error.h"
 #include "graft/models/families.h"
@@ -21,14 +21,27 @@ InputSpec cifar_input() {
 
 BackboneSpec imagenet_row(std::string name, std::string family, std::string description,
                           int64_t feature_dim, std::function<Backbone(int64_t)> make) {
-  return {std::move(name), std::move(family), std::move(description), feature_dim, 1000,
-          imagenet_input(), std::move(make)};
+  BackboneSpec row;
+  row.name = std::move(name);
+  row.family = std::move(family);
+  row.description = std::move(description);
+  row.feature_dim = feature_dim;
+  row.source_classes = 1000;
+  row.input = imagenet_input();
+  row.make = std::move(make);
+  return row;
 }
 
 BackboneSpec cifar_row(int depth) {
-  return {"resnet" + std::to_string(depth), "cifar_resnet",
-          "CIFAR-10 ResNet-" + std::to_string(depth) + " (He et al. 2016), 32x32 input", 64, 10,
-          cifar_input(), [depth](int64_t n) { return make_cifar_resnet(depth, n); }};
+  BackboneSpec row;
+  row.name = "resnet" + std::to_string(depth);
+  row.family = "cifar_resnet";
+  row.description = "CIFAR-10 ResNet-" + std::to_string(depth) + " (He et al. 2016), 32x32 input";
+  row.feature_dim = 64;
+  row.source_classes = 10;
+  row.input = cifar_input();
+  row.make = [depth](int64_t n) { return make_cifar_resnet(depth, n); };
+  return row;
 }
 
 }  // namespace
@@ -64,8 +77,8 @@ const std::vector<BackboneSpec>& backbone_registry() {
 const BackboneSpec& find_backbone(const std::string& name) {
   for (const auto& row : backbone_registry())
     if (row.name == name) return row;
-  throw UsageError(str_cat("--backbone: unknown backbone '", name, "' (expected one of: ",
-                           backbone_names(), ")"));
+  throw UsageError(str_cat("--backbone: unknown backbone '", name,
+                           "' (expected one of: ", backbone_names(), ")"));
 }
 
 std::string backbone_names() {
@@ -118,8 +131,8 @@ int64_t convolution_macs(c10::ArrayRef<const c10::IValue> in) {
   for (int64_t d = 0; d < spatial; ++d) {
     const int64_t size = x[2 + d];
     positions *= transposed ? size
-                            : (size + 2 * at(padding, d, 0) - at(dilation, d, 1) * (w[2 + d] - 1) - 1) /
-                                      at(stride, d, 1) +
+                            : (size + 2 * at(padding, d, 0) - at(dilation, d, 1) * (w[2 + d] - 1) -
+                               1) / at(stride, d, 1) +
                                   1;
   }
   int64_t weights = 1;
@@ -167,13 +180,14 @@ int64_t count_macs(BackboneImpl& model, const InputSpec& spec) {
   model.eval();
   auto params = model.parameters();
   auto options = torch::TensorOptions().dtype(torch::kFloat32);
-  if (!params.empty()) options = options.device(params.front().device()).dtype(params.front().dtype());
+  if (!params.empty())
+    options = options.device(params.front().device()).dtype(params.front().dtype());
   torch::Tensor x = torch::zeros({1, spec.channels, spec.size, spec.size}, options);
 
   tls_macs = 0;
   tls_depth = 0;
-  auto handle = at::addThreadLocalCallback(
-      at::RecordFunctionCallback(on_start, on_end).needsInputs(true));
+  auto handle =
+      at::addThreadLocalCallback(at::RecordFunctionCallback(on_start, on_end).needsInputs(true));
   try {
     model.forward(x);
   } catch (...) {

@@ -10,8 +10,7 @@ namespace {
 namespace nn = torch::nn;
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding) {
-  return nn::Conv2d(
-      nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
 
 /// Two 3x3 convolutions (ResNet-18/34).
@@ -85,16 +84,21 @@ class ResNetImpl : public BackboneImpl {
     switch (depth) {
       case 18: blocks = {2, 2, 2, 2}; break;
       case 34: blocks = {3, 4, 6, 3}; break;
-      case 50: blocks = {3, 4, 6, 3}; bottleneck = true; break;
-      default: GRAFT_CHECK(false, "ResNet depth ", depth, " is not supported (expected 18, 34 or 50)");
+      case 50:
+        blocks = {3, 4, 6, 3};
+        bottleneck = true;
+        break;
+      default:
+        GRAFT_CHECK(false, "ResNet depth ", depth, " is not supported (expected 18, 34 or 50)");
     }
     conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
     bn1_ = register_module("bn1", nn::BatchNorm2d(64));
     int64_t in = 64;
     const int64_t planes[4] = {64, 128, 256, 512};
     for (int i = 0; i < 4; ++i) {
-      layers_[i] = register_module("layer" + std::to_string(i + 1),
-                                   make_layer(in, planes[i], blocks[i], i == 0 ? 1 : 2, bottleneck));
+      layers_[i] =
+          register_module("layer" + std::to_string(i + 1),
+                          make_layer(in, planes[i], blocks[i], i == 0 ? 1 : 2, bottleneck));
     }
     const int64_t dim = 512 * (bottleneck ? BottleneckImpl::kExpansion : 1);
     init_classifier(*this, "fc", "fc", nn::AnyModule(nn::Linear(dim, num_classes)), dim);
@@ -156,7 +160,10 @@ class ResNetImpl : public BackboneImpl {
 }  // namespace
 
 Backbone make_resnet(int depth, int64_t num_classes) {
-  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<ResNetImpl>(depth, num_classes)));
+  // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's
+  // forwarding constructor.
+  std::shared_ptr<BackboneImpl> impl = std::make_shared<ResNetImpl>(depth, num_classes);
+  return Backbone(impl);
 }
 
 }  // namespace graft

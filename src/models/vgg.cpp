@@ -17,8 +17,8 @@ class VGGImpl : public BackboneImpl {
     if (depth == 11) {
       cfg = {64, kPool, 128, kPool, 256, 256, kPool, 512, 512, kPool, 512, 512, kPool};
     } else if (depth == 16) {
-      cfg = {64,  64,  kPool, 128, 128, kPool, 256, 256, 256,  kPool,
-             512, 512, 512,   kPool, 512, 512, 512, kPool};
+      cfg = {64,    64,  kPool, 128, 128,   kPool, 256, 256, 256,
+             kPool, 512, 512,   512, kPool, 512,   512, 512, kPool};
     } else {
       GRAFT_CHECK(false, "VGG depth ", depth, " is not supported (expected 11 or 16)");
     }
@@ -59,8 +59,8 @@ class VGGImpl : public BackboneImpl {
     fc3_ = classifier_->register_module("3", nn::Linear(4096, 4096));
     classifier_->register_module("4", nn::ReLU(nn::ReLUOptions().inplace(true)));
     drop5_ = classifier_->register_module("5", nn::Dropout(0.5));
-    init_classifier(*classifier_, "6", "classifier.6",
-                    nn::AnyModule(nn::Linear(4096, num_classes)), 4096);
+    init_classifier(*classifier_, "6", "classifier.6", nn::AnyModule(nn::Linear(4096, num_classes)),
+                    4096);
 
     for (auto& module : modules(/*include_self=*/false)) {
       if (auto* c = module->as<nn::Conv2d>()) {
@@ -96,7 +96,10 @@ class VGGImpl : public BackboneImpl {
 }  // namespace
 
 Backbone make_vgg(int depth, bool batch_norm, int64_t num_classes) {
-  return Backbone(std::shared_ptr<BackboneImpl>(std::make_shared<VGGImpl>(depth, batch_norm, num_classes)));
+  // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's
+  // forwarding constructor.
+  std::shared_ptr<BackboneImpl> impl = std::make_shared<VGGImpl>(depth, batch_norm, num_classes);
+  return Backbone(impl);
 }
 
 }  // namespace graft

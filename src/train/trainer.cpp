@@ -57,16 +57,20 @@ DataSets open_data(const TrainOptions& o) {
   DataSets d;
   d.train = open_image_set(o.data, open);
   if (!o.classes.empty()) d.train = select_classes(d.train, o.classes);
+  if (o.per_class > 0) d.train = take_per_class(d.train, o.per_class, mix_seed(o.seed, 102));
   if (o.val.empty()) {
     auto [train, val] = split_stratified(d.train, o.val_split, mix_seed(o.seed, 101));
     d.train = std::move(train);
     d.val = std::move(val);
   } else {
-    d.val = align_classes(open_image_set(o.val, open), d.train.classes, "--val");
+    ImageSet val = open_image_set(o.val, open);
+    if (!o.classes.empty()) val = select_classes(val, o.classes);
+    d.val = align_classes(val, d.train.classes, "--val");
   }
-  if (o.per_class > 0) d.train = take_per_class(d.train, o.per_class, mix_seed(o.seed, 102));
   if (!o.test.empty()) {
-    d.test = align_classes(open_image_set(o.test, open), d.train.classes, "--test");
+    ImageSet test = open_image_set(o.test, open);
+    if (!o.classes.empty()) test = select_classes(test, o.classes);
+    d.test = align_classes(test, d.train.classes, "--test");
     d.has_test = true;
   }
   auto counts = d.train.class_counts();
@@ -140,6 +144,7 @@ TrainSummary train(TrainOptions options) {
     stored.out = options.out;
     stored.resume = true;
     stored.overwrite = false;
+    stored.should_stop = options.should_stop;
     options = stored;
   }
   const TrainOptions& o = options;
@@ -331,6 +336,10 @@ TrainSummary train(TrainOptions options) {
     }
     write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
     save_checkpoint(o.out, *model, *optimizer, state);
+    if (o.should_stop && state.epochs_done < o.epochs && o.should_stop(state.epochs_done)) {
+      summary.interrupted = true;
+      break;
+    }
     if (o.patience > 0 && state.bad_epochs >= o.patience && state.epochs_done < o.epochs) {
       log_info(str_cat("early stop: no better validation accuracy for ", o.patience,
                        " epochs (best ", state.best_accuracy, " at epoch ", state.best_epoch, ")"));
@@ -342,7 +351,7 @@ TrainSummary train(TrainOptions options) {
   summary.best_epoch = state.best_epoch;
   summary.best_val_accuracy = state.best_accuracy;
 
-  if (data.has_test) {
+  if (data.has_test && !summary.interrupted) {
     LoadedModel best = load_model(o.out);
     best.model->to(device);
     io.label = "test";

@@ -3,6 +3,7 @@
 /// struct as JSON, so a run can be described by a file and repeated.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,8 @@ struct TrainOptions {
   double val_split = 0.1;
   /// Keep only these classes (by name), in this order, in every set.
   std::vector<std::string> classes;
-  /// At most this many training images per class (0: all), chosen seeded.
+  /// At most this many images per class of `data` (0: all), chosen seeded,
+  /// before the validation split.
   int64_t per_class = 0;
 
   std::string backbone = "resnet18";
@@ -63,6 +65,11 @@ struct TrainOptions {
   bool resume = false;
   bool strict = false;
   bool quiet = false;
+
+  /// Not a setting (not in config.json): called after each epoch's
+  /// checkpoint with the number of epochs done; returning true stops the run
+  /// there, as an interruption would (tests; signal handling).
+  std::function<bool(int64_t)> should_stop;
 };
 
 nlohmann::json to_json(const TrainOptions& o);

@@ -17,6 +17,7 @@ struct TrainSummary {
   bool has_test = false;
   Metrics test;
   bool stopped_early = false;
+  bool interrupted = false;  // should_stop asked to stop; resume with --resume
 };
 
 /// Trains as `options` says and writes the run directory. With

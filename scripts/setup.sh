@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what graft needs on Debian 12 (idempotent: a second call installs
+# nothing), makes OpenBLAS (OpenMP build) the system BLAS, and checks it.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev libgloo-dev            # LibTorch 1.13 (c10d headers need Gloo)
+  libopenblas0-openmp                 # fast BLAS; the pthread build oversubscribes
+  libopencv-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+  libgtest-dev
+  python3-torch python3-torchvision   # reference for parity tests only
+  dataset-fashion-mnist               # the main job's data
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  [[ "$p" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# LibTorch does its matrix products through libblas.so.3: make sure that is
+# OpenBLAS's OpenMP build, not the reference BLAS (50-100x slower here).
+arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+want="/usr/lib/$arch/openblas-openmp/libblas.so.3"
+current=$(readlink -f "/usr/lib/$arch/libblas.so.3" || true)
+if [ "$current" != "$(readlink -f "$want")" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO update-alternatives --set "libblas.so.3-$arch" "$want" >/dev/null
+  current=$(readlink -f "/usr/lib/$arch/libblas.so.3")
+fi
+case "$current" in
+  *openblas-openmp*) ;;
+  *) echo "setup: libblas.so.3 is $current, expected OpenBLAS (openmp)" >&2; exit 1 ;;
+esac

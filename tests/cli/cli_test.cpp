@@ -1,0 +1,181 @@
+// Every verb in-process on tiny data, and every bad input of the foundation
+// issue: exit code and an error that names the path or option.
+
+#include "graft/cli/cli.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "graft/core/files.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result graft_cli(std::vector<std::string> args) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  int code = cli::run(args);
+  Result r{code, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::write_synthetic_image_folder(dir_ / "data", 3, 6, 32);
+    test::write_synthetic_image_folder(dir_ / "test", 3, 3, 32, 3, 99);
+  }
+  std::vector<std::string> train_args(const std::string& out) {
+    return {"train", "--data", dir_ / "data", "--val-split", "0.34", "--test", dir_ / "test",
+            "--backbone", "resnet20", "--weights", "none", "--strategy", "full", "--epochs", "2",
+            "--batch-size", "6", "--augment", "none", "--quiet", "--cache-dir", dir_ / "cache",
+            "--out", out};
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(Cli, TrainEvalPredictAndModels) {
+  Result t = graft_cli(train_args(dir_ / "run"));
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto summary = nlohmann::json::parse(t.out);
+  EXPECT_EQ(summary["epochs"], 2);
+  for (const char* f : {"config.json", "model.safetensors", "model.json", "metrics.csv",
+                        "test_metrics.json", "checkpoint/last.safetensors"})
+    EXPECT_TRUE(fs::exists(dir_ / "run/" + f)) << f;
+  auto config = nlohmann::json::parse(read_file(dir_ / "run/config.json"));
+  EXPECT_EQ(config["options"]["backbone"], "resnet20");
+  EXPECT_EQ(config["counts"]["train"], 12);  // 6 per class, a third held out
+  EXPECT_EQ(config["counts"]["val"], 6);
+
+  // eval on the test folder equals what train reported for it.
+  Result e = graft_cli({"eval", dir_ / "run", "--data", dir_ / "test"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto metrics = nlohmann::json::parse(e.out);
+  EXPECT_EQ(metrics["count"], 9);
+  EXPECT_DOUBLE_EQ(metrics["accuracy"].get<double>(), summary["test_accuracy"].get<double>());
+  EXPECT_EQ(metrics["confusion"].size(), 3u);
+  EXPECT_EQ(metrics["per_class"].size(), 3u);
+
+  // predict: probabilities of the top-k sum to at most 1 and are sorted.
+  Result p = graft_cli({"predict", dir_ / "run", dir_ / "test/class0/img0.png", "--top-k", "3", "--json"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  auto pred = nlohmann::json::parse(p.out);
+  ASSERT_EQ(pred["top"].size(), 3u);
+  double sum = 0, last = 1;
+  for (const auto& t : pred["top"]) {
+    double prob = t["probability"].get<double>();
+    EXPECT_LE(prob, last);
+    last = prob;
+    sum += prob;
+  }
+  EXPECT_NEAR(sum, 1.0, 1e-5);
+
+  Result m = graft_cli({"models", "--json", "--no-macs"});
+  ASSERT_EQ(m.code, 0) << m.err;
+  auto rows = nlohmann::json::parse(m.out);
+  EXPECT_EQ(rows[0]["name"], "resnet18");
+  EXPECT_EQ(rows[0]["parameters"], 11689512);  // torchvision's resnet18
+
+  // A run's config.json drives a new run; flags override it.
+  Result c = graft_cli({"train", "--config", dir_ / "run/config.json", "--out", dir_ / "again",
+                        "--epochs", "1"});
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(nlohmann::json::parse(c.out)["epochs"], 1);
+}
+
+TEST_F(Cli, PretrainThenTransfer) {
+  Result s = graft_cli({"pretrain", "--data", dir_ / "data", "--val-split", "0.34", "--epochs", "1",
+                        "--batch-size", "6", "--quiet", "--out", dir_ / "source"});
+  ASSERT_EQ(s.code, 0) << s.err;
+  auto args = train_args(dir_ / "target");
+  args[10] = dir_ / "source";  // --weights: a run directory
+  args[12] = "linear";
+  Result t = graft_cli(args);
+  ASSERT_EQ(t.code, 0) << t.err;
+  // The frozen backbone of the target equals the source's.
+  auto src = test::load_named(dir_ / "source/model.safetensors");
+  auto dst = test::load_named(dir_ / "target/model.safetensors");
+  EXPECT_TRUE(torch::equal(src.at("layer2.1.conv1.weight"), dst.at("layer2.1.conv1.weight")));
+  EXPECT_TRUE(torch::equal(src.at("bn1.running_var"), dst.at("bn1.running_var")));
+}
+
+struct BadCase {
+  std::string what;
+  int code;
+  std::string message;
+};
+
+TEST_F(Cli, BadInputGetsAClearError) {
+  fs::create_directories(dir_ / "empty");
+  fs::create_directories(dir_ / "noimages/cat");
+  std::ofstream(dir_ / "noimages/cat/readme.txt") << "not an image";
+  test::write_synthetic_image_folder(dir_ / "other", 4, 3, 32);
+  fs::rename(dir_ / "other/class3", dir_ / "other/zebra");
+
+  auto run_with = [&](std::vector<std::pair<std::string, std::string>> changes) {
+    auto args = train_args(dir_ / "bad");
+    for (auto& [flag, value] : changes) {
+      auto it = std::find(args.begin(), args.end(), flag);
+      if (it != args.end()) *(it + 1) = value;
+      else { args.push_back(flag); if (!value.empty()) args.push_back(value); }
+    }
+    return graft_cli(args);
+  };
+  std::vector<std::pair<Result, BadCase>> cases = {
+      {run_with({{"--data", dir_ / "missing"}}), {"missing folder", 1, dir_ / "missing"}},
+      {run_with({{"--data", dir_ / "empty"}}), {"empty folder", 1, dir_ / "empty"}},
+      {run_with({{"--data", dir_ / "noimages"}}), {"class without images", 1, "cat"}},
+      {run_with({{"--backbone", "resnet7"}}), {"unknown backbone", 2, "resnet18"}},
+      {run_with({{"--test", dir_ / "other"}}), {"test label not in training", 1, "zebra"}},
+      {run_with({{"--val", dir_ / "other"}}), {"val label not in training", 1, "--val"}},
+      {run_with({{"--val-split", "0.99"}}), {"split leaves a class empty", 1, "--val-split"}},
+      {run_with({{"--strategy", "partial:x"}}), {"bad strategy", 2, "--strategy"}},
+      {run_with({{"--epochs", "0"}}), {"bad epochs", 2, "--epochs"}},
+      {run_with({{"--weights", dir_ / "nope.pt"}}), {"missing weights", 2, "nope.pt"}},
+  };
+  for (auto& [r, c] : cases) {
+    EXPECT_EQ(r.code, c.code) << c.what << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, "error: ")) << c.what << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, c.message)) << c.what << ": " << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "bad/model.safetensors")) << c.what;
+  }
+
+  // An existing run directory is refused unless --overwrite or --resume.
+  ASSERT_EQ(graft_cli(train_args(dir_ / "done")).code, 0);
+  Result again = graft_cli(train_args(dir_ / "done"));
+  EXPECT_EQ(again.code, 2);
+  EXPECT_TRUE(contains(again.err, "--overwrite")) << again.err;
+  auto args = train_args(dir_ / "done");
+  args.push_back("--overwrite");
+  EXPECT_EQ(graft_cli(args).code, 0);
+}
+
+TEST_F(Cli, CorruptImagesAreSkippedAndCountedOrRefusedWhenStrict) {
+  std::ofstream(dir_ / "data/class1/broken.png") << "\x89PNG\r\n\x1a\n not really a png";
+  auto args = train_args(dir_ / "lenient");
+  Result lenient = graft_cli(args);
+  EXPECT_EQ(lenient.code, 0) << lenient.err;
+  EXPECT_TRUE(contains(lenient.err, "broken.png")) << lenient.err;
+  args = train_args(dir_ / "strict");
+  args.push_back("--strict");
+  Result strict = graft_cli(args);
+  EXPECT_EQ(strict.code, 1);
+  EXPECT_TRUE(contains(strict.err, "broken.png")) << strict.err;
+  EXPECT_FALSE(fs::exists(dir_ / "strict/model.safetensors"));
+}
+
+}  // namespace
+}  // namespace graft

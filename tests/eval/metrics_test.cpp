@@ -1,0 +1,44 @@
+#include "graft/eval/metrics.h"
+
+#include <gtest/gtest.h>
+
+namespace graft {
+namespace {
+
+// Predictions chosen by hand: true 0,0,0,1,1,2 predicted 0,0,1,1,2,2.
+TEST(Metrics, HandCountedExample) {
+  torch::Tensor labels = torch::tensor({0, 0, 0, 1, 1, 2}, torch::kInt64);
+  torch::Tensor pred = torch::tensor({0, 0, 1, 1, 2, 2}, torch::kInt64);
+  torch::Tensor logits = torch::one_hot(pred, 3).to(torch::kFloat32) * 5;
+  Metrics m = compute_metrics(logits, labels, {"a", "b", "c"});
+  EXPECT_EQ(m.count, 6);
+  EXPECT_DOUBLE_EQ(m.accuracy, 4.0 / 6);
+  EXPECT_EQ(m.confusion, (std::vector<std::vector<int64_t>>{{2, 1, 0}, {0, 1, 1}, {0, 0, 1}}));
+  EXPECT_DOUBLE_EQ(m.per_class[0].precision, 1.0);
+  EXPECT_DOUBLE_EQ(m.per_class[0].recall, 2.0 / 3);
+  EXPECT_DOUBLE_EQ(m.per_class[1].precision, 0.5);
+  EXPECT_DOUBLE_EQ(m.per_class[1].recall, 0.5);
+  EXPECT_DOUBLE_EQ(m.per_class[2].precision, 0.5);
+  EXPECT_DOUBLE_EQ(m.per_class[2].f1, 2 * 0.5 * 1.0 / 1.5);
+  EXPECT_LT(m.top5, 0);  // only with more than 5 classes
+  // The loss is torch's cross-entropy of the same logits.
+  EXPECT_NEAR(m.loss, torch::nn::functional::cross_entropy(logits, labels).item<double>(), 1e-9);
+}
+
+TEST(Metrics, TopFiveWithManyClasses) {
+  // Class k's logits rank the true label at position k % 7.
+  const int n = 14, c = 7;
+  torch::Tensor logits = torch::zeros({n, c});
+  torch::Tensor labels = torch::zeros({n}, torch::kInt64);
+  for (int i = 0; i < n; ++i) {
+    int rank = i % c;
+    for (int j = 0; j < c; ++j) logits[i][j] = float(c - j);  // column j has rank j
+    labels[i] = rank;
+  }
+  Metrics m = compute_metrics(logits, labels, {"0", "1", "2", "3", "4", "5", "6"});
+  EXPECT_DOUBLE_EQ(m.top5, 10.0 / 14);  // ranks 0..4 of every 7
+  EXPECT_DOUBLE_EQ(m.accuracy, 2.0 / 14);
+}
+
+}  // namespace
+}  // namespace graft

@@ -1,0 +1,117 @@
+#include "graft/train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include "graft/core/files.h"
+#include "graft/data/image_set.h"
+#include "graft/eval/infer.h"
+#include "graft/models/saved_model.h"
+#include "graft/weights/safetensors.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+TrainOptions tiny_options(const test::TempDir& dir, const std::string& data) {
+  TrainOptions o;
+  o.data = data;
+  o.val = data;
+  o.backbone = "resnet20";
+  o.weights = "none";
+  o.batch_size = 8;
+  o.augment = "none";
+  o.workers = 2;
+  o.cache_dir = dir / "cache";
+  o.out = dir / "run";
+  o.quiet = true;
+  return o;
+}
+
+TEST(Trainer, LearnsATinyFolderToFullTrainingAccuracy) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 3, 8, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  o.strategy = "full";
+  o.epochs = 12;
+  o.lr = 0.05;
+  o.backbone_lr_mult = 1.0;
+  TrainSummary s = train(o);
+  EXPECT_EQ(s.epochs_run, 12);
+  // Evaluate the saved model on the training images, independently of the
+  // trainer's own bookkeeping.
+  LoadedModel m = load_model(o.out);
+  ImageSet set = open_image_set(dir / "data");
+  Outputs out = infer(*m.model, set, m.info.input, InferOptions{}, false);
+  double acc = out.values.argmax(1).eq(out.labels).to(torch::kFloat64).mean().item<double>();
+  EXPECT_EQ(acc, 1.0);
+  EXPECT_EQ(m.info.classes, set.classes);
+  // metrics.csv has a header and one row per epoch.
+  std::string csv = read_file(o.out + "/metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 13);
+}
+
+TEST(Trainer, LinearProbeOnCachedFeaturesEqualsRecomputedFeatures) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 3, 6, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  o.strategy = "linear";
+  o.epochs = 5;
+  o.lr = 0.1;
+  o.out = dir / "cached";
+  train(o);
+  o.feature_cache = false;
+  o.out = dir / "recomputed";
+  train(o);
+  auto a = load_safetensors(dir / "cached/model.safetensors").tensors;
+  auto b = load_safetensors(dir / "recomputed/model.safetensors").tensors;
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].first, b[i].first);
+    if (a[i].first.rfind("linear.", 0) == 0) {
+      // Only the head trains; batching of the feature pass may change the
+      // last bits of the features.
+      EXPECT_TRUE(torch::allclose(a[i].second, b[i].second, 1e-4, 1e-5)) << a[i].first;
+    } else {
+      EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+    }
+  }
+  // The on-disk cache was written and is reused.
+  EXPECT_FALSE(std::filesystem::is_empty(dir / "cache"));
+}
+
+TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 6, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  o.strategy = "full";
+  o.augment = "light";
+  o.head = "mlp:8";  // dropout: the random stream must resume too
+  o.epochs = 4;
+  o.optimizer = "adamw";
+  o.lr = 0.01;
+  o.out = dir / "whole";
+  train(o);
+
+  o.out = dir / "interrupted";
+  o.should_stop = [](int64_t epochs_done) { return epochs_done == 2; };
+  TrainSummary first = train(o);
+  EXPECT_TRUE(first.interrupted);
+  EXPECT_EQ(first.epochs_run, 2);
+  TrainOptions r;
+  r.out = o.out;
+  r.resume = true;
+  r.quiet = true;
+  TrainSummary second = train(r);
+  EXPECT_EQ(second.epochs_run, 4);
+  EXPECT_EQ(read_file(dir / "whole/model.safetensors"),
+            read_file(dir / "interrupted/model.safetensors"));
+  // The last state (not only the best model) is the same too.
+  auto a = load_safetensors(dir / "whole/checkpoint/last.safetensors").tensors;
+  auto b = load_safetensors(dir / "interrupted/checkpoint/last.safetensors").tensors;
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].first != "optimizer") EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+}
+
+}  // namespace
+}  // namespace graft

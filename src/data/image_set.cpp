@@ -1,6 +1,7 @@
 #include "graft/data/image_set.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -179,11 +180,15 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   ImageSet set;
   set.root = path;
   int64_t loose_files = 0;
-  for (const auto& entry : fs::directory_iterator(path)) {
-    if (is_hidden(entry.path())) continue;
-    std::error_code ec;
-    if (fs::is_directory(entry.path(), ec)) {
-      set.classes.push_back(entry.path().filename().string());
+  std::error_code ec;
+  fs::directory_iterator entries(path, ec);
+  GRAFT_CHECK(!ec, "cannot list image folder '", path, "': ", ec.message());
+  for (; entries != fs::directory_iterator(); entries.increment(ec)) {
+    GRAFT_CHECK(!ec, "cannot list image folder '", path, "': ", ec.message());
+    if (is_hidden(entries->path())) continue;
+    std::error_code dir_ec;
+    if (fs::is_directory(entries->path(), dir_ec)) {
+      set.classes.push_back(entries->path().filename().string());
     } else {
       ++loose_files;
     }
@@ -198,17 +203,17 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   for (size_t label = 0; label < set.classes.size(); ++label) {
     const fs::path dir = fs::path(path) / set.classes[label];
     std::vector<std::string> files;
-    std::error_code ec;
     fs::recursive_directory_iterator it(
         dir, fs::directory_options::follow_directory_symlink, ec);
     GRAFT_CHECK(!ec, "cannot list class folder '", dir.string(), "': ", ec.message());
     for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
       GRAFT_CHECK(!ec, "cannot list class folder '", dir.string(), "': ", ec.message());
+      std::error_code type_ec;
       if (is_hidden(it->path())) {
-        if (it->is_directory()) it.disable_recursion_pending();
+        if (it->is_directory(type_ec)) it.disable_recursion_pending();
         continue;
       }
-      if (it->is_regular_file()) files.push_back(it->path().string());
+      if (it->is_regular_file(type_ec)) files.push_back(it->path().string());
     }
     std::sort(files.begin(), files.end());
     int64_t kept = 0, skipped_here = 0;
@@ -222,8 +227,9 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
         }
       }
       if (!ok) {
-        GRAFT_CHECK(!options.strict, "'", f, "' is not a readable image (extensions: ",
-                    extension_list(), "; checked by content) and strict mode is on");
+        GRAFT_CHECK(!options.strict, "'", f, "' in image folder '", path,
+                    "' is not an image (expected the extension and content of one of: ",
+                    extension_list(), "); strict mode makes this an error");
         if (first_skipped.empty()) first_skipped = f;
         ++skipped_here;
         continue;

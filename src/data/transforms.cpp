@@ -190,7 +190,8 @@ void color_jitter(cv::Mat& img, std::mt19937_64& rng) {
 /// outside filled with zero; the size is kept (torchvision's expand=False).
 cv::Mat rotate(const cv::Mat& img, double degrees) {
   const int C = img.channels(), H = img.rows, W = img.cols;
-  const double a = degrees * M_PI / 180.0, ca = std::cos(a), sa = std::sin(a);
+  constexpr double kPi = 3.14159265358979323846;
+  const double a = degrees * kPi / 180.0, ca = std::cos(a), sa = std::sin(a);
   const double cx = W * 0.5, cy = H * 0.5;
   cv::Mat out(H, W, img.type());
   for (int oy = 0; oy < H; ++oy) {

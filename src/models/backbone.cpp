@@ -29,11 +29,8 @@ void BackboneImpl::set_classifier(torch::nn::AnyModule head) {
   GRAFT_CHECK(!head.is_empty(), "classifier '", classifier_name_, "': the new head is empty");
   // The new head follows the backbone: same device, dtype and train/eval mode,
   // so that a head made on the CPU works on a model already moved to a GPU.
-  auto old_params = classifier_.ptr()->parameters();
-  auto new_params = head.ptr()->parameters();
-  if (!old_params.empty() && !new_params.empty()) {
-    head.ptr()->to(old_params.front().device(), old_params.front().scalar_type());
-  }
+  auto params = parameters();
+  if (!params.empty()) head.ptr()->to(params.front().device(), params.front().scalar_type());
   head.ptr()->train(is_training());
   classifier_parent_->replace_module(classifier_child_, head.ptr());
   classifier_ = std::move(head);

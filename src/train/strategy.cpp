@@ -36,17 +36,6 @@ std::string to_string(const Strategy& s) {
   }
 }
 
-namespace {
-
-// A Sequential with a plain forward, so that it fits in an AnyModule; its
-// children are named 0..3 like a torch.nn.Sequential's ("fc.0.weight").
-struct MlpHeadImpl : torch::nn::SequentialImpl {
-  using SequentialImpl::SequentialImpl;
-  torch::Tensor forward(torch::Tensor x) { return SequentialImpl::forward(x); }
-};
-TORCH_MODULE(MlpHead);
-
-}  // namespace
 
 torch::nn::AnyModule make_head(const std::string& spec, int64_t in_features, int64_t classes) {
   if (spec == "linear") return torch::nn::AnyModule(torch::nn::Linear(in_features, classes));
@@ -56,7 +45,7 @@ torch::nn::AnyModule make_head(const std::string& spec, int64_t in_features, int
     GRAFT_CHECK_USAGE(digits && std::stoi(h) >= 1, "--head: '", spec,
                       "' (expected mlp:HIDDEN with HIDDEN a positive width)");
     int64_t hidden = std::stoi(h);
-    return torch::nn::AnyModule(MlpHead(
+    return torch::nn::AnyModule(SequentialHead(
         torch::nn::Linear(in_features, hidden), torch::nn::ReLU(), torch::nn::Dropout(0.2),
         torch::nn::Linear(hidden, classes)));
   }

@@ -150,8 +150,11 @@ TrainSummary train(TrainOptions options) {
   const TrainOptions& o = options;
   validate(o);
   const BackboneSpec& spec = find_backbone(o.backbone);
-  const int64_t stage_count = static_cast<int64_t>(spec.make(spec.source_classes)->stages().size());
-  const Strategy strategy = parse_strategy(o.strategy, static_cast<int>(stage_count));
+  // The model is built (seeded) before the data is read: it is cheap, and the
+  // strategy is checked against its stages before any long work.
+  seed_everything(mix_seed(o.seed, 201));
+  Backbone model = spec.make(spec.source_classes);
+  const Strategy strategy = parse_strategy(o.strategy, static_cast<int>(model->stages().size()));
   const Augment augment = parse_augment(o.augment);
   const std::string wfile = weights_file(o.weights);
   GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o.weights,
@@ -165,8 +168,6 @@ TrainSummary train(TrainOptions options) {
   prepare_run_dir(o);
 
   // Model: registry backbone, source weights, new head.
-  seed_everything(mix_seed(o.seed, 201));
-  Backbone model = spec.make(spec.source_classes);
   std::string model_key = o.backbone + "|random-init|" + std::to_string(o.seed);
   if (!wfile.empty()) {
     TensorList tensors = read_weights(wfile);

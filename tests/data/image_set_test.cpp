@@ -127,6 +127,16 @@ TEST(DataImageSet, CorruptFilesNameTheFile) {
   write_file(tmp / "garbage.png", "\x89PNG\r\n\x1a\n this is not a PNG body at all");
   write_file(tmp / "empty.jpg", "");
   EXPECT_EQ(load_image(tmp / "whole.jpg").size(), cv::Size(64, 64));
+  // Every cut of a JPEG before its end-of-image marker is an error (libjpeg
+  // alone would fill the rest with grey); bytes after the marker are fine.
+  for (size_t len = 2; len < jpg.size(); len += 1 + jpg.size() / 50) {
+    write_file(tmp / "part.jpg", jpg.substr(0, len));
+    EXPECT_THROW(load_image(tmp / "part.jpg"), Error) << len;
+  }
+  write_file(tmp / "part.jpg", jpg.substr(0, jpg.size() - 1));
+  EXPECT_THROW(load_image(tmp / "part.jpg"), Error);
+  write_file(tmp / "tail.jpg", jpg + "trailing bytes");
+  EXPECT_EQ(cv::norm(load_image(tmp / "tail.jpg"), load_image(tmp / "whole.jpg"), cv::NORM_INF), 0);
   for (const char* name : {"cut.jpg", "cut.png", "garbage.png", "empty.jpg", "absent.png"}) {
     std::string msg = error_of([&] { load_image(tmp / name); });
     EXPECT_TRUE(contains(msg, tmp / name)) << msg;

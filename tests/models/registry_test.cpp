@@ -199,7 +199,7 @@ TEST(Registry, MacCountsMatchPublishedValues) {
   }
 }
 
-TEST(Backbone, SetClassifierKeepsDeviceDtypeAndMode) {
+TEST(Backbone, SetClassifierFollowsTheBackbonesDtypeAndMode) {
   namespace nn = torch::nn;
   Backbone model = find_backbone("resnet20").make(10);
   model->to(torch::kFloat64);

@@ -26,8 +26,13 @@ def main():
         src = os.path.join(here, name + ".py")
         if not os.path.exists(src):
             continue
-        digest = hashlib.sha256(open(src, "rb").read() +
-                                open(os.path.join(here, "st.py"), "rb").read()).hexdigest()
+        # Any change to a reference script remakes the fixtures.
+        h = hashlib.sha256()
+        for f in sorted(os.listdir(here)):
+            if f.endswith(".py"):
+                h.update(f.encode() + open(os.path.join(here, f), "rb").read())
+        h.update(name.encode())
+        digest = h.hexdigest()
         stamp = os.path.join(out, name + ".stamp")
         if os.path.exists(stamp) and open(stamp).read() == digest:
             print(f"{name}: up to date")

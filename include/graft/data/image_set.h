@@ -68,6 +68,11 @@ struct ImageSet {
 /// sorted by name, classes sorted by name), or an IDX image file
 /// `*-images-idx3-ubyte[.gz]` whose labels are the matching
 /// `*-labels-idx1-ubyte[.gz]` (classes named "0".."9").
+/// Class folders are searched recursively, like torchvision's ImageFolder;
+/// names starting with '.' are ignored. Files that are not images by
+/// extension or by content (OpenCV's signature check) are skipped, counted in
+/// `skipped` and reported in one warning; with options.strict the first is an
+/// error naming it. Decoding itself is left to load().
 /// Errors: a missing path, an empty folder, a class folder with no images,
 /// a labels file whose count disagrees: graft::Error naming the path.
 ImageSet open_image_set(const std::string& path, const OpenOptions& options = {});
@@ -82,9 +87,11 @@ ImageSet select_classes(const ImageSet& set, const std::vector<std::string>& nam
 ImageSet take_per_class(const ImageSet& set, int64_t n, uint64_t seed);
 
 /// Stratified split: each class contributes round(fraction * count) samples
-/// to the second set (at least one when fraction > 0), seeded. Throws
-/// graft::Error naming --val-split if a class would be left empty on either
-/// side.
+/// (halves rounded up) to the second set (at least one when fraction > 0),
+/// chosen at random (seeded); both sets keep the original order. fraction 0
+/// gives an empty second set. Throws graft::Error naming --val-split if a
+/// class would be left empty on either side, graft::UsageError if fraction
+/// is outside [0, 1).
 std::pair<ImageSet, ImageSet> split_stratified(const ImageSet& set, double fraction,
                                                uint64_t seed);
 

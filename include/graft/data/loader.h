@@ -1,7 +1,10 @@
 #pragma once
 /// Batches of decoded, transformed images, made on background threads with
 /// prefetch. Order and augmentation depend only on (seed, epoch, sample), not
-/// on thread scheduling, so a resumed run sees the same batches.
+/// on thread scheduling, so a resumed run sees the same batches: the order is
+/// epoch_order(size, seed, epoch, shuffle) (order.h), and sample p of the set
+/// is augmented with std::mt19937_64(mix_seed(seed, epoch, p + 1)), whatever
+/// its batch, the batch size or the number of workers.
 
 #include <cstdint>
 #include <memory>
@@ -28,9 +31,10 @@ struct LoaderOptions {
   Augment augment = Augment::None;
   uint64_t seed = 0;
   int64_t epoch = 0;
-  /// Decoding threads; 0 decodes on the calling thread.
+  /// Decoding threads; 0 decodes on the calling thread. At most `prefetch`
+  /// are started (more would only wait).
   int workers = 2;
-  /// Batches decoded ahead of the consumer.
+  /// Batches decoded ahead of the consumer (at least 1).
   int prefetch = 4;
   /// A sample that fails to decode is an error instead of a counted skip.
   bool strict = false;
@@ -38,7 +42,11 @@ struct LoaderOptions {
 
 class Loader {
  public:
+  /// Starts the workers. Throws graft::Error on a batch size below 1 or
+  /// negative workers or epoch.
   Loader(ImageSet set, InputSpec spec, LoaderOptions options);
+  /// Stops the workers (each finishes at most the sample it is decoding) and
+  /// joins them; safe at any point of the epoch.
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -47,7 +55,9 @@ class Loader {
   /// failed to decode are left out (counted by skipped(), with a warning the
   /// first time), or throw graft::Error naming the file when strict.
   std::optional<Batch> next();
+  /// Batches in the epoch, counting any that turn out to fail entirely.
   int64_t num_batches() const;
+  /// Samples left out so far because they failed to decode.
   int64_t skipped() const;
 
  private:

@@ -10,7 +10,8 @@
 namespace graft {
 
 /// A stage: a group of parameters (by name prefix) that is frozen or trained
-/// together; stages are listed from input to output.
+/// together; stages are listed from input to output. A parameter belongs to a
+/// prefix when its name equals it or starts with it followed by ".".
 struct Stage {
   std::string name;
   std::vector<std::string> prefixes;  // e.g. {"layer4"} or {"conv1", "bn1"}
@@ -33,7 +34,8 @@ class BackboneImpl : public torch::nn::Module {
  public:
   /// Pooled features [N, feature_dim()]: the input of the classifier slot.
   virtual torch::Tensor features(torch::Tensor x) = 0;
-  /// Stages from input to output, excluding the classifier slot.
+  /// Stages from input to output, excluding the classifier slot. Ensures:
+  /// every parameter outside the slot belongs to exactly one stage prefix.
   virtual std::vector<Stage> stages() const = 0;
 
   /// classifier(features(x)).
@@ -44,8 +46,8 @@ class BackboneImpl : public torch::nn::Module {
   /// "classifier.6", "linear".
   const std::string& classifier_name() const { return classifier_name_; }
   /// Replaces the classifier slot (a Linear, or a SequentialHead for an MLP
-  /// head); it is registered under classifier_name() and moved to the dtype
-  /// and device of the old head and to the backbone's train/eval mode.
+  /// head); it is registered under classifier_name() and moved to the
+  /// backbone's device, dtype and train/eval mode.
   void set_classifier(torch::nn::AnyModule head);
   int64_t feature_dim() const { return feature_dim_; }
 

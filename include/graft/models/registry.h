@@ -41,7 +41,9 @@ int64_t count_parameters(const torch::nn::Module& module);
 /// Multiply-accumulate count of one forward pass of `model` on a batch of one
 /// input of spec.size (convolutions and linear layers, the usual convention:
 /// torchvision's "GFLOPS" column is this number). Measured by observing the
-/// ATen calls of a real forward pass.
+/// ATen calls (aten::convolution, aten::linear, addmm/mm/bmm, each counted at
+/// the outermost level) that a real forward pass makes on the calling thread,
+/// in eval mode without gradients; the model's train/eval mode is restored.
 int64_t count_macs(BackboneImpl& model, const InputSpec& spec);
 
 }  // namespace graft

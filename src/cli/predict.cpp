@@ -4,8 +4,6 @@
 #include <iostream>
 #include <memory>
 
-#include <opencv2/imgcodecs.hpp>
-
 #include "graft/core/error.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
@@ -36,11 +34,7 @@ int run_predict(const PredictOptions& o) {
   for (const auto& path : o.inputs) {
     cv::Mat img;
     try {
-      ImageSet one;
-      one.root = path;
-      one.classes = {"?"};
-      one.samples.push_back({path, -1, 0});
-      img = one.load(0);
+      img = load_image(path);
     } catch (const Error& e) {
       std::cerr << "error: " << e.what() << "\n";
       ++failures;

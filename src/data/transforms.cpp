@@ -161,12 +161,16 @@ void adjust_contrast(cv::Mat& img, double factor) {
 
 void adjust_saturation(cv::Mat& img, double factor) {
   if (img.channels() != 3) return;  // a grey image has no saturation
+  const float f = float(factor);
   for (int y = 0; y < img.rows; ++y) {
     uint8_t* row = img.ptr<uint8_t>(y);
     for (int x = 0; x < img.cols; ++x) {
       uint8_t* p = row + 3 * x;
-      double g = luma(p);
-      for (int c = 0; c < 3; ++c) p[c] = saturate(g + factor * (p[c] - g));
+      const float g = luma(p);
+      for (int c = 0; c < 3; ++c) {
+        const float v = g + f * (float(p[c]) - g);
+        p[c] = uint8_t(std::min(255.f, std::max(0.f, v)) + 0.5f);
+      }
     }
   }
 }
@@ -188,9 +192,14 @@ void color_jitter(cv::Mat& img, std::mt19937_64& rng) {
 
 /// Rotation by `degrees` (counter-clockwise) about the image centre, bilinear,
 /// outside filled with zero; the size is kept (torchvision's expand=False).
+/// Fixed point with 10 fraction bits per axis.
 cv::Mat rotate(const cv::Mat& img, double degrees) {
   const int C = img.channels(), H = img.rows, W = img.cols;
   constexpr double kPi = 3.14159265358979323846;
+  constexpr int kBits = 10, kOne = 1 << kBits;
+  // Shifts coordinates positive so that truncation is floor (std::floor is a
+  // library call without SSE4.1).
+  constexpr int kShift = 1 << 16;
   const double a = degrees * kPi / 180.0, ca = std::cos(a), sa = std::sin(a);
   const double cx = W * 0.5, cy = H * 0.5;
   cv::Mat out(H, W, img.type());
@@ -199,20 +208,39 @@ cv::Mat rotate(const cv::Mat& img, double degrees) {
     const double dy = oy + 0.5 - cy;
     for (int ox = 0; ox < W; ++ox) {
       const double dx = ox + 0.5 - cx;
-      // Source position, in pixel-centre coordinates.
+      // Source position in pixel-centre coordinates (inverse rotation).
       const double sx = cx + ca * dx - sa * dy - 0.5;
       const double sy = cy + sa * dx + ca * dy - 0.5;
-      const int x0 = int(std::floor(sx)), y0 = int(std::floor(sy));
-      const double fx = sx - x0, fy = sy - y0;
-      for (int c = 0; c < C; ++c) {
-        double v = 0;
-        for (int k = 0; k < 4; ++k) {
-          const int x = x0 + (k & 1), y = y0 + (k >> 1);
-          if (x < 0 || y < 0 || x >= W || y >= H) continue;
-          const double w = ((k & 1) ? fx : 1 - fx) * ((k >> 1) ? fy : 1 - fy);
-          v += w * img.ptr<uint8_t>(y)[x * C + c];
+      const int xi = int((sx + kShift) * kOne) - kShift * kOne;
+      const int yi = int((sy + kShift) * kOne) - kShift * kOne;
+      const int x0 = xi >> kBits, y0 = yi >> kBits;
+      const int fx = xi & (kOne - 1), fy = yi & (kOne - 1);
+      uint8_t* q = o + ox * C;
+      if (x0 < -1 || y0 < -1 || x0 >= W || y0 >= H) {
+        for (int c = 0; c < C; ++c) q[c] = 0;
+        continue;
+      }
+      const int w[4] = {(kOne - fx) * (kOne - fy), fx * (kOne - fy), (kOne - fx) * fy, fx * fy};
+      const uint8_t* p[4];
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < W && y0 + 1 < H) {
+        p[0] = img.ptr<uint8_t>(y0) + x0 * C;
+        p[1] = p[0] + C;
+        p[2] = img.ptr<uint8_t>(y0 + 1) + x0 * C;
+        p[3] = p[2] + C;
+        for (int c = 0; c < C; ++c) {
+          q[c] = uint8_t((w[0] * p[0][c] + w[1] * p[1][c] + w[2] * p[2][c] + w[3] * p[3][c] +
+                          (1 << (2 * kBits - 1))) >> (2 * kBits));
         }
-        o[ox * C + c] = saturate(v);
+        continue;
+      }
+      static const uint8_t kZero[4] = {0, 0, 0, 0};
+      for (int k = 0; k < 4; ++k) {
+        const int x = x0 + (k & 1), y = y0 + (k >> 1);
+        p[k] = (x < 0 || y < 0 || x >= W || y >= H) ? kZero : img.ptr<uint8_t>(y) + x * C;
+      }
+      for (int c = 0; c < C; ++c) {
+        q[c] = uint8_t((w[0] * p[0][c] + w[1] * p[1][c] + w[2] * p[2][c] + w[3] * p[3][c] +
+                        (1 << (2 * kBits - 1))) >> (2 * kBits));
       }
     }
   }

@@ -3,6 +3,7 @@
 /// that depends only on (seed, epoch). The image loader and the feature-cache
 /// path share it, so both see the same batches.
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "graft/core/error.h"
+
 namespace graft::test {
 
 /// A fresh empty folder under the system temp dir, removed at destruction.
@@ -33,6 +35,17 @@ std::string shared_data(const std::string& rel);
 /// size x size each; class k has a distinct, learnable pattern.
 void write_synthetic_image_folder(const std::string& root, int classes, int per_class,
                                   int size, int channels = 3, uint64_t seed = 0);
+
+/// The message of the graft::Error that f() throws, or "(no error)".
+template <typename F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const graft::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 
 /// max |a - b| / (1 + max |b|).
 double rel_error(const torch::Tensor& a, const torch::Tensor& b);

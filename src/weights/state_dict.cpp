@@ -121,8 +121,15 @@ LoadReport load_state_dict(torch::nn::Module& module, const TensorList& tensors,
     }
     dst.copy_(src.to(dst.device(), dst.scalar_type()));
   }
+  // Checkpoints older than PyTorch 0.4.1 have no BatchNorm step counter;
+  // PyTorch loads them silently, and so does graft (the counter stays 0).
+  auto optional = [](const std::string& name) {
+    const std::string suffix = ".num_batches_tracked";
+    return name.size() >= suffix.size() &&
+           name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
   for (const auto& [name, t] : targets)
-    if (!seen.count(name) && !skipped(name)) report.missing.push_back(name);
+    if (!seen.count(name) && !skipped(name) && !optional(name)) report.missing.push_back(name);
   return report;
 }
 

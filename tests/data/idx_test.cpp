@@ -11,6 +11,8 @@
 namespace graft {
 namespace {
 
+using test::error_of;
+
 namespace fs = std::filesystem;
 
 const char* const kFashion = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
@@ -55,16 +57,6 @@ void write_gz(const std::string& path, const std::string& bytes) {
   ASSERT_NE(f, nullptr);
   ASSERT_EQ(gzwrite(f, bytes.data(), unsigned(bytes.size())), int(bytes.size()));
   gzclose(f);
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 TEST(DataIdx, FashionMnistTest) {

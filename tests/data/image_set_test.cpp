@@ -13,17 +13,9 @@
 namespace graft {
 namespace {
 
-namespace fs = std::filesystem;
+using test::error_of;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+namespace fs = std::filesystem;
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -115,3 +115,28 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST(Trainer, EarlyStoppingKeepsTheBestEpoch) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 4, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  o.strategy = "linear";
+  o.epochs = 6;
+  o.patience = 2;
+  // A learning rate too small to change any prediction: validation accuracy
+  // never improves after the first epoch.
+  o.lr = 1e-12;
+  o.schedule = "constant";
+  TrainSummary s = train(o);
+  EXPECT_TRUE(s.stopped_early);
+  EXPECT_EQ(s.epochs_run, 3);
+  EXPECT_EQ(s.best_epoch, 1);
+  std::string csv = read_file(o.out + "/metrics.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);
+}
+
+}  // namespace
+}  // namespace graft

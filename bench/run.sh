@@ -34,8 +34,9 @@ row() {  # label graft_cmd... -- torch_cmd...
     if [ "$a" = "--" ]; then side=t; continue; fi
     if [ $side = g ]; then g+=("$a"); else t+=("$a"); fi
   done
-  read -r grate grss < <(measure "g_$label" "${g[@]}")
-  read -r trate trss < <(measure "t_$label" "${t[@]}")
+  n=$((n + 1))
+  read -r grate grss < <(measure "g_$n" "${g[@]}")
+  read -r trate trss < <(measure "t_$n" "${t[@]}")
   ratio=$(awk -v a="$grate" -v b="$trate" 'BEGIN {printf "%.2f", a / b}')
   printf '| %s | %.1f | %.1f | %s | %d | %d |\n' "$label" "$grate" "$trate" "$ratio" \
     $((grss / 1024)) $((trss / 1024)) >> "$tmp/table"
@@ -44,6 +45,7 @@ row() {  # label graft_cmd... -- torch_cmd...
 B=./build/graft_bench
 T="$PY bench/torch_side.py"
 : > "$tmp/table"
+n=0
 if [ -d "$DATA/hymenoptera/train" ]; then
   row "loader hymenoptera light 224 (img/s)" $B loader --data "$DATA/hymenoptera/train" --workers 2 -- \
       $T loader --data "$DATA/hymenoptera/train" --workers 2
@@ -72,6 +74,10 @@ row "resnet18 full fine-tune step b32 224 (img/s)" $B train_step --backbone resn
   cat "$tmp/table"
   echo
   echo "The loader must outpace the model: compare the loader rows with the"
-  echo "fine-tune step row (images the model consumes per second)."
+  echo "fine-tune step row (images the model consumes per second). Peak RSS is"
+  echo "the largest single process (GNU time), so PyTorch's DataLoader worker"
+  echo "processes are not added to its figure; graft's loader threads are in its one."
+  echo "Inference, fine-tuning and the linear-probe recipe against tuned PyTorch"
+  echo "(allocator fix, channels-last) are the work of the performance issue."
 } > "$OUT"
 cat "$OUT"

@@ -163,22 +163,22 @@ TrainSummary train(TrainOptions options) {
   const torch::Device device = parse_device(o.device);
   make_head(o.head, 8, 2);  // checks --head before any long work
 
+  // Source weights: read and checked before the run directory is touched.
+  std::string model_key = o.backbone + "|random-init|" + std::to_string(o.seed);
+  if (!wfile.empty()) {
+    LoadReport report = load_state_dict(*model, read_weights(wfile), {model->classifier_name()});
+    GRAFT_CHECK(report.clean() || !o.weights_strict, "--weights '", wfile, "' does not match ",
+                o.backbone, " (--weights-strict): ", report.summary());
+    GRAFT_CHECK(report.loaded > 0, "--weights '", wfile, "' shares no tensor with ", o.backbone,
+                ": ", report.summary());
+    if (!report.clean()) log_warn(str_cat("--weights '", wfile, "': ", report.summary()));
+    model_key = o.backbone + "|" + sha256_file(wfile);
+  }
+
   DataSets data = open_data(o);
   const int64_t num_classes = static_cast<int64_t>(data.train.classes.size());
   prepare_run_dir(o);
 
-  // Model: registry backbone, source weights, new head.
-  std::string model_key = o.backbone + "|random-init|" + std::to_string(o.seed);
-  if (!wfile.empty()) {
-    TensorList tensors = read_weights(wfile);
-    LoadReport report = load_state_dict(*model, tensors, {model->classifier_name()});
-    GRAFT_CHECK(report.clean() || !o.weights_strict, "--weights '", wfile, "' does not match ",
-                o.backbone, " (--weights-strict): ", report.summary());
-    GRAFT_CHECK(report.missing.size() < tensors.size(), "--weights '", wfile,
-                "' shares no tensor with ", o.backbone, ": ", report.summary());
-    if (!report.clean()) log_warn(str_cat("--weights '", wfile, "': ", report.summary()));
-    model_key = o.backbone + "|" + sha256_file(wfile);
-  }
   model->set_classifier(make_head(o.head, model->feature_dim(), num_classes));
   const auto trainable = apply_strategy(*model, strategy);
   model->to(device);

@@ -120,6 +120,7 @@ LoadReport load_state_dict(torch::nn::Module& module, const TensorList& tensors,
       continue;
     }
     dst.copy_(src.to(dst.device(), dst.scalar_type()));
+    ++report.loaded;
   }
   // Checkpoints older than PyTorch 0.4.1 have no BatchNorm step counter;
   // PyTorch loads them silently, and so does graft (the counter stays 0).

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/core/files.h"
+#include "graft/weights/safetensors.h"
 #include "test_util.h"
 
 namespace graft {
@@ -124,6 +125,8 @@ TEST_F(Cli, BadInputGetsAClearError) {
   std::ofstream(dir_ / "noimages/cat/readme.txt") << "not an image";
   test::write_synthetic_image_folder(dir_ / "other", 4, 3, 32);
   fs::rename(dir_ / "other/class3", dir_ / "other/zebra");
+  std::ofstream(dir_ / "junk.pt") << "this is not a checkpoint at all";
+  save_safetensors(dir_ / "alien.safetensors", {{"encoder.weight", torch::zeros({2, 2})}});
 
   auto run_with = [&](std::vector<std::pair<std::string, std::string>> changes) {
     auto args = train_args(dir_ / "bad");
@@ -145,6 +148,8 @@ TEST_F(Cli, BadInputGetsAClearError) {
       {run_with({{"--strategy", "partial:x"}}), {"bad strategy", 2, "--strategy"}},
       {run_with({{"--epochs", "0"}}), {"bad epochs", 2, "--epochs"}},
       {run_with({{"--weights", dir_ / "nope.pt"}}), {"missing weights", 2, "nope.pt"}},
+      {run_with({{"--weights", dir_ / "junk.pt"}}), {"not a weight file", 1, "junk.pt"}},
+      {run_with({{"--weights", dir_ / "alien.safetensors"}}), {"weights of another model", 1, "shares no tensor"}},
   };
   for (auto& [r, c] : cases) {
     EXPECT_EQ(r.code, c.code) << c.what << ": " << r.err;

@@ -33,6 +33,7 @@ TEST(StateDict, ReportsMissingUnexpectedAndMismatchedByName) {
     if (name == "linear.weight") tensor = torch::zeros({3, 64});  // shape mismatch
   LoadReport r = load_state_dict(*model, t);
   EXPECT_EQ(r.missing, std::vector<std::string>{"conv1.weight"});
+  EXPECT_EQ(r.loaded, t.size() - 2);
   EXPECT_EQ(r.unexpected, std::vector<std::string>{"extra.weight"});
   ASSERT_EQ(r.mismatched.size(), 1u);
   EXPECT_EQ(r.mismatched[0], "linear.weight: file [3, 64] vs model [10, 64]");

@@ -21,6 +21,7 @@ struct LoadReport {
   std::vector<std::string> missing;     // in the module, not in the file
   std::vector<std::string> unexpected;  // in the file, not in the module
   std::vector<std::string> mismatched;  // "name: file [a, b] vs model [c, d]"
+  size_t loaded = 0;                    // tensors copied into the module
   bool clean() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }
   std::string summary() const;
 };

@@ -28,6 +28,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_eval(app, action);
   add_predict(app, action);
   add_models(app, action);
+  add_weights(app, action);
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);

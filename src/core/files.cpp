@@ -28,6 +28,15 @@ std::string read_file(const std::string& path) {
   return data;
 }
 
+std::string read_file_prefix(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  GRAFT_CHECK(in, "cannot open '", path, "' for reading: ", std::strerror(errno));
+  std::string data(n, '\0');
+  in.read(data.data(), static_cast<std::streamsize>(n));
+  data.resize(static_cast<size_t>(in.gcount()));
+  return data;
+}
+
 namespace {
 
 void write_all(int fd, const std::string& data, const std::string& path) {

@@ -90,6 +90,25 @@ TEST_F(Cli, TrainEvalPredictAndModels) {
   EXPECT_EQ(rows[0]["name"], "resnet18");
   EXPECT_EQ(rows[0]["parameters"], 11689512);  // torchvision's resnet18
 
+  // weights inspect / convert on the run's model.
+  auto model = test::load_named(dir_ / "run/model.safetensors");
+  Result wi = graft_cli({"weights", "inspect", "--json", dir_ / "run/model.safetensors"});
+  ASSERT_EQ(wi.code, 0) << wi.err;
+  auto inspected = nlohmann::json::parse(wi.out);
+  EXPECT_EQ(inspected["format"], "safetensors");
+  EXPECT_EQ(inspected["count"], model.size());
+  int64_t elements = 0;
+  for (const auto& [name, t] : model) elements += t.numel();
+  EXPECT_EQ(inspected["parameters"], elements);
+  Result wc = graft_cli({"weights", "convert", dir_ / "run/model.safetensors", dir_ / "copy.safetensors"});
+  ASSERT_EQ(wc.code, 0) << wc.err;
+  auto copy = test::load_named(dir_ / "copy.safetensors");
+  ASSERT_EQ(copy.size(), model.size());
+  for (const auto& [name, t] : model) EXPECT_TRUE(torch::equal(copy.at(name), t)) << name;
+  Result again = graft_cli({"weights", "convert", dir_ / "run/model.safetensors", dir_ / "copy.safetensors"});
+  EXPECT_EQ(again.code, 2);
+  EXPECT_TRUE(contains(again.err, "copy.safetensors")) << again.err;
+
   // A run's config.json drives a new run; flags override it.
   Result c = graft_cli({"train", "--config", dir_ / "run/config.json", "--out", dir_ / "again",
                         "--epochs", "1"});

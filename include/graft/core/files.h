@@ -10,6 +10,9 @@ namespace graft {
 /// Reads a whole file. Throws graft::Error naming the path if it cannot.
 std::string read_file(const std::string& path);
 
+/// Reads at most the first `n` bytes of a file (fewer if it is shorter).
+std::string read_file_prefix(const std::string& path, size_t n);
+
 /// Writes `data` to `path` atomically: a temporary file in the same folder,
 /// fsync, rename over `path`, fsync of the folder. A reader sees either the
 /// old file or the new one, never a partial one. Throws graft::Error naming

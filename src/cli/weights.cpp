@@ -1,0 +1,87 @@
+// graft weights inspect|convert: what a weight file holds, and a copy of it
+// as safetensors.
+
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/weights/safetensors.h"
+#include "graft/weights/state_dict.h"
+#include "verbs.h"
+
+namespace graft::cli {
+
+namespace {
+
+struct WeightsOptions {
+  std::string input, output;
+  bool json = false;
+  bool overwrite = false;
+};
+
+std::string detect_format(const std::string& path) {
+  std::string head = read_file_prefix(path, 16);
+  if (head.compare(0, 2, "PK") == 0) return "pytorch-zip";
+  if (head.size() >= 2 && uint8_t(head[0]) == 0x80 && uint8_t(head[1]) == 0x02) return "pytorch-legacy";
+  if (head.size() >= 9 && head[8] == '{') return "safetensors";
+  return "unknown";
+}
+
+int run_inspect(const WeightsOptions& o) {
+  TensorList tensors = read_weights(o.input);
+  int64_t total = 0;
+  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  for (const auto& [name, t] : tensors) {
+    total += t.numel();
+    rows.push_back({{"name", name}, {"dtype", c10::toString(t.scalar_type())}, {"shape", t.sizes().vec()}});
+  }
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["file"] = o.input;
+    j["format"] = detect_format(o.input);
+    j["tensors"] = rows;
+    j["count"] = tensors.size();
+    j["parameters"] = total;
+    std::cout << j.dump(2) << std::endl;
+    return 0;
+  }
+  for (const auto& r : rows) {
+    std::string shape = r["shape"].dump();
+    std::cout << r["name"].get<std::string>() << "\t" << r["dtype"].get<std::string>() << "\t"
+              << shape << "\n";
+  }
+  std::cout << "format " << detect_format(o.input) << ", " << tensors.size() << " tensors, " << total
+            << " elements" << std::endl;
+  return 0;
+}
+
+int run_convert(const WeightsOptions& o) {
+  GRAFT_CHECK_USAGE(!o.output.empty(), "weights convert: an output .safetensors path is required");
+  GRAFT_CHECK_USAGE(o.overwrite || !std::filesystem::exists(o.output), "weights convert: '",
+                    o.output, "' exists (use --overwrite to replace it)");
+  TensorList tensors = read_weights(o.input);
+  save_safetensors(o.output, tensors, {{"format", "pt"}, {"converted_from", o.input}});
+  std::cerr << "wrote " << tensors.size() << " tensors to " << o.output << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_weights(CLI::App& app, Action& run) {
+  auto o = std::make_shared<WeightsOptions>();
+  CLI::App* sub = app.add_subcommand("weights", "Inspect or convert weight files");
+  sub->require_subcommand(1);
+  CLI::App* inspect = sub->add_subcommand("inspect", "Every tensor (name, dtype, shape), the total size and the format");
+  inspect->add_option("file", o->input, "Weight file (.safetensors, .pt/.pth/.bin)")->required();
+  inspect->add_flag("--json", o->json, "JSON instead of text");
+  inspect->callback([&run, o] { run = [o] { return run_inspect(*o); }; });
+  CLI::App* convert = sub->add_subcommand("convert", "Copy a weight file as safetensors");
+  convert->add_option("input", o->input, "Weight file to read")->required();
+  convert->add_option("output", o->output, "safetensors file to write")->required();
+  convert->add_flag("--overwrite", o->overwrite, "Replace an existing output");
+  convert->callback([&run, o] { run = [o] { return run_convert(*o); }; });
+}
+
+}  // namespace graft::cli

@@ -6,6 +6,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/progress.h"
+#include "graft/core/runtime.h"
 #include "graft/models/registry.h"
 #include "graft/train/trainer.h"
 #include "verbs.h"
@@ -89,7 +90,13 @@ void bind_options(CLI::App& sub, TrainOptions& o) {
 
 int run_train(const TrainOptions& o) {
   set_quiet(o.quiet);
+  install_stop_handlers();
   TrainSummary s = train(o);
+  if (s.interrupted) {
+    std::cerr << "interrupted: the last state is in " << s.out
+              << "/checkpoint; continue with: graft train --resume --out " << s.out << "\n";
+    return 130;
+  }
   nlohmann::ordered_json j;
   j["run"] = s.out;
   j["epochs"] = s.epochs_run;

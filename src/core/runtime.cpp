@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sched.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <thread>
 
@@ -55,6 +56,24 @@ torch::Device parse_device(const std::string& name) {
   }
   throw UsageError(str_cat("--device: '", name, "' is not a device (expected auto, cpu, cuda or cuda:N)"));
 }
+
+namespace {
+volatile std::sig_atomic_t g_stop = 0;
+
+void on_stop_signal(int) {
+  if (g_stop) std::_Exit(130);
+  g_stop = 1;
+}
+}  // namespace
+
+void install_stop_handlers() {
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+}
+
+bool stop_requested() { return g_stop != 0; }
+void request_stop() { g_stop = 1; }
+void clear_stop_request() { g_stop = 0; }
 
 uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b) {
   auto splitmix = [](uint64_t x) {

@@ -145,6 +145,9 @@ Loader::Loader(ImageSet set, InputSpec spec, LoaderOptions options)
   // The same order as the feature-cache path (epoch_order), so both see the
   // same batches.
   s.order = epoch_order(s.set.size(), options.seed, options.epoch, options.shuffle);
+  const size_t skip = std::min(s.order.size(), size_t(std::max<int64_t>(0, options.start_batch)) *
+                                                   size_t(options.batch_size));
+  s.order.erase(s.order.begin(), s.order.begin() + skip);
   const int64_t n = int64_t(s.order.size());
   s.num_batches = options.drop_last ? n / options.batch_size
                                     : (n + options.batch_size - 1) / options.batch_size;

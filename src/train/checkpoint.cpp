@@ -48,11 +48,17 @@ void save_checkpoint(const std::string& run_dir, torch::nn::Module& model,
   torch::Tensor blob = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
   std::memcpy(blob.data_ptr(), bytes.data(), bytes.size());
   tensors.emplace_back("optimizer", blob);
+  tensors.emplace_back("torch_rng_state", at::detail::getDefaultCPUGenerator().get_state());
   nlohmann::json meta = {{"epochs_done", state.epochs_done},
                          {"best_epoch", state.best_epoch},
                          {"best_accuracy", state.best_accuracy},
                          {"bad_epochs", state.bad_epochs},
-                         {"rows", rows_to_json(state.rows)}};
+                         {"rows", rows_to_json(state.rows)},
+                         {"step_in_epoch", state.step_in_epoch},
+                         {"loss_sum", state.loss_sum},
+                         {"correct", state.correct},
+                         {"seen", state.seen},
+                         {"seconds", state.seconds}};
   make_dirs(run_dir + "/checkpoint");
   save_safetensors(checkpoint_path(run_dir), tensors, {{"graft_trainer_state", meta.dump()}});
 }
@@ -62,10 +68,11 @@ TrainerState load_checkpoint(const std::string& run_dir, torch::nn::Module& mode
   const std::string path = checkpoint_path(run_dir);
   SafetensorsFile f = load_safetensors(path);
   TensorList model_tensors;
-  torch::Tensor blob;
+  torch::Tensor blob, rng;
   for (auto& [name, t] : f.tensors) {
     if (name.rfind("model.", 0) == 0) model_tensors.emplace_back(name.substr(6), t);
     if (name == "optimizer") blob = t;
+    if (name == "torch_rng_state") rng = t;
   }
   GRAFT_CHECK(blob.defined(), path, ": no optimizer state (not a graft checkpoint)");
   LoadReport report = load_state_dict(model, model_tensors);
@@ -88,8 +95,21 @@ TrainerState load_checkpoint(const std::string& run_dir, torch::nn::Module& mode
     s.best_accuracy = j.at("best_accuracy").get<double>();
     s.bad_epochs = j.at("bad_epochs").get<int64_t>();
     s.rows = rows_from_json(j.at("rows"));
+    s.step_in_epoch = j.value("step_in_epoch", int64_t{0});
+    s.loss_sum = j.value("loss_sum", 0.0);
+    s.correct = j.value("correct", int64_t{0});
+    s.seen = j.value("seen", int64_t{0});
+    s.seconds = j.value("seconds", 0.0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(str_cat(path, ": trainer state malformed (", e.what(), ")"));
+  }
+  if (rng.defined()) {
+    try {
+      at::Generator gen = at::detail::getDefaultCPUGenerator();  // a handle
+      gen.set_state(rng);
+    } catch (const c10::Error& e) {
+      throw Error(str_cat(path, ": random generator state unreadable (", e.what_without_backtrace(), ")"));
+    }
   }
   return s;
 }

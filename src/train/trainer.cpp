@@ -254,19 +254,22 @@ TrainSummary train(TrainOptions options) {
 
   TrainSummary summary;
   summary.out = o.out;
-  for (int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
+  for (int64_t epoch = state.epochs_done; epoch < o.epochs && !summary.interrupted; ++epoch) {
     auto t0 = std::chrono::steady_clock::now();
-    torch::manual_seed(mix_seed(o.seed, 301, static_cast<uint64_t>(epoch)));
+    // A resumed epoch continues from its checkpointed step, sums and random
+    // state; a new one starts from a seed that depends only on the epoch.
+    const int64_t first_step = state.step_in_epoch;
+    if (first_step == 0) torch::manual_seed(mix_seed(o.seed, 301, static_cast<uint64_t>(epoch)));
     if (strategy.kind == Strategy::kLinear) {
       model->eval();
       head->train();
     } else {
       set_train_mode(*model);
     }
-    double loss_sum = 0;
-    int64_t correct = 0, seen = 0;
-    int64_t step = epoch * steps_per_epoch;
+    int64_t step = epoch * steps_per_epoch + first_step;
     Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), n_train);
+    progress.advance(state.seen);
+    // Returns false when the run must stop here (signal or should_stop).
     auto train_step = [&](const torch::Tensor& x, const torch::Tensor& y, bool features) {
       set_lr(*optimizer, groups,
              lr_factor(o.schedule, step, total_steps, warmup_steps, step_size, o.gamma));
@@ -276,20 +279,28 @@ TrainSummary train(TrainOptions options) {
       loss.backward();
       if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
       optimizer->step();
-      loss_sum += loss.item<double>() * y.size(0);
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-      seen += y.size(0);
+      state.loss_sum += loss.item<double>() * y.size(0);
+      state.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+      state.seen += y.size(0);
+      state.step_in_epoch += 1;
       progress.advance(y.size(0));
       ++step;
+      bool last = state.step_in_epoch == steps_per_epoch;
+      if (!last && (stop_requested() || (o.should_stop && o.should_stop(step)))) {
+        summary.interrupted = true;
+        return false;
+      }
+      return true;
     };
     if (cached) {
       auto order = epoch_order(static_cast<size_t>(n_train), o.seed, epoch, true);
-      for (int64_t b = 0; b < n_train; b += o.batch_size) {
+      for (int64_t b = first_step * o.batch_size; b < n_train; b += o.batch_size) {
         int64_t e = std::min(n_train, b + o.batch_size);
         std::vector<int64_t> idx(order.begin() + b, order.begin() + e);
         torch::Tensor it = torch::tensor(idx, torch::kInt64);
-        train_step(train_feats.values.index_select(0, it).to(device),
-                   train_feats.labels.index_select(0, it).to(device), true);
+        if (!train_step(train_feats.values.index_select(0, it).to(device),
+                        train_feats.labels.index_select(0, it).to(device), true))
+          break;
       }
     } else {
       LoaderOptions lo;
@@ -300,33 +311,42 @@ TrainSummary train(TrainOptions options) {
       lo.epoch = epoch;
       lo.workers = o.workers;
       lo.strict = o.strict;
+      lo.start_batch = first_step;
       Loader loader(data.train, spec.input, lo);
       while (auto batch = loader.next()) {
         torch::Tensor x = batch->images.to(device), y = batch->labels.to(device);
+        torch::Tensor f;
         if (strategy.kind == Strategy::kLinear) {
-          torch::Tensor f;
-          {
-            torch::NoGradGuard no_grad;
-            f = model->features(x);
-          }
-          train_step(f, y, true);
-        } else {
-          train_step(x, y, false);
+          torch::NoGradGuard no_grad;
+          f = model->features(x);
         }
+        if (!train_step(f.defined() ? f : x, y, f.defined())) break;
       }
     }
     progress.finish();
-    GRAFT_CHECK(seen > 0, "no training image of '", o.data, "' could be decoded");
+    state.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (summary.interrupted) {
+      save_checkpoint(o.out, *model, *optimizer, state);
+      log_info(str_cat("interrupted in epoch ", epoch + 1, " after step ", state.step_in_epoch,
+                       "; the state is saved: continue with graft train --resume --out ", o.out));
+      break;
+    }
+    GRAFT_CHECK(state.seen > 0, "no training image of '", o.data, "' could be decoded");
     Metrics val = evaluate_val();
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EpochRow row{epoch + 1, loss_sum / seen, double(correct) / seen, val.loss, val.accuracy,
-                 optimizer->param_groups()[0].options().get_lr(), secs, seen / secs};
+    const double secs = state.seconds;
+    EpochRow row{epoch + 1, state.loss_sum / state.seen, double(state.correct) / state.seen,
+                 val.loss, val.accuracy, optimizer->param_groups()[0].options().get_lr(), secs,
+                 state.seen / secs};
     state.rows.push_back(row);
     log_info(str_cat("epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
                      row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ",
                      row.val_accuracy, "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second),
                      " items/s"));
     state.epochs_done = epoch + 1;
+    state.step_in_epoch = 0;
+    state.loss_sum = 0;
+    state.correct = state.seen = 0;
+    state.seconds = 0;
     if (state.best_epoch == 0 || val.accuracy > state.best_accuracy) {
       state.best_accuracy = val.accuracy;
       state.best_epoch = epoch + 1;
@@ -337,8 +357,10 @@ TrainSummary train(TrainOptions options) {
     }
     write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
     save_checkpoint(o.out, *model, *optimizer, state);
-    if (o.should_stop && state.epochs_done < o.epochs && o.should_stop(state.epochs_done)) {
+    if (state.epochs_done < o.epochs && (stop_requested() || (o.should_stop && o.should_stop(step)))) {
       summary.interrupted = true;
+      log_info(str_cat("interrupted after epoch ", state.epochs_done,
+                       "; continue with graft train --resume --out ", o.out));
       break;
     }
     if (o.patience > 0 && state.bad_epochs >= o.patience && state.epochs_done < o.epochs) {

@@ -222,3 +222,29 @@ TEST_F(DataLoader, EmptySetAndBadOptions) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+// Resuming mid-epoch: the batches after start_batch are those of a full epoch.
+TEST_F(DataLoader, StartBatchLeavesOutTheFirstBatchesOnly) {
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = true;
+  o.augment = Augment::Light;
+  o.seed = 5;
+  o.epoch = 2;
+  auto full = all_batches(set_, o);
+  o.start_batch = 2;
+  auto rest = all_batches(set_, o);
+  ASSERT_EQ(rest.size() + 2, full.size());
+  for (size_t k = 0; k < rest.size(); ++k) {
+    EXPECT_EQ(rest[k].positions, full[k + 2].positions);
+    EXPECT_TRUE(torch::equal(rest[k].images, full[k + 2].images)) << k;
+  }
+  o.start_batch = 100;
+  EXPECT_TRUE(all_batches(set_, o).empty());
+}
+
+}  // namespace
+}  // namespace graft

@@ -93,16 +93,24 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
   train(o);
 
   o.out = dir / "interrupted";
-  o.should_stop = [](int64_t epochs_done) { return epochs_done == 2; };
+  // 12 training images in batches of 8: 2 steps an epoch. Stop in the
+  // middle of epoch 2, and once more at the end of epoch 3.
+  o.should_stop = [](int64_t step) { return step == 3 || step == 6; };
   TrainSummary first = train(o);
   EXPECT_TRUE(first.interrupted);
-  EXPECT_EQ(first.epochs_run, 2);
+  EXPECT_EQ(first.epochs_run, 1);
   TrainOptions r;
   r.out = o.out;
   r.resume = true;
   r.quiet = true;
+  r.should_stop = o.should_stop;
   TrainSummary second = train(r);
-  EXPECT_EQ(second.epochs_run, 4);
+  EXPECT_TRUE(second.interrupted);
+  EXPECT_EQ(second.epochs_run, 3);
+  r.should_stop = nullptr;
+  TrainSummary third = train(r);
+  EXPECT_FALSE(third.interrupted);
+  EXPECT_EQ(third.epochs_run, 4);
   EXPECT_EQ(read_file(dir / "whole/model.safetensors"),
             read_file(dir / "interrupted/model.safetensors"));
   // The last state (not only the best model) is the same too.

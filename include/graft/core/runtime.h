@@ -32,4 +32,13 @@ torch::Device parse_device(const std::string& name);
 /// do not depend on thread scheduling or on where a run was resumed.
 uint64_t mix_seed(uint64_t seed, uint64_t a, uint64_t b = 0);
 
+/// Installs SIGINT and SIGTERM handlers that only record a stop request, so
+/// that long work can finish its step and save its state. A second signal
+/// while one is pending ends the process at once (exit 130).
+void install_stop_handlers();
+/// True once a stop was requested (by a signal or request_stop()).
+bool stop_requested();
+void request_stop();
+void clear_stop_request();
+
 }  // namespace graft

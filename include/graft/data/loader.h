@@ -38,6 +38,9 @@ struct LoaderOptions {
   int prefetch = 4;
   /// A sample that fails to decode is an error instead of a counted skip.
   bool strict = false;
+  /// Batches of the epoch to leave out at the start (resuming mid-epoch);
+  /// the batches that follow are the same as in a full epoch.
+  int64_t start_batch = 0;
 };
 
 class Loader {

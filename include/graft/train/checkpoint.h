@@ -22,9 +22,16 @@ struct TrainerState {
   double best_accuracy = 0;
   int64_t bad_epochs = 0;
   std::vector<EpochRow> rows;
+  /// Mid-epoch position (0 at an epoch boundary): optimiser steps done in
+  /// epoch `epochs_done`, with the running sums of that epoch.
+  int64_t step_in_epoch = 0;
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  double seconds = 0;
 };
 
-/// RUN/checkpoint/last.safetensors
+/// RUN/checkpoint/last.safetensors. It also holds the global random
+/// generator's state, so dropout continues the same stream after a resume.
 std::string checkpoint_path(const std::string& run_dir);
 
 void save_checkpoint(const std::string& run_dir, torch::nn::Module& model,

@@ -66,9 +66,10 @@ struct TrainOptions {
   bool strict = false;
   bool quiet = false;
 
-  /// Not a setting (not in config.json): called after each epoch's
-  /// checkpoint with the number of epochs done; returning true stops the run
-  /// there, as an interruption would (tests; signal handling).
+  /// Not a setting (not in config.json): called after every optimiser step
+  /// with the number of steps done in the run; returning true stops the run
+  /// there as a SIGINT would: the state is checkpointed and --resume goes on
+  /// from that step.
   std::function<bool(int64_t)> should_stop;
 };
 

@@ -17,7 +17,7 @@ struct TrainSummary {
   bool has_test = false;
   Metrics test;
   bool stopped_early = false;
-  bool interrupted = false;  // should_stop asked to stop; resume with --resume
+  bool interrupted = false;  // stopped by a signal or should_stop; --resume goes on
 };
 
 /// Trains as `options` says and writes the run directory. With

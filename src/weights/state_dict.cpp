@@ -2,10 +2,9 @@
 
 #include <set>
 
-#include <torch/serialize.h>
-
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/weights/torch_checkpoint.h"
 
 namespace graft {
 
@@ -21,52 +20,27 @@ std::string strip_module_prefix(const std::string& name) {
   return name.rfind("module.", 0) == 0 ? name.substr(7) : name;
 }
 
-TensorList from_ivalue(const c10::IValue& value, const std::string& path, int depth) {
-  GRAFT_CHECK(depth < 4, "'", path, "': nested too deeply, expected a {name: tensor} dict");
-  GRAFT_CHECK(value.isGenericDict(), "'", path, "' holds a ", value.tagKind(),
-              ", expected a {name: tensor} dict (a state_dict)");
-  auto dict = value.toGenericDict();
-  for (const char* wrapper : {"state_dict", "model", "net"}) {
-    for (const auto& item : dict)
-      if (item.key().isString() && item.key().toStringRef() == wrapper &&
-          item.value().isGenericDict())
-        return from_ivalue(item.value(), path, depth + 1);
-  }
-  TensorList out;
-  for (const auto& item : dict) {
-    GRAFT_CHECK(item.key().isString(), "'", path, "': a state_dict key is not a string");
-    if (!item.value().isTensor()) continue;  // e.g. a stored epoch number
-    out.emplace_back(strip_module_prefix(item.key().toStringRef()), item.value().toTensor());
-  }
-  GRAFT_CHECK(!out.empty(), "'", path, "' holds no tensors");
-  return out;
-}
-
 }  // namespace
 
 TensorList read_weights(const std::string& path) {
   std::string bytes = read_file(path);
-  GRAFT_CHECK(bytes.size() >= 8, "'", path, "' is too short (", bytes.size(),
+  GRAFT_CHECK(bytes.size() >= 9, "'", path, "' is too short (", bytes.size(),
               " bytes) to be a weight file");
-  if (bytes.compare(0, 2, "PK") == 0) {
-    c10::IValue value;
-    try {
-      value = torch::pickle_load(std::vector<char>(bytes.begin(), bytes.end()));
-    } catch (const c10::Error& e) {
-      throw Error(str_cat("cannot read PyTorch checkpoint '", path,
-                          "': ", e.what_without_backtrace()));
-    }
-    return from_ivalue(value, path, 0);
-  }
-  // safetensors: the header length is followed by a JSON object.
+  // Checked first: a zip or legacy torch.save file never has '{' at byte 8,
+  // but a safetensors header length may begin with the bytes "PK".
   if (bytes[8] == '{') {
     TensorList out = parse_safetensors(bytes, path).tensors;
     for (auto& [name, t] : out) name = strip_module_prefix(name);
     return out;
   }
+  if (is_torch_checkpoint(bytes)) {
+    TensorList out = parse_torch_checkpoint(bytes, path);
+    for (auto& [name, t] : out) name = strip_module_prefix(name);
+    return out;
+  }
   throw Error(str_cat("'", path,
-                      "' is not a weight file graft reads (expected safetensors or a zip-format "
-                      "torch.save state_dict)"));
+                      "' is not a weight file graft reads (expected safetensors or a torch.save "
+                      "state_dict, zip or legacy format)"));
 }
 
 TensorList state_dict(const torch::nn::Module& module) {

@@ -12,7 +12,8 @@ import importlib
 import os
 import sys
 
-MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures"]
+MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures",
+           "checkpoint_fixtures"]
 
 
 def main():

@@ -11,10 +11,12 @@
 
 namespace graft {
 
-/// Reads a weight file: safetensors (by its header), or a zip-format
-/// torch.save of a plain {name: tensor} dict, possibly wrapped in
-/// {"state_dict"|"model"|"net": ...}. A leading "module." (DataParallel) is
-/// removed from every name. Throws graft::Error naming the file.
+/// Reads a weight file: safetensors (by its header), or a torch.save file in
+/// the zip format (1.6+) or the legacy format, read by graft's own reader
+/// (torch_checkpoint.h: no code in the file is executed). A {name: tensor}
+/// dict may be wrapped in {"state_dict"|"model"|"net": ...}; tensors saved on
+/// CUDA load to the CPU. A leading "module." (DataParallel) is removed from
+/// every name. Throws graft::Error naming the file.
 TensorList read_weights(const std::string& path);
 
 struct LoadReport {

@@ -42,3 +42,7 @@ case "$current" in
   *openblas-openmp*) ;;
   *) echo "setup: libblas.so.3 is $current, expected OpenBLAS (openmp)" >&2; exit 1 ;;
 esac
+
+# The face models (TF.js weights of @vladmandic/face-api, integrity-checked);
+# optional: only the tests that read them need them.
+bash "$(dirname "$0")/face_models.sh" || echo "setup: face-api models not fetched (optional)" >&2

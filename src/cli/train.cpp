@@ -76,7 +76,7 @@ void bind_options(CLI::App& sub, TrainOptions& o) {
   sub.add_option("--augment", o.augment, "none, light or strong")->capture_default_str();
   sub.add_flag("!--no-feature-cache", o.feature_cache,
                "linear: recompute features every epoch instead of caching them");
-  sub.add_option("--cache-dir", o.cache_dir, "Feature cache folder (default $GRAFT_CACHE_DIR or ~/.cache/graft/features)");
+  sub.add_option("--cache-dir", o.cache_dir, "Feature cache folder (default $GRAFT_CACHE_DIR/features or ~/.cache/graft/features)");
   sub.add_option("--seed", o.seed, "Random seed")->capture_default_str();
   add_threads(sub, o.threads);
   sub.add_option("--workers", o.workers, "Image decoding threads")->capture_default_str();

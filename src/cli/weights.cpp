@@ -22,6 +22,10 @@ struct WeightsOptions {
 };
 
 std::string detect_format(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return "safetensors (folder)";
+  if (path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0)
+    return read_file(path).find("\"weight_map\"") != std::string::npos ? "safetensors (sharded)"
+                                                                       : "tfjs";
   std::string head = read_file_prefix(path, 16);
   if (head.compare(0, 2, "PK") == 0) return "pytorch-zip";
   if (head.size() >= 2 && uint8_t(head[0]) == 0x80 && uint8_t(head[1]) == 0x02) return "pytorch-legacy";

@@ -43,7 +43,7 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
 }
 
 std::string default_cache_dir() {
-  if (const char* d = std::getenv("GRAFT_CACHE_DIR"); d && *d) return d;
+  if (const char* d = std::getenv("GRAFT_CACHE_DIR"); d && *d) return std::string(d) + "/features";
   if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/graft/features";
   if (const char* d = std::getenv("HOME"); d && *d) return std::string(d) + "/.cache/graft/features";
   return ".graft-cache/features";

@@ -1,9 +1,14 @@
 #include "graft/weights/state_dict.h"
 
+#include <filesystem>
+#include <map>
 #include <set>
+
+#include <nlohmann/json.hpp>
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/weights/tfjs.h"
 #include "graft/weights/torch_checkpoint.h"
 
 namespace graft {
@@ -20,9 +25,68 @@ std::string strip_module_prefix(const std::string& name) {
   return name.rfind("module.", 0) == 0 ? name.substr(7) : name;
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A Hugging Face sharded checkpoint: {"metadata": {...}, "weight_map":
+// {tensor: shard}}, shards next to the index. Tensors in weight_map order.
+TensorList read_sharded_safetensors(const nlohmann::ordered_json& index, const std::string& path) {
+  namespace fs = std::filesystem;
+  const auto& map = index.at("weight_map");
+  GRAFT_CHECK(map.is_object(), "'", path, "': \"weight_map\" is not an object of tensor name -> "
+              "shard file (got ", map.type_name(), ")");
+  fs::path dir = fs::path(path).parent_path();
+  std::map<std::string, std::map<std::string, torch::Tensor>> shards;
+  TensorList out;
+  for (const auto& [name, value] : map.items()) {
+    GRAFT_CHECK(value.is_string(), "'", path, "': the shard of tensor '", name,
+                "' is not a file name (got ", value.type_name(), ")");
+    std::string shard = value.get<std::string>();
+    auto it = shards.find(shard);
+    if (it == shards.end()) {
+      std::string shard_path = (dir / shard).string();
+      GRAFT_CHECK(fs::is_regular_file(shard_path), "'", path, "': shard '", shard_path,
+                  "' (holding tensor '", name, "') is missing");
+      std::map<std::string, torch::Tensor> named;
+      for (auto& [n, t] : load_safetensors(shard_path).tensors) named.emplace(n, t);
+      it = shards.emplace(shard, std::move(named)).first;
+    }
+    auto t = it->second.find(name);
+    GRAFT_CHECK(t != it->second.end(), "'", path, "': tensor '", name, "' is not in its shard '",
+                (dir / shard).string(), "' (", it->second.size(), " tensors there)");
+    out.emplace_back(strip_module_prefix(name), t->second);
+  }
+  return out;
+}
+
+// A .json weight description: a safetensors index or a TF.js manifest.
+TensorList read_json_weights(const std::string& path) {
+  std::string text = read_file(path);
+  nlohmann::ordered_json j =
+      nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
+  GRAFT_CHECK(!j.is_discarded(), "'", path, "' is not valid JSON");
+  if (j.is_object() && j.contains("weight_map")) return read_sharded_safetensors(j, path);
+  if (j.is_array() || (j.is_object() && j.contains("weightsManifest")))
+    return parse_tfjs_weights(text, path);
+  throw Error(str_cat("'", path,
+                      "' is JSON but neither a safetensors index (with \"weight_map\") nor a "
+                      "TF.js weights manifest (an array, or an object with \"weightsManifest\")"));
+}
+
 }  // namespace
 
 TensorList read_weights(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(path)) {
+    for (const char* name : {"model.safetensors.index.json", "model.safetensors"}) {
+      std::string candidate = (fs::path(path) / name).string();
+      if (fs::is_regular_file(candidate)) return read_weights(candidate);
+    }
+    throw Error(str_cat("'", path, "' is a folder without model.safetensors.index.json or "
+                        "model.safetensors"));
+  }
+  if (ends_with(path, ".json")) return read_json_weights(path);
   std::string bytes = read_file(path);
   GRAFT_CHECK(bytes.size() >= 9, "'", path, "' is too short (", bytes.size(),
               " bytes) to be a weight file");

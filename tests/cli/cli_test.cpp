@@ -207,19 +207,30 @@ TEST_F(Cli, CorruptImagesAreSkippedAndCountedOrRefusedWhenStrict) {
 namespace graft {
 namespace {
 
-// A published source model evaluated with its own classifier. PROVENANCE.md
-// of ../shared/data reports 81.03% for this file on these JPEGs, measured
-// with PyTorch and PIL decoding.
+// A published source model evaluated with its own classifier, from the
+// original legacy-format file and from its converted copy. The expected
+// accuracy is PyTorch's on the same JPEGs with PIL decoding
+// (tests/reference/akamaster_accuracy.py: 0.8103, as PROVENANCE.md reports).
 TEST(CliSource, AkamasterResNet20OnCifar10Jpegs) {
-  std::string weights = test::shared_data(
-      "pretrained/resnet_cifar10_akamaster/converted/resnet20-12fca82f.state_dict.pt");
+  const std::string dir = "pretrained/resnet_cifar10_akamaster/";
+  std::string original = test::shared_data(dir + "resnet20-12fca82f.th");
+  std::string converted = test::shared_data(dir + "converted/resnet20-12fca82f.state_dict.pt");
   std::string data = test::shared_data("cifar10_test_jpg");
-  if (weights.empty() || data.empty()) GTEST_SKIP() << "../shared/data is absent";
-  Result r = graft_cli({"eval", "--backbone", "resnet20", "--weights", weights, "--data", data});
-  ASSERT_EQ(r.code, 0) << r.err;
-  auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j["count"], 10000);
-  EXPECT_NEAR(j["accuracy"].get<double>(), 0.8103, 0.003);
+  if (original.empty() || converted.empty() || data.empty())
+    GTEST_SKIP() << "../shared/data is absent";
+  if (!test::have_fixture("akamaster_resnet20_accuracy.json"))
+    GTEST_SKIP() << "akamaster_resnet20_accuracy.json missing: run tests/reference/make_fixtures.py";
+  auto reference =
+      nlohmann::json::parse(read_file(test::fixture("akamaster_resnet20_accuracy.json")));
+  const double expected = reference["accuracy"].get<double>();
+  for (const std::string& weights : {original, converted}) {
+    SCOPED_TRACE(weights);
+    Result r = graft_cli({"eval", "--backbone", "resnet20", "--weights", weights, "--data", data});
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["count"], 10000);
+    EXPECT_NEAR(j["accuracy"].get<double>(), expected, 0.003);
+  }
 }
 
 }  // namespace

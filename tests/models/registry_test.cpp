@@ -122,15 +122,13 @@ TEST_P(RegistryRow, Contract) {
                                       slot + ".2.bias"}));
 }
 
-TEST_P(RegistryRow, MatchesPyTorchReference) {
-  const std::string name = GetParam();
-  if (!test::have_fixture(name + ".io.safetensors") ||
-      !test::have_fixture(name + ".weights.safetensors"))
-    GTEST_SKIP() << "fixtures for " << name << " missing: run tests/reference/make_fixtures.py";
+/// Loads `tensors` into a fresh `name` backbone (the report must be clean) and
+/// compares its features and logits with `<name>.io.safetensors`.
+void expect_matches_reference(const std::string& name, const TensorList& tensors) {
   torch::NoGradGuard no_grad;
-  Backbone model = spec().make(spec().source_classes);
-  LoadReport report = load_state_dict(
-      *model, load_safetensors(test::fixture(name + ".weights.safetensors")).tensors);
+  const BackboneSpec& row = find_backbone(name);
+  Backbone model = row.make(row.source_classes);
+  LoadReport report = load_state_dict(*model, tensors);
   ASSERT_TRUE(report.clean()) << report.summary();
   model->eval();
 
@@ -143,13 +141,52 @@ TEST_P(RegistryRow, MatchesPyTorchReference) {
   EXPECT_LE(test::rel_error(logits, tensor_named(io, "logits")), 1e-4);
 }
 
+TEST_P(RegistryRow, MatchesPyTorchReference) {
+  const std::string name = GetParam();
+  if (!test::have_fixture(name + ".io.safetensors") ||
+      !test::have_fixture(name + ".weights.safetensors"))
+    GTEST_SKIP() << "fixtures for " << name << " missing: run tests/reference/make_fixtures.py";
+  expect_matches_reference(
+      name, load_safetensors(test::fixture(name + ".weights.safetensors")).tensors);
+}
+
+// The same weights as torch.save(model.state_dict(), path) writes them, the
+// way torchvision publishes its checkpoints.
+TEST_P(RegistryRow, MatchesPyTorchReferenceFromStateDictPth) {
+  const std::string name = GetParam();
+  if (!test::have_fixture(name + ".io.safetensors") ||
+      !test::have_fixture(name + ".state_dict.pth"))
+    GTEST_SKIP() << "fixtures for " << name << " missing: run tests/reference/make_fixtures.py";
+  expect_matches_reference(name, read_weights(test::fixture(name + ".state_dict.pth")));
+}
+
+class CifarRow : public ::testing::TestWithParam<std::string> {};
+
+// The same weights in akamaster's wrapping ({'state_dict': {'module.' + name:
+// tensor}, 'best_prec1': ...}) and the legacy (pre-1.6) torch.save format.
+TEST_P(CifarRow, MatchesPyTorchReferenceFromLegacyTh) {
+  const std::string name = GetParam();
+  if (!test::have_fixture(name + ".io.safetensors") || !test::have_fixture(name + ".legacy.th"))
+    GTEST_SKIP() << "fixtures for " << name << " missing: run tests/reference/make_fixtures.py";
+  expect_matches_reference(name, read_weights(test::fixture(name + ".legacy.th")));
+}
+
 std::vector<std::string> all_names() {
   std::vector<std::string> out;
   for (const auto& row : backbone_registry()) out.push_back(row.name);
   return out;
 }
 
+std::vector<std::string> cifar_names() {
+  std::vector<std::string> out;
+  for (const auto& row : backbone_registry())
+    if (row.family == "cifar_resnet") out.push_back(row.name);
+  return out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Registry, RegistryRow, ::testing::ValuesIn(all_names()),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Registry, CifarRow, ::testing::ValuesIn(cifar_names()),
                          [](const auto& info) { return info.param; });
 
 TEST(Registry, RowsHaveUniqueNamesAndConsistentSpecs) {

@@ -6,6 +6,12 @@ For each backbone NAME it writes
                             num_batches_tracked included)
   NAME.io.safetensors       input [2, 3, S, S], logits = model(input), and
                             features = the input of the classifier slot
+  NAME.state_dict.pth       the same weights as torchvision publishes them:
+                            torch.save(model.state_dict(), path) (zip format)
+  NAME.legacy.th            CIFAR ResNets only: the same weights wrapped as
+                            akamaster publishes them, {'state_dict':
+                            {'module.' + name: tensor}, 'best_prec1': 90.0},
+                            in the legacy (pre-1.6) format
 The reference is torchvision 0.14 (Debian python3-torchvision), and
 cifar_resnet_ref.py for the CIFAR ResNets.
 """
@@ -88,6 +94,12 @@ def make(out_dir):
             feats = features_of(name, model, x)
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         st.save(os.path.join(out_dir, f"{name}.weights.safetensors"), state)
+        torch.save(model.state_dict(), os.path.join(out_dir, f"{name}.state_dict.pth"))
+        if isinstance(model, CifarResNet):
+            wrapped = {"state_dict": {"module." + k: v for k, v in model.state_dict().items()},
+                       "best_prec1": 90.0}
+            torch.save(wrapped, os.path.join(out_dir, f"{name}.legacy.th"),
+                       _use_new_zipfile_serialization=False)
         st.save(os.path.join(out_dir, f"{name}.io.safetensors"),
                 {"input": x, "logits": logits.contiguous(), "features": feats.contiguous()},
                 {"size": size})

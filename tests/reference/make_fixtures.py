@@ -13,7 +13,7 @@ import os
 import sys
 
 MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures",
-           "checkpoint_fixtures"]
+           "checkpoint_fixtures", "tfjs_fixtures", "akamaster_fixtures"]
 
 
 def main():

@@ -42,7 +42,7 @@ Outputs cached_features(BackboneImpl& model, const std::string& model_key, const
                         const InputSpec& spec, const InferOptions& options,
                         const std::string& cache_dir);
 
-/// The default on-disk feature cache: $GRAFT_CACHE_DIR, else
+/// The default on-disk feature cache: $GRAFT_CACHE_DIR/features, else
 /// $XDG_CACHE_HOME/graft/features, else ~/.cache/graft/features.
 std::string default_cache_dir();
 

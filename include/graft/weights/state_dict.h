@@ -16,7 +16,10 @@ namespace graft {
 /// (torch_checkpoint.h: no code in the file is executed). A {name: tensor}
 /// dict may be wrapped in {"state_dict"|"model"|"net": ...}; tensors saved on
 /// CUDA load to the CPU. A leading "module." (DataParallel) is removed from
-/// every name. Throws graft::Error naming the file.
+/// every name. Also a sharded safetensors checkpoint
+/// (model.safetensors.index.json, or a folder holding it or a single
+/// model.safetensors) and a TF.js weights manifest (*.json, see tfjs.h).
+/// Throws graft::Error naming the file.
 TensorList read_weights(const std::string& path);
 
 struct LoadReport {

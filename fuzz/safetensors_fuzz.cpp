@@ -1,6 +1,7 @@
 /// libFuzzer target for graft::parse_safetensors: any input must either parse
 /// or throw graft::Error; crashes, leaks, sanitizer reports and other
-/// exceptions are findings. Built only with -DGRAFT_FUZZ=ON (scripts/fuzz.sh).
+/// exceptions are findings. Built with -DGRAFT_FUZZ=ON (scripts/fuzz.sh); the
+/// tests replay it over mutated seeds (tests/weights/fuzz_replay_test.cpp).
 
 #include <cstddef>
 #include <cstdint>
@@ -9,7 +10,11 @@
 #include "graft/core/error.h"
 #include "graft/weights/safetensors.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+#ifndef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
+#endif
+
+extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);
   try {
     graft::SafetensorsFile file = graft::parse_safetensors(bytes, "fuzz.safetensors");

@@ -144,6 +144,14 @@ bool is_tfjs_manifest(const std::string& json_text) {
 }
 
 TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path) {
+  return parse_tfjs_weights(json_text, manifest_path, [](const std::string& shard) {
+    GRAFT_CHECK(fs::is_regular_file(shard), "shard '", shard, "' is missing");
+    return read_file(shard);
+  });
+}
+
+TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path,
+                              const ShardReader& read_shard) {
   Json j;
   try {
     j = Json::parse(json_text);
@@ -194,10 +202,12 @@ TensorList parse_tfjs_weights(const std::string& json_text, const std::string& m
 
     std::string buffer;
     for (const auto& p : paths) {
-      fs::path shard = dir / p;
-      GRAFT_CHECK(fs::is_regular_file(shard), gwhere, ": shard '", shard.string(),
-                  "' is missing");
-      buffer += read_file(shard.string());
+      std::string shard = (dir / p).string();
+      try {
+        buffer += read_shard(shard);
+      } catch (const Error& e) {
+        throw Error(str_cat(gwhere, ": ", e.what()));
+      }
     }
     GRAFT_CHECK(buffer.size() == needed, gwhere, ": its shards (", paths.size(), " files from '",
                 (dir / (paths.empty() ? std::string() : paths.front())).string(), "') hold ",

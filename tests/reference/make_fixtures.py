@@ -13,7 +13,8 @@ import os
 import sys
 
 MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures",
-           "checkpoint_fixtures", "tfjs_fixtures", "akamaster_fixtures"]
+           "checkpoint_fixtures", "tfjs_fixtures", "akamaster_fixtures",
+           "transferability_fixtures"]
 
 
 def main():

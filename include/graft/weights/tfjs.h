@@ -11,6 +11,7 @@
 /// weights); float16 is widened to float32. The output dtype is the weight's
 /// "dtype" (or the quantization's "original_dtype" when that is absent).
 
+#include <functional>
 #include <string>
 
 #include "graft/weights/safetensors.h"
@@ -27,6 +28,15 @@ bool is_tfjs_manifest(const std::string& json_text);
 /// or shard on bad JSON, an unknown dtype, a negative dimension, a missing
 /// shard, or shard data shorter or longer than the weights need.
 TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path);
+
+/// Returns the bytes of the shard at `path` (the manifest's folder joined
+/// with the manifest's path) or throws graft::Error when it is missing.
+using ShardReader = std::function<std::string(const std::string& path)>;
+
+/// As above, with the shards supplied by `read_shard` instead of the disk
+/// (used by the fuzz target, and by callers that hold shards in memory).
+TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path,
+                              const ShardReader& read_shard);
 
 /// Reads a TF.js manifest file and its shards (see parse_tfjs_weights).
 TensorList read_tfjs_weights(const std::string& manifest_path);

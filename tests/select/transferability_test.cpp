@@ -1,0 +1,81 @@
+// Transferability scores against the numpy reference
+// (tests/reference/transferability_fixtures.py) on fixed features.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "graft/core/files.h"
+#include "graft/select/transferability.h"
+#include "graft/weights/safetensors.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+class Transferability : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::have_fixture("transferability/expected.json")) GTEST_SKIP() << "no reference fixtures";
+    t_ = test::load_named(test::fixture("transferability/cases.safetensors"));
+    want_ = nlohmann::json::parse(read_file(test::fixture("transferability/expected.json")));
+  }
+  torch::Tensor t(const std::string& name) { return t_.at(name); }
+  std::map<std::string, torch::Tensor> t_;
+  nlohmann::json want_;
+};
+
+TEST_F(Transferability, ClassificationScoresEqualNumpy) {
+  for (const std::string c : {"tall", "wide"}) {
+    SCOPED_TRACE(c);
+    const auto& w = want_[c];
+    EXPECT_NEAR(logme(t(c + ".features"), t(c + ".labels")), w["logme"].get<double>(), 1e-6);
+    EXPECT_NEAR(h_score(t(c + ".features"), t(c + ".labels")), w["h_score"].get<double>(), 1e-6);
+    EXPECT_NEAR(leep(t(c + ".source_probs"), t(c + ".labels")), w["leep"].get<double>(), 1e-6);
+    EXPECT_NEAR(nce(t(c + ".source_labels"), t(c + ".labels")), w["nce"].get<double>(), 1e-6);
+  }
+}
+
+TEST_F(Transferability, SimilaritiesEqualNumpy) {
+  EXPECT_NEAR(linear_cka(t("pair.X"), t("pair.X2")), want_["cka"].get<double>(), 1e-6);
+  const double sigma = median_sigma(t("pair.X"), t("pair.Y"));
+  EXPECT_NEAR(sigma, want_["mmd_sigma"].get<double>(), 1e-6);
+  EXPECT_NEAR(mmd_rbf(t("pair.X"), t("pair.Y"), sigma), want_["mmd"].get<double>(), 1e-6);
+  EXPECT_NEAR(domain_cka(t("pair.X"), t("pair.Y")), want_["domain_cka"].get<double>(), 1e-6);
+  torch::Tensor x = t("pair.X");
+  EXPECT_NEAR(domain_cka(x.narrow(0, 0, 100), x.narrow(0, 100, 100)),
+              want_["domain_cka_self"].get<double>(), 1e-6);
+  // A set against itself: CKA 1, MMD 0.
+  EXPECT_NEAR(linear_cka(x, x), 1.0, 1e-12);
+  EXPECT_NEAR(domain_cka(x, x), 1.0, 1e-12);
+  EXPECT_NEAR(mmd_rbf(x, x, sigma), 0.0, 1e-12);
+}
+
+TEST_F(Transferability, ShuffledLabelsScoreLower) {
+  torch::Tensor f = t("tall.features"), y = t("tall.labels");
+  torch::manual_seed(0);
+  torch::Tensor shuffled = y.index_select(0, torch::randperm(y.size(0)));
+  EXPECT_GT(logme(f, y), logme(f, shuffled));
+  EXPECT_GT(h_score(f, y), h_score(f, shuffled));
+  EXPECT_GT(leep(t("tall.source_probs"), y), leep(t("tall.source_probs"), shuffled));
+}
+
+TEST(TransferabilityErrors, BadInputIsAClearError) {
+  torch::Tensor f = torch::randn({10, 4});
+  EXPECT_NE(test::error_of([&] { logme(f, torch::zeros({10}, torch::kInt64)); }).find("1 class"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { h_score(f, torch::zeros({9}, torch::kInt64)); }).find("expected 10"),
+            std::string::npos);
+  torch::Tensor bad = f.clone();
+  bad[0][0] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_NE(test::error_of([&] { logme(bad, torch::arange(10) % 2); }).find("NaN"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { mmd_rbf(f, torch::randn({5, 3}), 1.0); }).find("features"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { leep(torch::rand({10, 3}), torch::arange(10) % 2); })
+                .find("sum to 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace graft

@@ -29,6 +29,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_predict(app, action);
   add_models(app, action);
   add_weights(app, action);
+  add_score(app, action);
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);

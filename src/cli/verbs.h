@@ -18,6 +18,7 @@ void add_eval(CLI::App& app, Action& run);
 void add_predict(CLI::App& app, Action& run);
 void add_models(CLI::App& app, Action& run);
 void add_weights(CLI::App& app, Action& run);
+void add_score(CLI::App& app, Action& run);
 
 /// --threads, shared by every verb (0: all cores).
 void add_threads(CLI::App& sub, int& threads);

@@ -25,6 +25,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   Action action;
   add_train(app, action, args);
   add_pretrain(app, action, args);
+  add_search(app, action, args);
   add_eval(app, action);
   add_predict(app, action);
   add_models(app, action);

@@ -1,5 +1,6 @@
 // graft train / graft pretrain: every TrainOptions field as a flag.
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -8,10 +9,13 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/models/registry.h"
+#include "graft/select/search.h"
 #include "graft/train/trainer.h"
 #include "verbs.h"
 
 namespace graft::cli {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -84,6 +88,8 @@ void bind_options(CLI::App& sub, TrainOptions& o) {
   sub.add_option("--out", o.out, "Run directory to write");
   sub.add_flag("--overwrite", o.overwrite, "Replace graft's files in an existing --out");
   sub.add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
+  sub.add_option("--stop-after-epoch", o.stop_after_epoch,
+                 "Pause after this many epochs (checkpointed, exit 130; --resume goes on)");
   sub.add_flag("--strict", o.strict, "Unreadable images are errors instead of counted warnings");
   sub.add_flag("--quiet", o.quiet, "No progress or per-epoch lines");
 }
@@ -92,6 +98,11 @@ int run_train(const TrainOptions& o) {
   set_quiet(o.quiet);
   install_stop_handlers();
   TrainSummary s = train(o);
+  if (s.interrupted && o.stop_after_epoch > 0 && s.epochs_run >= o.stop_after_epoch) {
+    std::cerr << "paused after epoch " << s.epochs_run << " (--stop-after-epoch); continue with: "
+              << "graft train --resume --out " << s.out << "\n";
+    return 130;
+  }
   if (s.interrupted) {
     std::cerr << "interrupted: the last state is in " << s.out
               << "/checkpoint; continue with: graft train --resume --out " << s.out << "\n";
@@ -117,7 +128,88 @@ void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
   sub->callback([&run, opts] { run = [opts] { return run_train(*opts); }; });
 }
 
+struct SearchFlags {
+  std::string space_file, method = "random";
+  int64_t trials = 10, min_epochs = 1;
+  double eta = 3;
+  int jobs = 1;
+  bool keep_all = false, refit = false;
+};
+
+int run_search_verb(TrainOptions base, const SearchFlags& f) {
+  set_quiet(base.quiet);
+  install_stop_handlers();
+  SearchOptions so;
+  so.resume = base.resume;
+  so.overwrite = base.overwrite;
+  if (f.space_file.empty()) {
+    // graft search --resume --out DIR: everything else from its search.json.
+    GRAFT_CHECK_USAGE(base.resume, "--space: a search space JSON file is required");
+    const std::string state = base.out + "/search.json";
+    GRAFT_CHECK_USAGE(fs::exists(state), "--resume: '", base.out, "' holds no search (expected ",
+                      state, ")");
+    nlohmann::json j = nlohmann::json::parse(read_file(state));
+    TrainOptions stored = train_options_from_json(j.at("base"), state);
+    stored.out = base.out;
+    stored.threads = base.threads;
+    stored.workers = base.workers;
+    stored.device = base.device;
+    stored.quiet = base.quiet;
+    base = stored;
+    so.space = j.at("space");
+    so.method = j.at("method").get<std::string>();
+    so.trials = j.at("trials").get<int64_t>();
+    so.eta = j.at("eta").get<double>();
+    so.min_epochs = j.at("min_epochs").get<int64_t>();
+  } else {
+    try {
+      so.space = nlohmann::json::parse(read_file(f.space_file));
+    } catch (const nlohmann::json::parse_error& e) {
+      throw UsageError(str_cat("--space: '", f.space_file, "' is not valid JSON (", e.what(), ")"));
+    }
+    so.method = f.method;
+    so.trials = f.trials;
+    so.eta = f.eta;
+    so.min_epochs = f.min_epochs;
+  }
+  so.space_source = f.space_file.empty() ? base.out + "/search.json" : f.space_file;
+  base.resume = base.overwrite = false;
+  so.base = base;
+  so.jobs = f.jobs;
+  so.keep_all = f.keep_all;
+  so.refit = f.refit;
+  SearchResult r = run_search(so);
+  if (r.interrupted) {
+    std::cerr << "interrupted: continue with graft search --resume --out " << base.out << "\n";
+    return 130;
+  }
+  std::cout << search_summary(r);
+  return 0;
+}
+
 }  // namespace
+
+void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args) {
+  auto opts = std::make_shared<TrainOptions>();
+  auto flags = std::make_shared<SearchFlags>();
+  if (!args.empty() && args[0] == "search") preload_config(args, *opts);
+  CLI::App* sub = app.add_subcommand(
+      "search", "Hyper-parameter search over graft train options; keeps the best trial's model");
+  bind_options(*sub, *opts);
+  sub->add_option("--space", flags->space_file, "Search space: JSON file of option: values or ranges");
+  sub->add_option("--method", flags->method, "grid, random or halving (successive halving)")
+      ->capture_default_str();
+  sub->add_option("--trials", flags->trials, "Trials to draw (random, halving)")->capture_default_str();
+  sub->add_option("--eta", flags->eta, "halving: keep 1/eta of the trials at each rung")
+      ->capture_default_str();
+  sub->add_option("--min-epochs", flags->min_epochs, "halving: epochs of the first rung")
+      ->capture_default_str();
+  sub->add_option("--jobs", flags->jobs, "Trials at once, in separate processes sharing the threads")
+      ->capture_default_str();
+  sub->add_flag("--keep-all", flags->keep_all, "Keep every trial's model and checkpoint");
+  sub->add_flag("--refit", flags->refit, "Retrain the best settings on train + validation");
+  sub->callback([&run, opts, flags] { run = [opts, flags] { return run_search_verb(*opts, *flags); }; });
+}
 
 void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
   add_verb(app, run, args, "train",

@@ -14,6 +14,7 @@ using Action = std::function<int()>;
 
 void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args);
 void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& args);
+void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args);
 void add_eval(CLI::App& app, Action& run);
 void add_predict(CLI::App& app, Action& run);
 void add_models(CLI::App& app, Action& run);

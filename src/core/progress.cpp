@@ -15,6 +15,7 @@ std::mutex g_log_mutex;
 }  // namespace
 
 void set_quiet(bool quiet) { g_quiet = quiet; }
+bool is_quiet() { return g_quiet; }
 
 void log_info(const std::string& msg) {
   if (g_quiet) return;

@@ -1,5 +1,7 @@
 #include "graft/train/checkpoint.h"
 
+#include <limits>
+
 #include <cstring>
 #include <sstream>
 
@@ -26,11 +28,16 @@ nlohmann::json rows_to_json(const std::vector<EpochRow>& rows) {
   return a;
 }
 
+// JSON has no NaN: a run without validation stores its val columns as null.
+double number(const nlohmann::json& v) {
+  return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+}
+
 std::vector<EpochRow> rows_from_json(const nlohmann::json& a) {
   std::vector<EpochRow> rows;
   for (const auto& v : a)
-    rows.push_back({v[0].get<int64_t>(), v[1].get<double>(), v[2].get<double>(), v[3].get<double>(),
-                    v[4].get<double>(), v[5].get<double>(), v[6].get<double>(), v[7].get<double>()});
+    rows.push_back({v[0].get<int64_t>(), number(v[1]), number(v[2]), number(v[3]), number(v[4]),
+                    number(v[5]), number(v[6]), number(v[7])});
   return rows;
 }
 
@@ -92,7 +99,7 @@ TrainerState load_checkpoint(const std::string& run_dir, torch::nn::Module& mode
     auto j = nlohmann::json::parse(it->second);
     s.epochs_done = j.at("epochs_done").get<int64_t>();
     s.best_epoch = j.at("best_epoch").get<int64_t>();
-    s.best_accuracy = j.at("best_accuracy").get<double>();
+    s.best_accuracy = number(j.at("best_accuracy"));
     s.bad_epochs = j.at("bad_epochs").get<int64_t>();
     s.rows = rows_from_json(j.at("rows"));
     s.step_in_epoch = j.value("step_in_epoch", int64_t{0});

@@ -69,8 +69,13 @@ void validate(const TrainOptions& o) {
   GRAFT_CHECK_USAGE(o.layer_decay > 0 && o.layer_decay <= 1, "--layer-decay: ", o.layer_decay,
                     " (expected a number in (0, 1])");
   GRAFT_CHECK_USAGE(o.weight_decay >= 0, "--weight-decay: ", o.weight_decay, " (expected >= 0)");
-  GRAFT_CHECK_USAGE(o.val.empty() ? (o.val_split > 0 && o.val_split < 1) : true,
-                    "--val-split: ", o.val_split, " (expected a fraction in (0, 1), or give --val)");
+  GRAFT_CHECK_USAGE(o.val.empty() ? (o.val_split >= 0 && o.val_split < 1) : true,
+                    "--val-split: ", o.val_split,
+                    " (expected a fraction in [0, 1); 0 trains on all of --data without validation)");
+  GRAFT_CHECK_USAGE(!(o.val.empty() && o.val_split == 0 && o.patience > 0),
+                    "--patience needs validation data (--val or --val-split > 0)");
+  GRAFT_CHECK_USAGE(o.stop_after_epoch >= 0, "--stop-after-epoch: ", o.stop_after_epoch,
+                    " (expected >= 0)");
   GRAFT_CHECK_USAGE(o.per_class >= 0, "--per-class: ", o.per_class, " (expected >= 0)");
   check_one_of("--optimizer", o.optimizer, {"sgd", "adamw"});
   check_one_of("--schedule", o.schedule, {"cosine", "step", "constant"});

@@ -1,6 +1,7 @@
 #include "graft/train/trainer.h"
 
 #include <chrono>
+#include <limits>
 #include <filesystem>
 #include <sstream>
 
@@ -141,6 +142,7 @@ TrainSummary train(TrainOptions options) {
     stored.workers = options.workers;
     stored.device = options.device;
     stored.quiet = options.quiet;
+    stored.stop_after_epoch = options.stop_after_epoch;
     stored.out = options.out;
     stored.resume = true;
     stored.overwrite = false;
@@ -213,8 +215,10 @@ TrainSummary train(TrainOptions options) {
     const std::string cache_dir = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
     io.label = "features train";
     train_feats = cached_features(*model, model_key, data.train, spec.input, io, cache_dir);
-    io.label = "features val";
-    val_feats = cached_features(*model, model_key, data.val, spec.input, io, cache_dir);
+    if (data.val.size() > 0) {
+      io.label = "features val";
+      val_feats = cached_features(*model, model_key, data.val, spec.input, io, cache_dir);
+    }
   }
 
   auto groups = param_groups(*model, o.lr, o.backbone_lr_mult, o.layer_decay, o.weight_decay);
@@ -240,7 +244,14 @@ TrainSummary train(TrainOptions options) {
   }
 
   auto head = model->named_modules()[model->classifier_name()];
+  const bool has_val = data.val.size() > 0;
+  if (!has_val) log_info("no validation data (--val-split 0): every epoch's model is kept");
   auto evaluate_val = [&]() -> Metrics {
+    if (!has_val) {
+      Metrics none;
+      none.loss = none.accuracy = std::numeric_limits<double>::quiet_NaN();
+      return none;
+    }
     if (cached) {
       torch::InferenceMode guard;
       model->eval();
@@ -347,7 +358,7 @@ TrainSummary train(TrainOptions options) {
     state.loss_sum = 0;
     state.correct = state.seen = 0;
     state.seconds = 0;
-    if (state.best_epoch == 0 || val.accuracy > state.best_accuracy) {
+    if (state.best_epoch == 0 || !has_val || val.accuracy > state.best_accuracy) {
       state.best_accuracy = val.accuracy;
       state.best_epoch = epoch + 1;
       state.bad_epochs = 0;
@@ -357,9 +368,11 @@ TrainSummary train(TrainOptions options) {
     }
     write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
     save_checkpoint(o.out, *model, *optimizer, state);
-    if (state.epochs_done < o.epochs && (stop_requested() || (o.should_stop && o.should_stop(step)))) {
+    const bool pause = o.stop_after_epoch > 0 && state.epochs_done >= o.stop_after_epoch;
+    if (state.epochs_done < o.epochs &&
+        (pause || stop_requested() || (o.should_stop && o.should_stop(step)))) {
       summary.interrupted = true;
-      log_info(str_cat("interrupted after epoch ", state.epochs_done,
+      log_info(str_cat(pause ? "paused" : "interrupted", " after epoch ", state.epochs_done,
                        "; continue with graft train --resume --out ", o.out));
       break;
     }

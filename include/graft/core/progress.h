@@ -36,5 +36,6 @@ void log_info(const std::string& msg);
 void log_warn(const std::string& msg);
 /// Silences log_info (tests; --quiet).
 void set_quiet(bool quiet);
+bool is_quiet();
 
 }  // namespace graft

@@ -15,7 +15,9 @@ struct TrainOptions {
   std::string task = "image";
   /// Training data: a folder of class folders or an IDX images file.
   std::string data;
-  /// Validation data; when empty, a stratified val_split of `data` is held out.
+  /// Validation data; when empty, a stratified val_split of `data` is held
+  /// out. val_split 0 without `val`: no validation, every epoch's model is
+  /// kept (the last one is the result), as when refitting on all the data.
   std::string val;
   /// Test data, evaluated once at the end with the best checkpoint.
   std::string test;
@@ -71,6 +73,10 @@ struct TrainOptions {
   /// there as a SIGINT would: the state is checkpointed and --resume goes on
   /// from that step.
   std::function<bool(int64_t)> should_stop;
+  /// Not a setting (not in config.json): pause after this many epochs are
+  /// done (0: never), checkpointed like an interruption; --resume goes on.
+  /// Successive halving runs trials rung by rung with it.
+  int64_t stop_after_epoch = 0;
 };
 
 nlohmann::json to_json(const TrainOptions& o);

@@ -1,0 +1,707 @@
+// graft search: grid, random and successive-halving search over train
+// options; each trial is a graft train run directory under trials/.
+
+#include "graft/select/search.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/data/image_set.h"
+#include "graft/eval/infer.h"
+#include "graft/eval/metrics.h"
+#include "graft/models/saved_model.h"
+#include "graft/train/checkpoint.h"
+#include "graft/train/trainer.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace graft {
+
+namespace {
+
+// Options a search may not vary: where data and results live, and how the
+// run is executed.
+const std::set<std::string> kFixed = {"task", "data", "val", "test", "out", "overwrite",
+                                      "resume", "threads", "workers", "device", "quiet",
+                                      "cache_dir", "strict"};
+
+std::string normalise(std::string name) {
+  while (!name.empty() && name[0] == '-') name.erase(0, 1);
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+}
+
+void check_option(const std::string& name, const std::string& where) {
+  static const Json known = to_json(TrainOptions{});
+  GRAFT_CHECK_USAGE(known.contains(name), where, ": '", name,
+                    "' is not a graft train option (see graft train --help)");
+  GRAFT_CHECK_USAGE(!kFixed.count(name), where, ": '", name,
+                    "' cannot be searched (it says where data and results are or how to run)");
+}
+
+std::pair<double, double> bounds(const Json& v, const std::string& where) {
+  GRAFT_CHECK_USAGE(v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number(), where,
+                    ": expected [low, high] (two numbers), got ", v.dump());
+  double lo = v[0].get<double>(), hi = v[1].get<double>();
+  GRAFT_CHECK_USAGE(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, where,
+                    ": empty range [", lo, ", ", hi, "] (expected low <= high)");
+  return {lo, hi};
+}
+
+}  // namespace
+
+SearchSpace parse_search_space(const Json& j, const std::string& source) {
+  GRAFT_CHECK_USAGE(j.is_object(), source,
+                    ": a search space is a JSON object of option: values (got ", j.type_name(), ")");
+  GRAFT_CHECK_USAGE(!j.empty(), source, ": the search space is empty");
+  SearchSpace space;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    SearchDimension d;
+    const std::string where = str_cat(source, ": '", it.key(), "'");
+    d.name = normalise(it.key());
+    const Json& v = it.value();
+    if (v.is_array()) {
+      GRAFT_CHECK_USAGE(!v.empty(), where, ": empty list of values");
+      d.kind = SearchDimension::Kind::kList;
+      bool objects = v[0].is_object();
+      for (const auto& e : v) {
+        GRAFT_CHECK_USAGE(e.is_object() == objects, where,
+                          ": mixes option groups (objects) and plain values");
+        if (objects) {
+          GRAFT_CHECK_USAGE(!e.empty(), where, ": an empty option group");
+          for (auto g = e.begin(); g != e.end(); ++g) check_option(normalise(g.key()), where);
+        }
+        d.values.push_back(e);
+      }
+      if (!objects) check_option(d.name, where);
+    } else if (v.is_object()) {
+      check_option(d.name, where);
+      int kinds = v.contains("uniform") + v.contains("log_uniform") + v.contains("int");
+      GRAFT_CHECK_USAGE(kinds == 1, where,
+                        ": expected one of {\"uniform\": [lo, hi]}, {\"log_uniform\": [lo, hi]}, "
+                        "{\"int\": [lo, hi]}, got ", v.dump());
+      for (auto k = v.begin(); k != v.end(); ++k)
+        GRAFT_CHECK_USAGE(k.key() == "uniform" || k.key() == "log_uniform" || k.key() == "int" ||
+                              k.key() == "num" || k.key() == "step",
+                          where, ": unknown key '", k.key(), "' (expected num or step)");
+      if (v.contains("uniform")) {
+        d.kind = SearchDimension::Kind::kUniform;
+        std::tie(d.low, d.high) = bounds(v["uniform"], where);
+      } else if (v.contains("log_uniform")) {
+        d.kind = SearchDimension::Kind::kLogUniform;
+        std::tie(d.low, d.high) = bounds(v["log_uniform"], where);
+        GRAFT_CHECK_USAGE(d.low > 0, where, ": a log range needs positive bounds, got [", d.low,
+                          ", ", d.high, "]");
+      } else {
+        d.kind = SearchDimension::Kind::kInt;
+        std::tie(d.low, d.high) = bounds(v["int"], where);
+        GRAFT_CHECK_USAGE(d.low == std::floor(d.low) && d.high == std::floor(d.high), where,
+                          ": an int range needs integer bounds");
+        d.step = v.value("step", int64_t{1});
+        GRAFT_CHECK_USAGE(d.step >= 1, where, ": step ", d.step, " (expected at least 1)");
+      }
+      if (v.contains("num")) {
+        GRAFT_CHECK_USAGE(v["num"].is_number_integer() && v["num"].get<int64_t>() >= 1, where,
+                          ": num ", v["num"].dump(), " (expected an integer >= 1)");
+        d.num = v["num"].get<int64_t>();
+      }
+    } else {
+      throw UsageError(str_cat(where, ": expected a list of values or a range object, got ",
+                               v.dump()));
+    }
+    space.dims.push_back(std::move(d));
+  }
+  return space;
+}
+
+namespace {
+
+// The grid values of one dimension.
+std::vector<Json> dimension_grid(const SearchDimension& d, const std::string& source) {
+  std::vector<Json> out;
+  switch (d.kind) {
+    case SearchDimension::Kind::kList:
+      return d.values;
+    case SearchDimension::Kind::kInt:
+      for (double v = d.low; v <= d.high; v += static_cast<double>(d.step))
+        out.push_back(static_cast<int64_t>(v));
+      return out;
+    default:
+      break;
+  }
+  GRAFT_CHECK_USAGE(d.num >= 1, source, ": '", d.name,
+                    "' is a continuous range: grid search needs \"num\" (how many points)");
+  for (int64_t i = 0; i < d.num; ++i) {
+    double t = d.num == 1 ? 0.0 : static_cast<double>(i) / static_cast<double>(d.num - 1);
+    double v = d.kind == SearchDimension::Kind::kUniform
+                   ? d.low + t * (d.high - d.low)
+                   : std::exp(std::log(d.low) + t * (std::log(d.high) - std::log(d.low)));
+    // 12 significant digits: 0.3, not 0.30000000000000004.
+    out.push_back(std::stod(str_cat(std::setprecision(12), v)));
+  }
+  return out;
+}
+
+void put(Json& point, const SearchDimension& d, const Json& value) {
+  if (value.is_object()) {
+    for (auto g = value.begin(); g != value.end(); ++g) point[normalise(g.key())] = g.value();
+  } else {
+    point[d.name] = value;
+  }
+}
+
+}  // namespace
+
+std::vector<Json> grid_points(const SearchSpace& space, const std::string& source) {
+  std::vector<std::vector<Json>> axes;
+  size_t total = 1;
+  for (const auto& d : space.dims) {
+    axes.push_back(dimension_grid(d, source));
+    total *= axes.back().size();
+    GRAFT_CHECK_USAGE(total <= 100000, source, ": the grid has more than 100000 points");
+  }
+  std::vector<Json> out;
+  std::vector<size_t> at(axes.size(), 0);
+  for (size_t n = 0; n < total; ++n) {
+    Json p = Json::object();
+    for (size_t k = 0; k < axes.size(); ++k) put(p, space.dims[k], axes[k][at[k]]);
+    out.push_back(p);
+    for (size_t k = axes.size(); k-- > 0;) {  // the last dimension varies fastest
+      if (++at[k] < axes[k].size()) break;
+      at[k] = 0;
+    }
+  }
+  return out;
+}
+
+std::vector<Json> random_points(const SearchSpace& space, int64_t n, uint64_t seed) {
+  std::vector<Json> out;
+  for (int64_t i = 0; i < n; ++i) {
+    std::mt19937_64 rng(mix_seed(seed, 601, static_cast<uint64_t>(i)));
+    std::uniform_real_distribution<double> u01(0.0, 1.0);
+    Json p = Json::object();
+    for (const auto& d : space.dims) {
+      switch (d.kind) {
+        case SearchDimension::Kind::kList:
+          put(p, d, d.values[rng() % d.values.size()]);
+          break;
+        case SearchDimension::Kind::kUniform:
+          put(p, d, d.low + u01(rng) * (d.high - d.low));
+          break;
+        case SearchDimension::Kind::kLogUniform:
+          put(p, d, std::exp(std::log(d.low) + u01(rng) * (std::log(d.high) - std::log(d.low))));
+          break;
+        case SearchDimension::Kind::kInt: {
+          uint64_t steps = static_cast<uint64_t>((d.high - d.low) / static_cast<double>(d.step)) + 1;
+          put(p, d, static_cast<int64_t>(d.low) + static_cast<int64_t>(rng() % steps) * d.step);
+          break;
+        }
+      }
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<int64_t> halving_rungs(int64_t min_epochs, double eta, int64_t max_epochs) {
+  std::vector<int64_t> r;
+  for (double e = static_cast<double>(min_epochs); e < static_cast<double>(max_epochs); e *= eta)
+    r.push_back(static_cast<int64_t>(std::llround(e)));
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  r.push_back(max_epochs);
+  return r;
+}
+
+int64_t halving_keep(int64_t n, double eta) {
+  return std::max<int64_t>(1, static_cast<int64_t>(std::floor(static_cast<double>(n) / eta)));
+}
+
+namespace {
+
+struct Trial {
+  TrialResult r;
+  TrainOptions options;
+  std::vector<double> val;  // validation accuracy per epoch run (metrics.csv)
+};
+
+std::string trial_dir(const std::string& out, int64_t id) {
+  std::ostringstream os;
+  os << out << "/trials/" << std::setw(3) << std::setfill('0') << id;
+  return os.str();
+}
+
+// Validation accuracy per epoch from the trial's metrics.csv (none yet: {}).
+std::vector<double> read_val_accuracy(const std::string& dir) {
+  std::vector<double> out;
+  const std::string path = dir + "/metrics.csv";
+  if (!fs::exists(path)) return out;
+  std::istringstream in(read_file(path));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::stringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cols.push_back(c);
+    GRAFT_CHECK(cols.size() >= 5, path, ": malformed row '", line, "'");
+    out.push_back(std::strtod(cols[4].c_str(), nullptr));
+  }
+  return out;
+}
+
+// Best validation accuracy within the first `epochs` epochs (earliest on ties).
+std::pair<double, int64_t> best_within(const std::vector<double>& val, int64_t epochs) {
+  double best = -1;
+  int64_t at = 0;
+  for (int64_t e = 0; e < std::min<int64_t>(epochs, static_cast<int64_t>(val.size())); ++e)
+    if (val[e] > best) {
+      best = val[e];
+      at = e + 1;
+    }
+  return {best, at};
+}
+
+void write_trial_state(const Trial& t) {
+  Json j;
+  j["id"] = t.r.id;
+  j["params"] = t.r.params;
+  j["status"] = t.r.status;
+  j["epochs"] = t.r.epochs;
+  if (!t.r.error.empty()) j["error"] = t.r.error;
+  write_file_atomic(t.r.dir + "/trial.json", j.dump(2) + "\n");
+}
+
+std::string self_executable() {
+  std::error_code ec;
+  fs::path p = fs::read_symlink("/proc/self/exe", ec);
+  GRAFT_CHECK(!ec, "cannot find the graft executable (/proc/self/exe): ", ec.message());
+  return p.string();
+}
+
+// Runs the trials `todo` to `epochs` epochs each (the end of the trial when
+// epochs == its options.epochs), `jobs` at a time. Returns false when the
+// user interrupted the search.
+bool run_segment(std::vector<Trial*> todo, int64_t epochs, const SearchOptions& so) {
+  // epochs 0: each trial to its own end.
+  auto target = [&](const Trial& t) { return epochs > 0 ? epochs : t.options.epochs; };
+  auto prepare = [&](Trial& t, TrainOptions& o) {
+    o = t.options;
+    o.stop_after_epoch = target(t) < o.epochs ? target(t) : 0;
+    o.resume = fs::exists(checkpoint_path(t.r.dir));
+    o.overwrite = !o.resume;
+    o.quiet = true;
+  };
+  auto finish = [&](Trial& t, int code, const std::string& error) {
+    t.val = read_val_accuracy(t.r.dir);
+    t.r.epochs = static_cast<int64_t>(t.val.size());
+    if (code == 0) {
+      t.r.status = "done";
+    } else if (code == 130 && t.r.epochs >= target(t)) {
+      t.r.status = "paused";
+    } else if (code == 130) {
+      t.r.status = "interrupted";
+    } else {
+      t.r.status = "failed";
+      t.r.error = error;
+      log_warn(str_cat("trial ", t.r.id, " failed: ", error));
+    }
+    write_trial_state(t);
+  };
+  // Trials already past this point (a resumed search) are not run again.
+  todo.erase(std::remove_if(todo.begin(), todo.end(),
+                            [&](Trial* t) {
+                              return t->r.status == "done" || t->r.status == "failed" ||
+                                     t->r.epochs >= target(*t);
+                            }),
+             todo.end());
+  if (so.jobs <= 1) {
+    for (Trial* t : todo) {
+      if (stop_requested()) return false;
+      TrainOptions o;
+      prepare(*t, o);
+      log_info(str_cat("trial ", t->r.id, ": ", t->r.params.dump(), " to epoch ", target(*t)));
+      // The trial's own epoch lines stay in its metrics.csv.
+      const bool quiet = is_quiet();
+      set_quiet(true);
+      try {
+        TrainSummary s = train(o);
+        set_quiet(quiet);
+        finish(*t, s.interrupted ? 130 : 0, "");
+      } catch (const Error& e) {
+        set_quiet(quiet);
+        finish(*t, 1, e.what());
+      }
+      if (t->r.status == "interrupted") return false;
+    }
+    return !stop_requested();
+  }
+  // Several at once, each a `graft train` process with its share of threads.
+  const std::string exe = so.executable.empty() ? self_executable() : so.executable;
+  const int threads = std::max(1, (so.base.threads > 0 ? so.base.threads : available_cores()) / so.jobs);
+  const int workers = std::max(1, so.base.workers / so.jobs);
+  std::map<pid_t, Trial*> running;
+  size_t next = 0;
+  bool stopped = false;
+  while (next < todo.size() || !running.empty()) {
+    while (!stopped && !stop_requested() && next < todo.size() &&
+           static_cast<int>(running.size()) < so.jobs) {
+      Trial& t = *todo[next++];
+      TrainOptions o;
+      prepare(t, o);
+      Json cfg = to_json(o);
+      for (const char* k : {"out", "resume", "overwrite", "quiet", "threads", "workers"}) cfg.erase(k);
+      write_file_atomic(t.r.dir + "/trial_options.json", cfg.dump(2) + "\n");
+      std::vector<std::string> args = {exe, "train", "--config", t.r.dir + "/trial_options.json",
+                                       "--out", t.r.dir, "--threads", std::to_string(threads),
+                                       "--workers", std::to_string(workers), "--quiet",
+                                       o.resume ? "--resume" : "--overwrite"};
+      if (o.stop_after_epoch > 0) {
+        args.push_back("--stop-after-epoch");
+        args.push_back(std::to_string(o.stop_after_epoch));
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      posix_spawn_file_actions_t fa;
+      posix_spawn_file_actions_init(&fa);
+      const std::string log = t.r.dir + "/log.txt";
+      posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      posix_spawn_file_actions_adddup2(&fa, 1, 2);
+      pid_t pid;
+      int rc = posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ);
+      posix_spawn_file_actions_destroy(&fa);
+      GRAFT_CHECK(rc == 0, "cannot start '", exe, "' for trial ", t.r.id, ": ", std::strerror(rc));
+      log_info(str_cat("trial ", t.r.id, ": ", t.r.params.dump(), " to epoch ", target(t),
+                       " (process ", pid, ")"));
+      running[pid] = &t;
+    }
+    if (running.empty()) break;
+    int status = 0;
+    pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) {
+        // Ctrl-C reaches the children too; wait for them to checkpoint.
+        stopped = true;
+        continue;
+      }
+      throw Error(str_cat("waiting for trials: ", std::strerror(errno)));
+    }
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    Trial& t = *it->second;
+    running.erase(it);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::string error;
+    if (code != 0 && code != 130) {
+      std::string log = read_file(t.r.dir + "/log.txt");
+      size_t at = log.rfind("error:");
+      error = at == std::string::npos ? str_cat("exit code ", code) : log.substr(at);
+      while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
+    }
+    finish(t, code, error);
+    if (t.r.status == "interrupted") stopped = true;
+  }
+  return !stopped && !stop_requested();
+}
+
+// Removes what only the best trial needs to keep.
+void prune(const TrialResult& t) {
+  for (const char* f : {"model.safetensors", "model.json", "checkpoint", "trial_options.json"})
+    fs::remove_all(fs::path(t.dir) / f);
+}
+
+// Test metrics of a run directory's model (only the best trial is tested).
+void test_best(const std::string& dir, const TrainOptions& o) {
+  LoadedModel m = load_model(dir);
+  OpenOptions open;
+  open.strict = o.strict;
+  ImageSet test = open_image_set(o.test, open);
+  if (!o.classes.empty()) test = select_classes(test, o.classes);
+  test = align_classes(test, m.info.classes, "--test");
+  InferOptions io;
+  io.workers = o.workers;
+  io.device = parse_device(o.device);
+  io.label = "test";
+  m.model->to(io.device);
+  Outputs out = infer(*m.model, test, m.info.input, io, /*features=*/false);
+  write_file_atomic(dir + "/test_metrics.json",
+                    to_json(compute_metrics(out.values, out.labels, m.info.classes)).dump(2) + "\n");
+}
+
+// A folder of class folders holding links to the images of both sets.
+std::string merged_data(const std::string& out, const TrainOptions& o) {
+  const std::string dir = out + "/refit-data";
+  fs::remove_all(dir);
+  for (const std::string& src : {o.data, o.val}) {
+    GRAFT_CHECK_USAGE(fs::is_directory(src), "--refit with --val needs folders of class folders; '",
+                      src, "' is not a folder");
+    for (const auto& cls : fs::directory_iterator(src)) {
+      if (!cls.is_directory() || cls.path().filename().string()[0] == '.') continue;
+      fs::path target = fs::path(dir) / cls.path().filename();
+      make_dirs(target.string());
+      for (const auto& f : fs::recursive_directory_iterator(cls.path())) {
+        if (!f.is_regular_file()) continue;
+        std::string name = (src == o.data ? "train-" : "val-") +
+                           fs::relative(f.path(), cls.path()).string();
+        std::replace(name.begin(), name.end(), '/', '_');
+        fs::create_symlink(fs::absolute(f.path()), target / name);
+      }
+    }
+  }
+  return dir;
+}
+
+}  // namespace
+
+SearchResult run_search(const SearchOptions& so) {
+  const TrainOptions& base = so.base;
+  GRAFT_CHECK_USAGE(!base.out.empty(), "--out: the search folder is required");
+  GRAFT_CHECK_USAGE(so.method == "grid" || so.method == "random" || so.method == "halving",
+                    "--method: '", so.method, "' is not valid (expected grid, random or halving)");
+  GRAFT_CHECK_USAGE(so.trials >= 1, "--trials: ", so.trials, " (expected at least 1)");
+  GRAFT_CHECK_USAGE(so.jobs >= 1, "--jobs: ", so.jobs, " (expected at least 1)");
+  GRAFT_CHECK_USAGE(so.eta > 1, "--eta: ", so.eta, " (expected a number > 1)");
+  GRAFT_CHECK_USAGE(so.min_epochs >= 1 && so.min_epochs <= base.epochs, "--min-epochs: ",
+                    so.min_epochs, " (expected 1 to --epochs ", base.epochs, ")");
+  GRAFT_CHECK_USAGE(!(so.resume && so.overwrite), "--overwrite and --resume exclude each other");
+  GRAFT_CHECK_USAGE(!base.val.empty() || base.val_split > 0,
+                    "--val-split 0: a search needs validation data to score its trials");
+
+  // The whole search is laid out and checked before the first trial.
+  SearchSpace space = parse_search_space(so.space, so.space_source);
+  if (so.method == "halving")
+    for (const auto& d : space.dims)
+      GRAFT_CHECK_USAGE(d.name != "epochs" && d.name != "patience", so.space_source, ": '", d.name,
+                        "' cannot be searched with --method halving (the rungs set the epochs)");
+  std::vector<Json> points = so.method == "grid" ? grid_points(space, so.space_source)
+                                                 : random_points(space, so.trials, base.seed);
+  Json search_json;
+  search_json["method"] = so.method;
+  search_json["space"] = so.space;
+  search_json["trials"] = so.method == "grid" ? static_cast<int64_t>(points.size()) : so.trials;
+  search_json["eta"] = so.eta;
+  search_json["min_epochs"] = so.min_epochs;
+  Json base_json = to_json(base);
+  for (const char* k : {"out", "resume", "overwrite", "quiet", "threads", "workers", "device"})
+    base_json.erase(k);
+  search_json["base"] = base_json;
+
+  std::vector<Trial> trials(points.size());
+  for (size_t i = 0; i < points.size(); ++i) {
+    Trial& t = trials[i];
+    t.r.id = static_cast<int64_t>(i);
+    t.r.params = points[i];
+    t.r.dir = trial_dir(base.out, t.r.id);
+    Json j = to_json(base);
+    for (auto it = points[i].begin(); it != points[i].end(); ++it) j[it.key()] = it.value();
+    const std::string where = str_cat(so.space_source, " trial ", i, " ", points[i].dump());
+    t.options = train_options_from_json(j, where);
+    t.options.out = t.r.dir;
+    t.options.test.clear();  // only the best trial is tested
+    t.options.should_stop = base.should_stop;
+    try {
+      validate(t.options);
+    } catch (const UsageError& e) {
+      throw UsageError(str_cat(where, ": ", e.what()));
+    }
+    GRAFT_CHECK_USAGE(t.options.weights == "none" || fs::exists(t.options.weights), where,
+                      ": weights '", t.options.weights, "' do not exist");
+  }
+  {
+    OpenOptions open;
+    open.strict = base.strict;
+    ImageSet data = open_image_set(base.data, open);  // names a bad --data now
+    if (!base.classes.empty()) data = select_classes(data, base.classes);
+    GRAFT_CHECK(data.classes.size() >= 2, "--data '", base.data, "' has ", data.classes.size(),
+                " class (expected at least 2)");
+    if (so.refit && !base.val.empty()) {
+      GRAFT_CHECK_USAGE(fs::is_directory(base.data) && fs::is_directory(base.val),
+                        "--refit with --val needs folders of class folders");
+    }
+  }
+
+  const std::string state_path = base.out + "/search.json";
+  if (so.resume) {
+    GRAFT_CHECK_USAGE(fs::exists(state_path), "--resume: '", base.out,
+                      "' holds no search (expected ", state_path, ")");
+    Json before = Json::parse(read_file(state_path));
+    GRAFT_CHECK_USAGE(before == search_json, "--resume: '", state_path,
+                      "' describes a different search (method, space, trials or train options "
+                      "differ); start a new one with another --out");
+    for (auto& t : trials) {
+      if (!fs::exists(t.r.dir + "/trial.json")) continue;
+      Json s = Json::parse(read_file(t.r.dir + "/trial.json"));
+      t.r.status = s.value("status", "");
+      t.r.error = s.value("error", "");
+      if (t.r.status == "interrupted") t.r.status = "";
+      t.val = read_val_accuracy(t.r.dir);
+      t.r.epochs = static_cast<int64_t>(t.val.size());
+    }
+  } else {
+    if (fs::exists(base.out)) {
+      GRAFT_CHECK_USAGE(fs::is_directory(base.out), "--out: '", base.out, "' is not a folder");
+      bool empty = fs::directory_iterator(base.out) == fs::directory_iterator();
+      GRAFT_CHECK_USAGE(empty || so.overwrite, "--out: '", base.out,
+                        "' already exists (use --overwrite to replace it or --resume to continue)");
+      for (const char* f : {"search.json", "trials", "results.csv", "results.json", "summary.md",
+                            "refit", "refit-data"})
+        fs::remove_all(fs::path(base.out) / f);
+    }
+    make_dirs(base.out);
+    write_file_atomic(state_path, search_json.dump(2) + "\n");
+  }
+  for (auto& t : trials) make_dirs(t.r.dir);
+
+  SearchResult result;
+  std::vector<Trial*> alive;
+  for (auto& t : trials) alive.push_back(&t);
+  if (so.method == "halving") {
+    const auto rungs = halving_rungs(so.min_epochs, so.eta, base.epochs);
+    for (size_t k = 0; k < rungs.size(); ++k) {
+      log_info(str_cat("rung ", k + 1, "/", rungs.size(), ": ", alive.size(), " trials to epoch ",
+                       rungs[k]));
+      if (!run_segment(alive, rungs[k], so)) {
+        result.interrupted = true;
+        break;
+      }
+      if (k + 1 == rungs.size()) break;
+      // Ranked on the best validation accuracy up to this rung; ties by id.
+      std::vector<Trial*> ranked;
+      for (Trial* t : alive)
+        if (t->r.status != "failed") ranked.push_back(t);
+      std::stable_sort(ranked.begin(), ranked.end(), [&](Trial* a, Trial* b) {
+        return best_within(a->val, rungs[k]).first > best_within(b->val, rungs[k]).first;
+      });
+      const int64_t keep = halving_keep(static_cast<int64_t>(alive.size()), so.eta);
+      for (size_t i = static_cast<size_t>(std::min<int64_t>(keep, ranked.size())); i < ranked.size(); ++i) {
+        if (ranked[i]->r.status != "done") ranked[i]->r.status = "stopped";
+        write_trial_state(*ranked[i]);
+      }
+      ranked.resize(static_cast<size_t>(std::min<int64_t>(keep, ranked.size())));
+      alive = ranked;
+    }
+  } else if (!run_segment(alive, 0, so)) {
+    result.interrupted = true;
+  }
+  if (result.interrupted) {
+    log_info(str_cat("search interrupted; continue with graft search --resume --out ", base.out,
+                     " (and the same options)"));
+    return result;
+  }
+
+  for (auto& t : trials) {
+    auto [score, at] = best_within(t.val, t.r.epochs);
+    t.r.score = score;
+    t.r.best_epoch = at;
+    if (t.r.status == "paused") t.r.status = "stopped";
+    result.trials.push_back(t.r);
+  }
+  std::stable_sort(result.trials.begin(), result.trials.end(),
+                   [](const TrialResult& a, const TrialResult& b) {
+                     if ((a.status == "failed") != (b.status == "failed")) return b.status == "failed";
+                     return a.score > b.score;
+                   });
+  GRAFT_CHECK(!result.trials.empty() && result.trials[0].status != "failed",
+              "every trial failed; the first error: ", result.trials.empty() ? "" : result.trials[0].error);
+  const TrialResult& best = result.trials[0];
+  result.best_dir = best.dir;
+  if (!so.keep_all)
+    for (size_t i = 1; i < result.trials.size(); ++i) prune(result.trials[i]);
+  if (!base.test.empty()) test_best(best.dir, base);
+
+  if (so.refit) {
+    TrainOptions r = trials[static_cast<size_t>(best.id)].options;
+    r.out = base.out + "/refit";
+    r.overwrite = true;
+    r.resume = false;
+    r.test = base.test;
+    r.epochs = std::max<int64_t>(1, best.best_epoch);
+    r.warmup_epochs = std::min<double>(r.warmup_epochs, static_cast<double>(r.epochs));
+    r.patience = 0;
+    if (base.val.empty()) {
+      r.val_split = 0;  // all of --data, the held-out part included
+    } else {
+      r.data = merged_data(base.out, base);
+      r.val.clear();
+      r.val_split = 0;
+    }
+    r.quiet = base.quiet;
+    log_info(str_cat("refit: trial ", best.id, "'s settings on train + validation for ", r.epochs,
+                     " epochs"));
+    TrainSummary s = train(r);
+    GRAFT_CHECK(!s.interrupted, "refit interrupted; run graft search --resume --refit again");
+    result.refit_dir = r.out;
+  }
+
+  // Results, best first.
+  std::ostringstream csv;
+  csv << "rank,trial,score,best_epoch,epochs,status,params\n";
+  Json arr = Json::array();
+  for (size_t i = 0; i < result.trials.size(); ++i) {
+    const auto& t = result.trials[i];
+    std::string params = t.params.dump();
+    std::string quoted;
+    for (char c : params) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    csv << i + 1 << ',' << t.id << ',' << std::setprecision(17) << t.score << ',' << t.best_epoch
+        << ',' << t.epochs << ',' << t.status << ",\"" << quoted << "\"\n";
+    Json j;
+    j["rank"] = i + 1;
+    j["trial"] = t.id;
+    j["dir"] = t.dir;
+    j["score"] = t.score;
+    j["best_epoch"] = t.best_epoch;
+    j["epochs"] = t.epochs;
+    j["status"] = t.status;
+    j["params"] = t.params;
+    if (!t.error.empty()) j["error"] = t.error;
+    arr.push_back(j);
+  }
+  Json res;
+  res["method"] = so.method;
+  res["best"] = arr[0];
+  if (!result.refit_dir.empty()) res["refit"] = result.refit_dir;
+  res["trials"] = arr;
+  write_file_atomic(base.out + "/results.csv", csv.str());
+  write_file_atomic(base.out + "/results.json", res.dump(2) + "\n");
+  write_file_atomic(base.out + "/summary.md", search_summary(result));
+  return result;
+}
+
+std::string search_summary(const SearchResult& r) {
+  std::ostringstream os;
+  os << "| rank | trial | val accuracy | best epoch | epochs | status | settings |\n"
+     << "|---|---|---|---|---|---|---|\n";
+  for (size_t i = 0; i < r.trials.size(); ++i) {
+    const auto& t = r.trials[i];
+    os << "| " << i + 1 << " | " << t.id << " | " << std::fixed << std::setprecision(4) << t.score
+       << " | " << t.best_epoch << " | " << t.epochs << " | " << t.status << " | `"
+       << t.params.dump() << "` |\n";
+  }
+  os << "\nbest: " << r.best_dir << "\n";
+  if (!r.refit_dir.empty()) os << "refit on train + validation: " << r.refit_dir << "\n";
+  return os.str();
+}
+
+}  // namespace graft

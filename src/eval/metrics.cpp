@@ -1,5 +1,7 @@
 #include "graft/eval/metrics.h"
 
+#include <sstream>
+
 #include <torch/torch.h>
 
 #include "graft/core/error.h"
@@ -71,6 +73,37 @@ nlohmann::ordered_json to_json(const Metrics& m) {
   j["classes"] = names;
   j["confusion"] = m.confusion;
   return j;
+}
+
+namespace {
+
+std::string csv_field(const std::string& v) {
+  if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
+  std::string q = "\"";
+  for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+std::string predictions_csv(const torch::Tensor& logits, const torch::Tensor& labels,
+                            const std::vector<std::string>& identities,
+                            const std::vector<std::string>& classes) {
+  GRAFT_CHECK(logits.size(0) == static_cast<int64_t>(identities.size()) &&
+                  labels.size(0) == logits.size(0),
+              "predictions: ", logits.size(0), " rows for ", identities.size(), " samples");
+  torch::Tensor p = torch::softmax(logits.to(torch::kFloat32), 1);
+  auto [conf, pred] = p.max(1);
+  std::ostringstream os;
+  os << "path,label,predicted,confidence\n";
+  for (size_t i = 0; i < identities.size(); ++i) {
+    const int64_t y = labels[static_cast<int64_t>(i)].item<int64_t>();
+    const int64_t z = pred[static_cast<int64_t>(i)].item<int64_t>();
+    os << csv_field(identities[i]) << ',' << csv_field(classes.at(static_cast<size_t>(y))) << ','
+       << csv_field(classes.at(static_cast<size_t>(z))) << ','
+       << conf[static_cast<int64_t>(i)].item<float>() << '\n';
+  }
+  return os.str();
 }
 
 }  // namespace graft

@@ -448,6 +448,10 @@ void test_best(const std::string& dir, const TrainOptions& o) {
   Outputs out = infer(*m.model, test, m.info.input, io, /*features=*/false);
   write_file_atomic(dir + "/test_metrics.json",
                     to_json(compute_metrics(out.values, out.labels, m.info.classes)).dump(2) + "\n");
+  std::vector<std::string> ids;
+  for (size_t p : out.positions) ids.push_back(test.identity(p));
+  write_file_atomic(dir + "/test_predictions.csv",
+                    predictions_csv(out.values, out.labels, ids, m.info.classes));
 }
 
 // A folder of class folders holding links to the images of both sets.

@@ -28,7 +28,8 @@ namespace {
 // Files graft owns in a run directory: --overwrite removes these and nothing
 // else, so pointing --out at a folder of the user's never deletes their files.
 const char* kRunFiles[] = {"config.json", "model.safetensors", "model.json", "metrics.csv",
-                           "test_metrics.json", "checkpoint"};
+                           "test_metrics.json", "test_predictions.csv", "report.html",
+                           "checkpoint"};
 
 void prepare_run_dir(const TrainOptions& o) {
   bool exists = fs::exists(o.out);
@@ -395,6 +396,10 @@ TrainSummary train(TrainOptions options) {
     summary.has_test = true;
     summary.test = compute_metrics(out.values, out.labels, data.train.classes);
     write_file_atomic(o.out + "/test_metrics.json", to_json(summary.test).dump(2) + "\n");
+    std::vector<std::string> ids;
+    for (size_t p : out.positions) ids.push_back(data.test.identity(p));
+    write_file_atomic(o.out + "/test_predictions.csv",
+                      predictions_csv(out.values, out.labels, ids, data.train.classes));
   }
   return summary;
 }

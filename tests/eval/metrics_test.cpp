@@ -42,3 +42,26 @@ TEST(Metrics, TopFiveWithManyClasses) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST(Predictions, CsvRowsHoldTheSoftmaxOfThePredictionAndQuoteNames) {
+  torch::Tensor logits = torch::tensor({{2.0f, 0.0f}, {0.5f, 1.5f}});
+  torch::Tensor labels = torch::tensor({1, 1}, torch::kInt64);
+  std::string csv = predictions_csv(logits, labels, {"a/1.png", "b,\"2\".png"}, {"cat", "dog, big"});
+  std::istringstream in(csv);
+  std::string header, r1, r2;
+  std::getline(in, header);
+  std::getline(in, r1);
+  std::getline(in, r2);
+  EXPECT_EQ(header, "path,label,predicted,confidence");
+  const double p1 = 1.0 / (1.0 + std::exp(-2.0));
+  EXPECT_EQ(r1.substr(0, r1.rfind(',')), "a/1.png,\"dog, big\",cat");
+  EXPECT_NEAR(std::stod(r1.substr(r1.rfind(',') + 1)), p1, 1e-5);
+  EXPECT_EQ(r2.substr(0, r2.rfind(',')), "\"b,\"\"2\"\".png\",\"dog, big\",\"dog, big\"");
+  EXPECT_NEAR(std::stod(r2.substr(r2.rfind(',') + 1)), 1.0 / (1.0 + std::exp(-1.0)), 1e-5);
+}
+
+}  // namespace
+}  // namespace graft

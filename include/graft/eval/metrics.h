@@ -31,4 +31,12 @@ Metrics compute_metrics(const torch::Tensor& logits, const torch::Tensor& labels
 
 nlohmann::ordered_json to_json(const Metrics& m);
 
+/// One CSV row per sample, "path,label,predicted,confidence": the sample's
+/// identity (a file path, or "FILE#INDEX" for IDX rows), true and predicted
+/// class names, and the softmax probability of the prediction. `identities`
+/// and the rows of `logits` [N, C] / `labels` [N] correspond.
+std::string predictions_csv(const torch::Tensor& logits, const torch::Tensor& labels,
+                            const std::vector<std::string>& identities,
+                            const std::vector<std::string>& classes);
+
 }  // namespace graft

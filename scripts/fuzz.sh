@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds graft's libFuzzer targets (fuzz/) with clang, ASan and libFuzzer in
 # build-fuzz/, and runs each for a bounded time on a copy of its seed corpus.
-# Not part of the test suite. Needs clang-14 and libclang-rt-14-dev
+# The tests replay every target (config_fuzz too, which needs the whole
+# library and is left out here) over mutated seeds without libFuzzer. Needs clang-14 and libclang-rt-14-dev
 # (apt-get install -y clang-14 libclang-rt-14-dev).
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 20)
@@ -18,12 +19,12 @@ fi
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER="$cxx" -DGRAFT_FUZZ=ON -DGRAFT_BUILD_TESTS=OFF >/dev/null
-ninja -C "$build" -j"${JOBS:-2}" safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz
+ninja -C "$build" -j"${JOBS:-2}" safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz idx_fuzz vocab_fuzz
 
 # LibTorch is not instrumented and keeps allocations alive at exit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 status=0
-for target in safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz; do
+for target in safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz idx_fuzz vocab_fuzz; do
   # The seeds stay untouched; new inputs go to the build folder.
   corpus="$build/corpus/$target"
   mkdir -p "$corpus" "$build/findings/$target"

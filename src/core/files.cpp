@@ -6,10 +6,13 @@
 
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <thread>
 
 #include "graft/core/error.h"
 
@@ -60,6 +63,13 @@ void write_file_atomic(const std::string& path, const std::string& data) {
   GRAFT_CHECK(fd >= 0, "cannot write '", path, "': ", std::strerror(errno));
   try {
     write_all(fd, data, path);
+    // Fault injection for the kill -9 tests: widen the window in which the
+    // data is written but not yet renamed into place.
+    static const int delay_ms = [] {
+      const char* v = std::getenv("GRAFT_FAULT_WRITE_DELAY_MS");
+      return v ? std::atoi(v) : 0;
+    }();
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     GRAFT_CHECK(::fsync(fd) == 0, "cannot write '", path, "' (fsync): ", std::strerror(errno));
   } catch (...) {
     ::close(fd);
@@ -184,6 +194,21 @@ std::string sha256_file(const std::string& path) {
     s.update(reinterpret_cast<const uint8_t*>(buf.data()), static_cast<size_t>(in.gcount()));
   }
   return s.hex();
+}
+
+int remove_stale_temporaries(const std::string& dir) {
+  int removed = 0;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const size_t at = name.rfind(".tmp");
+    if (name.size() < 6 || name[0] != '.' || at == std::string::npos || at + 4 == name.size() ||
+        name.find_first_not_of("0123456789", at + 4) != std::string::npos)
+      continue;
+    if (e.is_regular_file(ec) && fs::remove(e.path(), ec)) ++removed;
+  }
+  return removed;
 }
 
 }  // namespace graft

@@ -67,9 +67,10 @@ std::vector<int64_t> parse_header(const std::vector<uint8_t>& bytes, int ndims,
     GRAFT_CHECK(d > 0 || (i == 0 && d == 0), "IDX file '", path, "' has dimension ", i,
                 " = ", d, " (expected > 0)");
     dims.push_back(d);
+    // Checked before multiplying, so the product cannot overflow.
+    GRAFT_CHECK(d == 0 || total <= (int64_t(1) << 40) / d, "IDX file '", path,
+                "' has implausible dimensions (more than 2^40 bytes of data)");
     total *= d;
-    GRAFT_CHECK(total <= (int64_t(1) << 40), "IDX file '", path,
-                "' has implausible dimensions (", total, " bytes of data)");
   }
   int64_t have = int64_t(bytes.size() - header);
   GRAFT_CHECK(have == total, "IDX file '", path, "' has ", have, " bytes of data (expected ",
@@ -79,8 +80,13 @@ std::vector<int64_t> parse_header(const std::vector<uint8_t>& bytes, int ndims,
 
 }  // namespace
 
-IdxImages read_idx_images(const std::string& path) {
-  std::vector<uint8_t> bytes = read_gz(path);
+IdxImages read_idx_images(const std::string& path) { return parse_idx_images(read_gz(path), path); }
+
+std::vector<uint8_t> read_idx_labels(const std::string& path) {
+  return parse_idx_labels(read_gz(path), path);
+}
+
+IdxImages parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& path) {
   std::vector<int64_t> dims = parse_header(bytes, 3, path);
   IdxImages out;
   out.count = dims[0];
@@ -90,8 +96,7 @@ IdxImages read_idx_images(const std::string& path) {
   return out;
 }
 
-std::vector<uint8_t> read_idx_labels(const std::string& path) {
-  std::vector<uint8_t> bytes = read_gz(path);
+std::vector<uint8_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& path) {
   parse_header(bytes, 1, path);
   return std::vector<uint8_t>(bytes.begin() + 8, bytes.end());
 }

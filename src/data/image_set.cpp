@@ -253,8 +253,9 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
 
 }  // namespace
 
-cv::Mat load_image(const std::string& path) {
-  std::vector<uint8_t> bytes = read_bytes(path);
+cv::Mat load_image(const std::string& path) { return decode_image(read_bytes(path), path); }
+
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& path) {
   GRAFT_CHECK(!bytes.empty(), "cannot decode image '", path, "': the file is empty");
   if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) {
     GRAFT_CHECK(jpeg_complete(bytes), "cannot decode image '", path,

@@ -120,12 +120,17 @@ SearchSpace parse_search_space(const Json& j, const std::string& source) {
         std::tie(d.low, d.high) = bounds(v["int"], where);
         GRAFT_CHECK_USAGE(d.low == std::floor(d.low) && d.high == std::floor(d.high), where,
                           ": an int range needs integer bounds");
+        GRAFT_CHECK_USAGE(std::abs(d.low) <= 9007199254740992.0 && std::abs(d.high) <= 9007199254740992.0,
+                          where, ": int range bounds beyond 2^53");
+        GRAFT_CHECK_USAGE(!v.contains("step") || v["step"].is_number_integer(), where,
+                          ": step ", v.value("step", Json()).dump(), " (expected an integer)");
         d.step = v.value("step", int64_t{1});
         GRAFT_CHECK_USAGE(d.step >= 1, where, ": step ", d.step, " (expected at least 1)");
       }
       if (v.contains("num")) {
-        GRAFT_CHECK_USAGE(v["num"].is_number_integer() && v["num"].get<int64_t>() >= 1, where,
-                          ": num ", v["num"].dump(), " (expected an integer >= 1)");
+        GRAFT_CHECK_USAGE(v["num"].is_number_integer() && v["num"].get<int64_t>() >= 1 &&
+                              v["num"].get<int64_t>() <= 100000,
+                          where, ": num ", v["num"].dump(), " (expected an integer from 1 to 100000)");
         d.num = v["num"].get<int64_t>();
       }
     } else {
@@ -146,6 +151,8 @@ std::vector<Json> dimension_grid(const SearchDimension& d, const std::string& so
     case SearchDimension::Kind::kList:
       return d.values;
     case SearchDimension::Kind::kInt:
+      GRAFT_CHECK_USAGE((d.high - d.low) / static_cast<double>(d.step) < 100000, source, ": '",
+                        d.name, "' has more than 100000 grid values");
       for (double v = d.low; v <= d.high; v += static_cast<double>(d.step))
         out.push_back(static_cast<int64_t>(v));
       return out;

@@ -40,7 +40,10 @@ struct Scratch {
 }  // namespace
 
 WordPiece WordPiece::from_file(const std::string& vocab_path, WordPieceOptions options) {
-  std::string data = read_file(vocab_path);
+  return from_text(read_file(vocab_path), options, "vocabulary '" + vocab_path + "'");
+}
+
+WordPiece WordPiece::from_text(std::string data, WordPieceOptions options, const std::string& source) {
   if (data.compare(0, 3, "\xEF\xBB\xBF") == 0) data.erase(0, 3);
   std::vector<std::string> tokens;
   size_t pos = 0;
@@ -51,7 +54,7 @@ WordPiece WordPiece::from_file(const std::string& vocab_path, WordPieceOptions o
     tokens.emplace_back(data, pos, stop - pos);
     pos = nl == std::string::npos ? data.size() : nl + 1;
   }
-  return WordPiece(std::move(tokens), options, "vocabulary '" + vocab_path + "'");
+  return WordPiece(std::move(tokens), options, source);
 }
 
 WordPiece::WordPiece(std::vector<std::string> tokens, WordPieceOptions options, std::string source)

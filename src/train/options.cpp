@@ -1,5 +1,8 @@
 #include "graft/train/options.h"
 
+#include <limits>
+#include <type_traits>
+
 #include "graft/core/error.h"
 #include "graft/models/registry.h"
 
@@ -21,6 +24,33 @@ nlohmann::json to_json(const TrainOptions& o) {
   return j;
 }
 
+namespace {
+
+// Like get_to, but an integer option takes only a JSON integer in its range
+// (a float such as 1e300 would otherwise be cast, which is undefined).
+template <typename T>
+void read_option(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    GRAFT_CHECK_USAGE(v.is_number_integer(), source, ": option '", key,
+                      "' must be an integer, got ", v.dump());
+    if constexpr (std::is_signed_v<T>) {
+      GRAFT_CHECK_USAGE(!v.is_number_unsigned() ||
+                            v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max()),
+                        source, ": option '", key, "' is out of range: ", v.dump());
+      GRAFT_CHECK_USAGE(v.is_number_unsigned() || (v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                                   v.get<int64_t>() <= std::numeric_limits<T>::max()),
+                        source, ": option '", key, "' is out of range: ", v.dump());
+    } else {
+      GRAFT_CHECK_USAGE(v.is_number_unsigned() ||
+                            v.get<int64_t>() >= 0,
+                        source, ": option '", key, "' must not be negative: ", v.dump());
+    }
+  }
+  v.get_to(out);
+}
+
+}  // namespace
+
 TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source) {
   GRAFT_CHECK_USAGE(j.is_object(), source, ": expected a JSON object of training options");
   TrainOptions o;
@@ -30,7 +60,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
     try {
 #define GRAFT_FROM_JSON(f)                  \
   if (key == #f) {                          \
-    it.value().get_to(o.f);                 \
+    read_option(it.value(), o.f, source, key); \
     known = true;                           \
   }
       GRAFT_OPTION_FIELDS(GRAFT_FROM_JSON)

@@ -36,6 +36,9 @@ void prepare_run_dir(const TrainOptions& o) {
   if (o.resume) {
     GRAFT_CHECK_USAGE(fs::exists(checkpoint_path(o.out)), "--resume: '", o.out,
                       "' has no checkpoint to resume from (expected ", checkpoint_path(o.out), ")");
+    // Left by a kill -9 during a write; the files they were meant to replace are intact.
+    remove_stale_temporaries(o.out);
+    remove_stale_temporaries(fs::path(checkpoint_path(o.out)).parent_path().string());
     return;
   }
   if (exists) {
@@ -44,6 +47,7 @@ void prepare_run_dir(const TrainOptions& o) {
     GRAFT_CHECK_USAGE(empty || o.overwrite, "--out: '", o.out,
                       "' already exists (use --overwrite to replace it or --resume to continue)");
     for (const char* f : kRunFiles) fs::remove_all(fs::path(o.out) / f);
+    remove_stale_temporaries(o.out);
   }
   make_dirs(o.out);
 }

@@ -28,6 +28,15 @@
 #define GRAFT_FUZZ_ENTRY graft_fuzz_tfjs
 #include "../../fuzz/tfjs_fuzz.cpp"
 #undef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY graft_fuzz_idx
+#include "../../fuzz/idx_fuzz.cpp"
+#undef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY graft_fuzz_vocab
+#include "../../fuzz/vocab_fuzz.cpp"
+#undef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY graft_fuzz_config
+#include "../../fuzz/config_fuzz.cpp"
+#undef GRAFT_FUZZ_ENTRY
 
 namespace fs = std::filesystem;
 
@@ -166,6 +175,14 @@ TEST(FuzzReplay, TorchCheckpointSeedsAndMutations) {
 }
 
 TEST(FuzzReplay, TfjsSeedsAndMutations) { fuzz_run(graft_fuzz_tfjs, "tfjs_fuzz", 3); }
+
+TEST(FuzzReplay, IdxSeedsAndMutations) { fuzz_run(graft_fuzz_idx, "idx_fuzz", 4); }
+
+TEST(FuzzReplay, VocabSeedsAndMutations) { fuzz_run(graft_fuzz_vocab, "vocab_fuzz", 5); }
+
+TEST(FuzzReplay, ConfigAndSearchSpaceSeedsAndMutations) {
+  fuzz_run(graft_fuzz_config, "config_fuzz", 6);
+}
 
 // The tfjs seeds are valid inputs: the corpus exercises the decoders, not
 // only the error paths.

@@ -17,8 +17,15 @@ std::string read_file_prefix(const std::string& path, size_t n);
 /// fsync, rename over `path`, fsync of the folder. A reader sees either the
 /// old file or the new one, never a partial one. Throws graft::Error naming
 /// the path and the system's reason (disk full, read-only, ...); the old file
-/// is then left untouched and the temporary removed.
+/// is then left untouched and the temporary removed. (A kill -9 can leave a
+/// temporary ".NAME.tmpN" behind; remove_stale_temporaries clears them.)
+/// Fault injection for tests: GRAFT_FAULT_WRITE_DELAY_MS=N sleeps N ms
+/// between writing the temporary and renaming it.
 void write_file_atomic(const std::string& path, const std::string& data);
+
+/// Removes the temporaries that write_file_atomic leaves when killed
+/// (".NAME.tmpDIGITS") directly inside `dir`; returns how many.
+int remove_stale_temporaries(const std::string& dir);
 
 /// Creates a folder and its parents; throws graft::Error naming it on failure.
 void make_dirs(const std::string& path);

@@ -22,12 +22,18 @@ struct IdxImages {
 IdxImages read_idx_images(const std::string& path);
 /// Reads an IDX label file (magic 0x00000801).
 std::vector<uint8_t> read_idx_labels(const std::string& path);
+/// The same from the (decompressed) bytes of such a file; `name` is used in
+/// errors.
+IdxImages parse_idx_images(const std::vector<uint8_t>& bytes, const std::string& name);
+std::vector<uint8_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const std::string& name);
 
 /// Decodes an image file: 8-bit, 1 channel (grey) or 3 channels in RGB order
 /// (alpha dropped, 16-bit scaled to 8-bit, EXIF orientation ignored as PIL
 /// and torchvision do). Throws graft::Error naming the file if it cannot be
 /// read or decoded, including a JPEG that ends before its last scan.
 cv::Mat load_image(const std::string& path);
+/// The same from the bytes of an image file; `name` is used in errors.
+cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& name);
 
 /// One sample: a file path, or an index into the set's IDX images.
 struct Sample {

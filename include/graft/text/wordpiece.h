@@ -70,6 +70,9 @@ class WordPiece {
   /// has an empty line, invalid UTF-8, a duplicate token, or lacks one of
   /// [PAD] [UNK] [CLS] [SEP] [MASK].
   static WordPiece from_file(const std::string& vocab_path, WordPieceOptions options = {});
+  /// The same from the content of a vocab.txt; `source` names it in errors.
+  static WordPiece from_text(std::string vocab_text, WordPieceOptions options = {},
+                             const std::string& source = "vocabulary");
 
   /// A tokenizer over `tokens` (id = index); `source` names them in errors.
   /// Same checks as from_file.

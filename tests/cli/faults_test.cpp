@@ -1,0 +1,174 @@
+// Runs that survive faults: kill -9 at many moments (writes slowed down so
+// that kills land while checkpoints are written), a full disk, an
+// unwritable output folder. The run directory must always hold a loadable
+// model and a consistent checkpoint, never a truncated file.
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "graft/core/files.h"
+#include "graft/models/saved_model.h"
+#include "graft/train/checkpoint.h"
+#include "graft/weights/safetensors.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace graft {
+namespace {
+
+struct Child {
+  pid_t pid = -1;
+};
+
+// Starts graft with `args`; `file_limit` > 0 caps the size of any file it
+// writes (RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk).
+Child start(const std::vector<std::string>& args, const std::string& log,
+            const std::vector<std::string>& env = {}, rlim_t file_limit = 0) {
+  Child c;
+  c.pid = fork();
+  if (c.pid == 0) {
+    std::vector<char*> argv;
+    std::string bin = GRAFT_BINARY;
+    argv.push_back(bin.data());
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+    if (file_limit > 0) {
+      signal(SIGXFSZ, SIG_IGN);
+      rlimit rl{file_limit, file_limit};
+      setrlimit(RLIMIT_FSIZE, &rl);
+    }
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  return c;
+}
+
+int wait_for(Child c) {
+  int status = 0;
+  waitpid(c.pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int temporaries(const std::string& dir) {
+  int n = 0;
+  for (const std::string d : {dir, dir + "/checkpoint"}) {
+    if (!fs::is_directory(d)) continue;
+    for (const auto& e : fs::directory_iterator(d))
+      if (e.path().filename().string().find(".tmp") != std::string::npos) ++n;
+  }
+  return n;
+}
+
+// Every file graft keeps in the run parses; returns the epochs checkpointed.
+int64_t check_consistent(const std::string& run) {
+  if (fs::exists(run + "/model.safetensors")) {
+    LoadedModel m = load_model(run);  // throws on a truncated or mismatched file
+    EXPECT_TRUE(m.model);
+  }
+  if (!fs::exists(checkpoint_path(run))) return 0;
+  SafetensorsFile f = load_safetensors(checkpoint_path(run));
+  auto state = nlohmann::json::parse(f.metadata.at("graft_trainer_state"));
+  int64_t done = state.at("epochs_done").get<int64_t>();
+  if (fs::exists(run + "/metrics.csv")) {
+    std::string csv = read_file(run + "/metrics.csv");
+    int64_t rows = std::count(csv.begin(), csv.end(), '\n') - 1;
+    // metrics.csv is written just before the checkpoint of the same epoch.
+    EXPECT_TRUE(rows == done || rows == done + 1) << rows << " rows, checkpoint after " << done;
+  }
+  return done;
+}
+
+TEST(Faults, KillNineAtManyMomentsLeavesALoadableRunThatResumes) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 12, 32);
+  const std::string run = dir / "run";
+  std::vector<std::string> fresh = {"train", "--data", dir / "data", "--val", dir / "data",
+                                    "--backbone", "resnet20", "--strategy", "full", "--epochs",
+                                    "12", "--batch-size", "8", "--augment", "none", "--threads",
+                                    "1", "--workers", "1", "--quiet", "--overwrite", "--out", run};
+  std::vector<std::string> resume = {"train", "--resume", "--threads", "1", "--workers", "1",
+                                     "--quiet", "--out", run};
+  // Every write is held 150 ms between writing and renaming.
+  const std::vector<std::string> slow = {"GRAFT_FAULT_WRITE_DELAY_MS=150"};
+  std::mt19937 rng(42);
+  int kills = 0, mid_write = 0;
+  int64_t last = 0;
+  for (int i = 0; i < 10; ++i) {
+    bool has_ckpt = fs::exists(checkpoint_path(run));
+    Child c = start(has_ckpt ? resume : fresh, dir / "log.txt", slow);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200 + rng() % 2000));
+    kill(c.pid, SIGKILL);
+    int code = wait_for(c);
+    if (code != 128 + SIGKILL) break;  // it finished first
+    ++kills;
+    mid_write += temporaries(run) > 0;
+    int64_t done = check_consistent(run);
+    EXPECT_GE(done, last) << "a checkpoint went backwards";
+    last = done;
+  }
+  EXPECT_GE(kills, 5);
+  EXPECT_GE(mid_write, 1) << "no kill landed during a write";
+  // The run then resumes to its end (leftover temporaries are cleared).
+  ASSERT_EQ(wait_for(start(resume, dir / "log.txt")), 0) << read_file(dir / "log.txt");
+  EXPECT_EQ(check_consistent(run), 12);
+  EXPECT_EQ(temporaries(run), 0);
+  std::cout << "[ faults ] " << kills << " kills, " << mid_write << " during a write\n";
+}
+
+TEST(Faults, FullDiskIsAClearErrorAndKeepsThePreviousCheckpoint) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 8, 32);
+  const std::string run = dir / "run";
+  std::vector<std::string> args = {"train", "--data", dir / "data", "--val", dir / "data",
+                                   "--backbone", "resnet20", "--strategy", "full", "--epochs",
+                                   "3", "--batch-size", "8", "--augment", "none", "--quiet",
+                                   "--stop-after-epoch", "1", "--out", run};
+  ASSERT_EQ(wait_for(start(args, dir / "log1.txt")), 130) << read_file(dir / "log1.txt");
+  const std::string before = read_file(checkpoint_path(run));
+  // The model file (about 1 MB) no longer fits.
+  int code = wait_for(start({"train", "--resume", "--quiet", "--out", run}, dir / "log2.txt", {},
+                            200 * 1024));
+  std::string log = read_file(dir / "log2.txt");
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_NE(log.find("error: cannot write '" + run), std::string::npos) << log;
+  EXPECT_NE(log.find("File too large"), std::string::npos) << log;
+  EXPECT_EQ(read_file(checkpoint_path(run)), before);
+  EXPECT_EQ(check_consistent(run), 1);
+  EXPECT_EQ(temporaries(run), 0);
+  // With room again it resumes and finishes.
+  EXPECT_EQ(wait_for(start({"train", "--resume", "--quiet", "--out", run}, dir / "log3.txt")), 0)
+      << read_file(dir / "log3.txt");
+  EXPECT_EQ(check_consistent(run), 3);
+}
+
+TEST(Faults, AnUnwritableOutputFolderFailsBeforeTraining) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 4, 32);
+  write_file_atomic(dir / "file", "x");
+  auto t0 = std::chrono::steady_clock::now();
+  int code = wait_for(start({"train", "--data", dir / "data", "--backbone", "resnet20", "--epochs",
+                             "50", "--out", dir / "file/run"},
+                            dir / "log.txt"));
+  std::string log = read_file(dir / "log.txt");
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_NE(log.find(dir / "file/run"), std::string::npos) << log;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30);
+}
+
+}  // namespace
+}  // namespace graft

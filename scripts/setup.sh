@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev
   python3-torch python3-torchvision   # reference for parity tests only
   dataset-fashion-mnist               # the main job's data
+  chromium chromium-driver python3-selenium  # report.html checked in a real browser (tests only)
 )
 
 missing=()

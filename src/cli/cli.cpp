@@ -31,6 +31,8 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_models(app, action);
   add_weights(app, action);
   add_score(app, action);
+  add_report(app, action);
+  add_compare(app, action);
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);

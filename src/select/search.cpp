@@ -30,6 +30,7 @@
 #include "graft/eval/infer.h"
 #include "graft/eval/metrics.h"
 #include "graft/models/saved_model.h"
+#include "graft/report/report.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/trainer.h"
 
@@ -697,6 +698,11 @@ SearchResult run_search(const SearchOptions& so) {
   write_file_atomic(base.out + "/results.csv", csv.str());
   write_file_atomic(base.out + "/results.json", res.dump(2) + "\n");
   write_file_atomic(base.out + "/summary.md", search_summary(result));
+  try {
+    write_search_report(base.out);
+  } catch (const std::exception& e) {
+    log_warn(str_cat("report.html not written: ", e.what()));
+  }
   return result;
 }
 

@@ -15,6 +15,7 @@
 #include "graft/eval/infer.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
+#include "graft/report/report.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/strategy.h"
 #include "graft/weights/state_dict.h"
@@ -389,6 +390,14 @@ TrainSummary train(TrainOptions options) {
     }
   }
   summary.epochs_run = state.epochs_done;
+  auto report = [&] {
+    // A report that cannot be written must not fail the run it describes.
+    try {
+      write_run_report(o.out);
+    } catch (const std::exception& e) {
+      log_warn(str_cat("report.html not written: ", e.what()));
+    }
+  };
   summary.best_epoch = state.best_epoch;
   summary.best_val_accuracy = state.best_accuracy;
 
@@ -405,6 +414,7 @@ TrainSummary train(TrainOptions options) {
     write_file_atomic(o.out + "/test_predictions.csv",
                       predictions_csv(out.values, out.labels, ids, data.train.classes));
   }
+  report();
   return summary;
 }
 

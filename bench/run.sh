@@ -79,5 +79,12 @@ row "resnet18 full fine-tune step b32 224 (img/s)" $B train_step --backbone resn
   echo "processes are not added to its figure; graft's loader threads are in its one."
   echo "Inference, fine-tuning and the linear-probe recipe against tuned PyTorch"
   echo "(allocator fix, channels-last) are the work of the performance issue."
-} > "$OUT"
+} > "$tmp/results.md"
+# Sections written by other scripts (bench/transferability.sh, the hardening
+# figures) are kept: they sit between <!-- NAME:begin --> and <!-- NAME:end -->.
+if [ -f "$OUT" ]; then
+  echo >> "$tmp/results.md"
+  awk '/<!-- [a-z_-]+:begin -->/ {keep=1} keep {print} /<!-- [a-z_-]+:end -->/ {keep=0; print ""}' "$OUT" >> "$tmp/results.md"
+fi
+mv "$tmp/results.md" "$OUT"
 cat "$OUT"

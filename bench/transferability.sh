@@ -113,7 +113,10 @@ PY
   echo "\`graft score\` on each target's training images (no training); accuracy: \`graft train"
   echo "--strategy full --epochs 15 --lr 0.01 --batch-size 32\`, test accuracy of the best-validation"
   echo "model, mean over seeds $SEEDS. Kendall tau-b between a score and that accuracy over the"
-  echo "candidates (LEEP and NCE only for candidates with a source classifier)."
+  echo "candidates (LEEP and NCE only for candidates with a source classifier). Read the taus"
+  echo "with the noise in mind: the test sets are small (153 hymenoptera images, 120 faces),"
+  echo "so one accuracy has a standard error of about 3-4 points, and candidates closer than"
+  echo "that are not ranked by the fine-tuning either."
   echo
   cat "$W/section.md"
   echo "<!-- transferability:end -->"

@@ -31,15 +31,19 @@ struct Child {
   pid_t pid = -1;
 };
 
+// The program start() runs (a copy of graft where another user must run it).
+std::string g_binary = GRAFT_BINARY;
+
 // Starts graft with `args`; `file_limit` > 0 caps the size of any file it
 // writes (RLIMIT_FSIZE: writes past it fail with EFBIG, as on a full disk).
 Child start(const std::vector<std::string>& args, const std::string& log,
-            const std::vector<std::string>& env = {}, rlim_t file_limit = 0) {
+            const std::vector<std::string>& env = {}, rlim_t file_limit = 0,
+            bool as_nobody = false) {
   Child c;
   c.pid = fork();
   if (c.pid == 0) {
     std::vector<char*> argv;
-    std::string bin = GRAFT_BINARY;
+    std::string bin = g_binary;
     argv.push_back(bin.data());
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -52,6 +56,8 @@ Child start(const std::vector<std::string>& args, const std::string& log,
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
+    // Root ignores file permissions: drop to nobody so that they count.
+    if (as_nobody && getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(126);
     execv(bin.c_str(), argv.data());
     _exit(127);
   }
@@ -154,6 +160,45 @@ TEST(Faults, FullDiskIsAClearErrorAndKeepsThePreviousCheckpoint) {
   EXPECT_EQ(wait_for(start({"train", "--resume", "--quiet", "--out", run}, dir / "log3.txt")), 0)
       << read_file(dir / "log3.txt");
   EXPECT_EQ(check_consistent(run), 3);
+}
+
+TEST(Faults, AReadOnlyRunFolderIsAClearErrorAndKeepsTheCheckpoint) {
+  test::TempDir dir;
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+  test::write_synthetic_image_folder(dir / "data", 2, 8, 32);
+  const std::string run = dir / "run";
+  ASSERT_EQ(wait_for(start({"train", "--data", dir / "data", "--val", dir / "data", "--backbone",
+                            "resnet20", "--strategy", "full", "--epochs", "3", "--batch-size", "8",
+                            "--augment", "none", "--quiet", "--stop-after-epoch", "1", "--out", run},
+                           dir / "log1.txt")),
+            130);
+  const std::string before = read_file(checkpoint_path(run));
+  // Everything readable, nothing writable.
+  for (const auto& e : fs::recursive_directory_iterator(dir.path()))
+    fs::permissions(e.path(), e.is_directory() ? fs::perms::owner_read | fs::perms::owner_exec |
+                                                     fs::perms::group_read | fs::perms::group_exec |
+                                                     fs::perms::others_read | fs::perms::others_exec
+                                               : fs::perms::owner_read | fs::perms::group_read |
+                                                     fs::perms::others_read);
+  fs::permissions(dir / "log1.txt", fs::perms::all);
+  // nobody may not be able to reach the build folder: run a copy from here.
+  fs::create_directory(dir / "bin");
+  fs::copy_file(GRAFT_BINARY, dir / "bin/graft");
+  fs::permissions(dir / "bin", fs::perms::all);
+  fs::permissions(dir / "bin/graft", fs::perms::all);
+  g_binary = dir / "bin/graft";
+  int code = wait_for(start({"train", "--resume", "--quiet", "--threads", "1", "--out", run},
+                            dir / "log1.txt", {"HOME=/tmp"}, 0, /*as_nobody=*/true));
+  g_binary = GRAFT_BINARY;
+  std::string log = read_file(dir / "log1.txt");
+  for (const auto& e : fs::recursive_directory_iterator(dir.path()))
+    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  EXPECT_EQ(code, 1) << log;
+  EXPECT_NE(log.find("error: cannot write '" + run), std::string::npos) << log;
+  EXPECT_NE(log.find("Permission denied"), std::string::npos) << log;
+  EXPECT_EQ(read_file(checkpoint_path(run)), before);
+  EXPECT_EQ(check_consistent(run), 1);
 }
 
 TEST(Faults, AnUnwritableOutputFolderFailsBeforeTraining) {

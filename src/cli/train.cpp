@@ -10,6 +10,7 @@
 #include "graft/core/runtime.h"
 #include "graft/models/registry.h"
 #include "graft/select/search.h"
+#include "graft/text/mlm.h"
 #include "graft/train/trainer.h"
 #include "verbs.h"
 
@@ -224,8 +225,66 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
   d.lr = 0.1;
   d.weight_decay = 5e-4;
   d.backbone = "resnet20";
-  add_verb(app, run, args, "pretrain",
-           "Train a source model from random initialisation on a source dataset", d);
+  auto opts = std::make_shared<TrainOptions>(d);
+  if (!args.empty() && args[0] == "pretrain") preload_config(args, *opts);
+  CLI::App* sub = app.add_subcommand(
+      "pretrain",
+      "Train a source model from random initialisation on a source dataset (--task text: a BERT "
+      "by masked-language modelling on a text corpus)");
+  bind_options(*sub, *opts);
+  auto mlm = std::make_shared<MlmOptions>();
+  sub->add_option("--corpus", mlm->corpus, "--task text: plain-text files, one document each")
+      ->delimiter(',');
+  sub->add_option("--vocab", mlm->vocab, "--task text: WordPiece vocab.txt");
+  sub->add_option("--size", mlm->size, "--task text: tiny, mini, small, medium or base")
+      ->capture_default_str();
+  sub->add_option("--bert-config", mlm->bert_config, "--task text: a BERT config.json instead of --size");
+  sub->add_option("--max-length", mlm->max_length, "--task text: tokens per packed sequence")
+      ->capture_default_str();
+  sub->add_option("--time-budget", mlm->time_budget_minutes,
+                  "--task text: stop after this many minutes (0: none)")->capture_default_str();
+  sub->add_option("--mask-prob", mlm->mask_prob, "--task text: share of tokens to predict")
+      ->capture_default_str();
+  sub->add_option("--val-fraction", mlm->val_fraction, "--task text: sequences held out")
+      ->capture_default_str();
+  sub->callback([&run, opts, mlm, sub] {
+    run = [opts, mlm, sub] {
+      if (opts->task != "text") return run_train(*opts);
+      // Text: the MLM defaults unless a shared flag was given.
+      MlmOptions m = *mlm;
+      if (sub->count("--epochs")) m.epochs = opts->epochs;
+      if (sub->count("--batch-size")) m.batch_size = opts->batch_size;
+      if (sub->count("--lr")) m.lr = opts->lr;
+      if (sub->count("--weight-decay")) m.weight_decay = opts->weight_decay;
+      if (sub->count("--clip-grad")) m.clip_grad = opts->clip_grad;
+      if (sub->count("--warmup-epochs"))
+        m.warmup_fraction = opts->warmup_epochs / static_cast<double>(std::max<int64_t>(1, m.epochs));
+      m.seed = opts->seed;
+      m.threads = opts->threads;
+      m.out = opts->out;
+      m.resume = opts->resume;
+      m.overwrite = opts->overwrite;
+      m.quiet = opts->quiet;
+      set_quiet(m.quiet);
+      install_stop_handlers();
+      MlmSummary s = pretrain_mlm(m);
+      if (s.interrupted) {
+        std::cerr << "interrupted: continue with graft pretrain --task text --resume --out " << m.out
+                  << "\n";
+        return 130;
+      }
+      nlohmann::ordered_json j;
+      j["run"] = m.out;
+      j["epochs"] = s.epochs_done;
+      j["steps"] = s.steps;
+      j["val_mlm_loss"] = s.val_loss;
+      j["val_mlm_accuracy"] = s.val_accuracy;
+      j["seconds"] = s.seconds;
+      j["time_budget_reached"] = s.budget_reached;
+      std::cout << j.dump() << std::endl;
+      return 0;
+    };
+  });
 }
 
 }  // namespace graft::cli

@@ -230,8 +230,11 @@ BertForMaskedLMImpl::BertForMaskedLMImpl(const BertConfig& c) {
 torch::Tensor BertForMaskedLMImpl::forward(const torch::Tensor& input_ids,
                                            const torch::Tensor& token_type_ids,
                                            const torch::Tensor& attention_mask) {
-  torch::Tensor h = bert->forward(input_ids, token_type_ids, attention_mask).last_hidden_state;
-  h = transform_norm_(activate(transform_(h), bert->config().hidden_act));
+  return head(bert->forward(input_ids, token_type_ids, attention_mask).last_hidden_state);
+}
+
+torch::Tensor BertForMaskedLMImpl::head(const torch::Tensor& hidden) {
+  torch::Tensor h = transform_norm_(activate(transform_(hidden), bert->config().hidden_act));
   return torch::nn::functional::linear(h, bert->word_embeddings(), bias_);
 }
 

@@ -105,6 +105,8 @@ class BertForMaskedLMImpl : public torch::nn::Module {
   /// Vocabulary logits [B, T, V].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids = {},
                         const torch::Tensor& attention_mask = {});
+  /// The head alone: vocabulary logits of hidden states [..., H].
+  torch::Tensor head(const torch::Tensor& hidden);
   BertModel bert{nullptr};
 
  private:

@@ -31,6 +31,7 @@ ASAN_OPTIONS=detect_leaks=0 ./build/graft_sanitize_replay fuzz/corpus 20000 > "$
   echo
   grep '^\[ faults \]' "$tmp/faults.log" | sed 's/^\[ faults \] /- kill -9 during training: /' || true
   echo "- disk full (RLIMIT_FSIZE 200 KiB) while the model is written: clear error, previous checkpoint byte-identical"
+  echo "- read-only run folder (the resume run as user nobody): clear error, checkpoint intact"
   echo "- output path under a file: error naming the path before any training"
   echo
   echo "What was lost: nothing. After every kill the run folder held a loadable model and a"

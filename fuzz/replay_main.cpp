@@ -29,6 +29,9 @@
 #define GRAFT_FUZZ_ENTRY graft_fuzz_vocab
 #include "vocab_fuzz.cpp"
 #undef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY graft_fuzz_text_data
+#include "text_data_fuzz.cpp"
+#undef GRAFT_FUZZ_ENTRY
 
 namespace fs = std::filesystem;
 
@@ -45,7 +48,8 @@ int main(int argc, char** argv) {
                  {"torch_checkpoint_fuzz", graft_fuzz_torch_checkpoint},
                  {"tfjs_fuzz", graft_fuzz_tfjs},
                  {"idx_fuzz", graft_fuzz_idx},
-                 {"vocab_fuzz", graft_fuzz_vocab}};
+                 {"vocab_fuzz", graft_fuzz_vocab},
+                 {"text_data_fuzz", graft_fuzz_text_data}};
   int failures = 0;
   uint64_t seed = 1;
   for (const auto& t : targets) {

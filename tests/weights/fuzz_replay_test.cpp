@@ -38,6 +38,9 @@
 #define GRAFT_FUZZ_ENTRY graft_fuzz_config
 #include "../../fuzz/config_fuzz.cpp"
 #undef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY graft_fuzz_text_data
+#include "../../fuzz/text_data_fuzz.cpp"
+#undef GRAFT_FUZZ_ENTRY
 
 namespace fs = std::filesystem;
 
@@ -97,6 +100,10 @@ TEST(FuzzReplay, VocabSeedsAndMutations) { fuzz_run(graft_fuzz_vocab, "vocab_fuz
 
 TEST(FuzzReplay, ConfigAndSearchSpaceSeedsAndMutations) {
   fuzz_run(graft_fuzz_config, "config_fuzz", 6);
+}
+
+TEST(FuzzReplay, TextDataSeedsAndMutations) {
+  fuzz_run(graft_fuzz_text_data, "text_data_fuzz", 7);
 }
 
 // The tfjs seeds are valid inputs: the corpus exercises the decoders, not

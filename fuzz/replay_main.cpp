@@ -5,6 +5,12 @@
 // graft::Error is a failure. Used by scripts/test.sh.
 //   graft_sanitize_replay CORPUS_DIR [MUTATIONS_PER_TARGET]
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <sanitizer/common_interface_defs.h>
+
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -14,24 +20,7 @@
 
 #include "replay.h"
 
-#define GRAFT_FUZZ_ENTRY graft_fuzz_safetensors
-#include "safetensors_fuzz.cpp"
-#undef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY graft_fuzz_torch_checkpoint
-#include "torch_checkpoint_fuzz.cpp"
-#undef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY graft_fuzz_tfjs
-#include "tfjs_fuzz.cpp"
-#undef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY graft_fuzz_idx
-#include "idx_fuzz.cpp"
-#undef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY graft_fuzz_vocab
-#include "vocab_fuzz.cpp"
-#undef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY graft_fuzz_text_data
-#include "text_data_fuzz.cpp"
-#undef GRAFT_FUZZ_ENTRY
+#include "parser_targets.inc"
 
 namespace fs = std::filesystem;
 
@@ -49,7 +38,8 @@ int main(int argc, char** argv) {
                  {"tfjs_fuzz", graft_fuzz_tfjs},
                  {"idx_fuzz", graft_fuzz_idx},
                  {"vocab_fuzz", graft_fuzz_vocab},
-                 {"text_data_fuzz", graft_fuzz_text_data}};
+                 {"text_data_fuzz", graft_fuzz_text_data},
+                 {"image_fuzz", graft_fuzz_image}};
   int failures = 0;
   uint64_t seed = 1;
   for (const auto& t : targets) {
@@ -68,6 +58,15 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: no seeds in %s\n", t.name, argv[1]);
       return 2;
     }
+    // Decoders (libpng, libjpeg, OpenCV) print their complaints on stderr:
+    // silenced during the run, restored for the findings.
+    std::fflush(stderr);
+    const int saved_stderr = dup(2);
+    const int null_fd = open("/dev/null", O_WRONLY);
+    dup2(null_fd, 2);
+    close(null_fd);
+    // Sanitizer reports still go to the real stderr.
+    __sanitizer_set_report_fd(reinterpret_cast<void*>(static_cast<intptr_t>(saved_stderr)));
     graft::fuzz::Mutator mutator(seed++);
     long runs = 0;
     for (long i = -static_cast<long>(pool.size()); i < mutations; ++i, ++runs) {
@@ -76,6 +75,8 @@ int main(int argc, char** argv) {
       try {
         t.entry(reinterpret_cast<const uint8_t*>(input.data()), input.size());
       } catch (const std::exception& e) {
+        std::fflush(stderr);
+        dup2(saved_stderr, 2);
         std::string keep = std::string(t.name) + "-finding-" + std::to_string(i);
         std::ofstream(keep, std::ios::binary) << input;
         std::fprintf(stderr, "%s: input %ld threw %s (not graft::Error); kept as %s\n", t.name, i,
@@ -84,6 +85,10 @@ int main(int argc, char** argv) {
         break;
       }
     }
+    std::fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    if (failures) return 1;
     std::printf("%s: %ld inputs under ASan+UBSan, no finding\n", t.name, runs);
   }
   return failures ? 1 : 0;

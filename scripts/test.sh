@@ -10,4 +10,5 @@ export GRAFT_REQUIRE_BROWSER=1
 # The parsers of untrusted input again, under AddressSanitizer and
 # UndefinedBehaviorSanitizer, over their seeds and 20000 mutations each.
 bash scripts/build.sh graft_sanitize_replay
-ASAN_OPTIONS=detect_leaks=0 "${GRAFT_BUILD_DIR:-build}/graft_sanitize_replay" fuzz/corpus 20000
+ASAN_OPTIONS=detect_leaks=0 OPENCV_IO_MAX_IMAGE_PIXELS=4000000 \
+  "${GRAFT_BUILD_DIR:-build}/graft_sanitize_replay" fuzz/corpus 20000

@@ -133,14 +133,6 @@ std::pair<torch::Tensor, torch::Tensor> masked_loss(BertForMaskedLMImpl& m, cons
   return {loss, logits.argmax(1).eq(target).sum()};
 }
 
-std::string metrics_csv(const std::vector<EpochRow>& rows) {
-  std::ostringstream os;
-  os << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n";
-  for (const auto& r : rows)
-    os << r.epoch << ',' << r.train_loss << ',' << r.train_accuracy << ',' << r.val_loss << ','
-       << r.val_accuracy << ',' << r.lr << ',' << r.seconds << ',' << r.items_per_second << '\n';
-  return os.str();
-}
 
 }  // namespace
 

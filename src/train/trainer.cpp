@@ -126,14 +126,6 @@ void set_lr(torch::optim::Optimizer& opt, const std::vector<ParamGroup>& groups,
   for (size_t i = 0; i < pg.size(); ++i) pg[i].options().set_lr(groups[i].lr * factor);
 }
 
-std::string metrics_csv(const std::vector<EpochRow>& rows) {
-  std::ostringstream os;
-  os << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n";
-  for (const auto& r : rows)
-    os << r.epoch << ',' << r.train_loss << ',' << r.train_accuracy << ',' << r.val_loss << ','
-       << r.val_accuracy << ',' << r.lr << ',' << r.seconds << ',' << r.items_per_second << '\n';
-  return os.str();
-}
 
 }  // namespace
 

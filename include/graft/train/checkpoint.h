@@ -16,6 +16,9 @@ struct EpochRow {
   double seconds = 0, items_per_second = 0;
 };
 
+/// metrics.csv: a header and one row per epoch.
+std::string metrics_csv(const std::vector<EpochRow>& rows);
+
 struct TrainerState {
   int64_t epochs_done = 0;
   int64_t best_epoch = 0;

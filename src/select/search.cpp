@@ -31,6 +31,7 @@
 #include "graft/eval/metrics.h"
 #include "graft/models/saved_model.h"
 #include "graft/report/report.h"
+#include "graft/report/run_data.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/trainer.h"
 
@@ -266,16 +267,7 @@ std::vector<double> read_val_accuracy(const std::string& dir) {
   std::vector<double> out;
   const std::string path = dir + "/metrics.csv";
   if (!fs::exists(path)) return out;
-  std::istringstream in(read_file(path));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::vector<std::string> cols;
-    std::stringstream ls(line);
-    for (std::string c; std::getline(ls, c, ',');) cols.push_back(c);
-    GRAFT_CHECK(cols.size() >= 5, path, ": malformed row '", line, "'");
-    out.push_back(std::strtod(cols[4].c_str(), nullptr));
-  }
+  for (const EpochRow& r : read_metrics_csv(path)) out.push_back(r.val_accuracy);
   return out;
 }
 

@@ -10,15 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graft/train/epoch_row.h"
+
 namespace graft {
 
-/// One row of metrics.csv. Validation columns are NaN for a run without
-/// validation; items_per_second is NaN when the column is absent.
-struct EpochRow {
-  int64_t epoch = 0;
-  double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0;
-  double lr = 0, seconds = 0, items_per_second = 0;
-};
 
 /// One entry of test_metrics.json's "per_class".
 struct ClassRow {
@@ -67,7 +62,8 @@ RunData read_run(const std::string& dir);
 
 /// Reads metrics.csv: a header naming at least epoch, train_loss,
 /// train_accuracy, val_loss, val_accuracy, lr and seconds (any order), then
-/// one numeric row per epoch ("nan" allowed).
+/// one numeric row per epoch ("nan" allowed; items_per_second is NaN when
+/// the column is absent).
 std::vector<EpochRow> read_metrics_csv(const std::string& path);
 TestMetrics read_test_metrics(const std::string& path);
 /// Reads test_predictions.csv (header path,label,predicted,confidence).

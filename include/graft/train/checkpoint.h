@@ -8,16 +8,9 @@
 
 #include <torch/torch.h>
 
+#include "graft/train/epoch_row.h"
+
 namespace graft {
-
-struct EpochRow {
-  int64_t epoch = 0;
-  double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0, lr = 0;
-  double seconds = 0, items_per_second = 0;
-};
-
-/// metrics.csv: a header and one row per epoch.
-std::string metrics_csv(const std::vector<EpochRow>& rows);
 
 struct TrainerState {
   int64_t epochs_done = 0;

@@ -13,6 +13,8 @@
 #include "graft/eval/metrics.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
+#include "graft/text/text_data.h"
+#include "graft/text/text_model.h"
 #include "graft/weights/state_dict.h"
 #include "verbs.h"
 
@@ -22,6 +24,8 @@ namespace {
 
 struct EvalOptions {
   std::string run, data, backbone, weights;
+  // Text runs.
+  std::string text_column, text_b_column, label_column, text_format = "auto", header = "auto";
   std::vector<std::string> classes;
   int64_t batch_size = 64;
   int threads = 0;
@@ -30,9 +34,46 @@ struct EvalOptions {
   bool strict = false;
 };
 
+// A text run on a labelled text set: the set's classes must be the run's.
+int run_text_eval(const EvalOptions& o) {
+  TextModel model = load_text_model(o.run);
+  TextReadOptions r;
+  r.format = o.text_format;
+  r.text_column = o.text_column;
+  r.text_b_column = o.text_b_column;
+  r.label_column = o.label_column;
+  r.header = o.header;
+  r.strict = o.strict;
+  r.classes = model.info.classes;
+  TextSet set = read_text_set(o.data, r);
+  GRAFT_CHECK_USAGE(set.has_pairs == model.info.pairs, "--data '", o.data, "' has ",
+                    set.has_pairs ? "text pairs" : "single texts", " but the model of '", o.run,
+                    "' was trained on ", model.info.pairs ? "text pairs" : "single texts");
+  std::vector<EncodedText> inputs;
+  std::vector<int64_t> labels;
+  int64_t truncated = 0;
+  for (const auto& x : set.examples) {
+    int64_t dropped = 0;
+    inputs.push_back(model.encode(x.text, x.text_b, &dropped));
+    truncated += dropped > 0;
+    labels.push_back(x.label);
+  }
+  torch::Tensor logits = model.logits(inputs, o.batch_size);
+  Metrics m = compute_metrics(logits, torch::tensor(labels, torch::kInt64), model.info.classes);
+  auto j = to_json(m);
+  j["skipped"] = set.skipped_empty;
+  j["truncated"] = truncated;
+  std::cout << j.dump(2) << std::endl;
+  return 0;
+}
+
 int run_eval(const EvalOptions& o) {
   set_quiet(true);
   set_threads(o.threads);
+  if (!o.run.empty() && saved_model_task(o.run) == "text") {
+    GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
+    return run_text_eval(o);
+  }
   torch::Device device = parse_device(o.device);
   GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled image folder or IDX file is required");
   GRAFT_CHECK_USAGE(o.run.empty() != o.backbone.empty(),
@@ -84,7 +125,7 @@ int run_eval(const EvalOptions& o) {
 
 void add_eval(CLI::App& app, Action& run) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* sub = app.add_subcommand("eval", "Metrics of a trained run on labelled images (JSON on stdout)");
+  CLI::App* sub = app.add_subcommand("eval", "Metrics of a trained run on labelled images or texts (JSON on stdout)");
   sub->add_option("run", o->run, "Run directory written by graft train");
   sub->add_option("--data", o->data, "Labelled images: a folder of class folders or an IDX file");
   sub->add_option("--classes", o->classes, "Keep only these classes")->delimiter(',');
@@ -94,7 +135,14 @@ void add_eval(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  sub->add_flag("--strict", o->strict, "Unreadable images are errors");
+  sub->add_flag("--strict", o->strict, "Unreadable images (empty texts) are errors");
+  auto text = "Text runs";
+  sub->add_option("--text-column", o->text_column, "Text column: a name or 0-based index")->group(text);
+  sub->add_option("--text-b-column", o->text_b_column, "Second text column of pairs")->group(text);
+  sub->add_option("--label-column", o->label_column, "Label column: a name or 0-based index")->group(text);
+  sub->add_option("--text-format", o->text_format, "auto, csv, tsv, jsonl or folder")
+      ->capture_default_str()->group(text);
+  sub->add_option("--header", o->header, "auto, yes or no")->capture_default_str()->group(text);
   sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 

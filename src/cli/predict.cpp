@@ -1,14 +1,18 @@
-// graft predict: top-k labels with probabilities for image files.
+// graft predict: top-k labels with probabilities for image files, or for
+// lines of text with a text run.
 
 #include <iomanip>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "graft/core/error.h"
+#include "graft/core/files.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
 #include "graft/models/saved_model.h"
+#include "graft/text/text_model.h"
 #include "verbs.h"
 
 namespace graft::cli {
@@ -23,12 +27,95 @@ struct PredictOptions {
   bool json = false;
 };
 
+void print_top(const std::string& input, const std::string* text, const torch::Tensor& logits,
+               const std::vector<std::string>& classes, int64_t k, bool json) {
+  torch::Tensor probs = torch::softmax(logits, 0);
+  auto [p, idx] = probs.topk(k);
+  if (json) {
+    nlohmann::ordered_json j;
+    j["input"] = input;
+    if (text) j["text"] = *text;
+    nlohmann::ordered_json top = nlohmann::ordered_json::array();
+    for (int64_t i = 0; i < k; ++i)
+      top.push_back({{"label", classes[idx[i].item<int64_t>()]}, {"probability", p[i].item<double>()}});
+    j["top"] = top;
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << input;
+    for (int64_t i = 0; i < k; ++i)
+      std::cout << "\t" << classes[idx[i].item<int64_t>()] << " " << std::fixed << std::setprecision(4)
+                << p[i].item<double>();
+    std::cout << "\n";
+  }
+}
+
+// Text runs: every line of every input file ("-": standard input) is one
+// text; for a model of text pairs, a tab separates the two texts.
+int run_text_predict(const PredictOptions& o) {
+  TextModel model = load_text_model(o.run);
+  const auto& classes = model.info.classes;
+  const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(classes.size()));
+  std::vector<std::string> names, texts;
+  std::vector<EncodedText> inputs;
+  int failures = 0;
+  for (const auto& path : o.inputs) {
+    std::string data;
+    try {
+      if (path == "-") {
+        std::ostringstream ss;
+        ss << std::cin.rdbuf();
+        data = ss.str();
+      } else {
+        data = read_file(path);
+      }
+    } catch (const Error& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      ++failures;
+      continue;
+    }
+    std::istringstream lines(data);
+    std::string line;
+    for (int64_t n = 1; std::getline(lines, line); ++n) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const std::string name = str_cat(path == "-" ? "stdin" : path, ":", n);
+      std::string a = line, b;
+      if (model.info.pairs) {
+        size_t tab = line.find('\t');
+        if (tab == std::string::npos) {
+          std::cerr << "error: " << name << ": no tab (the model reads text pairs: TEXT<TAB>TEXT)\n";
+          ++failures;
+          continue;
+        }
+        a = line.substr(0, tab);
+        b = line.substr(tab + 1);
+      }
+      if (a.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
+      try {
+        inputs.push_back(model.encode(a, b));
+      } catch (const Error& e) {
+        std::cerr << "error: " << name << ": " << e.what() << "\n";
+        ++failures;
+        continue;
+      }
+      names.push_back(name);
+      texts.push_back(line);
+    }
+  }
+  torch::Tensor logits = model.logits(inputs);
+  for (size_t i = 0; i < inputs.size(); ++i)
+    print_top(names[i], &texts[i], logits[static_cast<int64_t>(i)], classes, k, o.json);
+  std::cout.flush();
+  GRAFT_CHECK(failures == 0, failures, " inputs could not be read or classified");
+  return 0;
+}
+
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
+  GRAFT_CHECK_USAGE(o.top_k >= 1, "--top-k: ", o.top_k, " (expected at least 1)");
+  if (saved_model_task(o.run) == "text") return run_text_predict(o);
   LoadedModel loaded = load_model(o.run);
   const auto& classes = loaded.info.classes;
   const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(classes.size()));
-  GRAFT_CHECK_USAGE(o.top_k >= 1, "--top-k: ", o.top_k, " (expected at least 1)");
   int failures = 0;
   torch::InferenceMode guard;
   for (const auto& path : o.inputs) {
@@ -41,23 +128,7 @@ int run_predict(const PredictOptions& o) {
       continue;
     }
     torch::Tensor x = eval_transform(img, loaded.info.input).unsqueeze(0);
-    torch::Tensor probs = torch::softmax(loaded.model->forward(x), 1)[0];
-    auto [p, idx] = probs.topk(k);
-    if (o.json) {
-      nlohmann::ordered_json j;
-      j["input"] = path;
-      nlohmann::ordered_json top = nlohmann::ordered_json::array();
-      for (int64_t i = 0; i < k; ++i)
-        top.push_back({{"label", classes[idx[i].item<int64_t>()]}, {"probability", p[i].item<double>()}});
-      j["top"] = top;
-      std::cout << j.dump() << "\n";
-    } else {
-      std::cout << path;
-      for (int64_t i = 0; i < k; ++i)
-        std::cout << "\t" << classes[idx[i].item<int64_t>()] << " " << std::fixed
-                  << std::setprecision(4) << p[i].item<double>();
-      std::cout << "\n";
-    }
+    print_top(path, nullptr, loaded.model->forward(x)[0], classes, k, o.json);
   }
   std::cout.flush();
   GRAFT_CHECK(failures == 0, failures, " of ", o.inputs.size(), " inputs could not be read");
@@ -68,9 +139,9 @@ int run_predict(const PredictOptions& o) {
 
 void add_predict(CLI::App& app, Action& run) {
   auto o = std::make_shared<PredictOptions>();
-  CLI::App* sub = app.add_subcommand("predict", "Top-k labels with probabilities for images");
+  CLI::App* sub = app.add_subcommand("predict", "Top-k labels with probabilities for images, or for lines of text (text runs)");
   sub->add_option("run", o->run, "Run directory written by graft train")->required();
-  sub->add_option("inputs", o->inputs, "Image files")->required();
+  sub->add_option("inputs", o->inputs, "Image files; text runs: text files, one text per line (- : stdin)")->required();
   sub->add_option("--top-k", o->top_k, "Labels per input")->capture_default_str();
   sub->add_flag("--json", o->json, "One JSON object per input");
   add_threads(*sub, o->threads);

@@ -20,26 +20,47 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// --config FILE is read before parsing, so that flags given on the command
-// line override the file's values.
-void preload_config(const std::vector<std::string>& args, TrainOptions& o) {
-  for (size_t i = 0; i + 1 < args.size(); ++i) {
-    if (args[i] != "--config") continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_file(args[i + 1]));
-    } catch (const nlohmann::json::parse_error& e) {
-      throw UsageError(str_cat("--config: '", args[i + 1], "' is not valid JSON (", e.what(), ")"));
-    }
-    if (j.contains("options")) j = j["options"];  // a run's config.json
-    o = train_options_from_json(j, args[i + 1]);
+// The value of a flag on the command line ("--flag V" or "--flag=V"), or "".
+std::string flag_value(const std::vector<std::string>& args, const std::string& flag) {
+  std::string v;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == flag && i + 1 < args.size()) v = args[i + 1];
+    if (args[i].rfind(flag + "=", 0) == 0) v = args[i].substr(flag.size() + 1);
   }
+  return v;
 }
 
-void bind_options(CLI::App& sub, TrainOptions& o) {
+// The options before the command line's flags: the defaults of the task
+// (and backbone) named on the command line or in --config, then --config
+// FILE's values, so that flags given on the command line override them.
+TrainOptions preload_config(const std::vector<std::string>& args, const TrainOptions* base = nullptr) {
+  nlohmann::json j;
+  const std::string file = flag_value(args, "--config");
+  if (!file.empty()) {
+    try {
+      j = nlohmann::json::parse(read_file(file));
+    } catch (const nlohmann::json::parse_error& e) {
+      throw UsageError(str_cat("--config: '", file, "' is not valid JSON (", e.what(), ")"));
+    }
+    if (j.is_object() && j.contains("options")) j = j["options"];  // a run's config.json
+  }
+  auto pick = [&](const char* flag, const char* key) {
+    std::string v = flag_value(args, flag);
+    if (v.empty() && j.is_object() && j.contains(key) && j[key].is_string()) v = j[key].get<std::string>();
+    return v;
+  };
+  const std::string task = pick("--task", "task");
+  TrainOptions o = base ? *base
+                        : default_train_options(task.empty() ? "image" : task, pick("--backbone", "backbone"));
+  if (!file.empty()) o = train_options_from_json(j, file, &o);
+  return o;
+}
+
+void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
   sub.add_option("--config", "JSON file of options (a run's config.json works too); flags override it");
-  sub.add_option("--task", o.task, "Task")->capture_default_str();
-  sub.add_option("--data", o.data, "Training images: a folder of class folders or an IDX images file");
+  sub.add_option("--task", o.task, "image or text")->capture_default_str();
+  sub.add_option("--data", o.data, "Training data: a folder of class folders or an IDX images file; "
+                 "--task text: a CSV, TSV or JSONL file or a folder of class files");
   sub.add_option("--val", o.val, "Validation images (default: a stratified split of --data)");
   sub.add_option("--val-split", o.val_split, "Fraction of --data held out for validation when --val is not given")
       ->capture_default_str();
@@ -93,6 +114,26 @@ void bind_options(CLI::App& sub, TrainOptions& o) {
                  "Pause after this many epochs (checkpointed, exit 130; --resume goes on)");
   sub.add_flag("--strict", o.strict, "Unreadable images are errors instead of counted warnings");
   sub.add_flag("--quiet", o.quiet, "No progress or per-epoch lines");
+  if (!text_flags) return;  // graft pretrain has its own --vocab and --max-length
+  auto text = "Text task (--task text)";
+  sub.add_option("--text-column", o.text_column, "Text column: a name or 0-based index (default: found by name)")
+      ->group(text);
+  sub.add_option("--text-b-column", o.text_b_column, "Second text column of sentence pairs")->group(text);
+  sub.add_option("--label-column", o.label_column, "Label column: a name or 0-based index (default: found by name)")
+      ->group(text);
+  sub.add_option("--text-format", o.text_format, "auto, csv, tsv, jsonl or folder")
+      ->capture_default_str()->group(text);
+  sub.add_option("--header", o.header, "Line 1 of CSV/TSV is a header: auto, yes or no")
+      ->capture_default_str()->group(text);
+  sub.add_option("--vocab", o.vocab, "WordPiece vocab.txt (default: the one beside --weights)")->group(text);
+  sub.add_flag("--cased", o.cased, "Keep case and accents (a cased vocabulary)")->group(text);
+  sub.add_option("--max-length", o.max_length, "Tokens per text, [CLS] and [SEP] included; longer texts are truncated and counted")
+      ->capture_default_str()->group(text);
+  sub.add_option("--grad-accum", o.grad_accum, "Micro-batches of --batch-size per optimiser step")
+      ->capture_default_str()->group(text);
+  sub.add_flag("!--no-bucket", o.bucket, "Do not group training batches by text length")->group(text);
+  sub.add_option("--dropout", o.dropout, "BERT and head dropout (-1: the model config's)")
+      ->capture_default_str()->group(text);
 }
 
 int run_train(const TrainOptions& o) {
@@ -123,7 +164,7 @@ void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
               const std::string& name, const std::string& help, const TrainOptions& defaults) {
   auto opts = std::make_shared<TrainOptions>(defaults);
   // Only the verb actually named reads its --config.
-  if (!args.empty() && args[0] == name) preload_config(args, *opts);
+  if (!args.empty() && args[0] == name) *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(name, help);
   bind_options(*sub, *opts);
   sub->callback([&run, opts] { run = [opts] { return run_train(*opts); }; });
@@ -193,7 +234,7 @@ int run_search_verb(TrainOptions base, const SearchFlags& f) {
 void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args) {
   auto opts = std::make_shared<TrainOptions>();
   auto flags = std::make_shared<SearchFlags>();
-  if (!args.empty() && args[0] == "search") preload_config(args, *opts);
+  if (!args.empty() && args[0] == "search") *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(
       "search", "Hyper-parameter search over graft train options; keeps the best trial's model");
   bind_options(*sub, *opts);
@@ -226,12 +267,12 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
   d.weight_decay = 5e-4;
   d.backbone = "resnet20";
   auto opts = std::make_shared<TrainOptions>(d);
-  if (!args.empty() && args[0] == "pretrain") preload_config(args, *opts);
+  if (!args.empty() && args[0] == "pretrain") *opts = preload_config(args, &d);
   CLI::App* sub = app.add_subcommand(
       "pretrain",
       "Train a source model from random initialisation on a source dataset (--task text: a BERT "
       "by masked-language modelling on a text corpus)");
-  bind_options(*sub, *opts);
+  bind_options(*sub, *opts, /*text_flags=*/false);
   auto mlm = std::make_shared<MlmOptions>();
   sub->add_option("--corpus", mlm->corpus, "--task text: plain-text files, one document each")
       ->delimiter(',');

@@ -5,6 +5,7 @@
 
 #include "graft/core/error.h"
 #include "graft/models/registry.h"
+#include "graft/text/text_model.h"
 
 namespace graft {
 
@@ -14,7 +15,37 @@ namespace graft {
   X(lr) X(backbone_lr_mult) X(layer_decay) X(weight_decay) X(momentum) X(nesterov)        \
   X(schedule) X(warmup_epochs) X(step_size) X(gamma) X(label_smoothing) X(class_weights)  \
   X(clip_grad) X(patience) X(augment) X(feature_cache) X(cache_dir) X(seed) X(threads)    \
-  X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(quiet)
+  X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(quiet) X(text_column)       \
+  X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
+  X(grad_accum) X(bucket) X(dropout)
+
+TrainOptions default_train_options(const std::string& task, const std::string& backbone) {
+  TrainOptions o;
+  o.task = task;
+  if (task == "text" && backbone == "tfidf") {
+    o.backbone = "tfidf";
+    o.strategy = "linear";
+    o.optimizer = "adamw";
+    o.lr = 0.01;
+    o.weight_decay = 0.0;
+    o.schedule = "linear";
+    o.epochs = 10;
+    o.augment = "none";
+  } else if (task == "text") {
+    o.backbone = "bert";
+    o.strategy = "full";
+    o.optimizer = "adamw";
+    o.lr = 1e-4;
+    o.backbone_lr_mult = 1.0;
+    o.weight_decay = 0.01;
+    o.schedule = "linear";
+    o.epochs = 3;
+    o.warmup_epochs = 0.3;
+    o.clip_grad = 1.0;
+    o.augment = "none";
+  }
+  return o;
+}
 
 nlohmann::json to_json(const TrainOptions& o) {
   nlohmann::json j;
@@ -51,9 +82,17 @@ void read_option(const nlohmann::json& v, T& out, const std::string& source, con
 
 }  // namespace
 
-TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source) {
+TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source,
+                                     const TrainOptions* base) {
   GRAFT_CHECK_USAGE(j.is_object(), source, ": expected a JSON object of training options");
-  TrainOptions o;
+  auto text_of = [&](const char* key, const std::string& fallback) {
+    if (!j.contains(key)) return fallback;
+    GRAFT_CHECK_USAGE(j[key].is_string(), source, ": option '", key, "' must be a string, got ",
+                      j[key].dump());
+    return j[key].get<std::string>();
+  };
+  TrainOptions o = base ? *base
+                        : default_train_options(text_of("task", "image"), text_of("backbone", ""));
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
     bool known = false;
@@ -87,10 +126,25 @@ void check_one_of(const std::string& option, const std::string& value,
 }  // namespace
 
 void validate(const TrainOptions& o) {
-  check_one_of("--task", o.task, {"image"});
-  GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a training folder or IDX file is required");
+  check_one_of("--task", o.task, {"image", "text"});
+  GRAFT_CHECK_USAGE(!o.data.empty(), o.task == "text"
+                                         ? "--data: a labelled text file (CSV, TSV, JSONL) or folder is required"
+                                         : "--data: a training folder or IDX file is required");
   GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
-  find_backbone(o.backbone);
+  if (o.task == "image") {
+    find_backbone(o.backbone);
+  } else {
+    check_text_backbone(o.backbone);
+    check_one_of("--text-format", o.text_format, {"auto", "csv", "tsv", "jsonl", "folder"});
+    check_one_of("--header", o.header, {"auto", "yes", "no"});
+    GRAFT_CHECK_USAGE(o.max_length >= 3 && o.max_length <= 4096, "--max-length: ", o.max_length,
+                      " (expected 3 to 4096 tokens)");
+    GRAFT_CHECK_USAGE(o.grad_accum >= 1, "--grad-accum: ", o.grad_accum, " (expected at least 1)");
+    GRAFT_CHECK_USAGE(o.dropout == -1 || (o.dropout >= 0 && o.dropout < 1), "--dropout: ",
+                      o.dropout, " (expected a fraction in [0, 1), or -1 for the model's own)");
+    GRAFT_CHECK_USAGE(o.augment == "none", "--augment: '", o.augment,
+                      "' (the text task has no augmentation; expected none)");
+  }
   GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs: ", o.epochs, " (expected at least 1)");
   GRAFT_CHECK_USAGE(o.batch_size >= 1, "--batch-size: ", o.batch_size, " (expected at least 1)");
   GRAFT_CHECK_USAGE(o.lr > 0, "--lr: ", o.lr, " (expected a positive number)");
@@ -108,7 +162,7 @@ void validate(const TrainOptions& o) {
                     " (expected >= 0)");
   GRAFT_CHECK_USAGE(o.per_class >= 0, "--per-class: ", o.per_class, " (expected >= 0)");
   check_one_of("--optimizer", o.optimizer, {"sgd", "adamw"});
-  check_one_of("--schedule", o.schedule, {"cosine", "step", "constant"});
+  check_one_of("--schedule", o.schedule, {"cosine", "linear", "step", "constant"});
   check_one_of("--class-weights", o.class_weights, {"none", "auto"});
   check_one_of("--augment", o.augment, {"none", "light", "strong"});
   GRAFT_CHECK_USAGE(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing: ",

@@ -138,6 +138,7 @@ double lr_factor(const std::string& schedule, int64_t step, int64_t total, int64
   }
   int64_t span = std::max<int64_t>(1, total - warmup);
   double t = double(step - warmup) / double(span);
+  if (schedule == "linear") return std::max(0.0, 1.0 - t);
   return 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, t)));
 }
 

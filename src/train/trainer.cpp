@@ -16,6 +16,7 @@
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
 #include "graft/report/report.h"
+#include "graft/text/text_train.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/strategy.h"
 #include "graft/weights/state_dict.h"
@@ -30,7 +31,9 @@ namespace {
 // else, so pointing --out at a folder of the user's never deletes their files.
 const char* kRunFiles[] = {"config.json", "model.safetensors", "model.json", "metrics.csv",
                            "test_metrics.json", "test_predictions.csv", "report.html",
-                           "checkpoint"};
+                           "checkpoint", "vocab.txt", "bert_config.json", "tfidf.txt"};
+
+}  // namespace
 
 void prepare_run_dir(const TrainOptions& o) {
   bool exists = fs::exists(o.out);
@@ -52,6 +55,50 @@ void prepare_run_dir(const TrainOptions& o) {
   }
   make_dirs(o.out);
 }
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
+                                                        const std::vector<ParamGroup>& groups) {
+  std::vector<torch::optim::OptimizerParamGroup> pg;
+  for (const auto& g : groups) {
+    if (o.optimizer == "adamw") {
+      auto opt = std::make_unique<torch::optim::AdamWOptions>(g.lr);
+      opt->weight_decay(g.weight_decay);
+      pg.emplace_back(g.params, std::move(opt));
+    } else {
+      auto opt = std::make_unique<torch::optim::SGDOptions>(g.lr);
+      opt->momentum(o.momentum).nesterov(o.nesterov && o.momentum > 0).weight_decay(g.weight_decay);
+      pg.emplace_back(g.params, std::move(opt));
+    }
+  }
+  if (o.optimizer == "adamw")
+    return std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(o.lr));
+  return std::make_unique<torch::optim::SGD>(pg, torch::optim::SGDOptions(o.lr));
+}
+
+void set_lr(torch::optim::Optimizer& opt, const std::vector<ParamGroup>& groups, double factor) {
+  auto& pg = opt.param_groups();
+  for (size_t i = 0; i < pg.size(); ++i) pg[i].options().set_lr(groups[i].lr * factor);
+}
+
+TrainOptions resume_options(const TrainOptions& options) {
+  // The run's own settings win; only how it runs here may change.
+  std::string cfg = options.out + "/config.json";
+  GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", options.out, "' has no config.json");
+  TrainOptions stored =
+      train_options_from_json(nlohmann::json::parse(read_file(cfg)).at("options"), cfg);
+  stored.threads = options.threads;
+  stored.workers = options.workers;
+  stored.device = options.device;
+  stored.quiet = options.quiet;
+  stored.stop_after_epoch = options.stop_after_epoch;
+  stored.out = options.out;
+  stored.resume = true;
+  stored.overwrite = false;
+  stored.should_stop = options.should_stop;
+  return stored;
+}
+
+namespace {
 
 struct DataSets {
   ImageSet train, val, test;
@@ -102,51 +149,11 @@ torch::Tensor class_weight_tensor(const TrainOptions& o, const ImageSet& train) 
   return torch::tensor(w);
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
-                                                        const std::vector<ParamGroup>& groups) {
-  std::vector<torch::optim::OptimizerParamGroup> pg;
-  for (const auto& g : groups) {
-    if (o.optimizer == "adamw") {
-      auto opt = std::make_unique<torch::optim::AdamWOptions>(g.lr);
-      opt->weight_decay(g.weight_decay);
-      pg.emplace_back(g.params, std::move(opt));
-    } else {
-      auto opt = std::make_unique<torch::optim::SGDOptions>(g.lr);
-      opt->momentum(o.momentum).nesterov(o.nesterov && o.momentum > 0).weight_decay(g.weight_decay);
-      pg.emplace_back(g.params, std::move(opt));
-    }
-  }
-  if (o.optimizer == "adamw")
-    return std::make_unique<torch::optim::AdamW>(pg, torch::optim::AdamWOptions(o.lr));
-  return std::make_unique<torch::optim::SGD>(pg, torch::optim::SGDOptions(o.lr));
-}
-
-void set_lr(torch::optim::Optimizer& opt, const std::vector<ParamGroup>& groups, double factor) {
-  auto& pg = opt.param_groups();
-  for (size_t i = 0; i < pg.size(); ++i) pg[i].options().set_lr(groups[i].lr * factor);
-}
-
-
 }  // namespace
 
 TrainSummary train(TrainOptions options) {
-  if (options.resume) {
-    // The run's own settings win; only how it runs here may change.
-    std::string cfg = options.out + "/config.json";
-    GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", options.out, "' has no config.json");
-    TrainOptions stored =
-        train_options_from_json(nlohmann::json::parse(read_file(cfg)).at("options"), cfg);
-    stored.threads = options.threads;
-    stored.workers = options.workers;
-    stored.device = options.device;
-    stored.quiet = options.quiet;
-    stored.stop_after_epoch = options.stop_after_epoch;
-    stored.out = options.out;
-    stored.resume = true;
-    stored.overwrite = false;
-    stored.should_stop = options.should_stop;
-    options = stored;
-  }
+  if (options.resume) options = resume_options(options);
+  if (options.task == "text") return train_text(options);
   const TrainOptions& o = options;
   validate(o);
   const BackboneSpec& spec = find_backbone(o.backbone);

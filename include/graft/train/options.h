@@ -46,7 +46,7 @@ struct TrainOptions {
   double weight_decay = 1e-4;
   double momentum = 0.9;
   bool nesterov = false;
-  std::string schedule = "cosine";  // cosine | step | constant
+  std::string schedule = "cosine";  // cosine | linear | step | constant
   double warmup_epochs = 0;
   int64_t step_size = 0;  // step schedule: epochs between decays (0: epochs/3)
   double gamma = 0.1;     // step schedule: decay factor
@@ -68,6 +68,20 @@ struct TrainOptions {
   bool strict = false;
   bool quiet = false;
 
+  // Text task (--task text).
+  /// Columns of the text set (a name or a 0-based index; empty: found by
+  /// name, see text/text_data.h); text_b_column: second text of a pair.
+  std::string text_column, text_b_column, label_column;
+  std::string text_format = "auto";  // auto | csv | tsv | jsonl | folder
+  std::string header = "auto";       // auto | yes | no
+  /// WordPiece vocab.txt ("" = the one beside --weights).
+  std::string vocab;
+  bool cased = false;        // keep case and accents (a cased vocabulary)
+  int64_t max_length = 128;  // tokens per input, [CLS] and [SEP] included
+  int64_t grad_accum = 1;    // micro-batches of batch_size per optimiser step
+  bool bucket = true;        // group training batches by length
+  double dropout = -1;       // BERT and head dropout (-1: the model config's)
+
   /// Not a setting (not in config.json): called after every optimiser step
   /// with the number of steps done in the run; returning true stops the run
   /// there as a SIGINT would: the state is checkpointed and --resume goes on
@@ -79,9 +93,20 @@ struct TrainOptions {
   int64_t stop_after_epoch = 0;
 };
 
+/// The defaults of a task: "image" as above; "text" fine-tunes BERT the way
+/// Hugging Face's Trainer recipes do: backbone bert (its size from
+/// --weights), strategy full, AdamW at lr 1e-4, weight decay 0.01, linear
+/// schedule with 10% warmup, 3 epochs, gradient clipping at 1, no
+/// augmentation, backbone at the head's learning rate. Backbone "tfidf"
+/// (text): strategy linear, AdamW at lr 0.01 without weight decay, 10 epochs.
+TrainOptions default_train_options(const std::string& task, const std::string& backbone = "");
+
 nlohmann::json to_json(const TrainOptions& o);
 /// Reads options; unknown keys are an error naming the key and `source`.
-TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source);
+/// Keys not in `j` keep their value in `base`, or without base the defaults
+/// of j's task and backbone (see default_train_options).
+TrainOptions train_options_from_json(const nlohmann::json& j, const std::string& source,
+                                     const TrainOptions* base = nullptr);
 
 /// Checks option values before any work starts; throws graft::UsageError
 /// naming the option, the value and what is expected.

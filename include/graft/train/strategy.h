@@ -50,7 +50,8 @@ std::vector<ParamGroup> param_groups(BackboneImpl& model, double lr, double back
                                      double layer_decay, double weight_decay);
 
 /// Learning-rate factor at `step` of `total` steps: linear warmup over
-/// `warmup` steps, then cosine to zero, step decay (gamma every step_size
+/// `warmup` steps, then cosine to zero, linear to zero (Hugging Face's
+/// get_linear_schedule_with_warmup), step decay (gamma every step_size
 /// steps) or constant.
 double lr_factor(const std::string& schedule, int64_t step, int64_t total, int64_t warmup,
                  int64_t step_size, double gamma);

@@ -1,0 +1,297 @@
+// graft train --task text on a small synthetic set with the reference BERT
+// fixture as source: gradient accumulation, resume, strategies, layer-wise
+// learning rates, the TF-IDF floor, eval/predict agreeing with the run, and
+// bad input.
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "graft/cli/cli.h"
+#include "graft/core/files.h"
+#include "graft/text/text_model.h"
+#include "graft/text/text_train.h"
+#include "graft/weights/state_dict.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Three classes; class k draws its words from its own band of 40 words of
+// the fixture vocabulary (w5 ... w499), plus shared filler words, so that
+// the words alone separate the classes.
+void write_set(const std::string& path, int per_class, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::ofstream f(path);
+  f << "text,label\n";
+  for (int i = 0; i < per_class; ++i)
+    for (int k = 0; k < 3; ++k) {
+      std::string text;
+      int n = 2 + static_cast<int>(rng() % 18);
+      for (int w = 0; w < n; ++w) {
+        // The first two words are always the class's own.
+        int id = (w >= 2 && rng() % 3 == 0) ? 400 + static_cast<int>(rng() % 50)
+                                            : 20 + 100 * k + static_cast<int>(rng() % 40);
+        text += (w ? " w" : "w") + std::to_string(id);
+      }
+      f << '"' << text << "\"," << (k == 0 ? "alpha" : k == 1 ? "beta" : "gamma") << "\n";
+    }
+}
+
+class TextTrain : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::have_fixture("bert/model.safetensors") || !test::have_fixture("text_model/run/vocab.txt"))
+      GTEST_SKIP() << "no reference fixtures";
+    write_set(dir_ / "train.csv", 30, 1);
+    write_set(dir_ / "test.csv", 10, 2);
+    // A source folder as a pretraining run or Hugging Face leaves it.
+    fs::create_directories(dir_ / "source");
+    fs::copy_file(test::fixture("bert/model.safetensors"), dir_ / "source/model.safetensors");
+    fs::copy_file(test::fixture("bert/config.json"), dir_ / "source/config.json");
+    fs::copy_file(test::fixture("text_model/run/vocab.txt"), dir_ / "source/vocab.txt");
+  }
+  TrainOptions options(const std::string& out) {
+    TrainOptions o = default_train_options("text");
+    o.data = dir_ / "train.csv";
+    o.weights = dir_ / "source";
+    o.out = dir_ / out;
+    o.epochs = 1;
+    o.batch_size = 16;
+    o.val_split = 0;
+    o.threads = 1;
+    o.lr = 1e-3;
+    o.max_length = 32;  // the fixture has 40 positions
+    return o;
+  }
+  std::map<std::string, torch::Tensor> weights(const std::string& run) {
+    std::map<std::string, torch::Tensor> m;
+    for (auto& [k, v] : read_weights(dir_ / run + "/model.safetensors")) m[k] = v;
+    return m;
+  }
+  static double max_diff(std::map<std::string, torch::Tensor>& a, std::map<std::string, torch::Tensor>& b,
+                         const std::string& prefix = "") {
+    double d = 0;
+    for (auto& [k, v] : a)
+      if (k.rfind(prefix, 0) == 0) d = std::max(d, (v - b.at(k)).abs().max().item<double>());
+    return d;
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(TextTrain, GradientAccumulationEqualsTheLargerBatch) {
+  // Plain SGD: the update is linear in the gradient, so float rounding in
+  // the sums stays at rounding level (Adam would amplify it where gradients
+  // are near zero).
+  TrainOptions a = options("big");
+  a.dropout = 0;
+  a.optimizer = "sgd";
+  a.momentum = 0;
+  a.lr = 0.5;
+  train(a);
+  TrainOptions b = a;
+  b.out = dir_ / "accum";
+  b.batch_size = 8;
+  b.grad_accum = 2;
+  train(b);
+  auto wa = weights("big"), wb = weights("accum");
+  auto src = weights("source");
+  EXPECT_GT(max_diff(wa, src, "bert.encoder"), 1e-3);  // it trained
+  EXPECT_LT(max_diff(wa, wb), 1e-5);
+}
+
+TEST_F(TextTrain, ResumeContinuesBitIdentically) {
+  TrainOptions a = options("whole");
+  a.epochs = 2;
+  train(a);
+  TrainOptions b = options("parts");
+  b.epochs = 2;
+  b.should_stop = [](int64_t step) { return step == 3 || step == 8; };
+  EXPECT_TRUE(train(b).interrupted);  // mid-epoch 1
+  TrainOptions r;
+  r.out = b.out;
+  r.resume = true;
+  r.threads = 1;
+  r.should_stop = b.should_stop;
+  EXPECT_TRUE(train(r).interrupted);  // mid-epoch 2
+  r.should_stop = nullptr;
+  TrainSummary s = train(r);
+  EXPECT_FALSE(s.interrupted);
+  EXPECT_EQ(s.epochs_run, 2);
+  auto wa = weights("whole"), wb = weights("parts");
+  EXPECT_EQ(max_diff(wa, wb), 0.0);
+}
+
+TEST_F(TextTrain, StrategiesTrainWhatTheySay) {
+  auto src = weights("source");
+  TrainOptions lin = options("linear");
+  lin.strategy = "linear";
+  train(lin);
+  auto w = weights("linear");
+  EXPECT_EQ(max_diff(w, src, "bert."), 0.0);
+  TrainOptions part = options("partial");
+  part.strategy = "partial:1";
+  train(part);
+  w = weights("partial");
+  EXPECT_EQ(max_diff(w, src, "bert.embeddings."), 0.0);
+  EXPECT_EQ(max_diff(w, src, "bert.encoder.layer.1."), 0.0);
+  EXPECT_GT(max_diff(w, src, "bert.encoder.layer.2."), 1e-4);
+  EXPECT_GT(max_diff(w, src, "bert.pooler."), 1e-4);
+  TrainOptions full = options("full");
+  train(full);
+  w = weights("full");
+  EXPECT_GT(max_diff(w, src, "bert.embeddings."), 1e-4);
+  // The run records what trained.
+  auto cfg = nlohmann::json::parse(read_file(dir_ / "partial/config.json"));
+  EXPECT_EQ(cfg["trainable_stages"], (nlohmann::json{"head", "pooler", "layer.2"}));
+  EXPECT_EQ(cfg["options"]["optimizer"], "adamw");
+  EXPECT_EQ(cfg["options"]["schedule"], "linear");
+}
+
+TEST_F(TextTrain, LayerwiseLearningRates) {
+  BertConfig c = read_bert_config(test::fixture("bert/config.json"));
+  BertClassifier m(c, 3, 0.1);
+  TrainOptions o = options("x");
+  o.lr = 1.0;
+  o.backbone_lr_mult = 0.5;
+  o.layer_decay = 0.1;
+  o.weight_decay = 0.01;
+  std::map<std::string, std::pair<double, double>> got;
+  size_t params = 0;
+  for (const auto& g : text_param_groups(*m, o, c.num_hidden_layers)) {
+    got[g.name] = {g.lr, g.weight_decay};
+    params += g.params.size();
+    for (const auto& p : g.params) EXPECT_EQ(p.dim() >= 2, g.name.find("no_decay") == std::string::npos);
+  }
+  EXPECT_EQ(params, m->parameters().size());
+  EXPECT_DOUBLE_EQ(got.at("head").first, 1.0);
+  EXPECT_DOUBLE_EQ(got.at("layer.2").first, 0.5);
+  EXPECT_DOUBLE_EQ(got.at("layer.1").first, 0.05);
+  EXPECT_NEAR(got.at("layer.0").first, 0.005, 1e-15);
+  EXPECT_NEAR(got.at("embeddings").first, 0.0005, 1e-15);
+  EXPECT_DOUBLE_EQ(got.at("layer.2/no_decay").second, 0.0);
+  EXPECT_DOUBLE_EQ(got.at("embeddings").second, 0.01);
+}
+
+struct Cli {
+  int code;
+  std::string out, err;
+};
+
+Cli graft_cli(std::vector<std::string> args) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  int code = cli::run(args);
+  return {code, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+}
+
+TEST_F(TextTrain, TfidfRunAndEvalAndPredictAgree) {
+  const std::string run = dir_ / "bow";
+  Cli t = graft_cli({"train", "--task", "text", "--backbone", "tfidf", "--data", dir_ / "train.csv",
+                     "--test", dir_ / "test.csv", "--vocab", dir_ / "source/vocab.txt", "--out", run,
+                     "--threads", "1", "--quiet"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto test_metrics = nlohmann::json::parse(read_file(run + "/test_metrics.json"));
+  // The classes are separable by their words: the floor gets them all.
+  EXPECT_GT(test_metrics["accuracy"].get<double>(), 0.95);
+  auto cfg = nlohmann::json::parse(read_file(run + "/config.json"));
+  EXPECT_EQ(cfg["options"]["strategy"], "linear");
+  EXPECT_EQ(cfg["options"]["epochs"], 10);
+  // graft eval on the same file gives the run's test metrics.
+  Cli e = graft_cli({"eval", run, "--data", dir_ / "test.csv", "--threads", "1"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto ej = nlohmann::json::parse(e.out);
+  EXPECT_DOUBLE_EQ(ej["accuracy"].get<double>(), test_metrics["accuracy"].get<double>());
+  EXPECT_NEAR(ej["loss"].get<double>(), test_metrics["loss"].get<double>(), 1e-6);
+  // graft predict on the texts (one per line) gives the predicted classes of
+  // test_predictions.csv.
+  std::vector<std::string> texts, predicted;
+  {
+    std::ifstream f(dir_ / "test.csv");
+    std::string line;
+    std::getline(f, line);
+    while (std::getline(f, line)) texts.push_back(line.substr(1, line.rfind('"') - 1));
+    std::ifstream p(run + "/test_predictions.csv");
+    std::getline(p, line);
+    while (std::getline(p, line)) {
+      size_t c1 = line.find(','), c2 = line.find(',', c1 + 1), c3 = line.find(',', c2 + 1);
+      predicted.push_back(line.substr(c2 + 1, c3 - c2 - 1));
+    }
+  }
+  std::ofstream(dir_ / "lines.txt") << [&] {
+    std::string s;
+    for (const auto& x : texts) s += x + "\n";
+    return s;
+  }();
+  Cli p = graft_cli({"predict", run, dir_ / "lines.txt", "--top-k", "1", "--json", "--threads", "1"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  std::istringstream lines(p.out);
+  std::string line;
+  size_t i = 0;
+  for (; std::getline(lines, line); ++i) {
+    auto j = nlohmann::json::parse(line);
+    ASSERT_LT(i, predicted.size());
+    EXPECT_EQ(j["top"][0]["label"], predicted[i]) << i;
+    EXPECT_EQ(j["text"], texts[i]);
+  }
+  EXPECT_EQ(i, texts.size());
+}
+
+TEST_F(TextTrain, BadInputIsNamed) {
+  const std::string data = dir_ / "train.csv", vocab = dir_ / "source/vocab.txt";
+  auto err = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a{"train", "--task", "text", "--data", data, "--out", dir_ / "bad",
+                               "--threads", "1", "--quiet", "--overwrite"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    if (std::find(a.begin(), a.end(), "--max-length") == a.end()) {
+      a.push_back("--max-length");
+      a.push_back("32");
+    }
+    Cli r = graft_cli(a);
+    EXPECT_NE(r.code, 0);
+    return r.err;
+  };
+  auto has = [](const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+  };
+  EXPECT_TRUE(has(err({"--vocab", vocab}), "--backbone bert takes its size from the config.json"));
+  EXPECT_TRUE(has(err({"--backbone", "bert-tiny"}), "--vocab: a WordPiece vocab.txt is required"));
+  EXPECT_TRUE(has(err({"--backbone", "bert-tiny", "--weights", dir_ / "source"}),
+                  "--backbone bert-tiny (2 layers, hidden 128) disagrees with"));
+  EXPECT_TRUE(has(err({"--backbone", "resnet18", "--vocab", vocab}), "is not a text backbone"));
+  EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--max-length", "64"}),
+                  "--max-length 64 exceeds the model's max_position_embeddings 40"));
+  EXPECT_TRUE(has(err({"--backbone", "tfidf", "--vocab", vocab, "--strategy", "full"}),
+                  "the tfidf backbone has nothing to fine-tune"));
+  EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--text-column", "review"}), "review"));
+  EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--augment", "light"}), "no augmentation"));
+  // A vocabulary that disagrees with the weights.
+  {
+    std::ofstream v(dir_ / "small_vocab.txt");
+    for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "w1"}) v << t << "\n";
+  }
+  EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--vocab", dir_ / "small_vocab.txt"}),
+                  "vocab_size 500"));
+  // A vocabulary without [MASK].
+  std::ofstream(dir_ / "no_mask.txt") << "[PAD]\n[UNK]\n[CLS]\n[SEP]\nw1\n";
+  EXPECT_TRUE(has(err({"--backbone", "tfidf", "--vocab", dir_ / "no_mask.txt"}), "[MASK]"));
+  // A label in --test that training never saw.
+  std::ofstream(dir_ / "odd.csv") << "text,label\nw20 w21,alpha\nw300,delta\n";
+  EXPECT_TRUE(has(err({"--backbone", "tfidf", "--vocab", vocab, "--test", dir_ / "odd.csv"}), "delta"));
+  // Weights that do not fit the config beside them.
+  fs::create_directories(dir_ / "wrong");
+  fs::copy_file(test::fixture("bert/model.safetensors"), dir_ / "wrong/model.safetensors");
+  fs::copy_file(vocab, dir_ / "wrong/vocab.txt");
+  auto c = nlohmann::json::parse(read_file(test::fixture("bert/config.json")));
+  c["intermediate_size"] = 128;
+  std::ofstream(dir_ / "wrong/config.json") << c.dump();
+  EXPECT_TRUE(has(err({"--weights", dir_ / "wrong"}), "does not fit the model of"));
+}
+
+}  // namespace
+}  // namespace graft

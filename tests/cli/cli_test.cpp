@@ -89,6 +89,14 @@ TEST_F(Cli, TrainEvalPredictAndModels) {
   auto rows = nlohmann::json::parse(m.out);
   EXPECT_EQ(rows[0]["name"], "resnet18");
   EXPECT_EQ(rows[0]["parameters"], 11689512);  // torchvision's resnet18
+  bool bert_base = false;
+  for (const auto& r : rows)
+    if (r["name"] == "bert-base") {
+      bert_base = true;
+      EXPECT_EQ(r["parameters"], 109482240);  // Hugging Face's bert-base-uncased BertModel
+      EXPECT_EQ(r["task"], "text");
+    }
+  EXPECT_TRUE(bert_base);
 
   // weights inspect / convert on the run's model.
   auto model = test::load_named(dir_ / "run/model.safetensors");

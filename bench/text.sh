@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Text classification by transfer learning, end to end with graft only:
+#  1. pretrain a BERT-tiny source model by masked-language modelling on
+#     ../shared/data/text_corpus within a time budget (kept between runs);
+#  2. on five labelled sets, train and test three target models with one
+#     recipe each: the TF-IDF bag-of-words floor, BERT-tiny from scratch,
+#     and BERT-tiny fine-tuned from the pretrained source;
+#  3. write the "text" section of bench/RESULTS.md (test accuracy, time).
+#   bash bench/text.sh          (THREADS=2; about 40 minutes on 2 quiet cores)
+# Sets without a test split (MR, SMS, ChnSentiCorp) get a seeded stratified
+# 20% test split, written as JSON Lines under $W/splits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh graft >/dev/null
+DATA=$(cd "${GRAFT_SHARED_DATA:-../shared/data}" && pwd)
+W=${GRAFT_BENCH_DIR:-/tmp/graft-text}
+THREADS=${THREADS:-2}
+EPOCHS=${EPOCHS:-3}
+LR=${LR:-3e-4}
+BUDGET=${BUDGET:-10}
+G=$PWD/build/graft
+VOCAB=$DATA/bert_vocab/vocab.txt
+mkdir -p "$W/runs"
+
+# 1. The source model.
+if [ ! -f "$W/bert-tiny/model.safetensors" ]; then
+  corpus=$(ls "$DATA"/text_corpus/* | paste -sd,)
+  /usr/bin/time -f "%e" -o "$W/pretrain.time" \
+    $G pretrain --task text --corpus "$corpus" --vocab "$VOCAB" --size tiny --epochs 3 \
+      --time-budget "$BUDGET" --threads "$THREADS" --out "$W/bert-tiny" --overwrite --quiet >/dev/null
+fi
+
+# 2. Test splits where the set has none.
+/usr/bin/python3 - "$DATA" "$W/splits" <<'PY'
+import csv, json, os, random, sys
+data, out = sys.argv[1], sys.argv[2]
+def split(name, rows):
+    d = os.path.join(out, name)
+    if os.path.exists(os.path.join(d, "test.jsonl")):
+        return
+    os.makedirs(d, exist_ok=True)
+    rnd = random.Random(0)
+    by = {}
+    for r in rows:
+        by.setdefault(r["label"], []).append(r)
+    train, test = [], []
+    for label in sorted(by):
+        rs = by[label]
+        rnd.shuffle(rs)
+        k = round(0.2 * len(rs))
+        test += rs[:k]
+        train += rs[k:]
+    for part, rs in (("train", train), ("test", test)):
+        with open(os.path.join(d, part + ".jsonl.tmp"), "w", encoding="utf-8") as f:
+            for r in rs:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(os.path.join(d, part + ".jsonl.tmp"), os.path.join(d, part + ".jsonl"))
+mr = []
+for label in ("neg", "pos"):
+    with open(os.path.join(data, "mr_polarity", "rt-polarity." + label), encoding="utf-8") as f:
+        mr += [{"text": l.rstrip("\n"), "label": label} for l in f if l.strip()]
+split("mr", mr)
+sms = []
+with open(os.path.join(data, "sms_spam", "SMSSpamCollection"), encoding="utf-8") as f:
+    next(f)  # the header line of this copy
+    for l in f:
+        label, text = l.rstrip("\r\n").split("\t", 1)
+        sms.append({"text": text, "label": label})
+split("sms", sms)
+with open(os.path.join(data, "chinese_sentiment", "ChnSentiCorp_htl_all.csv"), encoding="utf-8", newline="") as f:
+    split("chnsenticorp", [{"text": r["review"], "label": r["label"]} for r in csv.DictReader(f)])
+PY
+
+# name | train | extra train flags | test
+SETS=(
+  "sst2|$DATA/sst2/train.tsv|--val $DATA/sst2/dev.tsv|$DATA/sst2/test.tsv"
+  "mr|$W/splits/mr/train.jsonl||$W/splits/mr/test.jsonl"
+  "sms|$W/splits/sms/train.jsonl||$W/splits/sms/test.jsonl"
+  "agnews|$DATA/ag_news/dev.tsv|--text-column 0 --label-column 1 --header no|$DATA/ag_news/test.tsv"
+  "chnsenticorp|$W/splits/chnsenticorp/train.jsonl||$W/splits/chnsenticorp/test.jsonl"
+)
+ONLY=${ONLY:-}
+for row in "${SETS[@]}"; do
+  IFS='|' read -r name train extra test <<<"$row"
+  [ -n "$ONLY" ] && [[ " $ONLY " != *" $name "* ]] && continue
+  for model in tfidf scratch pretrained; do
+    out="$W/runs/$name-$model"
+    [ -f "$out/test_metrics.json" ] && continue
+    case $model in
+      tfidf) flags=(--backbone tfidf --vocab "$VOCAB") ;;
+      scratch) flags=(--backbone bert-tiny --weights none --vocab "$VOCAB" --epochs "$EPOCHS" --lr "$LR") ;;
+      pretrained) flags=(--weights "$W/bert-tiny" --epochs "$EPOCHS" --lr "$LR") ;;
+    esac
+    # shellcheck disable=SC2086
+    /usr/bin/time -f "%e %M" -o "$out.time" \
+      $G train --task text --data "$train" $extra --test "$test" "${flags[@]}" \
+        --threads "$THREADS" --out "$out" --overwrite --quiet >/dev/null
+  done
+done
+
+# 3. The section.
+/usr/bin/python3 - "$W" "$EPOCHS" "$LR" > "$W/section.md" <<'PY'
+import json, os, sys
+w, epochs, lr = sys.argv[1], sys.argv[2], sys.argv[3]
+names = {"sst2": "SST-2 (GLUE dev as test)", "mr": "MR polarity", "sms": "SMS spam",
+         "agnews": "AG News (10k train subset)", "chnsenticorp": "ChnSentiCorp (Chinese)"}
+print("| set | train / test | TF-IDF + linear | BERT-tiny from scratch | BERT-tiny pretrained | gain over scratch |")
+print("|---|---|---|---|---|---|")
+for name, title in names.items():
+    cells, acc = [], {}
+    counts = None
+    for model in ("tfidf", "scratch", "pretrained"):
+        d = os.path.join(w, "runs", f"{name}-{model}")
+        if not os.path.exists(os.path.join(d, "test_metrics.json")):
+            cells.append("-")
+            continue
+        m = json.load(open(os.path.join(d, "test_metrics.json")))
+        c = json.load(open(os.path.join(d, "config.json")))
+        counts = c["counts"]
+        secs = float(open(d + ".time").read().split()[0])
+        acc[model] = m["accuracy"]
+        t = f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.1f} min"
+        cells.append(f"{100 * m['accuracy']:.1f}% ({t})")
+    if counts is None:
+        continue
+    gain = f"{100 * (acc['pretrained'] - acc['scratch']):+.1f} points" if "pretrained" in acc and "scratch" in acc else "-"
+    print(f"| {title} | {counts['train'] + counts['val']:,} / {counts['test']:,} | " + " | ".join(cells) + f" | {gain} |")
+PY
+src="$W/bert-tiny"
+pre=$(/usr/bin/python3 - "$src" <<'PY'
+import csv, json, sys
+d = sys.argv[1]
+rows = list(csv.DictReader(open(d + "/metrics.csv")))
+c = json.load(open(d + "/config.json"))
+secs = sum(float(r["seconds"]) for r in rows)
+print(f"{len(rows)} epochs over {c['counts']['tokens']:,} tokens ({c['counts']['train_sequences']:,} "
+      f"sequences of {c['options']['max_length']}) in {secs / 60:.1f} min; held-out masked-token accuracy "
+      f"{100 * float(rows[0]['val_accuracy']):.1f}% after epoch 1, {100 * float(rows[-1]['val_accuracy']):.1f}% at the end")
+PY
+)
+{
+  echo "<!-- text:begin -->"
+  echo "## Text classification: pretrained source against scratch and bag of words"
+  echo
+  echo "Written by \`bash bench/text.sh\` on $(date -u +%Y-%m-%d) (THREADS=$THREADS; load average"
+  echo "$(cut -d' ' -f1-3 /proc/loadavg) when it finished: other builds may have shared the 2 cores, so the"
+  echo "times are upper bounds). Source: \`graft pretrain --task text --size tiny --epochs 3"
+  echo "--time-budget $BUDGET\` on all of text_corpus: $pre."
+  echo "Targets: \`graft train --task text\` with its defaults (AdamW, linear decay"
+  echo "with 10% warmup, batch 32, max length 128, dynamic padding with length buckets, clipping"
+  echo "at 1, strategy full) and \`--epochs $EPOCHS --lr $LR\`, the same for scratch and pretrained;"
+  echo "TF-IDF: \`--backbone tfidf\` (WordPiece unigrams and bigrams, 10 epochs of AdamW"
+  echo "at 0.01). Accuracy of the best-validation model on each set's test split; time is the"
+  echo "whole \`graft train\` command (reading, tokenizing, training, validating, testing)."
+  echo
+  cat "$W/section.md"
+  echo "<!-- text:end -->"
+} > "$W/section-full.md"
+/usr/bin/python3 - bench/RESULTS.md "$W/section-full.md" <<'PY'
+import os, re, sys
+path, sec = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+pat = re.compile(r"<!-- text:begin -->.*?<!-- text:end -->\n?", re.S)
+text = pat.sub("", text).rstrip("\n") + "\n\n" + sec
+open(path + ".tmp", "w").write(text)
+os.replace(path + ".tmp", path)
+PY
+cat "$W/section-full.md"

@@ -506,42 +506,9 @@ TrainSummary train_text(const TrainOptions& options) {
       break;
     }
     Metrics vm = evaluate_val();
-    const double secs = state.seconds;
-    EpochRow row{epoch + 1, state.loss_sum / std::max<int64_t>(1, state.seen),
-                 double(state.correct) / std::max<int64_t>(1, state.seen), vm.loss, vm.accuracy,
-                 optimizer->param_groups()[0].options().get_lr(), secs, state.seen / secs};
-    state.rows.push_back(row);
-    log_info(str_cat("epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
-                     row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ", row.val_accuracy,
-                     "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second), " texts/s"));
-    state.epochs_done = epoch + 1;
-    state.step_in_epoch = 0;
-    state.loss_sum = 0;
-    state.correct = state.seen = 0;
-    state.seconds = 0;
-    if (state.best_epoch == 0 || !has_val || vm.accuracy > state.best_accuracy) {
-      state.best_accuracy = vm.accuracy;
-      state.best_epoch = epoch + 1;
-      state.bad_epochs = 0;
-      save_text_model(o.out, m);
-    } else {
-      state.bad_epochs += 1;
-    }
-    write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
-    save_checkpoint(o.out, module, *optimizer, state);
-    const bool pause = o.stop_after_epoch > 0 && state.epochs_done >= o.stop_after_epoch;
-    if (state.epochs_done < o.epochs && (pause || stop_requested() || (o.should_stop && o.should_stop(step)))) {
-      summary.interrupted = true;
-      log_info(str_cat(pause ? "paused" : "interrupted", " after epoch ", state.epochs_done,
-                       "; continue with graft train --resume --out ", o.out));
+    if (finish_epoch(o, epoch, step, vm, has_val, optimizer->param_groups()[0].options().get_lr(),
+                     "texts/s", state, summary, [&] { save_text_model(o.out, m); }, module, *optimizer))
       break;
-    }
-    if (o.patience > 0 && state.bad_epochs >= o.patience && state.epochs_done < o.epochs) {
-      log_info(str_cat("early stop: no better validation accuracy for ", o.patience, " epochs (best ",
-                       state.best_accuracy, " at epoch ", state.best_epoch, ")"));
-      summary.stopped_early = true;
-      break;
-    }
   }
   summary.epochs_run = state.epochs_done;
   summary.best_epoch = state.best_epoch;

@@ -98,6 +98,50 @@ TrainOptions resume_options(const TrainOptions& options) {
   return stored;
 }
 
+bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metrics& val,
+                  bool has_val, double lr, const char* unit, TrainerState& state,
+                  TrainSummary& summary, const std::function<void()>& save_best,
+                  torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+  const double secs = state.seconds;
+  const double seen = static_cast<double>(std::max<int64_t>(1, state.seen));
+  EpochRow row{epoch + 1, state.loss_sum / seen, double(state.correct) / seen, val.loss,
+               val.accuracy, lr, secs, state.seen / secs};
+  state.rows.push_back(row);
+  log_info(str_cat("epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
+                   row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ", row.val_accuracy,
+                   "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second), " ", unit));
+  state.epochs_done = epoch + 1;
+  state.step_in_epoch = 0;
+  state.loss_sum = 0;
+  state.correct = state.seen = 0;
+  state.seconds = 0;
+  if (state.best_epoch == 0 || !has_val || val.accuracy > state.best_accuracy) {
+    state.best_accuracy = val.accuracy;
+    state.best_epoch = epoch + 1;
+    state.bad_epochs = 0;
+    save_best();
+  } else {
+    state.bad_epochs += 1;
+  }
+  write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
+  save_checkpoint(o.out, model, optimizer, state);
+  const bool pause = o.stop_after_epoch > 0 && state.epochs_done >= o.stop_after_epoch;
+  if (state.epochs_done < o.epochs &&
+      (pause || stop_requested() || (o.should_stop && o.should_stop(step)))) {
+    summary.interrupted = true;
+    log_info(str_cat(pause ? "paused" : "interrupted", " after epoch ", state.epochs_done,
+                     "; continue with graft train --resume --out ", o.out));
+    return true;
+  }
+  if (o.patience > 0 && state.bad_epochs >= o.patience && state.epochs_done < o.epochs) {
+    log_info(str_cat("early stop: no better validation accuracy for ", o.patience, " epochs (best ",
+                     state.best_accuracy, " at epoch ", state.best_epoch, ")"));
+    summary.stopped_early = true;
+    return true;
+  }
+  return false;
+}
+
 namespace {
 
 struct DataSets {
@@ -349,44 +393,10 @@ TrainSummary train(TrainOptions options) {
     }
     GRAFT_CHECK(state.seen > 0, "no training image of '", o.data, "' could be decoded");
     Metrics val = evaluate_val();
-    const double secs = state.seconds;
-    EpochRow row{epoch + 1, state.loss_sum / state.seen, double(state.correct) / state.seen,
-                 val.loss, val.accuracy, optimizer->param_groups()[0].options().get_lr(), secs,
-                 state.seen / secs};
-    state.rows.push_back(row);
-    log_info(str_cat("epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
-                     row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ",
-                     row.val_accuracy, "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second),
-                     " items/s"));
-    state.epochs_done = epoch + 1;
-    state.step_in_epoch = 0;
-    state.loss_sum = 0;
-    state.correct = state.seen = 0;
-    state.seconds = 0;
-    if (state.best_epoch == 0 || !has_val || val.accuracy > state.best_accuracy) {
-      state.best_accuracy = val.accuracy;
-      state.best_epoch = epoch + 1;
-      state.bad_epochs = 0;
-      save_model(o.out, *model, info);
-    } else {
-      state.bad_epochs += 1;
-    }
-    write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
-    save_checkpoint(o.out, *model, *optimizer, state);
-    const bool pause = o.stop_after_epoch > 0 && state.epochs_done >= o.stop_after_epoch;
-    if (state.epochs_done < o.epochs &&
-        (pause || stop_requested() || (o.should_stop && o.should_stop(step)))) {
-      summary.interrupted = true;
-      log_info(str_cat(pause ? "paused" : "interrupted", " after epoch ", state.epochs_done,
-                       "; continue with graft train --resume --out ", o.out));
+    if (finish_epoch(o, epoch, step, val, has_val, optimizer->param_groups()[0].options().get_lr(),
+                     "images/s", state, summary, [&] { save_model(o.out, *model, info); }, *model,
+                     *optimizer))
       break;
-    }
-    if (o.patience > 0 && state.bad_epochs >= o.patience && state.epochs_done < o.epochs) {
-      log_info(str_cat("early stop: no better validation accuracy for ", o.patience,
-                       " epochs (best ", state.best_accuracy, " at epoch ", state.best_epoch, ")"));
-      summary.stopped_early = true;
-      break;
-    }
   }
   summary.epochs_run = state.epochs_done;
   auto report = [&] {

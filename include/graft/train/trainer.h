@@ -2,6 +2,7 @@
 /// The training loop shared by every strategy: data, model, optimiser,
 /// epochs, validation, best model, checkpoints, resume, test.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 
 #include "graft/eval/metrics.h"
 #include "graft/train/options.h"
+#include "graft/train/checkpoint.h"
 #include "graft/train/strategy.h"
 
 namespace graft {
@@ -42,6 +44,17 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
                                                         const std::vector<ParamGroup>& groups);
 /// Every group's learning rate = its base rate x factor.
 void set_lr(torch::optim::Optimizer& opt, const std::vector<ParamGroup>& groups, double factor);
+/// The end of a training epoch, the same for every task: the metrics row
+/// (logged, appended to state.rows and written to metrics.csv), the best
+/// model kept (save_best() when this epoch's validation accuracy is the best
+/// so far, or every epoch without validation), the checkpoint, then
+/// --stop-after-epoch, stop requests and early stopping. Returns true when
+/// the run stops after this epoch (summary.interrupted / stopped_early say
+/// why). `unit` names the items of the throughput in the log line.
+bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metrics& val,
+                  bool has_val, double lr, const char* unit, TrainerState& state,
+                  TrainSummary& summary, const std::function<void()>& save_best,
+                  torch::nn::Module& model, torch::optim::Optimizer& optimizer);
 /// The options stored in o.out/config.json, with how-to-run settings
 /// (threads, workers, device, quiet, stop_after_epoch, should_stop) from o.
 TrainOptions resume_options(const TrainOptions& o);

@@ -40,12 +40,5 @@ ASAN_OPTIONS=detect_leaks=0 ./build/graft_sanitize_replay fuzz/corpus 20000 > "$
   echo "the test suite runs 50,000 mutated inputs per target on every test run."
   echo "<!-- hardening:end -->"
 } > "$tmp/section.md"
-/usr/bin/python3 - bench/RESULTS.md "$tmp/section.md" <<'PY'
-import os, re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-text = re.sub(r"<!-- hardening:begin -->.*?<!-- hardening:end -->\n?", "", text, flags=re.S)
-open(path + ".tmp", "w").write(text.rstrip("\n") + "\n\n" + sec)
-os.replace(path + ".tmp", path)
-PY
+/usr/bin/python3 bench/section.py bench/RESULTS.md hardening "$tmp/section.md"
 cat "$tmp/section.md"

@@ -38,7 +38,7 @@ g=$("$bin" "$tmp/corpus.txt" "$vocab" "$REPEATS")
 r=$(node tests/reference/wordpiece_ref.js --packages "$packages" --bench "$tmp/corpus.txt" "$vocab" "$REPEATS")
 echo "$g"
 echo "$r"
-/usr/bin/python3 - "$g" "$r" "$REPEATS" <<'EOF'
+/usr/bin/python3 - "$g" "$r" "$REPEATS" > "$tmp/table.md" <<'EOF'
 import json, sys
 g, r, repeats = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
 print("| text | graft tokens/s | %s tokens/s, encode per line | same, encodeBatch | graft / per line |" % r["reference"])
@@ -49,3 +49,17 @@ print("| %.2f MB text_corpus x%d | %.0f | %.0f | %.0f | %.1f |" % (
 if g["tokens"] != r["tokens"]:
     print(f"note: token counts differ: graft {g['tokens']}, reference {r['tokens']}")
 EOF
+cat "$tmp/table.md"
+# The "tokenize" section of bench/RESULTS.md.
+{
+  echo "<!-- tokenize:begin -->"
+  echo "## WordPiece throughput"
+  echo
+  echo "Written by \`bash bench/tokenize_bench.sh\` on $(date -u +%Y-%m-%d) (one thread each side;"
+  echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end). The same bert-base-uncased vocabulary"
+  echo "and text; the ids are equal (tests/reference/wordpiece_fixtures.py checks them on every text set)."
+  echo
+  cat "$tmp/table.md"
+  echo "<!-- tokenize:end -->"
+} > "$tmp/section.md"
+/usr/bin/python3 bench/section.py bench/RESULTS.md tokenize "$tmp/section.md"

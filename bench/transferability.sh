@@ -121,13 +121,5 @@ PY
   cat "$W/section.md"
   echo "<!-- transferability:end -->"
 } > "$W/section-full.md"
-/usr/bin/python3 - bench/RESULTS.md "$W/section-full.md" <<'PY'
-import re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if __import__("os").path.exists(path) else "# Benchmarks\n"
-pat = re.compile(r"<!-- transferability:begin -->.*?<!-- transferability:end -->\n?", re.S)
-text = pat.sub("", text).rstrip("\n") + "\n\n" + sec
-open(path + ".tmp", "w").write(text)
-__import__("os").replace(path + ".tmp", path)
-PY
+/usr/bin/python3 bench/section.py bench/RESULTS.md transferability "$W/section-full.md"
 cat "$W/section-full.md"

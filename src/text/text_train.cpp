@@ -305,7 +305,11 @@ TrainSummary train_text(const TrainOptions& options) {
     m.bert = BertClassifier(m.info.bert, num_classes, m.info.classifier_dropout);
     init_bert_weights(*m.bert);
     if (!wfile.empty()) {
-      LoadReport r = load_bert_weights(*m.bert, source);
+      // A text run as the source: its classifier is replaced by the new head.
+      TensorList encoder;
+      for (auto& [name, t] : source)
+        if (name.rfind("classifier.", 0) != 0) encoder.emplace_back(name, t);
+      LoadReport r = load_bert_weights(*m.bert, encoder);
       GRAFT_CHECK(r.mismatched.empty(), "--weights '", wfile, "' does not fit the model of ",
                   config_beside(wfile).empty() ? std::string("--backbone ") + o.backbone
                                                : "'" + config_beside(wfile) + "'",

@@ -153,6 +153,29 @@ TEST_F(TextTrain, StrategiesTrainWhatTheySay) {
   EXPECT_EQ(cfg["options"]["schedule"], "linear");
 }
 
+TEST_F(TextTrain, ATextRunIsASourceWithANewHead) {
+  TrainOptions a = options("first");
+  train(a);
+  // Two of the three classes: the source's 3-way classifier is not loaded.
+  {
+    std::ifstream in(dir_ / "train.csv");
+    std::ofstream out(dir_ / "two.csv");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.find(",gamma") == std::string::npos) out << line << "\n";
+  }
+  TrainOptions b = options("second");
+  b.data = dir_ / "two.csv";
+  b.weights = dir_ / "first";
+  b.strategy = "linear";
+  train(b);
+  auto w1 = weights("first"), w2 = weights("second");
+  EXPECT_EQ(max_diff(w2, w1, "bert."), 0.0);
+  EXPECT_EQ(w2.at("classifier.weight").size(0), 2);
+  auto cfg = nlohmann::json::parse(read_file(dir_ / "second/model.json"));
+  EXPECT_EQ(cfg["classes"], (nlohmann::json{"alpha", "beta"}));
+}
+
 TEST_F(TextTrain, LayerwiseLearningRates) {
   BertConfig c = read_bert_config(test::fixture("bert/config.json"));
   BertClassifier m(c, 3, 0.1);

@@ -98,6 +98,24 @@ for row in "${SETS[@]}"; do
   done
 done
 
+# Transfer from a labelled source: the BERT-tiny trained on SST-2 above (its
+# run folder is the source; the new head replaces its classifier) to MR,
+# movie-review sentences like SST-2's, as a linear probe and fine-tuned.
+if [ -z "$ONLY" ] || [[ " $ONLY " == *" mr "* ]]; then
+  for model in linear full; do
+    out="$W/runs/mr-from-sst2-$model"
+    [ -f "$out/test_metrics.json" ] && continue
+    case $model in
+      linear) flags=(--strategy linear --epochs 10 --lr 1e-2) ;;
+      full) flags=(--epochs "$EPOCHS" --lr "$LR") ;;
+    esac
+    /usr/bin/time -f "%e %M" -o "$out.time" \
+      $G train --task text --data "$W/splits/mr/train.jsonl" --test "$W/splits/mr/test.jsonl" \
+        --weights "$W/runs/sst2-scratch" "${flags[@]}" --threads "$THREADS" --out "$out" \
+        --overwrite --quiet >/dev/null
+  done
+fi
+
 # 3. The section.
 /usr/bin/python3 - "$W" "$EPOCHS" "$LR" > "$W/section.md" <<'PY'
 import json, os, sys
@@ -125,8 +143,37 @@ for name, title in names.items():
         continue
     gain = f"{100 * (acc['pretrained'] - acc['scratch']):+.1f} points" if "pretrained" in acc and "scratch" in acc else "-"
     print(f"| {title} | {counts['train'] + counts['val']:,} / {counts['test']:,} | " + " | ".join(cells) + f" | {gain} |")
+def cell(run):
+    d = os.path.join(w, "runs", run)
+    if not os.path.exists(os.path.join(d, "test_metrics.json")):
+        return "-"
+    secs = float(open(d + ".time").read().split()[0])
+    t = f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.1f} min"
+    return f"{100 * json.load(open(os.path.join(d, 'test_metrics.json')))['accuracy']:.1f}% ({t})"
+print()
+print("Transfer from a labelled source: the BERT-tiny trained from scratch on SST-2 (row 1) as the")
+print("source for MR (its classifier replaced by a new head; `--strategy linear --epochs 10 --lr 1e-2`,")
+print(f"or fine-tuned with the recipe above):")
+print()
+print("| target | from scratch | SST-2 source, linear probe | SST-2 source, fine-tuned |")
+print("|---|---|---|---|")
+print(f"| MR polarity | {cell('mr-scratch')} | {cell('mr-from-sst2-linear')} | {cell('mr-from-sst2-full')} |")
 PY
+unk=$(/usr/bin/python3 - "$VOCAB" "$W/splits/chnsenticorp/train.jsonl" <<'PY'
+import json, sys
+vocab = set(l.rstrip("\n") for l in open(sys.argv[1], encoding="utf-8"))
+total = unk = 0
+for line in open(sys.argv[2], encoding="utf-8"):
+    for ch in json.loads(line)["text"]:
+        if "\u4e00" <= ch <= "\u9fff":
+            total += 1
+            unk += ch not in vocab
+print(f"{100 * unk / total:.0f}%")
+PY
+)
 src="$W/bert-tiny"
+pre_steps=$(/usr/bin/python3 -c "import json,math,sys; c=json.load(open(sys.argv[1])); n=c['counts']['train_sequences']; print(f\"{math.ceil(n / c['options']['batch_size']) * c['options']['epochs']:,}\")" "$src/config.json")
+pre_acc=$(/usr/bin/python3 -c "import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(f\"{100 * float(r[-1]['val_accuracy']):.1f}%\")" "$src/metrics.csv")
 pre=$(/usr/bin/python3 - "$src" <<'PY'
 import csv, json, sys
 d = sys.argv[1]
@@ -154,15 +201,24 @@ PY
   echo "whole \`graft train\` command (reading, tokenizing, training, validating, testing)."
   echo
   cat "$W/section.md"
+  echo
+  echo "**No gain from the MLM-pretrained source; why.** The source saw $pre_steps optimiser steps"
+  echo "(batch 32) in its budget; its masked-token accuracy ($pre_acc) is that of a model that has"
+  echo "learned little more than which frequent words and punctuation fit a slot (the original"
+  echo "BERT recipe: 10^6 steps of 256 sequences over 3.3 billion words). Such an"
+  echo "under-trained encoder is not a better start than random weights: fine-tuned, it ends 0-3"
+  echo "points below scratch, and its pooled output is a poor frozen feature (MLM alone never"
+  echo "trains the pooler or [CLS], there being no next-sentence objective). The corpus"
+  echo "(NLTK's books, news and speeches) is also far from reviews and SMS. The second table"
+  echo "shows that the transfer machinery itself works: a source that has learned something"
+  echo "relevant (sentiment, from SST-2's 67k labelled phrases) lifts MR by 8 points over"
+  echo "scratch with a linear probe of 10 seconds. Two more limits: the bert-base-uncased"
+  echo "vocabulary lacks $unk of the Chinese characters of ChnSentiCorp (they become [UNK]), which"
+  echo "caps every model there; and TF-IDF, with its bigrams, beats a from-scratch BERT-tiny on"
+  echo "every set but SST-2, the largest. A real gain needs a longer pretraining budget than"
+  echo "2 shared cores give in minutes, or published weights (\`--weights\` takes a Hugging"
+  echo "Face BERT folder with config.json, vocab.txt and pytorch_model.bin or model.safetensors)."
   echo "<!-- text:end -->"
 } > "$W/section-full.md"
-/usr/bin/python3 - bench/RESULTS.md "$W/section-full.md" <<'PY'
-import os, re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-pat = re.compile(r"<!-- text:begin -->.*?<!-- text:end -->\n?", re.S)
-text = pat.sub("", text).rstrip("\n") + "\n\n" + sec
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
+/usr/bin/python3 bench/section.py bench/RESULTS.md text "$W/section-full.md"
 cat "$W/section-full.md"

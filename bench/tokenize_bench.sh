@@ -55,8 +55,9 @@ cat "$tmp/table.md"
   echo "<!-- tokenize:begin -->"
   echo "## WordPiece throughput"
   echo
-  echo "Written by \`bash bench/tokenize_bench.sh\` on $(date -u +%Y-%m-%d) (one thread each side;"
-  echo "load average $(cut -d' ' -f1-3 /proc/loadavg) at the end). The same bert-base-uncased vocabulary"
+  echo "Written by \`bash bench/tokenize_bench.sh\` on $(date -u +%Y-%m-%d) (graft on one thread; the"
+  echo "reference per line on one thread, its encodeBatch on its own thread pool; load average"
+  echo "$(cut -d' ' -f1-3 /proc/loadavg) at the end). The same bert-base-uncased vocabulary"
   echo "and text; the ids are equal (tests/reference/wordpiece_fixtures.py checks them on every text set)."
   echo
   cat "$tmp/table.md"

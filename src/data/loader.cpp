@@ -144,7 +144,12 @@ Loader::Loader(ImageSet set, InputSpec spec, LoaderOptions options)
   s.options = options;
   // The same order as the feature-cache path (epoch_order), so both see the
   // same batches.
-  s.order = epoch_order(s.set.size(), options.seed, options.epoch, options.shuffle);
+  s.order = options.order.empty()
+                ? epoch_order(s.set.size(), options.seed, options.epoch, options.shuffle)
+                : options.order;
+  for (size_t p : s.order)
+    GRAFT_CHECK(p < s.set.size(), "loader order: position ", p, " (expected below the set size ",
+                s.set.size(), ")");
   const size_t skip = std::min(s.order.size(), size_t(std::max<int64_t>(0, options.start_batch)) *
                                                    size_t(options.batch_size));
   s.order.erase(s.order.begin(), s.order.begin() + skip);

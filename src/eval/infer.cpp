@@ -59,49 +59,72 @@ std::map<std::string, Outputs>& memory_cache() {
 
 }  // namespace
 
-Outputs cached_features(BackboneImpl& model, const std::string& model_key, const ImageSet& set,
-                        const InputSpec& spec, const InferOptions& options,
-                        const std::string& cache_dir) {
+namespace {
+
+std::string feature_key(const std::string& model_key, const ImageSet& set, const InputSpec& spec) {
   std::string material = str_cat("graft-features-v1\n", model_key, "\n", spec.size, " ",
                                  spec.resize, " ", spec.channels);
   for (int c = 0; c < 3; ++c) material += str_cat(" ", spec.mean[c], " ", spec.std[c]);
   material += "\n";
   for (size_t i = 0; i < set.size(); ++i)
     material += str_cat(set.identity(i), "\t", set.samples[i].label, "\n");
-  const std::string key = sha256_hex(material);
+  return sha256_hex(material);
+}
+
+std::string feature_path(const std::string& key, const std::string& cache_dir) {
+  return cache_dir.empty() ? "" : cache_dir + "/" + key + ".safetensors";
+}
+
+}  // namespace
+
+std::optional<Outputs> find_cached_features(const std::string& model_key, const ImageSet& set,
+                                            const InputSpec& spec, const std::string& cache_dir) {
+  const std::string key = feature_key(model_key, set, spec);
   {
     std::lock_guard<std::mutex> lock(g_cache_mutex);
     auto it = memory_cache().find(key);
     if (it != memory_cache().end()) return it->second;
   }
-  const std::string path = cache_dir.empty() ? "" : cache_dir + "/" + key + ".safetensors";
+  const std::string path = feature_path(key, cache_dir);
+  if (path.empty() || !std::filesystem::exists(path)) return std::nullopt;
   Outputs out;
-  bool loaded = false;
-  if (!path.empty() && std::filesystem::exists(path)) {
-    try {
-      SafetensorsFile f = load_safetensors(path);
-      std::map<std::string, torch::Tensor> t(f.tensors.begin(), f.tensors.end());
-      out.values = t.at("features");
-      out.labels = t.at("labels");
-      auto pos = t.at("positions");
-      for (int64_t i = 0; i < pos.size(0); ++i) out.positions.push_back(pos[i].item<int64_t>());
-      loaded = true;
-    } catch (const std::exception& e) {
-      log_warn(str_cat("feature cache '", path, "' is unreadable (", e.what(), "); recomputing"));
-    }
-  }
-  if (!loaded) {
-    out = infer(model, set, spec, options, /*features=*/true);
-    if (!path.empty()) {
-      make_dirs(cache_dir);
-      std::vector<int64_t> pos(out.positions.begin(), out.positions.end());
-      save_safetensors(path, {{"features", out.values},
-                              {"labels", out.labels},
-                              {"positions", torch::tensor(pos, torch::kInt64)}});
-    }
+  try {
+    SafetensorsFile f = load_safetensors(path);
+    std::map<std::string, torch::Tensor> t(f.tensors.begin(), f.tensors.end());
+    out.values = t.at("features");
+    out.labels = t.at("labels");
+    auto pos = t.at("positions");
+    for (int64_t i = 0; i < pos.size(0); ++i) out.positions.push_back(pos[i].item<int64_t>());
+  } catch (const std::exception& e) {
+    log_warn(str_cat("feature cache '", path, "' is unreadable (", e.what(), "); recomputing"));
+    return std::nullopt;
   }
   std::lock_guard<std::mutex> lock(g_cache_mutex);
   memory_cache()[key] = out;
+  return out;
+}
+
+void store_cached_features(const std::string& model_key, const ImageSet& set,
+                           const InputSpec& spec, const std::string& cache_dir, const Outputs& out) {
+  const std::string key = feature_key(model_key, set, spec);
+  const std::string path = feature_path(key, cache_dir);
+  if (!path.empty()) {
+    make_dirs(cache_dir);
+    std::vector<int64_t> pos(out.positions.begin(), out.positions.end());
+    save_safetensors(path, {{"features", out.values},
+                            {"labels", out.labels},
+                            {"positions", torch::tensor(pos, torch::kInt64)}});
+  }
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  memory_cache()[key] = out;
+}
+
+Outputs cached_features(BackboneImpl& model, const std::string& model_key, const ImageSet& set,
+                        const InputSpec& spec, const InferOptions& options,
+                        const std::string& cache_dir) {
+  if (auto hit = find_cached_features(model_key, set, spec, cache_dir)) return *hit;
+  Outputs out = infer(model, set, spec, options, /*features=*/true);
+  store_cached_features(model_key, set, spec, cache_dir, out);
   return out;
 }
 

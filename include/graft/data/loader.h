@@ -41,6 +41,11 @@ struct LoaderOptions {
   /// Batches of the epoch to leave out at the start (resuming mid-epoch);
   /// the batches that follow are the same as in a full epoch.
   int64_t start_batch = 0;
+  /// When not empty, the epoch's order itself (positions in the set, repeats
+  /// allowed), used instead of epoch_order: a distributed rank's shard
+  /// (dist/sampler.h). Augmentation still depends only on (seed, epoch,
+  /// position).
+  std::vector<size_t> order;
 };
 
 class Loader {

@@ -3,6 +3,7 @@
 /// features, batched, with the loader's background decoding.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,15 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
 Outputs cached_features(BackboneImpl& model, const std::string& model_key, const ImageSet& set,
                         const InputSpec& spec, const InferOptions& options,
                         const std::string& cache_dir);
+
+/// The features cached_features would return without computing them: from
+/// memory or from `cache_dir`; nullopt when neither holds them.
+std::optional<Outputs> find_cached_features(const std::string& model_key, const ImageSet& set,
+                                            const InputSpec& spec, const std::string& cache_dir);
+/// Keeps features computed elsewhere (e.g. in shards by several processes)
+/// where cached_features and find_cached_features look for them.
+void store_cached_features(const std::string& model_key, const ImageSet& set,
+                           const InputSpec& spec, const std::string& cache_dir, const Outputs& out);
 
 /// The default on-disk feature cache: $GRAFT_CACHE_DIR/features, else
 /// $XDG_CACHE_HOME/graft/features, else ~/.cache/graft/features.

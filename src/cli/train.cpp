@@ -8,6 +8,8 @@
 #include "graft/core/files.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
+#include "graft/dist/group.h"
+#include "graft/dist/launch.h"
 #include "graft/models/registry.h"
 #include "graft/select/search.h"
 #include "graft/text/mlm.h"
@@ -136,10 +138,60 @@ void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
       ->capture_default_str()->group(text);
 }
 
-int run_train(const TrainOptions& o) {
+// How a training run is spread over processes and machines (not settings of
+// the run: they are not in config.json).
+struct DistFlags {
+  int nproc = 1, nnodes = 1, node_rank = 0, master_port = 0;
+  std::string master_addr;
+  double timeout_s = 300, bucket_mb = 25;
+};
+
+void bind_dist(CLI::App& sub, DistFlags& d) {
+  sub.add_option("--nproc", d.nproc,
+                 "Data-parallel worker processes on this machine (threads are split between them)")
+      ->capture_default_str();
+  sub.add_option("--nnodes", d.nnodes, "Machines in the data-parallel job")->capture_default_str();
+  sub.add_option("--node-rank", d.node_rank, "This machine's number, 0 to --nnodes - 1 (0 hosts the rendezvous)")
+      ->capture_default_str();
+  sub.add_option("--master-addr", d.master_addr,
+                 "Address of machine 0 (default $MASTER_ADDR, else 127.0.0.1)");
+  sub.add_option("--master-port", d.master_port,
+                 "Rendezvous port on machine 0 (default $MASTER_PORT, else a free port on one machine, 29500 on several)");
+  sub.add_option("--dist-timeout", d.timeout_s,
+                 "Seconds to wait for the rendezvous and for a hung worker")
+      ->capture_default_str();
+  sub.add_option("--bucket-mb", d.bucket_mb, "Gradient all-reduce bucket size in MiB")
+      ->capture_default_str();
+}
+
+int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>& args) {
   set_quiet(o.quiet);
   install_stop_handlers();
+  // --nproc/--nnodes: this process only starts the workers (as torchrun
+  // would); a started worker, or one under torchrun, finds WORLD_SIZE etc.
+  if ((d.nproc > 1 || d.nnodes > 1) && !dist::is_launched_worker()) {
+    GRAFT_CHECK_USAGE(o.task == "image", "--nproc/--nnodes: data-parallel training is not wired "
+                      "into --task ", o.task, " yet (expected --task image)");
+    dist::LaunchOptions lo;
+    lo.nproc = d.nproc;
+    lo.nnodes = d.nnodes;
+    lo.node_rank = d.node_rank;
+    lo.master_addr = d.master_addr;
+    lo.master_port = d.master_port;
+    lo.timeout_s = d.timeout_s;
+    lo.bucket_mb = d.bucket_mb;
+    lo.args = args;
+    return dist::launch_workers(lo);
+  }
+  if (auto world = dist::from_environment(); world && world->world_size > 1) {
+    if (!std::getenv("GRAFT_DIST_TIMEOUT")) world->timeout_s = d.timeout_s;
+    if (!std::getenv("GRAFT_DIST_BUCKET_MB")) world->bucket_mb = d.bucket_mb;
+    if (o.threads == 0) o.threads = std::max(1, available_cores() / world->local_world_size);
+    if (world->rank != 0) set_quiet(true);
+    o.group = dist::Group::connect(*world);
+  }
   TrainSummary s = train(o);
+  if (o.group && o.group->rank() != 0) return s.interrupted ? 130 : 0;
   if (s.interrupted && o.stop_after_epoch > 0 && s.epochs_run >= o.stop_after_epoch) {
     std::cerr << "paused after epoch " << s.epochs_run << " (--stop-after-epoch); continue with: "
               << "graft train --resume --out " << s.out << "\n";
@@ -167,7 +219,9 @@ void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
   if (!args.empty() && args[0] == name) *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(name, help);
   bind_options(*sub, *opts);
-  sub->callback([&run, opts] { run = [opts] { return run_train(*opts); }; });
+  auto dist = std::make_shared<DistFlags>();
+  bind_dist(*sub, *dist);
+  sub->callback([&run, opts, dist, args] { run = [opts, dist, args] { return run_train(*opts, *dist, args); }; });
 }
 
 struct SearchFlags {
@@ -273,6 +327,8 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
       "Train a source model from random initialisation on a source dataset (--task text: a BERT "
       "by masked-language modelling on a text corpus)");
   bind_options(*sub, *opts, /*text_flags=*/false);
+  auto dist = std::make_shared<DistFlags>();
+  bind_dist(*sub, *dist);
   auto mlm = std::make_shared<MlmOptions>();
   sub->add_option("--corpus", mlm->corpus, "--task text: plain-text files, one document each")
       ->delimiter(',');
@@ -288,9 +344,11 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
       ->capture_default_str();
   sub->add_option("--val-fraction", mlm->val_fraction, "--task text: sequences held out")
       ->capture_default_str();
-  sub->callback([&run, opts, mlm, sub] {
-    run = [opts, mlm, sub] {
-      if (opts->task != "text") return run_train(*opts);
+  sub->callback([&run, opts, mlm, sub, dist, args] {
+    run = [opts, mlm, sub, dist, args] {
+      if (opts->task != "text") return run_train(*opts, *dist, args);
+      GRAFT_CHECK_USAGE(dist->nproc == 1 && dist->nnodes == 1,
+                        "--nproc/--nnodes: data-parallel training is not yet wired into text pretraining");
       // Text: the MLM defaults unless a shared flag was given.
       MlmOptions m = *mlm;
       if (sub->count("--epochs")) m.epochs = opts->epochs;

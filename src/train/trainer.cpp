@@ -1,8 +1,13 @@
 #include "graft/train/trainer.h"
 
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
 #include <chrono>
 #include <limits>
 #include <filesystem>
+#include <numeric>
 #include <sstream>
 
 #include "graft/core/error.h"
@@ -12,6 +17,9 @@
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
 #include "graft/data/order.h"
+#include "graft/dist/group.h"
+#include "graft/dist/reducer.h"
+#include "graft/dist/sampler.h"
 #include "graft/eval/infer.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
@@ -95,6 +103,7 @@ TrainOptions resume_options(const TrainOptions& options) {
   stored.resume = true;
   stored.overwrite = false;
   stored.should_stop = options.should_stop;
+  stored.group = options.group;
   return stored;
 }
 
@@ -102,6 +111,10 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
                   bool has_val, double lr, const char* unit, TrainerState& state,
                   TrainSummary& summary, const std::function<void()>& save_best,
                   torch::nn::Module& model, torch::optim::Optimizer& optimizer) {
+  // Data parallel: every rank has the same sums (reduced) and validation
+  // metrics (gathered), so all take the same decisions; rank 0 alone writes.
+  const bool group = o.group && o.group->size() > 1;
+  const bool lead = !group || o.group->rank() == 0;
   const double secs = state.seconds;
   const double seen = static_cast<double>(std::max<int64_t>(1, state.seen));
   EpochRow row{epoch + 1, state.loss_sum / seen, double(state.correct) / seen, val.loss,
@@ -119,15 +132,19 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
     state.best_accuracy = val.accuracy;
     state.best_epoch = epoch + 1;
     state.bad_epochs = 0;
-    save_best();
+    if (lead) save_best();
   } else {
     state.bad_epochs += 1;
   }
-  write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
-  save_checkpoint(o.out, model, optimizer, state);
+  if (lead) {
+    write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
+    save_checkpoint(o.out, model, optimizer, state);
+  }
   const bool pause = o.stop_after_epoch > 0 && state.epochs_done >= o.stop_after_epoch;
-  if (state.epochs_done < o.epochs &&
-      (pause || stop_requested() || (o.should_stop && o.should_stop(step)))) {
+  bool stop = pause || stop_requested() || (o.should_stop && o.should_stop(step));
+  // A signal may reach only some ranks: they stop together.
+  if (group && state.epochs_done < o.epochs) stop = o.group->any(stop, "stop check");
+  if (state.epochs_done < o.epochs && stop) {
     summary.interrupted = true;
     log_info(str_cat(pause ? "paused" : "interrupted", " after epoch ", state.epochs_done,
                      "; continue with graft train --resume --out ", o.out));
@@ -193,13 +210,87 @@ torch::Tensor class_weight_tensor(const TrainOptions& o, const ImageSet& train) 
   return torch::tensor(w);
 }
 
+// Every rank must train with the same settings; only how each runs may
+// differ. Rank 0 publishes its options, the others compare.
+void check_same_options(dist::Group& group, const TrainOptions& o) {
+  nlohmann::json mine = to_json(o);
+  for (const char* k : {"threads", "workers", "device", "quiet"}) mine.erase(k);
+  if (group.rank() == 0) {
+    group.store_set("graft/train_options", mine.dump());
+    return;
+  }
+  nlohmann::json lead = nlohmann::json::parse(group.store_get("graft/train_options"));
+  std::string diff;
+  for (auto it = mine.begin(); it != mine.end(); ++it)
+    if (!lead.contains(it.key()) || lead[it.key()] != it.value())
+      diff += str_cat(diff.empty() ? "" : "; ", it.key(), " is ", it.value().dump(), " here but ",
+                      lead.value(it.key(), nlohmann::json()).dump(), " on rank 0");
+  GRAFT_CHECK_USAGE(diff.empty(), "rank ", group.rank(),
+                    ": the workers of a distributed run must use the same options: ", diff);
+}
+
+// Inference over `set` split between the ranks (every sample once), gathered
+// into the order of the set: the same Outputs on every rank as infer() alone.
+Outputs sharded_infer(dist::Group& group, BackboneImpl& model, const ImageSet& set,
+                      const InputSpec& spec, const InferOptions& io, bool features,
+                      int64_t width) {
+  std::vector<size_t> all(set.size());
+  std::iota(all.begin(), all.end(), size_t{0});
+  const std::vector<size_t> mine = dist::shard_order(all, group.rank(), group.size(), /*pad=*/false);
+  Outputs part;
+  if (!mine.empty()) {
+    part = infer(model, set.subset(mine), spec, io, features);
+  } else {
+    part.values = torch::zeros({0, width});
+    part.labels = torch::zeros({0}, torch::kInt64);
+  }
+  std::vector<int64_t> pos;
+  for (size_t p : part.positions) pos.push_back(static_cast<int64_t>(mine[p]));
+  const std::string what = str_cat("all-gather of ", io.label);
+  torch::Tensor values = group.all_gather_rows(part.values.contiguous(), what);
+  torch::Tensor labels = group.all_gather_rows(part.labels.contiguous(), what);
+  torch::Tensor positions = group.all_gather_rows(torch::tensor(pos, torch::kInt64), what);
+  torch::Tensor by_position = positions.argsort();
+  Outputs out;
+  out.values = values.index_select(0, by_position);
+  out.labels = labels.index_select(0, by_position);
+  torch::Tensor sorted = positions.index_select(0, by_position);
+  for (int64_t i = 0; i < sorted.size(0); ++i)
+    out.positions.push_back(static_cast<size_t>(sorted[i].item<int64_t>()));
+  return out;
+}
+
+// A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
+// after that many optimiser steps, as a crash would.
+void maybe_inject_fault(int rank, int64_t step) {
+  static const char* spec = std::getenv("GRAFT_FAULT_DIST_KILL");
+  if (!spec || !*spec) return;
+  int r = -1;
+  long long s = -1;
+  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step) std::raise(SIGKILL);
+}
+
+
 }  // namespace
 
 TrainSummary train(TrainOptions options) {
   if (options.resume) options = resume_options(options);
-  if (options.task == "text") return train_text(options);
+  if (options.task == "text") {
+    GRAFT_CHECK_USAGE(!options.group || options.group->size() == 1,
+                      "--nproc/--nnodes (data-parallel training) is not wired into --task text yet");
+    return train_text(options);
+  }
   const TrainOptions& o = options;
   validate(o);
+  // Data parallel: rank 0 ("lead") alone writes the run directory.
+  const std::shared_ptr<dist::Group> group =
+      o.group && o.group->size() > 1 ? o.group : nullptr;
+  const int rank = group ? group->rank() : 0, world = group ? group->size() : 1;
+  const bool lead = rank == 0;
+  GRAFT_CHECK_USAGE(o.batch_size % world == 0, "--batch-size ", o.batch_size,
+                    " is the global batch of ", world, " workers and must be a multiple of ", world);
+  const int64_t local_batch = o.batch_size / world;
+  if (group) check_same_options(*group, o);
   const BackboneSpec& spec = find_backbone(o.backbone);
   // The model is built (seeded) before the data is read: it is cheap, and the
   // strategy is checked against its stages before any long work.
@@ -228,7 +319,8 @@ TrainSummary train(TrainOptions options) {
 
   DataSets data = open_data(o);
   const int64_t num_classes = static_cast<int64_t>(data.train.classes.size());
-  prepare_run_dir(o);
+  if (lead) prepare_run_dir(o);
+  if (group) group->barrier("start of training (rank 0 prepares the run directory)");
 
   model->set_classifier(make_head(o.head, model->feature_dim(), num_classes));
   const auto trainable = apply_strategy(*model, strategy);
@@ -248,7 +340,7 @@ TrainSummary train(TrainOptions options) {
   config["counts"] = {{"train", data.train.size()}, {"val", data.val.size()},
                       {"test", data.test.size()}};
   config["trainable_stages"] = trainable;
-  if (!o.resume) write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+  if (!o.resume && lead) write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
 
   // Features are computed once when the backbone is frozen.
   const bool cached = strategy.kind == Strategy::kLinear && o.feature_cache;
@@ -262,18 +354,31 @@ TrainSummary train(TrainOptions options) {
     if (augment != Augment::None)
       log_info("linear probe on cached features: --augment is not applied");
     const std::string cache_dir = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
+    // Distributed: unless every rank already has them, the features are
+    // computed in shards and gathered; rank 0 keeps them in the cache.
+    auto features = [&](const ImageSet& set) {
+      if (!group) return cached_features(*model, model_key, set, spec.input, io, cache_dir);
+      auto hit = find_cached_features(model_key, set, spec.input, cache_dir);
+      if (!group->any(!hit, "feature cache check")) return *hit;
+      Outputs out = sharded_infer(*group, *model, set, spec.input, io, /*features=*/true,
+                                  model->feature_dim());
+      if (lead) store_cached_features(model_key, set, spec.input, cache_dir, out);
+      return out;
+    };
     io.label = "features train";
-    train_feats = cached_features(*model, model_key, data.train, spec.input, io, cache_dir);
+    train_feats = features(data.train);
     if (data.val.size() > 0) {
       io.label = "features val";
-      val_feats = cached_features(*model, model_key, data.val, spec.input, io, cache_dir);
+      val_feats = features(data.val);
     }
   }
 
   auto groups = param_groups(*model, o.lr, o.backbone_lr_mult, o.layer_decay, o.weight_decay);
   auto optimizer = make_optimizer(o, groups);
   const int64_t n_train = cached ? train_feats.values.size(0) : static_cast<int64_t>(data.train.size());
-  const int64_t steps_per_epoch = (n_train + o.batch_size - 1) / o.batch_size;
+  // This rank's share of an epoch (the distributed sampler pads to equal shares).
+  const int64_t n_local = (n_train + world - 1) / world;
+  const int64_t steps_per_epoch = (n_local + local_batch - 1) / local_batch;
   const int64_t total_steps = steps_per_epoch * o.epochs;
   const int64_t warmup_steps = static_cast<int64_t>(o.warmup_epochs * steps_per_epoch);
   const int64_t step_size =
@@ -290,7 +395,31 @@ TrainSummary train(TrainOptions options) {
   if (o.resume) {
     state = load_checkpoint(o.out, *model, *optimizer);
     log_info(str_cat("resuming ", o.out, " after epoch ", state.epochs_done));
+    // The checkpoint holds the sums of all ranks: rank 0 carries them on.
+    if (!lead) {
+      state.loss_sum = 0;
+      state.correct = state.seen = 0;
+    }
   }
+
+  // Gradients averaged over the ranks; everyone starts from rank 0's weights.
+  std::unique_ptr<dist::GradReducer> reducer;
+  if (group) {
+    dist::broadcast_module(*group, *model);
+    reducer = std::make_unique<dist::GradReducer>(group, model->parameters(),
+                                                  group->config().overlap);
+  }
+  const bool sync_buffers = group && strategy.kind != Strategy::kLinear;
+  // Training sums of the epoch over all ranks (each rank counts its own).
+  auto reduce_sums = [&] {
+    if (!group) return;
+    torch::Tensor t = torch::tensor({state.loss_sum, double(state.correct), double(state.seen)},
+                                    torch::kFloat64);
+    group->all_reduce(t, "sum of training metrics");
+    state.loss_sum = t[0].item<double>();
+    state.correct = static_cast<int64_t>(t[1].item<double>());
+    state.seen = static_cast<int64_t>(t[2].item<double>());
+  };
 
   auto head = model->named_modules()[model->classifier_name()];
   const bool has_val = data.val.size() > 0;
@@ -308,7 +437,10 @@ TrainSummary train(TrainOptions options) {
       return compute_metrics(logits, val_feats.labels, data.train.classes);
     }
     io.label = "validate";
-    Outputs out = infer(*model, data.val, spec.input, io, /*features=*/false);
+    // Distributed: each rank scores a shard; the logits are gathered, so the
+    // metrics are those of the whole validation set on every rank.
+    Outputs out = group ? sharded_infer(*group, *model, data.val, spec.input, io, false, num_classes)
+                        : infer(*model, data.val, spec.input, io, /*features=*/false);
     return compute_metrics(out.values, out.labels, data.train.classes);
   };
 
@@ -327,16 +459,21 @@ TrainSummary train(TrainOptions options) {
       set_train_mode(*model);
     }
     int64_t step = epoch * steps_per_epoch + first_step;
-    Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), n_train);
+    Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), n_local);
     progress.advance(state.seen);
     // Returns false when the run must stop here (signal or should_stop).
     auto train_step = [&](const torch::Tensor& x, const torch::Tensor& y, bool features) {
       set_lr(*optimizer, groups,
              lr_factor(o.schedule, step, total_steps, warmup_steps, step_size, o.gamma));
       optimizer->zero_grad();
+      // As DistributedDataParallel: rank 0's buffers (BatchNorm running
+      // statistics) before every forward.
+      if (sync_buffers) dist::broadcast_module(*group, *model, /*buffers_only=*/true);
+      if (reducer) reducer->prepare();
       torch::Tensor logits = features ? model->classify(x) : model->forward(x);
       torch::Tensor loss = loss_fn(logits, y);
       loss.backward();
+      if (reducer) reducer->finish();
       if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
       optimizer->step();
       state.loss_sum += loss.item<double>() * y.size(0);
@@ -345,8 +482,12 @@ TrainSummary train(TrainOptions options) {
       state.step_in_epoch += 1;
       progress.advance(y.size(0));
       ++step;
+      if (group) maybe_inject_fault(rank, step);
       bool last = state.step_in_epoch == steps_per_epoch;
-      if (!last && (stop_requested() || (o.should_stop && o.should_stop(step)))) {
+      bool stop = !last && (stop_requested() || (o.should_stop && o.should_stop(step)));
+      // All ranks stop at the same step (a signal may reach only some).
+      if (group && !last) stop = group->any(stop, "stop check");
+      if (stop) {
         summary.interrupted = true;
         return false;
       }
@@ -354,8 +495,10 @@ TrainSummary train(TrainOptions options) {
     };
     if (cached) {
       auto order = epoch_order(static_cast<size_t>(n_train), o.seed, epoch, true);
-      for (int64_t b = first_step * o.batch_size; b < n_train; b += o.batch_size) {
-        int64_t e = std::min(n_train, b + o.batch_size);
+      if (group) order = dist::shard_order(order, rank, world);
+      const int64_t n = static_cast<int64_t>(order.size());
+      for (int64_t b = first_step * local_batch; b < n; b += local_batch) {
+        int64_t e = std::min(n, b + local_batch);
         std::vector<int64_t> idx(order.begin() + b, order.begin() + e);
         torch::Tensor it = torch::tensor(idx, torch::kInt64);
         if (!train_step(train_feats.values.index_select(0, it).to(device),
@@ -364,8 +507,10 @@ TrainSummary train(TrainOptions options) {
       }
     } else {
       LoaderOptions lo;
-      lo.batch_size = o.batch_size;
+      lo.batch_size = local_batch;
       lo.shuffle = true;
+      if (group)
+        lo.order = dist::shard_order(epoch_order(data.train.size(), o.seed, epoch, true), rank, world);
       lo.augment = strategy.kind == Strategy::kLinear ? Augment::None : augment;
       lo.seed = o.seed;
       lo.epoch = epoch;
@@ -385,14 +530,22 @@ TrainSummary train(TrainOptions options) {
     }
     progress.finish();
     state.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    reduce_sums();
     if (summary.interrupted) {
-      save_checkpoint(o.out, *model, *optimizer, state);
+      if (lead) save_checkpoint(o.out, *model, *optimizer, state);
       log_info(str_cat("interrupted in epoch ", epoch + 1, " after step ", state.step_in_epoch,
                        "; the state is saved: continue with graft train --resume --out ", o.out));
       break;
     }
     GRAFT_CHECK(state.seen > 0, "no training image of '", o.data, "' could be decoded");
     Metrics val = evaluate_val();
+    if (reducer) {
+      const auto& rs = reducer->stats();
+      log_info(str_cat("dist: ", world, " workers, ", rs.buckets, " gradient bucket(s) of ",
+                       rs.bytes / 1e6, " MB in all, all-reduce wait after backward ",
+                       1e3 * rs.wait_seconds / std::max<int64_t>(1, rs.steps), " ms/step over ",
+                       rs.steps, " steps"));
+    }
     if (finish_epoch(o, epoch, step, val, has_val, optimizer->param_groups()[0].options().get_lr(),
                      "images/s", state, summary, [&] { save_model(o.out, *model, info); }, *model,
                      *optimizer))
@@ -410,6 +563,8 @@ TrainSummary train(TrainOptions options) {
   summary.best_epoch = state.best_epoch;
   summary.best_val_accuracy = state.best_accuracy;
 
+  // Rank 0 alone evaluates the test set once and writes the report.
+  if (!lead) return summary;
   if (data.has_test && !summary.interrupted) {
     LoadedModel best = load_model(o.out);
     best.model->to(device);

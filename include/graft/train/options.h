@@ -4,12 +4,17 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace graft {
+
+namespace dist {
+class Group;
+}
 
 struct TrainOptions {
   std::string task = "image";
@@ -91,6 +96,10 @@ struct TrainOptions {
   /// done (0: never), checkpointed like an interruption; --resume goes on.
   /// Successive halving runs trials rung by rung with it.
   int64_t stop_after_epoch = 0;
+  /// Not a setting (not in config.json): the data-parallel group this process
+  /// trains in (dist/group.h); null or of size 1: alone. --batch-size is then
+  /// the global batch, split evenly between the ranks.
+  std::shared_ptr<dist::Group> group;
 };
 
 /// The defaults of a task: "image" as above; "text" fine-tunes BERT the way

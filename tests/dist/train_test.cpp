@@ -273,6 +273,24 @@ TEST_F(DistTrain, TorchrunStyleEnvironmentWorks) {
   EXPECT_TRUE(fs::exists(*dir_ / "env/model.safetensors"));
 }
 
+TEST_F(DistTrain, TwoNodeLaunchersMatchOneProcess) {
+  // The multi-machine flags, with both "machines" on loopback: two launchers
+  // of one worker each, node 0 hosting the rendezvous.
+  Proc one = run(args(*dir_ / "n1", "", "2"), {}, *dir_ / "n1");
+  ASSERT_EQ(one.code, 0) << one.err;
+  const std::string port = std::to_string(dist::free_port());
+  std::vector<Running> nodes;
+  for (int node = 0; node < 2; ++node)
+    nodes.push_back(spawn(with(args(*dir_ / "n2", "", "2"),
+                               {"--nproc", "1", "--nnodes", "2", "--node-rank", std::to_string(node),
+                                "--master-addr", "127.0.0.1", "--master-port", port}),
+                          {}, *dir_ / ("node" + std::to_string(node))));
+  Proc p0 = wait_for(nodes[0]), p1 = wait_for(nodes[1]);
+  ASSERT_EQ(p0.code, 0) << p0.err;
+  ASSERT_EQ(p1.code, 0) << p1.err;
+  EXPECT_LT(max_rel_diff(*dir_ / "n1/model.safetensors", *dir_ / "n2/model.safetensors"), 1e-5);
+}
+
 TEST_F(DistTrain, WrongMasterPortOrAddressIsAClearError) {
   int port = dist::free_port(), wrong = dist::free_port();
   auto a = with(args(*dir_ / "wrongport", ""), {"--dist-timeout", "5"});

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -320,6 +321,20 @@ TEST_F(DistTrain, WorldSizeDisagreementIsAClearError) {
   EXPECT_TRUE(contains(p0.err, "rank 1 has world size 3 but rank 0 has 2")) << p0.err;
   EXPECT_EQ(p1.code, 1);
   EXPECT_TRUE(contains(p1.err, "this worker has world size 3 but rank 0 has 2")) << p1.err;
+}
+
+TEST_F(DistTrain, WorkersWithDifferentOptionsIsAClearError) {
+  int port = dist::free_port();
+  auto a = with(args(*dir_ / "opts", "", "1"), {"--dist-timeout", "20"});
+  auto b = a;
+  b[std::find(b.begin(), b.end(), "--lr") - b.begin() + 1] = "0.02";
+  Running r0 = spawn(a, worker_env(0, 2, port), *dir_ / "opts0");
+  Running r1 = spawn(b, worker_env(1, 2, port), *dir_ / "opts1");
+  Proc p0 = wait_for(r0), p1 = wait_for(r1);
+  EXPECT_EQ(p1.code, 2);
+  EXPECT_TRUE(contains(p1.err, "must use the same options: lr is 0.02 here but 0.01 on rank 0"))
+      << p1.err;
+  EXPECT_NE(p0.code, 0);  // rank 0 loses its peer
 }
 
 TEST_F(DistTrain, PortInUseIsAClearError) {

@@ -118,13 +118,5 @@ PY
   echo "with 2 (N-1)/N * S / B <= backward time; beyond that, grow b per node instead of N."
   echo "<!-- dist:end -->"
 } > "$W/section-full.md"
-/usr/bin/python3 - bench/RESULTS.md "$W/section-full.md" <<'PY'
-import os, re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-pat = re.compile(r"<!-- dist:begin -->.*?<!-- dist:end -->\n?", re.S)
-text = pat.sub("", text).rstrip("\n") + "\n\n" + sec
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
+/usr/bin/python3 bench/section.py bench/RESULTS.md dist "$W/section-full.md"
 cat "$W/section-full.md"

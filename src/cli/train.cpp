@@ -170,8 +170,6 @@ int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>
   // --nproc/--nnodes: this process only starts the workers (as torchrun
   // would); a started worker, or one under torchrun, finds WORLD_SIZE etc.
   if ((d.nproc > 1 || d.nnodes > 1) && !dist::is_launched_worker()) {
-    GRAFT_CHECK_USAGE(o.task == "image", "--nproc/--nnodes: data-parallel training is not wired "
-                      "into --task ", o.task, " yet (expected --task image)");
     dist::LaunchOptions lo;
     lo.nproc = d.nproc;
     lo.nnodes = d.nnodes;

@@ -126,6 +126,13 @@ void GradReducer::finish() {
   stats_.steps += 1;
 }
 
+void GradReducer::reduce_accumulated() {
+  prepare();
+  for (size_t k = 0; k < params_.size(); ++k)
+    if (params_[k].grad().defined()) on_grad(k, params_[k].grad());
+  finish();
+}
+
 void broadcast_module(Group& group, torch::nn::Module& module, bool buffers_only) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> ts;

@@ -1,6 +1,7 @@
 #include "graft/text/text_train.h"
 
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -13,6 +14,9 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/order.h"
+#include "graft/dist/group.h"
+#include "graft/dist/reducer.h"
+#include "graft/dist/sampler.h"
 #include "graft/report/report.h"
 #include "graft/text/text_data.h"
 #include "graft/text/text_model.h"
@@ -222,6 +226,15 @@ std::vector<ParamGroup> text_param_groups(torch::nn::Module& model, const TrainO
 TrainSummary train_text(const TrainOptions& options) {
   const TrainOptions& o = options;
   validate(o);
+  // Data parallel (dist/): --batch-size is the global batch; every step's
+  // texts are dealt out between the ranks; rank 0 ("lead") alone writes.
+  const std::shared_ptr<dist::Group> group = o.group && o.group->size() > 1 ? o.group : nullptr;
+  const int rank = group ? group->rank() : 0, world = group ? group->size() : 1;
+  const bool lead = rank == 0;
+  GRAFT_CHECK_USAGE(o.batch_size % world == 0, "--batch-size ", o.batch_size, " is the global batch of ",
+                    world, " workers and must be a multiple of ", world);
+  const int64_t local_batch = o.batch_size / world;
+  if (group) check_same_options(*group, o);
   const bool is_tfidf = o.backbone == "tfidf";
   const std::string wfile = is_tfidf ? "" : weights_file(o.weights);
   GRAFT_CHECK_USAGE(!(is_tfidf && o.weights != "none"), "--weights: the tfidf backbone has no source "
@@ -286,7 +299,8 @@ TrainSummary train_text(const TrainOptions& options) {
                        e == &train ? o.data : val_source, "' are longer than --max-length ",
                        o.max_length, " tokens and were truncated (", e->truncated_tokens,
                        " tokens dropped)"));
-  prepare_run_dir(o);
+  if (lead) prepare_run_dir(o);
+  if (group) group->barrier("start of training (rank 0 prepares the run directory)");
 
   // Model.
   seed_everything(mix_seed(o.seed, 201));
@@ -351,7 +365,7 @@ TrainSummary train_text(const TrainOptions& options) {
   config["truncated"] = {{"train", train.truncated_texts}, {"val", val.truncated_texts}};
   config["skipped_empty"] = train_set.skipped_empty;
   config["vocab"] = vocab_path;
-  if (!o.resume) {
+  if (!o.resume && lead) {
     write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
     write_file_atomic(o.out + "/vocab.txt", read_file(vocab_path));
   }
@@ -369,22 +383,41 @@ TrainSummary train_text(const TrainOptions& options) {
     for (const auto& e : val.inputs) docs.push_back(tfidf_tokens(e));
     val_rows = m.tfidf->transform(docs);
   }
+  // Rows of every text of a set, [n, D]: alone, compute(all); data
+  // parallel, each rank computes a shard and the rows are gathered back into
+  // the set's order, so every rank ends with all of them.
+  auto sharded = [&](int64_t n, const std::string& what,
+                     const std::function<torch::Tensor(const std::vector<size_t>&)>& compute) {
+    std::vector<size_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), size_t{0});
+    if (!group) return compute(all);
+    const std::vector<size_t> mine = dist::shard_order(all, rank, world, /*pad=*/false);
+    torch::Tensor part = compute(mine).contiguous();
+    std::vector<int64_t> pos(mine.begin(), mine.end());
+    torch::Tensor rows = group->all_gather_rows(part, "all-gather of " + what);
+    torch::Tensor where = group->all_gather_rows(torch::tensor(pos, torch::kInt64), "all-gather of " + what);
+    return rows.index_select(0, where.argsort());
+  };
   auto bert_features = [&](const Encoded& set, const char* label) {
-    torch::InferenceMode guard;
-    m.bert->eval();
-    const int64_t n = static_cast<int64_t>(set.inputs.size());
-    torch::Tensor out = torch::zeros({n, m.info.bert.hidden_size});
-    std::vector<size_t> order(set.inputs.size());
-    std::iota(order.begin(), order.end(), 0);
-    Progress progress(label, n);
-    for (const auto& b : length_batches(order, set.lengths, std::max<int64_t>(o.batch_size, 64), n)) {
-      std::vector<const EncodedText*> items;
-      for (int64_t i : b) items.push_back(&set.inputs[static_cast<size_t>(i)]);
-      out.index_copy_(0, torch::tensor(b, torch::kInt64), m.bert->features(collate_texts(items, wp->pad_id())));
-      progress.advance(static_cast<int64_t>(b.size()));
-    }
-    progress.finish();
-    return out;
+    return sharded(static_cast<int64_t>(set.inputs.size()), label, [&](const std::vector<size_t>& which) {
+      torch::InferenceMode guard;
+      m.bert->eval();
+      torch::Tensor out = torch::zeros({static_cast<int64_t>(which.size()), m.info.bert.hidden_size});
+      std::vector<int64_t> lengths;
+      for (size_t i : which) lengths.push_back(set.lengths[i]);
+      std::vector<size_t> order(which.size());
+      std::iota(order.begin(), order.end(), size_t{0});
+      Progress progress(label, static_cast<int64_t>(which.size()));
+      for (const auto& b : length_batches(order, lengths, std::max<int64_t>(local_batch, 64),
+                                          static_cast<int64_t>(which.size()))) {
+        std::vector<const EncodedText*> items;
+        for (int64_t i : b) items.push_back(&set.inputs[which[static_cast<size_t>(i)]]);
+        out.index_copy_(0, torch::tensor(b, torch::kInt64), m.bert->features(collate_texts(items, wp->pad_id())));
+        progress.advance(static_cast<int64_t>(b.size()));
+      }
+      progress.finish();
+      return out;
+    });
   };
   if (cached) {
     train_feats = bert_features(train, "features train");
@@ -427,7 +460,30 @@ TrainSummary train_text(const TrainOptions& options) {
   if (o.resume) {
     state = load_checkpoint(o.out, module, *optimizer);
     log_info(str_cat("resuming ", o.out, " after epoch ", state.epochs_done));
+    // The checkpoint holds the sums of all ranks: rank 0 carries them on.
+    if (!lead) {
+      state.loss_sum = 0;
+      state.correct = state.seen = 0;
+    }
   }
+  // Gradients averaged over the ranks; everyone starts from rank 0's weights.
+  std::unique_ptr<dist::GradReducer> reducer;
+  if (group) {
+    dist::broadcast_module(*group, module);
+    std::vector<torch::Tensor> trainable_params;
+    for (auto& p : module.parameters())
+      if (p.requires_grad()) trainable_params.push_back(p);
+    reducer = std::make_unique<dist::GradReducer>(group, trainable_params, group->config().overlap);
+  }
+  auto reduce_sums = [&] {
+    if (!group) return;
+    torch::Tensor t = torch::tensor({state.loss_sum, double(state.correct), double(state.seen)},
+                                    torch::kFloat64);
+    group->all_reduce(t, "sum of training metrics");
+    state.loss_sum = t[0].item<double>();
+    state.correct = static_cast<int64_t>(t[1].item<double>());
+    state.seen = static_cast<int64_t>(t[2].item<double>());
+  };
   const bool has_val = !val.inputs.empty();
   if (!has_val) log_info("no validation data (--val-split 0): every epoch's model is kept");
   auto evaluate_val = [&]() -> Metrics {
@@ -444,7 +500,12 @@ TrainSummary train_text(const TrainOptions& options) {
       std::iota(all.begin(), all.end(), 0);
       logits = batch_logits(val, val_rows, val_feats, all);
     } else {
-      logits = m.logits(val.inputs, std::max<int64_t>(o.batch_size, 64));
+      logits = sharded(static_cast<int64_t>(val.inputs.size()), "validation logits",
+                       [&](const std::vector<size_t>& which) {
+                         std::vector<EncodedText> part;
+                         for (size_t i : which) part.push_back(val.inputs[i]);
+                         return m.logits(part, std::max<int64_t>(local_batch, 64));
+                       });
     }
     return compute_metrics(logits, torch::tensor(val.labels, torch::kInt64), classes);
   };
@@ -456,7 +517,9 @@ TrainSummary train_text(const TrainOptions& options) {
   for (int64_t epoch = state.epochs_done; epoch < o.epochs && !summary.interrupted; ++epoch) {
     auto t0 = std::chrono::steady_clock::now();
     const int64_t first_step = state.step_in_epoch;
-    if (first_step == 0) torch::manual_seed(mix_seed(o.seed, 301, static_cast<uint64_t>(epoch)));
+    // Dropout: each rank its own stream (rank 0's is that of a run alone).
+    if (first_step == 0)
+      torch::manual_seed(mix_seed(o.seed, 301 + static_cast<uint64_t>(rank), static_cast<uint64_t>(epoch)));
     module.train();
     if (cached) m.bert->bert->eval();
     auto batches = length_batches(epoch_order(static_cast<size_t>(n_train), o.seed, epoch, true),
@@ -469,17 +532,26 @@ TrainSummary train_text(const TrainOptions& options) {
       batches = std::move(shuffled);
     }
     int64_t step = epoch * steps_per_epoch + first_step;
-    Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), n_train);
+    Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), (n_train + world - 1) / world);
     progress.advance(state.seen);
     for (int64_t b = first_step; b < static_cast<int64_t>(batches.size()); ++b) {
-      const auto& batch = batches[static_cast<size_t>(b)];
+      const auto& global = batches[static_cast<size_t>(b)];
+      // This rank's texts of the step: every world-th, from its rank.
+      std::vector<int64_t> batch;
+      for (size_t i = static_cast<size_t>(rank); i < global.size(); i += static_cast<size_t>(world))
+        batch.push_back(global[i]);
       set_lr(*optimizer, groups, lr_factor(o.schedule, step, total_steps, warmup_steps, step_size, o.gamma));
       optimizer->zero_grad();
-      const double n = static_cast<double>(batch.size());
-      for (size_t s = 0; s < batch.size(); s += static_cast<size_t>(o.batch_size)) {
+      // Each text's loss weighs 1 / (texts in the whole step), so that the
+      // sum over micro-batches, and the mean over ranks x world, is the
+      // gradient of one batch of the whole step.
+      const double n = static_cast<double>(global.size()) / world;
+      const bool hooks = reducer && o.grad_accum == 1;
+      if (hooks) reducer->prepare();
+      for (size_t s = 0; s < batch.size(); s += static_cast<size_t>(local_batch)) {
         std::vector<int64_t> micro(batch.begin() + static_cast<std::ptrdiff_t>(s),
                                    batch.begin() + static_cast<std::ptrdiff_t>(
-                                                       std::min(batch.size(), s + static_cast<size_t>(o.batch_size))));
+                                                       std::min(batch.size(), s + static_cast<size_t>(local_batch))));
         std::vector<int64_t> ys;
         for (int64_t i : micro) ys.push_back(train.labels[static_cast<size_t>(i)]);
         torch::Tensor y = torch::tensor(ys, torch::kInt64);
@@ -489,22 +561,29 @@ TrainSummary train_text(const TrainOptions& options) {
         state.loss_sum += loss.item<double>() * static_cast<double>(micro.size());
         state.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       }
+      if (hooks) reducer->finish();
+      else if (reducer) reducer->reduce_accumulated();
       if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(module.parameters(), o.clip_grad);
       optimizer->step();
       state.seen += static_cast<int64_t>(batch.size());
       state.step_in_epoch += 1;
       progress.advance(static_cast<int64_t>(batch.size()));
       ++step;
+      if (group) maybe_inject_fault(rank, step);
       const bool last = state.step_in_epoch == steps_per_epoch;
-      if (!last && (stop_requested() || (o.should_stop && o.should_stop(step)))) {
+      bool stop = !last && (stop_requested() || (o.should_stop && o.should_stop(step)));
+      // All ranks stop at the same step (a signal may reach only some).
+      if (group && !last) stop = group->any(stop, "stop check");
+      if (stop) {
         summary.interrupted = true;
         break;
       }
     }
     progress.finish();
     state.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    reduce_sums();
     if (summary.interrupted) {
-      save_checkpoint(o.out, module, *optimizer, state);
+      if (lead) save_checkpoint(o.out, module, *optimizer, state);
       log_info(str_cat("interrupted in epoch ", epoch + 1, " after step ", state.step_in_epoch,
                        "; the state is saved: continue with graft train --resume --out ", o.out));
       break;
@@ -517,6 +596,8 @@ TrainSummary train_text(const TrainOptions& options) {
   summary.epochs_run = state.epochs_done;
   summary.best_epoch = state.best_epoch;
   summary.best_val_accuracy = state.best_accuracy;
+  // Rank 0 alone evaluates the test set once and writes the report.
+  if (!lead) return summary;
 
   if (has_test && !summary.interrupted) {
     TextModel best = load_text_model(o.out);

@@ -159,6 +159,35 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
   return false;
 }
 
+// Every rank must train with the same settings; only how each runs may
+// differ. Rank 0 publishes its options, the others compare.
+void check_same_options(dist::Group& group, const TrainOptions& o) {
+  nlohmann::json mine = to_json(o);
+  for (const char* k : {"threads", "workers", "device", "quiet"}) mine.erase(k);
+  if (group.rank() == 0) {
+    group.store_set("graft/train_options", mine.dump());
+    return;
+  }
+  nlohmann::json lead = nlohmann::json::parse(group.store_get("graft/train_options"));
+  std::string diff;
+  for (auto it = mine.begin(); it != mine.end(); ++it)
+    if (!lead.contains(it.key()) || lead[it.key()] != it.value())
+      diff += str_cat(diff.empty() ? "" : "; ", it.key(), " is ", it.value().dump(), " here but ",
+                      lead.value(it.key(), nlohmann::json()).dump(), " on rank 0");
+  GRAFT_CHECK_USAGE(diff.empty(), "rank ", group.rank(),
+                    ": the workers of a distributed run must use the same options: ", diff);
+}
+
+// A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
+// after that many optimiser steps, as a crash would.
+void maybe_inject_fault(int rank, int64_t step) {
+  static const char* spec = std::getenv("GRAFT_FAULT_DIST_KILL");
+  if (!spec || !*spec) return;
+  int r = -1;
+  long long s = -1;
+  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step) std::raise(SIGKILL);
+}
+
 namespace {
 
 struct DataSets {
@@ -210,25 +239,6 @@ torch::Tensor class_weight_tensor(const TrainOptions& o, const ImageSet& train) 
   return torch::tensor(w);
 }
 
-// Every rank must train with the same settings; only how each runs may
-// differ. Rank 0 publishes its options, the others compare.
-void check_same_options(dist::Group& group, const TrainOptions& o) {
-  nlohmann::json mine = to_json(o);
-  for (const char* k : {"threads", "workers", "device", "quiet"}) mine.erase(k);
-  if (group.rank() == 0) {
-    group.store_set("graft/train_options", mine.dump());
-    return;
-  }
-  nlohmann::json lead = nlohmann::json::parse(group.store_get("graft/train_options"));
-  std::string diff;
-  for (auto it = mine.begin(); it != mine.end(); ++it)
-    if (!lead.contains(it.key()) || lead[it.key()] != it.value())
-      diff += str_cat(diff.empty() ? "" : "; ", it.key(), " is ", it.value().dump(), " here but ",
-                      lead.value(it.key(), nlohmann::json()).dump(), " on rank 0");
-  GRAFT_CHECK_USAGE(diff.empty(), "rank ", group.rank(),
-                    ": the workers of a distributed run must use the same options: ", diff);
-}
-
 // Inference over `set` split between the ranks (every sample once), gathered
 // into the order of the set: the same Outputs on every rank as infer() alone.
 Outputs sharded_infer(dist::Group& group, BackboneImpl& model, const ImageSet& set,
@@ -260,26 +270,11 @@ Outputs sharded_infer(dist::Group& group, BackboneImpl& model, const ImageSet& s
   return out;
 }
 
-// A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
-// after that many optimiser steps, as a crash would.
-void maybe_inject_fault(int rank, int64_t step) {
-  static const char* spec = std::getenv("GRAFT_FAULT_DIST_KILL");
-  if (!spec || !*spec) return;
-  int r = -1;
-  long long s = -1;
-  if (std::sscanf(spec, "%d:%lld", &r, &s) == 2 && r == rank && s == step) std::raise(SIGKILL);
-}
-
-
 }  // namespace
 
 TrainSummary train(TrainOptions options) {
   if (options.resume) options = resume_options(options);
-  if (options.task == "text") {
-    GRAFT_CHECK_USAGE(!options.group || options.group->size() == 1,
-                      "--nproc/--nnodes (data-parallel training) is not wired into --task text yet");
-    return train_text(options);
-  }
+  if (options.task == "text") return train_text(options);
   const TrainOptions& o = options;
   validate(o);
   // Data parallel: rank 0 ("lead") alone writes the run directory.

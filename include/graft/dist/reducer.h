@@ -50,6 +50,11 @@ class GradReducer {
   /// over ranks. Throws graft::Error if a peer failed.
   void finish();
 
+  /// Instead of prepare() / backward / finish(): averages the gradients the
+  /// parameters already hold (summed over several backward passes, as in
+  /// gradient accumulation, with the hooks not armed) over the ranks and
+  /// writes the mean back into .grad. Same buckets, no overlap.
+  void reduce_accumulated();
   const ReducerStats& stats() const { return stats_; }
 
  private:

@@ -55,6 +55,13 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
                   bool has_val, double lr, const char* unit, TrainerState& state,
                   TrainSummary& summary, const std::function<void()>& save_best,
                   torch::nn::Module& model, torch::optim::Optimizer& optimizer);
+/// Data parallel: every rank must train with the same options (only threads,
+/// workers, device and quiet may differ); rank 0 publishes its own, the
+/// others compare and throw graft::UsageError naming the first that differs.
+void check_same_options(dist::Group& group, const TrainOptions& o);
+/// A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
+/// after that many optimiser steps, as a crash would.
+void maybe_inject_fault(int rank, int64_t step);
 /// The options stored in o.out/config.json, with how-to-run settings
 /// (threads, workers, device, quiet, stop_after_epoch, should_stop) from o.
 TrainOptions resume_options(const TrainOptions& o);

@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev            # LibTorch 1.13 (c10d headers need Gloo)
   libopenblas0-openmp                 # fast BLAS; the pthread build oversubscribes
   libopencv-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+  opencv-data                         # Haar cascades: graft face's detector
   libgtest-dev
   python3-torch python3-torchvision   # reference for parity tests only
   dataset-fashion-mnist               # the main job's data
@@ -47,6 +48,8 @@ esac
 # The face models (TF.js weights of @vladmandic/face-api, integrity-checked);
 # optional: only the tests that read them need them.
 bash "$(dirname "$0")/face_models.sh" || echo "setup: face-api models not fetched (optional)" >&2
+# face-api itself, the reference of the face parity tests (same tarball).
+bash "$(dirname "$0")/face_reference.sh" >/dev/null || echo "setup: face-api reference not fetched (optional)" >&2
 
 # The BERT tokenizer reference for the WordPiece parity tests (npm
 # "tokenizers", integrity-checked); node and npm come with the machine.

@@ -33,6 +33,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_score(app, action);
   add_report(app, action);
   add_compare(app, action);
+  add_face(app, action);
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);

@@ -22,6 +22,7 @@ void add_weights(CLI::App& app, Action& run);
 void add_score(CLI::App& app, Action& run);
 void add_report(CLI::App& app, Action& run);
 void add_compare(CLI::App& app, Action& run);
+void add_face(CLI::App& app, Action& run);
 
 /// --threads, shared by every verb (0: all cores).
 void add_threads(CLI::App& sub, int& threads);

@@ -1,0 +1,109 @@
+#pragma once
+/// The face pipeline every face verb uses: find the face (face-api's SSD or
+/// OpenCV's Haar cascade, or the whole image with --no-detect), its 68
+/// landmarks (face-api's landmark net on the face crop, as face-api does), the aligned 150x150 chip (align_face) and the L2-normalised
+/// 128-d embedding (face-api's recognition net). Enrolment, identification,
+/// verification, evaluation and training all call FacePipeline, so they see
+/// the same crops.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <torch/torch.h>
+
+#include "graft/face/align.h"
+#include "graft/face/detector.h"
+#include "graft/face/nets.h"
+
+namespace graft {
+
+struct FaceOptions {
+  /// Folder of face-api's TF.js models ("" = default_face_models_dir()).
+  std::string models_dir;
+  /// false (--no-detect): each image is one already-cropped face; landmarks
+  /// run on the whole image.
+  bool detect = true;
+  /// "ssd": face-api's SSD MobileNet v1 (detector.h); "haar": OpenCV's Haar
+  /// cascade, the fallback without the SSD model.
+  std::string detector = "ssd";
+  /// Smallest face side (pixels) kept.
+  int min_face = 40;
+  /// The SSD's minimum score (face-api's default 0.5).
+  double min_confidence = 0.5;
+  /// OpenCV Haar cascade file ("" = Debian opencv-data's frontal face cascade).
+  std::string cascade;
+};
+
+/// One face: its box in the image, landmarks (image pixels) and aligned chip.
+struct Face {
+  cv::Rect box;
+  std::vector<cv::Point2f> landmarks;
+  cv::Mat chip;
+};
+
+/// Seconds spent per stage and the counts they cover (for time per image).
+struct FaceTimes {
+  double decode = 0, detect = 0, landmarks = 0, align = 0, embed = 0;
+  int64_t images = 0, faces = 0;
+};
+
+/// The name graft records for the embedder in galleries and run folders.
+inline constexpr const char* kFaceEmbedderName = "face-api-1.7.15/face_recognition_model";
+
+class FacePipeline {
+ public:
+  /// Loads the landmark and recognition nets (and the cascade when detecting).
+  /// Throws graft::Error naming what is missing.
+  explicit FacePipeline(FaceOptions options);
+  ~FacePipeline();
+
+  /// The faces of an 8-bit grey or RGB image, largest first (one, the whole
+  /// image, with detect off). Empty when the detector finds none. Throws
+  /// graft::Error naming `name` for an image too small to hold a face.
+  std::vector<Face> faces(const cv::Mat& image, const std::string& name);
+
+  /// L2-normalised embeddings [N, 128] of aligned chips (a batch at a time).
+  torch::Tensor embed(const std::vector<cv::Mat>& chips);
+
+  /// Reads an image file (load_image; timed as decoding).
+  cv::Mat load(const std::string& path);
+
+  /// Reads an image file and returns the embedding [128] of its largest face.
+  /// Throws graft::Error naming the file when it is not an image or has no face.
+  torch::Tensor embed_file(const std::string& path);
+
+  /// sha256 of the recognition net's manifest and shards.
+  const std::string& embedder_sha256() const { return sha256_; }
+  const FaceOptions& options() const { return options_; }
+  const FaceTimes& times() const { return times_; }
+
+ private:
+  FaceOptions options_;
+  FaceLandmarkNet landmarks_{nullptr};
+  FaceEmbedder embedder_{nullptr};
+  std::string sha256_;
+  struct Detector;
+  std::unique_ptr<Detector> detector_;
+  FaceDetectorNet ssd_{nullptr};
+  FaceTimes times_;
+};
+
+/// A folder with one sub-folder per identity, embedded. Every regular file
+/// (hidden ones aside) is tried; a file that is not a readable image or has
+/// no face is listed in `skipped` as "PATH: reason" instead of failing.
+struct FaceFolder {
+  std::vector<std::string> identities;        // sorted folder names
+  std::vector<std::string> paths;             // embedded files
+  std::vector<int64_t> labels;                // index into identities, per path
+  torch::Tensor embeddings;                   // [paths.size(), 128], L2-normalised
+  std::vector<std::string> skipped;           // "PATH: reason"
+  std::vector<std::string> empty_identities;  // folders that gave no face
+};
+
+/// Embeds `dir` (largest face per image). Throws graft::Error naming `dir`
+/// when it is not a folder or has no identity sub-folder.
+FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir);
+
+}  // namespace graft

@@ -1,0 +1,180 @@
+#include "graft/face/pipeline.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+
+#include "graft/core/error.h"
+#include "graft/data/image_set.h"
+
+namespace graft {
+
+namespace {
+
+constexpr const char* kDefaultCascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
+constexpr int kMinImageSide = 16;  // smaller than this holds no usable face
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+struct FacePipeline::Detector {
+  cv::CascadeClassifier cascade;
+};
+
+FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
+  if (options_.models_dir.empty()) options_.models_dir = default_face_models_dir();
+  landmarks_ = load_face_landmark_net(options_.models_dir);
+  embedder_ = load_face_embedder(options_.models_dir);
+  sha256_ = face_model_sha256(options_.models_dir, "face_recognition_model");
+  if (options_.detect) {
+    GRAFT_CHECK(options_.min_face >= 8, "--min-face: ", options_.min_face, " (expected at least 8 pixels)");
+    GRAFT_CHECK(options_.detector == "ssd" || options_.detector == "haar", "--detector: \"", options_.detector,
+                "\" (expected ssd or haar)");
+    if (options_.detector == "ssd") {
+      ssd_ = load_face_detector(options_.models_dir);
+    } else {
+      const std::string path = options_.cascade.empty() ? kDefaultCascade : options_.cascade;
+      GRAFT_CHECK(std::filesystem::exists(path), "face detector: the Haar cascade ", path,
+                  " is missing (install Debian's opencv-data, pass --cascade FILE, or --no-detect for "
+                  "folders of already-cropped faces)");
+      detector_ = std::make_unique<Detector>();
+      GRAFT_CHECK(detector_->cascade.load(path), "face detector: ", path, " is not an OpenCV cascade");
+    }
+  }
+}
+
+FacePipeline::~FacePipeline() = default;
+
+std::vector<Face> FacePipeline::faces(const cv::Mat& image, const std::string& name) {
+  GRAFT_CHECK(image.depth() == CV_8U && (image.channels() == 1 || image.channels() == 3), name,
+              ": expected an 8-bit grey or RGB image, got ", image.channels(), " channels");
+  GRAFT_CHECK(image.cols >= kMinImageSide && image.rows >= kMinImageSide, name, ": ", image.cols, "x",
+              image.rows, " pixels is too small to hold a face (expected at least ", kMinImageSide,
+              "x", kMinImageSide, ")");
+  ++times_.images;
+  std::vector<cv::Rect> boxes;
+  auto t0 = std::chrono::steady_clock::now();
+  if (!options_.detect) {
+    boxes.push_back(cv::Rect(0, 0, image.cols, image.rows));
+  } else if (ssd_) {
+    for (const auto& d : detect_faces(ssd_, image, options_.min_confidence)) {
+      const cv::Rect crop = face_crop(d.box, image.size());
+      if (std::min(crop.width, crop.height) >= options_.min_face) boxes.push_back(crop);
+    }
+  } else {
+    cv::Mat grey;
+    if (image.channels() == 3) cv::cvtColor(image, grey, cv::COLOR_RGB2GRAY);
+    else grey = image;
+    cv::equalizeHist(grey, grey);
+    detector_->cascade.detectMultiScale(grey, boxes, 1.1, 4, 0,
+                                        cv::Size(options_.min_face, options_.min_face));
+  }
+  std::stable_sort(boxes.begin(), boxes.end(), [](const cv::Rect& a, const cv::Rect& b) { return a.area() > b.area(); });
+  times_.detect += seconds_since(t0);
+  std::vector<Face> out;
+  for (const cv::Rect& box : boxes) {
+    Face f;
+    f.box = box;
+    t0 = std::chrono::steady_clock::now();
+    // Landmarks on the face crop (face-api's), mapped back; Haar boxes are
+    // tighter than the SSD's, so they are widened by 10% on each side.
+    cv::Rect crop = box;
+    if (options_.detect && !ssd_) {
+      const int mx = box.width / 10, my = box.height / 10;
+      crop = cv::Rect(box.x - mx, box.y - my, box.width + 2 * mx, box.height + 2 * my) &
+             cv::Rect(0, 0, image.cols, image.rows);
+    }
+    f.landmarks = face_landmarks(landmarks_, image(crop));
+    for (auto& p : f.landmarks) p += cv::Point2f(static_cast<float>(crop.x), static_cast<float>(crop.y));
+    times_.landmarks += seconds_since(t0);
+    t0 = std::chrono::steady_clock::now();
+    f.chip = align_face(image, f.landmarks);
+    times_.align += seconds_since(t0);
+    out.push_back(std::move(f));
+  }
+  times_.faces += static_cast<int64_t>(out.size());
+  return out;
+}
+
+torch::Tensor FacePipeline::embed(const std::vector<cv::Mat>& chips) {
+  if (chips.empty()) return torch::zeros({0, 128});
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<torch::Tensor> inputs;
+  for (const auto& chip : chips) inputs.push_back(face_net_input(chip, 150));
+  torch::NoGradGuard no_grad;
+  auto e = embedder_->forward(torch::stack(inputs));
+  e = e / e.norm(2, 1, true).clamp_min(1e-12);
+  times_.embed += seconds_since(t0);
+  return e;
+}
+
+cv::Mat FacePipeline::load(const std::string& path) {
+  const auto t0 = std::chrono::steady_clock::now();
+  cv::Mat image = load_image(path);
+  times_.decode += seconds_since(t0);
+  return image;
+}
+
+torch::Tensor FacePipeline::embed_file(const std::string& path) {
+  const cv::Mat image = load(path);
+  auto found = faces(image, path);
+  GRAFT_CHECK(!found.empty(), path, ": no face found (detector ", options_.detector, ", min face ",
+              options_.min_face, " px; --no-detect for already-cropped faces)");
+  return embed({found.front().chip})[0];
+}
+
+FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir) {
+  namespace fs = std::filesystem;
+  GRAFT_CHECK(fs::is_directory(dir), dir, " is not a folder (expected one sub-folder per identity)");
+  FaceFolder out;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && !name.empty() && name[0] != '.') out.identities.push_back(name);
+  }
+  std::sort(out.identities.begin(), out.identities.end());
+  GRAFT_CHECK(!out.identities.empty(), dir, " has no identity sub-folder (expected DIR/<person>/<image>)");
+  std::vector<cv::Mat> chips;
+  std::vector<torch::Tensor> parts;
+  auto flush = [&] {
+    if (chips.empty()) return;
+    parts.push_back(pipeline.embed(chips));
+    chips.clear();
+  };
+  for (size_t label = 0; label < out.identities.size(); ++label) {
+    std::vector<std::string> files;
+    for (const auto& entry : fs::directory_iterator(fs::path(dir) / out.identities[label])) {
+      const std::string name = entry.path().filename().string();
+      if (entry.is_regular_file() && !name.empty() && name[0] != '.') files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    int64_t used = 0;
+    for (const auto& path : files) {
+      try {
+        const cv::Mat image = pipeline.load(path);
+        auto found = pipeline.faces(image, path);
+        if (found.empty()) {
+          out.skipped.push_back(path + ": no face found");
+          continue;
+        }
+        chips.push_back(found.front().chip);
+        out.paths.push_back(path);
+        out.labels.push_back(static_cast<int64_t>(label));
+        ++used;
+        if (chips.size() == 32) flush();
+      } catch (const Error& e) {
+        out.skipped.push_back(e.what());
+      }
+    }
+    if (used == 0) out.empty_identities.push_back(out.identities[label]);
+  }
+  flush();
+  out.embeddings = parts.empty() ? torch::zeros({0, 128}) : torch::cat(parts);
+  return out;
+}
+
+}  // namespace graft

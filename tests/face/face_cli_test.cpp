@@ -1,0 +1,170 @@
+// graft face verbs in-process on a few att_faces identities (already-cropped
+// faces, --no-detect), with the bad inputs of the face issue.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "graft/cli/cli.h"
+#include "graft/core/files.h"
+#include "graft/face/nets.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result graft_cli(const std::vector<std::string>& args) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  const int code = cli::run(args);
+  return {code, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+class FaceCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    att_ = test::shared_data("att_faces");
+    if (att_.empty()) GTEST_SKIP() << "../shared/data/att_faces is absent";
+    if (!fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
+      GTEST_SKIP() << "face-api models absent (scripts/face_models.sh)";
+    // 5 identities x images 1-6 to enrol; image 7 of each to identify.
+    for (int s = 1; s <= 5; ++s) {
+      const std::string id = "s" + std::to_string(s);
+      fs::create_directories(dir_ / ("gallery_in/" + id));
+      for (int i = 1; i <= 6; ++i)
+        fs::copy_file(att_ + "/" + id + "/" + std::to_string(i) + ".pgm",
+                      dir_ / ("gallery_in/" + id + "/" + std::to_string(i) + ".pgm"));
+    }
+  }
+  std::string probe(int s, int i) const { return att_ + "/s" + std::to_string(s) + "/" + std::to_string(i) + ".pgm"; }
+  std::string att_;
+  test::TempDir dir_;
+};
+
+TEST_F(FaceCli, EnrollIdentifyVerify) {
+  Result e = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json", dir_ / "gallery_in"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_TRUE(contains(e.out, "enrolled 5 identities (30 images, 0 skipped)")) << e.out;
+  auto g = nlohmann::json::parse(read_file(dir_ / "g.json"));
+  EXPECT_EQ(g["embedder"], "face-api-1.7.15/face_recognition_model");
+  EXPECT_EQ(g["weights_sha256"].get<std::string>().size(), 64u);
+  EXPECT_EQ(g["identities"].size(), 5u);
+  EXPECT_EQ(g["identities"][0]["images"].size(), 6u);
+
+  Result id = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--json", "--gallery", dir_ / "g.json",
+                         probe(1, 7), probe(2, 7), probe(3, 7), probe(4, 7), probe(5, 7), probe(30, 1)});
+  ASSERT_EQ(id.code, 0) << id.err;
+  std::istringstream lines(id.out);
+  std::string line;
+  std::vector<nlohmann::json> rows;
+  while (std::getline(lines, line)) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 6u);
+  for (int s = 1; s <= 5; ++s) EXPECT_EQ(rows[s - 1]["identity"], "s" + std::to_string(s)) << rows[s - 1].dump();
+  EXPECT_EQ(rows[0]["top"].size(), 3u);
+  EXPECT_LT(rows[0]["top"][0]["distance"].get<double>(), rows[0]["top"][1]["distance"].get<double>());
+  EXPECT_EQ(rows[5]["identity"], "unknown") << "s30 is not enrolled: " << rows[5].dump();
+
+  Result same = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--json", probe(1, 7), probe(1, 8)});
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_TRUE(nlohmann::json::parse(same.out)["same"].get<bool>()) << same.out;
+  Result diff = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--json", probe(1, 7), probe(2, 8)});
+  ASSERT_EQ(diff.code, 0) << diff.err;
+  EXPECT_FALSE(nlohmann::json::parse(diff.out)["same"].get<bool>()) << diff.out;
+  EXPECT_LT(nlohmann::json::parse(same.out)["distance"].get<double>(),
+            nlohmann::json::parse(diff.out)["distance"].get<double>());
+}
+
+TEST_F(FaceCli, EvaluateEqualsAnIndependentComputation) {
+  Result r = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--data", dir_ / "gallery_in", "--trials", "3",
+                        "--far", "0.01", "--dump", dir_ / "dump.json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto m = nlohmann::json::parse(r.out);
+  EXPECT_EQ(m["images"], 30);
+  EXPECT_EQ(m["verification"]["genuine_pairs"], 5 * 15);
+  EXPECT_EQ(m["verification"]["impostor_pairs"], 5 * 15);
+  const std::string cmd = std::string("/usr/bin/python3 ") + GRAFT_SOURCE_DIR +
+                          "/tests/reference/face_protocol_ref.py " + (dir_ / "dump.json") + " " + (dir_ / "ref.json");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const auto ref = nlohmann::json::parse(read_file(dir_ / "ref.json"));
+  EXPECT_NEAR(m["verification"]["accuracy"].get<double>(), ref["accuracy"].get<double>(), 1e-9);
+  EXPECT_NEAR(m["verification"]["auc"].get<double>(), ref["auc"].get<double>(), 1e-9);
+  EXPECT_NEAR(m["verification"]["tar_at_far"].get<double>(), ref["tar_at_far"].get<double>(), 1e-9);
+  for (const auto& row : m["identification"])
+    EXPECT_NEAR(row["rank1"].get<double>(), ref["rank1"][std::to_string(row["k"].get<int>())].get<double>(), 1e-9);
+  for (const char* key : {"landmarks_ms_per_face", "align_ms_per_face", "embed_ms_per_face"})
+    EXPECT_GT(m["time"][key].get<double>(), 0.0) << key;
+}
+
+TEST_F(FaceCli, BadInputsAreNamedAndNothingIsLost) {
+  // A non-image, a tiny image, an RGBA image (alpha dropped: fine), a colour
+  // image, and an identity folder with nothing usable.
+  std::ofstream(dir_ / "gallery_in/s1/notes.txt") << "not an image";
+  cv::imwrite(dir_ / "gallery_in/s2/tiny.png", cv::Mat(8, 8, CV_8UC1, cv::Scalar(90)));
+  cv::Mat grey = cv::imread(probe(3, 9), cv::IMREAD_GRAYSCALE), rgba, bgr;
+  cv::cvtColor(grey, rgba, cv::COLOR_GRAY2BGRA);
+  cv::cvtColor(grey, bgr, cv::COLOR_GRAY2BGR);
+  cv::imwrite(dir_ / "gallery_in/s3/rgba.png", rgba);
+  cv::imwrite(dir_ / "gallery_in/s4/colour.jpg", bgr);
+  fs::create_directories(dir_ / "gallery_in/s99");
+  std::ofstream(dir_ / "gallery_in/s99/readme.md") << "# nothing";
+  Result e = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json", dir_ / "gallery_in"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_TRUE(contains(e.out, "enrolled 5 identities (32 images, 3 skipped)")) << e.out;
+  EXPECT_TRUE(contains(e.err, "notes.txt")) << e.err;
+  EXPECT_TRUE(contains(e.err, "tiny.png: 8x8 pixels is too small")) << e.err;
+  EXPECT_TRUE(contains(e.err, "identity s99")) << e.err;
+  const std::string before = read_file(dir_ / "g.json");
+
+  // A gallery from other weights is refused and left as it was.
+  auto g = nlohmann::json::parse(before);
+  g["weights_sha256"] = std::string(64, '0');
+  write_file_atomic(dir_ / "other.json", g.dump());
+  Result other = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "other.json", dir_ / "gallery_in"});
+  EXPECT_EQ(other.code, 1);
+  EXPECT_TRUE(contains(other.err, "was made by embedder")) << other.err;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir_ / "other.json"))["weights_sha256"], std::string(64, '0'));
+  Result other_id = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "other.json", probe(1, 7)});
+  EXPECT_EQ(other_id.code, 1);
+
+  // A folder with no usable face leaves the gallery unchanged.
+  fs::create_directories(dir_ / "empty/nobody");
+  std::ofstream(dir_ / "empty/nobody/x.jpg") << "garbage";
+  Result none = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json", dir_ / "empty"});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_TRUE(contains(none.err, "no identity yielded a usable face")) << none.err;
+  EXPECT_EQ(read_file(dir_ / "g.json"), before);
+
+  // Identify: a non-image input is an error naming it; the others still print.
+  Result id = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json",
+                         dir_ / "gallery_in/s1/notes.txt", probe(2, 9)});
+  EXPECT_EQ(id.code, 1);
+  EXPECT_TRUE(contains(id.err, "notes.txt")) << id.err;
+  EXPECT_TRUE(contains(id.out, "\ts2\t")) << id.out;
+  Result missing = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "nope.json", probe(2, 9)});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_TRUE(contains(missing.err, "nope.json does not exist")) << missing.err;
+}
+
+TEST_F(FaceCli, DetectionReportsImagesWithoutAFace) {
+  if (!fs::exists("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
+    GTEST_SKIP() << "Debian opencv-data is not installed";
+  cv::imwrite(dir_ / "blank.png", cv::Mat(200, 200, CV_8UC3, cv::Scalar(40, 80, 120)));
+  Result r = graft_cli({"face", "verify", "--threads", "1", dir_ / "blank.png", probe(1, 1)});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "blank.png: no face found")) << r.err;
+}
+
+}  // namespace
+}  // namespace graft

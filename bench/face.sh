@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Face recognition with face-api's pretrained networks on AT&T faces
+# (../shared/data/att_faces: 40 people x 10 images, 92x112 grey, already
+# cropped): `graft face evaluate` with --no-detect (landmarks on the whole
+# image, then alignment), with face-api's SSD detector, and with the Haar
+# cascade when Debian's opencv-data is installed. One intra-op thread
+# (THREADS=...) so that the times per image are not those of a contended
+# thread pool. Writes the "face" section of
+# bench/RESULTS.md (verification accuracy, AUC, TAR at FAR 1e-3, rank-1 at
+# k = 1, 3, 5, time per image for each stage).
+#   bash bench/face.sh      (about 2 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/face_models.sh
+bash scripts/build.sh graft >/dev/null
+DATA=$(cd "${GRAFT_SHARED_DATA:-../shared/data}" && pwd)/att_faces
+W=${GRAFT_BENCH_DIR:-/tmp/graft-face}
+G=$PWD/build/graft
+THREADS=${THREADS:-1}
+mkdir -p "$W"
+
+$G face evaluate --data "$DATA" --no-detect --threads "$THREADS" > "$W/no-detect.json"
+$G face evaluate --data "$DATA" --detector ssd --threads "$THREADS" > "$W/ssd.json"
+rows=("no-detect:$W/no-detect.json" "ssd:$W/ssd.json")
+if [ -f /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml ]; then
+  $G face evaluate --data "$DATA" --detector haar --threads "$THREADS" > "$W/haar.json"
+  rows+=("haar:$W/haar.json")
+fi
+
+/usr/bin/python3 - "$(nproc)" "${rows[@]}" <<'PY' > "$W/section.md"
+import json, sys
+cores = sys.argv[1]
+label = {"no-detect": "whole image (`--no-detect`)", "ssd": "face-api SSD detector",
+         "haar": "Haar cascade (OpenCV)"}
+print("| face finding | images used | verification acc. (10-fold) | AUC | TAR @ FAR 1e-3 | "
+      "rank-1 k=1 | rank-1 k=3 | rank-1 k=5 |")
+print("|---|---|---|---|---|---|---|---|")
+times = []
+for arg in sys.argv[2:]:
+    name, path = arg.split(":", 1)
+    m = json.load(open(path))
+    v = m["verification"]
+    r = {row["k"]: row for row in m["identification"]}
+    print(f"| {label[name]} | {m['images']} of {m['images'] + m['skipped']} | "
+          f"{100 * v['accuracy']:.2f}% ± {100 * v['accuracy_std']:.2f} | {v['auc']:.4f} | "
+          f"{100 * v['tar_at_far']:.1f}% | " +
+          " | ".join(f"{100 * r[k]['rank1']:.1f}%" for k in (1, 3, 5)) + " |")
+    times.append((label[name], m["time"]))
+print()
+print(f"Time per image in ms (one intra-op thread of a {cores}-core machine shared with other jobs; "
+      "embedding in batches of 32; images without a found face count in decode/detect only):")
+print()
+print("| face finding | decode | detect | landmarks | align | embed |")
+print("|---|---|---|---|---|---|")
+for name, t in times:
+    print(f"| {name} | {t['decode_ms_per_image']:.2f} | {t['detect_ms_per_image']:.2f} | "
+          f"{t['landmarks_ms_per_face']:.2f} | {t['align_ms_per_face']:.2f} | {t['embed_ms_per_face']:.2f} |")
+m = json.load(open(sys.argv[2].split(":", 1)[1]))
+v = m["verification"]
+print()
+used = {a.split(":", 1)[0]: json.load(open(a.split(":", 1)[1]))["images"] for a in sys.argv[2:]}
+if "ssd" in used:
+    print(f"The SSD finds a face (score > 0.5, side >= 40 px) in only {used['ssd']} of 400 photos: they are "
+          "tight crops whose face fills the frame, unlike the scenes the detector learnt from "
+          "(tests/face/detector_test.cpp shows it finds faces placed in a larger image); its row's "
+          "metrics cover those photos only. For folders of cropped faces use `--no-detect`.")
+    print()
+print(f"Pairs: {v['genuine_pairs']} genuine (all) and {v['impostor_pairs']} seeded impostor pairs; "
+      f"threshold at FAR 1e-3: {v['threshold_at_far']:.4f}, best overall: {v['best_threshold']:.4f} "
+      f"(Euclidean distance of L2-normalised embeddings). Rank-1: mean over "
+      f"{m['identification'][0]['trials']} seeded draws of the k enrolment images per person.")
+PY
+
+{
+  echo "<!-- face:begin -->"
+  echo "## Face recognition: face-api's pretrained networks on AT&T faces"
+  echo
+  echo "Written by \`bash bench/face.sh\` on $(date -u +%Y-%m-%d): \`graft face evaluate\` on"
+  echo "../shared/data/att_faces (40 people x 10 images, 92x112 grey), with face-api 1.7.15's"
+  echo "68-point landmark net and 128-d dlib-style ResNet re-implemented in LibTorch (parity with"
+  echo "face-api on TF.js's CPU backend: tests/face/nets_test.cpp), faces aligned to dlib's"
+  echo "150x150 chip (similarity transform to the mean face, padding 0.25). No training: the"
+  echo "embedder as published. Fine-tuning (\`graft train --task face\`) is not done yet."
+  echo
+  cat "$W/section.md"
+  echo "<!-- face:end -->"
+} > "$W/section-full.md"
+/usr/bin/python3 - bench/RESULTS.md "$W/section-full.md" <<'PY'
+import os, re, sys
+path, sec = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+pat = re.compile(r"<!-- face:begin -->.*?<!-- face:end -->\n?", re.S)
+text = pat.sub(lambda _: sec, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
+open(path + ".tmp", "w").write(text)
+os.replace(path + ".tmp", path)
+PY
+cat "$W/section-full.md"

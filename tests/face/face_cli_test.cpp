@@ -2,6 +2,7 @@
 // faces, --no-detect), with the bad inputs of the face issue.
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -10,6 +11,7 @@
 
 #include "graft/cli/cli.h"
 #include "graft/core/files.h"
+#include "graft/face/face_train.h"
 #include "graft/face/nets.h"
 #include "test_util.h"
 
@@ -157,6 +159,37 @@ TEST_F(FaceCli, BadInputsAreNamedAndNothingIsLost) {
   EXPECT_TRUE(contains(missing.err, "nope.json does not exist")) << missing.err;
 }
 
+// Faces placed on a grey canvas (att_faces are tight crops; the SSD wants scenes).
+cv::Mat canvas_with(const std::vector<std::pair<std::string, cv::Rect>>& faces, cv::Size size) {
+  cv::Mat canvas(size, CV_8UC1, cv::Scalar(128));
+  for (const auto& [path, where] : faces) {
+    cv::Mat face = cv::imread(path, cv::IMREAD_GRAYSCALE), scaled;
+    cv::resize(face, scaled, where.size(), 0, 0, cv::INTER_LINEAR);
+    scaled.copyTo(canvas(where));
+  }
+  return canvas;
+}
+
+TEST_F(FaceCli, SeveralFacesAndAHugeImageWithTheDetector) {
+  Result e = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json",
+                        dir_ / "gallery_in"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  cv::imwrite(dir_ / "group.png", canvas_with({{probe(1, 9), {10, 70, 92, 112}},
+                                               {probe(2, 9), {120, 20, 138, 168}},
+                                               {probe(3, 9), {262, 100, 92, 112}}},
+                                              {360, 240}));
+  cv::imwrite(dir_ / "huge.jpg", canvas_with({{probe(4, 9), {700, 300, 736, 896}}}, {2400, 1800}));
+  Result r = graft_cli({"face", "identify", "--threads", "1", "--all-faces", "--gallery", dir_ / "g.json",
+                        dir_ / "group.png", dir_ / "huge.jpg"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::multiset<std::string> found;
+  while (std::getline(lines, line)) found.insert(line.substr(line.find('\t') + 1, 2));
+  EXPECT_EQ(found, (std::multiset<std::string>{"s1", "s2", "s3", "s4"})) << r.out;
+  EXPECT_TRUE(contains(r.out, "group.png#2")) << r.out;
+}
+
 TEST_F(FaceCli, DetectionReportsImagesWithoutAFace) {
   if (!fs::exists("/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml"))
     GTEST_SKIP() << "Debian opencv-data is not installed";
@@ -164,6 +197,43 @@ TEST_F(FaceCli, DetectionReportsImagesWithoutAFace) {
   Result r = graft_cli({"face", "verify", "--threads", "1", dir_ / "blank.png", probe(1, 1)});
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.err, "blank.png: no face found")) << r.err;
+}
+
+}  // namespace
+}  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST_F(FaceCli, TrainTaskFaceCentroidAndLinear) {
+  // Train on images 1-6 of five people, test on 7-10.
+  for (int s = 1; s <= 5; ++s) {
+    const std::string id = "s" + std::to_string(s);
+    fs::create_directories(dir_ / ("test_in/" + id));
+    for (int i = 7; i <= 10; ++i)
+      fs::copy_file(probe(s, i), dir_ / ("test_in/" + id + "/" + std::to_string(i) + ".pgm"));
+  }
+  for (const char* head : {"centroid", "linear"}) {
+    const std::string out = dir_ / (std::string("run-") + head);
+    Result r = graft_cli({"train", "--task", "face", "--no-detect", "--threads", "1", "--head", head, "--data",
+                          dir_ / "gallery_in", "--test", dir_ / "test_in", "--out", out});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["classes"], 5);
+    EXPECT_EQ(j["train_images"], 30);
+    EXPECT_DOUBLE_EQ(j["train_accuracy"].get<double>(), 1.0) << head;
+    EXPECT_GE(j["test_accuracy"].get<double>(), 0.9) << head;
+    const auto c = load_face_classifier(out);
+    EXPECT_EQ(c.head, head);
+    EXPECT_EQ(c.classes.size(), 5u);
+    Result again = graft_cli({"train", "--task", "face", "--no-detect", "--data", dir_ / "gallery_in", "--out", out});
+    EXPECT_EQ(again.code, 1);
+    EXPECT_TRUE(contains(again.err, "--overwrite")) << again.err;
+  }
+  Result bad = graft_cli({"train", "--task", "face", "--no-detect", "--head", "mlp", "--data", dir_ / "gallery_in",
+                          "--out", dir_ / "x"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--head")) << bad.err;
 }
 
 }  // namespace

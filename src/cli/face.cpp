@@ -11,6 +11,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/runtime.h"
+#include "graft/face/face_train.h"
 #include "graft/face/gallery.h"
 #include "graft/face/pipeline.h"
 #include "graft/face/protocol.h"
@@ -317,7 +318,57 @@ int run_evaluate(const EvaluateOptions& o) {
   return 0;
 }
 
+// ------------------------------------------------------------------ train
+
+struct FaceTrainCli {
+  FaceCommon common;
+  FaceTrainOptions train;
+  std::string task = "face";
+  bool quiet = false;
+};
+
+int run_face_train(FaceTrainCli o) {
+  GRAFT_CHECK_USAGE(o.task == "face", "--task: \"", o.task, "\" (expected face here)");
+  set_threads(o.common.threads);
+  o.train.face.models_dir = o.common.models_dir;
+  o.train.face.detect = !o.common.no_detect;
+  o.train.face.detector = o.common.detector;
+  o.train.face.min_face = o.common.min_face;
+  o.train.face.min_confidence = o.common.min_confidence;
+  o.train.face.cascade = o.common.cascade;
+  const FaceTrainSummary s = train_face(o.train);
+  nlohmann::ordered_json j;
+  j["run"] = s.out;
+  j["head"] = o.train.head;
+  j["classes"] = s.classes.size();
+  j["train_images"] = s.train_images;
+  j["skipped"] = s.skipped;
+  j["train_accuracy"] = s.train_accuracy;
+  if (s.has_test) j["test_accuracy"] = s.test_accuracy;
+  std::cout << j.dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
+
+void add_face_train(CLI::App& app, Action& run) {
+  auto o = std::make_shared<FaceTrainCli>();
+  CLI::App* sub = app.add_subcommand(
+      "train", "--task face: a classifier (nearest centroid or linear head) on the frozen face embedder");
+  sub->add_option("--task", o->task, "face")->capture_default_str();
+  sub->add_option("--data", o->train.data, "Folder with one sub-folder per identity")->required();
+  sub->add_option("--test", o->train.test, "Test folder (same identities), evaluated once at the end");
+  sub->add_option("--out", o->train.out, "Run directory to write")->required();
+  sub->add_flag("--overwrite", o->train.overwrite, "Replace an existing face model in --out");
+  sub->add_option("--head", o->train.head, "centroid or linear")->capture_default_str();
+  sub->add_option("--epochs", o->train.epochs, "linear: full-batch SGD steps")->capture_default_str();
+  sub->add_option("--lr", o->train.lr, "linear: learning rate")->capture_default_str();
+  sub->add_option("--weight-decay", o->train.weight_decay, "linear: weight decay")->capture_default_str();
+  sub->add_option("--seed", o->train.seed, "linear: initialisation seed")->capture_default_str();
+  sub->add_flag("--quiet", o->quiet, "(no progress lines are printed anyway)");
+  add_common(*sub, o->common);
+  sub->callback([&run, o] { run = [o] { return run_face_train(*o); }; });
+}
 
 void add_face(CLI::App& app, Action& run) {
   CLI::App* face = app.add_subcommand("face", "Face recognition: enroll, identify, verify, evaluate");

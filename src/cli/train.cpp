@@ -60,7 +60,8 @@ TrainOptions preload_config(const std::vector<std::string>& args, const TrainOpt
 
 void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
   sub.add_option("--config", "JSON file of options (a run's config.json works too); flags override it");
-  sub.add_option("--task", o.task, "image or text")->capture_default_str();
+  sub.add_option("--task", o.task, "image, text or face (graft train --task face --help: its options)")
+      ->capture_default_str();
   sub.add_option("--data", o.data, "Training data: a folder of class folders or an IDX images file; "
                  "--task text: a CSV, TSV or JSONL file or a folder of class files");
   sub.add_option("--val", o.val, "Validation images (default: a stratified split of --data)");
@@ -306,6 +307,8 @@ void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args
 }
 
 void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
+  // The face task trains on face embeddings with options of its own.
+  if (!args.empty() && args[0] == "train" && flag_value(args, "--task") == "face") return add_face_train(app, run);
   add_verb(app, run, args, "train",
            "Train a target model: source backbone, new head, linear probe or fine-tuning",
            TrainOptions{});

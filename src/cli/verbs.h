@@ -23,6 +23,8 @@ void add_score(CLI::App& app, Action& run);
 void add_report(CLI::App& app, Action& run);
 void add_compare(CLI::App& app, Action& run);
 void add_face(CLI::App& app, Action& run);
+/// graft train --task face (registered instead of the image/text train verb).
+void add_face_train(CLI::App& app, Action& run);
 
 /// --threads, shared by every verb (0: all cores).
 void add_threads(CLI::App& sub, int& threads);

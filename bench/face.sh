@@ -106,13 +106,5 @@ PY
   cat "$W/section.md"
   echo "<!-- face:end -->"
 } > "$W/section-full.md"
-/usr/bin/python3 - bench/RESULTS.md "$W/section-full.md" <<'PY'
-import os, re, sys
-path, sec = sys.argv[1], open(sys.argv[2]).read()
-text = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-pat = re.compile(r"<!-- face:begin -->.*?<!-- face:end -->\n?", re.S)
-text = pat.sub(lambda _: sec, text) if pat.search(text) else text.rstrip("\n") + "\n\n" + sec
-open(path + ".tmp", "w").write(text)
-os.replace(path + ".tmp", path)
-PY
+/usr/bin/python3 bench/section.py bench/RESULTS.md face "$W/section-full.md"
 cat "$W/section-full.md"

@@ -24,8 +24,8 @@ namespace {
 
 struct EvalOptions {
   std::string run, data, backbone, weights;
-  // Text runs.
-  std::string text_column, text_b_column, label_column, text_format = "auto", header = "auto";
+  // Text runs: how --data is read (the flags fill it directly).
+  TextReadOptions text;
   std::vector<std::string> classes;
   int64_t batch_size = 64;
   int threads = 0;
@@ -37,12 +37,7 @@ struct EvalOptions {
 // A text run on a labelled text set: the set's classes must be the run's.
 int run_text_eval(const EvalOptions& o) {
   TextModel model = load_text_model(o.run);
-  TextReadOptions r;
-  r.format = o.text_format;
-  r.text_column = o.text_column;
-  r.text_b_column = o.text_b_column;
-  r.label_column = o.label_column;
-  r.header = o.header;
+  TextReadOptions r = o.text;
   r.strict = o.strict;
   r.classes = model.info.classes;
   TextSet set = read_text_set(o.data, r);
@@ -137,12 +132,12 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--strict", o->strict, "Unreadable images (empty texts) are errors");
   auto text = "Text runs";
-  sub->add_option("--text-column", o->text_column, "Text column: a name or 0-based index")->group(text);
-  sub->add_option("--text-b-column", o->text_b_column, "Second text column of pairs")->group(text);
-  sub->add_option("--label-column", o->label_column, "Label column: a name or 0-based index")->group(text);
-  sub->add_option("--text-format", o->text_format, "auto, csv, tsv, jsonl or folder")
+  sub->add_option("--text-column", o->text.text_column, "Text column: a name or 0-based index")->group(text);
+  sub->add_option("--text-b-column", o->text.text_b_column, "Second text column of pairs")->group(text);
+  sub->add_option("--label-column", o->text.label_column, "Label column: a name or 0-based index")->group(text);
+  sub->add_option("--text-format", o->text.format, "auto, csv, tsv, jsonl or folder")
       ->capture_default_str()->group(text);
-  sub->add_option("--header", o->header, "auto, yes or no")->capture_default_str()->group(text);
+  sub->add_option("--header", o->text.header, "auto, yes or no")->capture_default_str()->group(text);
   sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 

@@ -16,6 +16,12 @@ void add_threads(CLI::App& sub, int& threads) {
       ->check(CLI::NonNegativeNumber);
 }
 
+void add_precision(CLI::App& sub, std::string& precision) {
+  sub.add_option("--precision", precision,
+                 "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image models)")
+      ->capture_default_str();
+}
+
 namespace {
 
 int parse_and_run(const std::vector<std::string>& args) {

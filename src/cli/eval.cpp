@@ -11,6 +11,7 @@
 #include "graft/data/image_set.h"
 #include "graft/eval/infer.h"
 #include "graft/eval/metrics.h"
+#include "graft/models/fast.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
 #include "graft/text/text_data.h"
@@ -29,6 +30,7 @@ struct EvalOptions {
   std::vector<std::string> classes;
   int64_t batch_size = 64;
   int threads = 0;
+  std::string precision = "fp32";
   int workers = 2;
   std::string device = "auto";
   bool strict = false;
@@ -65,7 +67,11 @@ int run_text_eval(const EvalOptions& o) {
 int run_eval(const EvalOptions& o) {
   set_quiet(true);
   set_threads(o.threads);
+  const Precision requested = parse_precision(o.precision);
   if (!o.run.empty() && saved_model_task(o.run) == "text") {
+    if (requested != Precision::kFp32)
+      std::cerr << "warning: --precision " << o.precision << " is for image runs; " << o.run
+                << " is a text run and is evaluated in fp32\n";
     GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
     return run_text_eval(o);
   }
@@ -106,6 +112,7 @@ int run_eval(const EvalOptions& o) {
   io.workers = o.workers;
   io.strict = o.strict;
   io.device = device;
+  io.precision = resolve_precision(requested, std::cerr);
   Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);
   torch::Tensor logits = out.values;
   if (o.run.empty()) logits = logits.narrow(1, 0, static_cast<int64_t>(set.classes.size()));
@@ -128,6 +135,7 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--weights", o->weights, "Source model weights (with --backbone)");
   sub->add_option("--batch-size", o->batch_size, "Batch size")->capture_default_str();
   add_threads(*sub, o->threads);
+  add_precision(*sub, o->precision);
   sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--strict", o->strict, "Unreadable images (empty texts) are errors");

@@ -11,6 +11,7 @@
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
+#include "graft/models/fast.h"
 #include "graft/models/saved_model.h"
 #include "graft/text/text_model.h"
 #include "verbs.h"
@@ -25,6 +26,7 @@ struct PredictOptions {
   int top_k = 5;
   int threads = 0;
   bool json = false;
+  std::string precision = "fp32";
 };
 
 void print_top(const std::string& input, const std::string* text, const torch::Tensor& logits,
@@ -112,12 +114,22 @@ int run_text_predict(const PredictOptions& o) {
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   GRAFT_CHECK_USAGE(o.top_k >= 1, "--top-k: ", o.top_k, " (expected at least 1)");
-  if (saved_model_task(o.run) == "text") return run_text_predict(o);
+  const Precision requested = parse_precision(o.precision);
+  if (saved_model_task(o.run) == "text") {
+    if (requested != Precision::kFp32)
+      std::cerr << "warning: --precision " << o.precision << " is for image runs; " << o.run
+                << " is a text run and is predicted in fp32\n";
+    return run_text_predict(o);
+  }
   LoadedModel loaded = load_model(o.run);
   const auto& classes = loaded.info.classes;
   const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(classes.size()));
   int failures = 0;
+  const Precision precision = resolve_precision(requested, std::cerr);
   torch::InferenceMode guard;
+  loaded.model->eval();
+  to_channels_last(*loaded.model);
+  FoldedBatchNorm fold(*loaded.model);
   for (const auto& path : o.inputs) {
     cv::Mat img;
     try {
@@ -127,8 +139,13 @@ int run_predict(const PredictOptions& o) {
       ++failures;
       continue;
     }
-    torch::Tensor x = eval_transform(img, loaded.info.input).unsqueeze(0);
-    print_top(path, nullptr, loaded.model->forward(x)[0], classes, k, o.json);
+    torch::Tensor x = channels_last(eval_transform(img, loaded.info.input).unsqueeze(0));
+    torch::Tensor logits;
+    {
+      Autocast autocast(precision);
+      logits = loaded.model->forward(x)[0].to(torch::kFloat32);
+    }
+    print_top(path, nullptr, logits, classes, k, o.json);
   }
   std::cout.flush();
   GRAFT_CHECK(failures == 0, failures, " of ", o.inputs.size(), " inputs could not be read");
@@ -145,6 +162,7 @@ void add_predict(CLI::App& app, Action& run) {
   sub->add_option("--top-k", o->top_k, "Labels per input")->capture_default_str();
   sub->add_flag("--json", o->json, "One JSON object per input");
   add_threads(*sub, o->threads);
+  add_precision(*sub, o->precision);
   sub->callback([&run, o] { run = [o] { return run_predict(*o); }; });
 }
 

@@ -28,5 +28,7 @@ void add_face_train(CLI::App& app, Action& run);
 
 /// --threads, shared by every verb (0: all cores).
 void add_threads(CLI::App& sub, int& threads);
+/// --precision fp32|bf16 (checked where it is used).
+void add_precision(CLI::App& sub, std::string& precision);
 
 }  // namespace graft::cli

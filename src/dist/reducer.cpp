@@ -140,10 +140,11 @@ void broadcast_module(Group& group, torch::nn::Module& module, bool buffers_only
     for (auto& p : module.parameters()) ts.push_back(p);
   for (auto& b : module.buffers()) ts.push_back(b);
   if (ts.empty() || group.size() == 1) return;
-  // Gloo broadcasts contiguous CPU tensors in place; parameters are.
+  // Gloo broadcasts dense CPU tensors in place, byte for byte; parameters are
+  // dense (contiguous or channels-last, the same layout on every rank).
   std::vector<torch::Tensor> views;
   for (auto& t : ts) {
-    GRAFT_CHECK(t.is_contiguous(), "broadcast_module: a non-contiguous tensor");
+    GRAFT_CHECK(t.is_non_overlapping_and_dense(), "broadcast_module: a tensor that is not dense");
     views.push_back(t);
   }
   group.broadcast(views, buffers_only ? "broadcast of buffers" : "broadcast of parameters");

@@ -9,6 +9,7 @@
 #include "graft/core/files.h"
 #include "graft/core/progress.h"
 #include "graft/data/loader.h"
+#include "graft/models/fast.h"
 #include "graft/weights/safetensors.h"
 
 namespace graft {
@@ -18,6 +19,10 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
   bool was_training = model.is_training();
   model.eval();
   torch::InferenceMode guard;
+  // The fast path for evaluation: NHWC layout, BatchNorm folded into the
+  // convolutions, and bf16 autocast when asked for.
+  to_channels_last(model);
+  FoldedBatchNorm fold(model);
   LoaderOptions lo;
   lo.batch_size = options.batch_size;
   lo.workers = options.workers;
@@ -27,9 +32,13 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
   std::vector<torch::Tensor> values, labels;
   Outputs out;
   while (auto batch = loader.next()) {
-    torch::Tensor x = batch->images.to(options.device);
-    torch::Tensor y = features ? model.features(x) : model.forward(x);
-    values.push_back(y.to(torch::kCPU));
+    torch::Tensor x = channels_last(batch->images.to(options.device));
+    torch::Tensor y;
+    {
+      Autocast autocast(options.precision);
+      y = features ? model.features(x) : model.forward(x);
+    }
+    values.push_back(y.to(torch::kCPU, torch::kFloat32));
     labels.push_back(batch->labels);
     out.positions.insert(out.positions.end(), batch->positions.begin(), batch->positions.end());
     progress.advance(static_cast<int64_t>(batch->positions.size()));

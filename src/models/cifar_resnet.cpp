@@ -20,9 +20,9 @@ class CifarBlockImpl : public nn::Module {
  public:
   CifarBlockImpl(int64_t in, int64_t planes, int64_t stride)
       : conv1_(register_module("conv1", conv3x3(in, planes, stride))),
-        bn1_(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1_(register_module("bn1", FoldableBatchNorm2d(planes))),
         conv2_(register_module("conv2", conv3x3(planes, planes, 1))),
-        bn2_(register_module("bn2", nn::BatchNorm2d(planes))),
+        bn2_(register_module("bn2", FoldableBatchNorm2d(planes))),
         pad_shortcut_(stride != 1 || in != planes),
         pad_(planes / 4) {}
 
@@ -42,9 +42,9 @@ class CifarBlockImpl : public nn::Module {
 
  private:
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn1_;
+  FoldableBatchNorm2d bn1_;
   nn::Conv2d conv2_;
-  nn::BatchNorm2d bn2_;
+  FoldableBatchNorm2d bn2_;
   bool pad_shortcut_;
   int64_t pad_;
 };
@@ -57,7 +57,7 @@ class CifarResNetImpl : public BackboneImpl {
                 depth, " is not supported (expected 20, 32, 44 or 56)");
     const int64_t n = (depth - 2) / 6;
     conv1_ = register_module("conv1", conv3x3(3, 16, 1));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(16));
+    bn1_ = register_module("bn1", FoldableBatchNorm2d(16));
     int64_t in = 16;
     const int64_t planes[3] = {16, 32, 64};
     for (int i = 0; i < 3; ++i) {
@@ -96,7 +96,7 @@ class CifarResNetImpl : public BackboneImpl {
 
  private:
   nn::Conv2d conv1_ = nullptr;
-  nn::BatchNorm2d bn1_ = nullptr;
+  FoldableBatchNorm2d bn1_ = nullptr;
   nn::Sequential layers_[3] = {nullptr, nullptr, nullptr};
 };
 

@@ -16,13 +16,13 @@ class BasicConv2dImpl : public nn::Module {
             "conv",
             nn::Conv2d(
                 nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false)))),
-        bn_(register_module("bn", nn::BatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001)))) {}
+        bn_(register_module("bn", FoldableBatchNorm2d(nn::BatchNorm2dOptions(out).eps(0.001)))) {}
 
   torch::Tensor forward(torch::Tensor x) { return torch::relu(bn_(conv_(x))); }
 
  private:
   nn::Conv2d conv_;
-  nn::BatchNorm2d bn_;
+  FoldableBatchNorm2d bn_;
 };
 TORCH_MODULE(BasicConv2d);
 
@@ -86,7 +86,7 @@ class GoogLeNetImpl : public BackboneImpl {
         nn::init::normal_(c->weight, 0.0, 0.01);
       } else if (auto* l = module->as<nn::Linear>()) {
         nn::init::normal_(l->weight, 0.0, 0.01);
-      } else if (auto* b = module->as<nn::BatchNorm2d>()) {
+      } else if (auto* b = module->as<FoldableBatchNorm2d>()) {
         nn::init::ones_(b->weight);
         nn::init::zeros_(b->bias);
       }

@@ -20,9 +20,9 @@ class BasicBlockImpl : public nn::Module {
 
   BasicBlockImpl(int64_t in, int64_t planes, int64_t stride, nn::Sequential downsample)
       : conv1_(register_module("conv1", conv(in, planes, 3, stride, 1))),
-        bn1_(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1_(register_module("bn1", FoldableBatchNorm2d(planes))),
         conv2_(register_module("conv2", conv(planes, planes, 3, 1, 1))),
-        bn2_(register_module("bn2", nn::BatchNorm2d(planes))),
+        bn2_(register_module("bn2", FoldableBatchNorm2d(planes))),
         downsample_(downsample) {
     if (downsample_) register_module("downsample", downsample_);
   }
@@ -35,9 +35,9 @@ class BasicBlockImpl : public nn::Module {
 
  private:
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn1_;
+  FoldableBatchNorm2d bn1_;
   nn::Conv2d conv2_;
-  nn::BatchNorm2d bn2_;
+  FoldableBatchNorm2d bn2_;
   nn::Sequential downsample_;
 };
 TORCH_MODULE(BasicBlock);
@@ -49,11 +49,11 @@ class BottleneckImpl : public nn::Module {
 
   BottleneckImpl(int64_t in, int64_t planes, int64_t stride, nn::Sequential downsample)
       : conv1_(register_module("conv1", conv(in, planes, 1, 1, 0))),
-        bn1_(register_module("bn1", nn::BatchNorm2d(planes))),
+        bn1_(register_module("bn1", FoldableBatchNorm2d(planes))),
         conv2_(register_module("conv2", conv(planes, planes, 3, stride, 1))),
-        bn2_(register_module("bn2", nn::BatchNorm2d(planes))),
+        bn2_(register_module("bn2", FoldableBatchNorm2d(planes))),
         conv3_(register_module("conv3", conv(planes, planes * kExpansion, 1, 1, 0))),
-        bn3_(register_module("bn3", nn::BatchNorm2d(planes * kExpansion))),
+        bn3_(register_module("bn3", FoldableBatchNorm2d(planes * kExpansion))),
         downsample_(downsample) {
     if (downsample_) register_module("downsample", downsample_);
   }
@@ -67,11 +67,11 @@ class BottleneckImpl : public nn::Module {
 
  private:
   nn::Conv2d conv1_;
-  nn::BatchNorm2d bn1_;
+  FoldableBatchNorm2d bn1_;
   nn::Conv2d conv2_;
-  nn::BatchNorm2d bn2_;
+  FoldableBatchNorm2d bn2_;
   nn::Conv2d conv3_;
-  nn::BatchNorm2d bn3_;
+  FoldableBatchNorm2d bn3_;
   nn::Sequential downsample_;
 };
 TORCH_MODULE(Bottleneck);
@@ -92,7 +92,7 @@ class ResNetImpl : public BackboneImpl {
         GRAFT_CHECK(false, "ResNet depth ", depth, " is not supported (expected 18, 34 or 50)");
     }
     conv1_ = register_module("conv1", conv(3, 64, 7, 2, 3));
-    bn1_ = register_module("bn1", nn::BatchNorm2d(64));
+    bn1_ = register_module("bn1", FoldableBatchNorm2d(64));
     int64_t in = 64;
     const int64_t planes[4] = {64, 128, 256, 512};
     for (int i = 0; i < 4; ++i) {
@@ -106,7 +106,7 @@ class ResNetImpl : public BackboneImpl {
     for (auto& module : modules(/*include_self=*/false)) {
       if (auto* c = module->as<nn::Conv2d>()) {
         nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
-      } else if (auto* b = module->as<nn::BatchNorm2d>()) {
+      } else if (auto* b = module->as<FoldableBatchNorm2d>()) {
         nn::init::ones_(b->weight);
         nn::init::zeros_(b->bias);
       }
@@ -140,7 +140,7 @@ class ResNetImpl : public BackboneImpl {
       nn::Sequential downsample = nullptr;
       if (s != 1 || in != planes * expansion) {
         downsample = nn::Sequential(conv(in, planes * expansion, 1, s, 0),
-                                    nn::BatchNorm2d(planes * expansion));
+                                    FoldableBatchNorm2d(planes * expansion));
       }
       if (bottleneck) {
         layer->push_back(Bottleneck(in, planes, s, downsample));
@@ -153,7 +153,7 @@ class ResNetImpl : public BackboneImpl {
   }
 
   nn::Conv2d conv1_ = nullptr;
-  nn::BatchNorm2d bn1_ = nullptr;
+  FoldableBatchNorm2d bn1_ = nullptr;
   nn::Sequential layers_[4] = {nullptr, nullptr, nullptr, nullptr};
 };
 

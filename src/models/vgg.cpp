@@ -39,7 +39,7 @@ class VGGImpl : public BackboneImpl {
       features->push_back(nn::Conv2d(nn::Conv2dOptions(in, v, 3).padding(1)));
       if (batch_norm) {
         block.prefixes.push_back("features." + std::to_string(features->size()));
-        features->push_back(nn::BatchNorm2d(v));
+        features->push_back(FoldableBatchNorm2d(v));
       }
       features->push_back(nn::ReLU(nn::ReLUOptions().inplace(true)));
       in = v;
@@ -66,7 +66,7 @@ class VGGImpl : public BackboneImpl {
       if (auto* c = module->as<nn::Conv2d>()) {
         nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
         nn::init::zeros_(c->bias);
-      } else if (auto* b = module->as<nn::BatchNorm2d>()) {
+      } else if (auto* b = module->as<FoldableBatchNorm2d>()) {
         nn::init::ones_(b->weight);
         nn::init::zeros_(b->bias);
       } else if (auto* l = module->as<nn::Linear>()) {

@@ -14,7 +14,7 @@ namespace graft {
   X(weights) X(weights_strict) X(head) X(strategy) X(epochs) X(batch_size) X(optimizer)   \
   X(lr) X(backbone_lr_mult) X(layer_decay) X(weight_decay) X(momentum) X(nesterov)        \
   X(schedule) X(warmup_epochs) X(step_size) X(gamma) X(label_smoothing) X(class_weights)  \
-  X(clip_grad) X(patience) X(augment) X(feature_cache) X(cache_dir) X(seed) X(threads)    \
+  X(clip_grad) X(patience) X(augment) X(feature_cache) X(precision) X(cache_dir) X(seed) X(threads)    \
   X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(quiet) X(text_column)       \
   X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
   X(grad_accum) X(bucket) X(dropout)
@@ -165,6 +165,7 @@ void validate(const TrainOptions& o) {
   check_one_of("--schedule", o.schedule, {"cosine", "linear", "step", "constant"});
   check_one_of("--class-weights", o.class_weights, {"none", "auto"});
   check_one_of("--augment", o.augment, {"none", "light", "strong"});
+  check_one_of("--precision", o.precision, {"fp32", "bf16"});
   GRAFT_CHECK_USAGE(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing: ",
                     o.label_smoothing, " (expected a number in [0, 1))");
   GRAFT_CHECK_USAGE(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs, "--warmup-epochs: ",

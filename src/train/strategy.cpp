@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "graft/core/error.h"
+#include "graft/models/fast.h"
 
 namespace graft {
 
@@ -84,7 +85,8 @@ void set_train_mode(BackboneImpl& model) {
   model.train(true);
   for (const auto& m : model.modules(/*include_self=*/false)) {
     auto params = m->parameters(/*recurse=*/false);
-    bool is_norm = dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get()) != nullptr ||
+    bool is_norm = dynamic_cast<FoldableBatchNorm2dImpl*>(m.get()) != nullptr ||
+                   dynamic_cast<torch::nn::BatchNorm2dImpl*>(m.get()) != nullptr ||
                    dynamic_cast<torch::nn::BatchNorm1dImpl*>(m.get()) != nullptr;
     bool frozen = !params.empty();
     for (const auto& p : params) frozen = frozen && !p.requires_grad();

@@ -8,6 +8,7 @@
 #include <limits>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "graft/core/error.h"
@@ -311,6 +312,8 @@ TrainSummary train(TrainOptions options) {
     if (!report.clean()) log_warn(str_cat("--weights '", wfile, "': ", report.summary()));
     model_key = o.backbone + "|" + sha256_file(wfile);
   }
+  const Precision precision = resolve_precision(parse_precision(o.precision), std::cerr);
+  if (precision != Precision::kFp32) model_key += std::string("|") + precision_name(precision);
 
   DataSets data = open_data(o);
   const int64_t num_classes = static_cast<int64_t>(data.train.classes.size());
@@ -320,6 +323,7 @@ TrainSummary train(TrainOptions options) {
   model->set_classifier(make_head(o.head, model->feature_dim(), num_classes));
   const auto trainable = apply_strategy(*model, strategy);
   model->to(device);
+  to_channels_last(*model);
 
   ModelInfo info;
   info.backbone = o.backbone;
@@ -344,6 +348,7 @@ TrainSummary train(TrainOptions options) {
   io.workers = o.workers;
   io.strict = o.strict;
   io.device = device;
+  io.precision = precision;
   Outputs train_feats, val_feats;
   if (cached) {
     if (augment != Augment::None)
@@ -465,8 +470,12 @@ TrainSummary train(TrainOptions options) {
       // statistics) before every forward.
       if (sync_buffers) dist::broadcast_module(*group, *model, /*buffers_only=*/true);
       if (reducer) reducer->prepare();
-      torch::Tensor logits = features ? model->classify(x) : model->forward(x);
-      torch::Tensor loss = loss_fn(logits, y);
+      torch::Tensor logits;
+      {
+        Autocast autocast(precision);
+        logits = features ? model->classify(x) : model->forward(x);
+      }
+      torch::Tensor loss = loss_fn(logits.to(torch::kFloat32), y);
       loss.backward();
       if (reducer) reducer->finish();
       if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
@@ -513,12 +522,17 @@ TrainSummary train(TrainOptions options) {
       lo.strict = o.strict;
       lo.start_batch = first_step;
       Loader loader(data.train, spec.input, lo);
+      // The frozen backbone of a linear probe without the cache is evaluated
+      // as infer() does: BatchNorm folded, bf16 autocast when asked for.
+      std::optional<FoldedBatchNorm> fold;
+      if (strategy.kind == Strategy::kLinear) fold.emplace(*model);
       while (auto batch = loader.next()) {
-        torch::Tensor x = batch->images.to(device), y = batch->labels.to(device);
+        torch::Tensor x = channels_last(batch->images.to(device)), y = batch->labels.to(device);
         torch::Tensor f;
         if (strategy.kind == Strategy::kLinear) {
           torch::NoGradGuard no_grad;
-          f = model->features(x);
+          Autocast autocast(precision);
+          f = model->features(x).to(torch::kFloat32);
         }
         if (!train_step(f.defined() ? f : x, y, f.defined())) break;
       }

@@ -10,6 +10,7 @@
 
 #include "graft/core/error.h"
 #include "graft/models/families.h"
+#include "graft/models/fast.h"
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 #include "test_util.h"
@@ -139,6 +140,18 @@ void expect_matches_reference(const std::string& name, const TensorList& tensors
   ASSERT_EQ(logits.sizes(), tensor_named(io, "logits").sizes());
   EXPECT_LE(test::rel_error(features, tensor_named(io, "features")), 1e-4);
   EXPECT_LE(test::rel_error(logits, tensor_named(io, "logits")), 1e-4);
+
+  // The evaluation fast path (channels-last, BatchNorm folded into the
+  // convolutions) against the same reference.
+  to_channels_last(*model);
+  {
+    FoldedBatchNorm fold(*model);
+    torch::Tensor fast = model->features(channels_last(tensor_named(io, "input")));
+    EXPECT_LE(test::rel_error(fast, tensor_named(io, "features")), 1e-4) << name << " folded";
+  }
+  // Unfolded again: the registered parameters were never changed.
+  EXPECT_LE(test::rel_error(model->features(tensor_named(io, "input")), tensor_named(io, "features")),
+            1e-4);
 }
 
 TEST_P(RegistryRow, MatchesPyTorchReference) {

@@ -12,6 +12,7 @@
 #include "graft/data/image_set.h"
 #include "graft/data/input_spec.h"
 #include "graft/models/backbone.h"
+#include "graft/models/fast.h"
 
 namespace graft {
 
@@ -21,6 +22,7 @@ struct InferOptions {
   bool strict = false;
   torch::Device device = torch::kCPU;
   std::string label = "infer";  // progress bar label
+  Precision precision = Precision::kFp32;
 };
 
 struct Outputs {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "graft/models/backbone.h"
+#include "graft/models/fast.h"
 
 namespace graft {
 

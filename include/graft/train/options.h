@@ -61,6 +61,7 @@ struct TrainOptions {
   int64_t patience = 0;                // early stopping, 0: off
   std::string augment = "light";       // none | light | strong
   bool feature_cache = true;           // linear strategy: compute features once
+  std::string precision = "fp32";      // fp32 | bf16 (CPU autocast, fp32 master weights)
   std::string cache_dir;               // on-disk feature cache ("" = default)
 
   uint64_t seed = 0;

@@ -1,0 +1,105 @@
+#pragma once
+/// What makes CPU inference and training fast, kept out of the model code:
+/// the channels-last memory format, BatchNorm folded into the convolution
+/// before it for evaluation, and bfloat16 autocast (--precision bf16).
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace graft {
+
+/// BatchNorm2d as torch::nn::BatchNorm2d computes it (batch statistics and a
+/// running-average update in training, running statistics in evaluation),
+/// which FoldedBatchNorm can switch off after folding its affine map into the
+/// preceding convolution. Parameter and buffer names are BatchNorm2d's
+/// (weight, bias, running_mean, running_var, num_batches_tracked), so
+/// torchvision checkpoints load unchanged. (LibTorch does not export
+/// BatchNorm2dImpl's base, so it cannot be subclassed outside the library.)
+class FoldableBatchNorm2dImpl : public torch::nn::Cloneable<FoldableBatchNorm2dImpl> {
+ public:
+  explicit FoldableBatchNorm2dImpl(int64_t num_features)
+      : FoldableBatchNorm2dImpl(torch::nn::BatchNorm2dOptions(num_features)) {}
+  explicit FoldableBatchNorm2dImpl(const torch::nn::BatchNorm2dOptions& options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+  void pretty_print(std::ostream& stream) const override;
+  void set_bypass(bool bypass) { bypass_ = bypass; }
+  bool bypassed() const { return bypass_; }
+
+  torch::nn::BatchNorm2dOptions options;
+  torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+
+ private:
+  bool bypass_ = false;
+};
+TORCH_MODULE(FoldableBatchNorm2d);
+
+/// Every 4-d parameter and buffer of `module` in channels-last (NHWC) layout,
+/// the layout oneDNN's convolutions run natively: no reorder per call.
+/// Idempotent; names and values are unchanged.
+void to_channels_last(torch::nn::Module& module);
+
+/// A 4-d batch in channels-last layout (other tensors unchanged).
+torch::Tensor channels_last(const torch::Tensor& x);
+
+/// While alive, every FoldableBatchNorm2d in evaluation mode that directly
+/// follows a Conv2d among its siblings (conv1/bn1, downsample.0/.1,
+/// features.N/N+1, conv/bn) is folded into that convolution: the convolution
+/// runs with weight*scale and a bias, and the BatchNorm passes its input
+/// through. The registered parameters are not touched (state dicts and
+/// checkpoints are unaffected); the destructor restores the forward. Only for
+/// evaluation: the model must not be trained while folded.
+class FoldedBatchNorm {
+ public:
+  explicit FoldedBatchNorm(torch::nn::Module& root);
+  ~FoldedBatchNorm();
+  FoldedBatchNorm(const FoldedBatchNorm&) = delete;
+  FoldedBatchNorm& operator=(const FoldedBatchNorm&) = delete;
+  /// Number of BatchNorms folded.
+  size_t folded() const { return pairs_.size(); }
+
+ private:
+  struct Pair {
+    torch::nn::Conv2dImpl* conv;
+    FoldableBatchNorm2dImpl* bn;
+    torch::Tensor weight, bias;  // the convolution's own members, restored at the end
+  };
+  std::vector<Pair> pairs_;
+};
+
+enum class Precision { kFp32, kBf16 };
+
+/// "fp32" or "bf16"; throws graft::UsageError naming `option` otherwise.
+Precision parse_precision(const std::string& name, const std::string& option = "--precision");
+const char* precision_name(Precision p);
+
+/// True when the CPU flags (as in /proc/cpuinfo's "flags" line) include
+/// avx512_bf16 or amx_bf16: bfloat16 matrix products run in hardware.
+bool flags_have_bf16(const std::string& cpu_flags);
+/// flags_have_bf16 of this machine's /proc/cpuinfo.
+bool cpu_has_bf16();
+
+/// `requested`, or fp32 with a message on `warn` when bf16 was requested on
+/// a CPU without bfloat16 instructions (emulated bf16 is slower than fp32).
+Precision resolve_precision(Precision requested, std::ostream& warn);
+
+/// While alive with bf16: CPU autocast to bfloat16 (matrix products and
+/// convolutions in bf16, reductions and losses in fp32; the weights stay
+/// fp32). With fp32: nothing.
+class Autocast {
+ public:
+  explicit Autocast(Precision p);
+  ~Autocast();
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool active_ = false;
+  bool was_enabled_ = false;
+  at::ScalarType was_dtype_ = at::kBFloat16;
+};
+
+}  // namespace graft

@@ -1,0 +1,137 @@
+#include "graft/models/fast.h"
+
+#include <ATen/autocast_mode.h>
+
+#include <fstream>
+#include <ostream>
+#include <sstream>
+
+#include "graft/core/error.h"
+
+namespace graft {
+
+FoldableBatchNorm2dImpl::FoldableBatchNorm2dImpl(const torch::nn::BatchNorm2dOptions& o)
+    : options(o) {
+  GRAFT_CHECK(o.affine() && o.track_running_stats(),
+              "FoldableBatchNorm2d: only affine BatchNorm with running statistics");
+  reset();
+}
+
+void FoldableBatchNorm2dImpl::reset() {
+  const int64_t n = options.num_features();
+  weight = register_parameter("weight", torch::ones({n}));
+  bias = register_parameter("bias", torch::zeros({n}));
+  running_mean = register_buffer("running_mean", torch::zeros({n}));
+  running_var = register_buffer("running_var", torch::ones({n}));
+  num_batches_tracked = register_buffer("num_batches_tracked", torch::tensor(0, torch::kLong));
+}
+
+torch::Tensor FoldableBatchNorm2dImpl::forward(const torch::Tensor& x) {
+  if (bypass_) return x;
+  GRAFT_CHECK(x.dim() == 4, "BatchNorm2d: expected a 4-d input, got ", x.dim(), " dimensions");
+  // As torch::nn::BatchNorm2d with momentum set (the default 0.1).
+  if (is_training()) {
+    torch::NoGradGuard no_grad;
+    num_batches_tracked += 1;
+  }
+  const double momentum = options.momentum().has_value() ? *options.momentum() : 0.1;
+  return torch::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum,
+                           options.eps(), at::globalContext().userEnabledCuDNN());
+}
+
+void FoldableBatchNorm2dImpl::pretty_print(std::ostream& stream) const {
+  stream << "graft::FoldableBatchNorm2d(" << options.num_features() << ", eps=" << options.eps()
+         << (bypass_ ? ", folded" : "") << ")";
+}
+
+void to_channels_last(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : module.parameters())
+    if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+  for (auto& b : module.buffers())
+    if (b.dim() == 4) b.set_data(b.contiguous(torch::MemoryFormat::ChannelsLast));
+}
+
+torch::Tensor channels_last(const torch::Tensor& x) {
+  return x.dim() == 4 ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
+}
+
+FoldedBatchNorm::FoldedBatchNorm(torch::nn::Module& root) {
+  torch::NoGradGuard no_grad;
+  for (const auto& parent : root.modules(/*include_self=*/true)) {
+    torch::nn::Conv2dImpl* previous = nullptr;
+    for (const auto& child : parent->children()) {
+      auto* bn = dynamic_cast<FoldableBatchNorm2dImpl*>(child.get());
+      if (bn && previous && !bn->is_training() && !bn->bypassed() &&
+          previous->options.out_channels() == bn->options.num_features()) {
+        Pair p{previous, bn, previous->weight, previous->bias};
+        const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
+        const auto format = p.weight.suggest_memory_format();
+        previous->weight = (p.weight * scale.view({-1, 1, 1, 1})).contiguous(format);
+        auto shift = bn->bias - bn->running_mean * scale;
+        if (p.bias.defined()) shift = shift + p.bias * scale;
+        previous->bias = shift;
+        bn->set_bypass(true);
+        pairs_.push_back(std::move(p));
+      }
+      previous = dynamic_cast<torch::nn::Conv2dImpl*>(child.get());
+    }
+  }
+}
+
+FoldedBatchNorm::~FoldedBatchNorm() {
+  for (auto& p : pairs_) {
+    p.conv->weight = p.weight;
+    p.conv->bias = p.bias;
+    p.bn->set_bypass(false);
+  }
+}
+
+Precision parse_precision(const std::string& name, const std::string& option) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "bf16") return Precision::kBf16;
+  throw UsageError(str_cat(option, ": '", name, "' is not a precision (expected fp32 or bf16)"));
+}
+
+const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : "fp32"; }
+
+bool flags_have_bf16(const std::string& flags) {
+  std::istringstream in(flags);
+  std::string f;
+  while (in >> f)
+    if (f == "avx512_bf16" || f == "amx_bf16") return true;
+  return false;
+}
+
+bool cpu_has_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) return flags_have_bf16(line.substr(line.find(':') + 1));
+  return false;
+}
+
+Precision resolve_precision(Precision requested, std::ostream& warn) {
+  if (requested != Precision::kBf16 || cpu_has_bf16()) return requested;
+  warn << "warning: --precision bf16: this CPU has neither AVX512-BF16 nor AMX-BF16 "
+          "(no avx512_bf16 or amx_bf16 in /proc/cpuinfo); running in fp32\n";
+  return Precision::kFp32;
+}
+
+Autocast::Autocast(Precision p) : active_(p == Precision::kBf16) {
+  if (!active_) return;
+  was_enabled_ = at::autocast::is_cpu_enabled();
+  was_dtype_ = at::autocast::get_autocast_cpu_dtype();
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+Autocast::~Autocast() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_cpu_enabled(was_enabled_);
+  at::autocast::set_autocast_cpu_dtype(was_dtype_);
+}
+
+}  // namespace graft

@@ -1,0 +1,164 @@
+// The speed settings of graft/models/fast.h against what they replace:
+// FoldableBatchNorm2d against LibTorch's BatchNorm2d, folded and channels-last
+// models against the plain model, bf16 autocast against fp32. (Parity of the
+// fast path with PyTorch itself is in registry_test.cpp.)
+
+#include "graft/models/fast.h"
+
+#include <gtest/gtest.h>
+
+#include <ATen/autocast_mode.h>
+
+#include <sstream>
+
+#include "graft/core/error.h"
+#include "graft/models/registry.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+namespace nn = torch::nn;
+
+TEST(FoldableBatchNorm, MatchesLibTorchBatchNorm2dInTrainingAndEvaluation) {
+  torch::manual_seed(3);
+  nn::BatchNorm2d ref(nn::BatchNorm2dOptions(6).eps(1e-3));
+  FoldableBatchNorm2d bn(nn::BatchNorm2dOptions(6).eps(1e-3));
+  {
+    torch::NoGradGuard g;
+    ref->weight.uniform_(0.5, 1.5);
+    ref->bias.normal_();
+    bn->weight.copy_(ref->weight);
+    bn->bias.copy_(ref->bias);
+  }
+  std::vector<std::string> names, ref_names;
+  for (const auto& p : bn->named_parameters()) names.push_back(p.key());
+  for (const auto& p : bn->named_buffers()) names.push_back(p.key());
+  for (const auto& p : ref->named_parameters()) ref_names.push_back(p.key());
+  for (const auto& p : ref->named_buffers()) ref_names.push_back(p.key());
+  EXPECT_EQ(names, ref_names);
+  for (int step = 0; step < 3; ++step) {
+    torch::Tensor x = torch::randn({4, 6, 5, 5}) * 2 + 1;
+    torch::Tensor a = ref(x), b = bn(x);
+    EXPECT_LE(test::rel_error(b, a), 1e-6);
+    // The gradients flow the same way.
+    torch::Tensor ga = torch::autograd::grad({a.pow(2).sum()}, {ref->weight})[0];
+    torch::Tensor gb = torch::autograd::grad({b.pow(2).sum()}, {bn->weight})[0];
+    EXPECT_LE(test::rel_error(gb, ga), 1e-5);
+  }
+  EXPECT_LE(test::rel_error(bn->running_mean, ref->running_mean), 1e-6);
+  EXPECT_LE(test::rel_error(bn->running_var, ref->running_var), 1e-6);
+  EXPECT_EQ(bn->num_batches_tracked.item<int64_t>(), ref->num_batches_tracked.item<int64_t>());
+  ref->eval();
+  bn->eval();
+  torch::Tensor x = torch::randn({2, 6, 3, 3});
+  EXPECT_LE(test::rel_error(bn(x), ref(x)), 1e-6);
+}
+
+/// A ResNet-18 with non-trivial BatchNorm statistics (random weights, a few
+/// training-mode batches), then in evaluation mode.
+Backbone trained_resnet(const std::string& name, int64_t side) {
+  torch::manual_seed(5);
+  const BackboneSpec& row = find_backbone(name);
+  Backbone model = row.make(10);
+  model->train();
+  torch::NoGradGuard g;
+  for (int i = 0; i < 2; ++i) model->forward(torch::randn({4, 3, side, side}));
+  model->eval();
+  return model;
+}
+
+TEST(FoldedBatchNorm, FoldsEveryBatchNormOfAResNetAndRestoresIt) {
+  Backbone model = trained_resnet("resnet18", 64);
+  torch::NoGradGuard g;
+  torch::Tensor x = torch::randn({2, 3, 64, 64});
+  const torch::Tensor plain = model->forward(x);
+  std::vector<void*> before;
+  for (const auto& p : model->parameters()) before.push_back(p.data_ptr());
+  {
+    FoldedBatchNorm fold(*model);
+    EXPECT_EQ(fold.folded(), 20u);  // stem, 16 in the blocks, 3 downsample
+    EXPECT_LE(test::rel_error(model->forward(x), plain), 1e-5);
+  }
+  EXPECT_LE(test::rel_error(model->forward(x), plain), 1e-6);
+  std::vector<void*> after;
+  for (const auto& p : model->parameters()) after.push_back(p.data_ptr());
+  EXPECT_EQ(after, before);
+  model->train();
+  FoldedBatchNorm none(*model);
+  EXPECT_EQ(none.folded(), 0u) << "BatchNorm in training mode must not be folded";
+}
+
+TEST(ChannelsLast, TrainingStepEqualsTheContiguousOne) {
+  Backbone a = trained_resnet("resnet20", 32), b = trained_resnet("resnet20", 32);
+  a->train();
+  b->train();
+  to_channels_last(*b);
+  for (const auto& p : b->named_parameters())
+    if (p.value().dim() == 4)
+      EXPECT_TRUE(p.value().is_contiguous(torch::MemoryFormat::ChannelsLast)) << p.key();
+  torch::Tensor x = torch::randn({8, 3, 32, 32});
+  torch::Tensor y = torch::randint(0, 10, {8}, torch::kInt64);
+  torch::Tensor la = torch::nn::functional::cross_entropy(a->forward(x), y);
+  torch::Tensor lb = torch::nn::functional::cross_entropy(b->forward(channels_last(x)), y);
+  la.backward();
+  lb.backward();
+  EXPECT_NEAR(lb.item<double>(), la.item<double>(), 1e-5);
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (const auto& p : pa)
+    EXPECT_LE(test::rel_error(pb[p.key()].grad(), p.value().grad()), 1e-4) << p.key();
+}
+
+TEST(Precision, ParsesTheTwoNamesAndNamesTheOptionOtherwise) {
+  EXPECT_EQ(parse_precision("fp32"), Precision::kFp32);
+  EXPECT_EQ(parse_precision("bf16"), Precision::kBf16);
+  try {
+    parse_precision("fp16");
+    FAIL() << "fp16 accepted";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("--precision: 'fp16'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fp32 or bf16"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Precision, Bf16NeedsAvx512Bf16OrAmx) {
+  EXPECT_TRUE(flags_have_bf16("fpu sse avx512f avx512_bf16 avx512_vnni"));
+  EXPECT_TRUE(flags_have_bf16("fpu amx_tile amx_bf16"));
+  EXPECT_FALSE(flags_have_bf16("fpu sse avx2 avx512f avx512_vnni"));
+  EXPECT_FALSE(flags_have_bf16("avx512_bf16x"));
+  std::ostringstream warn;
+  EXPECT_EQ(resolve_precision(Precision::kFp32, warn), Precision::kFp32);
+  EXPECT_EQ(warn.str(), "");
+  const Precision got = resolve_precision(Precision::kBf16, warn);
+  EXPECT_EQ(got, cpu_has_bf16() ? Precision::kBf16 : Precision::kFp32);
+  EXPECT_EQ(warn.str().empty(), cpu_has_bf16()) << warn.str();
+}
+
+TEST(Precision, Bf16AutocastIsCloseToFp32AndEndsWithItsScope) {
+  Backbone model = trained_resnet("resnet18", 64);
+  torch::InferenceMode g;
+  torch::Tensor x = torch::randn({2, 3, 64, 64});
+  const torch::Tensor fp32 = model->features(x);
+  torch::Tensor bf16;
+  {
+    Autocast autocast(Precision::kBf16);
+    EXPECT_TRUE(at::autocast::is_cpu_enabled());
+    bf16 = model->features(x);
+  }
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+  // bfloat16 keeps 8 bits of mantissa: about 0.4% per rounding, a few percent
+  // after 20 layers; far from the difference between two inputs.
+  const double err = test::rel_error(bf16.to(torch::kFloat32), fp32);
+  EXPECT_LE(err, 0.05);
+  EXPECT_GT(err, 0.0);
+  const double other = test::rel_error(model->features(torch::randn({2, 3, 64, 64})), fp32);
+  EXPECT_GT(other, 10 * err);
+  {
+    Autocast off(Precision::kFp32);
+    EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  }
+}
+
+}  // namespace
+}  // namespace graft

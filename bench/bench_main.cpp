@@ -1,18 +1,29 @@
 // graft_bench: the graft side of the benchmarks in bench/run.sh. Each mode
-// prints one JSON line with its throughput; bench/run.sh runs the PyTorch side
-// of the same recipe next to it and writes bench/RESULTS.md.
+// prints one JSON line with its throughput ("rate", items per second);
+// bench/run.sh runs the PyTorch side of the same recipe next to it
+// (bench/torch_side.py) and writes bench/RESULTS.md.
 
+#include <immintrin.h>
+
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <iostream>
+#include <optional>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "graft/core/error.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
+#include "graft/models/fast.h"
 #include "graft/models/registry.h"
+#include "graft/text/bert.h"
+#include "graft/text/text_model.h"
 #include "graft/train/strategy.h"
 
 using Clock = std::chrono::steady_clock;
@@ -21,6 +32,10 @@ namespace {
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+nlohmann::json rate_json(const std::string& mode, int64_t items, double seconds) {
+  return {{"mode", mode}, {"images", items}, {"seconds", seconds}, {"rate", items / seconds}};
 }
 
 // Decoded + augmented images per second over `epochs` passes.
@@ -41,30 +56,159 @@ nlohmann::json bench_loader(const std::string& data, const std::string& backbone
     while (auto b = loader.next()) images += b->images.size(0);
   }
   double s = seconds_since(t0);
-  return {{"mode", "loader"}, {"images", images}, {"seconds", s}, {"images_per_second", images / s}};
+  return rate_json("loader", images, s);
 }
 
-// Full fine-tune steps (forward, backward, SGD step) per second on random
-// input: the rate at which the model consumes images.
-nlohmann::json bench_train_step(const std::string& backbone, int64_t batch, int steps) {
+// Eval-mode forward passes per second on random input, as graft evaluates:
+// channels-last, BatchNorm folded, inference mode, bf16 autocast when asked
+// for. --plain runs the model as it is built (contiguous, unfolded).
+nlohmann::json bench_infer(const std::string& backbone, int64_t batch, int iters,
+                           graft::Precision precision, bool plain) {
+  const auto& spec = graft::find_backbone(backbone);
+  graft::Backbone model = spec.make(spec.source_classes);
+  model->eval();
+  const int64_t macs = graft::count_macs(*model, spec.input);
+  torch::InferenceMode guard;
+  torch::Tensor x = torch::randn({batch, spec.input.channels, spec.input.size, spec.input.size});
+  std::optional<graft::FoldedBatchNorm> fold;
+  if (!plain) {
+    graft::to_channels_last(*model);
+    fold.emplace(*model);
+    x = graft::channels_last(x);
+  }
+  auto run = [&] {
+    graft::Autocast autocast(precision);
+    return model->forward(x);
+  };
+  run();  // warm-up: oneDNN primitives are created on the first call
+  auto t0 = Clock::now();
+  for (int i = 0; i < iters; ++i) run();
+  auto j = rate_json("infer", batch * iters, seconds_since(t0));
+  j["macs_per_image"] = macs;
+  return j;
+}
+
+// Fine-tune steps (forward, backward, SGD step) per second on random input:
+// the rate at which the model consumes images. full: every layer trains;
+// partial: the last stage and the head (the rest frozen, its BatchNorm in
+// eval mode), as graft train --strategy partial:1.
+nlohmann::json bench_train_step(const std::string& backbone, const std::string& strategy,
+                                int64_t batch, int steps, graft::Precision precision, bool plain) {
   const auto& spec = graft::find_backbone(backbone);
   graft::Backbone model = spec.make(spec.source_classes);
   model->set_classifier(graft::make_head("linear", model->feature_dim(), 10));
-  model->train();
-  torch::optim::SGD opt(model->parameters(), torch::optim::SGDOptions(0.01).momentum(0.9));
+  graft::apply_strategy(*model, graft::parse_strategy(strategy, static_cast<int>(model->stages().size())));
+  graft::set_train_mode(*model);
+  std::vector<torch::Tensor> trainable;
+  for (auto& p : model->parameters())
+    if (p.requires_grad()) trainable.push_back(p);
   torch::Tensor x = torch::randn({batch, spec.input.channels, spec.input.size, spec.input.size});
+  if (!plain) {
+    graft::to_channels_last(*model);
+    x = graft::channels_last(x);
+  }
+  torch::optim::SGD opt(trainable, torch::optim::SGDOptions(0.01).momentum(0.9));
   torch::Tensor y = torch::randint(0, 10, {batch}, torch::kInt64);
   auto step = [&] {
     opt.zero_grad();
-    torch::nn::functional::cross_entropy(model->forward(x), y).backward();
+    torch::Tensor logits;
+    {
+      graft::Autocast autocast(precision);
+      logits = model->forward(x);
+    }
+    torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), y).backward();
     opt.step();
   };
   step();  // warm-up
   auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step();
-  double s = seconds_since(t0);
-  return {{"mode", "train_step"}, {"images", batch * steps}, {"seconds", s},
-          {"images_per_second", batch * steps / s}};
+  return rate_json("train_step", batch * steps, seconds_since(t0));
+}
+
+// BERT (BertForSequenceClassification, 2 labels) on random token ids of a
+// fixed length: AdamW fine-tune steps or eval-mode forward passes per second.
+nlohmann::json bench_bert(const std::string& mode, const std::string& size, int64_t batch,
+                          int64_t seq, int steps, graft::Precision precision) {
+  torch::manual_seed(0);
+  const graft::BertConfig c = graft::bert_size(size);
+  graft::BertClassifier model(c, 2, c.hidden_dropout_prob);
+  graft::TextBatch b{torch::randint(1000, c.vocab_size, {batch, seq}, torch::kInt64),
+                     torch::zeros({batch, seq}, torch::kInt64),
+                     torch::ones({batch, seq}, torch::kInt64)};
+  torch::Tensor y = torch::randint(0, 2, {batch}, torch::kInt64);
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.01));
+  std::function<void()> step;
+  if (mode == "bert_train") {
+    model->train();
+    step = [&] {
+      opt.zero_grad();
+      torch::Tensor logits;
+      {
+        graft::Autocast autocast(precision);
+        logits = model->forward(b);
+      }
+      torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), y).backward();
+      opt.step();
+    };
+  } else {
+    model->eval();
+    step = [&] {
+      torch::InferenceMode guard;
+      graft::Autocast autocast(precision);
+      model->forward(b);
+    };
+  }
+  step();
+  auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  return rate_json(mode, batch * steps, seconds_since(t0));
+}
+
+// The machine's fp32 FMA peak: independent fused multiply-adds on registers
+// (12 chains hide the FMA latency), on `threads` threads at once. AVX-512
+// where the CPU has it, else AVX2.
+__attribute__((target("avx512f"))) int64_t fma_chains_512(int64_t iters) {
+  __m512 a[12];
+  const __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+  for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(static_cast<float>(k));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], b, c);
+  float sink = 0;
+  for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_ps(a[k]);
+  volatile float keep = sink;
+  (void)keep;
+  return iters * 12 * 16 * 2;
+}
+
+__attribute__((target("avx2,fma"))) int64_t fma_chains_256(int64_t iters) {
+  __m256 a[12];
+  const __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(static_cast<float>(k));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], b, c);
+  alignas(32) float out[8];
+  float sink = 0;
+  for (int k = 0; k < 12; ++k) {
+    _mm256_store_ps(out, a[k]);
+    for (float v : out) sink += v;
+  }
+  volatile float keep = sink;
+  (void)keep;
+  return iters * 12 * 8 * 2;
+}
+
+nlohmann::json bench_peak(int threads, bool avx512) {
+  const bool use512 = avx512 && __builtin_cpu_supports("avx512f");
+  const int64_t iters = 2'000'000'000 / 12;
+  std::atomic<int64_t> flops{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&] { flops += use512 ? fma_chains_512(iters) : fma_chains_256(iters); });
+  for (auto& t : pool) t.join();
+  const double s = seconds_since(t0);
+  return {{"mode", "peak"}, {"isa", use512 ? "avx512" : "avx2"}, {"seconds", s},
+          {"rate", static_cast<double>(flops) / s / 1e9}};
 }
 
 }  // namespace
@@ -72,23 +216,37 @@ nlohmann::json bench_train_step(const std::string& backbone, int64_t batch, int 
 int main(int argc, char** argv) {
   graft::tune_allocator();
   CLI::App app{"graft benchmarks (graft side)"};
-  std::string mode = "loader", data, backbone = "resnet18", augment = "light";
-  int64_t batch = 32;
+  std::string mode = "loader", data, backbone = "resnet18", augment = "light", strategy = "full";
+  std::string precision = "fp32", size = "bert-mini", isa = "avx512";
+  int64_t batch = 32, seq = 128;
   int workers = 2, epochs = 1, steps = 5, threads = 0;
-  app.add_option("mode", mode, "loader | train_step");
+  bool plain = false;
+  app.add_option("mode", mode, "loader | infer | train_step | bert_train | bert_infer | peak");
   app.add_option("--data", data);
   app.add_option("--backbone", backbone);
   app.add_option("--augment", augment);
   app.add_option("--batch-size", batch);
   app.add_option("--workers", workers);
   app.add_option("--epochs", epochs);
-  app.add_option("--steps", steps);
+  app.add_option("--steps", steps, "timed iterations after one warm-up");
   app.add_option("--threads", threads);
+  app.add_option("--strategy", strategy, "train_step: full or partial:N");
+  app.add_option("--precision", precision, "fp32 or bf16");
+  app.add_option("--size", size, "BERT size");
+  app.add_option("--seq", seq, "BERT sequence length");
+  app.add_option("--isa", isa, "peak: avx512 or avx2");
+  app.add_flag("--plain", plain, "infer/train_step: contiguous layout, BatchNorm not folded");
   CLI11_PARSE(app, argc, argv);
   try {
-    graft::set_threads(threads);
-    nlohmann::json j = mode == "loader" ? bench_loader(data, backbone, augment, batch, workers, epochs)
-                                        : bench_train_step(backbone, batch, steps);
+    const int used_threads = graft::set_threads(threads);
+    const graft::Precision p = graft::parse_precision(precision);
+    nlohmann::json j;
+    if (mode == "loader") j = bench_loader(data, backbone, augment, batch, workers, epochs);
+    else if (mode == "infer") j = bench_infer(backbone, batch, steps, p, plain);
+    else if (mode == "train_step") j = bench_train_step(backbone, strategy, batch, steps, p, plain);
+    else if (mode == "bert_train" || mode == "bert_infer") j = bench_bert(mode, size, batch, seq, steps, p);
+    else if (mode == "peak") j = bench_peak(used_threads, isa == "avx512");
+    else throw graft::UsageError("mode: '" + mode + "' (expected loader, infer, train_step, bert_train, bert_infer or peak)");
     j["threads"] = torch::get_num_threads();
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {

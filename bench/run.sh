@@ -1,87 +1,125 @@
 #!/usr/bin/env bash
 # Runs every benchmark, graft and the same recipe in PyTorch side by side in
-# this one invocation, and rewrites bench/RESULTS.md.
-#   bash bench/run.sh            (REPEATS=3 by default; medians are reported)
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for the measurement only.
+# this one invocation, and rewrites the main table of bench/RESULTS.md (the
+# sections other scripts write are kept).
+#   bash bench/run.sh            (REPEATS=3 by default; medians are reported;
+#                                 about 25 minutes on 2 quiet cores)
+# Each figure runs graft, then PyTorch as a user runs it (glibc's default
+# malloc, default memory format), then PyTorch tuned (glibc's mmap threshold
+# raised through its environment, as graft does with mallopt at start-up, and
+# channels-last for convolutional networks). Same model, batch, input and
+# thread count on every side. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset
+# for the measurement only. Run it on a quiet machine: the load average is
+# recorded next to the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh graft_bench
+bash scripts/build.sh graft graft_bench >/dev/null
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 REPEATS=${REPEATS:-3}
-THREADS=$(nproc)
+THREADS=${THREADS:-$(nproc)}
 DATA=${GRAFT_SHARED_DATA:-../shared/data}
 PY=/usr/bin/python3
 OUT=bench/RESULTS.md
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+TUNED=(env MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824 MALLOC_TOP_PAD_=67108864)
+B=(./build/graft_bench --threads "$THREADS")
+T=($PY bench/torch_side.py --threads "$THREADS")
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# median of the images_per_second field over REPEATS runs, and peak RSS (KiB)
+# measure KEY REPEATS CMD...: one line "KEY rate peak_rss_kib" per repeat in raw
+# (rate: the "rate" field of the command's JSON line).
 measure() {
-  local name=$1; shift
-  for i in $(seq "$REPEATS"); do
-    /usr/bin/time -f '%M' -o "$tmp/rss" "$@" > "$tmp/out" 2>/dev/null
-    sed -n 's/.*"images_per_second": *\([0-9.eE+-]*\).*/\1/p' "$tmp/out" >> "$tmp/$name.rate"
-    cat "$tmp/rss" >> "$tmp/$name.rss"
+  local key=$1 reps=$2; shift 2
+  for _ in $(seq "$reps"); do
+    /usr/bin/time -f '%M' -o "$tmp/rss" "$@" > "$tmp/out" 2> "$tmp/err" ||
+      { echo "bench: '$*' failed:" >&2; cat "$tmp/err" >&2; exit 1; }
+    rate=$(sed -n 's/.*"rate": *\([0-9.eE+-]*\).*/\1/p' "$tmp/out")
+    echo "$key $rate $(cat "$tmp/rss")" >> "$tmp/raw"
   done
-  echo "$(sort -g "$tmp/$name.rate" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $(sort -g "$tmp/$name.rss" | tail -1)"
+  echo "  $key done" >&2
 }
 
-row() {  # label graft_cmd... -- torch_cmd...
-  local label=$1; shift
-  local g=() t=() side=g
+# A figure on the three sides: KEY STEPS graft-args -- torch-args [-- cl]
+figure() {
+  local key=$1 g=() t=() side=g cl=0; shift
   for a in "$@"; do
-    if [ "$a" = "--" ]; then side=t; continue; fi
-    if [ $side = g ]; then g+=("$a"); else t+=("$a"); fi
+    if [ "$a" = "--" ]; then [ $side = g ] && side=t || side=c; continue; fi
+    case $side in g) g+=("$a") ;; t) t+=("$a") ;; c) cl=1 ;; esac
   done
-  n=$((n + 1))
-  read -r grate grss < <(measure "g_$n" "${g[@]}")
-  read -r trate trss < <(measure "t_$n" "${t[@]}")
-  ratio=$(awk -v a="$grate" -v b="$trate" 'BEGIN {printf "%.2f", a / b}')
-  printf '| %s | %.1f | %.1f | %s | %d | %d |\n' "$label" "$grate" "$trate" "$ratio" \
-    $((grss / 1024)) $((trss / 1024)) >> "$tmp/table"
+  measure "$key/graft" "$REPEATS" "${B[@]}" "${g[@]}"
+  measure "$key/torch" "$REPEATS" "${T[@]}" "${t[@]}"
+  if [ $cl = 1 ]; then
+    measure "$key/tuned" "$REPEATS" "${TUNED[@]}" "${T[@]}" "${t[@]}" --layout cl
+  else
+    measure "$key/tuned" "$REPEATS" "${TUNED[@]}" "${T[@]}" "${t[@]}"
+  fi
 }
 
-B=./build/graft_bench
-T="$PY bench/torch_side.py"
-: > "$tmp/table"
-n=0
+: > "$tmp/raw"
+measure peak/avx512 "$REPEATS" "${B[@]}" peak --isa avx512
+measure peak/avx2 "$REPEATS" "${B[@]}" peak --isa avx2
+for net in resnet18:3 resnet50:2 vgg16:1 googlenet:3; do
+  n=${net%:*} s=${net#*:}
+  figure "infer_$n" infer --backbone "$n" --steps "$s" -- infer --backbone "$n" --steps "$s" -- cl
+  echo "$n $("${B[@]}" infer --backbone "$n" --steps 0 --batch-size 1 |
+    sed -n 's/.*"macs_per_image": *\([0-9]*\).*/\1/p')" >> "$tmp/macs"
+done
+figure infer_b1_resnet18 infer --batch-size 1 --steps 20 -- infer --batch-size 1 --steps 20 -- cl
+measure infer_resnet18/graft_plain "$REPEATS" "${B[@]}" infer --steps 3 --plain
+measure infer_resnet18/graft_avx512 "$REPEATS" env ATEN_CPU_CAPABILITY=avx512 "${B[@]}" infer --steps 3
+measure infer_resnet18/graft_bf16 "$REPEATS" "${B[@]}" infer --steps 3 --precision bf16
+measure infer_resnet18/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" infer --steps 3 --layout cl --precision bf16
+figure train_full train_step --steps 2 -- train_step --steps 2 -- cl
+measure train_full/graft_bf16 "$REPEATS" "${B[@]}" train_step --steps 2 --precision bf16
+measure train_full/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" train_step --steps 2 --layout cl --precision bf16
+figure train_partial train_step --strategy partial:1 --steps 3 -- train_step --strategy partial --steps 3 -- cl
+figure bert_train bert_train --steps 3 -- bert_train --steps 3
+measure bert_train/graft_bf16 "$REPEATS" "${B[@]}" bert_train --steps 3 --precision bf16
+measure bert_train/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_train --steps 3 --precision bf16
+figure bert_infer bert_infer --steps 5 -- bert_infer --steps 5
+measure bert_infer/graft_bf16 "$REPEATS" "${B[@]}" bert_infer --steps 5 --precision bf16
+measure bert_infer/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_infer --steps 5 --precision bf16
 if [ -d "$DATA/hymenoptera/train" ]; then
-  row "loader hymenoptera light 224 (img/s)" $B loader --data "$DATA/hymenoptera/train" --workers 2 -- \
-      $T loader --data "$DATA/hymenoptera/train" --workers 2
-  row "loader cifar10 jpg light 32 (img/s)" $B loader --data "$DATA/cifar10_test_jpg" --backbone resnet20 --workers 2 -- \
-      $T loader --data "$DATA/cifar10_test_jpg" --backbone resnet20 --workers 2
+  figure loader_hymenoptera loader --data "$DATA/hymenoptera/train" --workers 2 -- \
+    loader --data "$DATA/hymenoptera/train" --workers 2
+  figure loader_cifar10 loader --data "$DATA/cifar10_test_jpg" --backbone resnet20 --workers 2 -- \
+    loader --data "$DATA/cifar10_test_jpg" --backbone resnet20 --workers 2
+  # The linear probe end to end, 20 epochs (one run each: minutes): graft
+  # with its feature cache (cold: a fresh cache folder), graft re-running the
+  # backbone every epoch, and PyTorch's naive loop (tuned).
+  probe() {  # graft train as a rate: training images x epochs per second
+    local start end
+    start=$(date +%s.%N)
+    ./build/graft train --data "$DATA/hymenoptera/train" --val "$DATA/hymenoptera/val" \
+      --backbone resnet18 --weights none --strategy linear --epochs 20 --batch-size 32 \
+      --threads "$THREADS" --out "$tmp/probe" --overwrite --cache-dir "$tmp/cache-$RANDOM$RANDOM" \
+      --quiet "$@" > /dev/null
+    end=$(date +%s.%N)
+    echo "{\"rate\": $(awk -v s="$start" -v e="$end" 'BEGIN {print 244 * 20 / (e - s)}')}"
+  }
+  export -f probe
+  export DATA THREADS tmp
+  measure probe/cached 1 bash -c probe
+  measure probe/naive 1 bash -c 'probe --no-feature-cache'
+  measure probe/torch 1 "${TUNED[@]}" "${T[@]}" linear_probe --data "$DATA/hymenoptera/train" \
+    --epochs 20 --layout cl
 fi
-row "resnet18 full fine-tune step b32 224 (img/s)" $B train_step --backbone resnet18 --steps 5 -- \
-    $T train_step --backbone resnet18 --steps 5
+if [ -d "$DATA/cifar10_test_jpg" ] && [ -f "$DATA/pretrained/resnet_cifar10_akamaster/resnet20-12fca82f.th" ]; then
+  # The accuracy side of bf16: the published CIFAR-10 ResNet-20 on the 10,000
+  # test images, fp32 and bf16.
+  for p in fp32 bf16; do
+    ./build/graft eval --backbone resnet20 --weights "$DATA/pretrained/resnet_cifar10_akamaster/resnet20-12fca82f.th" \
+      --data "$DATA/cifar10_test_jpg" --threads "$THREADS" --precision $p > "$tmp/acc_$p.json"
+  done
+fi
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
-{
-  echo "# Benchmarks"
-  echo
-  echo "Written by \`bash bench/run.sh\` on $(date -u +%Y-%m-%d) (REPEATS=$REPEATS, medians;"
-  echo "$THREADS threads on both sides; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for the run)."
-  echo
-  echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores;"
-  echo "AVX-512: $(grep -q avx512f /proc/cpuinfo && echo yes || echo no);"
-  echo "BLAS: $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)."
-  echo
-  echo "The PyTorch side is Debian's python3-torch/torchvision run as a user runs it"
-  echo "(torchvision ImageFolder + DataLoader with the same worker count; default"
-  echo "allocator and memory format). Ratio = graft / PyTorch (higher is better for graft)."
-  echo
-  echo "| figure | graft | PyTorch | ratio | graft peak RSS MiB | PyTorch peak RSS MiB |"
-  echo "|---|---|---|---|---|---|"
-  cat "$tmp/table"
-  echo
-  echo "The loader must outpace the model: compare the loader rows with the"
-  echo "fine-tune step row (images the model consumes per second). Peak RSS is"
-  echo "the largest single process (GNU time), so PyTorch's DataLoader worker"
-  echo "processes are not added to its figure; graft's loader threads are in its one."
-  echo "Inference, fine-tuning and the linear-probe recipe against tuned PyTorch"
-  echo "(allocator fix, channels-last) are the work of the performance issue."
-} > "$tmp/results.md"
-# Sections written by other scripts (bench/transferability.sh, the hardening
-# figures) are kept: they sit between <!-- NAME:begin --> and <!-- NAME:end -->.
+export REPEATS THREADS load_before load_after
+$PY bench/format_results.py "$tmp" > "$tmp/results.md"
+# Sections written by other scripts (bench/text.sh, bench/face.sh, ...) are
+# kept: they sit between <!-- NAME:begin --> and <!-- NAME:end -->.
 if [ -f "$OUT" ]; then
   echo >> "$tmp/results.md"
   awk '/<!-- [a-z_-]+:begin -->/ {keep=1} keep {print} /<!-- [a-z_-]+:end -->/ {keep=0; print ""}' "$OUT" >> "$tmp/results.md"

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
 """The PyTorch side of bench/run.sh: the same recipes with torchvision, run as
-its tutorials write them. Prints one JSON line like graft_bench."""
+its tutorials write them (--layout default), or channels-last (--layout cl).
+The allocator fix (glibc's mmap threshold raised) is applied by bench/run.sh
+through the environment (MALLOC_MMAP_THRESHOLD_ ...), as a user would.
+Prints one JSON line like graft_bench ("rate": items per second)."""
 import argparse
 import json
 import os
 import time
+
+import math
 
 import torch
 import torchvision
@@ -29,28 +34,171 @@ def loader(args):
         for x, _ in dl:
             images += x.shape[0]
     s = time.time() - t0
-    return {"mode": "loader", "images": images, "seconds": s, "images_per_second": images / s}
+    return rate("loader", images, s)
+
+
+def rate(mode, items, seconds):
+    return {"mode": mode, "images": items, "seconds": seconds, "rate": items / seconds}
+
+
+def autocast(args):
+    """bf16: CPU autocast to bfloat16, as graft's --precision bf16."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+
+def layout(args, model, x):
+    if args.layout == "cl":
+        return model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
+    return model, x
+
+
+def infer(args):
+    model = getattr(torchvision.models, args.backbone)().eval()
+    if args.backbone == "googlenet":
+        model = torchvision.models.googlenet(aux_logits=False, init_weights=False).eval()
+    x = torch.randn(args.batch_size, 3, 224, 224)
+    model, x = layout(args, model, x)
+    with torch.inference_mode(), autocast(args):
+        model(x)
+        t0 = time.time()
+        for _ in range(args.steps):
+            model(x)
+        s = time.time() - t0
+    return rate("infer", args.batch_size * args.steps, s)
 
 
 def train_step(args):
     model = getattr(torchvision.models, args.backbone)(num_classes=10)
+    if args.strategy != "full":  # partial:1: the last stage and the head train
+        for name, p in model.named_parameters():
+            p.requires_grad = name.startswith("layer4") or name.startswith("fc")
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    if args.strategy != "full":  # frozen BatchNorm keeps its statistics
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.BatchNorm2d) and not name.startswith("layer4"):
+                m.eval()
     x = torch.randn(args.batch_size, 3, 224, 224)
+    model, x = layout(args, model, x)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9)
     y = torch.randint(0, 10, (args.batch_size,))
 
     def step():
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
+        with autocast(args):
+            logits = model(x)
+        torch.nn.functional.cross_entropy(logits.float(), y).backward()
         opt.step()
 
     step()
     t0 = time.time()
     for _ in range(args.steps):
         step()
-    s = time.time() - t0
-    return {"mode": "train_step", "images": args.batch_size * args.steps, "seconds": s,
-            "images_per_second": args.batch_size * args.steps / s}
+    return rate("train_step", args.batch_size * args.steps, time.time() - t0)
+
+
+class BertLayer(torch.nn.Module):
+    """One encoder layer as Hugging Face's BertLayer computes it."""
+
+    def __init__(self, h, heads, inter, p):
+        super().__init__()
+        self.heads = heads
+        self.query, self.key, self.value = (torch.nn.Linear(h, h) for _ in range(3))
+        self.attn_out, self.attn_norm = torch.nn.Linear(h, h), torch.nn.LayerNorm(h, eps=1e-12)
+        self.inter, self.out = torch.nn.Linear(h, inter), torch.nn.Linear(inter, h)
+        self.out_norm = torch.nn.LayerNorm(h, eps=1e-12)
+        self.drop = torch.nn.Dropout(p)
+
+    def forward(self, x, add):
+        b, t, h = x.shape
+        split = lambda y: y.view(b, t, self.heads, h // self.heads).permute(0, 2, 1, 3)
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        s = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads) + add
+        ctx = (self.drop(torch.softmax(s, -1)) @ v).permute(0, 2, 1, 3).reshape(b, t, h)
+        a = self.attn_norm(self.drop(self.attn_out(ctx)) + x)
+        return self.out_norm(self.drop(self.out(torch.nn.functional.gelu(self.inter(a)))) + a)
+
+
+class BertClassifier(torch.nn.Module):
+    """BertForSequenceClassification: embeddings, encoder, pooler, classifier."""
+
+    def __init__(self, layers, h, vocab=30522, labels=2, p=0.1):
+        super().__init__()
+        self.word, self.pos, self.token_type = (torch.nn.Embedding(vocab, h), torch.nn.Embedding(512, h),
+                                          torch.nn.Embedding(2, h))
+        self.norm, self.drop = torch.nn.LayerNorm(h, eps=1e-12), torch.nn.Dropout(p)
+        self.layers = torch.nn.ModuleList(BertLayer(h, h // 64, 4 * h, p) for _ in range(layers))
+        self.pooler, self.classifier = torch.nn.Linear(h, h), torch.nn.Linear(h, labels)
+
+    def forward(self, ids, types, mask):
+        pos = torch.arange(ids.shape[1]).unsqueeze(0)
+        x = self.drop(self.norm(self.word(ids) + self.pos(pos) + self.token_type(types)))
+        add = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        for layer in self.layers:
+            x = layer(x, add)
+        return self.classifier(self.drop(torch.tanh(self.pooler(x[:, 0]))))
+
+
+BERT_SIZES = {"bert-tiny": (2, 128), "bert-mini": (4, 256), "bert-small": (4, 512),
+              "bert-medium": (8, 512), "bert-base": (12, 768)}
+
+
+def bert(args):
+    torch.manual_seed(0)
+    model = BertClassifier(*BERT_SIZES[args.size])
+    ids = torch.randint(1000, 30522, (args.batch_size, args.seq))
+    types = torch.zeros_like(ids)
+    mask = torch.ones_like(ids)
+    y = torch.randint(0, 2, (args.batch_size,))
+    if args.mode == "bert_train":
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+
+        def step():
+            opt.zero_grad()
+            with autocast(args):
+                logits = model(ids, types, mask)
+            torch.nn.functional.cross_entropy(logits.float(), y).backward()
+            opt.step()
+    else:
+        model.eval()
+
+        def step():
+            with torch.inference_mode(), autocast(args):
+                model(ids, types, mask)
+    step()
+    t0 = time.time()
+    for _ in range(args.steps):
+        step()
+    return rate(args.mode, args.batch_size * args.steps, time.time() - t0)
+
+
+def linear_probe(args):
+    """The naive linear probe: the frozen backbone re-runs on every image in
+    every epoch (torchvision's transfer-learning tutorial, "ConvNet as fixed
+    feature extractor"). Rate: training images per second over the whole run."""
+    norm = transforms.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224),
+                             transforms.ToTensor(), norm])
+    ds = torchvision.datasets.ImageFolder(args.data, transform=tf)
+    dl = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True,
+                                     num_workers=args.workers)
+    model = getattr(torchvision.models, args.backbone)()
+    for p in model.parameters():
+        p.requires_grad = False
+    model.fc = torch.nn.Linear(model.fc.in_features, len(ds.classes))
+    model.eval()
+    if args.layout == "cl":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.fc.parameters(), lr=0.01, momentum=0.9)
+    t0 = time.time()
+    for _ in range(args.epochs):
+        for x, y in dl:
+            if args.layout == "cl":
+                x = x.to(memory_format=torch.channels_last)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    return rate("linear_probe", len(ds) * args.epochs, time.time() - t0)
 
 
 def main():
@@ -64,9 +212,16 @@ def main():
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--layout", default="default", choices=["default", "cl"])
+    p.add_argument("--strategy", default="full")
+    p.add_argument("--size", default="bert-mini")
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    out = loader(args) if args.mode == "loader" else train_step(args)
+    modes = {"loader": loader, "infer": infer, "train_step": train_step, "bert_train": bert,
+             "bert_infer": bert, "linear_probe": linear_probe}
+    out = modes[args.mode](args)
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))
 

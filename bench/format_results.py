@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Writes the main table of bench/RESULTS.md from the measurements that
+bench/run.sh collected in TMP (raw: "KEY rate peak_rss_kib" per repeat;
+macs: "NETWORK macs_per_image"; acc_fp32.json / acc_bf16.json).
+Usage: format_results.py TMP   (REPEATS, THREADS, load_before, load_after
+from the environment)."""
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+tmp = sys.argv[1]
+env = os.environ
+raw = {}
+for line in open(os.path.join(tmp, "raw")):
+    key, r, m = line.split()
+    raw.setdefault(key, []).append((float(r), int(m)))
+macs = {}
+if os.path.exists(os.path.join(tmp, "macs")):
+    for line in open(os.path.join(tmp, "macs")):
+        net, m = line.split()
+        macs[net] = int(m)
+
+
+def rate(key):
+    return statistics.median(r for r, _ in raw[key])
+
+
+def rss(key):
+    return max(m for _, m in raw[key]) // 1024
+
+
+def sh(*cmd):
+    return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+
+
+cpu_model = next((l.split(":", 1)[1].strip() for l in sh("lscpu").splitlines()
+                  if l.startswith("Model name")), "?")
+flags = open("/proc/cpuinfo").read()
+isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
+                if f" {f} " in flags)
+blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+torch_version = sh("/usr/bin/python3", "-c", "import torch; print(torch.__version__)")
+threads = env.get("THREADS", "?")
+peak = rate("peak/avx512")
+
+out = []
+p = out.append
+p("# Benchmarks\n")
+p(f"Written by `bash bench/run.sh` on {sh('date', '-u', '+%Y-%m-%d')} (REPEATS={env.get('REPEATS')}, "
+  f"medians; {threads} threads on every side; OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for the run; "
+  f"load average {env.get('load_before')} before, {env.get('load_after')} after).\n")
+p(f"Machine: {cpu_model}, {os.cpu_count()} cores; {isa}. BLAS: {blas}. "
+  f"PyTorch and LibTorch {torch_version} (Debian), oneDNN 2.6.3; ATen's own kernels dispatch at "
+  f"AVX2 unless ATEN_CPU_CAPABILITY says otherwise.\n")
+p(f"Measured FMA peak (fp32 fused multiply-adds on registers, {threads} threads): "
+  f"**{peak:.0f} GFLOP/s** with AVX-512, {rate('peak/avx2'):.0f} GFLOP/s with AVX2.\n")
+p("**PyTorch default** is Debian's python3-torch as its tutorials run it: glibc's default "
+  "malloc, default (contiguous) memory format. **PyTorch tuned** has the allocator fix that "
+  "graft ships (glibc's mmap threshold raised: `MALLOC_MMAP_THRESHOLD_` and friends, the values "
+  "of graft's mallopt) and, for CNNs, channels-last. graft runs as it does by default: "
+  "channels-last, BatchNorm folded into the convolutions for evaluation, inference mode. "
+  "Same model, batch, random input and thread count on every side. Ratios are graft / PyTorch "
+  "(above 1: graft is faster). Peak RSS is the largest single process (GNU time).\n")
+p("| figure | graft | PyTorch default | PyTorch tuned | × default | × tuned | peak RSS MiB: graft / default / tuned |")
+p("|---|---|---|---|---|---|---|")
+
+
+def row(label, key, unit="img/s", latency=False):
+    g, t, u = rate(key + "/graft"), rate(key + "/torch"), rate(key + "/tuned")
+    mem = f"{rss(key + '/graft')} / {rss(key + '/torch')} / {rss(key + '/tuned')}"
+    if latency:
+        p(f"| {label} | {1000 / g:.1f} ms | {1000 / t:.1f} ms | {1000 / u:.1f} ms | "
+          f"{g / t:.2f} | {g / u:.2f} | {mem} |")
+    else:
+        p(f"| {label} | {g:.1f} {unit} | {t:.1f} | {u:.1f} | {g / t:.2f} | {g / u:.2f} | {mem} |")
+
+
+for n in ("resnet18", "resnet50", "vgg16", "googlenet"):
+    row(f"{n} inference, batch 32, 224²", f"infer_{n}")
+row("resnet18 latency, batch 1", "infer_b1_resnet18", latency=True)
+row("resnet18 full fine-tune step (SGD), batch 32", "train_full")
+row("resnet18 partial fine-tune step (layer4 + fc), batch 32", "train_partial")
+row("BERT-mini fine-tune step (AdamW), batch 32, seq 128", "bert_train", "seq/s")
+row("BERT-mini inference, batch 32, seq 128", "bert_infer", "seq/s")
+if "loader_hymenoptera/graft" in raw:
+    row("data pipeline: hymenoptera JPEGs decoded + augmented, 224²", "loader_hymenoptera")
+    row("data pipeline: CIFAR-10 JPEGs decoded + augmented, 32²", "loader_cifar10")
+p("")
+
+if macs:
+    p("Arithmetic rate of graft's inference (batch 32; 2 FLOPs per multiply-add; MACs counted "
+      "from the ATen calls of a real forward pass), and PyTorch tuned's for comparison:\n")
+    p("| network | GMAC / image | graft GFLOP/s | % of AVX-512 peak | PyTorch tuned GFLOP/s | % of peak |")
+    p("|---|---|---|---|---|---|")
+    for n, m in macs.items():
+        g = rate(f"infer_{n}/graft") * m * 2 / 1e9
+        u = rate(f"infer_{n}/tuned") * m * 2 / 1e9
+        p(f"| {n} | {m / 1e9:.2f} | {g:.0f} | {100 * g / peak:.0f}% | {u:.0f} | {100 * u / peak:.0f}% |")
+    p("")
+
+p("What graft's defaults buy, ResNet-18 inference at batch 32 (graft alone):\n")
+p("| graft variant | img/s | vs graft default |")
+p("|---|---|---|")
+base = rate("infer_resnet18/graft")
+for key, label in (("infer_resnet18/graft_plain", "contiguous layout, BatchNorm not folded (`--plain`)"),
+                   ("infer_resnet18/graft", "default: channels-last, BatchNorm folded"),
+                   ("infer_resnet18/graft_avx512", "default with `ATEN_CPU_CAPABILITY=avx512`")):
+    p(f"| {label} | {rate(key):.1f} | {rate(key) / base:.2f} |")
+p("")
+
+p("`--precision bf16` (CPU autocast to bfloat16 on AVX512-BF16; fp32 master weights), against "
+  "graft fp32 and against PyTorch tuned with the same autocast:\n")
+p("| figure | graft fp32 | graft bf16 | bf16 speed-up | PyTorch tuned bf16 | graft bf16 / PyTorch bf16 |")
+p("|---|---|---|---|---|---|")
+for key, label in (("infer_resnet18", "resnet18 inference, batch 32 (img/s)"),
+                   ("train_full", "resnet18 full fine-tune step, batch 32 (img/s)"),
+                   ("bert_train", "BERT-mini fine-tune step, batch 32, seq 128 (seq/s)"),
+                   ("bert_infer", "BERT-mini inference, batch 32, seq 128 (seq/s)")):
+    f, b, t = rate(key + "/graft"), rate(key + "/graft_bf16"), rate(key + "/tuned_bf16")
+    p(f"| {label} | {f:.1f} | {b:.1f} | {b / f:.2f} | {t:.1f} | {b / t:.2f} |")
+acc = {}
+for prec in ("fp32", "bf16"):
+    path = os.path.join(tmp, f"acc_{prec}.json")
+    if os.path.exists(path):
+        acc[prec] = json.load(open(path))["accuracy"]
+if len(acc) == 2:
+    p("")
+    p(f"Accuracy effect: the published CIFAR-10 ResNet-20 (akamaster) on the 10,000 CIFAR-10 test "
+      f"images, `graft eval --precision fp32`: {100 * acc['fp32']:.2f}%, `--precision bf16`: "
+      f"{100 * acc['bf16']:.2f}% ({100 * (acc['bf16'] - acc['fp32']):+.2f} points).")
+p("")
+
+if "probe/cached" in raw:
+    c, n, t = rate("probe/cached"), rate("probe/naive"), rate("probe/torch")
+    p("Linear probe end to end (`graft train --strategy linear --epochs 20`, ResNet-18, "
+      "hymenoptera: 244 training images, validation every epoch; one run each; rate = "
+      "244 × 20 training images / wall time, start-up and validation included):\n")
+    p("| recipe | seconds | images/s | feature cache speed-up |")
+    p("|---|---|---|---|")
+    p(f"| graft, feature cache (cold) | {244 * 20 / c:.1f} | {c:.0f} | {c / n:.1f}× graft naive, {c / t:.1f}× PyTorch naive |")
+    p(f"| graft `--no-feature-cache` (backbone re-run every epoch) | {244 * 20 / n:.1f} | {n:.0f} | |")
+    p(f"| PyTorch tuned, naive loop (tutorial's fixed feature extractor) | {244 * 20 / t:.1f} | {t:.0f} | |")
+    p("")
+print("\n".join(out))

@@ -132,6 +132,20 @@ if len(acc) == 2:
       f"{100 * acc['bf16']:.2f}% ({100 * (acc['bf16'] - acc['fp32']):+.2f} points).")
 p("")
 
+if "blas/pthread_train" in raw or "blas/reference_infer" in raw:
+    p(f"Which BLAS (BERT-mini, batch 32, seq 128, graft with {threads} threads; the matrix "
+      "products of the linear layers go through libblas.so.3):\n")
+    p("| libblas.so.3 | fine-tune step seq/s | inference seq/s |")
+    p("|---|---|---|")
+    p(f"| OpenBLAS, OpenMP build (the setup's choice) | {rate('bert_train/graft'):.1f} | "
+      f"{rate('bert_infer/graft'):.1f} |")
+    if "blas/pthread_train" in raw:
+        p(f"| OpenBLAS, pthread build | {rate('blas/pthread_train'):.1f} | "
+          f"{rate('blas/pthread_infer'):.1f} |")
+    if "blas/reference_infer" in raw:
+        p(f"| reference BLAS (Debian libblas3) | | {rate('blas/reference_infer'):.1f} |")
+    p("")
+
 if "probe/cached" in raw:
     c, n, t = rate("probe/cached"), rate("probe/naive"), rate("probe/torch")
     p("Linear probe end to end (`graft train --strategy linear --epochs 20`, ResNet-18, "

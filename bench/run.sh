@@ -81,6 +81,19 @@ measure bert_train/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_train --st
 figure bert_infer bert_infer --steps 5 -- bert_infer --steps 5
 measure bert_infer/graft_bf16 "$REPEATS" "${B[@]}" bert_infer --steps 5 --precision bf16
 measure bert_infer/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_infer --steps 5 --precision bf16
+# Which BLAS: the OpenMP build of OpenBLAS that the setup installs, against
+# the pthread build (unpacked from Debian's package into the temporary
+# folder, loaded through LD_LIBRARY_PATH: nothing on the system changes) and
+# the reference BLAS, with graft's own thread setting.
+if (cd "$tmp" && apt-get download libopenblas0-pthread >/dev/null 2>&1); then
+  dpkg -x "$tmp"/libopenblas0-pthread_*.deb "$tmp/pthread"
+  PT=$tmp/pthread/usr/lib/x86_64-linux-gnu/openblas-pthread
+  measure blas/pthread_train "$REPEATS" env LD_LIBRARY_PATH="$PT" "${B[@]}" bert_train --steps 3
+  measure blas/pthread_infer "$REPEATS" env LD_LIBRARY_PATH="$PT" "${B[@]}" bert_infer --steps 5
+fi
+if [ -f /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 ]; then
+  measure blas/reference_infer 1 env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas "${B[@]}" bert_infer --steps 1
+fi
 if [ -d "$DATA/hymenoptera/train" ]; then
   figure loader_hymenoptera loader --data "$DATA/hymenoptera/train" --workers 2 -- \
     loader --data "$DATA/hymenoptera/train" --workers 2

@@ -1,8 +1,12 @@
 #include "graft/models/fast.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
 #include <fstream>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 
@@ -85,6 +89,54 @@ FoldedBatchNorm::~FoldedBatchNorm() {
     p.conv->bias = p.bias;
     p.bn->set_bypass(false);
   }
+}
+
+namespace {
+
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+uint64_t draw_seed() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return at::check_generator<at::CPUGeneratorImpl>(gen)->random64();
+}
+
+}  // namespace
+
+torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool train) {
+  GRAFT_CHECK(p >= 0 && p < 1, "dropout probability ", p, " (expected 0 <= p < 1)");
+  if (!train || p == 0 || x.numel() == 0) return x;
+  // Kept when the 32-bit draw is at least p * 2^32.
+  const uint64_t threshold = static_cast<uint64_t>(p * 4294967296.0 + 0.5);
+  const uint64_t seed = splitmix64(draw_seed());
+  torch::Tensor mask = torch::empty(x.sizes(), x.options().memory_format(x.suggest_memory_format()));
+  const int64_t n = mask.numel();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, mask.scalar_type(), "fast_dropout", [&] {
+    scalar_t* m = mask.data_ptr<scalar_t>();
+    const scalar_t keep = static_cast<scalar_t>(1.0 / (1.0 - p)), drop = static_cast<scalar_t>(0);
+    // One 64-bit draw gives two elements their 32 bits.
+    at::parallel_for(0, (n + 1) / 2, 4096, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const uint64_t r = splitmix64(seed ^ (static_cast<uint64_t>(i) * 0xd1342543de82ef95ULL));
+        m[2 * i] = (r & 0xffffffffULL) >= threshold ? keep : drop;
+        if (2 * i + 1 < n) m[2 * i + 1] = (r >> 32) >= threshold ? keep : drop;
+      }
+    });
+  });
+  return x * mask;
+}
+
+FastDropoutImpl::FastDropoutImpl(double p_) : p(p_) {
+  GRAFT_CHECK(p >= 0 && p < 1, "dropout probability ", p, " (expected 0 <= p < 1)");
+}
+
+void FastDropoutImpl::pretty_print(std::ostream& stream) const {
+  stream << "graft::FastDropout(p=" << p << ")";
 }
 
 Precision parse_precision(const std::string& name, const std::string& option) {

@@ -149,8 +149,8 @@ BertLayerImpl::BertLayerImpl(const BertConfig& c) : c_(c) {
   out_ = output->register_module("dense", torch::nn::Linear(c.intermediate_size, h));
   out_norm_ = output->register_module(
       "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({h}).eps(c.layer_norm_eps)));
-  hidden_drop_ = register_module("hidden_dropout", torch::nn::Dropout(c.hidden_dropout_prob));
-  attn_drop_ = register_module("attention_dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
+  hidden_drop_ = register_module("hidden_dropout", FastDropout(c.hidden_dropout_prob));
+  attn_drop_ = register_module("attention_dropout", FastDropout(c.attention_probs_dropout_prob));
 }
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& additive_mask) {
@@ -177,7 +177,7 @@ BertModelImpl::BertModelImpl(const BertConfig& c) : c_(c) {
                                             torch::nn::Embedding(c.type_vocab_size, h));
   emb_norm_ = embeddings->register_module(
       "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({h}).eps(c.layer_norm_eps)));
-  emb_drop_ = register_module("embedding_dropout", torch::nn::Dropout(c.hidden_dropout_prob));
+  emb_drop_ = register_module("embedding_dropout", FastDropout(c.hidden_dropout_prob));
   auto encoder = holder(*this, "encoder");
   torch::nn::ModuleList list;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {

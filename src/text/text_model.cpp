@@ -82,7 +82,7 @@ std::vector<std::vector<int64_t>> length_batches(const std::vector<size_t>& orde
 BertClassifierImpl::BertClassifierImpl(const BertConfig& c, int64_t num_classes,
                                        double classifier_dropout) {
   bert = register_module("bert", BertModel(c));
-  dropout = register_module("dropout", torch::nn::Dropout(classifier_dropout));
+  dropout = register_module("dropout", FastDropout(classifier_dropout));
   classifier = register_module("classifier", torch::nn::Linear(c.hidden_size, num_classes));
 }
 

@@ -162,3 +162,50 @@ TEST(Precision, Bf16AutocastIsCloseToFp32AndEndsWithItsScope) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST(FastDropout, KeepsOneMinusPScaledAndIsReproducible) {
+  const double p = 0.1;
+  torch::Tensor x = torch::rand({1000, 1000}) + 0.5;
+  torch::manual_seed(11);
+  torch::Tensor a = fast_dropout(x, p, true);
+  torch::manual_seed(11);
+  torch::Tensor b = fast_dropout(x, p, true);
+  torch::Tensor c = fast_dropout(x, p, true);
+  EXPECT_TRUE(torch::equal(a, b)) << "the same seed must give the same mask";
+  EXPECT_FALSE(torch::equal(b, c)) << "successive calls must draw new masks";
+  const torch::Tensor kept = a.ne(0);
+  const double n = static_cast<double>(x.numel());
+  const double keep_rate = kept.sum().item<double>() / n;
+  // Binomial(n, 0.9): the standard deviation of the rate is 3e-4.
+  EXPECT_NEAR(keep_rate, 1 - p, 5 * std::sqrt(p * (1 - p) / n));
+  EXPECT_TRUE(torch::allclose(a.masked_select(kept), x.masked_select(kept) / (1 - p), 1e-6, 0));
+  // Neighbouring elements (the two halves of one 64-bit draw, and rows) are
+  // independent: P(both dropped) = p^2.
+  const torch::Tensor d = a.eq(0).to(torch::kFloat64);
+  const double both = (d.flatten().slice(0, 0, -1) * d.flatten().slice(0, 1)).mean().item<double>();
+  EXPECT_NEAR(both, p * p, 5 * std::sqrt(p * p * (1 - p * p) / n));
+  // torch::nn::Dropout's contract: identity in evaluation and for p = 0.
+  EXPECT_TRUE(fast_dropout(x, p, false).is_same(x));
+  EXPECT_TRUE(fast_dropout(x, 0.0, true).is_same(x));
+  EXPECT_THROW(fast_dropout(x, 1.0, true), Error);
+}
+
+TEST(FastDropout, GradientIsTheMaskAndDtypeIsKept) {
+  torch::manual_seed(2);
+  torch::Tensor x = torch::randn({64, 33}).requires_grad_(true);
+  torch::Tensor y = fast_dropout(x, 0.3, true);
+  y.sum().backward();
+  const torch::Tensor expected = y.detach().ne(0).to(torch::kFloat32) / 0.7;
+  EXPECT_TRUE(torch::allclose(x.grad(), expected, 1e-6, 1e-7));
+  torch::Tensor h = torch::ones({16, 16}, torch::kBFloat16);
+  EXPECT_EQ(fast_dropout(h, 0.5, true).scalar_type(), torch::kBFloat16);
+  FastDropout module(0.25);
+  module->eval();
+  EXPECT_TRUE(module(x).is_same(x));
+}
+
+}  // namespace
+}  // namespace graft

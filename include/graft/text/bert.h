@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "graft/models/fast.h"
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 
@@ -65,7 +66,7 @@ class BertLayerImpl : public torch::nn::Module {
   torch::nn::LayerNorm attn_norm_{nullptr};
   torch::nn::Linear inter_{nullptr}, out_{nullptr};
   torch::nn::LayerNorm out_norm_{nullptr};
-  torch::nn::Dropout hidden_drop_{nullptr}, attn_drop_{nullptr};
+  FastDropout hidden_drop_{nullptr}, attn_drop_{nullptr};
 };
 TORCH_MODULE(BertLayer);
 
@@ -91,7 +92,7 @@ class BertModelImpl : public torch::nn::Module {
   BertConfig c_;
   torch::nn::Embedding word_{nullptr}, position_{nullptr}, token_type_{nullptr};
   torch::nn::LayerNorm emb_norm_{nullptr};
-  torch::nn::Dropout emb_drop_{nullptr};
+  FastDropout emb_drop_{nullptr};
   std::vector<BertLayer> layers_;
   torch::nn::Linear pooler_{nullptr};
 };

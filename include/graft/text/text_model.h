@@ -72,7 +72,7 @@ class BertClassifierImpl : public torch::nn::Module {
   /// Dropout, then the classifier.
   torch::Tensor classify(const torch::Tensor& pooled);
   BertModel bert{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  FastDropout dropout{nullptr};
   torch::nn::Linear classifier{nullptr};
 };
 TORCH_MODULE(BertClassifier);

@@ -101,21 +101,24 @@ if [ -d "$DATA/hymenoptera/train" ]; then
     loader --data "$DATA/cifar10_test_jpg" --backbone resnet20 --workers 2
   # The linear probe end to end, 20 epochs (one run each: minutes): graft
   # with its feature cache (cold: a fresh cache folder), graft re-running the
-  # backbone every epoch, and PyTorch's naive loop (tuned).
+  # backbone every epoch, and PyTorch's naive loop (tuned). "warm": the same
+  # run again with the cache filled (as a grid search's later trials find it).
   probe() {  # graft train as a rate: training images x epochs per second
     local start end
     start=$(date +%s.%N)
     ./build/graft train --data "$DATA/hymenoptera/train" --val "$DATA/hymenoptera/val" \
       --backbone resnet18 --weights none --strategy linear --epochs 20 --batch-size 32 \
-      --threads "$THREADS" --out "$tmp/probe" --overwrite --cache-dir "$tmp/cache-$RANDOM$RANDOM" \
+      --threads "$THREADS" --out "$tmp/probe" --overwrite --cache-dir "$CACHE" \
       --quiet "$@" > /dev/null
     end=$(date +%s.%N)
-    echo "{\"rate\": $(awk -v s="$start" -v e="$end" 'BEGIN {print 244 * 20 / (e - s)}')}"
+    echo "{\"rate\": $(awk -v n="$N_TRAIN" -v s="$start" -v e="$end" 'BEGIN {print n * 20 / (e - s)}')}"
   }
+  N_TRAIN=$(find "$DATA/hymenoptera/train" -type f \( -iname "*.jpg" -o -iname "*.jpeg" \) | wc -l)
   export -f probe
-  export DATA THREADS tmp
-  measure probe/cached 1 bash -c probe
-  measure probe/naive 1 bash -c 'probe --no-feature-cache'
+  export DATA THREADS tmp N_TRAIN
+  CACHE=$tmp/cache measure probe/cached 1 bash -c probe
+  CACHE=$tmp/cache measure probe/warm 1 bash -c probe
+  CACHE=$tmp/cache2 measure probe/naive 1 bash -c 'probe --no-feature-cache'
   measure probe/torch 1 "${TUNED[@]}" "${T[@]}" linear_probe --data "$DATA/hymenoptera/train" \
     --epochs 20 --layout cl
 fi
@@ -127,6 +130,7 @@ if [ -d "$DATA/cifar10_test_jpg" ] && [ -f "$DATA/pretrained/resnet_cifar10_akam
       --data "$DATA/cifar10_test_jpg" --threads "$THREADS" --precision $p > "$tmp/acc_$p.json"
   done
 fi
+"${TUNED[@]}" "${T[@]}" profile > "$tmp/profile.json"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 export REPEATS THREADS load_before load_after

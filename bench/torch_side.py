@@ -201,6 +201,44 @@ def linear_probe(args):
     return rate("linear_probe", len(ds) * args.epochs, time.time() - t0)
 
 
+def profile(args):
+    """Where the time goes (self CPU time per ATen op, top 6), for the tuned
+    PyTorch recipes: ResNet-18 inference channels-last and a BERT-mini
+    fine-tune step. graft calls the same ATen/oneDNN kernels."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    def top(fn):
+        fn()
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            fn()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        best = sorted(events, key=lambda e: -e.self_cpu_time_total)[:6]
+        return [[e.key, round(100 * e.self_cpu_time_total / total, 1)] for e in best]
+
+    model = torchvision.models.resnet18().eval().to(memory_format=torch.channels_last)
+    x = torch.randn(32, 3, 224, 224).to(memory_format=torch.channels_last)
+
+    def infer_once():
+        with torch.inference_mode():
+            model(x)
+
+    bert_model = BertClassifier(*BERT_SIZES["bert-mini"]).train()
+    ids = torch.randint(1000, 30522, (32, 128))
+    y = torch.randint(0, 2, (32,))
+    opt = torch.optim.AdamW(bert_model.parameters(), lr=1e-4, weight_decay=0.01)
+
+    def bert_step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(
+            bert_model(ids, torch.zeros_like(ids), torch.ones_like(ids)), y).backward()
+        opt.step()
+
+    return {"mode": "profile", "rate": 0, "resnet18_infer": top(infer_once),
+            "bert_mini_train": top(bert_step)}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode")
@@ -220,7 +258,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     modes = {"loader": loader, "infer": infer, "train_step": train_step, "bert_train": bert,
-             "bert_infer": bert, "linear_probe": linear_probe}
+             "bert_infer": bert, "linear_probe": linear_probe, "profile": profile}
     out = modes[args.mode](args)
     out["threads"] = torch.get_num_threads()
     print(json.dumps(out))

@@ -460,30 +460,13 @@ TrainSummary train_text(const TrainOptions& options) {
   if (o.resume) {
     state = load_checkpoint(o.out, module, *optimizer);
     log_info(str_cat("resuming ", o.out, " after epoch ", state.epochs_done));
-    // The checkpoint holds the sums of all ranks: rank 0 carries them on.
-    if (!lead) {
-      state.loss_sum = 0;
-      state.correct = state.seen = 0;
-    }
+    share_resumed_sums(state, lead);
   }
   // Gradients averaged over the ranks; everyone starts from rank 0's weights.
-  std::unique_ptr<dist::GradReducer> reducer;
-  if (group) {
-    dist::broadcast_module(*group, module);
-    std::vector<torch::Tensor> trainable_params;
-    for (auto& p : module.parameters())
-      if (p.requires_grad()) trainable_params.push_back(p);
-    reducer = std::make_unique<dist::GradReducer>(group, trainable_params, group->config().overlap);
-  }
-  auto reduce_sums = [&] {
-    if (!group) return;
-    torch::Tensor t = torch::tensor({state.loss_sum, double(state.correct), double(state.seen)},
-                                    torch::kFloat64);
-    group->all_reduce(t, "sum of training metrics");
-    state.loss_sum = t[0].item<double>();
-    state.correct = static_cast<int64_t>(t[1].item<double>());
-    state.seen = static_cast<int64_t>(t[2].item<double>());
-  };
+  std::vector<torch::Tensor> trainable_params;
+  for (auto& p : module.parameters())
+    if (p.requires_grad()) trainable_params.push_back(p);
+  std::unique_ptr<dist::GradReducer> reducer = start_data_parallel(group, module, trainable_params);
   const bool has_val = !val.inputs.empty();
   if (!has_val) log_info("no validation data (--val-split 0): every epoch's model is kept");
   auto evaluate_val = [&]() -> Metrics {
@@ -581,7 +564,7 @@ TrainSummary train_text(const TrainOptions& options) {
     }
     progress.finish();
     state.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    reduce_sums();
+    reduce_epoch_sums(group.get(), state);
     if (summary.interrupted) {
       if (lead) save_checkpoint(o.out, module, *optimizer, state);
       log_info(str_cat("interrupted in epoch ", epoch + 1, " after step ", state.step_in_epoch,

@@ -162,6 +162,30 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
 
 // Every rank must train with the same settings; only how each runs may
 // differ. Rank 0 publishes its options, the others compare.
+std::unique_ptr<dist::GradReducer> start_data_parallel(const std::shared_ptr<dist::Group>& group,
+                                                       torch::nn::Module& module,
+                                                       std::vector<torch::Tensor> params) {
+  if (!group) return nullptr;
+  dist::broadcast_module(*group, module);
+  return std::make_unique<dist::GradReducer>(group, std::move(params), group->config().overlap);
+}
+
+void share_resumed_sums(TrainerState& state, bool lead) {
+  if (lead) return;
+  state.loss_sum = 0;
+  state.correct = state.seen = 0;
+}
+
+void reduce_epoch_sums(dist::Group* group, TrainerState& state) {
+  if (!group) return;
+  torch::Tensor t = torch::tensor({state.loss_sum, double(state.correct), double(state.seen)},
+                                  torch::kFloat64);
+  group->all_reduce(t, "sum of training metrics");
+  state.loss_sum = t[0].item<double>();
+  state.correct = static_cast<int64_t>(t[1].item<double>());
+  state.seen = static_cast<int64_t>(t[2].item<double>());
+}
+
 void check_same_options(dist::Group& group, const TrainOptions& o) {
   nlohmann::json mine = to_json(o);
   for (const char* k : {"threads", "workers", "device", "quiet"}) mine.erase(k);
@@ -395,31 +419,12 @@ TrainSummary train(TrainOptions options) {
   if (o.resume) {
     state = load_checkpoint(o.out, *model, *optimizer);
     log_info(str_cat("resuming ", o.out, " after epoch ", state.epochs_done));
-    // The checkpoint holds the sums of all ranks: rank 0 carries them on.
-    if (!lead) {
-      state.loss_sum = 0;
-      state.correct = state.seen = 0;
-    }
+    share_resumed_sums(state, lead);
   }
 
   // Gradients averaged over the ranks; everyone starts from rank 0's weights.
-  std::unique_ptr<dist::GradReducer> reducer;
-  if (group) {
-    dist::broadcast_module(*group, *model);
-    reducer = std::make_unique<dist::GradReducer>(group, model->parameters(),
-                                                  group->config().overlap);
-  }
+  std::unique_ptr<dist::GradReducer> reducer = start_data_parallel(group, *model, model->parameters());
   const bool sync_buffers = group && strategy.kind != Strategy::kLinear;
-  // Training sums of the epoch over all ranks (each rank counts its own).
-  auto reduce_sums = [&] {
-    if (!group) return;
-    torch::Tensor t = torch::tensor({state.loss_sum, double(state.correct), double(state.seen)},
-                                    torch::kFloat64);
-    group->all_reduce(t, "sum of training metrics");
-    state.loss_sum = t[0].item<double>();
-    state.correct = static_cast<int64_t>(t[1].item<double>());
-    state.seen = static_cast<int64_t>(t[2].item<double>());
-  };
 
   auto head = model->named_modules()[model->classifier_name()];
   const bool has_val = data.val.size() > 0;
@@ -539,7 +544,7 @@ TrainSummary train(TrainOptions options) {
     }
     progress.finish();
     state.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    reduce_sums();
+    reduce_epoch_sums(group.get(), state);
     if (summary.interrupted) {
       if (lead) save_checkpoint(o.out, *model, *optimizer, state);
       log_info(str_cat("interrupted in epoch ", epoch + 1, " after step ", state.step_in_epoch,

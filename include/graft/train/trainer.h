@@ -16,6 +16,10 @@
 
 namespace graft {
 
+namespace dist {
+class GradReducer;
+}  // namespace dist
+
 struct TrainSummary {
   std::string out;
   int64_t epochs_run = 0;
@@ -59,6 +63,18 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
 /// workers, device and quiet may differ); rank 0 publishes its own, the
 /// others compare and throw graft::UsageError naming the first that differs.
 void check_same_options(dist::Group& group, const TrainOptions& o);
+/// Data parallel, at the start of training: every rank takes rank 0's weights
+/// and buffers, and the returned reducer averages the gradients of `params`
+/// over the ranks. nullptr without a group (one process).
+std::unique_ptr<dist::GradReducer> start_data_parallel(const std::shared_ptr<dist::Group>& group,
+                                                       torch::nn::Module& module,
+                                                       std::vector<torch::Tensor> params);
+/// Data parallel, after a resumed checkpoint: it holds the sums of all ranks,
+/// so rank 0 carries them on and the others start their share from zero.
+void share_resumed_sums(TrainerState& state, bool lead);
+/// Data parallel, at the end of an epoch: each rank's training sums (loss,
+/// correct, seen) become those of all ranks. Nothing without a group.
+void reduce_epoch_sums(dist::Group* group, TrainerState& state);
 /// A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
 /// after that many optimiser steps, as a crash would.
 void maybe_inject_fault(int rank, int64_t step);

@@ -133,7 +133,9 @@ torch::Tensor FaceEmbedderImpl::residual_down(const std::string& prefix, torch::
   return torch::relu(pooled + out);
 }
 
-torch::Tensor FaceEmbedderImpl::forward(torch::Tensor x) {
+torch::Tensor FaceEmbedderImpl::forward(torch::Tensor x) { return forward_last_stage(forward_trunk(x)); }
+
+torch::Tensor FaceEmbedderImpl::forward_trunk(torch::Tensor x) {
   check_input(x, 150, "face embedder");
   auto out = apply(convs_.at("conv32_down"), normalise(x.to(torch::kFloat32)), 2, true);
   out = F::max_pool2d(out, F::MaxPool2dFuncOptions(3).stride(2));
@@ -144,8 +146,29 @@ torch::Tensor FaceEmbedderImpl::forward(torch::Tensor x) {
   for (const char* n : {"conv128_1", "conv128_2"}) out = residual(n, out);
   out = residual_down("conv256_down", out);
   for (const char* n : {"conv256_1", "conv256_2"}) out = residual(n, out);
-  out = residual_down("conv256_down_out", out);
+  return out;
+}
+
+torch::Tensor FaceEmbedderImpl::forward_last_stage(torch::Tensor trunk) {
+  GRAFT_CHECK(trunk.dim() == 4 && trunk.size(1) == 256, "face embedder: last-stage input has shape ",
+              trunk.sizes(), ", expected [N, 256, H, W]");
+  auto out = residual_down("conv256_down_out", trunk);
   return out.mean({2, 3}).matmul(fc_);
+}
+
+bool FaceEmbedderImpl::in_last_stage(const std::string& name) {
+  return name == "fc" || name.rfind("conv256_down_out/", 0) == 0;
+}
+
+void FaceEmbedderImpl::set_last_stage_trainable(bool trainable) {
+  for (auto& p : named_parameters()) p.value().set_requires_grad(trainable && in_last_stage(p.key()));
+}
+
+std::vector<torch::Tensor> FaceEmbedderImpl::last_stage_parameters() {
+  std::vector<torch::Tensor> out;
+  for (auto& p : named_parameters())
+    if (in_last_stage(p.key())) out.push_back(p.value());
+  return out;
 }
 
 // ---------------------------------------------------------------- landmarks
@@ -234,6 +257,30 @@ FaceLandmarkNet load_face_landmark_net(const std::string& models_dir) {
   FaceLandmarkNet net(read_tfjs_weights(path), path);
   net->eval();
   return net;
+}
+
+void save_face_embedder_weights(FaceEmbedder& net, const std::string& path) {
+  TensorList tensors;
+  for (const auto& p : net->named_parameters()) tensors.push_back({p.key(), p.value().detach().to(torch::kCPU)});
+  save_safetensors(path, tensors, {{"format", "graft-face-embedder"}, {"base", "face-api-1.7.15/face_recognition_model"}});
+}
+
+void load_face_embedder_weights(FaceEmbedder& net, const std::string& path) {
+  const SafetensorsFile file = load_safetensors(path);
+  std::map<std::string, torch::Tensor> by;
+  for (const auto& [name, t] : file.tensors) by[name] = t;
+  auto params = net->named_parameters();
+  for (const auto& [name, t] : by)
+    GRAFT_CHECK(params.contains(name), path, ": unexpected tensor \"", name, "\" (not a face embedder parameter)");
+  torch::NoGradGuard no_grad;
+  for (auto& p : params) {
+    auto it = by.find(p.key());
+    GRAFT_CHECK(it != by.end(), path, ": no tensor \"", p.key(), "\" (expected shape ", p.value().sizes(), ")");
+    GRAFT_CHECK(it->second.sizes() == p.value().sizes() && it->second.scalar_type() == torch::kFloat32, path,
+                ": tensor \"", p.key(), "\" is ", it->second.scalar_type(), " ", it->second.sizes(),
+                ", expected Float ", p.value().sizes());
+    p.value().copy_(it->second);
+  }
 }
 
 std::string face_model_sha256(const std::string& models_dir, const std::string& model) {

@@ -34,6 +34,21 @@ class FaceEmbedderImpl : public torch::nn::Module {
   /// face-api's computeFaceDescriptor; their norms are about 1.3-1.5).
   torch::Tensor forward(torch::Tensor x);
 
+  /// The network in two parts, forward(x) == forward_last_stage(forward_trunk(x)):
+  /// the trunk (conv32_down to conv256_2) gives [N, 256, 4, 4]; the last
+  /// stage is dlib's last level (the residual block conv256_down_out, "level0"
+  /// in dlib's dnn_face_recognition_ex.cpp), the average pool and the fc to
+  /// 128-d. Fine-tuning trains the last stage only.
+  torch::Tensor forward_trunk(torch::Tensor x);
+  torch::Tensor forward_last_stage(torch::Tensor trunk);
+
+  /// Whether a parameter (by its registered name) belongs to the last stage.
+  static bool in_last_stage(const std::string& name);
+  /// requires_grad on the last stage's parameters (all others stay frozen).
+  void set_last_stage_trainable(bool trainable);
+  /// The last stage's parameters, in registration order.
+  std::vector<torch::Tensor> last_stage_parameters();
+
  private:
   struct ConvScale {
     torch::Tensor filters, bias, scale, shift;  // filters OIHW
@@ -74,6 +89,14 @@ TORCH_MODULE(FaceLandmarkNet);
 /// Throws graft::Error naming the manifest when it is missing or malformed.
 FaceEmbedder load_face_embedder(const std::string& models_dir);
 FaceLandmarkNet load_face_landmark_net(const std::string& models_dir);
+
+/// Writes every parameter of `net` (registered names, OIHW filters) to a
+/// safetensors file, atomically.
+void save_face_embedder_weights(FaceEmbedder& net, const std::string& path);
+/// Replaces the parameters of `net` by those of a file written by
+/// save_face_embedder_weights. Throws graft::Error naming the file and the
+/// tensor when one is missing, unexpected or has another shape or dtype.
+void load_face_embedder_weights(FaceEmbedder& net, const std::string& path);
 
 /// sha256 of a model's manifest and its shards, in manifest order (what a
 /// gallery records to refuse descriptors from other weights).

@@ -29,7 +29,14 @@ struct FaceCommon {
   double min_confidence = 0.5;
   std::string cascade;
   int threads = 0;
+  std::string embedder;  // a face run with a fine-tuned embedder ("" = pretrained)
 };
+
+void add_embedder(CLI::App& sub, FaceCommon& c) {
+  sub.add_option("--embedder", c.embedder,
+                 "A run of graft train --task face: use its embedder (fine-tuned with --finetune) instead of "
+                 "face-api's pretrained one");
+}
 
 void add_common(CLI::App& sub, FaceCommon& c) {
   sub.add_option("--face-models", c.models_dir,
@@ -58,6 +65,7 @@ FacePipeline make_pipeline(const FaceCommon& c) {
   o.min_face = c.min_face;
   o.min_confidence = c.min_confidence;
   o.cascade = c.cascade;
+  o.embedder_run = c.embedder;
   return FacePipeline(o);
 }
 
@@ -91,12 +99,12 @@ int run_enroll(const EnrollOptions& o) {
   const bool existing = std::filesystem::exists(o.gallery);
   if (existing) {
     gallery = read_gallery(o.gallery);
-    check_gallery_embedder(gallery, o.gallery, kFaceEmbedderName, pipeline.embedder_sha256());
+    check_gallery_embedder(gallery, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());
     GRAFT_CHECK(gallery.detect == !o.common.no_detect, "gallery ", o.gallery, " was enrolled ",
                 gallery.detect ? "with" : "without (--no-detect)", " face detection; enrol ",
                 gallery.detect ? "without --no-detect" : "with --no-detect", " to keep its crops comparable");
   } else {
-    gallery.embedder = kFaceEmbedderName;
+    gallery.embedder = pipeline.embedder_name();
     gallery.weights_sha256 = pipeline.embedder_sha256();
     gallery.detect = !o.common.no_detect;
   }
@@ -147,7 +155,7 @@ int run_identify(const IdentifyOptions& o) {
   GRAFT_CHECK_USAGE(o.top_k >= 1, "--top-k: ", o.top_k, " (expected at least 1)");
   FacePipeline pipeline = make_pipeline(o.common);
   const Gallery gallery = read_gallery(o.gallery);
-  check_gallery_embedder(gallery, o.gallery, kFaceEmbedderName, pipeline.embedder_sha256());
+  check_gallery_embedder(gallery, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());
   GRAFT_CHECK(!gallery.identities.empty(), "gallery ", o.gallery, " has no identities");
   const double threshold = o.threshold >= 0 ? o.threshold : gallery.threshold;
   int failures = 0;
@@ -207,7 +215,7 @@ int run_verify(const VerifyOptions& o) {
   double threshold = kDefaultFaceThreshold;
   if (!o.gallery.empty()) {
     const Gallery g = read_gallery(o.gallery);
-    check_gallery_embedder(g, o.gallery, kFaceEmbedderName, pipeline.embedder_sha256());
+    check_gallery_embedder(g, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());
     threshold = g.threshold;
   }
   if (o.threshold >= 0) threshold = o.threshold;
@@ -250,7 +258,7 @@ int run_evaluate(const EvaluateOptions& o) {
   const auto v = evaluate_verification(folder.embeddings, folder.labels, o.folds, o.far, o.seed);
   nlohmann::ordered_json j;
   j["data"] = o.data;
-  j["embedder"] = kFaceEmbedderName;
+  j["embedder"] = pipeline.embedder_name();
   j["weights_sha256"] = pipeline.embedder_sha256();
   j["detect"] = !o.common.no_detect;
   j["identities"] = folder.identities.size() - folder.empty_identities.size();
@@ -283,7 +291,7 @@ int run_evaluate(const EvaluateOptions& o) {
   j["time"] = times_json(pipeline.times());
   if (!o.gallery.empty()) {
     Gallery g = read_gallery(o.gallery);
-    check_gallery_embedder(g, o.gallery, kFaceEmbedderName, pipeline.embedder_sha256());
+    check_gallery_embedder(g, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());
     g.threshold = v.far_threshold;
     g.threshold_source = str_cat("graft face evaluate: FAR ", o.far, " on ", o.data);
     write_gallery(o.gallery, g);
@@ -336,6 +344,7 @@ int run_face_train(FaceTrainCli o) {
   o.train.face.min_face = o.common.min_face;
   o.train.face.min_confidence = o.common.min_confidence;
   o.train.face.cascade = o.common.cascade;
+  o.train.quiet = o.quiet;
   const FaceTrainSummary s = train_face(o.train);
   nlohmann::ordered_json j;
   j["run"] = s.out;
@@ -345,6 +354,11 @@ int run_face_train(FaceTrainCli o) {
   j["skipped"] = s.skipped;
   j["train_accuracy"] = s.train_accuracy;
   if (s.has_test) j["test_accuracy"] = s.test_accuracy;
+  if (o.train.finetune != "none") {
+    j["finetune"] = o.train.finetune;
+    j["finetune_epoch_seconds"] = s.finetune_epoch_seconds;
+    j["finetune_epoch_loss"] = s.finetune_epoch_loss;
+  }
   std::cout << j.dump() << std::endl;
   return 0;
 }
@@ -354,7 +368,8 @@ int run_face_train(FaceTrainCli o) {
 void add_face_train(CLI::App& app, Action& run) {
   auto o = std::make_shared<FaceTrainCli>();
   CLI::App* sub = app.add_subcommand(
-      "train", "--task face: a classifier (nearest centroid or linear head) on the frozen face embedder");
+      "train", "--task face: a classifier (nearest centroid or linear head) on the face embeddings, "
+      "optionally after fine-tuning the embedder's last stage (--finetune)");
   sub->add_option("--task", o->task, "face")->capture_default_str();
   sub->add_option("--data", o->train.data, "Folder with one sub-folder per identity")->required();
   sub->add_option("--test", o->train.test, "Test folder (same identities), evaluated once at the end");
@@ -364,8 +379,26 @@ void add_face_train(CLI::App& app, Action& run) {
   sub->add_option("--epochs", o->train.epochs, "linear: full-batch SGD steps")->capture_default_str();
   sub->add_option("--lr", o->train.lr, "linear: learning rate")->capture_default_str();
   sub->add_option("--weight-decay", o->train.weight_decay, "linear: weight decay")->capture_default_str();
-  sub->add_option("--seed", o->train.seed, "linear: initialisation seed")->capture_default_str();
-  sub->add_flag("--quiet", o->quiet, "(no progress lines are printed anyway)");
+  sub->add_option("--seed", o->train.seed, "Seed of the linear head's initialisation and of fine-tuning")
+      ->capture_default_str();
+  auto ft = "Fine-tuning the embedder's last stage (--finetune)";
+  sub->add_option("--finetune", o->train.finetune,
+                  "none (embedder frozen), arcface, cosface or triplet: fine-tune the embedder's last stage "
+                  "(conv256_down_out + fc) with this loss first; saved as embedder.safetensors in --out")
+      ->capture_default_str()->group(ft);
+  sub->add_option("--finetune-epochs", o->train.finetune_epochs, "Fine-tuning epochs (default 10)")->group(ft);
+  sub->add_option("--finetune-lr", o->train.finetune_lr,
+                  "SGD learning rate (momentum 0.9, weight decay 5e-4, cosine decay; default 0.001)")->group(ft);
+  sub->add_option("--margin", o->train.margin,
+                  str_cat("Margin (default arcface ", kArcFaceMargin, " rad, cosface ", kCosFaceMargin,
+                          ", triplet ", kTripletMargin, ")"))->group(ft);
+  sub->add_option("--scale", o->train.scale, str_cat("arcface/cosface logit scale s (default ", kMarginScale, ")"))
+      ->group(ft);
+  sub->add_option("--batch-size", o->train.batch_size, "Chips per fine-tuning step (default 32)")->group(ft);
+  sub->add_option("--augment", o->train.augment,
+                  "face (flip, rotation +-10 deg, scale +-10%, brightness +-20%, seeded) or none (default face)")
+      ->group(ft);
+  sub->add_flag("--quiet", o->quiet, "No per-epoch fine-tuning lines");
   add_common(*sub, o->common);
   sub->callback([&run, o] { run = [o] { return run_face_train(*o); }; });
 }
@@ -379,6 +412,7 @@ void add_face(CLI::App& app, Action& run) {
   enroll->add_option("--gallery", en->gallery, "Gallery JSON file (created, or updated atomically)")->required();
   enroll->add_option("dir", en->dir, "Folder with one sub-folder of images per identity")->required();
   add_common(*enroll, en->common);
+  add_embedder(*enroll, en->common);
   enroll->callback([&run, en] { run = [en] { return run_enroll(*en); }; });
 
   auto id = std::make_shared<IdentifyOptions>();
@@ -391,6 +425,7 @@ void add_face(CLI::App& app, Action& run) {
   identify->add_flag("--all-faces", id->all_faces, "Every detected face, not only the largest");
   identify->add_flag("--json", id->json, "One JSON object per face");
   add_common(*identify, id->common);
+  add_embedder(*identify, id->common);
   identify->callback([&run, id] { run = [id] { return run_identify(*id); }; });
 
   auto ve = std::make_shared<VerifyOptions>();
@@ -403,6 +438,7 @@ void add_face(CLI::App& app, Action& run) {
   verify->add_option("--gallery", ve->gallery, "Take the threshold from this gallery");
   verify->add_flag("--json", ve->json, "A JSON object");
   add_common(*verify, ve->common);
+  add_embedder(*verify, ve->common);
   verify->callback([&run, ve] { run = [ve] { return run_verify(*ve); }; });
 
   auto ev = std::make_shared<EvaluateOptions>();
@@ -421,6 +457,7 @@ void add_face(CLI::App& app, Action& run) {
   evaluate->add_option("--gallery", ev->gallery, "Store the threshold at --far in this gallery");
   evaluate->add_option("--dump", ev->dump, "Write embeddings, pairs and splits as JSON (for checks)");
   add_common(*evaluate, ev->common);
+  add_embedder(*evaluate, ev->common);
   evaluate->callback([&run, ev] { run = [ev] { return run_evaluate(*ev); }; });
 }
 

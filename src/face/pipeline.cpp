@@ -6,7 +6,10 @@
 #include <opencv2/imgproc.hpp>
 #include <opencv2/objdetect.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "graft/core/error.h"
+#include "graft/core/files.h"
 #include "graft/data/image_set.h"
 
 namespace graft {
@@ -30,7 +33,9 @@ FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
   if (options_.models_dir.empty()) options_.models_dir = default_face_models_dir();
   landmarks_ = load_face_landmark_net(options_.models_dir);
   embedder_ = load_face_embedder(options_.models_dir);
+  name_ = kFaceEmbedderName;
   sha256_ = face_model_sha256(options_.models_dir, "face_recognition_model");
+  if (!options_.embedder_run.empty()) load_run_embedder();
   if (options_.detect) {
     GRAFT_CHECK(options_.min_face >= 8, "--min-face: ", options_.min_face, " (expected at least 8 pixels)");
     GRAFT_CHECK(options_.detector == "ssd" || options_.detector == "haar", "--detector: \"", options_.detector,
@@ -49,6 +54,36 @@ FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
 }
 
 FacePipeline::~FacePipeline() = default;
+
+void FacePipeline::load_run_embedder() {
+  const std::string& run = options_.embedder_run;
+  const std::string path = run + "/face_model.json";
+  GRAFT_CHECK(std::filesystem::exists(path), "--embedder: ", run,
+              " is not a face run (no face_model.json; made by graft train --task face)");
+  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  GRAFT_CHECK(!j.is_discarded() && j.is_object() && j.value("task", "") == "face", "--embedder: ", path,
+              " is not a face model (expected a JSON object with \"task\": \"face\")");
+  GRAFT_CHECK(j.contains("embedder") && j["embedder"].is_string() && j.contains("weights_sha256") &&
+                  j["weights_sha256"].is_string(),
+              "--embedder: ", path, " has no \"embedder\" and \"weights_sha256\"");
+  const std::string name = j["embedder"].get<std::string>(), sha = j["weights_sha256"].get<std::string>();
+  if (!j.contains("embedder_weights")) {
+    // A run trained on the frozen pretrained embedder: that one, if it is
+    // the same as in --face-models.
+    GRAFT_CHECK(name == name_ && sha == sha256_, "--embedder: ", run, " was trained with embedder \"", name,
+                "\" weights sha256 ", sha, " but ", options_.models_dir, " holds \"", name_, "\" sha256 ", sha256_);
+    return;
+  }
+  const std::string file = run + "/" + j["embedder_weights"].get<std::string>();
+  GRAFT_CHECK(std::filesystem::exists(file), "--embedder: ", file, " is missing (", path, " names it)");
+  const std::string actual = sha256_file(file);
+  GRAFT_CHECK(actual == sha, "--embedder: ", file, " has sha256 ", actual, " but ", path, " records ", sha,
+              " (the file was changed or damaged; train again)");
+  load_face_embedder_weights(embedder_, file);
+  embedder_->eval();
+  name_ = name;
+  sha256_ = sha;
+}
 
 std::vector<Face> FacePipeline::faces(const cv::Mat& image, const std::string& name) {
   GRAFT_CHECK(image.depth() == CV_8U && (image.channels() == 1 || image.channels() == 3), name,
@@ -128,7 +163,8 @@ torch::Tensor FacePipeline::embed_file(const std::string& path) {
   return embed({found.front().chip})[0];
 }
 
-FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir) {
+FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir, std::vector<cv::Mat>* kept) {
+  if (kept) kept->clear();
   namespace fs = std::filesystem;
   GRAFT_CHECK(fs::is_directory(dir), dir, " is not a folder (expected one sub-folder per identity)");
   FaceFolder out;
@@ -162,6 +198,7 @@ FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir) {
           continue;
         }
         chips.push_back(found.front().chip);
+        if (kept) kept->push_back(found.front().chip);
         out.paths.push_back(path);
         out.labels.push_back(static_cast<int64_t>(label));
         ++used;

@@ -238,3 +238,98 @@ TEST_F(FaceCli, TrainTaskFaceCentroidAndLinear) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST_F(FaceCli, FinetunedEmbedderIsRecordedAndUsedByEveryVerb) {
+  const std::string run = dir_ / "run-ft";
+  Result t = graft_cli({"train", "--task", "face", "--no-detect", "--threads", "1", "--quiet", "--finetune", "arcface",
+                        "--finetune-epochs", "1", "--data", dir_ / "gallery_in", "--out", run});
+  ASSERT_EQ(t.code, 0) << t.err;
+  const auto tj = nlohmann::json::parse(t.out);
+  EXPECT_EQ(tj["finetune"], "arcface");
+  EXPECT_EQ(tj["finetune_epoch_seconds"].size(), 1u);
+  const auto model = nlohmann::json::parse(read_file(run + "/face_model.json"));
+  const std::string sha = model["weights_sha256"], name = model["embedder"];
+  EXPECT_EQ(sha, sha256_file(run + "/embedder.safetensors"));
+  EXPECT_NE(sha, model["base_weights_sha256"].get<std::string>());
+  EXPECT_TRUE(contains(name, "finetune-arcface")) << name;
+  EXPECT_EQ(model["finetune"]["augment"], "face");
+
+  // A gallery enrolled with the fine-tuned embedder records it ...
+  Result e = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--embedder", run, "--gallery",
+                        dir_ / "ft.json", dir_ / "gallery_in"});
+  ASSERT_EQ(e.code, 0) << e.err;
+  const auto g = nlohmann::json::parse(read_file(dir_ / "ft.json"));
+  EXPECT_EQ(g["embedder"], name);
+  EXPECT_EQ(g["weights_sha256"], sha);
+  Result ok = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--json", "--embedder", run, "--gallery",
+                         dir_ / "ft.json", probe(2, 8)});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  EXPECT_EQ(nlohmann::json::parse(ok.out)["top"][0]["identity"], "s2") << ok.out;
+  // ... and is refused by the pretrained embedder, naming both; a pretrained
+  // gallery is refused by the fine-tuned embedder.
+  Result refused = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "ft.json", probe(2, 8)});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_TRUE(contains(refused.err, "was made by embedder \"" + name + "\" with weights sha256 " + sha)) << refused.err;
+  EXPECT_TRUE(contains(refused.err, "this one is \"face-api-1.7.15/face_recognition_model\"")) << refused.err;
+  Result pre = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "pre.json", dir_ / "gallery_in"});
+  ASSERT_EQ(pre.code, 0) << pre.err;
+  Result refused2 = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--embedder", run, "--gallery",
+                               dir_ / "pre.json", probe(1, 7), probe(1, 8)});
+  EXPECT_EQ(refused2.code, 1);
+  EXPECT_TRUE(contains(refused2.err, "this one is \"" + name + "\"")) << refused2.err;
+  Result add = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--embedder", run, "--gallery",
+                          dir_ / "pre.json", dir_ / "gallery_in"});
+  EXPECT_EQ(add.code, 1);
+
+  // verify and evaluate use it too: other distances, its name in the metrics.
+  Result v0 = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--json", probe(1, 7), probe(1, 8)});
+  Result v1 = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--json", "--embedder", run, probe(1, 7), probe(1, 8)});
+  ASSERT_EQ(v1.code, 0) << v1.err;
+  EXPECT_NE(nlohmann::json::parse(v0.out)["distance"], nlohmann::json::parse(v1.out)["distance"]);
+  Result ev = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--trials", "1", "--embedder", run,
+                         "--data", dir_ / "gallery_in"});
+  ASSERT_EQ(ev.code, 0) << ev.err;
+  EXPECT_EQ(nlohmann::json::parse(ev.out)["weights_sha256"], sha);
+
+  // A changed weights file is refused; so is a folder that is not a face run.
+  std::string bytes = read_file(run + "/embedder.safetensors");
+  bytes[bytes.size() - 1] ^= 1;
+  write_file_atomic(run + "/embedder.safetensors", bytes);
+  Result damaged = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--embedder", run, probe(1, 7), probe(1, 8)});
+  EXPECT_EQ(damaged.code, 1);
+  EXPECT_TRUE(contains(damaged.err, "changed or damaged")) << damaged.err;
+  Result notrun = graft_cli({"face", "verify", "--no-detect", "--threads", "1", "--embedder", dir_ / "gallery_in", probe(1, 7), probe(1, 8)});
+  EXPECT_EQ(notrun.code, 1);
+  EXPECT_TRUE(contains(notrun.err, "--embedder")) << notrun.err;
+}
+
+TEST_F(FaceCli, FinetuneOptionsThatDoNotFitAreUsageErrors) {
+  auto train = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"train", "--task", "face", "--no-detect", "--data", dir_ / "gallery_in", "--out", dir_ / "bad"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return graft_cli(args);
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
+      {{"--finetune", "sphereface"}, {"--finetune: \"sphereface\"", "expected none, arcface, cosface or triplet"}},
+      {{"--margin", "0.3"}, {"--margin", "--finetune is none"}},
+      {{"--finetune-epochs", "3"}, {"--finetune-epochs", "--finetune is none"}},
+      {{"--augment", "face"}, {"--augment", "--finetune is none"}},
+      {{"--finetune", "triplet", "--scale", "30"}, {"--scale: 30 given with --finetune triplet"}},
+      {{"--finetune", "arcface", "--margin", "2"}, {"--margin: 2", "below pi/2"}},
+      {{"--finetune", "cosface", "--augment", "strong"}, {"--augment: \"strong\"", "face or none"}},
+      {{"--finetune", "arcface", "--finetune-epochs", "0"}, {"--finetune-epochs: 0", "at least 1"}},
+      {{"--head", "arcface"}, {"--head: \"arcface\"", "--finetune arcface"}},
+  };
+  for (const auto& [extra, wanted] : cases) {
+    Result r = train(extra);
+    EXPECT_EQ(r.code, 2) << extra[0] << " " << r.err;
+    for (const auto& w : wanted) EXPECT_TRUE(contains(r.err, w)) << "wanted \"" << w << "\" in: " << r.err;
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "bad"));
+}
+
+}  // namespace
+}  // namespace graft

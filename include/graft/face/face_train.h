@@ -3,17 +3,30 @@
 /// the pretrained embedder's L2-normalised embeddings, one class per identity
 /// folder: nearest centroid (the mean embedding of each identity, re-
 /// normalised) or a linear softmax head trained full-batch on the cached
-/// embeddings. The embedder itself stays frozen (margin-loss fine-tuning of
-/// its last stage is not implemented yet).
+/// embeddings. With --finetune arcface|cosface|triplet the embedder's last
+/// stage is first fine-tuned on the training identities (finetune.h), saved
+/// in the run as embedder.safetensors (its sha256 in face_model.json), and the
+/// head is then trained on the fine-tuned embeddings; every face verb takes
+/// the run with --embedder RUN.
 
 #include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "graft/face/finetune.h"
 #include "graft/face/pipeline.h"
 
 namespace graft {
+
+/// Fine-tuning defaults. The margins are insightface's (ArcFace m = 0.5 rad,
+/// CosFace m = 0.35) and FaceNet-like for the triplet loss on unit vectors;
+/// the scale is insightface's 64 for both (kMarginScale's note in
+/// face_train.cpp says why not a smaller one).
+inline constexpr double kArcFaceMargin = 0.5;
+inline constexpr double kCosFaceMargin = 0.35;
+inline constexpr double kTripletMargin = 0.2;
+extern const double kMarginScale;
 
 struct FaceTrainOptions {
   std::string data;             // folder of identity folders
@@ -23,8 +36,20 @@ struct FaceTrainOptions {
   int64_t epochs = 200;         // linear: full-batch steps
   double lr = 0.5;              // linear: SGD learning rate
   double weight_decay = 1e-4;   // linear
-  uint64_t seed = 0;
+  uint64_t seed = 0;              // linear head's initialisation; fine-tuning
   bool overwrite = false;
+  /// none (the embedder stays frozen), arcface, cosface or triplet.
+  std::string finetune = "none";
+  /// Fine-tuning settings; a negative value (an empty augment) means the
+  /// loss's default (resolve_finetune_options). Each is refused with
+  /// --finetune none.
+  int64_t finetune_epochs = -1;  // 10
+  double finetune_lr = -1;       // 0.001
+  double margin = -1;            // arcface 0.5, cosface 0.35, triplet 0.2
+  double scale = -1;             // arcface and cosface: 64 (triplet has none)
+  int64_t batch_size = -1;       // 32
+  std::string augment;           // face (flip, rotation, scale, brightness) or none; default face
+  bool quiet = false;            // no per-epoch lines
   FaceOptions face;             // detector, models folder
 };
 
@@ -35,6 +60,7 @@ struct FaceTrainSummary {
   double train_accuracy = 0;
   bool has_test = false;
   double test_accuracy = 0;
+  std::vector<double> finetune_epoch_seconds, finetune_epoch_loss;  // empty without --finetune
 };
 
 /// A trained face classifier (what train_face writes and load_face_classifier reads).
@@ -46,6 +72,11 @@ struct FaceClassifier {
   /// the negative Euclidean distance, for the linear head its logits.
   torch::Tensor scores(const torch::Tensor& embeddings) const;
 };
+
+/// Checks the fine-tuning flags of `o` against --finetune and fills the
+/// defaults; throws graft::UsageError naming the option, its value and what
+/// was expected. Returns the settings for finetune_face_embedder.
+FaceFinetuneOptions resolve_finetune_options(const FaceTrainOptions& o);
 
 /// Trains on `data` and writes `out`: face_model.json (head, classes,
 /// embedder and weights sha256, face options), head.safetensors and, with a

@@ -34,6 +34,11 @@ struct FaceOptions {
   double min_confidence = 0.5;
   /// OpenCV Haar cascade file ("" = Debian opencv-data's frontal face cascade).
   std::string cascade;
+  /// A run folder of `graft train --task face` whose embedder to use ("" =
+  /// face-api's pretrained one). A run with --finetune holds the fine-tuned
+  /// weights (embedder.safetensors, checked against the sha256 recorded in its
+  /// face_model.json); a run without uses the pretrained embedder.
+  std::string embedder_run;
 };
 
 /// One face: its box in the image, landmarks (image pixels) and aligned chip.
@@ -74,16 +79,28 @@ class FacePipeline {
   /// Throws graft::Error naming the file when it is not an image or has no face.
   torch::Tensor embed_file(const std::string& path);
 
-  /// sha256 of the recognition net's manifest and shards.
+  /// The embedder's name and weights hash, as galleries and runs record them:
+  /// kFaceEmbedderName and the sha256 of face-api's manifest and shards, or
+  /// for a fine-tuned embedder (FaceOptions::embedder_run) the name and the
+  /// sha256 of embedder.safetensors that its run recorded.
+  const std::string& embedder_name() const { return name_; }
   const std::string& embedder_sha256() const { return sha256_; }
+  /// The recognition net (fine-tuning changes it in place; then set_embedder
+  /// names the result).
+  FaceEmbedder& embedder() { return embedder_; }
+  void set_embedder_identity(std::string name, std::string sha256) {
+    name_ = std::move(name);
+    sha256_ = std::move(sha256);
+  }
   const FaceOptions& options() const { return options_; }
   const FaceTimes& times() const { return times_; }
 
  private:
+  void load_run_embedder();
   FaceOptions options_;
   FaceLandmarkNet landmarks_{nullptr};
   FaceEmbedder embedder_{nullptr};
-  std::string sha256_;
+  std::string name_, sha256_;
   struct Detector;
   std::unique_ptr<Detector> detector_;
   FaceDetectorNet ssd_{nullptr};
@@ -103,7 +120,12 @@ struct FaceFolder {
 };
 
 /// Embeds `dir` (largest face per image). Throws graft::Error naming `dir`
-/// when it is not a folder or has no identity sub-folder.
-FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir);
+/// when it is not a folder or has no identity sub-folder. With `chips`, also
+/// returns the aligned chip of every embedded path (same order).
+FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir,
+                             std::vector<cv::Mat>* chips = nullptr);
+
+/// The file name of a fine-tuned embedder in a face run folder.
+inline constexpr const char* kFaceEmbedderFile = "embedder.safetensors";
 
 }  // namespace graft

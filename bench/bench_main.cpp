@@ -14,6 +14,7 @@
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include "graft/core/error.h"
@@ -128,7 +129,8 @@ nlohmann::json bench_train_step(const std::string& backbone, const std::string& 
 // BERT (BertForSequenceClassification, 2 labels) on random token ids of a
 // fixed length: AdamW fine-tune steps or eval-mode forward passes per second.
 nlohmann::json bench_bert(const std::string& mode, const std::string& size, int64_t batch,
-                          int64_t seq, int steps, graft::Precision precision) {
+                          int64_t seq, int steps, graft::Precision precision,
+                          const std::string& profile) {
   torch::manual_seed(0);
   const graft::BertConfig c = graft::bert_size(size);
   graft::BertClassifier model(c, 2, c.hidden_dropout_prob);
@@ -159,6 +161,11 @@ nlohmann::json bench_bert(const std::string& mode, const std::string& size, int6
     };
   }
   step();
+  if (!profile.empty()) {
+    // One step under LibTorch's profiler (a Chrome trace), outside the timing.
+    torch::autograd::profiler::RecordProfile guard(profile);
+    step();
+  }
   auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step();
   return rate_json(mode, batch * steps, seconds_since(t0));
@@ -217,7 +224,7 @@ int main(int argc, char** argv) {
   graft::tune_allocator();
   CLI::App app{"graft benchmarks (graft side)"};
   std::string mode = "loader", data, backbone = "resnet18", augment = "light", strategy = "full";
-  std::string precision = "fp32", size = "bert-mini", isa = "avx512";
+  std::string precision = "fp32", size = "bert-mini", isa = "avx512", profile;
   int64_t batch = 32, seq = 128;
   int workers = 2, epochs = 1, steps = 5, threads = 0;
   bool plain = false;
@@ -235,6 +242,7 @@ int main(int argc, char** argv) {
   app.add_option("--size", size, "BERT size");
   app.add_option("--seq", seq, "BERT sequence length");
   app.add_option("--isa", isa, "peak: avx512 or avx2");
+  app.add_option("--profile", profile, "bert_*: write one step's LibTorch profile (Chrome trace) here");
   app.add_flag("--plain", plain, "infer/train_step: contiguous layout, BatchNorm not folded");
   CLI11_PARSE(app, argc, argv);
   try {
@@ -244,7 +252,7 @@ int main(int argc, char** argv) {
     if (mode == "loader") j = bench_loader(data, backbone, augment, batch, workers, epochs);
     else if (mode == "infer") j = bench_infer(backbone, batch, steps, p, plain);
     else if (mode == "train_step") j = bench_train_step(backbone, strategy, batch, steps, p, plain);
-    else if (mode == "bert_train" || mode == "bert_infer") j = bench_bert(mode, size, batch, seq, steps, p);
+    else if (mode == "bert_train" || mode == "bert_infer") j = bench_bert(mode, size, batch, seq, steps, p, profile);
     else if (mode == "peak") j = bench_peak(used_threads, isa == "avx512");
     else throw graft::UsageError("mode: '" + mode + "' (expected loader, infer, train_step, bert_train, bert_infer or peak)");
     j["threads"] = torch::get_num_threads();

@@ -38,7 +38,7 @@ measure() {
     rate=$(sed -n 's/.*"rate": *\([0-9.eE+-]*\).*/\1/p' "$tmp/out")
     echo "$key $rate $(cat "$tmp/rss")" >> "$tmp/raw"
   done
-  echo "  $key done" >&2
+  echo "  $key" >&2
 }
 
 # A figure on the three sides: KEY STEPS graft-args -- torch-args [-- cl]
@@ -48,13 +48,14 @@ figure() {
     if [ "$a" = "--" ]; then [ $side = g ] && side=t || side=c; continue; fi
     case $side in g) g+=("$a") ;; t) t+=("$a") ;; c) cl=1 ;; esac
   done
-  measure "$key/graft" "$REPEATS" "${B[@]}" "${g[@]}"
-  measure "$key/torch" "$REPEATS" "${T[@]}" "${t[@]}"
-  if [ $cl = 1 ]; then
-    measure "$key/tuned" "$REPEATS" "${TUNED[@]}" "${T[@]}" "${t[@]}" --layout cl
-  else
-    measure "$key/tuned" "$REPEATS" "${TUNED[@]}" "${T[@]}" "${t[@]}"
-  fi
+  [ $cl = 1 ] && t+=(--layout cl-tuned)
+  # Interleaved, one run of each side per repeat: a slow spell of the machine
+  # then hits every side alike.
+  for _ in $(seq "$REPEATS"); do
+    measure "$key/graft" 1 "${B[@]}" "${g[@]}"
+    measure "$key/torch" 1 "${T[@]}" "${t[@]/cl-tuned/default}"
+    measure "$key/tuned" 1 "${TUNED[@]}" "${T[@]}" "${t[@]/cl-tuned/cl}"
+  done
 }
 
 : > "$tmp/raw"
@@ -75,12 +76,12 @@ figure train_full train_step --steps 2 -- train_step --steps 2 -- cl
 measure train_full/graft_bf16 "$REPEATS" "${B[@]}" train_step --steps 2 --precision bf16
 measure train_full/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" train_step --steps 2 --layout cl --precision bf16
 figure train_partial train_step --strategy partial:1 --steps 3 -- train_step --strategy partial --steps 3 -- cl
-figure bert_train bert_train --steps 3 -- bert_train --steps 3
-measure bert_train/graft_bf16 "$REPEATS" "${B[@]}" bert_train --steps 3 --precision bf16
-measure bert_train/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_train --steps 3 --precision bf16
-figure bert_infer bert_infer --steps 5 -- bert_infer --steps 5
-measure bert_infer/graft_bf16 "$REPEATS" "${B[@]}" bert_infer --steps 5 --precision bf16
-measure bert_infer/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_infer --steps 5 --precision bf16
+figure bert_train bert_train --steps 6 -- bert_train --steps 6
+measure bert_train/graft_bf16 "$REPEATS" "${B[@]}" bert_train --steps 6 --precision bf16
+measure bert_train/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_train --steps 6 --precision bf16
+figure bert_infer bert_infer --steps 20 -- bert_infer --steps 20
+measure bert_infer/graft_bf16 "$REPEATS" "${B[@]}" bert_infer --steps 20 --precision bf16
+measure bert_infer/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_infer --steps 20 --precision bf16
 # Which BLAS: the OpenMP build of OpenBLAS that the setup installs, against
 # the pthread build (unpacked from Debian's package into the temporary
 # folder, loaded through LD_LIBRARY_PATH: nothing on the system changes) and
@@ -88,8 +89,8 @@ measure bert_infer/tuned_bf16 "$REPEATS" "${TUNED[@]}" "${T[@]}" bert_infer --st
 if (cd "$tmp" && apt-get download libopenblas0-pthread >/dev/null 2>&1); then
   dpkg -x "$tmp"/libopenblas0-pthread_*.deb "$tmp/pthread"
   PT=$tmp/pthread/usr/lib/x86_64-linux-gnu/openblas-pthread
-  measure blas/pthread_train "$REPEATS" env LD_LIBRARY_PATH="$PT" "${B[@]}" bert_train --steps 3
-  measure blas/pthread_infer "$REPEATS" env LD_LIBRARY_PATH="$PT" "${B[@]}" bert_infer --steps 5
+  measure blas/pthread_train "$REPEATS" env LD_LIBRARY_PATH="$PT" "${B[@]}" bert_train --steps 6
+  measure blas/pthread_infer "$REPEATS" env LD_LIBRARY_PATH="$PT" "${B[@]}" bert_infer --steps 20
 fi
 if [ -f /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 ]; then
   measure blas/reference_infer 1 env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas "${B[@]}" bert_infer --steps 1

@@ -10,6 +10,7 @@
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/eval/infer.h"
+#include "graft/face/face_train.h"
 #include "graft/eval/metrics.h"
 #include "graft/models/fast.h"
 #include "graft/models/registry.h"
@@ -68,6 +69,11 @@ int run_eval(const EvalOptions& o) {
   set_quiet(true);
   set_threads(o.threads);
   const Precision requested = parse_precision(o.precision);
+  if (!o.run.empty() && saved_model_task(o.run) == "face") {
+    GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a folder of identity folders is required");
+    std::cout << evaluate_face_run(o.run, o.data).dump(2) << std::endl;
+    return 0;
+  }
   if (!o.run.empty() && saved_model_task(o.run) == "text") {
     if (requested != Precision::kFp32)
       std::cerr << "warning: --precision " << o.precision << " is for image runs; " << o.run

@@ -11,6 +11,7 @@
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
+#include "graft/face/face_train.h"
 #include "graft/models/fast.h"
 #include "graft/models/saved_model.h"
 #include "graft/text/text_model.h"
@@ -111,6 +112,45 @@ int run_text_predict(const PredictOptions& o) {
   return 0;
 }
 
+// Face runs (graft train --task face): the largest face of each image, found,
+// aligned and embedded as in training, then the run's head. A nearest-centroid
+// head ranks identities by distance, a linear head by probability.
+int run_face_predict(const PredictOptions& o) {
+  const FaceClassifier c = load_face_classifier(o.run);
+  FacePipeline pipeline(face_run_options(o.run));
+  const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(c.classes.size()));
+  int failures = 0;
+  torch::NoGradGuard no_grad;
+  for (const auto& path : o.inputs) {
+    torch::Tensor e;
+    try {
+      e = pipeline.embed_file(path);
+    } catch (const Error& err) {
+      std::cerr << "error: " << err.what() << "\n";
+      ++failures;
+      continue;
+    }
+    const torch::Tensor scores = c.scores(e.unsqueeze(0))[0];
+    if (c.head != "centroid") {
+      print_top(path, nullptr, scores, c.classes, k, o.json);
+      continue;
+    }
+    auto [top, idx] = scores.topk(k);  // scores are negative distances
+    nlohmann::ordered_json j{{"input", path}, {"top", nlohmann::ordered_json::array()}};
+    if (!o.json) std::cout << path;
+    for (int64_t i = 0; i < k; ++i) {
+      const auto& label = c.classes[static_cast<size_t>(idx[i].item<int64_t>())];
+      const double distance = -top[i].item<double>();
+      if (o.json) j["top"].push_back({{"label", label}, {"distance", distance}});
+      else std::cout << "\t" << label << " " << std::fixed << std::setprecision(4) << distance;
+    }
+    std::cout << (o.json ? j.dump() : "") << "\n";
+  }
+  std::cout.flush();
+  GRAFT_CHECK(failures == 0, failures, " of ", o.inputs.size(), " inputs had no usable face or could not be read");
+  return 0;
+}
+
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   GRAFT_CHECK_USAGE(o.top_k >= 1, "--top-k: ", o.top_k, " (expected at least 1)");
@@ -121,6 +161,7 @@ int run_predict(const PredictOptions& o) {
                 << " is a text run and is predicted in fp32\n";
     return run_text_predict(o);
   }
+  if (saved_model_task(o.run) == "face") return run_face_predict(o);
   LoadedModel loaded = load_model(o.run);
   const auto& classes = loaded.info.classes;
   const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(classes.size()));
@@ -156,7 +197,7 @@ int run_predict(const PredictOptions& o) {
 
 void add_predict(CLI::App& app, Action& run) {
   auto o = std::make_shared<PredictOptions>();
-  CLI::App* sub = app.add_subcommand("predict", "Top-k labels with probabilities for images, or for lines of text (text runs)");
+  CLI::App* sub = app.add_subcommand("predict", "Top-k labels with probabilities for images, or for lines of text (text runs); face runs: identities of the largest face");
   sub->add_option("run", o->run, "Run directory written by graft train")->required();
   sub->add_option("inputs", o->inputs, "Image files; text runs: text files, one text per line (- : stdin)")->required();
   sub->add_option("--top-k", o->top_k, "Labels per input")->capture_default_str();

@@ -31,6 +31,20 @@ torch::Tensor FaceClassifier::scores(const torch::Tensor& e) const {
 
 namespace {
 
+/// The labels of `folder` as indices into `classes`; an identity that is not
+/// a class is an error naming `dir` and `trained_on`.
+std::vector<int64_t> labels_in_classes(const FaceFolder& folder, const std::vector<std::string>& classes,
+                                       const std::string& dir, const std::string& trained_on) {
+  std::vector<int64_t> mapped;
+  for (int64_t l : folder.labels) {
+    const auto& name = folder.identities[static_cast<size_t>(l)];
+    const auto it = std::find(classes.begin(), classes.end(), name);
+    GRAFT_CHECK(it != classes.end(), dir, ": identity ", name, " is not in the training data ", trained_on);
+    mapped.push_back(it - classes.begin());
+  }
+  return mapped;
+}
+
 double accuracy_of(const FaceClassifier& c, const torch::Tensor& e, const std::vector<int64_t>& labels) {
   if (labels.empty()) return 0;
   const auto pred = c.scores(e).argmax(1);
@@ -175,13 +189,7 @@ FaceTrainSummary train_face(const FaceTrainOptions& o) {
   nlohmann::ordered_json test_json;
   if (!o.test.empty()) {
     const FaceFolder test = embed_face_folder(pipeline, o.test);
-    std::vector<int64_t> mapped;
-    for (int64_t l : test.labels) {
-      const auto& name = test.identities[static_cast<size_t>(l)];
-      const auto it = std::find(c.classes.begin(), c.classes.end(), name);
-      GRAFT_CHECK(it != c.classes.end(), o.test, ": identity ", name, " is not in the training data ", o.data);
-      mapped.push_back(it - c.classes.begin());
-    }
+    const std::vector<int64_t> mapped = labels_in_classes(test, c.classes, o.test, o.data);
     s.has_test = true;
     s.test_images = static_cast<int64_t>(test.paths.size());
     s.skipped += static_cast<int64_t>(test.skipped.size());
@@ -245,6 +253,36 @@ FaceClassifier load_face_classifier(const std::string& run) {
   GRAFT_CHECK(c.weight.defined() && c.weight.size(0) == static_cast<int64_t>(c.classes.size()), run,
               "/head.safetensors: expected a weight of ", c.classes.size(), " rows");
   return c;
+}
+
+FaceOptions face_run_options(const std::string& run, const std::string& models_dir) {
+  const std::string path = run + "/face_model.json";
+  GRAFT_CHECK(fs::exists(path), run, " is not a face run (no face_model.json; made by graft train --task face)");
+  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  GRAFT_CHECK(!j.is_discarded() && j.is_object(), path, ": not valid JSON");
+  FaceOptions f;
+  f.models_dir = models_dir;
+  f.detect = j.value("detect", true);
+  f.detector = j.value("detector", std::string("ssd"));
+  f.embedder_run = run;
+  return f;
+}
+
+nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data) {
+  const FaceClassifier c = load_face_classifier(run);
+  FacePipeline pipeline(face_run_options(run));
+  const FaceFolder folder = embed_face_folder(pipeline, data);
+  GRAFT_CHECK(!folder.paths.empty(), data, ": no image with a usable face");
+  const auto j = nlohmann::json::parse(read_file(run + "/face_model.json"));
+  const std::vector<int64_t> labels =
+      labels_in_classes(folder, c.classes, data, j.value("data", std::string("the run's")));
+  nlohmann::ordered_json out;
+  out["accuracy"] = accuracy_of(c, folder.embeddings, labels);
+  out["images"] = folder.paths.size();
+  out["skipped"] = folder.skipped;
+  out["head"] = c.head;
+  out["embedder"] = pipeline.embedder_name();
+  return out;
 }
 
 }  // namespace graft

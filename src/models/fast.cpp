@@ -131,6 +131,61 @@ torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool train) {
   return x * mask;
 }
 
+namespace {
+
+torch::Tensor batched_matmul_raw(const torch::Tensor& a, const torch::Tensor& b) {
+  GRAFT_CHECK(a.dim() >= 3 && a.dim() == b.dim() && a.size(-1) == b.size(-2) &&
+                  a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2),
+              "batched_matmul: shapes ", a.sizes(), " and ", b.sizes(),
+              " (expected [..., n, k] and [..., k, m] with the same leading dimensions)");
+  const torch::Tensor a3 = a.reshape({-1, a.size(-2), a.size(-1)});
+  const torch::Tensor b3 = b.reshape({-1, b.size(-2), b.size(-1)});
+  std::vector<int64_t> shape(a.sizes().begin(), a.sizes().end() - 1);
+  shape.push_back(b.size(-1));
+  // The result is returned as allocated (not a view), so that callers may
+  // update it in place.
+  torch::Tensor out = torch::empty(shape, a3.options());
+  torch::Tensor out3 = out.view({a3.size(0), a3.size(1), b3.size(2)});
+  // Inside the parallel region ATen and OpenBLAS's OpenMP build run each
+  // product on the calling thread.
+  at::parallel_for(0, a3.size(0), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      torch::Tensor o = out3.select(0, i);
+      at::mm_out(o, a3.select(0, i), b3.select(0, i));
+    }
+  });
+  return out;
+}
+
+struct BatchedMatmulFunction : public torch::autograd::Function<BatchedMatmulFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a,
+                               const torch::Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return batched_matmul_raw(a, b);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& g = grads[0];
+    return {batched_matmul_raw(g, saved[1].transpose(-1, -2)),
+            batched_matmul_raw(saved[0].transpose(-1, -2), g)};
+  }
+};
+
+}  // namespace
+
+torch::Tensor batched_matmul(const torch::Tensor& a_in, const torch::Tensor& b_in) {
+  torch::Tensor a = a_in, b = b_in;
+  if (at::autocast::is_cpu_enabled()) {
+    const auto dtype = at::autocast::get_autocast_cpu_dtype();
+    if (a.is_floating_point() && a.scalar_type() != dtype) a = a.to(dtype);
+    if (b.is_floating_point() && b.scalar_type() != dtype) b = b.to(dtype);
+  }
+  if (torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()))
+    return BatchedMatmulFunction::apply(a, b);
+  return batched_matmul_raw(a, b);
+}
+
 FastDropoutImpl::FastDropoutImpl(double p_) : p(p_) {
   GRAFT_CHECK(p >= 0 && p < 1, "dropout probability ", p, " (expected 0 <= p < 1)");
 }

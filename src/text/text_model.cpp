@@ -396,6 +396,7 @@ void save_text_model(const std::string& dir, const TextModel& model) {
 
 std::string saved_model_task(const std::string& dir) {
   const std::string path = dir + "/model.json";
+  if (!fs::exists(path) && fs::exists(dir + "/face_model.json")) return "face";
   GRAFT_CHECK(fs::exists(path), "'", dir, "' has no model.json (expected a folder written by graft train)");
   nlohmann::json j;
   try {

@@ -2,7 +2,9 @@
 // faces, --no-detect), with the bad inputs of the face issue.
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <set>
+#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -226,6 +228,43 @@ TEST_F(FaceCli, TrainTaskFaceCentroidAndLinear) {
     const auto c = load_face_classifier(out);
     EXPECT_EQ(c.head, head);
     EXPECT_EQ(c.classes.size(), 5u);
+
+    // graft eval on the run sees the crops training saw: the same accuracy.
+    Result ev = graft_cli({"eval", out, "--data", dir_ / "test_in", "--threads", "1"});
+    ASSERT_EQ(ev.code, 0) << ev.err;
+    const auto ej = nlohmann::json::parse(ev.out);
+    EXPECT_DOUBLE_EQ(ej["accuracy"].get<double>(), j["test_accuracy"].get<double>()) << head;
+    EXPECT_EQ(ej["images"], 20);
+    // graft predict: top-1 of every test image agrees with that accuracy,
+    // and for centroids the distance is that of the library's own embedding.
+    std::vector<std::string> args = {"predict", out, "--json", "--top-k", "2", "--threads", "1"};
+    for (int s = 1; s <= 5; ++s)
+      for (int i = 7; i <= 10; ++i) args.push_back(probe(s, i));
+    Result pr = graft_cli(args);
+    ASSERT_EQ(pr.code, 0) << pr.err;
+    std::istringstream lines(pr.out);
+    std::string line;
+    int right = 0, n = 0;
+    FaceOptions fo;
+    fo.detect = false;
+    FacePipeline pipeline(fo);
+    while (std::getline(lines, line)) {
+      const auto pj = nlohmann::json::parse(line);
+      const std::string input = pj["input"];
+      ASSERT_EQ(pj["top"].size(), 2u);
+      const std::string label = pj["top"][0]["label"];
+      right += input.find("/" + label + "/") != std::string::npos;
+      ++n;
+      if (std::string(head) == "centroid") {
+        const auto it = std::find(c.classes.begin(), c.classes.end(), label);
+        const auto e = pipeline.embed_file(input);
+        const double d = (e - c.weight[it - c.classes.begin()]).norm().item<double>();
+        EXPECT_NEAR(pj["top"][0]["distance"].get<double>(), d, 1e-5) << input;
+        EXPECT_LE(pj["top"][0]["distance"].get<double>(), pj["top"][1]["distance"].get<double>());
+      }
+    }
+    EXPECT_EQ(n, 20);
+    EXPECT_DOUBLE_EQ(static_cast<double>(right) / n, ej["accuracy"].get<double>()) << head;
     Result again = graft_cli({"train", "--task", "face", "--no-detect", "--data", dir_ / "gallery_in", "--out", out});
     EXPECT_EQ(again.code, 1);
     EXPECT_TRUE(contains(again.err, "--overwrite")) << again.err;
@@ -234,6 +273,16 @@ TEST_F(FaceCli, TrainTaskFaceCentroidAndLinear) {
                           "--out", dir_ / "x"});
   EXPECT_EQ(bad.code, 2);
   EXPECT_TRUE(contains(bad.err, "--head")) << bad.err;
+  // An identity the run does not know, and a file that is not an image.
+  fs::create_directories(dir_ / "test_in/s9");
+  fs::copy_file(probe(9, 1), dir_ / "test_in/s9/1.pgm");
+  Result unknown = graft_cli({"eval", dir_ / "run-centroid", "--data", dir_ / "test_in", "--threads", "1"});
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_TRUE(contains(unknown.err, "identity s9 is not in the training data")) << unknown.err;
+  write_file_atomic(dir_ / "notes.txt", "not an image\n");
+  Result junk = graft_cli({"predict", dir_ / "run-centroid", dir_ / "notes.txt", "--threads", "1"});
+  EXPECT_EQ(junk.code, 1);
+  EXPECT_TRUE(contains(junk.err, "notes.txt")) << junk.err;
 }
 
 }  // namespace

@@ -209,3 +209,33 @@ TEST(FastDropout, GradientIsTheMaskAndDtypeIsKept) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+TEST(BatchedMatmul, EqualsMatmulWithGradientsOnStridedInputs) {
+  torch::manual_seed(4);
+  // As BERT's attention: [b, heads, t, d] views of a [b, t, 3, heads, d] tensor.
+  torch::Tensor qkv = torch::randn({3, 17, 3, 4, 8}, torch::requires_grad());
+  torch::Tensor q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2);
+  torch::Tensor mine = batched_matmul(q, k.transpose(-1, -2));
+  torch::Tensor ref = torch::matmul(q, k.transpose(-1, -2));
+  ASSERT_EQ(mine.sizes(), ref.sizes());
+  EXPECT_LE(test::rel_error(mine, ref), 1e-6);
+  const torch::Tensor w = torch::randn(ref.sizes());
+  const torch::Tensor g_mine = torch::autograd::grad({(mine * w).sum()}, {qkv})[0];
+  const torch::Tensor g_ref = torch::autograd::grad({(ref * w).sum()}, {qkv})[0];
+  EXPECT_LE(test::rel_error(g_mine, g_ref), 1e-6);
+  {
+    torch::InferenceMode guard;
+    torch::Tensor a = torch::randn({5, 6, 7}), b = torch::randn({5, 7, 2});
+    EXPECT_LE(test::rel_error(batched_matmul(a, b), torch::matmul(a, b)), 1e-6);
+    Autocast autocast(Precision::kBf16);
+    EXPECT_EQ(batched_matmul(a, b).scalar_type(), torch::kBFloat16);
+  }
+  EXPECT_THROW(batched_matmul(torch::randn({2, 3, 4}), torch::randn({3, 4, 5})), Error);
+  EXPECT_THROW(batched_matmul(torch::randn({2, 3, 4}), torch::randn({2, 5, 4})), Error);
+}
+
+}  // namespace
+}  // namespace graft

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "graft/face/finetune.h"
@@ -87,5 +88,16 @@ FaceTrainSummary train_face(const FaceTrainOptions& options);
 
 /// Reads a run written by train_face; throws graft::Error naming what is wrong.
 FaceClassifier load_face_classifier(const std::string& run);
+
+/// The face options a run was trained with (--no-detect, --detector) and its
+/// embedder (FaceOptions::embedder_run = run): what `graft eval` and
+/// `graft predict` use on it, so that they see the crops training saw.
+/// `models_dir` is where face-api's models are ("" = the default).
+FaceOptions face_run_options(const std::string& run, const std::string& models_dir = "");
+
+/// The run's accuracy on `data`, a folder of identity folders whose names must
+/// all be classes of the run: {"accuracy", "images", "skipped": ["PATH:
+/// reason", ...]}. Throws graft::Error naming an unknown identity.
+nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data);
 
 }  // namespace graft

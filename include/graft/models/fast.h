@@ -89,6 +89,15 @@ class FastDropoutImpl : public torch::nn::Cloneable<FastDropoutImpl> {
 };
 TORCH_MODULE(FastDropout);
 
+/// torch::matmul for batches of small matrices, a [..., n, k] x b [..., k, m]
+/// (the same leading dimensions, no broadcasting): one single-threaded BLAS
+/// product per matrix, the matrices spread over the intra-op threads.
+/// torch::matmul hands each small product to the multi-threaded BLAS in turn
+/// (BERT's attention: 128 products of 128x64x128 per layer and batch, where
+/// the threads' start-up costs as much as the work). Differentiable; under
+/// CPU autocast both sides are cast to its dtype, as matmul would be.
+torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
+
 enum class Precision { kFp32, kBf16 };
 
 /// "fp32" or "bf16"; throws graft::UsageError naming `option` otherwise.

@@ -79,7 +79,8 @@ def row(label, key, unit="img/s", latency=False):
 
 for n in ("resnet18", "resnet50", "vgg16", "googlenet"):
     row(f"{n} inference, batch 32, 224²", f"infer_{n}")
-row("resnet18 latency, batch 1", "infer_b1_resnet18", latency=True)
+for n in ("resnet18", "resnet50", "vgg16", "googlenet"):
+    row(f"{n} latency, batch 1", f"infer_b1_{n}", latency=True)
 row("resnet18 full fine-tune step (SGD), batch 32", "train_full")
 row("resnet18 partial fine-tune step (layer4 + fc), batch 32", "train_partial")
 row("BERT-mini fine-tune step (AdamW), batch 32, seq 128", "bert_train", "seq/s")
@@ -150,8 +151,8 @@ if "probe/cached" in raw:
     N = int(env.get("N_TRAIN", "244"))
     c, n, t = rate("probe/cached"), rate("probe/naive"), rate("probe/torch")
     p("Linear probe end to end (`graft train --strategy linear --epochs 20`, ResNet-18, "
-      f"hymenoptera: {N} training images; graft validates on the 153 validation images every "
-      f"epoch, the PyTorch loop does not; one run each; rate = {N} × 20 training images / wall "
+      f"hymenoptera: {N} training images, the 153 validation images scored after every epoch on "
+      f"every side, as torchvision's transfer-learning tutorial does; one run each; rate = {N} × 20 training images / wall "
       "time, start-up included). The cold cache computes the backbone's features once "
       "(train and validation), so against a loop that re-runs the backbone 20 times its "
       "speed-up is bounded by 20:\n")
@@ -164,6 +165,50 @@ if "probe/cached" in raw:
     p(f"| graft `--no-feature-cache` (backbone re-run every epoch) | {N * 20 / n:.1f} | {n:.0f} | |")
     p(f"| PyTorch tuned, naive loop (tutorial's fixed feature extractor) | {N * 20 / t:.1f} | {t:.0f} | |")
     p("")
+# The performance issue's targets, each with this run's figure.
+p("Against the targets (this run's figures):\n")
+def verdict(ok):
+    return "met" if ok else "**not met**"
+cnn = [rate(f"{k}/graft") / rate(f"{k}/tuned") for k in ("infer_resnet18", "train_full")]
+bert = [rate(f"{k}/graft") / rate(f"{k}/tuned") for k in ("bert_train", "bert_infer")]
+dflt = [rate(f"{k}/graft") / rate(f"{k}/torch") for k in ("infer_resnet18", "train_full", "bert_train", "bert_infer")]
+p(f"- ≥ 1.2× the tuned PyTorch run, fp32: ResNet-18 {min(cnn):.2f}-{max(cnn):.2f}×, "
+  f"BERT-mini {min(bert):.2f}-{max(bert):.2f}× — {verdict(min(cnn + bert) >= 1.2)}.")
+p(f"- ≥ 4× PyTorch as users run it: {min(dflt):.2f}-{max(dflt):.2f}× — {verdict(min(dflt) >= 4)}.")
+if macs:
+    shares = {n: rate(f"infer_{n}/graft") * m * 2 / 1e9 / peak for n, m in macs.items()}
+    p("- conv inference ≥ 75% of the measured peak: " +
+      ", ".join(f"{n} {100 * v:.0f}%" for n, v in shares.items()) +
+      f" — {verdict(min(shares.values()) >= 0.75)}.")
+if "probe/cached" in raw:
+    c, n = rate("probe/cached"), rate("probe/naive")
+    w = rate("probe/warm") if "probe/warm" in raw else c
+    p(f"- linear probe ≥ 20× the naive loop: {c / n:.1f}× with a cold cache, {w / n:.0f}× warm — "
+      f"{verdict(c / n >= 20)} cold, {verdict(w / n >= 20)} warm.")
+if "loader_hymenoptera/graft" in raw:
+    lr = rate("loader_hymenoptera/graft") / rate("train_full/graft")
+    p(f"- data pipeline ≥ 2× the fine-tune consumption: hymenoptera decoding + augmentation "
+      f"{lr:.0f}× the full fine-tune step's images/s — {verdict(lr >= 2)}.")
+keys = sorted({k.split("/")[0] for k in raw if k.endswith("/graft") and k.split("/")[0] + "/tuned" in raw})
+over = [k for k in keys if rss(k + "/graft") > min(rss(k + "/torch"), rss(k + "/tuned"))]
+p(f"- peak memory no higher than PyTorch's: {len(keys) - len(over)} of {len(keys)} figures"
+  + (f"; higher in {', '.join(over)}" if over else "") + f" — {verdict(not over)}.")
+p("")
+p("What limits the fp32 ratios against tuned PyTorch: for the work that dominates, both sides "
+  "call the same kernels — oneDNN's AVX-512 brgconv for convolutions (already at 75-98% of the "
+  "measured FMA peak on both sides, table above) and OpenBLAS's sgemm for BERT's linear layers "
+  "(see the profile below). graft's own gains are in the rest: BatchNorm folded into the "
+  "convolutions (PyTorch tuned still spends its native_batch_norm share), dropout masks "
+  "without ATen's single-threaded bernoulli_, BERT's query/key/value in one GEMM with the "
+  "scale folded in, the attention's small products spread over the threads. These are worth "
+  "a few to fifteen percent, which is the size of this machine's run-to-run noise (±10% "
+  "between identical runs while this table was prepared; the repeats are interleaved so that "
+  "a slow spell hits every side). A 1.2× fp32 lead over the same kernels would take fewer "
+  "FLOPs, i.e. another recipe; `--precision bf16` is where the large speed-up is. "
+  "The 4-7× of glibc's default malloc that the issue measured depends on how the kernel "
+  "serves fresh mmaps; on this run's machine the default-allocator penalty is the × default "
+  "column. The linear probe's cold-cache speed-up is bounded by the epoch count (20): the "
+  "backbone runs once instead of 20 times.\n")
 prof_path = os.path.join(tmp, "profile.json")
 if os.path.exists(prof_path):
     prof = json.load(open(prof_path))

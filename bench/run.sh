@@ -67,7 +67,11 @@ for net in resnet18:3 resnet50:2 vgg16:1 googlenet:3; do
   echo "$n $("${B[@]}" infer --backbone "$n" --steps 0 --batch-size 1 |
     sed -n 's/.*"macs_per_image": *\([0-9]*\).*/\1/p')" >> "$tmp/macs"
 done
-figure infer_b1_resnet18 infer --batch-size 1 --steps 20 -- infer --batch-size 1 --steps 20 -- cl
+for net in resnet18:20 resnet50:10 vgg16:4 googlenet:20; do
+  n=${net%:*} s=${net#*:}
+  figure "infer_b1_$n" infer --backbone "$n" --batch-size 1 --steps "$s" -- \
+    infer --backbone "$n" --batch-size 1 --steps "$s" -- cl
+done
 measure infer_resnet18/graft_plain "$REPEATS" "${B[@]}" infer --steps 3 --plain
 measure infer_resnet18/graft_avx512 "$REPEATS" env ATEN_CPU_CAPABILITY=avx512 "${B[@]}" infer --steps 3
 measure infer_resnet18/graft_bf16 "$REPEATS" "${B[@]}" infer --steps 3 --precision bf16

@@ -189,6 +189,13 @@ def linear_probe(args):
     model.eval()
     if args.layout == "cl":
         model = model.to(memory_format=torch.channels_last)
+    # The tutorial's layout: DATA/train and DATA/val; its loop validates
+    # after every training epoch, as graft train does.
+    val_dir = args.val or os.path.join(os.path.dirname(os.path.normpath(args.data)), "val")
+    val = None
+    if os.path.isdir(val_dir):
+        val = torch.utils.data.DataLoader(torchvision.datasets.ImageFolder(val_dir, transform=tf),
+                                          batch_size=args.batch_size, num_workers=args.workers)
     opt = torch.optim.SGD(model.fc.parameters(), lr=0.01, momentum=0.9)
     t0 = time.time()
     for _ in range(args.epochs):
@@ -198,6 +205,12 @@ def linear_probe(args):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
+        if val is not None:
+            with torch.no_grad():
+                for x, y in val:
+                    if args.layout == "cl":
+                        x = x.to(memory_format=torch.channels_last)
+                    model(x).argmax(1).eq(y).sum()
     return rate("linear_probe", len(ds) * args.epochs, time.time() - t0)
 
 
@@ -243,6 +256,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode")
     p.add_argument("--data")
+    p.add_argument("--val", help="linear_probe: validation images (default: DATA/../val)")
     p.add_argument("--backbone", default="resnet18")
     p.add_argument("--augment", default="light")
     p.add_argument("--batch-size", type=int, default=32)

@@ -74,7 +74,7 @@ nlohmann::json bench_infer(const std::string& backbone, int64_t batch, int iters
   std::optional<graft::FoldedBatchNorm> fold;
   if (!plain) {
     graft::to_channels_last(*model);
-    fold.emplace(*model);
+    fold.emplace(*model, /*restore=*/false);  // as graft eval and predict
     x = graft::channels_last(x);
   }
   auto run = [&] {

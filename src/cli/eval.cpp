@@ -119,6 +119,11 @@ int run_eval(const EvalOptions& o) {
   io.strict = o.strict;
   io.device = device;
   io.precision = resolve_precision(requested, std::cerr);
+  // The model is only evaluated here: fold in place (infer() then finds the
+  // BatchNorms folded already) rather than hold a folded copy of the weights.
+  loaded.model->eval();
+  to_channels_last(*loaded.model);
+  FoldedBatchNorm fold(*loaded.model, /*restore=*/false);
   Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);
   torch::Tensor logits = out.values;
   if (o.run.empty()) logits = logits.narrow(1, 0, static_cast<int64_t>(set.classes.size()));

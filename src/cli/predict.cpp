@@ -170,7 +170,7 @@ int run_predict(const PredictOptions& o) {
   torch::InferenceMode guard;
   loaded.model->eval();
   to_channels_last(*loaded.model);
-  FoldedBatchNorm fold(*loaded.model);
+  FoldedBatchNorm fold(*loaded.model, /*restore=*/false);  // never saved here
   for (const auto& path : o.inputs) {
     cv::Mat img;
     try {

@@ -60,7 +60,7 @@ torch::Tensor channels_last(const torch::Tensor& x) {
   return x.dim() == 4 ? x.contiguous(torch::MemoryFormat::ChannelsLast) : x;
 }
 
-FoldedBatchNorm::FoldedBatchNorm(torch::nn::Module& root) {
+FoldedBatchNorm::FoldedBatchNorm(torch::nn::Module& root, bool restore) : restore_(restore) {
   torch::NoGradGuard no_grad;
   for (const auto& parent : root.modules(/*include_self=*/true)) {
     torch::nn::Conv2dImpl* previous = nullptr;
@@ -71,7 +71,10 @@ FoldedBatchNorm::FoldedBatchNorm(torch::nn::Module& root) {
         Pair p{previous, bn, previous->weight, previous->bias};
         const auto scale = bn->weight / torch::sqrt(bn->running_var + bn->options.eps());
         const auto format = p.weight.suggest_memory_format();
-        previous->weight = (p.weight * scale.view({-1, 1, 1, 1})).contiguous(format);
+        if (restore)
+          previous->weight = (p.weight * scale.view({-1, 1, 1, 1})).contiguous(format);
+        else
+          previous->weight.mul_(scale.view({-1, 1, 1, 1}));
         auto shift = bn->bias - bn->running_mean * scale;
         if (p.bias.defined()) shift = shift + p.bias * scale;
         previous->bias = shift;
@@ -84,6 +87,7 @@ FoldedBatchNorm::FoldedBatchNorm(torch::nn::Module& root) {
 }
 
 FoldedBatchNorm::~FoldedBatchNorm() {
+  if (!restore_) return;
   for (auto& p : pairs_) {
     p.conv->weight = p.weight;
     p.conv->bias = p.bias;
@@ -181,6 +185,11 @@ torch::Tensor batched_matmul(const torch::Tensor& a_in, const torch::Tensor& b_i
     if (a.is_floating_point() && a.scalar_type() != dtype) a = a.to(dtype);
     if (b.is_floating_point() && b.scalar_type() != dtype) b = b.to(dtype);
   }
+  // Reduced precision: ATen's batched product goes to oneDNN in one call,
+  // which beats one product per matrix.
+  if (a.scalar_type() != b.scalar_type() ||
+      (a.scalar_type() != torch::kFloat32 && a.scalar_type() != torch::kFloat64))
+    return torch::matmul(a, b);
   if (torch::GradMode::is_enabled() && (a.requires_grad() || b.requires_grad()))
     return BatchedMatmulFunction::apply(a, b);
   return batched_matmul_raw(a, b);

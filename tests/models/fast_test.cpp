@@ -85,8 +85,19 @@ TEST(FoldedBatchNorm, FoldsEveryBatchNormOfAResNetAndRestoresIt) {
   for (const auto& p : model->parameters()) after.push_back(p.data_ptr());
   EXPECT_EQ(after, before);
   model->train();
-  FoldedBatchNorm none(*model);
-  EXPECT_EQ(none.folded(), 0u) << "BatchNorm in training mode must not be folded";
+  {
+    FoldedBatchNorm none(*model);
+    EXPECT_EQ(none.folded(), 0u) << "BatchNorm in training mode must not be folded";
+  }
+  // One way (graft eval, predict): the weights are scaled in place, the fold
+  // outlives the object and a second fold finds nothing left to fold.
+  model->eval();
+  const torch::Tensor conv1 = model->named_parameters()["conv1.weight"].clone();
+  { FoldedBatchNorm once(*model, /*restore=*/false); }
+  EXPECT_LE(test::rel_error(model->forward(x), plain), 1e-5);
+  EXPECT_FALSE(torch::equal(model->named_parameters()["conv1.weight"], conv1));
+  FoldedBatchNorm again(*model);
+  EXPECT_EQ(again.folded(), 0u);
 }
 
 TEST(ChannelsLast, TrainingStepEqualsTheContiguousOne) {

@@ -52,9 +52,13 @@ torch::Tensor channels_last(const torch::Tensor& x);
 /// through. The registered parameters are not touched (state dicts and
 /// checkpoints are unaffected); the destructor restores the forward. Only for
 /// evaluation: the model must not be trained while folded.
+/// With restore = false (processes that only evaluate and never save the
+/// model: graft eval and predict), the convolutions' weights are scaled in
+/// place instead of copied, so no second copy of them is held, and the fold
+/// outlives this object.
 class FoldedBatchNorm {
  public:
-  explicit FoldedBatchNorm(torch::nn::Module& root);
+  explicit FoldedBatchNorm(torch::nn::Module& root, bool restore = true);
   ~FoldedBatchNorm();
   FoldedBatchNorm(const FoldedBatchNorm&) = delete;
   FoldedBatchNorm& operator=(const FoldedBatchNorm&) = delete;
@@ -68,6 +72,7 @@ class FoldedBatchNorm {
     torch::Tensor weight, bias;  // the convolution's own members, restored at the end
   };
   std::vector<Pair> pairs_;
+  bool restore_ = true;
 };
 
 /// Dropout (inverted, as torch::nn::Dropout: an element is kept with

@@ -3,7 +3,8 @@
 # this one invocation, and rewrites the main table of bench/RESULTS.md (the
 # sections other scripts write are kept).
 #   bash bench/run.sh            (REPEATS=3 by default; medians are reported;
-#                                 about 25 minutes on 2 quiet cores)
+#                                 about 25 minutes on 2 quiet cores, then the
+#                                 tokenizer and face sections, SECTIONS=0 skips)
 # Each figure runs graft, then PyTorch as a user runs it (glibc's default
 # malloc, default memory format), then PyTorch tuned (glibc's mmap threshold
 # raised through its environment, as graft does with mallopt at start-up, and
@@ -147,4 +148,15 @@ if [ -f "$OUT" ]; then
   awk '/<!-- [a-z_-]+:begin -->/ {keep=1} keep {print} /<!-- [a-z_-]+:end -->/ {keep=0; print ""}' "$OUT" >> "$tmp/results.md"
 fi
 mv "$tmp/results.md" "$OUT"
+
+# The figures of the other tasks that the performance issue lists, each
+# script rewriting its own section: WordPiece tokens/s against Hugging Face's
+# tokenizers, and face detection/alignment/embedding time per image (with
+# the face task's accuracy). SECTIONS=0 skips them. The longer studies
+# (bench/text.sh, bench/transferability.sh, bench/dist.sh, bench/hardening.sh)
+# run on their own.
+if [ "${SECTIONS:-1}" != 0 ]; then
+  bash bench/tokenize_bench.sh
+  bash bench/face.sh
+fi
 cat "$OUT"

@@ -18,16 +18,6 @@ constexpr int kInput = 512;
 constexpr double kIou = 0.5;
 constexpr double kBatchNormEpsilon = 0.0010000000474974513;  // face-api's, a float32 1e-3
 
-// TF "same" padding (the odd pixel after), see nets.cpp.
-torch::Tensor pad_same(const torch::Tensor& x, int64_t k, int64_t stride) {
-  auto total = [&](int64_t in) {
-    const int64_t out = (in + stride - 1) / stride;
-    return std::max<int64_t>(0, (out - 1) * stride + k - in);
-  };
-  const int64_t ph = total(x.size(2)), pw = total(x.size(3));
-  if (ph == 0 && pw == 0) return x;
-  return F::pad(x, F::PadFuncOptions({pw / 2, pw - pw / 2, ph / 2, ph - ph / 2}));
-}
 
 class Weights {
  public:

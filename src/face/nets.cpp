@@ -34,17 +34,6 @@ torch::Tensor take(const std::map<std::string, torch::Tensor>& m, const std::str
   return it->second;
 }
 
-// TF "same" padding: out = ceil(in / stride), the total padding split with
-// the odd pixel after (bottom / right), unlike PyTorch's symmetric padding.
-torch::Tensor pad_same(const torch::Tensor& x, int64_t k, int64_t stride) {
-  auto total = [&](int64_t in) {
-    const int64_t out = (in + stride - 1) / stride;
-    return std::max<int64_t>(0, (out - 1) * stride + k - in);
-  };
-  const int64_t ph = total(x.size(2)), pw = total(x.size(3));
-  if (ph == 0 && pw == 0) return x;
-  return F::pad(x, F::PadFuncOptions({pw / 2, pw - pw / 2, ph / 2, ph - ph / 2}));
-}
 
 torch::Tensor normalise(const torch::Tensor& x) {
   const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
@@ -57,6 +46,16 @@ void check_input(const torch::Tensor& x, int64_t size, const char* net) {
 }
 
 }  // namespace
+
+torch::Tensor pad_same(const torch::Tensor& x, int64_t k, int64_t stride) {
+  auto total = [&](int64_t in) {
+    const int64_t out = (in + stride - 1) / stride;
+    return std::max<int64_t>(0, (out - 1) * stride + k - in);
+  };
+  const int64_t ph = total(x.size(2)), pw = total(x.size(3));
+  if (ph == 0 && pw == 0) return x;
+  return F::pad(x, F::PadFuncOptions({pw / 2, pw - pw / 2, ph / 2, ph - ph / 2}));
+}
 
 std::string default_face_models_dir() {
   const char* cache = std::getenv("GRAFT_CACHE_DIR");

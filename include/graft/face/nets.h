@@ -24,6 +24,12 @@ namespace graft {
 /// ~/.cache/graft/face-api-1.7.15/model (filled by scripts/face_models.sh).
 std::string default_face_models_dir();
 
+/// TensorFlow's "same" padding for a k x k kernel at `stride` on an NCHW
+/// tensor: out = ceil(in / stride), the total padding split with the odd
+/// pixel after (bottom / right), unlike PyTorch's symmetric padding. Used by
+/// every face-api network (detector, landmarks, embedder).
+torch::Tensor pad_same(const torch::Tensor& x, int64_t k, int64_t stride);
+
 class FaceEmbedderImpl : public torch::nn::Module {
  public:
   /// Takes the tensors of face_recognition_model-weights_manifest.json (TF

@@ -62,9 +62,12 @@ Backbone build_model(const ModelInfo& info) {
 
 void save_model(const std::string& dir, BackboneImpl& model, const ModelInfo& info) {
   make_dirs(dir);
+  // model.json is the same for every epoch of a run, so it goes first and the
+  // weights last: a kill between the two leaves either the previous model or
+  // none, never weights without their description.
+  write_file_atomic(dir + "/model.json", to_json(info).dump(2) + "\n");
   save_safetensors(dir + "/model.safetensors", state_dict(model),
                    {{"format", "pt"}, {"graft_backbone", info.backbone}});
-  write_file_atomic(dir + "/model.json", to_json(info).dump(2) + "\n");
 }
 
 LoadedModel load_model(const std::string& dir) {

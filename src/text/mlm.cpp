@@ -141,14 +141,21 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
   GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
   if (o.resume) {
     const std::string cfg = o.out + "/config.json";
-    GRAFT_CHECK_USAGE(fs::exists(cfg) && fs::exists(checkpoint_path(o.out)), "--resume: '", o.out,
-                      "' holds no text pretraining run with a checkpoint");
+    GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", o.out,
+                      "' holds no text pretraining run (expected ", cfg, ")");
     MlmOptions stored = options_from_json(nlohmann::json::parse(read_file(cfg)).at("options"), o);
     stored.threads = o.threads;
     stored.quiet = o.quiet;
     stored.should_stop = o.should_stop;
     stored.out = o.out;
     stored.resume = true;
+    if (!fs::exists(checkpoint_path(o.out))) {
+      // Stopped before its first checkpoint: start again from its own settings.
+      log_info(str_cat("--resume: '", o.out,
+                       "' has no checkpoint yet; pretraining starts again from its first epoch"));
+      stored.resume = false;
+      stored.overwrite = true;
+    }
     o = stored;
   }
   // Every input is checked before the corpus is read.
@@ -334,7 +341,6 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
     state.seconds = 0;
     epoch_base = 0;
     state.best_epoch = epoch + 1;
-    save_safetensors(o.out + "/model.safetensors", state_dict(*model));
     nlohmann::ordered_json info;
     info["format"] = "graft-model";
     info["format_version"] = 1;
@@ -344,7 +350,9 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
     info["bert"] = to_json(c);
     info["vocab"] = "vocab.txt";
     info["max_length"] = o.max_length;
+    // The description first, the weights last (as save_model).
     write_file_atomic(o.out + "/model.json", info.dump(2) + "\n");
+    save_safetensors(o.out + "/model.safetensors", state_dict(*model));
     write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
     save_checkpoint(o.out, *model, optimizer, state);
     last_ckpt = std::chrono::steady_clock::now();

@@ -390,8 +390,9 @@ void save_text_model(const std::string& dir, const TextModel& model) {
   } else {
     write_file_atomic(dir + "/tfidf.txt", model.tfidf->to_text());
   }
-  save_safetensors(dir + "/model.safetensors", state_dict(model.module()));
+  // The description first, the weights last (as save_model).
   write_file_atomic(dir + "/model.json", info_json(i).dump(2) + "\n");
+  save_safetensors(dir + "/model.safetensors", state_dict(model.module()));
 }
 
 std::string saved_model_task(const std::string& dir) {
@@ -437,6 +438,8 @@ TextModel load_text_model(const std::string& dir) {
   wo.lower_case = i.lower_case;
   m.tokenizer = std::make_shared<WordPiece>(WordPiece::from_file(dir + "/vocab.txt", wo));
   const int64_t classes = static_cast<int64_t>(i.classes.size());
+  GRAFT_CHECK(fs::exists(dir + "/model.safetensors"), "'", dir,
+              "' holds no trained model: model.safetensors is missing");
   TensorList tensors = read_weights(dir + "/model.safetensors");
   if (i.architecture == "bert") {
     GRAFT_CHECK(i.bert.vocab_size == static_cast<int64_t>(m.tokenizer->size()), "'", path,

@@ -105,6 +105,15 @@ TrainOptions resume_options(const TrainOptions& options) {
   stored.overwrite = false;
   stored.should_stop = options.should_stop;
   stored.group = options.group;
+  if (!fs::exists(checkpoint_path(options.out))) {
+    // Stopped before its first checkpoint (a kill during the first epoch or
+    // its first save): the run starts again from its own settings. Only the
+    // files graft owns are replaced.
+    log_info(str_cat("--resume: '", options.out,
+                     "' has no checkpoint yet; the run starts again from its first epoch"));
+    stored.resume = false;
+    stored.overwrite = true;
+  }
   return stored;
 }
 

@@ -1,5 +1,7 @@
 #include "graft/cli/cli.h"
 
+#include <charconv>
+#include <cstdint>
 #include <iostream>
 
 #include <c10/util/Exception.h>
@@ -24,6 +26,43 @@ void add_precision(CLI::App& sub, std::string& precision) {
 
 namespace {
 
+// CLI11 reads an integer with strtoll/strtoull, which clamp an overflowing
+// number to the type's limit and take "-1" as 2^64 - 1 for an unsigned one.
+// Every integer option first passes this check on its text instead.
+CLI::Validator strict_integer(bool is_unsigned) {
+  return CLI::Validator(
+      [is_unsigned](std::string& text) -> std::string {
+        const char* begin = text.data();
+        const char* end = begin + text.size();
+        std::from_chars_result r;
+        if (is_unsigned) {
+          uint64_t v = 0;
+          r = text.empty() || text[0] == '-' ? std::from_chars_result{begin, std::errc::invalid_argument}
+                                             : std::from_chars(begin, end, v);
+        } else {
+          int64_t v = 0;
+          r = std::from_chars(begin, end, v);
+        }
+        if (r.ec == std::errc::result_out_of_range)
+          return str_cat("'", text, "' is out of range (expected an integer from ",
+                         is_unsigned ? std::string("0") : std::to_string(INT64_MIN), " to ",
+                         is_unsigned ? std::to_string(UINT64_MAX) : std::to_string(INT64_MAX), ")");
+        if (r.ec != std::errc() || r.ptr != end)
+          return str_cat("'", text, "' is not ", is_unsigned ? "a non-negative" : "an",
+                         " integer");
+        return "";
+      },
+      "", "strict integer");
+}
+
+void add_integer_checks(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options()) {
+    const std::string type = opt->get_type_name().substr(0, opt->get_type_name().find(':'));
+    if (type == "INT" || type == "UINT") opt->check(strict_integer(type == "UINT"));
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) add_integer_checks(*sub);
+}
+
 int parse_and_run(const std::vector<std::string>& args) {
   CLI::App app{"graft: transfer learning in C++ on LibTorch", "graft"};
   app.set_version_flag("--version", std::string("graft ") + GRAFT_VERSION);
@@ -40,6 +79,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_report(app, action);
   add_compare(app, action);
   add_face(app, action);
+  add_integer_checks(app);
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());
     app.parse(reversed);

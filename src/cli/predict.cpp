@@ -1,6 +1,7 @@
 // graft predict: top-k labels with probabilities for image files, or for
 // lines of text with a text run.
 
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -52,6 +53,17 @@ void print_top(const std::string& input, const std::string* text, const torch::T
   }
 }
 
+// An input must be a file: a folder (or a device) is an error of its own,
+// and the other inputs are still predicted.
+void check_input_file(const std::string& path) {
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  GRAFT_CHECK(std::filesystem::exists(st), "'", path, "' does not exist (expected a file)");
+  GRAFT_CHECK(!std::filesystem::is_directory(st), "'", path,
+              "' is a folder (expected a file; give the files in it, e.g. ", path, "/*)");
+  GRAFT_CHECK(std::filesystem::is_regular_file(st), "'", path, "' is not a regular file");
+}
+
 // Text runs: every line of every input file ("-": standard input) is one
 // text; for a model of text pairs, a tab separates the two texts.
 int run_text_predict(const PredictOptions& o) {
@@ -69,6 +81,7 @@ int run_text_predict(const PredictOptions& o) {
         ss << std::cin.rdbuf();
         data = ss.str();
       } else {
+        check_input_file(path);
         data = read_file(path);
       }
     } catch (const Error& e) {
@@ -124,6 +137,7 @@ int run_face_predict(const PredictOptions& o) {
   for (const auto& path : o.inputs) {
     torch::Tensor e;
     try {
+      check_input_file(path);
       e = pipeline.embed_file(path);
     } catch (const Error& err) {
       std::cerr << "error: " << err.what() << "\n";
@@ -174,6 +188,7 @@ int run_predict(const PredictOptions& o) {
   for (const auto& path : o.inputs) {
     cv::Mat img;
     try {
+      check_input_file(path);
       img = load_image(path);
     } catch (const Error& e) {
       std::cerr << "error: " << e.what() << "\n";

@@ -6,6 +6,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/dist/group.h"
@@ -40,9 +41,9 @@ TrainOptions preload_config(const std::vector<std::string>& args, const TrainOpt
   const std::string file = flag_value(args, "--config");
   if (!file.empty()) {
     try {
-      j = nlohmann::json::parse(read_file(file));
-    } catch (const nlohmann::json::parse_error& e) {
-      throw UsageError(str_cat("--config: '", file, "' is not valid JSON (", e.what(), ")"));
+      j = read_json_file(file);
+    } catch (const Error& e) {
+      throw UsageError(str_cat("--config: ", e.what()));
     }
     if (j.is_object() && j.contains("options")) j = j["options"];  // a run's config.json
   }
@@ -246,7 +247,7 @@ int run_search_verb(TrainOptions base, const SearchFlags& f) {
     const std::string state = base.out + "/search.json";
     GRAFT_CHECK_USAGE(fs::exists(state), "--resume: '", base.out, "' holds no search (expected ",
                       state, ")");
-    nlohmann::json j = nlohmann::json::parse(read_file(state));
+    nlohmann::json j = read_json_file(state);
     TrainOptions stored = train_options_from_json(j.at("base"), state);
     stored.out = base.out;
     stored.threads = base.threads;
@@ -261,9 +262,9 @@ int run_search_verb(TrainOptions base, const SearchFlags& f) {
     so.min_epochs = j.at("min_epochs").get<int64_t>();
   } else {
     try {
-      so.space = nlohmann::json::parse(read_file(f.space_file));
-    } catch (const nlohmann::json::parse_error& e) {
-      throw UsageError(str_cat("--space: '", f.space_file, "' is not valid JSON (", e.what(), ")"));
+      so.space = read_json_file(f.space_file);
+    } catch (const Error& e) {
+      throw UsageError(str_cat("--space: ", e.what()));
     }
     so.method = f.method;
     so.trials = f.trials;

@@ -9,7 +9,10 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <optional>
 #include <set>
+
+#include <sys/stat.h>
 
 #include <opencv2/imgcodecs.hpp>
 
@@ -176,30 +179,57 @@ ImageSet open_idx(const std::string& path) {
   return set;
 }
 
+// A file or folder by identity (device and inode, links followed): links
+// are followed, but a folder is listed once and a file counted once.
+using FileId = std::pair<dev_t, ino_t>;
+
+std::optional<FileId> file_id(const fs::path& p) {
+  struct stat st;
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
 ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   ImageSet set;
   set.root = path;
-  int64_t loose_files = 0;
+  int64_t loose_files = 0, loops = 0, duplicates = 0;
+  std::string first_loop;
   std::error_code ec;
+  // Every folder already listed, the root and the class folders first: a link
+  // back to any of them (cat/loop -> ., loop -> .) is a cycle, not new data.
+  std::set<FileId> folders;
+  if (auto id = file_id(path)) folders.insert(*id);
   fs::directory_iterator entries(path, ec);
   GRAFT_CHECK(!ec, "cannot list image folder '", path, "': ", ec.message());
+  std::vector<std::string> names;
   for (; entries != fs::directory_iterator(); entries.increment(ec)) {
     GRAFT_CHECK(!ec, "cannot list image folder '", path, "': ", ec.message());
     if (is_hidden(entries->path())) continue;
     std::error_code dir_ec;
     if (fs::is_directory(entries->path(), dir_ec)) {
-      set.classes.push_back(entries->path().filename().string());
+      names.push_back(entries->path().filename().string());
     } else {
       ++loose_files;
     }
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    auto id = file_id(fs::path(path) / name);
+    if (id && !folders.insert(*id).second) {
+      // A second name for the root or for another class folder.
+      ++loops;
+      if (first_loop.empty()) first_loop = (fs::path(path) / name).string();
+      continue;
+    }
+    set.classes.push_back(name);
   }
   GRAFT_CHECK(!set.classes.empty(), "image folder '", path,
               "' has no class sub-folders (expected one folder per class with images",
               loose_files > 0 ? str_cat("; it holds ", loose_files, " files directly") : "",
               ")");
-  std::sort(set.classes.begin(), set.classes.end());
 
   std::string first_skipped;
+  std::set<FileId> seen_files;
   for (size_t label = 0; label < set.classes.size(); ++label) {
     const fs::path dir = fs::path(path) / set.classes[label];
     std::vector<std::string> files;
@@ -213,7 +243,25 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
         if (it->is_directory(type_ec)) it.disable_recursion_pending();
         continue;
       }
-      if (it->is_regular_file(type_ec)) files.push_back(it->path().string());
+      if (it->is_directory(type_ec)) {
+        auto id = file_id(it->path());
+        if (id && !folders.insert(*id).second) {
+          it.disable_recursion_pending();  // listed already: a link cycle or a second name
+          ++loops;
+          if (first_loop.empty()) first_loop = it->path().string();
+        }
+        continue;
+      }
+      if (it->is_regular_file(type_ec)) {
+        // The same file under two names (links) is one sample, in the first
+        // class that lists it: never on both sides of the split.
+        auto id = file_id(it->path());
+        if (id && !seen_files.insert(*id).second) {
+          ++duplicates;
+          continue;
+        }
+        files.push_back(it->path().string());
+      }
     }
     std::sort(files.begin(), files.end());
     int64_t kept = 0, skipped_here = 0;
@@ -243,6 +291,15 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
                                  : "");
     set.skipped += skipped_here;
   }
+  if (loops > 0)
+    log_warn(str_cat("image folder '", path, "': ", loops,
+                     loops == 1 ? " folder link leads" : " folder links lead",
+                     " to a folder listed already (a cycle or a second name; first: '", first_loop,
+                     "'); not listed again"));
+  if (duplicates > 0)
+    log_warn(str_cat("image folder '", path, "': ", duplicates,
+                     duplicates == 1 ? " file is a link" : " files are links",
+                     " to an image listed already; each image is used once"));
   if (set.skipped > 0) {
     log_warn(str_cat("image folder '", path, "': skipped ", set.skipped,
                      set.skipped == 1 ? " file that is not an image" : " files that are not images",

@@ -20,6 +20,7 @@ namespace {
 struct Made {
   std::optional<Batch> batch;       // nullopt when every sample failed
   std::vector<std::string> failed;  // identities of samples left out
+  std::vector<size_t> failed_positions;  // and their positions in the set
   std::string first_error;          // message of the first failure
   std::exception_ptr error;         // strict mode, or a non-decode error
 };
@@ -36,6 +37,7 @@ struct Loader::State {
   // Consumer side.
   int64_t next_batch = 0;
   int64_t skipped = 0;
+  std::vector<int64_t> skipped_by_class;  // indexed by label
   bool warned = false;
 
   // Shared with the workers, under `mutex`.
@@ -76,6 +78,7 @@ Made Loader::State::make(int64_t k) {
       }
       if (made.failed.empty()) made.first_error = e.what();
       made.failed.push_back(set.identity(pos));
+      made.failed_positions.push_back(pos);
       continue;
     }
     try {
@@ -192,6 +195,13 @@ std::optional<Batch> Loader::next() {
     if (made.error) std::rethrow_exception(made.error);
     if (!made.failed.empty()) {
       s.skipped += int64_t(made.failed.size());
+      for (size_t pos : made.failed_positions) {
+        const int label = s.set.samples[pos].label;
+        if (label >= 0) {
+          if (s.skipped_by_class.size() <= size_t(label)) s.skipped_by_class.resize(size_t(label) + 1, 0);
+          s.skipped_by_class[size_t(label)] += 1;
+        }
+      }
       if (!s.warned) {
         s.warned = true;
         log_warn(str_cat(made.first_error,
@@ -206,5 +216,11 @@ std::optional<Batch> Loader::next() {
 int64_t Loader::num_batches() const { return state_->num_batches; }
 
 int64_t Loader::skipped() const { return state_->skipped; }
+
+std::vector<int64_t> Loader::skipped_per_class() const {
+  std::vector<int64_t> out = state_->skipped_by_class;
+  out.resize(std::max(out.size(), state_->set.classes.size()), 0);
+  return out;
+}
 
 }  // namespace graft

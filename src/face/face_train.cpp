@@ -9,6 +9,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/weights/safetensors.h"
 
@@ -145,6 +146,10 @@ FaceTrainSummary train_face(const FaceTrainOptions& o) {
                              fmt(st.epoch_loss.back()), ", ", fmt(st.epoch_seconds.back()), " s"));
         });
     make_dirs(o.out);
+    // face_model.json is the run's manifest, written last: an old one goes
+    // before the first write, so that a kill never leaves it naming files
+    // that this run has since replaced.
+    fs::remove(o.out + "/face_model.json");
     const std::string file = o.out + "/" + kFaceEmbedderFile;
     save_face_embedder_weights(pipeline.embedder(), file);
     pipeline.set_embedder_identity(str_cat(kFaceEmbedderName, "+finetune-", ft.loss), sha256_file(file));
@@ -186,6 +191,7 @@ FaceTrainSummary train_face(const FaceTrainOptions& o) {
   s.finetune_epoch_seconds = ft_stats.epoch_seconds;
   s.finetune_epoch_loss = ft_stats.epoch_loss;
   make_dirs(o.out);
+  fs::remove(o.out + "/face_model.json");  // the manifest, written last (see above)
   nlohmann::ordered_json test_json;
   if (!o.test.empty()) {
     const FaceFolder test = embed_face_folder(pipeline, o.test);
@@ -241,11 +247,11 @@ FaceTrainSummary train_face(const FaceTrainOptions& o) {
 FaceClassifier load_face_classifier(const std::string& run) {
   const std::string path = run + "/face_model.json";
   GRAFT_CHECK(fs::exists(path), run, " is not a face run (no face_model.json; made by graft train --task face)");
-  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
-  GRAFT_CHECK(!j.is_discarded() && j.value("task", "") == "face", path, ": not a face model");
+  const auto j = read_json_file(path);
+  GRAFT_CHECK(j.is_object() && j.value("task", "") == "face", path, ": not a face model");
   FaceClassifier c;
-  c.head = j.at("head").get<std::string>();
-  c.classes = j.at("classes").get<std::vector<std::string>>();
+  c.head = json_get<std::string>(j, "head", path);
+  c.classes = json_get<std::vector<std::string>>(j, "classes", path);
   for (const auto& [name, t] : load_safetensors(run + "/head.safetensors").tensors) {
     if (name == "weight") c.weight = t;
     if (name == "bias") c.bias = t;
@@ -258,8 +264,8 @@ FaceClassifier load_face_classifier(const std::string& run) {
 FaceOptions face_run_options(const std::string& run, const std::string& models_dir) {
   const std::string path = run + "/face_model.json";
   GRAFT_CHECK(fs::exists(path), run, " is not a face run (no face_model.json; made by graft train --task face)");
-  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
-  GRAFT_CHECK(!j.is_discarded() && j.is_object(), path, ": not valid JSON");
+  const auto j = read_json_file(path);
+  GRAFT_CHECK(j.is_object(), path, ": not a JSON object");
   FaceOptions f;
   f.models_dir = models_dir;
   f.detect = j.value("detect", true);
@@ -273,7 +279,7 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
   FacePipeline pipeline(face_run_options(run));
   const FaceFolder folder = embed_face_folder(pipeline, data);
   GRAFT_CHECK(!folder.paths.empty(), data, ": no image with a usable face");
-  const auto j = nlohmann::json::parse(read_file(run + "/face_model.json"));
+  const auto j = read_json_file(run + "/face_model.json");
   const std::vector<int64_t> labels =
       labels_in_classes(folder, c.classes, data, j.value("data", std::string("the run's")));
   nlohmann::ordered_json out;

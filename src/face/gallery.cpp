@@ -8,6 +8,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 
 namespace graft {
 
@@ -18,8 +19,8 @@ constexpr int kVersion = 1;
 
 Gallery read_gallery(const std::string& path) {
   GRAFT_CHECK(std::filesystem::exists(path), "gallery ", path, " does not exist (make it with graft face enroll)");
-  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
-  GRAFT_CHECK(!j.is_discarded() && j.is_object(), "gallery ", path, ": not a JSON object");
+  const auto j = read_json_file(path);
+  GRAFT_CHECK(j.is_object(), "gallery ", path, ": not a JSON object");
   GRAFT_CHECK(j.value("format", "") == kFormat, "gallery ", path, ": format \"", j.value("format", ""),
               "\", expected \"", kFormat, "\"");
   GRAFT_CHECK(j.value("version", 0) == kVersion, "gallery ", path, ": version ", j.value("version", 0),
@@ -41,6 +42,21 @@ Gallery read_gallery(const std::string& path) {
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error(str_cat("gallery ", path, ": ", e.what()));
+  }
+  // Every vector must be one the embedder could have made: a hand-edited or
+  // mixed gallery would otherwise fail later, far from its file, or grow
+  // into a gallery of mixed sizes on enrolment.
+  auto check_vector = [&](const std::vector<float>& v, const std::string& what) {
+    GRAFT_CHECK(static_cast<int64_t>(v.size()) == kFaceEmbeddingDim, "gallery ", path, ": ", what,
+                " has ", v.size(), " values (expected ", kFaceEmbeddingDim,
+                ", the face embedder's size)");
+    for (float x : v)
+      GRAFT_CHECK(std::isfinite(x), "gallery ", path, ": ", what, " holds a non-finite value");
+  };
+  for (const auto& id : g.identities) {
+    check_vector(id.mean, str_cat("the mean of identity '", id.name, "'"));
+    for (const auto& im : id.images)
+      check_vector(im.embedding, str_cat("the embedding of '", im.path, "' (identity '", id.name, "')"));
   }
   return g;
 }

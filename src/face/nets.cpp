@@ -9,6 +9,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/data/transforms.h"
 #include "graft/weights/tfjs.h"
 
@@ -285,7 +286,7 @@ void load_face_embedder_weights(FaceEmbedder& net, const std::string& path) {
 std::string face_model_sha256(const std::string& models_dir, const std::string& model) {
   const std::string path = manifest_path(models_dir, model);
   std::string all = read_file(path);
-  const auto manifest = nlohmann::json::parse(all, nullptr, false);
+  const auto manifest = parse_json(all, "'" + path + "'");
   GRAFT_CHECK(manifest.is_array(), path, ": not a TF.js weights manifest (expected a JSON array)");
   for (const auto& group : manifest) {
     for (const auto& shard : group.at("paths")) all += read_file(models_dir + "/" + shard.get<std::string>());

@@ -10,6 +10,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/data/image_set.h"
 
 namespace graft {
@@ -60,8 +61,8 @@ void FacePipeline::load_run_embedder() {
   const std::string path = run + "/face_model.json";
   GRAFT_CHECK(std::filesystem::exists(path), "--embedder: ", run,
               " is not a face run (no face_model.json; made by graft train --task face)");
-  const auto j = nlohmann::json::parse(read_file(path), nullptr, false);
-  GRAFT_CHECK(!j.is_discarded() && j.is_object() && j.value("task", "") == "face", "--embedder: ", path,
+  const auto j = read_json_file(path);
+  GRAFT_CHECK(j.is_object() && j.value("task", "") == "face", "--embedder: ", path,
               " is not a face model (expected a JSON object with \"task\": \"face\")");
   GRAFT_CHECK(j.contains("embedder") && j["embedder"].is_string() && j.contains("weights_sha256") &&
                   j["weights_sha256"].is_string(),

@@ -4,6 +4,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/models/registry.h"
 #include "graft/train/strategy.h"
 #include "graft/weights/state_dict.h"
@@ -77,12 +78,7 @@ LoadedModel load_model(const std::string& dir) {
               "' is not a graft run directory: model.json is missing");
   GRAFT_CHECK(std::filesystem::exists(weights_path), "'", dir,
               "' holds no trained model: model.safetensors is missing");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(json_path));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(str_cat(json_path, ": not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json j = read_json_file(json_path);
   LoadedModel out;
   out.info = model_info_from_json(j, json_path);
   out.model = build_model(out.info);

@@ -13,6 +13,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/report/html.h"
 #include "graft/report/report.h"
 #include "graft/report/run_data.h"
@@ -57,12 +58,7 @@ CompareRow compare_row(const std::string& dir) {
 /// The search folder's trial folders, best first (as in results.json).
 std::vector<std::string> search_trials(const std::string& dir) {
   const std::string path = (fs::path(dir) / "results.json").string();
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat("cannot parse '", path, "' as JSON: ", e.what()));
-  }
+  const nlohmann::json j = read_json_file(path);
   GRAFT_CHECK(j.is_object() && j.contains("trials") && j["trials"].is_array(), "'", path,
               "' has no \"trials\" array (expected the results graft search writes)");
   std::vector<std::pair<int64_t, std::string>> found;  // rank (0: none), folder

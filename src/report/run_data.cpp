@@ -9,6 +9,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 
 namespace fs = std::filesystem;
 
@@ -19,12 +20,7 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 nlohmann::json parse_json_file(const std::string& path) {
-  std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat("cannot parse '", path, "' as JSON: ", e.what()));
-  }
+  return read_json_file(path);
 }
 
 /// A whole field as a number; "nan", "-nan", "inf" accepted.
@@ -53,7 +49,7 @@ double number_at(const nlohmann::json& j, const char* key, const std::string& pa
   GRAFT_CHECK(j.contains(key), "'", path, "': ", where, " has no \"", key, "\" (expected a number)");
   const auto& v = j.at(key);
   if (v.is_null()) return kNaN;  // NaN is written as null
-  GRAFT_CHECK(v.is_number(), "'", path, "': ", where, " \"", key, "\" is ", v.dump(),
+  GRAFT_CHECK(v.is_number(), "'", path, "': ", where, " \"", key, "\" is ", json_excerpt(v),
               " (expected a number)");
   return v.get<double>();
 }
@@ -61,7 +57,7 @@ double number_at(const nlohmann::json& j, const char* key, const std::string& pa
 int64_t integer_at(const nlohmann::json& j, const char* key, const std::string& path,
                    const std::string& where) {
   GRAFT_CHECK(j.contains(key) && j.at(key).is_number_integer(), "'", path, "': ", where, " \"",
-              key, "\" is ", j.contains(key) ? j.at(key).dump() : std::string("missing"),
+              key, "\" is ", j.contains(key) ? json_excerpt(j.at(key)) : std::string("missing"),
               " (expected an integer)");
   return j.at(key).get<int64_t>();
 }
@@ -190,7 +186,7 @@ TestMetrics read_test_metrics(const std::string& path) {
   GRAFT_CHECK(j.contains("classes") && j["classes"].is_array(), "'", path,
               "' has no \"classes\" array (expected the class names)");
   for (const auto& c : j["classes"]) {
-    GRAFT_CHECK(c.is_string(), "'", path, "': class name ", c.dump(), " is not a string");
+    GRAFT_CHECK(c.is_string(), "'", path, "': class name ", json_excerpt(c), " is not a string");
     m.classes.push_back(c.get<std::string>());
   }
   const size_t n = m.classes.size();
@@ -221,7 +217,7 @@ TestMetrics read_test_metrics(const std::string& path) {
     std::vector<int64_t> row;
     for (const auto& v : conf[r]) {
       GRAFT_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0, "'", path, "': confusion row ",
-                  r, " holds ", v.dump(), " (expected a count)");
+                  r, " holds ", json_excerpt(v), " (expected a count)");
       row.push_back(v.get<int64_t>());
     }
     m.confusion.push_back(std::move(row));
@@ -291,7 +287,7 @@ RunData read_run(const std::string& dir) {
   if (run.config.contains("classes")) {
     GRAFT_CHECK(run.config["classes"].is_array(), "'", cfg, "': \"classes\" is not an array");
     for (const auto& c : run.config["classes"]) {
-      GRAFT_CHECK(c.is_string(), "'", cfg, "': class name ", c.dump(), " is not a string");
+      GRAFT_CHECK(c.is_string(), "'", cfg, "': class name ", json_excerpt(c), " is not a string");
       run.classes.push_back(c.get<std::string>());
     }
   }

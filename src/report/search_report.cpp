@@ -11,6 +11,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/report/html.h"
 #include "graft/report/report.h"
 #include "graft/report/run_data.h"
@@ -65,7 +66,7 @@ std::vector<Trial> read_trials(const nlohmann::json& j, const std::string& path)
     auto integer = [&](const char* key) -> int64_t {
       if (!t.contains(key) || t[key].is_null()) return 0;
       GRAFT_CHECK(t[key].is_number_integer(), "'", path, "': trials[", i, "].", key, " is ",
-                  t[key].dump(), " (expected an integer)");
+                  json_excerpt(t[key]), " (expected an integer)");
       return t[key].get<int64_t>();
     };
     r.rank = integer("rank");
@@ -73,7 +74,7 @@ std::vector<Trial> read_trials(const nlohmann::json& j, const std::string& path)
     r.best_epoch = integer("best_epoch");
     r.epochs = integer("epochs");
     if (t.contains("score") && !t["score"].is_null()) {
-      GRAFT_CHECK(t["score"].is_number(), "'", path, "': trials[", i, "].score is ", t["score"].dump(),
+      GRAFT_CHECK(t["score"].is_number(), "'", path, "': trials[", i, "].score is ", json_excerpt(t["score"]),
                   " (expected a number)");
       r.score = t["score"].get<double>();
     }
@@ -105,12 +106,7 @@ std::string search_report_html(const std::string& search_dir) {
   const std::string path = (fs::path(search_dir) / "results.json").string();
   GRAFT_CHECK(fs::exists(path), "search folder '", search_dir,
               "' has no results.json (expected a folder written by graft search)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat("cannot parse '", path, "' as JSON: ", e.what()));
-  }
+  const nlohmann::json j = read_json_file(path);
   GRAFT_CHECK(j.is_object(), "'", path, "' is not a JSON object (expected the results graft search writes)");
   std::vector<Trial> trials = read_trials(j, path);
   const std::string method = j.contains("method") ? json_text(j["method"]) : "";

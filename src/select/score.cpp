@@ -12,6 +12,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
@@ -33,7 +34,7 @@ Candidate parse_candidate(const std::string& spec) {
     GRAFT_CHECK_USAGE(fs::is_regular_file(fs::path(spec) / "model.json"), "--backbones: '", spec,
                       "' is neither BACKBONE=WEIGHTS nor a run directory with model.json");
     c.backbone = model_info_from_json(
-                     nlohmann::json::parse(read_file(spec + "/model.json")), spec + "/model.json")
+                     read_json_file(spec + "/model.json"), spec + "/model.json")
                      .backbone;
     c.weights = spec;
     return c;

@@ -24,6 +24,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
@@ -66,7 +67,7 @@ void check_option(const std::string& name, const std::string& where) {
 
 std::pair<double, double> bounds(const Json& v, const std::string& where) {
   GRAFT_CHECK_USAGE(v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number(), where,
-                    ": expected [low, high] (two numbers), got ", v.dump());
+                    ": expected [low, high] (two numbers), got ", json_excerpt(v));
   double lo = v[0].get<double>(), hi = v[1].get<double>();
   GRAFT_CHECK_USAGE(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, where,
                     ": empty range [", lo, ", ", hi, "] (expected low <= high)");
@@ -104,7 +105,7 @@ SearchSpace parse_search_space(const Json& j, const std::string& source) {
       int kinds = v.contains("uniform") + v.contains("log_uniform") + v.contains("int");
       GRAFT_CHECK_USAGE(kinds == 1, where,
                         ": expected one of {\"uniform\": [lo, hi]}, {\"log_uniform\": [lo, hi]}, "
-                        "{\"int\": [lo, hi]}, got ", v.dump());
+                        "{\"int\": [lo, hi]}, got ", json_excerpt(v));
       for (auto k = v.begin(); k != v.end(); ++k)
         GRAFT_CHECK_USAGE(k.key() == "uniform" || k.key() == "log_uniform" || k.key() == "int" ||
                               k.key() == "num" || k.key() == "step",
@@ -125,19 +126,19 @@ SearchSpace parse_search_space(const Json& j, const std::string& source) {
         GRAFT_CHECK_USAGE(std::abs(d.low) <= 9007199254740992.0 && std::abs(d.high) <= 9007199254740992.0,
                           where, ": int range bounds beyond 2^53");
         GRAFT_CHECK_USAGE(!v.contains("step") || v["step"].is_number_integer(), where,
-                          ": step ", v.value("step", Json()).dump(), " (expected an integer)");
+                          ": step ", json_excerpt(v.value("step", Json())), " (expected an integer)");
         d.step = v.value("step", int64_t{1});
         GRAFT_CHECK_USAGE(d.step >= 1, where, ": step ", d.step, " (expected at least 1)");
       }
       if (v.contains("num")) {
         GRAFT_CHECK_USAGE(v["num"].is_number_integer() && v["num"].get<int64_t>() >= 1 &&
                               v["num"].get<int64_t>() <= 100000,
-                          where, ": num ", v["num"].dump(), " (expected an integer from 1 to 100000)");
+                          where, ": num ", json_excerpt(v["num"]), " (expected an integer from 1 to 100000)");
         d.num = v["num"].get<int64_t>();
       }
     } else {
       throw UsageError(str_cat(where, ": expected a list of values or a range object, got ",
-                               v.dump()));
+                               json_excerpt(v)));
     }
     space.dims.push_back(std::move(d));
   }

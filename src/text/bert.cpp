@@ -9,6 +9,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 
 namespace graft {
 
@@ -19,11 +20,11 @@ void read_key(const nlohmann::json& j, const char* key, T& out, const std::strin
   if (!j.contains(key)) return;
   const auto& v = j.at(key);
   if constexpr (std::is_integral_v<T>) {
-    GRAFT_CHECK(v.is_number_integer(), source, ": \"", key, "\" must be an integer, got ", v.dump());
+    GRAFT_CHECK(v.is_number_integer(), source, ": \"", key, "\" must be an integer, got ", json_excerpt(v));
   } else if constexpr (std::is_floating_point_v<T>) {
-    GRAFT_CHECK(v.is_number(), source, ": \"", key, "\" must be a number, got ", v.dump());
+    GRAFT_CHECK(v.is_number(), source, ": \"", key, "\" must be a number, got ", json_excerpt(v));
   } else {
-    GRAFT_CHECK(v.is_string(), source, ": \"", key, "\" must be a string, got ", v.dump());
+    GRAFT_CHECK(v.is_string(), source, ": \"", key, "\" must be a string, got ", json_excerpt(v));
   }
   out = v.get<T>();
 }
@@ -81,13 +82,7 @@ BertConfig bert_config_from_json(const nlohmann::json& j, const std::string& sou
 }
 
 BertConfig read_bert_config(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(str_cat("'", path, "' is not valid JSON (", e.what(), ")"));
-  }
-  return bert_config_from_json(j, "'" + path + "'");
+  return bert_config_from_json(read_json_file(path), "'" + path + "'");
 }
 
 nlohmann::ordered_json to_json(const BertConfig& c) {

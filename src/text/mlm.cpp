@@ -3,16 +3,19 @@
 #include "graft/text/mlm.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/order.h"
 #include "graft/text/bert.h"
 #include "graft/train/checkpoint.h"
+#include "graft/train/trainer.h"
 #include "unicode.h"
 
 namespace fs = std::filesystem;
@@ -143,7 +146,7 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
     const std::string cfg = o.out + "/config.json";
     GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", o.out,
                       "' holds no text pretraining run (expected ", cfg, ")");
-    MlmOptions stored = options_from_json(nlohmann::json::parse(read_file(cfg)).at("options"), o);
+    MlmOptions stored = options_from_json(json_get<nlohmann::json>(read_json_file(cfg), "options", cfg), o);
     stored.threads = o.threads;
     stored.quiet = o.quiet;
     stored.should_stop = o.should_stop;
@@ -166,7 +169,11 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
   GRAFT_CHECK_USAGE(o.max_length >= 8, "--max-length ", o.max_length, " (expected at least 8)");
   GRAFT_CHECK_USAGE(o.batch_size >= 1, "--batch-size ", o.batch_size, " (expected at least 1)");
   GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs ", o.epochs, " (expected at least 1)");
-  GRAFT_CHECK_USAGE(o.lr > 0, "--lr ", o.lr, " (expected > 0)");
+  GRAFT_CHECK_USAGE(o.lr > 0 && std::isfinite(o.lr), "--lr ", o.lr, " (expected a finite number > 0)");
+  GRAFT_CHECK_USAGE(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "--weight-decay ",
+                    o.weight_decay, " (expected a finite number >= 0)");
+  GRAFT_CHECK_USAGE(o.clip_grad >= 0 && std::isfinite(o.clip_grad), "--clip-grad ", o.clip_grad,
+                    " (expected a finite number >= 0)");
   GRAFT_CHECK_USAGE(o.mask_prob > 0 && o.mask_prob < 1, "--mask-prob ", o.mask_prob,
                     " (expected a fraction in (0, 1))");
   GRAFT_CHECK_USAGE(o.val_fraction >= 0 && o.val_fraction < 0.5, "--val-fraction ", o.val_fraction,
@@ -294,7 +301,9 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
         loss.backward();
         if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
         optimizer.step();
-        state.loss_sum += loss.item<double>() * m;
+        const double loss_value = loss.item<double>();
+        check_finite_loss(loss_value, epoch + 1, s + 1);
+        state.loss_sum += loss_value * m;
         state.correct += correct.item<int64_t>();
         state.seen += m;
       }
@@ -350,6 +359,7 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
     info["bert"] = to_json(c);
     info["vocab"] = "vocab.txt";
     info["max_length"] = o.max_length;
+    check_finite_parameters(*model, str_cat("after epoch ", epoch + 1));
     // The description first, the weights last (as save_model).
     write_file_atomic(o.out + "/model.json", info.dump(2) + "\n");
     save_safetensors(o.out + "/model.safetensors", state_dict(*model));

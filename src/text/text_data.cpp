@@ -13,6 +13,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "unicode.h"
 
 namespace fs = std::filesystem;
@@ -435,6 +436,7 @@ TextSet parse_jsonl(std::string_view s, TextSet set, const TextReadOptions& o) {
     }
     nlohmann::json j;
     try {
+      check_json_depth(text, str_cat(src, " line ", line));
       j = nlohmann::json::parse(text.begin(), text.end());
     } catch (const nlohmann::json::exception& e) {
       throw Error(str_cat(src, " line ", line, ": malformed JSON (", e.what(),

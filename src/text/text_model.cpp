@@ -9,6 +9,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 
@@ -399,12 +400,7 @@ std::string saved_model_task(const std::string& dir) {
   const std::string path = dir + "/model.json";
   if (!fs::exists(path) && fs::exists(dir + "/face_model.json")) return "face";
   GRAFT_CHECK(fs::exists(path), "'", dir, "' has no model.json (expected a folder written by graft train)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw Error(str_cat("'", path, "' is not valid JSON (", e.what(), ")"));
-  }
+  const nlohmann::json j = read_json_file(path);
   if (j.is_object() && j.contains("task") && j["task"].is_string()) return j["task"].get<std::string>();
   return "image";
 }
@@ -413,7 +409,7 @@ TextModel load_text_model(const std::string& dir) {
   const std::string path = dir + "/model.json";
   GRAFT_CHECK(saved_model_task(dir) == "text", "'", path, "' is not a text model (task '",
               saved_model_task(dir), "', expected 'text')");
-  nlohmann::json j = nlohmann::json::parse(read_file(path));
+  nlohmann::json j = read_json_file(path);
   TextModel m;
   TextModelInfo& i = m.info;
   try {

@@ -11,6 +11,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/order.h"
@@ -21,6 +22,7 @@
 #include "graft/text/text_data.h"
 #include "graft/text/text_model.h"
 #include "graft/train/checkpoint.h"
+#include "graft/train/trainer.h"
 #include "graft/weights/state_dict.h"
 
 namespace fs = std::filesystem;
@@ -129,8 +131,8 @@ std::string config_beside(const std::string& wfile) {
     // A graft run's config.json holds training options, not a BERT config.
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(read_file(p.string()));
-    } catch (const nlohmann::json::parse_error&) {
+      j = read_json_file(p.string());
+    } catch (const Error&) {
       continue;
     }
     if (j.is_object() && j.contains("hidden_size")) return p.string();
@@ -269,7 +271,10 @@ TrainSummary train_text(const TrainOptions& options) {
   m.info.classifier_dropout = m.info.bert.hidden_dropout_prob;
   // Source weights are read and checked before any long work.
   TensorList source;
-  if (!wfile.empty()) source = read_weights(wfile);
+  if (!wfile.empty()) {
+    source = read_weights(wfile);
+    check_finite_weights(source, wfile);
+  }
 
   // Data.
   TextSet train_set = read_set(o.data, "--data", o, {});
@@ -541,7 +546,9 @@ TrainSummary train_text(const TrainOptions& options) {
         torch::Tensor logits = batch_logits(train, train_rows, train_feats, micro);
         torch::Tensor loss = loss_fn(logits, y);
         (loss * (static_cast<double>(micro.size()) / n)).backward();
-        state.loss_sum += loss.item<double>() * static_cast<double>(micro.size());
+        const double loss_value = loss.item<double>();
+        check_finite_loss(loss_value, epoch + 1, state.step_in_epoch + 1);
+        state.loss_sum += loss_value * static_cast<double>(micro.size());
         state.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       }
       if (hooks) reducer->finish();

@@ -9,6 +9,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 
@@ -105,7 +106,7 @@ TrainerState load_checkpoint(const std::string& run_dir, torch::nn::Module& mode
   GRAFT_CHECK(it != f.metadata.end(), path, ": no trainer state (not a graft checkpoint)");
   TrainerState s;
   try {
-    auto j = nlohmann::json::parse(it->second);
+    auto j = parse_json(it->second, path + " (trainer state)");
     s.epochs_done = j.at("epochs_done").get<int64_t>();
     s.best_epoch = j.at("best_epoch").get<int64_t>();
     s.best_accuracy = number(j.at("best_accuracy"));

@@ -1,13 +1,23 @@
 #include "graft/train/options.h"
 
+#include <cmath>
 #include <limits>
+#include <tuple>
 #include <type_traits>
 
 #include "graft/core/error.h"
+#include "graft/core/json.h"
 #include "graft/models/registry.h"
 #include "graft/text/text_model.h"
 
 namespace graft {
+
+namespace {
+// Upper bounds of the integer options: far above any real run, low enough
+// that a typo or an overflowed number is caught rather than clamped.
+constexpr int64_t kMaxEpochs = 1000000;
+constexpr int64_t kMaxBatch = 1 << 20;
+}  // namespace
 
 #define GRAFT_OPTION_FIELDS(X)                                                              \
   X(task) X(data) X(val) X(test) X(val_split) X(classes) X(per_class) X(backbone)         \
@@ -63,18 +73,18 @@ template <typename T>
 void read_option(const nlohmann::json& v, T& out, const std::string& source, const std::string& key) {
   if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
     GRAFT_CHECK_USAGE(v.is_number_integer(), source, ": option '", key,
-                      "' must be an integer, got ", v.dump());
+                      "' must be an integer, got ", json_excerpt(v));
     if constexpr (std::is_signed_v<T>) {
       GRAFT_CHECK_USAGE(!v.is_number_unsigned() ||
                             v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max()),
-                        source, ": option '", key, "' is out of range: ", v.dump());
+                        source, ": option '", key, "' is out of range: ", json_excerpt(v));
       GRAFT_CHECK_USAGE(v.is_number_unsigned() || (v.get<int64_t>() >= std::numeric_limits<T>::min() &&
                                                    v.get<int64_t>() <= std::numeric_limits<T>::max()),
-                        source, ": option '", key, "' is out of range: ", v.dump());
+                        source, ": option '", key, "' is out of range: ", json_excerpt(v));
     } else {
       GRAFT_CHECK_USAGE(v.is_number_unsigned() ||
                             v.get<int64_t>() >= 0,
-                        source, ": option '", key, "' must not be negative: ", v.dump());
+                        source, ": option '", key, "' must not be negative: ", json_excerpt(v));
     }
   }
   v.get_to(out);
@@ -88,7 +98,7 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
   auto text_of = [&](const char* key, const std::string& fallback) {
     if (!j.contains(key)) return fallback;
     GRAFT_CHECK_USAGE(j[key].is_string(), source, ": option '", key, "' must be a string, got ",
-                      j[key].dump());
+                      json_excerpt(j[key]));
     return j[key].get<std::string>();
   };
   TrainOptions o = base ? *base
@@ -127,6 +137,32 @@ void check_one_of(const std::string& option, const std::string& value,
 
 void validate(const TrainOptions& o) {
   check_one_of("--task", o.task, {"image", "text"});
+  // Every number must be finite: an inf or nan option trains a model of NaNs.
+  const std::pair<const char*, double> reals[] = {
+      {"--val-split", o.val_split},         {"--lr", o.lr},
+      {"--backbone-lr-mult", o.backbone_lr_mult}, {"--layer-decay", o.layer_decay},
+      {"--weight-decay", o.weight_decay},   {"--momentum", o.momentum},
+      {"--warmup-epochs", o.warmup_epochs}, {"--gamma", o.gamma},
+      {"--label-smoothing", o.label_smoothing}, {"--clip-grad", o.clip_grad},
+      {"--dropout", o.dropout}};
+  for (const auto& [flag, v] : reals)
+    GRAFT_CHECK_USAGE(std::isfinite(v), flag, ": ", v, " (expected a finite number)");
+  const std::tuple<const char*, int64_t, int64_t, int64_t> ints[] = {
+      {"--epochs", o.epochs, 1, kMaxEpochs},
+      {"--batch-size", o.batch_size, 1, kMaxBatch},
+      {"--per-class", o.per_class, 0, std::numeric_limits<int32_t>::max()},
+      {"--step-size", o.step_size, 0, kMaxEpochs},
+      {"--patience", o.patience, 0, kMaxEpochs},
+      {"--stop-after-epoch", o.stop_after_epoch, 0, kMaxEpochs},
+      {"--grad-accum", o.grad_accum, 1, kMaxBatch},
+      {"--threads", o.threads, 0, 4096},
+      {"--workers", o.workers, 0, 4096}};
+  for (const auto& [flag, v, lo, hi] : ints)
+    GRAFT_CHECK_USAGE(v >= lo && v <= hi, flag, ": ", v, " (expected an integer from ", lo, " to ",
+                      hi, ")");
+  GRAFT_CHECK_USAGE(o.momentum >= 0 && o.momentum < 1, "--momentum: ", o.momentum,
+                    " (expected a number in [0, 1))");
+  GRAFT_CHECK_USAGE(o.gamma > 0, "--gamma: ", o.gamma, " (expected a positive number)");
   GRAFT_CHECK_USAGE(!o.data.empty(), o.task == "text"
                                          ? "--data: a labelled text file (CSV, TSV, JSONL) or folder is required"
                                          : "--data: a training folder or IDX file is required");

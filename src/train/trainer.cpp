@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include <chrono>
+#include <cmath>
 #include <limits>
 #include <filesystem>
 #include <numeric>
@@ -13,6 +14,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
@@ -94,7 +96,7 @@ TrainOptions resume_options(const TrainOptions& options) {
   std::string cfg = options.out + "/config.json";
   GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", options.out, "' has no config.json");
   TrainOptions stored =
-      train_options_from_json(nlohmann::json::parse(read_file(cfg)).at("options"), cfg);
+      train_options_from_json(json_get<nlohmann::json>(read_json_file(cfg), "options", cfg), cfg);
   stored.threads = options.threads;
   stored.workers = options.workers;
   stored.device = options.device;
@@ -129,6 +131,8 @@ bool finish_epoch(const TrainOptions& o, int64_t epoch, int64_t step, const Metr
   const double seen = static_cast<double>(std::max<int64_t>(1, state.seen));
   EpochRow row{epoch + 1, state.loss_sum / seen, double(state.correct) / seen, val.loss,
                val.accuracy, lr, secs, state.seen / secs};
+  // Never keep (or checkpoint) weights that the last steps made non-finite.
+  check_finite_parameters(model, str_cat("after epoch ", epoch + 1));
   state.rows.push_back(row);
   log_info(str_cat("epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
                    row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ", row.val_accuracy,
@@ -206,10 +210,32 @@ void check_same_options(dist::Group& group, const TrainOptions& o) {
   std::string diff;
   for (auto it = mine.begin(); it != mine.end(); ++it)
     if (!lead.contains(it.key()) || lead[it.key()] != it.value())
-      diff += str_cat(diff.empty() ? "" : "; ", it.key(), " is ", it.value().dump(), " here but ",
-                      lead.value(it.key(), nlohmann::json()).dump(), " on rank 0");
+      diff += str_cat(diff.empty() ? "" : "; ", it.key(), " is ", json_excerpt(it.value()), " here but ",
+                      json_excerpt(lead.value(it.key(), nlohmann::json())), " on rank 0");
   GRAFT_CHECK_USAGE(diff.empty(), "rank ", group.rank(),
                     ": the workers of a distributed run must use the same options: ", diff);
+}
+
+void check_finite_loss(double loss, int64_t epoch, int64_t step_in_epoch) {
+  GRAFT_CHECK(std::isfinite(loss), "training diverged: the loss of epoch ", epoch, " step ",
+              step_in_epoch, " is ", loss,
+              " (expected a finite number; lower --lr, or set --clip-grad); no model of this "
+              "epoch was saved");
+}
+
+void check_finite_parameters(torch::nn::Module& model, const std::string& when) {
+  torch::NoGradGuard no_grad;
+  for (const auto& p : model.named_parameters())
+    GRAFT_CHECK(!p.value().is_floating_point() || torch::isfinite(p.value()).all().item<bool>(),
+                "training diverged: parameter '", p.key(), "' holds non-finite values ", when,
+                " (expected finite weights; lower --lr, or set --clip-grad); it was not saved");
+}
+
+void check_finite_weights(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                          const std::string& file) {
+  for (const auto& [name, t] : tensors)
+    GRAFT_CHECK(!t.is_floating_point() || torch::isfinite(t).all().item<bool>(), "--weights '",
+                file, "': tensor '", name, "' holds NaN or infinite values (expected finite weights)");
 }
 
 // A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
@@ -251,11 +277,37 @@ DataSets open_data(const TrainOptions& o) {
     d.test = align_classes(test, d.train.classes, "--test");
     d.has_test = true;
   }
+  GRAFT_CHECK_USAGE(d.train.classes.size() >= 2, "--data: '", o.data, "' has ",
+                    d.train.classes.size(), " class (",
+                    d.train.classes.empty() ? "" : d.train.classes[0],
+                    "); a classifier needs at least 2 classes");
   auto counts = d.train.class_counts();
   for (size_t c = 0; c < counts.size(); ++c)
     GRAFT_CHECK(counts[c] > 0, "--data: class '", d.train.classes[c], "' of '", o.data,
                 "' has no training images left after the split (expected at least one)");
   return d;
+}
+
+// Training images that could not be decoded, by class: reported once, in
+// total and per class; a class left with no readable image is an error.
+void check_readable(const TrainOptions& o, const ImageSet& train,
+                    const std::vector<int64_t>& skipped) {
+  const auto counts = train.class_counts();
+  int64_t total = 0;
+  std::string per_class;
+  for (size_t c = 0; c < counts.size() && c < skipped.size(); ++c) {
+    if (skipped[c] == 0) continue;
+    total += skipped[c];
+    per_class += str_cat(per_class.empty() ? "" : ", ", train.classes[c], " ", skipped[c], " of ",
+                         counts[c]);
+  }
+  if (total == 0) return;
+  log_warn(str_cat("--data '", o.data, "': ", total, " of ", train.size(),
+                   " training images could not be decoded and were left out (", per_class, ")"));
+  for (size_t c = 0; c < counts.size() && c < skipped.size(); ++c)
+    GRAFT_CHECK(skipped[c] < counts[c], "--data '", o.data, "': class '", train.classes[c],
+                "' has no readable training image (all ", counts[c],
+                " failed to decode; expected at least one)");
 }
 
 std::string weights_file(const std::string& weights) {
@@ -337,7 +389,9 @@ TrainSummary train(TrainOptions options) {
   // Source weights: read and checked before the run directory is touched.
   std::string model_key = o.backbone + "|random-init|" + std::to_string(o.seed);
   if (!wfile.empty()) {
-    LoadReport report = load_state_dict(*model, read_weights(wfile), {model->classifier_name()});
+    const TensorList source = read_weights(wfile);
+    check_finite_weights(source, wfile);
+    LoadReport report = load_state_dict(*model, source, {model->classifier_name()});
     GRAFT_CHECK(report.clean() || !o.weights_strict, "--weights '", wfile, "' does not match ",
                 o.backbone, " (--weights-strict): ", report.summary());
     GRAFT_CHECK(report.loaded > 0, "--weights '", wfile, "' shares no tensor with ", o.backbone,
@@ -400,6 +454,12 @@ TrainSummary train(TrainOptions options) {
     };
     io.label = "features train";
     train_feats = features(data.train);
+    if (!group) {
+      std::vector<int64_t> skipped = data.train.class_counts();
+      for (int64_t i = 0; i < train_feats.labels.size(0); ++i)
+        skipped[static_cast<size_t>(train_feats.labels[i].item<int64_t>())] -= 1;
+      check_readable(o, data.train, skipped);
+    }
     if (data.val.size() > 0) {
       io.label = "features val";
       val_feats = features(data.val);
@@ -460,6 +520,7 @@ TrainSummary train(TrainOptions options) {
 
   TrainSummary summary;
   summary.out = o.out;
+  bool readable_checked = false;
   for (int64_t epoch = state.epochs_done; epoch < o.epochs && !summary.interrupted; ++epoch) {
     auto t0 = std::chrono::steady_clock::now();
     // A resumed epoch continues from its checkpointed step, sums and random
@@ -494,7 +555,9 @@ TrainSummary train(TrainOptions options) {
       if (reducer) reducer->finish();
       if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
       optimizer->step();
-      state.loss_sum += loss.item<double>() * y.size(0);
+      const double loss_value = loss.item<double>();
+      check_finite_loss(loss_value, epoch + 1, state.step_in_epoch + 1);
+      state.loss_sum += loss_value * y.size(0);
       state.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       state.seen += y.size(0);
       state.step_in_epoch += 1;
@@ -549,6 +612,11 @@ TrainSummary train(TrainOptions options) {
           f = model->features(x).to(torch::kFloat32);
         }
         if (!train_step(f.defined() ? f : x, y, f.defined())) break;
+      }
+      // Once per process, over a whole epoch (every sample is tried once).
+      if (!group && !summary.interrupted && first_step == 0 && !readable_checked) {
+        readable_checked = true;
+        check_readable(o, data.train, loader.skipped_per_class());
       }
     }
     progress.finish();

@@ -8,6 +8,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 
 namespace graft {
 
@@ -76,12 +77,8 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
   for (int i = 0; i < 8; ++i) len |= uint64_t(static_cast<uint8_t>(bytes[i])) << (8 * i);
   GRAFT_CHECK(len <= bytes.size() - 8, "'", name, "' is not a valid safetensors file: header length ",
               len, " exceeds the file size ", bytes.size());
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + len);
-  } catch (const std::exception& e) {
-    throw Error(str_cat("'", name, "' is not a valid safetensors file: header is not JSON (", e.what(), ")"));
-  }
+  const nlohmann::json header =
+      parse_json(std::string(bytes.data() + 8, len), "the header of safetensors file '" + name + "'");
   GRAFT_CHECK(header.is_object(), "'", name, "': safetensors header must be a JSON object");
   const uint64_t data_size = bytes.size() - 8 - len;
   const char* base = bytes.data() + 8 + len;

@@ -8,6 +8,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/weights/tfjs.h"
 #include "graft/weights/torch_checkpoint.h"
 
@@ -63,9 +64,7 @@ TensorList read_sharded_safetensors(const nlohmann::ordered_json& index, const s
 // A .json weight description: a safetensors index or a TF.js manifest.
 TensorList read_json_weights(const std::string& path) {
   std::string text = read_file(path);
-  nlohmann::ordered_json j =
-      nlohmann::ordered_json::parse(text, nullptr, /*allow_exceptions=*/false);
-  GRAFT_CHECK(!j.is_discarded(), "'", path, "' is not valid JSON");
+  nlohmann::ordered_json j = parse_ordered_json(text, "'" + path + "'");
   if (j.is_object() && j.contains("weight_map")) return read_sharded_safetensors(j, path);
   if (j.is_array() || (j.is_object() && j.contains("weightsManifest")))
     return parse_tfjs_weights(text, path);

@@ -3,6 +3,7 @@
 
 #include "graft/cli/cli.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -219,6 +220,44 @@ namespace {
 // original legacy-format file and from its converted copy. The expected
 // accuracy is PyTorch's on the same JPEGs with PIL decoding
 // (tests/reference/akamaster_accuracy.py: 0.8103, as PROVENANCE.md reports).
+// Hardening: integers that overflow or are negative where they cannot be are
+// usage errors naming the option (CLI11 used to clamp them silently).
+TEST_F(Cli, OutOfRangeIntegersAreUsageErrors) {
+  struct Case {
+    std::string flag, value, expect;
+  } cases[] = {{"--epochs", "99999999999999999999", "out of range"},
+               {"--per-class", "99999999999999999999", "out of range"},
+               {"--seed", "-1", "is not a non-negative integer"},
+               {"--epochs", "2x", "is not an integer"},
+               {"--epochs", "9223372036854775807", "--epochs: 9223372036854775807 (expected an integer from 1 to 1000000)"},
+               {"--momentum", "-1", "--momentum: -1 (expected a number in [0, 1))"},
+               {"--lr", "inf", "--lr: inf (expected a finite number)"}};
+  for (const auto& c : cases) {
+    auto args = train_args(dir_ / "never");
+    auto at = std::find(args.begin(), args.end(), c.flag);
+    if (at != args.end()) *(at + 1) = c.value;
+    else args.insert(args.end(), {c.flag, c.value});
+    Result r = graft_cli(args);
+    EXPECT_EQ(r.code, 2) << c.flag << " " << c.value << ": " << r.err;
+    EXPECT_TRUE(contains(r.err, c.flag)) << r.err;
+    EXPECT_TRUE(contains(r.err, c.expect)) << r.err;
+    EXPECT_FALSE(fs::exists(dir_ / "never/model.safetensors"));
+  }
+}
+
+// Hardening: a folder among predict's inputs is an error of its own, and the
+// other inputs are still predicted (it used to end in std::bad_alloc).
+TEST_F(Cli, PredictNamesAFolderInputAndKeepsTheOthers) {
+  ASSERT_EQ(graft_cli(train_args(dir_ / "run")).code, 0);
+  Result r = graft_cli({"predict", dir_ / "run", dir_ / "test/class0", dir_ / "test/class0/img0.png",
+                        "/dev/null"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.err, "'" + dir_ / "test/class0" + "' is a folder")) << r.err;
+  EXPECT_TRUE(contains(r.err, "'/dev/null' is not a regular file")) << r.err;
+  EXPECT_TRUE(contains(r.out, dir_ / "test/class0/img0.png")) << r.out;
+  EXPECT_TRUE(contains(r.err, "2 of 3 inputs could not be read")) << r.err;
+}
+
 TEST(CliSource, AkamasterResNet20OnCifar10Jpegs) {
   const std::string dir = "pretrained/resnet_cifar10_akamaster/";
   std::string original = test::shared_data(dir + "resnet20-12fca82f.th");

@@ -11,13 +11,19 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "graft/core/files.h"
+#include "graft/face/face_train.h"
+#include "graft/face/gallery.h"
+#include "graft/face/nets.h"
+#include "graft/face/pipeline.h"
 #include "graft/models/saved_model.h"
+#include "graft/text/text_model.h"
 #include "graft/train/checkpoint.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
@@ -136,6 +142,13 @@ bool kill_during_write(Child c, const std::string& run, const std::string& file,
 // none (never weights without their description), a consistent checkpoint,
 // and --resume (or a fresh start when not even config.json was written)
 // carries it on. The run then ends bit-identical to one never interrupted.
+// The checkpoint, if any, parses and holds a trainer state.
+void check_consistent_checkpoint(const std::string& run) {
+  if (!fs::exists(checkpoint_path(run))) return;
+  SafetensorsFile f = load_safetensors(checkpoint_path(run));
+  EXPECT_TRUE(f.metadata.count("graft_trainer_state"));
+}
+
 TEST(Faults, KillNineDuringEveryWriteLeavesALoadableRunThatResumes) {
   test::TempDir dir;
   test::write_synthetic_image_folder(dir / "data", 2, 12, 32);
@@ -185,6 +198,157 @@ TEST(Faults, KillNineDuringEveryWriteLeavesALoadableRunThatResumes) {
   for (auto& [name, t] : want) EXPECT_TRUE(torch::equal(got.at(name), t)) << name;
   EXPECT_EQ(read_file(run + "/test_predictions.csv"),
             read_file(dir / "straight/test_predictions.csv"));
+}
+
+// Kills a run at each write of `plan` in turn: each time the process is
+// started with `first` while the run has no config.json yet, else with
+// `again` (a resume); `check` then looks at what the kill left.
+void kill_at_each_write(const std::vector<std::string>& first,
+                        const std::vector<std::string>& again, const std::string& run,
+                        const std::vector<std::pair<std::string, int>>& plan,
+                        const std::string& log, const std::function<void()>& check) {
+  const std::vector<std::string> slow = {"GRAFT_FAULT_WRITE_DELAY_MS=250"};
+  for (const auto& [file, nth] : plan) {
+    SCOPED_TRACE("kill during write " + std::to_string(nth) + " of " + file);
+    Child c = start(fs::exists(run + "/config.json") ? again : first, log, slow);
+    ASSERT_TRUE(kill_during_write(c, run, file, nth))
+        << "the run ended before that write: " << read_file(log);
+    EXPECT_FALSE(fs::exists(run + "/model.safetensors") && !fs::exists(run + "/model.json"))
+        << "weights without their description";
+    check();
+  }
+}
+
+double max_abs_difference(const std::string& a, const std::string& b) {
+  auto x = test::load_named(a), y = test::load_named(b);
+  EXPECT_EQ(x.size(), y.size());
+  double d = 0;
+  for (auto& [name, t] : y)
+    if (x.count(name)) d = std::max(d, (x.at(name) - t).abs().max().item<double>());
+    else d = INFINITY;
+  return d;
+}
+
+// The text task's first save had the same window as the image task's.
+TEST(Faults, KillNineDuringTextTrainingWritesLeavesALoadableRunThatResumes) {
+  if (!test::have_fixture("bert/model.safetensors") || !test::have_fixture("text_model/run/vocab.txt"))
+    GTEST_SKIP() << "no reference fixtures";
+  test::TempDir dir;
+  fs::create_directories(dir / "source");
+  fs::copy_file(test::fixture("bert/model.safetensors"), dir / "source/model.safetensors");
+  fs::copy_file(test::fixture("bert/config.json"), dir / "source/config.json");
+  fs::copy_file(test::fixture("text_model/run/vocab.txt"), dir / "source/vocab.txt");
+  std::string csv = "text,label\n";
+  for (int i = 0; i < 24; ++i)
+    csv += str_cat("w", 20 + i % 7, " w", 30 + i % 5, ",", i % 2 ? "yes" : "no", "\n") +
+           str_cat("w", 120 + i % 7, " w", 130 + i % 3, ",", i % 2 ? "no" : "yes", "\n");
+  write_file_atomic(dir / "train.csv", csv);
+  auto fresh = [&](const std::string& run) -> std::vector<std::string> {
+    return {"train", "--task", "text", "--data", dir / "train.csv", "--weights", dir / "source",
+            "--epochs", "3", "--batch-size", "16", "--max-length", "16", "--val-split", "0.25",
+            "--threads", "1", "--quiet", "--overwrite", "--out", run};
+  };
+  const std::string run = dir / "run";
+  kill_at_each_write(fresh(run), {"train", "--resume", "--threads", "1", "--quiet", "--out", run},
+                     run,
+                     {{"model.json", 1}, {"model.safetensors", 1}, {"last.safetensors", 1},
+                      {"last.safetensors", 2}},
+                     dir / "log.txt", [&] {
+                       if (fs::exists(run + "/model.safetensors"))
+                         EXPECT_NO_THROW(load_text_model(run));
+                       check_consistent_checkpoint(run);
+                     });
+  ASSERT_EQ(wait_for(start({"train", "--resume", "--threads", "1", "--quiet", "--out", run},
+                           dir / "log.txt")),
+            0)
+      << read_file(dir / "log.txt");
+  ASSERT_EQ(wait_for(start(fresh(dir / "straight"), dir / "log2.txt")), 0) << read_file(dir / "log2.txt");
+  EXPECT_EQ(max_abs_difference(run + "/model.safetensors", dir / "straight/model.safetensors"), 0);
+}
+
+// Masked-LM pretraining writes model.json, the weights, metrics.csv and the
+// checkpoint at the end of each epoch.
+TEST(Faults, KillNineDuringPretrainingWritesLeavesARunThatResumes) {
+  test::TempDir dir;
+  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
+  for (const char* w : {"the", "cat", "dog", "sat", "on", "mat", "a", "ran", "to", "park", "."})
+    vocab += std::string(w) + "\n";
+  write_file_atomic(dir / "vocab.txt", vocab);
+  write_file_atomic(dir / "bert.json",
+                    R"({"vocab_size": 16, "hidden_size": 16, "num_hidden_layers": 1,
+                        "num_attention_heads": 2, "intermediate_size": 32,
+                        "max_position_embeddings": 16})");
+  std::string corpus;
+  for (int i = 0; i < 120; ++i) corpus += i % 2 ? "the cat sat on the mat .\n" : "a dog ran to the park .\n";
+  write_file_atomic(dir / "corpus.txt", corpus);
+  auto fresh = [&](const std::string& run) -> std::vector<std::string> {
+    return {"pretrain", "--task", "text", "--corpus", dir / "corpus.txt", "--vocab", dir / "vocab.txt",
+            "--bert-config", dir / "bert.json", "--max-length", "16", "--batch-size", "16",
+            "--epochs", "3", "--lr", "0.003", "--threads", "1", "--quiet", "--overwrite", "--out", run};
+  };
+  const std::string run = dir / "run";
+  kill_at_each_write(fresh(run), {"pretrain", "--task", "text", "--resume", "--threads", "1", "--quiet",
+                                  "--out", run},
+                     run,
+                     {{"config.json", 1}, {"model.json", 1}, {"model.safetensors", 1},
+                      {"metrics.csv", 1}, {"last.safetensors", 1}, {"last.safetensors", 2}},
+                     dir / "log.txt", [&] { check_consistent_checkpoint(run); });
+  ASSERT_EQ(wait_for(start({"pretrain", "--task", "text", "--resume", "--threads", "1", "--quiet",
+                            "--out", run},
+                           dir / "log.txt")),
+            0)
+      << read_file(dir / "log.txt");
+  ASSERT_EQ(wait_for(start(fresh(dir / "straight"), dir / "log2.txt")), 0) << read_file(dir / "log2.txt");
+  EXPECT_EQ(max_abs_difference(run + "/model.safetensors", dir / "straight/model.safetensors"), 0);
+}
+
+// Face training writes the embedder, the head and last face_model.json (which
+// names the embedder's hash): a kill anywhere leaves either no face model or
+// one that loads. A kill while a gallery is rewritten keeps the old gallery.
+TEST(Faults, KillNineDuringFaceTrainingAndEnrolmentKeepsWhatWasThere) {
+  const std::string att = test::shared_data("att_faces");
+  if (att.empty() || !fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
+    GTEST_SKIP() << "att_faces or the face-api models are absent";
+  test::TempDir dir;
+  for (int s = 1; s <= 4; ++s)
+    for (int i = 1; i <= 4; ++i) {
+      const std::string id = (s <= 2 ? "a/s" : "b/s") + std::to_string(s);
+      fs::create_directories(dir / id);
+      fs::copy_file(att + "/s" + std::to_string(s) + "/" + std::to_string(i) + ".pgm",
+                    dir / (id + "/" + std::to_string(i) + ".pgm"));
+    }
+  const std::string run = dir / "run";
+  // A finished run first: each kill is of an --overwrite run replacing it.
+  ASSERT_EQ(wait_for(start({"train", "--task", "face", "--no-detect", "--finetune", "arcface",
+                            "--finetune-epochs", "1", "--threads", "1", "--quiet",
+                            "--data", dir / "a", "--out", run},
+                           dir / "log.txt")),
+            0)
+      << read_file(dir / "log.txt");
+  for (const char* file : {"embedder.safetensors", "head.safetensors", "face_model.json"}) {
+    SCOPED_TRACE(file);
+    Child c = start({"train", "--task", "face", "--no-detect", "--finetune", "cosface",
+                     "--finetune-epochs", "1", "--threads", "1", "--quiet", "--overwrite",
+                     "--data", dir / "a", "--out", run},
+                    dir / "log.txt", {"GRAFT_FAULT_WRITE_DELAY_MS=250"});
+    ASSERT_TRUE(kill_during_write(c, run, file, 1)) << read_file(dir / "log.txt");
+    if (fs::exists(run + "/face_model.json")) {
+      EXPECT_NO_THROW(load_face_classifier(run));
+      EXPECT_NO_THROW(FacePipeline pipeline(face_run_options(run)));  // checks the embedder's hash
+    }
+  }
+  // The gallery: enrol a, then b into the same file, killed mid-write.
+  const std::string g = dir / "g.json";
+  ASSERT_EQ(wait_for(start({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", g, dir / "a"},
+                           dir / "log.txt")),
+            0)
+      << read_file(dir / "log.txt");
+  const std::string before = read_file(g);
+  Child c = start({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", g, dir / "b"},
+                  dir / "log.txt", {"GRAFT_FAULT_WRITE_DELAY_MS=250"});
+  ASSERT_TRUE(kill_during_write(c, dir.path(), "g.json", 1)) << read_file(dir / "log.txt");
+  EXPECT_EQ(read_file(g), before);
+  EXPECT_EQ(read_gallery(g).identities.size(), 2u);
 }
 
 TEST(Faults, FullDiskIsAClearErrorAndKeepsThePreviousCheckpoint) {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -18,7 +19,8 @@
 namespace graft {
 namespace {
 
-int run_and_wait(const std::vector<std::string>& args, int signal_after_ms) {
+// Runs graft with `args`; once `ready()` holds (polled), sends SIGINT.
+int run_and_interrupt(const std::vector<std::string>& args, const std::function<bool()>& ready) {
   pid_t pid = fork();
   if (pid == 0) {
     std::vector<char*> argv;
@@ -29,11 +31,13 @@ int run_and_wait(const std::vector<std::string>& args, int signal_after_ms) {
     execv(bin.c_str(), argv.data());
     _exit(127);
   }
-  if (signal_after_ms > 0) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(signal_after_ms));
-    kill(pid, SIGINT);
-  }
   int status = 0;
+  while (!ready()) {
+    if (waitpid(pid, &status, WNOHANG) == pid)  // ended before it was ready
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(pid, SIGINT);
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -52,14 +56,22 @@ TEST(Signal, InterruptCheckpointsAndResumeContinues) {
                                    "--backbone", "resnet20", "--strategy", "full", "--epochs",
                                    "400", "--batch-size", "4", "--augment", "none", "--quiet",
                                    "--out", dir / "run"};
-  // 400 epochs of 8 steps take minutes: the signal always lands mid-run,
-  // after start-up (which takes under a second).
-  int code = run_and_wait(args, 3000);
+  // 400 epochs of 8 steps take minutes. The signal is sent once the run has
+  // made progress (its first checkpoint, after epoch 1), not after a fixed
+  // time, so the test means the same on a fast or a busy machine.
+  const std::string ckpt = checkpoint_path(dir / "run");
+  int code = run_and_interrupt(args, [&] { return std::filesystem::exists(ckpt); });
   ASSERT_EQ(code, 130);
   int64_t first = progress(dir / "run");
   EXPECT_GT(first, 0);
-  // The resumed run starts from the checkpoint and goes on from there.
-  code = run_and_wait({"train", "--resume", "--quiet", "--out", dir / "run"}, 3000);
+  // The resumed run starts from the checkpoint and goes on from there: the
+  // signal comes once it has checkpointed an epoch of its own.
+  const auto before = std::filesystem::last_write_time(ckpt);
+  code = run_and_interrupt({"train", "--resume", "--quiet", "--out", dir / "run"},
+                           [&] {
+                             std::error_code ec;
+                             return std::filesystem::last_write_time(ckpt, ec) != before;
+                           });
   EXPECT_EQ(code, 130);
   EXPECT_GT(progress(dir / "run"), first);
 }

@@ -300,3 +300,39 @@ TEST(DataSplit, SubsetSharesIdxAndChecksRange) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+// Hardening: links are followed, but a cycle (cat/loop -> ., loop -> .) is
+// listed once and a file reached by two names is one sample, so the same
+// image never lands on both sides of the split.
+TEST(DataImageSet, SymlinkLoopsAndDuplicatesAreListedOnce) {
+  namespace fs = std::filesystem;
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 6, 16);
+  fs::create_directory_symlink(".", dir / "data/class0/loop");       // a cycle
+  fs::create_directory_symlink("..", dir / "data/class0/up");        // back to the root
+  fs::create_directory_symlink(".", dir / "data/loop");              // the root as a class
+  fs::create_directory_symlink("class1", dir / "data/class1_again"); // a second name
+  fs::create_symlink("img0.png", dir / "data/class1/same.png");      // a file twice
+  fs::create_directories(dir / "data/class1/sub");
+  test::write_synthetic_image_folder(dir / "more", 1, 2, 16, 3, 5);
+  fs::create_directory_symlink(dir / "more/class0", dir / "data/class1/sub/linked");  // new data
+  ImageSet set = open_image_set(dir / "data");
+  EXPECT_EQ(set.classes, (std::vector<std::string>{"class0", "class1"}));
+  auto counts = set.class_counts();
+  EXPECT_EQ(counts[0], 6);
+  EXPECT_EQ(counts[1], 8);  // its own 6 and the 2 reached through a real link
+  std::set<std::string> paths;
+  for (const auto& s : set.samples) paths.insert(fs::canonical(s.path).string());
+  EXPECT_EQ(paths.size(), set.samples.size()) << "a file listed twice";
+  auto [train, val] = split_stratified(set, 0.5, 1);
+  std::set<std::string> train_paths;
+  for (const auto& s : train.samples) train_paths.insert(fs::canonical(s.path).string());
+  for (const auto& s : val.samples)
+    EXPECT_EQ(train_paths.count(fs::canonical(s.path).string()), 0u) << s.path;
+}
+
+}  // namespace
+}  // namespace graft

@@ -148,3 +148,108 @@ TEST(Trainer, EarlyStoppingKeepsTheBestEpoch) {
 
 }  // namespace
 }  // namespace graft
+
+namespace graft {
+namespace {
+
+// Hardening: a diverging run stops with an error naming the epoch and step,
+// and never leaves a model of NaNs behind (it used to exit 0 with one).
+TEST(TrainerDivergence, AHugeLearningRateStopsWithAnErrorAndSavesNoNaNModel) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 8, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  o.strategy = "full";
+  o.epochs = 3;
+  o.lr = 1e10;
+  o.momentum = 0;
+  std::string msg = test::error_of([&] { train(o); });
+  EXPECT_NE(msg.find("training diverged"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("the loss of epoch "), std::string::npos) << msg;
+  // Whatever was saved before the divergence is finite.
+  if (std::filesystem::exists(o.out + "/model.safetensors"))
+    for (auto& [name, t] : test::load_named(o.out + "/model.safetensors"))
+      EXPECT_TRUE(torch::isfinite(t).all().item<bool>()) << name;
+}
+
+TEST(TrainerDivergence, NonFiniteOptionsAreUsageErrors) {
+  test::TempDir dir;
+  TrainOptions base = tiny_options(dir, dir / "data");
+  struct Case {
+    const char* flag;
+    std::function<void(TrainOptions&)> set;
+  } cases[] = {
+      {"--lr", [](TrainOptions& o) { o.lr = INFINITY; }},
+      {"--weight-decay", [](TrainOptions& o) { o.weight_decay = INFINITY; }},
+      {"--momentum", [](TrainOptions& o) { o.momentum = NAN; }},
+      {"--momentum", [](TrainOptions& o) { o.momentum = -1; }},
+      {"--momentum", [](TrainOptions& o) { o.momentum = 1; }},
+      {"--gamma", [](TrainOptions& o) { o.gamma = NAN; }},
+      {"--gamma", [](TrainOptions& o) { o.gamma = 0; }},
+      {"--label-smoothing", [](TrainOptions& o) { o.label_smoothing = NAN; }},
+      {"--clip-grad", [](TrainOptions& o) { o.clip_grad = INFINITY; }},
+      {"--epochs", [](TrainOptions& o) { o.epochs = INT64_MAX; }},
+      {"--per-class", [](TrainOptions& o) { o.per_class = INT64_MAX; }},
+  };
+  for (const auto& c : cases) {
+    TrainOptions o = base;
+    c.set(o);
+    try {
+      validate(o);
+      ADD_FAILURE() << c.flag << " accepted";
+    } catch (const UsageError& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(c.flag, 0), 0u) << e.what();
+    }
+  }
+}
+
+TEST(TrainerDivergence, NonFiniteSourceWeightsNameTheTensor) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 4, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  o.epochs = 1;
+  o.out = dir / "source";
+  train(o);
+  auto tensors = test::load_named(dir / "source/model.safetensors");
+  TensorList list;
+  for (auto& [k, v] : tensors) list.emplace_back(k, k == "conv1.weight" ? v.clone().fill_(NAN) : v);
+  save_safetensors(dir / "nan.safetensors", list);
+  o.weights = dir / "nan.safetensors";
+  o.out = dir / "run";
+  std::string msg = test::error_of([&] { train(o); });
+  EXPECT_NE(msg.find("tensor 'conv1.weight' holds NaN"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(dir / "nan.safetensors"), std::string::npos) << msg;
+  EXPECT_FALSE(std::filesystem::exists(dir / "run/model.safetensors"));
+}
+
+TEST(TrainerData, OneClassIsRefused) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 1, 6, 32);
+  TrainOptions o = tiny_options(dir, dir / "data");
+  std::string msg = test::error_of([&] { train(o); });
+  EXPECT_NE(msg.find("needs at least 2 classes"), std::string::npos) << msg;
+}
+
+// Every image of one class is truncated: the run refuses, naming the class;
+// with some readable ones left it goes on and says how many were left out.
+TEST(TrainerData, AClassWithNoReadableImageIsAnError) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 3, 4, 32);
+  for (const auto& e : std::filesystem::directory_iterator(dir / "data/class1")) {
+    std::string bytes = read_file(e.path().string());
+    write_file_atomic(e.path().string(), bytes.substr(0, 40));  // header only
+  }
+  for (const char* strategy : {"full", "linear"}) {
+    TrainOptions o = tiny_options(dir, dir / "data");
+    o.strategy = strategy;
+    o.epochs = 1;
+    o.val = "";
+    o.val_split = 0;
+    o.out = dir / (std::string("run_") + strategy);
+    std::string msg = test::error_of([&] { train(o); });
+    EXPECT_NE(msg.find("class 'class1' has no readable training image (all 4 failed"), std::string::npos)
+        << strategy << ": " << msg;
+  }
+}
+
+}  // namespace
+}  // namespace graft

@@ -28,6 +28,9 @@
 #define GRAFT_FUZZ_ENTRY graft_fuzz_config
 #include "../../fuzz/config_fuzz.cpp"
 #undef GRAFT_FUZZ_ENTRY
+#define GRAFT_FUZZ_ENTRY graft_fuzz_json_files
+#include "../../fuzz/json_files_fuzz.cpp"
+#undef GRAFT_FUZZ_ENTRY
 
 namespace fs = std::filesystem;
 
@@ -62,12 +65,13 @@ void run_one(Entry entry, const std::string& target, const std::string& input, i
   }
 }
 
-void fuzz_run(Entry entry, const std::string& target, uint64_t seed) {
+void fuzz_run(Entry entry, const std::string& target, uint64_t seed,
+              int mutations = kMutationsPerTarget) {
   std::vector<std::string> pool = seeds(target);
   ASSERT_GE(pool.size(), 3u) << "seed corpus of " << target;
   for (size_t i = 0; i < pool.size(); ++i) run_one(entry, target, pool[i], static_cast<int>(i));
   fuzz::Mutator mutator(seed);
-  for (int i = 0; i < kMutationsPerTarget && !::testing::Test::HasFailure(); ++i)
+  for (int i = 0; i < mutations && !::testing::Test::HasFailure(); ++i)
     run_one(entry, target, mutator.mutate(pool[i % pool.size()], pool), i);
 }
 
@@ -87,6 +91,12 @@ TEST(FuzzReplay, VocabSeedsAndMutations) { fuzz_run(graft_fuzz_vocab, "vocab_fuz
 
 TEST(FuzzReplay, ConfigAndSearchSpaceSeedsAndMutations) {
   fuzz_run(graft_fuzz_config, "config_fuzz", 6);
+}
+
+// Every JSON file graft reads (fewer mutations: each input is also written
+// as one of the files and read back through the file system).
+TEST(FuzzReplay, JsonFilesSeedsAndMutations) {
+  fuzz_run(graft_fuzz_json_files, "json_files_fuzz", 8, 20000);
 }
 
 TEST(FuzzReplay, TextDataSeedsAndMutations) {

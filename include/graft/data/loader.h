@@ -67,6 +67,8 @@ class Loader {
   int64_t num_batches() const;
   /// Samples left out so far because they failed to decode.
   int64_t skipped() const;
+  /// skipped() by class label (one entry per class of the set).
+  std::vector<int64_t> skipped_per_class() const;
 
  private:
   struct State;

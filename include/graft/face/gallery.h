@@ -39,8 +39,13 @@ struct Gallery {
   std::vector<GalleryIdentity> identities;
 };
 
+/// The size of every face embedding graft makes (face-api's recognition net,
+/// pretrained or fine-tuned).
+constexpr int64_t kFaceEmbeddingDim = 128;
+
 /// Reads a gallery; throws graft::Error naming the file and the field when
-/// it is missing, not JSON, or malformed.
+/// it is missing, not JSON, or malformed, or when an embedding or mean does
+/// not hold kFaceEmbeddingDim finite values.
 Gallery read_gallery(const std::string& path);
 /// Writes atomically (write_file_atomic): the old file survives any failure.
 void write_gallery(const std::string& path, const Gallery& gallery);

@@ -78,6 +78,18 @@ void reduce_epoch_sums(dist::Group* group, TrainerState& state);
 /// A test hook: GRAFT_FAULT_DIST_KILL=RANK:STEP kills that rank with SIGKILL
 /// after that many optimiser steps, as a crash would.
 void maybe_inject_fault(int rank, int64_t step);
+/// Divergence checks (an inf or huge learning rate, NaN inputs): training
+/// stops with graft::Error instead of saving a model of NaNs.
+/// Throws when the loss of step `step_in_epoch` (1-based) of `epoch`
+/// (1-based) is not finite.
+void check_finite_loss(double loss, int64_t epoch, int64_t step_in_epoch);
+/// Throws naming the first parameter of `model` that holds a non-finite
+/// value; `when` says where in the run ("after epoch 3").
+void check_finite_parameters(torch::nn::Module& model, const std::string& when);
+/// Throws naming `file` and the first floating-point tensor that holds a
+/// non-finite value (source weights are checked before training).
+void check_finite_weights(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                          const std::string& file);
 /// The options stored in o.out/config.json, with how-to-run settings
 /// (threads, workers, device, quiet, stop_after_epoch, should_stop) from o.
 TrainOptions resume_options(const TrainOptions& o);

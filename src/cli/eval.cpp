@@ -16,6 +16,7 @@
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
 #include "graft/text/text_data.h"
+#include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "graft/weights/state_dict.h"
 #include "verbs.h"
@@ -39,28 +40,12 @@ struct EvalOptions {
 
 // A text run on a labelled text set: the set's classes must be the run's.
 int run_text_eval(const EvalOptions& o) {
-  TextModel model = load_text_model(o.run);
   TextReadOptions r = o.text;
   r.strict = o.strict;
-  r.classes = model.info.classes;
-  TextSet set = read_text_set(o.data, r);
-  GRAFT_CHECK_USAGE(set.has_pairs == model.info.pairs, "--data '", o.data, "' has ",
-                    set.has_pairs ? "text pairs" : "single texts", " but the model of '", o.run,
-                    "' was trained on ", model.info.pairs ? "text pairs" : "single texts");
-  std::vector<EncodedText> inputs;
-  std::vector<int64_t> labels;
-  int64_t truncated = 0;
-  for (const auto& x : set.examples) {
-    int64_t dropped = 0;
-    inputs.push_back(model.encode(x.text, x.text_b, &dropped));
-    truncated += dropped > 0;
-    labels.push_back(x.label);
-  }
-  torch::Tensor logits = model.logits(inputs, o.batch_size);
-  Metrics m = compute_metrics(logits, torch::tensor(labels, torch::kInt64), model.info.classes);
-  auto j = to_json(m);
-  j["skipped"] = set.skipped_empty;
-  j["truncated"] = truncated;
+  const TextEvaluation e = evaluate_text_run(o.run, o.data, r, o.batch_size);
+  auto j = to_json(e.metrics);
+  j["skipped"] = e.skipped_empty;
+  j["truncated"] = e.truncated;
   std::cout << j.dump(2) << std::endl;
   return 0;
 }

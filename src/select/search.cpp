@@ -34,6 +34,8 @@
 #include "graft/report/report.h"
 #include "graft/report/run_data.h"
 #include "graft/train/checkpoint.h"
+#include "graft/text/text_eval.h"
+#include "graft/text/text_model.h"
 #include "graft/train/trainer.h"
 
 extern char** environ;
@@ -435,6 +437,12 @@ void prune(const TrialResult& t) {
 
 // Test metrics of a run directory's model (only the best trial is tested).
 void test_best(const std::string& dir, const TrainOptions& o) {
+  if (saved_model_task(dir) == "text") {
+    // A text run's test set is a text file, read as its training data was.
+    evaluate_text_run(dir, o.test, text_read_options(o), std::max<int64_t>(o.batch_size, 64),
+                      "--test", dir);
+    return;
+  }
   LoadedModel m = load_model(dir);
   OpenOptions open;
   open.strict = o.strict;
@@ -535,11 +543,19 @@ SearchResult run_search(const SearchOptions& so) {
                       ": weights '", t.options.weights, "' do not exist");
   }
   {
-    OpenOptions open;
-    open.strict = base.strict;
-    ImageSet data = open_image_set(base.data, open);  // names a bad --data now
-    if (!base.classes.empty()) data = select_classes(data, base.classes);
-    GRAFT_CHECK(data.classes.size() >= 2, "--data '", base.data, "' has ", data.classes.size(),
+    // A bad --data is named now, before any trial runs.
+    size_t classes = 0;
+    if (base.task == "text") {
+      GRAFT_CHECK_USAGE(fs::exists(base.data), "--data: '", base.data, "' does not exist");
+      classes = read_text_set(base.data, text_read_options(base)).classes.size();
+    } else {
+      OpenOptions open;
+      open.strict = base.strict;
+      ImageSet data = open_image_set(base.data, open);
+      if (!base.classes.empty()) data = select_classes(data, base.classes);
+      classes = data.classes.size();
+    }
+    GRAFT_CHECK(classes >= 2, "--data '", base.data, "' has ", classes,
                 " class (expected at least 2)");
     if (so.refit && !base.val.empty()) {
       GRAFT_CHECK_USAGE(fs::is_directory(base.data) && fs::is_directory(base.val),
@@ -551,13 +567,13 @@ SearchResult run_search(const SearchOptions& so) {
   if (so.resume) {
     GRAFT_CHECK_USAGE(fs::exists(state_path), "--resume: '", base.out,
                       "' holds no search (expected ", state_path, ")");
-    Json before = Json::parse(read_file(state_path));
+    Json before = read_json_file(state_path);
     GRAFT_CHECK_USAGE(before == search_json, "--resume: '", state_path,
                       "' describes a different search (method, space, trials or train options "
                       "differ); start a new one with another --out");
     for (auto& t : trials) {
       if (!fs::exists(t.r.dir + "/trial.json")) continue;
-      Json s = Json::parse(read_file(t.r.dir + "/trial.json"));
+      Json s = read_json_file(t.r.dir + "/trial.json");
       t.r.status = s.value("status", "");
       t.r.error = s.value("error", "");
       if (t.r.status == "interrupted") t.r.status = "";

@@ -20,6 +20,7 @@
 #include "graft/dist/sampler.h"
 #include "graft/report/report.h"
 #include "graft/text/text_data.h"
+#include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/trainer.h"
@@ -35,22 +36,11 @@ namespace {
 // LengthGroupedSampler uses 50).
 constexpr int64_t kBucketBatches = 50;
 
-TextReadOptions read_options(const TrainOptions& o) {
-  TextReadOptions r;
-  r.format = o.text_format;
-  r.text_column = o.text_column;
-  r.text_b_column = o.text_b_column;
-  r.label_column = o.label_column;
-  r.header = o.header;
-  r.strict = o.strict;
-  return r;
-}
-
 TextSet read_set(const std::string& path, const std::string& option, const TrainOptions& o,
                  const std::vector<std::string>& classes) {
   GRAFT_CHECK_USAGE(fs::exists(path), option, ": '", path,
                     "' does not exist (expected a CSV, TSV or JSONL file, or a folder of class files)");
-  TextReadOptions r = read_options(o);
+  TextReadOptions r = text_read_options(o);
   r.classes = classes;
   TextSet s = read_text_set(path, r);
   if (s.skipped_empty > 0)
@@ -109,7 +99,7 @@ Encoded encode_all(const std::vector<TextExample>& examples, const WordPiece& wp
   return e;
 }
 
-std::string weights_file(const std::string& weights) {
+std::string text_weights_file(const std::string& weights) {
   if (weights == "none") return "";
   if (fs::is_directory(weights)) {
     for (const char* f : {"model.safetensors", "pytorch_model.bin"})
@@ -238,7 +228,7 @@ TrainSummary train_text(const TrainOptions& options) {
   const int64_t local_batch = o.batch_size / world;
   if (group) check_same_options(*group, o);
   const bool is_tfidf = o.backbone == "tfidf";
-  const std::string wfile = is_tfidf ? "" : weights_file(o.weights);
+  const std::string wfile = is_tfidf ? "" : text_weights_file(o.weights);
   GRAFT_CHECK_USAGE(!(is_tfidf && o.weights != "none"), "--weights: the tfidf backbone has no source "
                     "weights (got '", o.weights, "'; expected none)");
   GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o.weights,
@@ -590,17 +580,10 @@ TrainSummary train_text(const TrainOptions& options) {
   if (!lead) return summary;
 
   if (has_test && !summary.interrupted) {
-    TextModel best = load_text_model(o.out);
-    Encoded test = encode_all(test_set.examples, *best.tokenizer, best.info.max_length, best.info.pairs, o.test);
-    if (test.truncated_texts > 0)
-      log_warn(str_cat(test.truncated_texts, " of ", test.inputs.size(), " texts of '", o.test,
-                       "' were truncated to --max-length ", o.max_length));
-    torch::Tensor logits = best.logits(test.inputs, std::max<int64_t>(o.batch_size, 64));
-    torch::Tensor labels = torch::tensor(test.labels, torch::kInt64);
+    const TextEvaluation test = evaluate_text_run(o.out, o.test, text_read_options(o),
+                                                  std::max<int64_t>(o.batch_size, 64), "--test", o.out);
     summary.has_test = true;
-    summary.test = compute_metrics(logits, labels, classes);
-    write_file_atomic(o.out + "/test_metrics.json", to_json(summary.test).dump(2) + "\n");
-    write_file_atomic(o.out + "/test_predictions.csv", predictions_csv(logits, labels, test.ids, classes));
+    summary.test = test.metrics;
   }
   try {
     write_run_report(o.out);

@@ -19,6 +19,7 @@
 #include "graft/eval/metrics.h"
 #include "graft/models/saved_model.h"
 #include "graft/select/search.h"
+#include "graft/text/text_model.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -364,6 +365,62 @@ TEST(Search, BadTrialsFailBeforeAnyTrialStarts) {
   so.base.classes = {"class0"};
   EXPECT_NE(test::error_of([&] { run_search(so); }).find("1 class"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir / "s")) << "no trial was started";
+}
+
+}  // namespace
+}  // namespace graft
+
+namespace graft {
+namespace {
+
+// A text search with --test tests its best trial on the text test file (it
+// used to open the test file as an image folder). The test accuracy is
+// checked against the best model's own predictions on the file's rows.
+TEST(Search, TextSearchTestsTheBestTrialOnTheTextTestSet) {
+  if (!test::have_fixture("text_model/run/vocab.txt")) GTEST_SKIP() << "no reference fixtures";
+  set_quiet(true);
+  test::TempDir dir;
+  auto write_set = [&](const std::string& path, int rows, int shift) {
+    std::string csv = "text,label\n";
+    for (int i = 0; i < rows; ++i)
+      csv += str_cat("w", 20 + (i + shift) % 9, " w", 40 + (i * 3 + shift) % 7, ",alpha\n") +
+             str_cat("w", 120 + (i + shift) % 9, " w", 140 + (i * 5 + shift) % 7, ",beta\n");
+    write_file_atomic(path, csv);
+  };
+  write_set(dir / "train.csv", 20, 0);
+  write_set(dir / "test.csv", 6, 3);
+  SearchOptions so;
+  so.base = default_train_options("text", "tfidf");
+  so.base.data = dir / "train.csv";
+  so.base.test = dir / "test.csv";
+  so.base.vocab = test::fixture("text_model/run/vocab.txt");
+  so.base.val_split = 0.25;
+  so.base.epochs = 3;
+  so.base.threads = 1;
+  so.base.out = dir / "search";
+  so.executable = GRAFT_BINARY;
+  so.space = Json::parse(R"({"lr": [0.01, 0.1]})");
+  so.method = "grid";
+  SearchResult r = run_search(so);
+  ASSERT_FALSE(r.best_dir.empty());
+  auto tm = Json::parse(read_file(r.best_dir + "/test_metrics.json"));
+  EXPECT_EQ(tm["count"].get<int64_t>(), 12);
+  // The best model's predictions, one text at a time.
+  TextModel m = load_text_model(r.best_dir);
+  int64_t right = 0;
+  std::istringstream rows(read_file(dir / "test.csv"));
+  std::string line;
+  std::getline(rows, line);
+  while (std::getline(rows, line)) {
+    const size_t comma = line.rfind(',');
+    torch::Tensor logits = m.logits({m.encode(line.substr(0, comma))});
+    const std::string label = line.substr(comma + 1);
+    right += m.info.classes[static_cast<size_t>(logits.argmax(1).item<int64_t>())] == label;
+  }
+  EXPECT_DOUBLE_EQ(tm["accuracy"].get<double>(), right / 12.0);
+  const std::string predictions = read_file(r.best_dir + "/test_predictions.csv");
+  EXPECT_EQ(std::count(predictions.begin(), predictions.end(), '\n'), 13);
+  EXPECT_NE(predictions.find(dir / "test.csv:2,"), std::string::npos) << predictions;
 }
 
 }  // namespace

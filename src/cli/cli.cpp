@@ -20,7 +20,8 @@ void add_threads(CLI::App& sub, int& threads) {
 
 void add_precision(CLI::App& sub, std::string& precision) {
   sub.add_option("--precision", precision,
-                 "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image models)")
+                 "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
+                 "models; fp32 master weights when training)")
       ->capture_default_str();
 }
 

@@ -92,7 +92,9 @@ void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
       ->capture_default_str();
   sub.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
   sub.add_flag("--nesterov", o.nesterov, "Nesterov momentum");
-  sub.add_option("--schedule", o.schedule, "cosine, step or constant")->capture_default_str();
+  sub.add_option("--schedule", o.schedule,
+                 "cosine, linear, step or constant (text task default: linear)")
+      ->capture_default_str();
   sub.add_option("--warmup-epochs", o.warmup_epochs, "Linear warmup length")->capture_default_str();
   sub.add_option("--step-size", o.step_size, "step schedule: epochs between decays (0: epochs/3)")
       ->capture_default_str();
@@ -106,9 +108,7 @@ void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
   sub.add_option("--augment", o.augment, "none, light or strong")->capture_default_str();
   sub.add_flag("!--no-feature-cache", o.feature_cache,
                "linear: recompute features every epoch instead of caching them");
-  sub.add_option("--precision", o.precision,
-                 "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (fp32 master weights)")
-      ->capture_default_str();
+  add_precision(sub, o.precision);
   sub.add_option("--cache-dir", o.cache_dir, "Feature cache folder (default $GRAFT_CACHE_DIR/features or ~/.cache/graft/features)");
   sub.add_option("--seed", o.seed, "Random seed")->capture_default_str();
   add_threads(sub, o.threads);

@@ -106,22 +106,22 @@ nlohmann::json options_json(const MlmOptions& o) {
   return j;
 }
 
-MlmOptions options_from_json(const nlohmann::json& j, MlmOptions o) {
-  o.corpus = j.at("corpus").get<std::vector<std::string>>();
-  o.vocab = j.at("vocab").get<std::string>();
-  o.size = j.at("size").get<std::string>();
-  o.bert_config = j.at("bert_config").get<std::string>();
-  o.max_length = j.at("max_length").get<int64_t>();
-  o.batch_size = j.at("batch_size").get<int64_t>();
-  o.epochs = j.at("epochs").get<int64_t>();
-  o.time_budget_minutes = j.at("time_budget_minutes").get<double>();
-  o.lr = j.at("lr").get<double>();
-  o.weight_decay = j.at("weight_decay").get<double>();
-  o.warmup_fraction = j.at("warmup_fraction").get<double>();
-  o.mask_prob = j.at("mask_prob").get<double>();
-  o.clip_grad = j.at("clip_grad").get<double>();
-  o.val_fraction = j.at("val_fraction").get<double>();
-  o.seed = j.at("seed").get<uint64_t>();
+MlmOptions options_from_json(const nlohmann::json& j, MlmOptions o, const std::string& source) {
+  o.corpus = json_get<std::vector<std::string>>(j, "corpus", source);
+  o.vocab = json_get<std::string>(j, "vocab", source);
+  o.size = json_get<std::string>(j, "size", source);
+  o.bert_config = json_get<std::string>(j, "bert_config", source);
+  o.max_length = json_get<int64_t>(j, "max_length", source);
+  o.batch_size = json_get<int64_t>(j, "batch_size", source);
+  o.epochs = json_get<int64_t>(j, "epochs", source);
+  o.time_budget_minutes = json_get<double>(j, "time_budget_minutes", source);
+  o.lr = json_get<double>(j, "lr", source);
+  o.weight_decay = json_get<double>(j, "weight_decay", source);
+  o.warmup_fraction = json_get<double>(j, "warmup_fraction", source);
+  o.mask_prob = json_get<double>(j, "mask_prob", source);
+  o.clip_grad = json_get<double>(j, "clip_grad", source);
+  o.val_fraction = json_get<double>(j, "val_fraction", source);
+  o.seed = json_get<uint64_t>(j, "seed", source);
   return o;
 }
 
@@ -146,7 +146,7 @@ MlmSummary pretrain_mlm(const MlmOptions& given) {
     const std::string cfg = o.out + "/config.json";
     GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", o.out,
                       "' holds no text pretraining run (expected ", cfg, ")");
-    MlmOptions stored = options_from_json(json_get<nlohmann::json>(read_json_file(cfg), "options", cfg), o);
+    MlmOptions stored = options_from_json(json_get<nlohmann::json>(read_json_file(cfg), "options", cfg), o, cfg);
     stored.threads = o.threads;
     stored.quiet = o.quiet;
     stored.should_stop = o.should_stop;

@@ -1,5 +1,9 @@
 #include "test_util.h"
 
+#include <fstream>
+
+#include "graft/cli/cli.h"
+
 #include <random>
 
 #include <opencv2/imgcodecs.hpp>
@@ -69,4 +73,20 @@ std::map<std::string, torch::Tensor> load_named(const std::string& path) {
   auto f = load_safetensors(path);
   return {f.tensors.begin(), f.tensors.end()};
 }
+}  // namespace graft::test
+
+namespace graft::test {
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+CliResult graft_cli(const std::vector<std::string>& args) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  const int code = cli::run(args);
+  CliResult r{code, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
+  return r;
+}
+
 }  // namespace graft::test

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -46,6 +47,23 @@ std::string error_of(F&& f) {
   }
   return "(no error)";
 }
+
+/// True when `s` contains `part`.
+inline bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+/// Writes `bytes` to `path` as they are (no atomic rename: test inputs).
+void write_bytes(const std::string& path, const std::string& bytes);
+
+/// What graft's command line returned, run in-process.
+struct CliResult {
+  int code;
+  std::string out, err;
+};
+/// Runs graft's command line (cli::run) in this process with stdout and
+/// stderr captured.
+CliResult graft_cli(const std::vector<std::string>& args);
 
 /// max |a - b| / (1 + max |b|).
 double rel_error(const torch::Tensor& a, const torch::Tensor& b);

@@ -25,7 +25,7 @@ namespace graft {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kMissingValue = std::numeric_limits<double>::quiet_NaN();
 
 CompareRow compare_row(const std::string& dir) {
   RunData run = read_run(dir);
@@ -41,7 +41,7 @@ CompareRow compare_row(const std::string& dir) {
   row.weights = run.option("weights");
   row.lr = run.option("lr");
   for (const auto& r : run.epochs) row.val_accuracy.push_back(r.val_accuracy);
-  row.accuracy = kNaN;
+  row.accuracy = kMissingValue;
   if (run.test) {
     row.accuracy = run.test->accuracy;
     row.accuracy_kind = "test";

@@ -25,7 +25,7 @@ namespace {
 
 using html::escape;
 
-struct Trial {
+struct ReportTrial {
   int64_t rank = 0, trial = 0, best_epoch = 0, epochs = 0;
   double score = std::numeric_limits<double>::quiet_NaN();
   std::string dir, status, params;
@@ -55,14 +55,14 @@ std::string report_href(const std::string& search_dir, const std::string& dir) {
   return report::url_path(rel.generic_string());
 }
 
-std::vector<Trial> read_trials(const nlohmann::json& j, const std::string& path) {
+std::vector<ReportTrial> read_trials(const nlohmann::json& j, const std::string& path) {
   GRAFT_CHECK(j.contains("trials") && j["trials"].is_array(), "'", path,
               "' has no \"trials\" array (expected the results graft search writes)");
-  std::vector<Trial> out;
+  std::vector<ReportTrial> out;
   for (size_t i = 0; i < j["trials"].size(); ++i) {
     const auto& t = j["trials"][i];
     GRAFT_CHECK(t.is_object(), "'", path, "': trials[", i, "] is not an object");
-    Trial r;
+    ReportTrial r;
     auto integer = [&](const char* key) -> int64_t {
       if (!t.contains(key) || t[key].is_null()) return 0;
       GRAFT_CHECK(t[key].is_number_integer(), "'", path, "': trials[", i, "].", key, " is ",
@@ -86,7 +86,7 @@ std::vector<Trial> read_trials(const nlohmann::json& j, const std::string& path)
     }
     out.push_back(std::move(r));
   }
-  std::stable_sort(out.begin(), out.end(), [](const Trial& a, const Trial& b) {
+  std::stable_sort(out.begin(), out.end(), [](const ReportTrial& a, const ReportTrial& b) {
     if (a.rank > 0 && b.rank > 0) return a.rank < b.rank;
     return a.rank > 0 && b.rank <= 0;
   });
@@ -108,14 +108,14 @@ std::string search_report_html(const std::string& search_dir) {
               "' has no results.json (expected a folder written by graft search)");
   const nlohmann::json j = read_json_file(path);
   GRAFT_CHECK(j.is_object(), "'", path, "' is not a JSON object (expected the results graft search writes)");
-  std::vector<Trial> trials = read_trials(j, path);
+  std::vector<ReportTrial> trials = read_trials(j, path);
   const std::string method = j.contains("method") ? json_text(j["method"]) : "";
   const std::string name = report::display_name(search_dir);
 
   bool unit = true;
   for (const auto& t : trials)
     if (std::isfinite(t.score) && (t.score < 0 || t.score > 1)) unit = false;
-  const Trial* best = nullptr;
+  const ReportTrial* best = nullptr;
   for (const auto& t : trials)
     if (std::isfinite(t.score) && (!best || t.score > best->score)) best = &t;
 

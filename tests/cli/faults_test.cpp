@@ -184,6 +184,7 @@ TEST(Faults, KillNineDuringEveryWriteLeavesALoadableRunThatResumes) {
     EXPECT_GE(done, last) << "a checkpoint went backwards";
     last = done;
   }
+  std::cout << "[ faults ] image train: " << plan.size() << " kills, each during a write\n";
   // The run then resumes to its end (leftover temporaries are cleared).
   ASSERT_EQ(wait_for(start(resume, dir / "log.txt")), 0) << read_file(dir / "log.txt");
   EXPECT_EQ(check_consistent(run), 3);
@@ -217,6 +218,8 @@ void kill_at_each_write(const std::vector<std::string>& first,
         << "weights without their description";
     check();
   }
+  std::cout << "[ faults ] " << first.at(0) << " " << first.at(2) << ": " << plan.size()
+            << " kills, each during a write\n";
 }
 
 double max_abs_difference(const std::string& a, const std::string& b) {
@@ -349,6 +352,7 @@ TEST(Faults, KillNineDuringFaceTrainingAndEnrolmentKeepsWhatWasThere) {
   ASSERT_TRUE(kill_during_write(c, dir.path(), "g.json", 1)) << read_file(dir / "log.txt");
   EXPECT_EQ(read_file(g), before);
   EXPECT_EQ(read_gallery(g).identities.size(), 2u);
+  std::cout << "[ faults ] face train and enroll: 4 kills, each during a write\n";
 }
 
 TEST(Faults, FullDiskIsAClearErrorAndKeepsThePreviousCheckpoint) {
@@ -420,14 +424,15 @@ TEST(Faults, AnUnwritableOutputFolderFailsBeforeTraining) {
   test::TempDir dir;
   test::write_synthetic_image_folder(dir / "data", 2, 4, 32);
   write_file_atomic(dir / "file", "x");
-  auto t0 = std::chrono::steady_clock::now();
   int code = wait_for(start({"train", "--data", dir / "data", "--backbone", "resnet20", "--epochs",
                              "50", "--out", dir / "file/run"},
                             dir / "log.txt"));
   std::string log = read_file(dir / "log.txt");
   EXPECT_EQ(code, 1) << log;
   EXPECT_NE(log.find(dir / "file/run"), std::string::npos) << log;
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30);
+  // Before any training: no epoch was logged (checked by what the run did,
+  // not by the clock, so that it holds on a slow machine too).
+  EXPECT_EQ(log.find("epoch 1/"), std::string::npos) << log;
 }
 
 }  // namespace

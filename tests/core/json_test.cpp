@@ -22,7 +22,7 @@ std::string deep(int levels) {
   return "{\"epochs\": " + std::string(levels, '[') + std::string(levels, ']') + "}";
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::contains;
 
 TEST(Json, DepthIsBoundedBeforeParsing) {
   std::string msg = test::error_of([] { parse_json(deep(100000), "'deep.json'"); });
@@ -67,18 +67,8 @@ TEST(Json, ExcerptsAreCut) {
   EXPECT_EQ(json_excerpt(nlohmann::json{{"a", 1}}), "{\"a\":1}");
 }
 
-struct Result {
-  int code;
-  std::string err;
-};
-
-Result graft_cli(const std::vector<std::string>& args) {
-  testing::internal::CaptureStdout();
-  testing::internal::CaptureStderr();
-  int code = cli::run(args);
-  testing::internal::GetCapturedStdout();
-  return {code, testing::internal::GetCapturedStderr()};
-}
+using Result = test::CliResult;
+using test::graft_cli;
 
 // Each reproduction of the hardening issue: a clear error naming the file,
 // not a crash.

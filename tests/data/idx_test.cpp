@@ -31,9 +31,7 @@ int64_t pixel_sum(const IdxImages& im, int64_t i) {
   return s;
 }
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::write_bytes;
 
 std::string be32(uint32_t v) {
   return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};

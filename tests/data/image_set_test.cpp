@@ -26,9 +26,7 @@ void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using test::contains;
 
 TEST(DataImageSet, HymenopteraSkipsTheGif) {
   std::string root = test::shared_data("hymenoptera/train");

@@ -180,7 +180,7 @@ std::vector<torch::Tensor> train_rank(std::shared_ptr<dist::Group> g, Net net, c
   return flat_params(net);
 }
 
-double max_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+double max_diff_of_lists(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
   double worst = 0;
   for (size_t i = 0; i < a.size(); ++i)
     worst = std::max(worst, (a[i] - b[i]).abs().max().item<double>());
@@ -199,7 +199,7 @@ void check_matches_alone(double bucket_mb, bool overlap, int64_t expect_buckets)
       },
       bucket_mb, overlap);
   EXPECT_EQ(buckets[0], expect_buckets);
-  double d0 = max_diff(ranks[0], alone), d1 = max_diff(ranks[1], ranks[0]);
+  double d0 = max_diff_of_lists(ranks[0], alone), d1 = max_diff_of_lists(ranks[1], ranks[0]);
   std::cout << "[ dist    ] reducer, " << expect_buckets << " bucket(s), overlap " << overlap
             << ": max |w(2 ranks) - w(1)| = " << d0 << "\n";
   EXPECT_LT(d0, 1e-5);

@@ -70,7 +70,7 @@ Running spawn(const std::vector<std::string>& args, const std::vector<std::strin
 
 // Waits for the process. A guard far above any --dist-timeout used here
 // turns a hang into a failed test instead of a stuck suite.
-Proc wait_for(const Running& r, int guard_s = 300) {
+Proc wait_proc(const Running& r, int guard_s = 300) {
   Proc p;
   int status = 0;
   auto start = std::chrono::steady_clock::now();
@@ -91,10 +91,10 @@ Proc wait_for(const Running& r, int guard_s = 300) {
 
 Proc run(const std::vector<std::string>& args, const std::vector<std::string>& env,
          const std::string& log_prefix) {
-  return wait_for(spawn(args, env, log_prefix));
+  return wait_proc(spawn(args, env, log_prefix));
 }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using test::contains;
 
 // The largest rel_error (max |a - b| / (1 + max |b|)) over the tensors of two
 // weight files. (A random-init ResNet-20 gives features in the hundreds, so
@@ -268,7 +268,7 @@ TEST_F(DistTrain, TorchrunStyleEnvironmentWorks) {
   auto a = args(*dir_ / "env", "", "1");
   Running r0 = spawn(a, worker_env(0, 2, port), *dir_ / "env0");
   Running r1 = spawn(a, worker_env(1, 2, port), *dir_ / "env1");
-  Proc p0 = wait_for(r0), p1 = wait_for(r1);
+  Proc p0 = wait_proc(r0), p1 = wait_proc(r1);
   EXPECT_EQ(p0.code, 0) << p0.err;
   EXPECT_EQ(p1.code, 0) << p1.err;
   EXPECT_TRUE(p1.out.empty()) << p1.out;  // only rank 0 reports
@@ -287,7 +287,7 @@ TEST_F(DistTrain, TwoNodeLaunchersMatchOneProcess) {
                                {"--nproc", "1", "--nnodes", "2", "--node-rank", std::to_string(node),
                                 "--master-addr", "127.0.0.1", "--master-port", port}),
                           {}, *dir_ / ("node" + std::to_string(node))));
-  Proc p0 = wait_for(nodes[0]), p1 = wait_for(nodes[1]);
+  Proc p0 = wait_proc(nodes[0]), p1 = wait_proc(nodes[1]);
   ASSERT_EQ(p0.code, 0) << p0.err;
   ASSERT_EQ(p1.code, 0) << p1.err;
   EXPECT_LT(max_rel_diff(*dir_ / "n1/model.safetensors", *dir_ / "n2/model.safetensors"), 1e-5);
@@ -298,7 +298,7 @@ TEST_F(DistTrain, WrongMasterPortOrAddressIsAClearError) {
   auto a = with(args(*dir_ / "wrongport", ""), {"--dist-timeout", "5"});
   Running r0 = spawn(a, worker_env(0, 2, port), *dir_ / "wp0");
   Running r1 = spawn(a, worker_env(1, 2, wrong), *dir_ / "wp1");
-  Proc p0 = wait_for(r0), p1 = wait_for(r1);
+  Proc p0 = wait_proc(r0), p1 = wait_proc(r1);
   EXPECT_EQ(p1.code, 1);
   EXPECT_TRUE(contains(p1.err, "cannot reach the rendezvous server at 127.0.0.1:" +
                                    std::to_string(wrong))) << p1.err;
@@ -317,7 +317,7 @@ TEST_F(DistTrain, WorldSizeDisagreementIsAClearError) {
   auto a = with(args(*dir_ / "ws", ""), {"--dist-timeout", "20"});
   Running r0 = spawn(a, worker_env(0, 2, port), *dir_ / "ws0");
   Running r1 = spawn(a, worker_env(1, 3, port), *dir_ / "ws1");
-  Proc p0 = wait_for(r0), p1 = wait_for(r1);
+  Proc p0 = wait_proc(r0), p1 = wait_proc(r1);
   EXPECT_EQ(p0.code, 1);
   EXPECT_TRUE(contains(p0.err, "rank 1 has world size 3 but rank 0 has 2")) << p0.err;
   EXPECT_EQ(p1.code, 1);
@@ -331,7 +331,7 @@ TEST_F(DistTrain, WorkersWithDifferentOptionsIsAClearError) {
   b[std::find(b.begin(), b.end(), "--lr") - b.begin() + 1] = "0.02";
   Running r0 = spawn(a, worker_env(0, 2, port), *dir_ / "opts0");
   Running r1 = spawn(b, worker_env(1, 2, port), *dir_ / "opts1");
-  Proc p0 = wait_for(r0), p1 = wait_for(r1);
+  Proc p0 = wait_proc(r0), p1 = wait_proc(r1);
   EXPECT_EQ(p1.code, 2);
   EXPECT_TRUE(contains(p1.err, "must use the same options: lr is 0.02 here but 0.01 on rank 0"))
       << p1.err;

@@ -14,7 +14,7 @@
 namespace graft {
 namespace {
 
-std::optional<nlohmann::json> parity_fixture() {
+std::optional<nlohmann::json> face_parity_fixture() {
   if (test::have_fixture("face_parity.error")) {
     ADD_FAILURE() << "tests/reference/face_fixtures.py failed: "
                   << read_file(test::fixture("face_parity.error"));
@@ -34,7 +34,7 @@ cv::Mat raw_rgb(const nlohmann::json& image) {
 }
 
 TEST(FaceNets, EmbedderEqualsFaceApi) {
-  auto fx = parity_fixture();
+  auto fx = face_parity_fixture();
   if (!fx) GTEST_SKIP() << "no face_parity.json (tests/reference/face_fixtures.py needs node, npm and the models)";
   FaceEmbedder net = load_face_embedder(fx->at("models").get<std::string>());
   torch::NoGradGuard no_grad;
@@ -51,7 +51,7 @@ TEST(FaceNets, EmbedderEqualsFaceApi) {
 }
 
 TEST(FaceNets, LandmarksEqualFaceApi) {
-  auto fx = parity_fixture();
+  auto fx = face_parity_fixture();
   if (!fx) GTEST_SKIP() << "no face_parity.json (tests/reference/face_fixtures.py needs node, npm and the models)";
   FaceLandmarkNet net = load_face_landmark_net(fx->at("models").get<std::string>());
   double worst = 0;

@@ -348,7 +348,7 @@ TEST(RunReport, BadInputNamesTheFile) {
   EXPECT_NE(e.find("has no config.json"), std::string::npos) << e;
   write_text(dir + "/config.json", "{\"options\": ");
   e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("config.json' as JSON"), std::string::npos) << e;
+  EXPECT_NE(e.find("config.json': not valid JSON"), std::string::npos) << e;
   write_text(dir + "/config.json", "{\"classes\": []}");
   e = error_of([&] { run_report_html(dir); });
   EXPECT_NE(e.find("no \"options\" object"), std::string::npos) << e;

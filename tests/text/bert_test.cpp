@@ -12,7 +12,7 @@
 namespace graft {
 namespace {
 
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+double bert_max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>();
 }
 
@@ -34,14 +34,14 @@ TEST_F(Bert, HiddenStatesPooledAndMlmLogitsEqualTheReference) {
   m->eval();
   torch::NoGradGuard guard;
   BertOutput out = m->bert->forward(io_["input_ids"], io_["token_type_ids"], io_["attention_mask"]);
-  EXPECT_LT(max_diff(out.last_hidden_state, io_["last_hidden_state"]), 1e-4);
-  EXPECT_LT(max_diff(out.pooled, io_["pooled"]), 1e-4);
+  EXPECT_LT(bert_max_diff(out.last_hidden_state, io_["last_hidden_state"]), 1e-4);
+  EXPECT_LT(bert_max_diff(out.pooled, io_["pooled"]), 1e-4);
   torch::Tensor logits = m->forward(io_["input_ids"], io_["token_type_ids"], io_["attention_mask"]);
   const double scale = io_["mlm_logits"].abs().max().item<double>();
-  EXPECT_LT(max_diff(logits, io_["mlm_logits"]) / scale, 1e-5) << "scale " << scale;
+  EXPECT_LT(bert_max_diff(logits, io_["mlm_logits"]) / scale, 1e-5) << "scale " << scale;
   // Padding matters: without the mask the padded rows' tokens change.
   BertOutput unmasked = m->bert->forward(io_["input_ids"], io_["token_type_ids"]);
-  EXPECT_GT(max_diff(unmasked.last_hidden_state.select(0, 2).narrow(0, 0, 3),
+  EXPECT_GT(bert_max_diff(unmasked.last_hidden_state.select(0, 2).narrow(0, 0, 3),
                      io_["last_hidden_state"].select(0, 2).narrow(0, 0, 3)),
             1e-2);
 }
@@ -56,8 +56,8 @@ TEST_F(Bert, BareBertModelPytorchBinLoadsWithThePrefixAdded) {
   m->eval();
   torch::NoGradGuard guard;
   BertOutput out = m->bert->forward(io_["input_ids"], io_["token_type_ids"], io_["attention_mask"]);
-  EXPECT_LT(max_diff(out.last_hidden_state, io_["last_hidden_state"]), 1e-4);
-  EXPECT_LT(max_diff(out.pooled, io_["pooled"]), 1e-4);
+  EXPECT_LT(bert_max_diff(out.last_hidden_state, io_["last_hidden_state"]), 1e-4);
+  EXPECT_LT(bert_max_diff(out.pooled, io_["pooled"]), 1e-4);
 }
 
 TEST_F(Bert, AConfigThatDisagreesWithTheWeightsIsReportedByName) {

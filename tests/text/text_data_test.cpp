@@ -20,9 +20,7 @@ namespace fs = std::filesystem;
 
 using Counts = std::vector<int64_t>;
 
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::write_bytes;
 
 TextReadOptions columns(const std::string& text, const std::string& label) {
   TextReadOptions o;

@@ -22,7 +22,7 @@ TensorList expected_tensors() {
   };
 }
 
-void expect_same(const TensorList& got, const TensorList& want) {
+void expect_same_list(const TensorList& got, const TensorList& want) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(got[i].first, want[i].first);
@@ -36,7 +36,7 @@ TEST(Safetensors, RoundTripIsBitExact) {
   std::string path = dir / "a.safetensors";
   save_safetensors(path, expected_tensors(), {{"writer", "graft"}});
   SafetensorsFile f = load_safetensors(path);
-  expect_same(f.tensors, expected_tensors());
+  expect_same_list(f.tensors, expected_tensors());
   EXPECT_EQ(f.metadata.at("writer"), "graft");
   // Data starts on an 8-byte boundary, as the format recommends.
   std::string bytes = read_file(path);
@@ -49,7 +49,7 @@ TEST(Safetensors, ReadsAFileWrittenByPythonAndWritesTheSameBytes) {
   if (!test::have_fixture("python_written.safetensors")) GTEST_SKIP() << "no python3-torch fixtures";
   std::string path = test::fixture("python_written.safetensors");
   SafetensorsFile f = load_safetensors(path);
-  expect_same(f.tensors, expected_tensors());
+  expect_same_list(f.tensors, expected_tensors());
   EXPECT_EQ(f.metadata.at("writer"), "tests/reference/st.py");
   EXPECT_EQ(safetensors_bytes(f.tensors, f.metadata), read_file(path));
 }

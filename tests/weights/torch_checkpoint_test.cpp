@@ -21,7 +21,7 @@ std::map<std::string, torch::Tensor> by_name(const TensorList& list) {
 }
 
 // Bit-exact: same names, dtypes, shapes and bytes.
-void expect_same(const TensorList& got, const std::map<std::string, torch::Tensor>& want) {
+void expect_same_as_map(const TensorList& got, const std::map<std::string, torch::Tensor>& want) {
   auto g = by_name(got);
   EXPECT_EQ(g.size(), got.size()) << "repeated names";
   ASSERT_EQ(g.size(), want.size());
@@ -41,13 +41,13 @@ std::string has(const std::string& message, const std::string& part) {
 TEST(TorchCheckpoint, ReadsTorchvisionResnet18AsPublished) {
   if (!test::have_fixture("tv_resnet18.pth")) GTEST_SKIP() << "fixtures not made";
   TensorList t = read_weights(test::fixture("tv_resnet18.pth"));
-  expect_same(t, test::load_named(test::fixture("tv_resnet18.expected.safetensors")));
+  expect_same_as_map(t, test::load_named(test::fixture("tv_resnet18.expected.safetensors")));
   EXPECT_EQ(t.front().first, "conv1.weight");  // pickle order is kept
 }
 
 void expect_dtypes_checkpoint(const std::string& file) {
   TensorList t = load_torch_checkpoint(test::fixture(file));
-  expect_same(t, test::load_named(test::fixture("ckpt_dtypes.expected.safetensors")));
+  expect_same_as_map(t, test::load_named(test::fixture("ckpt_dtypes.expected.safetensors")));
   auto g = by_name(t);
   // Views keep sharing their storage, offsets and strides.
   EXPECT_TRUE(g["row"].is_alias_of(g["base"]));
@@ -72,7 +72,7 @@ TEST(TorchCheckpoint, ReadsEveryDtypeAndViewFromTheLegacyFormat) {
 TEST(TorchCheckpoint, UnwrapsNestedDictsAndReadWeightsStripsModulePrefix) {
   if (!test::have_fixture("ckpt_dataparallel.pth")) GTEST_SKIP() << "fixtures not made";
   EXPECT_EQ(load_torch_checkpoint(test::fixture("ckpt_dataparallel.pth")).front().first, "module.x");
-  expect_same(read_weights(test::fixture("ckpt_dataparallel.pth")),
+  expect_same_as_map(read_weights(test::fixture("ckpt_dataparallel.pth")),
               test::load_named(test::fixture("ckpt_dataparallel.expected.safetensors")));
 }
 
@@ -176,14 +176,14 @@ TEST(TorchCheckpoint, ReadsThirdPartyLegacyFileLikeItsConvertedCopy) {
   TensorList legacy = read_weights(dir + "/resnet20-12fca82f.th");
   TensorList zip = read_weights(dir + "/converted/resnet20-12fca82f.state_dict.pt");
   EXPECT_EQ(legacy.front().first, "conv1.weight");
-  expect_same(legacy, by_name(zip));
+  expect_same_as_map(legacy, by_name(zip));
 }
 
 TEST(TorchCheckpoint, ReadsThirdPartyCudaZipFileLikeItsConvertedCopy) {
   std::string dir = test::shared_data("pretrained/lenet_mnist");
   if (dir.empty()) GTEST_SKIP() << "../shared/data is absent";
   TensorList cuda = read_weights(dir + "/lenet_mnist_model.pth");
-  expect_same(cuda, by_name(read_weights(dir + "/converted/lenet_mnist_model.cpu.pt")));
+  expect_same_as_map(cuda, by_name(read_weights(dir + "/converted/lenet_mnist_model.cpu.pt")));
   for (const auto& [name, t] : cuda) EXPECT_TRUE(t.device().is_cpu()) << name;
 }
 

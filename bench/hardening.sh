@@ -12,7 +12,16 @@ trap 'rm -rf "$tmp"' EXIT
 bash scripts/fuzz.sh "$seconds" > "$tmp/fuzz.log" 2>&1 || { cat "$tmp/fuzz.log" | tail -20; exit 1; }
 bash scripts/build.sh graft_sanitize_replay graft_tests > /dev/null
 ASAN_OPTIONS=detect_leaks=0 ./build/graft_sanitize_replay fuzz/corpus 20000 > "$tmp/replay.log"
-./build/graft_tests --gtest_filter='Faults.*:FuzzReplay.*' > "$tmp/faults.log" 2>&1
+# The kill -9 tests ROUNDS times (default 5): every round kills each kind of
+# run (image, text, MLM pretraining, face training, enrolment) during every
+# kind of write it makes.
+rounds=${ROUNDS:-5}
+for r in $(seq "$rounds"); do
+  ./build/graft_tests --gtest_filter='Faults.*:Signal.*' >> "$tmp/faults.log" 2>&1 ||
+    { tail -40 "$tmp/faults.log"; exit 1; }
+done
+./build/graft_tests --gtest_filter='FuzzReplay.*:Json.*' > "$tmp/fuzzreplay.log" 2>&1 ||
+  { tail -40 "$tmp/fuzzreplay.log"; exit 1; }
 {
   echo "<!-- hardening:begin -->"
   echo "## Hardening: fuzzing and injected faults"
@@ -29,15 +38,25 @@ ASAN_OPTIONS=detect_leaks=0 ./build/graft_sanitize_replay fuzz/corpus 20000 > "$
   echo
   echo "Faults injected by the tests (\`graft_tests --gtest_filter='Faults.*'\`):"
   echo
-  grep '^\[ faults \]' "$tmp/faults.log" | sed 's/^\[ faults \] /- kill -9 during training: /' || true
+  grep '^\[ faults \]' "$tmp/faults.log" | sed 's/^\[ faults \] //' | sort | uniq -c |
+    awk '{n=$1; $1=""; print "- kill -9," $0 " (" n " rounds)"}' || true
+  kills=$(grep '^\[ faults \]' "$tmp/faults.log" | sed -E 's/.*: ([0-9]+) kills.*/\1/' | awk '{s+=$1} END{print s+0}')
+  echo "- in all: $kills kills in $rounds rounds, every one during a write, none lost anything"
   echo "- disk full (RLIMIT_FSIZE 200 KiB) while the model is written: clear error, previous checkpoint byte-identical"
   echo "- read-only run folder (the resume run as user nobody): clear error, checkpoint intact"
   echo "- output path under a file: error naming the path before any training"
   echo
-  echo "What was lost: nothing. After every kill the run folder held a loadable model and a"
-  echo "checkpoint consistent with metrics.csv, and --resume finished the run; leftover"
-  echo "temporaries of interrupted writes are removed on resume. Each fuzz target's replay in"
-  echo "the test suite runs 50,000 mutated inputs per target on every test run."
+  echo "What was lost: nothing. After every kill the run folder held either no model or a"
+  echo "loadable one (model.json is written before the weights; face_model.json, the face run's"
+  echo "manifest, last), a checkpoint consistent with metrics.csv, and --resume (or a fresh"
+  echo "start when the kill came before the first checkpoint) finished the run bit-identical to"
+  echo "an uninterrupted one; a gallery killed mid-rewrite kept its old content. Each fuzz"
+  echo "target's replay in the test suite runs 50,000 mutated inputs per target (the JSON-files"
+  echo "target 20,000) on every test run."
+  echo
+  echo "The adversarial run of the hardening issue (351 probes, 60 kill -9s against 576248b)"
+  echo "found 13 defects; each now has a test that failed before its fix (see the issue's"
+  echo "closing note for the list)."
   echo "<!-- hardening:end -->"
 } > "$tmp/section.md"
 /usr/bin/python3 bench/section.py bench/RESULTS.md hardening "$tmp/section.md"

@@ -146,7 +146,7 @@ bool is_tfjs_manifest(const std::string& json_text) {
 TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path) {
   return parse_tfjs_weights(json_text, manifest_path, [](const std::string& shard) {
     GRAFT_CHECK(fs::is_regular_file(shard), "shard '", shard, "' is missing");
-    return read_file(shard);
+    return read_regular_file(shard);
   });
 }
 
@@ -226,7 +226,7 @@ TensorList parse_tfjs_weights(const std::string& json_text, const std::string& m
 }
 
 TensorList read_tfjs_weights(const std::string& manifest_path) {
-  return parse_tfjs_weights(read_file(manifest_path), manifest_path);
+  return parse_tfjs_weights(read_regular_file(manifest_path), manifest_path);
 }
 
 }  // namespace graft

@@ -274,7 +274,7 @@ TensorList parse_torch_checkpoint(const std::string& bytes, const std::string& n
 }
 
 TensorList load_torch_checkpoint(const std::string& path) {
-  return parse_torch_checkpoint(read_file(path), path);
+  return parse_torch_checkpoint(read_regular_file(path), path);
 }
 
 }  // namespace graft

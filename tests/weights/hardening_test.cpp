@@ -1,0 +1,183 @@
+// Weight files that stand for far more memory than their size (zip entries
+// or safetensors tensors sharing bytes, pickles growing their memo or their
+// containers), overflowing shapes, and paths that are not regular files:
+// each is refused with a graft::Error naming the file and the reason.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "graft/core/error.h"
+#include "graft/weights/safetensors.h"
+#include "graft/weights/state_dict.h"
+#include "graft/weights/torch_checkpoint.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+using namespace std::string_literals;
+
+// The message of any exception f() throws; a non-graft one is marked so.
+template <typename F>
+std::string message_of(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return "(not graft::Error) "s + e.what();
+  }
+  return "(no error)";
+}
+
+::testing::AssertionResult contains(const std::string& message, const std::string& part) {
+  if (message.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << part << "' not in: " << message;
+}
+
+void put_le(std::string& s, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+std::string unicode(const std::string& s) {
+  std::string out = "X";
+  put_le(out, s.size(), 4);
+  return out + s;
+}
+
+std::string int32(int32_t v) {
+  std::string out = "J";
+  put_le(out, static_cast<uint32_t>(v), 4);
+  return out;
+}
+
+// A protocol-2 state_dict pickle {name: 1-D float tensor on storage key}.
+std::string state_dict_pickle(const std::vector<std::pair<std::string, std::string>>& name_key,
+                              int32_t numel) {
+  std::string p = "\x80\x02"
+                  "ctorch._utils\n_rebuild_tensor_v2\nq\x01"
+                  "ctorch\nFloatStorage\nq\x02"s +
+                  unicode("storage") + "q\x03" + unicode("cpu") +
+                  "q\x04"
+                  "ccollections\nOrderedDict\nq\x05"
+                  "00000}q\x00("s;
+  for (const auto& [name, key] : name_key) {
+    p += unicode(name) + "h\x01(" + "(h\x03h\x02" + unicode(key) + "h\x04" + int32(numel) + "tQ";
+    p += "K\x00"s + int32(numel) + "\x85K\x01\x85\x89h\x05)RtR";
+  }
+  return p + "u.";
+}
+
+// A STORED zip of `files`; every name in `aliases` gets a central entry
+// pointing at the local header of the last file.
+std::string zip_archive(const std::vector<std::pair<std::string, std::string>>& files,
+                        const std::vector<std::string>& aliases = {}) {
+  std::string out, central;
+  uint64_t count = 0, last_crc = 0, last_size = 0, last_offset = 0;
+  auto central_entry = [&](const std::string& name, uint64_t crc, uint64_t size, uint64_t offset) {
+    put_le(central, 0x02014b50, 4);
+    put_le(central, 20, 2);
+    put_le(central, 20, 2);
+    put_le(central, 0, 8);  // flags, method, time, date
+    put_le(central, crc, 4);
+    put_le(central, size, 4);
+    put_le(central, size, 4);
+    put_le(central, name.size(), 2);
+    put_le(central, 0, 8);  // extra, comment, disk, internal attributes
+    put_le(central, 0, 4);  // external attributes
+    put_le(central, offset, 4);
+    central += name;
+    ++count;
+  };
+  for (const auto& [name, data] : files) {
+    uint64_t crc = crc32(0, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size()));
+    uint64_t offset = out.size();
+    put_le(out, 0x04034b50, 4);
+    put_le(out, 20, 2);
+    put_le(out, 0, 8);  // flags, method, time, date
+    put_le(out, crc, 4);
+    put_le(out, data.size(), 4);
+    put_le(out, data.size(), 4);
+    put_le(out, name.size(), 2);
+    put_le(out, 0, 2);
+    out += name + data;
+    central_entry(name, crc, data.size(), offset);
+    last_crc = crc;
+    last_size = data.size();
+    last_offset = offset;
+  }
+  for (const auto& name : aliases) central_entry(name, last_crc, last_size, last_offset);
+  uint64_t cd_offset = out.size();
+  out += central;
+  put_le(out, 0x06054b50, 4);
+  put_le(out, 0, 4);
+  put_le(out, count, 2);
+  put_le(out, count, 2);
+  put_le(out, central.size(), 4);
+  put_le(out, cd_offset, 4);
+  put_le(out, 0, 2);
+  return out;
+}
+
+std::string torch_zip(const std::string& pickle, std::vector<std::pair<std::string, std::string>> more = {},
+                      const std::vector<std::string>& aliases = {}) {
+  std::vector<std::pair<std::string, std::string>> files = {{"archive/data.pkl", pickle},
+                                                            {"archive/byteorder", "little"}};
+  for (auto& f : more) files.push_back(std::move(f));
+  return zip_archive(files, aliases);
+}
+
+// --- item 11b: paths that are not regular files ----------------------------
+
+TEST(WeightFileHardening, CharacterDevicesAndFoldersAreRefusedBeforeReading) {
+  std::string m = message_of([] { read_weights("/dev/zero"); });
+  EXPECT_TRUE(contains(m, "'/dev/zero' is a character device, expected a regular file"));
+  m = message_of([] { load_torch_checkpoint("/dev/null"); });
+  EXPECT_TRUE(contains(m, "'/dev/null' is a character device"));
+  test::TempDir dir;
+  m = message_of([&] { load_safetensors(dir.path()); });
+  EXPECT_TRUE(contains(m, "'" + dir.path() + "' is a folder"));
+}
+
+TEST(WeightFileHardening, AFifoIsRefusedWithoutWaitingForAWriter) {
+  test::TempDir dir;
+  const std::string fifo = dir / "weights.safetensors";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // A writer that sends a few bytes whenever a reader has the FIFO open, so
+  // that a reader which does not refuse it gets an answer instead of hanging.
+  auto old = signal(SIGPIPE, SIG_IGN);
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    while (!done) {
+      int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) {
+        (void)!write(fd, "not weights", 11);
+        close(fd);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  std::string m = message_of([&] { read_weights(fifo); });
+  std::string m2 = message_of([&] { load_safetensors(fifo); });
+  done = true;
+  writer.join();
+  signal(SIGPIPE, old);
+  EXPECT_TRUE(contains(m, "'" + fifo + "' is a FIFO (named pipe), expected a regular file"));
+  EXPECT_TRUE(contains(m2, "'" + fifo + "' is a FIFO (named pipe), expected a regular file"));
+}
+
+}  // namespace
+}  // namespace graft

@@ -140,6 +140,59 @@ std::string torch_zip(const std::string& pickle, std::vector<std::pair<std::stri
   return zip_archive(files, aliases);
 }
 
+// --- item 4: zip entries sharing bytes -------------------------------------
+
+TEST(ZipHardening, ReadsTheHandBuiltCheckpointWhenEntriesAreApart) {
+  std::string block(64, '\0');
+  float v = 1.5f;
+  std::memcpy(&block[4], &v, 4);
+  std::string block2(64, '\0');
+  std::memcpy(&block2[8], &v, 4);
+  TensorList t = parse_torch_checkpoint(
+      torch_zip(state_dict_pickle({{"a", "0"}, {"b", "1"}}, 16),
+                {{"archive/data/0", block}, {"archive/data/1", block2}}),
+      "apart.pth");
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].first, "a");
+  EXPECT_EQ(t[0].second.sizes(), torch::IntArrayRef({16}));
+  EXPECT_EQ(t[0].second[1].item<float>(), 1.5f);
+  EXPECT_EQ(t[1].second[2].item<float>(), 1.5f);
+}
+
+TEST(ZipHardening, EntriesSharingBytesAreRefusedNamingFileAndEntries) {
+  // 64 storages of 64 KiB, all one block: 4 MiB of tensors from 70 KB.
+  constexpr int kEntries = 64;
+  constexpr int32_t kNumel = 16 * 1024;
+  std::vector<std::pair<std::string, std::string>> names;
+  std::vector<std::string> aliases;
+  for (int i = 0; i < kEntries; ++i) {
+    names.emplace_back("w" + std::to_string(i), std::to_string(i));
+    if (i > 0) aliases.push_back("archive/data/" + std::to_string(i));
+  }
+  std::string bytes = torch_zip(state_dict_pickle(names, kNumel),
+                                {{"archive/data/0", std::string(kNumel * 4, '\0')}}, aliases);
+  ASSERT_LT(bytes.size(), 80u * 1024);
+  std::string m = message_of([&] { parse_torch_checkpoint(bytes, "shared.pth"); });
+  EXPECT_TRUE(contains(m, "'shared.pth'"));
+  EXPECT_TRUE(contains(m, "overlap"));
+  EXPECT_TRUE(contains(m, "'archive/data/0'"));
+  EXPECT_TRUE(contains(m, "'archive/data/1'"));
+}
+
+TEST(ZipHardening, AnEntryReachingIntoTheCentralDirectoryIsRefused) {
+  std::string bytes = torch_zip(state_dict_pickle({{"a", "0"}}, 4), {{"archive/data/0", std::string(16, '\0')}});
+  // The last entry's size, grown by 8 in its central header (the CRC is not
+  // reached: the layout check comes first).
+  size_t cd = bytes.rfind("archive/data/0");
+  size_t size_at = cd - 46 + 20;
+  bytes[size_at] = static_cast<char>(bytes[size_at] + 8);
+  bytes[size_at + 4] = static_cast<char>(bytes[size_at + 4] + 8);
+  std::string m = message_of([&] { parse_torch_checkpoint(bytes, "long.pth"); });
+  EXPECT_TRUE(contains(m, "'long.pth'"));
+  EXPECT_TRUE(contains(m, "'archive/data/0'"));
+  EXPECT_TRUE(contains(m, "central directory"));
+}
+
 // --- item 11b: paths that are not regular files ----------------------------
 
 TEST(WeightFileHardening, CharacterDevicesAndFoldersAreRefusedBeforeReading) {

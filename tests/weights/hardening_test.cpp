@@ -193,6 +193,94 @@ TEST(ZipHardening, AnEntryReachingIntoTheCentralDirectoryIsRefused) {
   EXPECT_TRUE(contains(m, "central directory"));
 }
 
+// --- item 5: safetensors overlaps, gaps, bools -----------------------------
+
+std::string safetensors_with(const std::string& header_json, size_t data_bytes, char fill = 0) {
+  std::string h = header_json;
+  std::string out;
+  put_le(out, h.size(), 8);
+  return out + h + std::string(data_bytes, fill);
+}
+
+TEST(SafetensorsHardening, OverlappingOffsetsAreRefused) {
+  std::string header = "{";
+  for (int i = 0; i < 3; ++i)
+    header += (i ? "," : "") + str_cat("\"t", i, "\":{\"dtype\":\"U8\",\"shape\":[16],\"data_offsets\":[0,16]}");
+  header += "}";
+  std::string m = message_of([&] { parse_safetensors(safetensors_with(header, 16), "shared.safetensors"); });
+  EXPECT_TRUE(contains(m, "'shared.safetensors'"));
+  EXPECT_TRUE(contains(m, "overlap"));
+  EXPECT_TRUE(contains(m, "'t0'"));
+  EXPECT_TRUE(contains(m, "'t1'"));
+}
+
+TEST(SafetensorsHardening, GapsAndUncoveredBytesAreRefused) {
+  std::string gap =
+      R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})";
+  std::string m = message_of([&] { parse_safetensors(safetensors_with(gap, 12), "gap.safetensors"); });
+  EXPECT_TRUE(contains(m, "'gap.safetensors'"));
+  EXPECT_TRUE(contains(m, "tensor 'b' data_offsets [8, 12] leave a gap after tensor 'a'"));
+
+  std::string late = R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})";
+  m = message_of([&] { parse_safetensors(safetensors_with(late, 8), "late.safetensors"); });
+  EXPECT_TRUE(contains(m, "'late.safetensors'"));
+  EXPECT_TRUE(contains(m, "gap after the start of the data"));
+
+  std::string short_cover = R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})";
+  m = message_of([&] { parse_safetensors(safetensors_with(short_cover, 8), "tail.safetensors"); });
+  EXPECT_TRUE(contains(m, "'tail.safetensors'"));
+  EXPECT_TRUE(contains(m, "cover 4 bytes of the data section, but it holds 8"));
+
+  // Zero-sized tensors may share an offset, as Hugging Face's reader allows.
+  std::string empty =
+      R"({"e":{"dtype":"F32","shape":[0,3],"data_offsets":[4,4]},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"z":{"dtype":"U8","shape":[0],"data_offsets":[4,4]}})";
+  SafetensorsFile f = parse_safetensors(safetensors_with(empty, 4, 7), "empty.safetensors");
+  ASSERT_EQ(f.tensors.size(), 3u);
+  EXPECT_EQ(f.tensors[0].first, "a");
+  EXPECT_EQ(f.tensors[0].second[3].item<uint8_t>(), 7);
+  EXPECT_EQ(f.tensors[1].second.sizes(), torch::IntArrayRef({0, 3}));
+}
+
+TEST(SafetensorsHardening, BoolBytesOtherThanZeroOrOneAreRefused) {
+  std::string header = R"({"mask":{"dtype":"BOOL","shape":[4],"data_offsets":[0,4]}})";
+  std::string bytes = safetensors_with(header, 4, 1);
+  SafetensorsFile ok = parse_safetensors(bytes, "mask.safetensors");
+  EXPECT_TRUE(ok.tensors[0].second.all().item<bool>());
+  bytes[bytes.size() - 2] = 2;
+  std::string m = message_of([&] { parse_safetensors(bytes, "mask.safetensors"); });
+  EXPECT_TRUE(contains(m, "'mask.safetensors'"));
+  EXPECT_TRUE(contains(m, "BOOL tensor 'mask' holds the byte 2 at element 2"));
+}
+
+TEST(SafetensorsHardening, OverflowingShapesNameFileAndTensor) {
+  for (const char* shape : {"[0,9223372036854775808]", "[0,4611686018427387904]",
+                            "[4294967296,4294967296]", "[0,18446744073709551615,2]"}) {
+    std::string header = str_cat(R"({"huge":{"dtype":"F32","shape":)", shape, R"(,"data_offsets":[0,0]}})");
+    std::string m = message_of([&] { parse_safetensors(safetensors_with(header, 0), "huge.safetensors"); });
+    EXPECT_TRUE(contains(m, "'huge.safetensors': tensor 'huge' has shape [")) << shape;
+    EXPECT_TRUE(contains(m, "overflows")) << shape;
+  }
+  // Large but representable with a zero dimension: an empty tensor.
+  std::string header = R"({"wide":{"dtype":"U8","shape":[0,1099511627776],"data_offsets":[0,0]}})";
+  SafetensorsFile f = parse_safetensors(safetensors_with(header, 0), "wide.safetensors");
+  EXPECT_EQ(f.tensors[0].second.numel(), 0);
+}
+
+TEST(SafetensorsHardening, GraftWrittenFilesPassTheStricterChecks) {
+  TensorList tensors = {{"scalar", torch::tensor(3.5)},
+                        {"empty", torch::zeros({0, 4})},
+                        {"mask", torch::tensor({true, false, true})},
+                        {"half", torch::ones({3, 5}, torch::kFloat16)},
+                        {"bytes", torch::arange(7, torch::kUInt8)},
+                        {"long", torch::arange(5, torch::kInt64)}};
+  SafetensorsFile f = parse_safetensors(safetensors_bytes(tensors, {{"k", "v"}}), "graft.safetensors");
+  ASSERT_EQ(f.tensors.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(f.tensors[i].first, tensors[i].first);
+    EXPECT_TRUE(torch::equal(f.tensors[i].second, tensors[i].second)) << tensors[i].first;
+  }
+}
+
 // --- item 11b: paths that are not regular files ----------------------------
 
 TEST(WeightFileHardening, CharacterDevicesAndFoldersAreRefusedBeforeReading) {

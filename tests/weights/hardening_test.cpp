@@ -281,6 +281,32 @@ TEST(SafetensorsHardening, GraftWrittenFilesPassTheStricterChecks) {
   }
 }
 
+// --- item 6: pickle memo and object growth ---------------------------------
+
+TEST(PickleHardening, MemoGrowthIsCappedNamingFileAndLimit) {
+  std::string pickle = "\x80\x02}"s + std::string(200000, '\x94') + ".";
+  std::string m = message_of([&] { parse_torch_checkpoint(torch_zip(pickle), "memo.pth"); });
+  EXPECT_TRUE(contains(m, "'memo.pth' (archive/data.pkl)"));
+  EXPECT_TRUE(contains(m, "the memo would hold 1026 entries for 1 values made"));
+}
+
+TEST(PickleHardening, ObjectsAreBoundedByThePickleSize) {
+  // OrderedDict([pair] * 1000) called 1000 times: 6 bytes of pickle per
+  // 1000 dict entries.
+  std::string p = "\x80\x02"
+                  "ccollections\nOrderedDict\nq\x00"
+                  "NN\x86q\x01]("s;
+  for (int i = 0; i < 1000; ++i) p += "h\x01";
+  p += "e\x85q\x02" "0";
+  for (int i = 0; i < 1000; ++i) p += "h\x00h\x02R0"s;
+  p += "}.";
+  const size_t limit = 4 * p.size() + 65536;
+  std::string m = message_of([&] { parse_torch_checkpoint(torch_zip(p), "objects.pth"); });
+  EXPECT_TRUE(contains(m, "'objects.pth' (archive/data.pkl)"));
+  EXPECT_TRUE(contains(m, str_cat("the pickle makes more than ", limit, " objects")));
+  EXPECT_TRUE(contains(m, str_cat("4 per byte of its ", p.size(), " bytes plus 65536")));
+}
+
 // --- item 11b: paths that are not regular files ----------------------------
 
 TEST(WeightFileHardening, CharacterDevicesAndFoldersAreRefusedBeforeReading) {

@@ -1,8 +1,9 @@
 /// libFuzzer target for graft's image decoding wrapper (decode_image: OpenCV
 /// decoders, the truncated-JPEG check, conversion to 8-bit grey or RGB). Any
-/// input must either decode or throw graft::Error. Run it with
-/// OPENCV_IO_MAX_IMAGE_PIXELS set low (scripts/fuzz.sh, scripts/test.sh), so
-/// that a header claiming a huge image is refused instead of allocated.
+/// input must either decode or throw graft::Error. decode_image refuses a
+/// header claiming more than max_image_pixels() (50 megapixels) itself; run
+/// it with OPENCV_IO_MAX_IMAGE_PIXELS set low as well (scripts/fuzz.sh,
+/// scripts/test.sh), so that images below that limit stay small under fuzzing.
 /// Built with -DGRAFT_FUZZ=ON; replayed under sanitizers by
 /// fuzz/replay_main.cpp.
 

@@ -31,6 +31,60 @@ std::string read_file(const std::string& path) {
   return data;
 }
 
+namespace {
+
+const char* file_type_name(mode_t mode) {
+  if (S_ISDIR(mode)) return "a folder";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+}  // namespace
+
+std::string read_regular_file(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat on the open
+  // descriptor then decides, so the file cannot change type in between.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    std::error_code ec;
+    GRAFT_CHECK(fs::exists(path, ec), "file '", path, "' does not exist");
+    throw Error(str_cat("cannot open '", path, "' for reading: ", std::strerror(err)));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw Error(str_cat("cannot inspect '", path, "': ", std::strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(str_cat("'", path, "' is ", file_type_name(st.st_mode),
+                        ", expected a regular file"));
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  std::string data;
+  data.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      throw Error(str_cat("error while reading '", path, "': ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return data;
+}
+
 std::string read_file_prefix(const std::string& path, size_t n) {
   std::ifstream in(path, std::ios::binary);
   GRAFT_CHECK(in, "cannot open '", path, "' for reading: ", std::strerror(errno));

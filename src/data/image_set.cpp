@@ -19,6 +19,7 @@
 #include "graft/core/error.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
+#include "graft/data/image_header.h"
 #include "random.h"
 
 namespace fs = std::filesystem;
@@ -314,6 +315,9 @@ cv::Mat load_image(const std::string& path) { return decode_image(read_bytes(pat
 
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& path) {
   GRAFT_CHECK(!bytes.empty(), "cannot decode image '", path, "': the file is empty");
+  // Width x height from the header first: a small file may claim an image of
+  // gigabytes (refused over max_image_pixels(), before any decoding).
+  check_image_header(bytes.data(), bytes.size(), path);
   if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) {
     GRAFT_CHECK(jpeg_complete(bytes), "cannot decode image '", path,
                 "': the JPEG data is truncated (no end-of-image marker)");

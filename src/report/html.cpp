@@ -11,6 +11,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/data/image_header.h"
 #include "graft/data/image_set.h"
 
 namespace fs = std::filesystem;
@@ -455,8 +457,17 @@ std::string Thumbnails::uri(const std::string& path) {
   cv::Mat img;
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
-    // As the model saw it: EXIF orientation ignored, alpha dropped.
-    img = cv::imread(path, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+    // As the model saw it: EXIF orientation ignored, alpha dropped. An image
+    // over the pixel limit (or not an image) gets no thumbnail.
+    try {
+      const std::string bytes = read_regular_file(path);
+      const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
+      check_image_header(data, bytes.size(), path);
+      img = cv::imdecode(std::vector<uint8_t>(data, data + bytes.size()),
+                         cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+    } catch (const std::exception&) {
+      return "";
+    }
   } else {
     const size_t hash = path.rfind('#');
     if (hash == std::string::npos || hash + 1 == path.size()) return "";

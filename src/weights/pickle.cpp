@@ -13,6 +13,16 @@ namespace {
 constexpr size_t kMaxStack = size_t(1) << 20;
 constexpr size_t kMaxMarks = size_t(1) << 16;
 constexpr size_t kMaxValues = size_t(1) << 23;
+// Every object (value, container element, memo entry) counts against a
+// budget proportional to the pickle's size: torch.save's pickles make about
+// one object per 3 bytes, while a hostile one could otherwise make a value
+// per byte stand for millions of elements (OrderedDict of a shared list) or
+// grow the memo by one entry per byte (MEMOIZE after MEMOIZE).
+constexpr size_t kObjectsPerByte = 4;
+constexpr size_t kObjectsSlack = size_t(1) << 16;
+// The memo holds at most one entry per value made (a pickler memoizes each
+// object once), plus some slack.
+constexpr size_t kMemoSlack = 1024;
 constexpr size_t kMaxDims = 64;
 constexpr int64_t kMaxNumel = int64_t(1) << 40;
 
@@ -81,7 +91,10 @@ torch::ScalarType storage_dtype(const std::string& global, const std::string& co
 }
 
 Machine::Machine(std::string_view data, std::string context, PersistentLoad persistent_load)
-    : data_(data), context_(std::move(context)), persistent_load_(std::move(persistent_load)) {}
+    : data_(data), context_(std::move(context)), persistent_load_(std::move(persistent_load)),
+      object_limit_(data.size() > (SIZE_MAX - kObjectsSlack) / kObjectsPerByte
+                        ? SIZE_MAX
+                        : kObjectsPerByte * data.size() + kObjectsSlack) {}
 
 Machine::~Machine() {
   // Containers may hold each other in cycles or in chains deep enough to
@@ -96,9 +109,18 @@ void Machine::fail(const std::string& what) const {
   throw Error(str_cat(context_, ": ", what, " (pickle opcode at byte ", op_pos_, ")"));
 }
 
+void Machine::grow(size_t n) {
+  if (n > object_limit_ - objects_)
+    fail(str_cat("the pickle makes more than ", object_limit_, " objects (values, container "
+                 "elements and memo entries; the limit is ", kObjectsPerByte, " per byte of its ",
+                 data_.size(), " bytes plus ", kObjectsSlack, "); expected a state_dict"));
+  objects_ += n;
+}
+
 ValuePtr Machine::make(Kind kind) {
   if (++values_made_ > kMaxValues)
     fail(str_cat("more than ", kMaxValues, " values; expected a state_dict"));
+  grow(1);
   auto v = std::make_shared<Value>();
   v->kind = kind;
   if (kind == Kind::kTuple || kind == Kind::kList || kind == Kind::kDict) containers_.push_back(v);
@@ -147,6 +169,8 @@ std::vector<ValuePtr> Machine::pop_mark() {
   if (marks_.empty()) fail("an opcode needs a MARK, but there is none");
   size_t m = marks_.back();
   marks_.pop_back();
+  // The popped values go into a container (or are dropped): count them.
+  grow(stack_.size() - m);
   std::vector<ValuePtr> out(std::make_move_iterator(stack_.begin() + m),
                             std::make_move_iterator(stack_.end()));
   stack_.resize(m);
@@ -268,6 +292,7 @@ ValuePtr Machine::run() {
       case 0x87: {  // TUPLE1..3
         size_t n = op - 0x84;
         ValuePtr v = make(Kind::kTuple);
+        grow(n);
         v->items.resize(n);
         for (size_t i = n; i-- > 0;) v->items[i] = pop();
         push(v);
@@ -295,16 +320,19 @@ ValuePtr Machine::run() {
         ValuePtr d = pop();
         push(d);
         if (d->kind != Kind::kDict) fail(str_cat("SETITEM on a ", kind_name(d->kind), ", expected a dict"));
+        grow(1);
         d->entries.emplace_back(std::move(key), std::move(value));
         break;
       }
       case 'a':
       case 'e': {  // APPEND, APPENDS
         std::vector<ValuePtr> add;
-        if (op == 'a')
+        if (op == 'a') {
           add.push_back(pop());
-        else
+          grow(1);
+        } else {
           add = pop_mark();
+        }
         ValuePtr l = pop();
         push(l);
         if (l->kind != Kind::kList) fail(str_cat("APPEND on a ", kind_name(l->kind), ", expected a list"));
@@ -316,7 +344,17 @@ ValuePtr Machine::run() {
       case 0x94: {  // BINPUT, LONG_BINPUT, MEMOIZE
         auto id = static_cast<uint32_t>(op == 'q' ? uint_le(1) : op == 'r' ? uint_le(4) : memo_.size());
         if (stack_.empty()) fail("memoizing with an empty stack");
-        memo_[id] = stack_.back();
+        auto slot = memo_.find(id);
+        if (slot == memo_.end()) {
+          if (memo_.size() >= values_made_ + kMemoSlack)
+            fail(str_cat("the memo would hold ", memo_.size() + 1, " entries for ", values_made_,
+                         " values made; expected at most one entry per value (plus ", kMemoSlack,
+                         ")"));
+          grow(1);
+          memo_.emplace(id, stack_.back());
+        } else {
+          slot->second = stack_.back();
+        }
         break;
       }
       case 'h':
@@ -397,6 +435,7 @@ ValuePtr Machine::call(const Value& callable, const Value& args) {
     if (a.empty()) return d;
     if (a.size() != 1 || (a[0]->kind != Kind::kList && a[0]->kind != Kind::kTuple))
       fail("OrderedDict called with arguments other than () or ([(key, value), ...],)");
+    grow(a[0]->items.size());
     for (const auto& kv : a[0]->items) {
       if ((kv->kind != Kind::kList && kv->kind != Kind::kTuple) || kv->items.size() != 2)
         fail("OrderedDict item is not a (key, value) pair");

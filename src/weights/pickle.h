@@ -66,6 +66,9 @@ class Machine {
  private:
   [[noreturn]] void fail(const std::string& what) const;
   ValuePtr make(Kind kind);
+  /// Counts `n` more objects (values, container elements, memo entries)
+  /// against the budget, which grows with the size of the pickle.
+  void grow(size_t n);
   std::string_view take(uint64_t n);
   uint64_t uint_le(int bytes);
   std::string line();
@@ -85,6 +88,8 @@ class Machine {
   std::unordered_map<uint32_t, ValuePtr> memo_;
   std::vector<ValuePtr> containers_;  // every container made, to break cycles
   size_t values_made_ = 0;
+  size_t objects_ = 0;       // values + container elements + memo entries
+  size_t object_limit_ = 0;  // kObjectsPerByte * data_.size() + kObjectsSlack
 };
 
 }  // namespace graft::pickle

@@ -83,7 +83,16 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
   const uint64_t data_size = bytes.size() - 8 - len;
   const char* base = bytes.data() + 8 + len;
   SafetensorsFile out;
-  std::vector<std::pair<uint64_t, std::pair<std::string, torch::Tensor>>> ordered;
+  // Every entry is checked, and the offsets together, before any tensor is
+  // allocated: tensors sharing bytes could otherwise make a small file
+  // allocate many times its size.
+  struct Entry {
+    std::string key;
+    const DtypeInfo* info = nullptr;
+    std::vector<int64_t> shape;
+    uint64_t begin = 0, end = 0;
+  };
+  std::vector<Entry> entries;
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& key = it.key();
     const auto& v = it.value();
@@ -107,15 +116,26 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
     GRAFT_CHECK(info != nullptr, "'", name, "': tensor '", key, "' has dtype '", dt,
                 "' (expected one of F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)");
     GRAFT_CHECK(v["shape"].is_array(), "'", name, "': tensor '", key, "' shape must be an array");
+    const uint64_t esize = c10::elementSize(info->type);
     std::vector<int64_t> shape;
-    uint64_t numel = 1;
+    // numel: the element count; extent: the product of the non-zero
+    // dimensions times the element size, which LibTorch computes for
+    // strides and sizes even when a dimension is 0. Both must fit in int64.
+    uint64_t numel = 1, extent = esize;
+    std::string dims;
     for (const auto& d : v["shape"]) {
+      dims += (dims.empty() ? "" : ", ") + d.dump();
       GRAFT_CHECK(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
-                  "'", name, "': tensor '", key, "' has a negative or non-integer dimension");
+                  "'", name, "': tensor '", key, "' has a negative or non-integer dimension ",
+                  d.dump(), "; expected integers from 0 to ", std::numeric_limits<int64_t>::max());
       uint64_t dim = d.get<uint64_t>();
-      GRAFT_CHECK(dim == 0 || numel <= std::numeric_limits<uint64_t>::max() / 16 / dim, "'", name,
-                  "': tensor '", key, "' shape is too large");
-      numel *= dim;
+      constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+      uint64_t e = extent;
+      GRAFT_CHECK(dim <= kMax && (dim == 0 || !__builtin_mul_overflow(extent, dim, &e)) && e <= kMax,
+                  "'", name, "': tensor '", key, "' has shape [", dims, "...]: its size overflows ",
+                  "64-bit arithmetic; expected at most ", kMax, " bytes");
+      extent = e;
+      numel *= dim;  // <= extent, or 0
       shape.push_back(static_cast<int64_t>(dim));
     }
     const auto& off = v["data_offsets"];
@@ -123,24 +143,52 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& n
                     off[1].is_number_unsigned(),
                 "'", name, "': tensor '", key, "' data_offsets must be two non-negative integers");
     uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
-    uint64_t expected = numel * c10::elementSize(info->type);
+    uint64_t expected = numel * esize;
     GRAFT_CHECK(begin <= end && end <= data_size, "'", name, "': tensor '", key,
                 "' data_offsets [", begin, ", ", end, "] fall outside the data (", data_size,
                 " bytes); the file may be truncated");
     GRAFT_CHECK(end - begin == expected, "'", name, "': tensor '", key, "' holds ", end - begin,
                 " bytes, expected ", expected, " for dtype ", dt, " and its shape");
-    torch::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(info->type));
-    if (expected > 0) std::memcpy(t.data_ptr(), base + begin, expected);
-    ordered.push_back({begin, {key, t}});
+    entries.push_back({key, info, std::move(shape), begin, end});
   }
-  std::stable_sort(ordered.begin(), ordered.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (auto& o : ordered) out.tensors.push_back(std::move(o.second));
+  // As Hugging Face's reader: sorted by offset, the tensors must cover the
+  // data section exactly, without overlaps or gaps.
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  uint64_t covered = 0;
+  const Entry* previous = nullptr;
+  for (const Entry& e : entries) {
+    GRAFT_CHECK(e.begin == covered, "'", name, "': tensor '", e.key, "' data_offsets [", e.begin,
+                ", ", e.end, "] ", e.begin < covered ? "overlap" : "leave a gap after",
+                previous ? str_cat(" tensor '", previous->key, "' (ending at ", covered, ")")
+                         : std::string(" the start of the data"),
+                "; expected each tensor to start where the previous one ends, at ", covered);
+    covered = e.end;
+    previous = &e;
+  }
+  GRAFT_CHECK(covered == data_size, "'", name, "': the tensors cover ", covered,
+              " bytes of the data section, but it holds ", data_size,
+              " bytes; expected them to cover it exactly");
+  for (const Entry& e : entries) {
+    const uint64_t n = e.end - e.begin;
+    if (e.info->type == torch::kBool) {
+      // A bool outside {0, 1} is undefined behaviour in LibTorch's kernels.
+      for (uint64_t i = 0; i < n; ++i) {
+        const uint8_t b = static_cast<uint8_t>(base[e.begin + i]);
+        GRAFT_CHECK(b <= 1, "'", name, "': BOOL tensor '", e.key, "' holds the byte ",
+                    static_cast<int>(b), " at element ", i, "; expected 0 or 1");
+      }
+    }
+    torch::Tensor t = torch::empty(e.shape, torch::TensorOptions().dtype(e.info->type));
+    if (n > 0) std::memcpy(t.data_ptr(), base + e.begin, n);
+    out.tensors.emplace_back(e.key, std::move(t));
+  }
   return out;
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  return parse_safetensors(read_file(path), path);
+  return parse_safetensors(read_regular_file(path), path);
 }
 
 }  // namespace graft

@@ -63,7 +63,7 @@ TensorList read_sharded_safetensors(const nlohmann::ordered_json& index, const s
 
 // A .json weight description: a safetensors index or a TF.js manifest.
 TensorList read_json_weights(const std::string& path) {
-  std::string text = read_file(path);
+  std::string text = read_regular_file(path);
   nlohmann::ordered_json j = parse_ordered_json(text, "'" + path + "'");
   if (j.is_object() && j.contains("weight_map")) return read_sharded_safetensors(j, path);
   if (j.is_array() || (j.is_object() && j.contains("weightsManifest")))
@@ -86,7 +86,7 @@ TensorList read_weights(const std::string& path) {
                         "model.safetensors"));
   }
   if (ends_with(path, ".json")) return read_json_weights(path);
-  std::string bytes = read_file(path);
+  std::string bytes = read_regular_file(path);
   GRAFT_CHECK(bytes.size() >= 9, "'", path, "' is too short (", bytes.size(),
               " bytes) to be a weight file");
   // Checked first: a zip or legacy torch.save file never has '{' at byte 8,

@@ -8,6 +8,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 
 namespace graft {
 
@@ -138,26 +139,25 @@ torch::Tensor decode(const Json& w, const std::string& where, const std::vector<
 }  // namespace
 
 bool is_tfjs_manifest(const std::string& json_text) {
-  Json j = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return false;
+  Json j;
+  try {
+    j = parse_json(json_text, "a TF.js manifest");
+  } catch (const Error&) {
+    return false;
+  }
   return j.is_array() || (j.is_object() && j.contains("weightsManifest"));
 }
 
 TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path) {
   return parse_tfjs_weights(json_text, manifest_path, [](const std::string& shard) {
     GRAFT_CHECK(fs::is_regular_file(shard), "shard '", shard, "' is missing");
-    return read_file(shard);
+    return read_regular_file(shard);
   });
 }
 
 TensorList parse_tfjs_weights(const std::string& json_text, const std::string& manifest_path,
                               const ShardReader& read_shard) {
-  Json j;
-  try {
-    j = Json::parse(json_text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(str_cat("'", manifest_path, "' is not valid JSON: ", e.what()));
-  }
+  Json j = parse_json(json_text, "'" + manifest_path + "'");
   if (j.is_object() && j.contains("weightsManifest")) j = j.at("weightsManifest");
   GRAFT_CHECK(j.is_array(), "'", manifest_path,
               "' is not a TF.js weights manifest (expected a JSON array of groups or an object "
@@ -226,7 +226,7 @@ TensorList parse_tfjs_weights(const std::string& json_text, const std::string& m
 }
 
 TensorList read_tfjs_weights(const std::string& manifest_path) {
-  return parse_tfjs_weights(read_file(manifest_path), manifest_path);
+  return parse_tfjs_weights(read_regular_file(manifest_path), manifest_path);
 }
 
 }  // namespace graft

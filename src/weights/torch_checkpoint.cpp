@@ -114,6 +114,7 @@ TensorList parse_zip(const std::string& bytes, const std::string& name) {
   }
   std::string ctx = str_cat("'", name, "' (", prefix, "/data.pkl)");
   std::map<std::string, ValuePtr> storages;
+  uint64_t allocated = 0;
   auto load = [&](const Value& pid) -> ValuePtr {
     StorageId id = parse_pid(pid, 5, ctx);
     auto it = storages.find(id.key);
@@ -128,7 +129,13 @@ TensorList parse_zip(const std::string& bytes, const std::string& name) {
     GRAFT_CHECK(static_cast<uint64_t>(id.numel) <= data.size() && data.size() == want, "'", name,
                 "': entry '", entry, "' has ", data.size(), " bytes; expected ", id.numel,
                 " elements of ", c10::elementSize(id.dtype), " bytes");
+    // All storages together must fit in the file, as in the legacy format
+    // (the reader already refuses entries that share bytes).
+    GRAFT_CHECK(data.size() <= bytes.size() - allocated, "'", name, "': entry '", entry, "' (",
+                data.size(), " bytes) would bring the storages to ", allocated + data.size(),
+                " bytes, more than the file's ", bytes.size(), " bytes");
     ValuePtr v = new_storage(id, data.size(), ctx);
+    allocated += data.size();
     fill_storage(v->tensor, data, ctx, id.key);
     storages.emplace(id.key, v);
     return v;
@@ -274,7 +281,7 @@ TensorList parse_torch_checkpoint(const std::string& bytes, const std::string& n
 }
 
 TensorList load_torch_checkpoint(const std::string& path) {
-  return parse_torch_checkpoint(read_file(path), path);
+  return parse_torch_checkpoint(read_regular_file(path), path);
 }
 
 }  // namespace graft

@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+
 #include "graft/core/error.h"
 
 namespace graft::zip {
@@ -143,6 +145,37 @@ Reader::Reader(std::string_view data, std::string name) : data_(data), name_(std
                 "': the zip archive has two entries named '", entry_name, "'");
     names_.push_back(entry_name);
   }
+  // Each entry's bytes (local header, name, extra field, data) must lie
+  // before the central directory and apart from every other entry's:
+  // entries sharing bytes would let a small archive stand for many times
+  // its size once each entry is loaded.
+  struct Span {
+    uint64_t begin, end;
+    const std::string* entry;
+  };
+  std::vector<Span> spans;
+  spans.reserve(names_.size());
+  for (const auto& n : names_) {
+    const Entry& e = entries_.at(n);
+    Cursor l(data_, name_);
+    l.seek(e.local_offset, "local header");
+    l.take(26, "local header");  // signature .. sizes (checked by read())
+    uint64_t local_name = l.uint(2, "local header");
+    uint64_t local_extra = l.uint(2, "local header");
+    uint64_t header_end = l.pos() + local_name + local_extra;
+    GRAFT_CHECK(e.compressed_size <= cd_offset && header_end <= cd_offset - e.compressed_size, "'",
+                name_, "': zip entry '", n, "' (local header at offset ", e.local_offset, ", ",
+                e.compressed_size, " data bytes) reaches past the start of the central directory at ",
+                cd_offset);
+    spans.push_back({e.local_offset, header_end + e.compressed_size, &n});
+  }
+  std::stable_sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < spans.size(); ++i)
+    GRAFT_CHECK(spans[i].begin >= spans[i - 1].end, "'", name_, "': zip entries '",
+                *spans[i - 1].entry, "' (bytes ", spans[i - 1].begin, " to ", spans[i - 1].end,
+                ") and '", *spans[i].entry, "' (from byte ", spans[i].begin,
+                ") overlap; expected every entry to have bytes of its own");
 }
 
 std::string_view Reader::read(const std::string& entry) const {

@@ -20,6 +20,8 @@
 #include <gtest/gtest.h>
 
 #include "graft/core/files.h"
+#include "graft/weights/safetensors.h"
+#include "graft/weights/torch_checkpoint.h"
 #include "test_util.h"
 #include "../../fuzz/replay.h"
 
@@ -101,6 +103,41 @@ TEST(FuzzReplay, JsonFilesSeedsAndMutations) {
 
 TEST(FuzzReplay, TextDataSeedsAndMutations) {
   fuzz_run(graft_fuzz_text_data, "text_data_fuzz", 7);
+}
+
+TEST(FuzzReplay, ZipSeedsAndMutations) { fuzz_run(graft_fuzz_zip, "zip_fuzz", 8); }
+
+// Decodes only images whose header claims at most a megapixel.
+TEST(FuzzReplay, ImageHeaderSeedsAndMutations) {
+  fuzz_run(graft_fuzz_image_header, "image_header_fuzz", 9);
+}
+
+// The inputs that once made a parser allocate hundreds of megabytes or more
+// (fuzz/make_memory_seeds.py; graft_sanitize_replay bounds their memory):
+// each is now refused, for its own reason.
+TEST(FuzzReplay, MemoryRegressionsAreRefusedForTheirReason) {
+  const fs::path dir = fs::path(GRAFT_SOURCE_DIR) / "fuzz" / "corpus";
+  auto error = [](auto&& parse) {
+    try {
+      parse();
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  const std::string st = read_file((dir / "safetensors_fuzz/memory/overlap.safetensors").string());
+  EXPECT_NE(error([&] { parse_safetensors(st, "overlap.safetensors"); })
+                .find("tensor 't1' data_offsets [0, 124928] overlap tensor 't0'"),
+            std::string::npos);
+  const std::pair<const char*, const char*> torch_cases[] = {
+      {"zip_overlap.pth", "zip entries 'archive/data/0' (bytes "},
+      {"pickle_ordereddict.pth", "the pickle makes more than "},
+      {"pickle_memo.pth", "the memo would hold 1026 entries for 1 values made"}};
+  for (const auto& [file, reason] : torch_cases) {
+    const std::string bytes = read_file((dir / "torch_checkpoint_fuzz/memory" / file).string());
+    const std::string m = error([&] { parse_torch_checkpoint(bytes, file); });
+    EXPECT_NE(m.find(reason), std::string::npos) << file << ": " << m;
+  }
 }
 
 // The tfjs seeds are valid inputs: the corpus exercises the decoders, not

@@ -10,6 +10,13 @@ namespace graft {
 /// Reads a whole file. Throws graft::Error naming the path if it cannot.
 std::string read_file(const std::string& path);
 
+/// Reads a whole file that must be a regular file (symlinks followed). A
+/// character device (/dev/zero), block device, FIFO, socket or folder is
+/// refused before anything is read, with a graft::Error naming the path and
+/// what it is: the parsers of weight files read their input whole, and such a
+/// path would never end or would block. (read_file keeps accepting them.)
+std::string read_regular_file(const std::string& path);
+
 /// Reads at most the first `n` bytes of a file (fewer if it is shorter).
 std::string read_file_prefix(const std::string& path, size_t n);
 

@@ -30,7 +30,10 @@ std::vector<uint8_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const s
 /// Decodes an image file: 8-bit, 1 channel (grey) or 3 channels in RGB order
 /// (alpha dropped, 16-bit scaled to 8-bit, EXIF orientation ignored as PIL
 /// and torchvision do). Throws graft::Error naming the file if it cannot be
-/// read or decoded, including a JPEG that ends before its last scan.
+/// read or decoded, including a JPEG that ends before its last scan, a file
+/// that is not PNG, JPEG, BMP, GIF, PNM, WebP or TIFF, and an image whose
+/// header claims more than max_image_pixels() (graft/data/image_header.h),
+/// which is refused before decoding.
 cv::Mat load_image(const std::string& path);
 /// The same from the bytes of an image file; `name` is used in errors.
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& name);

@@ -30,10 +30,15 @@ struct SafetensorsFile {
 };
 
 /// Parses safetensors bytes; `name` is used in error messages. Every offset,
-/// dtype and shape is checked: a bad file throws graft::Error naming it.
+/// dtype and shape is checked: a bad file throws graft::Error naming it. As
+/// Hugging Face's reader: sorted by offset, the tensors must cover the data
+/// section exactly (no overlaps, no gaps, nothing after the last), a shape's
+/// element count and byte size must fit in 64 bits, and BOOL bytes must be
+/// 0 or 1. All of this is checked before any tensor is allocated.
 SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& name);
 
-/// Reads a safetensors file.
+/// Reads a safetensors file. A path that is not a regular file (/dev/zero, a
+/// FIFO, a folder) is refused before anything is read.
 SafetensorsFile load_safetensors(const std::string& path);
 
 }  // namespace graft

@@ -35,9 +35,16 @@ bool is_torch_checkpoint(const std::string& bytes);
 /// a truncated or damaged archive, a missing entry, wrong magic, an unknown
 /// opcode, a class outside the allow-list, an unknown storage type, a view
 /// outside its storage, sizes and strides that disagree, or no tensors.
+/// Files that would stand for far more memory than their size are refused
+/// too: zip entries that share bytes (or reach into the central directory),
+/// storages larger in total than the file, a pickle memo with more entries
+/// than values, and a pickle making more than 4 objects (values, container
+/// elements, memo entries) per byte of it plus 65536.
 TensorList parse_torch_checkpoint(const std::string& bytes, const std::string& name);
 
-/// Reads and parses a torch.save file; see parse_torch_checkpoint.
+/// Reads and parses a torch.save file; see parse_torch_checkpoint. A path
+/// that is not a regular file (/dev/zero, a FIFO, a folder) is refused before
+/// anything is read.
 TensorList load_torch_checkpoint(const std::string& path);
 
 }  // namespace graft

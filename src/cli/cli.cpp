@@ -8,6 +8,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/runtime.h"
+#include "graft/data/image_header.h"
 #include "verbs.h"
 
 namespace graft::cli {
@@ -23,6 +24,14 @@ void add_precision(CLI::App& sub, std::string& precision) {
                  "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
                  "models; fp32 master weights when training)")
       ->capture_default_str();
+}
+
+void add_max_pixels(CLI::App& sub) {
+  sub.add_option_function<int64_t>(
+         "--max-pixels", [](const int64_t& pixels) { set_max_image_pixels(pixels); },
+         "Images claiming more pixels than this (in their header) are refused before decoding")
+      ->default_str(std::to_string(kDefaultMaxImagePixels))
+      ->check(CLI::PositiveNumber);
 }
 
 namespace {

@@ -131,6 +131,7 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--weights", o->weights, "Source model weights (with --backbone)");
   sub->add_option("--batch-size", o->batch_size, "Batch size")->capture_default_str();
   add_threads(*sub, o->threads);
+  add_max_pixels(*sub);
   add_precision(*sub, o->precision);
   sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();

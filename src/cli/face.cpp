@@ -54,6 +54,7 @@ void add_common(CLI::App& sub, FaceCommon& c) {
                  "OpenCV Haar cascade for --detector haar (default: Debian opencv-data's "
                  "haarcascade_frontalface_default.xml)");
   add_threads(sub, c.threads);
+  add_max_pixels(sub);
 }
 
 FacePipeline make_pipeline(const FaceCommon& c) {

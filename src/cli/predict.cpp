@@ -218,6 +218,7 @@ void add_predict(CLI::App& app, Action& run) {
   sub->add_option("--top-k", o->top_k, "Labels per input")->capture_default_str();
   sub->add_flag("--json", o->json, "One JSON object per input");
   add_threads(*sub, o->threads);
+  add_max_pixels(*sub);
   add_precision(*sub, o->precision);
   sub->callback([&run, o] { run = [o] { return run_predict(*o); }; });
 }

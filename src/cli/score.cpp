@@ -31,6 +31,7 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   sub->add_option("--batch-size", o->batch_size, "Batch size")->capture_default_str();
   add_threads(*sub, o->threads);
+  add_max_pixels(*sub);
   sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--cache-dir", o->cache_dir, "Feature cache folder (shared with graft train)");

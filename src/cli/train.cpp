@@ -120,6 +120,9 @@ void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
   sub.add_option("--stop-after-epoch", o.stop_after_epoch,
                  "Pause after this many epochs (checkpointed, exit 130; --resume goes on)");
   sub.add_flag("--strict", o.strict, "Unreadable images are errors instead of counted warnings");
+  sub.add_option("--max-pixels", o.max_pixels,
+                 "Images claiming more pixels than this (in their header) are refused before decoding")
+      ->capture_default_str();
   sub.add_flag("--quiet", o.quiet, "No progress or per-epoch lines");
   if (!text_flags) return;  // graft pretrain has its own --vocab and --max-length
   auto text = "Text task (--task text)";

@@ -30,5 +30,7 @@ void add_face_train(CLI::App& app, Action& run);
 void add_threads(CLI::App& sub, int& threads);
 /// --precision fp32|bf16 (checked where it is used).
 void add_precision(CLI::App& sub, std::string& precision);
+/// --max-pixels: the image pixel limit of this process (set_max_image_pixels).
+void add_max_pixels(CLI::App& sub);
 
 }  // namespace graft::cli

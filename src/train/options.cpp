@@ -25,7 +25,7 @@ constexpr int64_t kMaxBatch = 1 << 20;
   X(lr) X(backbone_lr_mult) X(layer_decay) X(weight_decay) X(momentum) X(nesterov)        \
   X(schedule) X(warmup_epochs) X(step_size) X(gamma) X(label_smoothing) X(class_weights)  \
   X(clip_grad) X(patience) X(augment) X(feature_cache) X(precision) X(cache_dir) X(seed) X(threads)    \
-  X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(quiet) X(text_column)       \
+  X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(max_pixels) X(quiet) X(text_column)       \
   X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
   X(grad_accum) X(bucket) X(dropout)
 
@@ -156,7 +156,8 @@ void validate(const TrainOptions& o) {
       {"--stop-after-epoch", o.stop_after_epoch, 0, kMaxEpochs},
       {"--grad-accum", o.grad_accum, 1, kMaxBatch},
       {"--threads", o.threads, 0, 4096},
-      {"--workers", o.workers, 0, 4096}};
+      {"--workers", o.workers, 0, 4096},
+      {"--max-pixels", o.max_pixels, 1, int64_t{1} << 40}};
   for (const auto& [flag, v, lo, hi] : ints)
     GRAFT_CHECK_USAGE(v >= lo && v <= hi, flag, ": ", v, " (expected an integer from ", lo, " to ",
                       hi, ")");

@@ -17,6 +17,7 @@
 #include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
+#include "graft/data/image_header.h"
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
 #include "graft/data/order.h"
@@ -383,6 +384,7 @@ TrainSummary train(TrainOptions options) {
   GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o.weights,
                     "' does not exist (expected a weight file, a run directory, or none)");
   set_threads(o.threads);
+  set_max_image_pixels(o.max_pixels);
   const torch::Device device = parse_device(o.device);
   make_head(o.head, 8, 2);  // checks --head before any long work
 

@@ -248,6 +248,23 @@ TEST_F(Cli, PredictNamesAFolderInputAndKeepsTheOthers) {
   EXPECT_TRUE(contains(r.err, "2 of 3 inputs could not be read")) << r.err;
 }
 
+// --max-pixels: the 32x32 images (1,024 pixels) are over a limit of 1,000,
+// refused from their header; with the default limit they are read.
+TEST_F(Cli, MaxPixelsRefusesLargerImagesBeforeDecoding) {
+  ASSERT_EQ(graft_cli(train_args(dir_ / "run")).code, 0);
+  Result p = graft_cli({"predict", dir_ / "run", dir_ / "test/class0/img0.png", "--max-pixels", "1000"});
+  EXPECT_EQ(p.code, 1);
+  EXPECT_TRUE(contains(p.err, dir_ / "test/class0/img0.png")) << p.err;
+  EXPECT_TRUE(contains(p.err, "32x32")) << p.err;
+  auto args = train_args(dir_ / "small");
+  args.insert(args.end(), {"--max-pixels", "1000"});
+  Result t = graft_cli(args);
+  EXPECT_EQ(t.code, 1);
+  EXPECT_TRUE(contains(t.err, "has no readable training image")) << t.err;
+  auto config = nlohmann::json::parse(read_file(dir_ / "run/config.json"));
+  EXPECT_EQ(config["options"]["max_pixels"].get<int64_t>(), 50000000);
+}
+
 TEST(CliSource, AkamasterResNet20OnCifar10Jpegs) {
   const std::string dir = "pretrained/resnet_cifar10_akamaster/";
   std::string original = test::shared_data(dir + "resnet20-12fca82f.th");

@@ -331,7 +331,7 @@ TEST(WeightFileHardening, AFifoIsRefusedWithoutWaitingForAWriter) {
     while (!done) {
       int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
       if (fd >= 0) {
-        (void)!write(fd, "not weights", 11);
+        (void)!::write(fd, "not weights", 11);
         close(fd);
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));

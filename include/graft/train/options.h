@@ -72,6 +72,9 @@ struct TrainOptions {
   bool overwrite = false;
   bool resume = false;
   bool strict = false;
+  /// Images whose header claims more pixels than this are refused before
+  /// decoding (skipped and counted, or an error with strict).
+  int64_t max_pixels = 50'000'000;
   bool quiet = false;
 
   // Text task (--task text).

@@ -5,8 +5,8 @@
 /// compare). The input becomes each of those files in turn; every reader must
 /// accept it or throw graft::Error, never crash, overflow its stack or throw
 /// anything else. Needs the whole library: replayed by the tests
-/// (tests/weights/fuzz_replay_test.cpp); the sanitizer replay runs json_fuzz,
-/// the JSON reader and the gallery alone.
+/// (tests/weights/fuzz_replay_test.cpp); the sanitizer replay runs json_fuzz
+/// (the JSON reader and the gallery alone).
 
 #include <unistd.h>
 

@@ -121,7 +121,8 @@ int main(int argc, char** argv) {
                  {"text_data_fuzz", graft_fuzz_text_data},
                  {"image_fuzz", graft_fuzz_image},
                  {"zip_fuzz", graft_fuzz_zip},
-                 {"image_header_fuzz", graft_fuzz_image_header}};
+                 {"image_header_fuzz", graft_fuzz_image_header},
+                 {"json_fuzz", graft_fuzz_json}};
   __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
   int failures = 0;
   uint64_t seed = 1;

@@ -19,14 +19,14 @@ fi
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER="$cxx" -DGRAFT_FUZZ=ON -DGRAFT_BUILD_TESTS=OFF >/dev/null
-ninja -C "$build" -j"${JOBS:-2}" safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz idx_fuzz vocab_fuzz text_data_fuzz image_fuzz zip_fuzz image_header_fuzz
+ninja -C "$build" -j"${JOBS:-2}" safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz idx_fuzz vocab_fuzz text_data_fuzz image_fuzz zip_fuzz image_header_fuzz json_fuzz
 
 # LibTorch is not instrumented and keeps allocations alive at exit.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 # Images claiming more pixels than this are refused by OpenCV, not allocated.
 export OPENCV_IO_MAX_IMAGE_PIXELS=${OPENCV_IO_MAX_IMAGE_PIXELS:-4000000}
 status=0
-for target in safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz idx_fuzz vocab_fuzz text_data_fuzz image_fuzz zip_fuzz image_header_fuzz; do
+for target in safetensors_fuzz torch_checkpoint_fuzz tfjs_fuzz idx_fuzz vocab_fuzz text_data_fuzz image_fuzz zip_fuzz image_header_fuzz json_fuzz; do
   # The seeds stay untouched; new inputs go to the build folder.
   corpus="$build/corpus/$target"
   mkdir -p "$corpus" "$build/findings/$target"

@@ -101,6 +101,8 @@ TEST(FuzzReplay, JsonFilesSeedsAndMutations) {
   fuzz_run(graft_fuzz_json_files, "json_files_fuzz", 8, 20000);
 }
 
+TEST(FuzzReplay, JsonSeedsAndMutations) { fuzz_run(graft_fuzz_json, "json_fuzz", 9); }
+
 TEST(FuzzReplay, TextDataSeedsAndMutations) {
   fuzz_run(graft_fuzz_text_data, "text_data_fuzz", 7);
 }

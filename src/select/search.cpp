@@ -593,6 +593,8 @@ SearchResult run_search(const SearchOptions& so) {
     make_dirs(base.out);
     write_file_atomic(state_path, search_json.dump(2) + "\n");
   }
+  // Left by a kill -9 during a write; the files they were meant to replace are intact.
+  remove_stale_temporaries(base.out);
   for (auto& t : trials) make_dirs(t.r.dir);
 
   SearchResult result;

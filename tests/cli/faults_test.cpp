@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "graft/core/files.h"
+#include "graft/core/json.h"
 #include "graft/face/face_train.h"
 #include "graft/face/gallery.h"
 #include "graft/face/nets.h"
@@ -353,6 +354,35 @@ TEST(Faults, KillNineDuringFaceTrainingAndEnrolmentKeepsWhatWasThere) {
   EXPECT_EQ(read_file(g), before);
   EXPECT_EQ(read_gallery(g).identities.size(), 2u);
   std::cout << "[ faults ] face train and enroll: 4 kills, each during a write\n";
+}
+
+// A search's own files: search.json (its settings, written first) and
+// results.json (written last). A kill during either leaves a folder that
+// --resume (or, before search.json, a fresh start) carries to the same end.
+TEST(Faults, KillNineDuringSearchWritesResumes) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "data", 2, 8, 32);
+  write_file_atomic(dir / "space.json", R"({"lr": [0.01, 0.1]})");
+  const std::string out = dir / "search";
+  const std::vector<std::string> fresh = {
+      "search", "--space", dir / "space.json", "--method", "grid", "--data", dir / "data",
+      "--val", dir / "data", "--backbone", "resnet20", "--strategy", "full", "--epochs", "1",
+      "--batch-size", "8", "--augment", "none", "--threads", "1", "--workers", "1", "--quiet",
+      "--overwrite", "--out", out};
+  const std::vector<std::string> resume = {"search", "--resume", "--threads", "1", "--workers",
+                                           "1", "--quiet", "--out", out};
+  for (const char* file : {"search.json", "results.json"}) {
+    SCOPED_TRACE(file);
+    Child c = start(fs::exists(out + "/search.json") ? resume : fresh, dir / "log.txt",
+                    {"GRAFT_FAULT_WRITE_DELAY_MS=250"});
+    ASSERT_TRUE(kill_during_write(c, out, file, 1)) << read_file(dir / "log.txt");
+    if (fs::exists(out + "/results.json")) EXPECT_NO_THROW(read_json_file(out + "/results.json"));
+  }
+  ASSERT_EQ(wait_for(start(resume, dir / "log.txt")), 0) << read_file(dir / "log.txt");
+  const auto results = read_json_file(out + "/results.json");
+  EXPECT_EQ(results.at("trials").size(), 2u);
+  EXPECT_EQ(temporaries(out), 0);
+  std::cout << "[ faults ] search: 2 kills, each during a write\n";
 }
 
 TEST(Faults, FullDiskIsAClearErrorAndKeepsThePreviousCheckpoint) {

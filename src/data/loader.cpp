@@ -19,8 +19,7 @@ namespace {
 /// A made batch, or why it could not be made.
 struct Made {
   std::optional<Batch> batch;       // nullopt when every sample failed
-  std::vector<std::string> failed;  // identities of samples left out
-  std::vector<size_t> failed_positions;  // and their positions in the set
+  std::vector<size_t> failed;       // positions in the set of samples left out
   std::string first_error;          // message of the first failure
   std::exception_ptr error;         // strict mode, or a non-decode error
 };
@@ -77,8 +76,7 @@ Made Loader::State::make(int64_t k) {
         return made;
       }
       if (made.failed.empty()) made.first_error = e.what();
-      made.failed.push_back(set.identity(pos));
-      made.failed_positions.push_back(pos);
+      made.failed.push_back(pos);
       continue;
     }
     try {
@@ -143,6 +141,7 @@ Loader::Loader(ImageSet set, InputSpec spec, LoaderOptions options)
   options.prefetch = std::max(options.prefetch, 1);
   State& s = *state_;
   s.set = std::move(set);
+  s.skipped_by_class.assign(s.set.classes.size(), 0);
   s.spec = spec;
   s.options = options;
   // The same order as the feature-cache path (epoch_order), so both see the
@@ -195,13 +194,8 @@ std::optional<Batch> Loader::next() {
     if (made.error) std::rethrow_exception(made.error);
     if (!made.failed.empty()) {
       s.skipped += int64_t(made.failed.size());
-      for (size_t pos : made.failed_positions) {
-        const int label = s.set.samples[pos].label;
-        if (label >= 0) {
-          if (s.skipped_by_class.size() <= size_t(label)) s.skipped_by_class.resize(size_t(label) + 1, 0);
-          s.skipped_by_class[size_t(label)] += 1;
-        }
-      }
+      for (size_t pos : made.failed)
+        s.skipped_by_class.at(size_t(s.set.samples[pos].label)) += 1;
       if (!s.warned) {
         s.warned = true;
         log_warn(str_cat(made.first_error,
@@ -217,10 +211,6 @@ int64_t Loader::num_batches() const { return state_->num_batches; }
 
 int64_t Loader::skipped() const { return state_->skipped; }
 
-std::vector<int64_t> Loader::skipped_per_class() const {
-  std::vector<int64_t> out = state_->skipped_by_class;
-  out.resize(std::max(out.size(), state_->set.classes.size()), 0);
-  return out;
-}
+std::vector<int64_t> Loader::skipped_per_class() const { return state_->skipped_by_class; }
 
 }  // namespace graft

@@ -74,6 +74,9 @@ void add_integer_checks(CLI::App& app) {
 }
 
 int parse_and_run(const std::vector<std::string>& args) {
+  // Process-wide settings that a verb's flags change start from their
+  // defaults on every call (tests and embedders call run() many times).
+  set_max_image_pixels(kDefaultMaxImagePixels);
   CLI::App app{"graft: transfer learning in C++ on LibTorch", "graft"};
   app.set_version_flag("--version", std::string("graft ") + GRAFT_VERSION);
   app.require_subcommand(1);

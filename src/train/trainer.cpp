@@ -384,7 +384,12 @@ TrainSummary train(TrainOptions options) {
   GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o.weights,
                     "' does not exist (expected a weight file, a run directory, or none)");
   set_threads(o.threads);
-  set_max_image_pixels(o.max_pixels);
+  // The run's pixel limit, for this call only (the library may train again).
+  struct PixelLimit {
+    const int64_t before = max_image_pixels();
+    explicit PixelLimit(int64_t pixels) { set_max_image_pixels(pixels); }
+    ~PixelLimit() { set_max_image_pixels(before); }
+  } pixel_limit(o.max_pixels);
   const torch::Device device = parse_device(o.device);
   make_head(o.head, 8, 2);  // checks --head before any long work
 
@@ -457,9 +462,11 @@ TrainSummary train(TrainOptions options) {
     io.label = "features train";
     train_feats = features(data.train);
     if (!group) {
+      // The cache holds the samples that decoded: the rest were skipped.
       std::vector<int64_t> skipped = data.train.class_counts();
-      for (int64_t i = 0; i < train_feats.labels.size(0); ++i)
-        skipped[static_cast<size_t>(train_feats.labels[i].item<int64_t>())] -= 1;
+      const torch::Tensor read =
+          torch::bincount(train_feats.labels.to(torch::kCPU), {}, static_cast<int64_t>(skipped.size()));
+      for (size_t c = 0; c < skipped.size(); ++c) skipped[c] -= read[static_cast<int64_t>(c)].item<int64_t>();
       check_readable(o, data.train, skipped);
     }
     if (data.val.size() > 0) {

@@ -177,14 +177,10 @@ std::string resolve_vocab(const TrainOptions& o, const std::string& wfile) {
                            wfile.empty() ? std::string() : str_cat(" (there is none beside '", wfile, "')")));
 }
 
-torch::Tensor class_weights(const TrainOptions& o, const std::vector<int64_t>& labels, size_t classes) {
-  if (o.class_weights != "auto") return {};
+std::vector<int64_t> class_counts(const std::vector<int64_t>& labels, size_t classes) {
   std::vector<int64_t> counts(classes, 0);
   for (auto y : labels) counts[static_cast<size_t>(y)] += 1;
-  std::vector<float> w;
-  const double n = static_cast<double>(labels.size());
-  for (auto c : counts) w.push_back(static_cast<float>(n / (double(classes) * std::max<int64_t>(c, 1))));
-  return torch::tensor(w);
+  return counts;
 }
 
 }  // namespace
@@ -215,382 +211,335 @@ std::vector<ParamGroup> text_param_groups(torch::nn::Module& model, const TrainO
   return groups;
 }
 
-TrainSummary train_text(const TrainOptions& options) {
-  const TrainOptions& o = options;
-  validate(o);
-  // Data parallel (dist/): --batch-size is the global batch; every step's
-  // texts are dealt out between the ranks; rank 0 ("lead") alone writes.
-  const std::shared_ptr<dist::Group> group = o.group && o.group->size() > 1 ? o.group : nullptr;
-  const int rank = group ? group->rank() : 0, world = group ? group->size() : 1;
-  const bool lead = rank == 0;
-  GRAFT_CHECK_USAGE(o.batch_size % world == 0, "--batch-size ", o.batch_size, " is the global batch of ",
-                    world, " workers and must be a multiple of ", world);
-  const int64_t local_batch = o.batch_size / world;
-  if (group) check_same_options(*group, o);
-  const bool is_tfidf = o.backbone == "tfidf";
-  const std::string wfile = is_tfidf ? "" : text_weights_file(o.weights);
-  GRAFT_CHECK_USAGE(!(is_tfidf && o.weights != "none"), "--weights: the tfidf backbone has no source "
-                    "weights (got '", o.weights, "'; expected none)");
-  GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o.weights,
-                    "' does not exist (expected a BERT weight file, a pretraining run or a Hugging "
-                    "Face folder, or none)");
-  set_threads(o.threads);
-  const std::string vocab_path = resolve_vocab(o, wfile);
-  WordPieceOptions wo;
-  wo.lower_case = !o.cased;
-  auto wp = std::make_shared<WordPiece>(WordPiece::from_file(vocab_path, wo));
+namespace {
 
-  TextModel m;
-  m.tokenizer = wp;
-  m.info.architecture = is_tfidf ? "tfidf" : "bert";
-  m.info.backbone = o.backbone;
-  m.info.lower_case = wo.lower_case;
-  m.info.source_weights = o.weights;
-  // TF-IDF counts every token; BERT reads at most max_length.
-  m.info.max_length = is_tfidf ? (int64_t(1) << 30) : o.max_length;
-  Strategy strategy;
-  int64_t num_layers = 0;
-  if (is_tfidf) {
-    GRAFT_CHECK_USAGE(o.strategy == "linear", "--strategy: '", o.strategy,
-                      "' (the tfidf backbone has nothing to fine-tune; expected linear)");
-  } else {
-    m.info.bert = resolve_config(o, wfile, static_cast<int64_t>(wp->size()));
-    num_layers = m.info.bert.num_hidden_layers;
-    strategy = parse_strategy(o.strategy, static_cast<int>(num_layers));
-  }
-  m.info.classifier_dropout = m.info.bert.hidden_dropout_prob;
-  // Source weights are read and checked before any long work.
-  TensorList source;
-  if (!wfile.empty()) {
-    source = read_weights(wfile);
-    check_finite_weights(source, wfile);
+// One text run: everything before the loop in the constructor, the steps for
+// the loop after. TF-IDF and a frozen BERT (linear) train the head on rows
+// computed once; otherwise every step runs BERT.
+class TextTask final : public LoopTask {
+ public:
+  explicit TextTask(const TrainOptions& o) : o_(o), group_(active_group(o)) {
+    rank_ = group_ ? group_->rank() : 0;
+    world_ = group_ ? group_->size() : 1;
+    GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size, " is the global batch of ",
+                      world_, " workers and must be a multiple of ", world_);
+    local_batch_ = o.batch_size / world_;
+    if (group_) check_same_options(*group_, o);
+    is_tfidf_ = o.backbone == "tfidf";
+    wfile_ = is_tfidf_ ? "" : text_weights_file(o.weights);
+    GRAFT_CHECK_USAGE(!(is_tfidf_ && o.weights != "none"), "--weights: the tfidf backbone has no source "
+                      "weights (got '", o.weights, "'; expected none)");
+    GRAFT_CHECK_USAGE(wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
+                      "' does not exist (expected a BERT weight file, a pretraining run or a Hugging "
+                      "Face folder, or none)");
+    set_threads(o.threads);
+    describe_model();
+    read_data();
+    if (rank_ == 0) prepare_run_dir(o);
+    if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
+    seed_everything(mix_seed(o.seed, 201));
+    const std::vector<std::string> trainable = is_tfidf_ ? build_tfidf() : build_bert();
+    write_config(trainable);
+    cache_rows();
+    n_train_ = static_cast<int64_t>(train_.inputs.size());
+    step_batch_ = o.batch_size * o.grad_accum;
+    class_w_ = class_weight_tensor(o, class_counts(train_.labels, classes_.size()));
+    // Only the BERT forward pass gains from batches of similar length.
+    bucket_ = (o.bucket && !cached_ && !is_tfidf_) ? kBucketBatches : 1;
   }
 
-  // Data.
-  TextSet train_set = read_set(o.data, "--data", o, {});
-  std::vector<TextExample> train_ex, val_ex;
-  std::string val_source = o.data;
-  if (o.val.empty()) {
-    std::tie(train_ex, val_ex) = split_examples(train_set, o.val_split, o.seed);
-  } else {
-    train_ex = train_set.examples;
-    val_ex = read_set(o.val, "--val", o, train_set.classes).examples;
-    val_source = o.val;
+  torch::nn::Module& module() override { return m_.module(); }
+  std::vector<ParamGroup> param_groups() override {
+    if (!is_tfidf_) return text_param_groups(module(), o_, num_layers_);
+    ParamGroup w{"head", {m_.tfidf_head->classifier->weight}, o_.lr, o_.weight_decay};
+    ParamGroup b{"head/no_decay", {m_.tfidf_head->classifier->bias}, o_.lr, 0.0};
+    return {w, b};
   }
-  TextSet test_set;
-  const bool has_test = !o.test.empty();
-  if (has_test) test_set = read_set(o.test, "--test", o, train_set.classes);
-  const auto& classes = train_set.classes;
-  const int64_t num_classes = static_cast<int64_t>(classes.size());
-  GRAFT_CHECK(num_classes >= 2, "--data '", o.data, "' has ", num_classes,
-              " class (expected at least 2 labels)");
-  m.info.classes = classes;
-  m.info.pairs = train_set.has_pairs;
-  Encoded train = encode_all(train_ex, *wp, m.info.max_length, m.info.pairs, o.data);
-  Encoded val = encode_all(val_ex, *wp, m.info.max_length, m.info.pairs, val_source);
-  for (const auto* e : {&train, &val})
-    if (e->truncated_texts > 0)
-      log_warn(str_cat(e->truncated_texts, " of ", e->inputs.size(), " texts of '",
-                       e == &train ? o.data : val_source, "' are longer than --max-length ",
-                       o.max_length, " tokens and were truncated (", e->truncated_tokens,
-                       " tokens dropped)"));
-  if (lead) prepare_run_dir(o);
-  if (group) group->barrier("start of training (rank 0 prepares the run directory)");
+  int64_t steps_per_epoch() override { return (n_train_ + step_batch_ - 1) / step_batch_; }
+  int64_t items_per_epoch() override { return (n_train_ + world_ - 1) / world_; }
+  const char* unit() const override { return "texts/s"; }
+  bool one_backward_per_step() const override { return o_.grad_accum == 1; }
 
-  // Model.
-  seed_everything(mix_seed(o.seed, 201));
-  std::vector<std::string> trainable;
-  if (is_tfidf) {
-    std::vector<std::vector<int64_t>> docs;
-    for (const auto& e : train.inputs) docs.push_back(tfidf_tokens(e));
-    m.tfidf = std::make_shared<Tfidf>(Tfidf::fit(docs, TfidfOptions{}));
-    log_info(str_cat("tfidf: ", m.tfidf->size(), " terms (WordPiece unigrams and bigrams in at least ",
-                     TfidfOptions{}.min_df, " training texts)"));
-    GRAFT_CHECK(m.tfidf->size() > 0, "--data '", o.data, "': no term occurs in ", TfidfOptions{}.min_df,
-                " training texts (expected a larger training set)");
-    m.tfidf_head = TfidfClassifier(m.tfidf->size(), num_classes);
-    trainable.push_back("head");
-  } else {
-    m.bert = BertClassifier(m.info.bert, num_classes, m.info.classifier_dropout);
-    init_bert_weights(*m.bert);
-    if (!wfile.empty()) {
-      // A text run as the source: its classifier is replaced by the new head.
-      TensorList encoder;
-      for (auto& [name, t] : source)
-        if (name.rfind("classifier.", 0) != 0) encoder.emplace_back(name, t);
-      LoadReport r = load_bert_weights(*m.bert, encoder);
-      GRAFT_CHECK(r.mismatched.empty(), "--weights '", wfile, "' does not fit the model of ",
-                  config_beside(wfile).empty() ? std::string("--backbone ") + o.backbone
-                                               : "'" + config_beside(wfile) + "'",
-                  ": ", r.summary());
-      GRAFT_CHECK(r.loaded > 0, "--weights '", wfile, "' shares no tensor with BERT: ", r.summary());
-      std::vector<std::string> missing;
-      for (const auto& n : r.missing)
-        if (n.rfind("classifier.", 0) != 0) missing.push_back(n);
-      GRAFT_CHECK(missing.empty() || !o.weights_strict, "--weights '", wfile, "' lacks ",
-                  missing.size(), " tensors (--weights-strict): ", r.summary());
-      if (!missing.empty())
-        log_warn(str_cat("--weights '", wfile, "': ", missing.size(), " tensors not in the file keep "
-                         "their random initialisation (", missing.front(), (missing.size() > 1 ? ", ..." : ""), ")"));
+  void begin_epoch(int64_t epoch, int64_t first_step) override {
+    // Dropout: each rank its own stream (rank 0's is that of a run alone).
+    if (first_step == 0)
+      torch::manual_seed(mix_seed(o_.seed, 301 + static_cast<uint64_t>(rank_), static_cast<uint64_t>(epoch)));
+    module().train();
+    if (cached_) m_.bert->bert->eval();
+    batches_ = length_batches(epoch_order(static_cast<size_t>(n_train_), o_.seed, epoch, true), train_.lengths,
+                              step_batch_, bucket_);
+    if (bucket_ > 1) {
+      // Long and short batches interleaved, not in runs.
+      auto perm = epoch_order(batches_.size(), mix_seed(o_.seed, 401), epoch, true);
+      std::vector<std::vector<int64_t>> shuffled;
+      for (size_t i : perm) shuffled.push_back(std::move(batches_[i]));
+      batches_ = std::move(shuffled);
     }
-    for (auto& p : m.bert->named_parameters()) {
-      const int stage = bert_stage(p.key(), num_layers);
+  }
+
+  StepStats step(int64_t /*epoch*/, int64_t b) override {
+    const auto& global = batches_[static_cast<size_t>(b)];
+    // This rank's texts of the step: every world-th, from its rank.
+    std::vector<int64_t> batch;
+    for (size_t i = static_cast<size_t>(rank_); i < global.size(); i += static_cast<size_t>(world_))
+      batch.push_back(global[i]);
+    // Each text's loss weighs 1 / (texts in the whole step), so that the sum
+    // over micro-batches, and the mean over ranks x world, is the gradient of
+    // one batch of the whole step.
+    const double n = static_cast<double>(global.size()) / world_;
+    StepStats st;
+    for (size_t s = 0; s < batch.size(); s += static_cast<size_t>(local_batch_)) {
+      const auto end = batch.begin() + static_cast<std::ptrdiff_t>(
+                                           std::min(batch.size(), s + static_cast<size_t>(local_batch_)));
+      std::vector<int64_t> micro(batch.begin() + static_cast<std::ptrdiff_t>(s), end);
+      std::vector<int64_t> ys;
+      for (int64_t i : micro) ys.push_back(train_.labels[static_cast<size_t>(i)]);
+      torch::Tensor y = torch::tensor(ys, torch::kInt64);
+      torch::Tensor logits = batch_logits(train_, train_rows_, train_feats_, micro);
+      torch::Tensor loss = classification_loss(o_, logits, y, class_w_);
+      (loss * (static_cast<double>(micro.size()) / n)).backward();
+      st.loss_sum += loss.item<double>() * static_cast<double>(micro.size());
+      st.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    }
+    st.count = st.items = static_cast<int64_t>(batch.size());
+    return st;
+  }
+
+  bool has_validation() override { return !val_.inputs.empty(); }
+
+  Metrics validate() override {
+    torch::Tensor logits;
+    if (cached_ || is_tfidf_) {
+      torch::InferenceMode guard;
+      module().eval();
+      std::vector<int64_t> all(val_.inputs.size());
+      std::iota(all.begin(), all.end(), 0);
+      logits = batch_logits(val_, val_rows_, val_feats_, all);
+    } else {
+      logits = sharded_rows(group_.get(), static_cast<int64_t>(val_.inputs.size()), "validation logits",
+                            [&](const std::vector<size_t>& which) {
+                              std::vector<EncodedText> part;
+                              for (size_t i : which) part.push_back(val_.inputs[i]);
+                              return m_.logits(part, std::max<int64_t>(local_batch_, 64));
+                            });
+    }
+    return compute_metrics(logits, torch::tensor(val_.labels, torch::kInt64), classes_);
+  }
+
+  void save_model() override { save_text_model(o_.out, m_); }
+
+  void test(TrainSummary& summary) override {
+    if (o_.test.empty()) return;
+    const TextEvaluation test = evaluate_text_run(o_.out, o_.test, text_read_options(o_),
+                                                  std::max<int64_t>(o_.batch_size, 64), "--test", o_.out);
+    summary.has_test = true;
+    summary.test = test.metrics;
+  }
+
+ private:
+  // Tokenizer and model description: checked before any data is read.
+  void describe_model() {
+    vocab_path_ = resolve_vocab(o_, wfile_);
+    WordPieceOptions wo;
+    wo.lower_case = !o_.cased;
+    wp_ = std::make_shared<WordPiece>(WordPiece::from_file(vocab_path_, wo));
+    m_.tokenizer = wp_;
+    m_.info.architecture = is_tfidf_ ? "tfidf" : "bert";
+    m_.info.backbone = o_.backbone;
+    m_.info.lower_case = wo.lower_case;
+    m_.info.source_weights = o_.weights;
+    // TF-IDF counts every token; BERT reads at most max_length.
+    m_.info.max_length = is_tfidf_ ? (int64_t(1) << 30) : o_.max_length;
+    if (is_tfidf_) {
+      GRAFT_CHECK_USAGE(o_.strategy == "linear", "--strategy: '", o_.strategy,
+                        "' (the tfidf backbone has nothing to fine-tune; expected linear)");
+    } else {
+      m_.info.bert = resolve_config(o_, wfile_, static_cast<int64_t>(wp_->size()));
+      num_layers_ = m_.info.bert.num_hidden_layers;
+      strategy_ = parse_strategy(o_.strategy, static_cast<int>(num_layers_));
+    }
+    m_.info.classifier_dropout = m_.info.bert.hidden_dropout_prob;
+    // Source weights are read and checked before any long work.
+    if (!wfile_.empty()) {
+      source_ = read_weights(wfile_);
+      check_finite_weights(source_, wfile_);
+    }
+  }
+
+  void read_data() {
+    train_set_ = read_set(o_.data, "--data", o_, {});
+    std::vector<TextExample> train_ex, val_ex;
+    std::string val_source = o_.data;
+    if (o_.val.empty()) {
+      std::tie(train_ex, val_ex) = split_examples(train_set_, o_.val_split, o_.seed);
+    } else {
+      train_ex = train_set_.examples;
+      val_ex = read_set(o_.val, "--val", o_, train_set_.classes).examples;
+      val_source = o_.val;
+    }
+    if (!o_.test.empty()) test_size_ = read_set(o_.test, "--test", o_, train_set_.classes).examples.size();
+    classes_ = train_set_.classes;
+    const int64_t num_classes = static_cast<int64_t>(classes_.size());
+    GRAFT_CHECK(num_classes >= 2, "--data '", o_.data, "' has ", num_classes, " class (expected at least 2 labels)");
+    m_.info.classes = classes_;
+    m_.info.pairs = train_set_.has_pairs;
+    train_ = encode_all(train_ex, *wp_, m_.info.max_length, m_.info.pairs, o_.data);
+    val_ = encode_all(val_ex, *wp_, m_.info.max_length, m_.info.pairs, val_source);
+    for (const auto* e : {&train_, &val_})
+      if (e->truncated_texts > 0)
+        log_warn(str_cat(e->truncated_texts, " of ", e->inputs.size(), " texts of '",
+                         e == &train_ ? o_.data : val_source, "' are longer than --max-length ", o_.max_length,
+                         " tokens and were truncated (", e->truncated_tokens, " tokens dropped)"));
+  }
+
+  std::vector<std::string> build_tfidf() {
+    std::vector<std::vector<int64_t>> docs;
+    for (const auto& e : train_.inputs) docs.push_back(tfidf_tokens(e));
+    m_.tfidf = std::make_shared<Tfidf>(Tfidf::fit(docs, TfidfOptions{}));
+    log_info(str_cat("tfidf: ", m_.tfidf->size(), " terms (WordPiece unigrams and bigrams in at least ",
+                     TfidfOptions{}.min_df, " training texts)"));
+    GRAFT_CHECK(m_.tfidf->size() > 0, "--data '", o_.data, "': no term occurs in ", TfidfOptions{}.min_df,
+                " training texts (expected a larger training set)");
+    m_.tfidf_head = TfidfClassifier(m_.tfidf->size(), static_cast<int64_t>(classes_.size()));
+    return {"head"};
+  }
+
+  std::vector<std::string> build_bert() {
+    m_.bert = BertClassifier(m_.info.bert, static_cast<int64_t>(classes_.size()), m_.info.classifier_dropout);
+    init_bert_weights(*m_.bert);
+    if (!wfile_.empty()) load_source();
+    const int64_t L = num_layers_;
+    for (auto& p : m_.bert->named_parameters()) {
+      const int stage = bert_stage(p.key(), L);
       bool on = stage < 0;
-      if (strategy.kind == Strategy::kFull) on = true;
-      if (strategy.kind == Strategy::kPartial)
-        on = on || stage > num_layers - strategy.stages;  // the last N layers and the pooler
+      if (strategy_.kind == Strategy::kFull) on = true;
+      if (strategy_.kind == Strategy::kPartial) on = on || stage > L - strategy_.stages;  // the last N layers and the pooler
       p.value().set_requires_grad(on);
     }
-    trainable.push_back("head");
-    if (strategy.kind != Strategy::kLinear) trainable.push_back("pooler");
-    for (int64_t s = num_layers; s >= 1; --s)
-      if (strategy.kind == Strategy::kFull || (strategy.kind == Strategy::kPartial && s > num_layers - strategy.stages))
+    std::vector<std::string> trainable{"head"};
+    if (strategy_.kind != Strategy::kLinear) trainable.push_back("pooler");
+    for (int64_t s = L; s >= 1; --s)
+      if (strategy_.kind == Strategy::kFull || (strategy_.kind == Strategy::kPartial && s > L - strategy_.stages))
         trainable.push_back(str_cat("layer.", s - 1));
-    if (strategy.kind == Strategy::kFull) trainable.push_back("embeddings");
+    if (strategy_.kind == Strategy::kFull) trainable.push_back("embeddings");
+    return trainable;
   }
-  torch::nn::Module& module = m.module();
 
-  nlohmann::ordered_json config;
-  config["graft_version"] = GRAFT_VERSION;
-  config["options"] = to_json(o);
-  config["classes"] = classes;
-  config["counts"] = {{"train", train.inputs.size()}, {"val", val.inputs.size()},
-                      {"test", test_set.examples.size()}};
-  config["trainable_stages"] = trainable;
-  config["truncated"] = {{"train", train.truncated_texts}, {"val", val.truncated_texts}};
-  config["skipped_empty"] = train_set.skipped_empty;
-  config["vocab"] = vocab_path;
-  if (!o.resume && lead) {
-    write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
-    write_file_atomic(o.out + "/vocab.txt", read_file(vocab_path));
+  // A text run as the source: its classifier is replaced by the new head.
+  void load_source() {
+    TensorList encoder;
+    for (auto& [name, t] : source_)
+      if (name.rfind("classifier.", 0) != 0) encoder.emplace_back(name, t);
+    LoadReport r = load_bert_weights(*m_.bert, encoder);
+    GRAFT_CHECK(r.mismatched.empty(), "--weights '", wfile_, "' does not fit the model of ",
+                config_beside(wfile_).empty() ? std::string("--backbone ") + o_.backbone
+                                              : "'" + config_beside(wfile_) + "'",
+                ": ", r.summary());
+    GRAFT_CHECK(r.loaded > 0, "--weights '", wfile_, "' shares no tensor with BERT: ", r.summary());
+    std::vector<std::string> missing;
+    for (const auto& n : r.missing)
+      if (n.rfind("classifier.", 0) != 0) missing.push_back(n);
+    GRAFT_CHECK(missing.empty() || !o_.weights_strict, "--weights '", wfile_, "' lacks ", missing.size(),
+                " tensors (--weights-strict): ", r.summary());
+    if (!missing.empty())
+      log_warn(str_cat("--weights '", wfile_, "': ", missing.size(), " tensors not in the file keep their random "
+                       "initialisation (", missing.front(), (missing.size() > 1 ? ", ..." : ""), ")"));
+  }
+
+  void write_config(const std::vector<std::string>& trainable) {
+    nlohmann::ordered_json config;
+    config["graft_version"] = GRAFT_VERSION;
+    config["options"] = to_json(o_);
+    config["classes"] = classes_;
+    config["counts"] = {{"train", train_.inputs.size()}, {"val", val_.inputs.size()}, {"test", test_size_}};
+    config["trainable_stages"] = trainable;
+    config["truncated"] = {{"train", train_.truncated_texts}, {"val", val_.truncated_texts}};
+    config["skipped_empty"] = train_set_.skipped_empty;
+    config["vocab"] = vocab_path_;
+    if (!o_.resume && rank_ == 0) {
+      write_file_atomic(o_.out + "/config.json", config.dump(2) + "\n");
+      write_file_atomic(o_.out + "/vocab.txt", read_file(vocab_path_));
+    }
   }
 
   // Features computed once: TF-IDF rows, or BERT's pooled output when the
   // encoder is frozen.
-  const bool cached = !is_tfidf && strategy.kind == Strategy::kLinear;
-  SparseRows train_rows, val_rows;
-  torch::Tensor train_feats, val_feats;
-  if (is_tfidf) {
-    std::vector<std::vector<int64_t>> docs;
-    for (const auto& e : train.inputs) docs.push_back(tfidf_tokens(e));
-    train_rows = m.tfidf->transform(docs);
-    docs.clear();
-    for (const auto& e : val.inputs) docs.push_back(tfidf_tokens(e));
-    val_rows = m.tfidf->transform(docs);
+  void cache_rows() {
+    cached_ = !is_tfidf_ && strategy_.kind == Strategy::kLinear;
+    if (is_tfidf_) {
+      std::vector<std::vector<int64_t>> docs;
+      for (const auto& e : train_.inputs) docs.push_back(tfidf_tokens(e));
+      train_rows_ = m_.tfidf->transform(docs);
+      docs.clear();
+      for (const auto& e : val_.inputs) docs.push_back(tfidf_tokens(e));
+      val_rows_ = m_.tfidf->transform(docs);
+    }
+    if (!cached_) return;
+    train_feats_ = bert_features(train_, "features train");
+    if (!val_.inputs.empty()) val_feats_ = bert_features(val_, "features val");
   }
-  // Rows of every text of a set, [n, D]: alone, compute(all); data
-  // parallel, each rank computes a shard and the rows are gathered back into
-  // the set's order, so every rank ends with all of them.
-  auto sharded = [&](int64_t n, const std::string& what,
-                     const std::function<torch::Tensor(const std::vector<size_t>&)>& compute) {
-    std::vector<size_t> all(static_cast<size_t>(n));
-    std::iota(all.begin(), all.end(), size_t{0});
-    if (!group) return compute(all);
-    const std::vector<size_t> mine = dist::shard_order(all, rank, world, /*pad=*/false);
-    torch::Tensor part = compute(mine).contiguous();
-    std::vector<int64_t> pos(mine.begin(), mine.end());
-    torch::Tensor rows = group->all_gather_rows(part, "all-gather of " + what);
-    torch::Tensor where = group->all_gather_rows(torch::tensor(pos, torch::kInt64), "all-gather of " + what);
-    return rows.index_select(0, where.argsort());
-  };
-  auto bert_features = [&](const Encoded& set, const char* label) {
-    return sharded(static_cast<int64_t>(set.inputs.size()), label, [&](const std::vector<size_t>& which) {
+
+  torch::Tensor bert_features(const Encoded& set, const char* label) {
+    return sharded_rows(group_.get(), static_cast<int64_t>(set.inputs.size()), label,
+                        [&](const std::vector<size_t>& which) {
       torch::InferenceMode guard;
-      m.bert->eval();
-      torch::Tensor out = torch::zeros({static_cast<int64_t>(which.size()), m.info.bert.hidden_size});
+      m_.bert->eval();
+      torch::Tensor out = torch::zeros({static_cast<int64_t>(which.size()), m_.info.bert.hidden_size});
       std::vector<int64_t> lengths;
       for (size_t i : which) lengths.push_back(set.lengths[i]);
       std::vector<size_t> order(which.size());
       std::iota(order.begin(), order.end(), size_t{0});
       Progress progress(label, static_cast<int64_t>(which.size()));
-      for (const auto& b : length_batches(order, lengths, std::max<int64_t>(local_batch, 64),
+      for (const auto& b : length_batches(order, lengths, std::max<int64_t>(local_batch_, 64),
                                           static_cast<int64_t>(which.size()))) {
         std::vector<const EncodedText*> items;
         for (int64_t i : b) items.push_back(&set.inputs[which[static_cast<size_t>(i)]]);
-        out.index_copy_(0, torch::tensor(b, torch::kInt64), m.bert->features(collate_texts(items, wp->pad_id())));
+        out.index_copy_(0, torch::tensor(b, torch::kInt64), m_.bert->features(collate_texts(items, wp_->pad_id())));
         progress.advance(static_cast<int64_t>(b.size()));
       }
       progress.finish();
       return out;
     });
-  };
-  if (cached) {
-    train_feats = bert_features(train, "features train");
-    if (!val.inputs.empty()) val_feats = bert_features(val, "features val");
   }
 
-  auto groups = is_tfidf ? std::vector<ParamGroup>{} : text_param_groups(module, o, num_layers);
-  if (is_tfidf) {
-    ParamGroup w{"head", {m.tfidf_head->classifier->weight}, o.lr, o.weight_decay};
-    ParamGroup b{"head/no_decay", {m.tfidf_head->classifier->bias}, o.lr, 0.0};
-    groups = {w, b};
-  }
-  auto optimizer = make_optimizer(o, groups);
-  const int64_t n_train = static_cast<int64_t>(train.inputs.size());
-  const int64_t step_batch = o.batch_size * o.grad_accum;
-  const int64_t steps_per_epoch = (n_train + step_batch - 1) / step_batch;
-  const int64_t total_steps = steps_per_epoch * o.epochs;
-  const int64_t warmup_steps = static_cast<int64_t>(o.warmup_epochs * static_cast<double>(steps_per_epoch));
-  const int64_t step_size = steps_per_epoch * (o.step_size > 0 ? o.step_size : std::max<int64_t>(1, o.epochs / 3));
-  torch::Tensor class_w = class_weights(o, train.labels, classes.size());
-  auto loss_fn = [&](const torch::Tensor& logits, const torch::Tensor& y) {
-    auto opts = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(o.label_smoothing);
-    if (class_w.defined()) opts.weight(class_w);
-    return torch::nn::functional::cross_entropy(logits, y, opts);
-  };
   // Logits of some rows of a set, in the module's current mode.
-  auto batch_logits = [&](const Encoded& set, const SparseRows& rows, const torch::Tensor& feats,
-                          const std::vector<int64_t>& which) -> torch::Tensor {
-    if (is_tfidf) {
+  torch::Tensor batch_logits(const Encoded& set, const SparseRows& rows, const torch::Tensor& feats,
+                             const std::vector<int64_t>& which) {
+    if (is_tfidf_) {
       auto [idx, offs, w] = rows.select(which);
-      return m.tfidf_head->forward(idx, offs, w);
+      return m_.tfidf_head->forward(idx, offs, w);
     }
-    if (cached) return m.bert->classify(feats.index_select(0, torch::tensor(which, torch::kInt64)));
+    if (cached_) return m_.bert->classify(feats.index_select(0, torch::tensor(which, torch::kInt64)));
     std::vector<const EncodedText*> items;
     for (int64_t i : which) items.push_back(&set.inputs[static_cast<size_t>(i)]);
-    return m.bert->forward(collate_texts(items, wp->pad_id()));
-  };
+    return m_.bert->forward(collate_texts(items, wp_->pad_id()));
+  }
 
-  TrainerState state;
-  if (o.resume) {
-    state = load_checkpoint(o.out, module, *optimizer);
-    log_info(str_cat("resuming ", o.out, " after epoch ", state.epochs_done));
-    share_resumed_sums(state, lead);
-  }
-  // Gradients averaged over the ranks; everyone starts from rank 0's weights.
-  std::vector<torch::Tensor> trainable_params;
-  for (auto& p : module.parameters())
-    if (p.requires_grad()) trainable_params.push_back(p);
-  std::unique_ptr<dist::GradReducer> reducer = start_data_parallel(group, module, trainable_params);
-  const bool has_val = !val.inputs.empty();
-  if (!has_val) log_info("no validation data (--val-split 0): every epoch's model is kept");
-  auto evaluate_val = [&]() -> Metrics {
-    if (!has_val) {
-      Metrics none;
-      none.loss = none.accuracy = std::numeric_limits<double>::quiet_NaN();
-      return none;
-    }
-    torch::Tensor logits;
-    if (cached || is_tfidf) {
-      torch::InferenceMode guard;
-      module.eval();
-      std::vector<int64_t> all(val.inputs.size());
-      std::iota(all.begin(), all.end(), 0);
-      logits = batch_logits(val, val_rows, val_feats, all);
-    } else {
-      logits = sharded(static_cast<int64_t>(val.inputs.size()), "validation logits",
-                       [&](const std::vector<size_t>& which) {
-                         std::vector<EncodedText> part;
-                         for (size_t i : which) part.push_back(val.inputs[i]);
-                         return m.logits(part, std::max<int64_t>(local_batch, 64));
-                       });
-    }
-    return compute_metrics(logits, torch::tensor(val.labels, torch::kInt64), classes);
-  };
+  const TrainOptions& o_;
+  std::shared_ptr<dist::Group> group_;
+  int rank_ = 0, world_ = 1;
+  int64_t local_batch_ = 1, num_layers_ = 0, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
+  size_t test_size_ = 0;
+  bool is_tfidf_ = false, cached_ = false;
+  std::string wfile_, vocab_path_;
+  std::shared_ptr<WordPiece> wp_;
+  TextModel m_;
+  Strategy strategy_;
+  TensorList source_;
+  TextSet train_set_;
+  std::vector<std::string> classes_;
+  Encoded train_, val_;
+  SparseRows train_rows_, val_rows_;
+  torch::Tensor train_feats_, val_feats_, class_w_;
+  std::vector<std::vector<int64_t>> batches_;
+};
 
-  TrainSummary summary;
-  summary.out = o.out;
-  // Only the BERT forward pass gains from batches of similar length.
-  const int64_t bucket = (o.bucket && !cached && !is_tfidf) ? kBucketBatches : 1;
-  for (int64_t epoch = state.epochs_done; epoch < o.epochs && !summary.interrupted; ++epoch) {
-    auto t0 = std::chrono::steady_clock::now();
-    const int64_t first_step = state.step_in_epoch;
-    // Dropout: each rank its own stream (rank 0's is that of a run alone).
-    if (first_step == 0)
-      torch::manual_seed(mix_seed(o.seed, 301 + static_cast<uint64_t>(rank), static_cast<uint64_t>(epoch)));
-    module.train();
-    if (cached) m.bert->bert->eval();
-    auto batches = length_batches(epoch_order(static_cast<size_t>(n_train), o.seed, epoch, true),
-                                  train.lengths, step_batch, bucket);
-    if (bucket > 1) {
-      // Long and short batches interleaved, not in runs.
-      auto perm = epoch_order(batches.size(), mix_seed(o.seed, 401), epoch, true);
-      std::vector<std::vector<int64_t>> shuffled;
-      for (size_t i : perm) shuffled.push_back(std::move(batches[i]));
-      batches = std::move(shuffled);
-    }
-    int64_t step = epoch * steps_per_epoch + first_step;
-    Progress progress(str_cat("epoch ", epoch + 1, "/", o.epochs), (n_train + world - 1) / world);
-    progress.advance(state.seen);
-    for (int64_t b = first_step; b < static_cast<int64_t>(batches.size()); ++b) {
-      const auto& global = batches[static_cast<size_t>(b)];
-      // This rank's texts of the step: every world-th, from its rank.
-      std::vector<int64_t> batch;
-      for (size_t i = static_cast<size_t>(rank); i < global.size(); i += static_cast<size_t>(world))
-        batch.push_back(global[i]);
-      set_lr(*optimizer, groups, lr_factor(o.schedule, step, total_steps, warmup_steps, step_size, o.gamma));
-      optimizer->zero_grad();
-      // Each text's loss weighs 1 / (texts in the whole step), so that the
-      // sum over micro-batches, and the mean over ranks x world, is the
-      // gradient of one batch of the whole step.
-      const double n = static_cast<double>(global.size()) / world;
-      const bool hooks = reducer && o.grad_accum == 1;
-      if (hooks) reducer->prepare();
-      for (size_t s = 0; s < batch.size(); s += static_cast<size_t>(local_batch)) {
-        std::vector<int64_t> micro(batch.begin() + static_cast<std::ptrdiff_t>(s),
-                                   batch.begin() + static_cast<std::ptrdiff_t>(
-                                                       std::min(batch.size(), s + static_cast<size_t>(local_batch))));
-        std::vector<int64_t> ys;
-        for (int64_t i : micro) ys.push_back(train.labels[static_cast<size_t>(i)]);
-        torch::Tensor y = torch::tensor(ys, torch::kInt64);
-        torch::Tensor logits = batch_logits(train, train_rows, train_feats, micro);
-        torch::Tensor loss = loss_fn(logits, y);
-        (loss * (static_cast<double>(micro.size()) / n)).backward();
-        const double loss_value = loss.item<double>();
-        check_finite_loss(loss_value, epoch + 1, state.step_in_epoch + 1);
-        state.loss_sum += loss_value * static_cast<double>(micro.size());
-        state.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-      }
-      if (hooks) reducer->finish();
-      else if (reducer) reducer->reduce_accumulated();
-      if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(module.parameters(), o.clip_grad);
-      optimizer->step();
-      state.seen += static_cast<int64_t>(batch.size());
-      state.step_in_epoch += 1;
-      progress.advance(static_cast<int64_t>(batch.size()));
-      ++step;
-      if (group) maybe_inject_fault(rank, step);
-      const bool last = state.step_in_epoch == steps_per_epoch;
-      bool stop = !last && (stop_requested() || (o.should_stop && o.should_stop(step)));
-      // All ranks stop at the same step (a signal may reach only some).
-      if (group && !last) stop = group->any(stop, "stop check");
-      if (stop) {
-        summary.interrupted = true;
-        break;
-      }
-    }
-    progress.finish();
-    state.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    reduce_epoch_sums(group.get(), state);
-    if (summary.interrupted) {
-      if (lead) save_checkpoint(o.out, module, *optimizer, state);
-      log_info(str_cat("interrupted in epoch ", epoch + 1, " after step ", state.step_in_epoch,
-                       "; the state is saved: continue with graft train --resume --out ", o.out));
-      break;
-    }
-    Metrics vm = evaluate_val();
-    if (finish_epoch(o, epoch, step, vm, has_val, optimizer->param_groups()[0].options().get_lr(),
-                     "texts/s", state, summary, [&] { save_text_model(o.out, m); }, module, *optimizer))
-      break;
-  }
-  summary.epochs_run = state.epochs_done;
-  summary.best_epoch = state.best_epoch;
-  summary.best_val_accuracy = state.best_accuracy;
-  // Rank 0 alone evaluates the test set once and writes the report.
-  if (!lead) return summary;
+}  // namespace
 
-  if (has_test && !summary.interrupted) {
-    const TextEvaluation test = evaluate_text_run(o.out, o.test, text_read_options(o),
-                                                  std::max<int64_t>(o.batch_size, 64), "--test", o.out);
-    summary.has_test = true;
-    summary.test = test.metrics;
-  }
-  try {
-    write_run_report(o.out);
-  } catch (const std::exception& e) {
-    log_warn(str_cat("report.html not written: ", e.what()));
-  }
-  return summary;
+TrainSummary train_text(const TrainOptions& o) {
+  validate(o);
+  TextTask task(o);
+  return run_loop(o, task);
 }
 
 }  // namespace graft

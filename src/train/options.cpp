@@ -7,8 +7,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/json.h"
-#include "graft/models/registry.h"
-#include "graft/text/text_model.h"
+#include "graft/train/task.h"
 
 namespace graft {
 
@@ -27,34 +26,10 @@ constexpr int64_t kMaxBatch = 1 << 20;
   X(clip_grad) X(patience) X(augment) X(feature_cache) X(precision) X(cache_dir) X(seed) X(threads)    \
   X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(max_pixels) X(quiet) X(text_column)       \
   X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
-  X(grad_accum) X(bucket) X(dropout)
+  X(grad_accum) X(bucket) X(dropout) X(time_budget)
 
 TrainOptions default_train_options(const std::string& task, const std::string& backbone) {
-  TrainOptions o;
-  o.task = task;
-  if (task == "text" && backbone == "tfidf") {
-    o.backbone = "tfidf";
-    o.strategy = "linear";
-    o.optimizer = "adamw";
-    o.lr = 0.01;
-    o.weight_decay = 0.0;
-    o.schedule = "linear";
-    o.epochs = 10;
-    o.augment = "none";
-  } else if (task == "text") {
-    o.backbone = "bert";
-    o.strategy = "full";
-    o.optimizer = "adamw";
-    o.lr = 1e-4;
-    o.backbone_lr_mult = 1.0;
-    o.weight_decay = 0.01;
-    o.schedule = "linear";
-    o.epochs = 3;
-    o.warmup_epochs = 0.3;
-    o.clip_grad = 1.0;
-    o.augment = "none";
-  }
-  return o;
+  return find_task(task).defaults(backbone);
 }
 
 nlohmann::json to_json(const TrainOptions& o) {
@@ -122,8 +97,6 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
   return o;
 }
 
-namespace {
-
 void check_one_of(const std::string& option, const std::string& value,
                   const std::vector<std::string>& valid) {
   for (const auto& v : valid)
@@ -133,10 +106,9 @@ void check_one_of(const std::string& option, const std::string& value,
   throw UsageError(str_cat(option, ": '", value, "' is not valid (expected one of ", list, ")"));
 }
 
-}  // namespace
 
 void validate(const TrainOptions& o) {
-  check_one_of("--task", o.task, {"image", "text"});
+  const TaskRow& task = find_task(o.task);
   // Every number must be finite: an inf or nan option trains a model of NaNs.
   const std::pair<const char*, double> reals[] = {
       {"--val-split", o.val_split},         {"--lr", o.lr},
@@ -144,7 +116,7 @@ void validate(const TrainOptions& o) {
       {"--weight-decay", o.weight_decay},   {"--momentum", o.momentum},
       {"--warmup-epochs", o.warmup_epochs}, {"--gamma", o.gamma},
       {"--label-smoothing", o.label_smoothing}, {"--clip-grad", o.clip_grad},
-      {"--dropout", o.dropout}};
+      {"--dropout", o.dropout}, {"--time-budget", o.time_budget}};
   for (const auto& [flag, v] : reals)
     GRAFT_CHECK_USAGE(std::isfinite(v), flag, ": ", v, " (expected a finite number)");
   const std::tuple<const char*, int64_t, int64_t, int64_t> ints[] = {
@@ -164,24 +136,8 @@ void validate(const TrainOptions& o) {
   GRAFT_CHECK_USAGE(o.momentum >= 0 && o.momentum < 1, "--momentum: ", o.momentum,
                     " (expected a number in [0, 1))");
   GRAFT_CHECK_USAGE(o.gamma > 0, "--gamma: ", o.gamma, " (expected a positive number)");
-  GRAFT_CHECK_USAGE(!o.data.empty(), o.task == "text"
-                                         ? "--data: a labelled text file (CSV, TSV, JSONL) or folder is required"
-                                         : "--data: a training folder or IDX file is required");
   GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
-  if (o.task == "image") {
-    find_backbone(o.backbone);
-  } else {
-    check_text_backbone(o.backbone);
-    check_one_of("--text-format", o.text_format, {"auto", "csv", "tsv", "jsonl", "folder"});
-    check_one_of("--header", o.header, {"auto", "yes", "no"});
-    GRAFT_CHECK_USAGE(o.max_length >= 3 && o.max_length <= 4096, "--max-length: ", o.max_length,
-                      " (expected 3 to 4096 tokens)");
-    GRAFT_CHECK_USAGE(o.grad_accum >= 1, "--grad-accum: ", o.grad_accum, " (expected at least 1)");
-    GRAFT_CHECK_USAGE(o.dropout == -1 || (o.dropout >= 0 && o.dropout < 1), "--dropout: ",
-                      o.dropout, " (expected a fraction in [0, 1), or -1 for the model's own)");
-    GRAFT_CHECK_USAGE(o.augment == "none", "--augment: '", o.augment,
-                      "' (the text task has no augmentation; expected none)");
-  }
+  task.check(o);
   GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs: ", o.epochs, " (expected at least 1)");
   GRAFT_CHECK_USAGE(o.batch_size >= 1, "--batch-size: ", o.batch_size, " (expected at least 1)");
   GRAFT_CHECK_USAGE(o.lr > 0, "--lr: ", o.lr, " (expected a positive number)");
@@ -201,12 +157,12 @@ void validate(const TrainOptions& o) {
   check_one_of("--optimizer", o.optimizer, {"sgd", "adamw"});
   check_one_of("--schedule", o.schedule, {"cosine", "linear", "step", "constant"});
   check_one_of("--class-weights", o.class_weights, {"none", "auto"});
-  check_one_of("--augment", o.augment, {"none", "light", "strong"});
   check_one_of("--precision", o.precision, {"fp32", "bf16"});
   GRAFT_CHECK_USAGE(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing: ",
                     o.label_smoothing, " (expected a number in [0, 1))");
-  GRAFT_CHECK_USAGE(o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs, "--warmup-epochs: ",
-                    o.warmup_epochs, " (expected 0 to --epochs)");
+  GRAFT_CHECK_USAGE(o.warmup_epochs == -1 || (o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs),
+                    "--warmup-epochs: ", o.warmup_epochs, " (expected 0 to --epochs, or -1: 6% of the run)");
+  GRAFT_CHECK_USAGE(o.time_budget >= 0, "--time-budget: ", o.time_budget, " (expected minutes >= 0; 0: none)");
   GRAFT_CHECK_USAGE(o.clip_grad >= 0, "--clip-grad: ", o.clip_grad, " (expected >= 0)");
   GRAFT_CHECK_USAGE(o.patience >= 0, "--patience: ", o.patience, " (expected >= 0)");
   GRAFT_CHECK_USAGE(o.workers >= 0, "--workers: ", o.workers, " (expected >= 0)");

@@ -91,6 +91,10 @@ struct TrainOptions {
   bool bucket = true;        // group training batches by length
   double dropout = -1;       // BERT and head dropout (-1: the model config's)
 
+  /// Minutes of training after which the run ends as done (checkpointed,
+  /// metrics and model of the epoch so far written); 0: none.
+  double time_budget = 0;
+
   /// Not a setting (not in config.json): called after every optimiser step
   /// with the number of steps done in the run; returning true stops the run
   /// there as a SIGINT would: the state is checkpointed and --resume goes on
@@ -106,12 +110,8 @@ struct TrainOptions {
   std::shared_ptr<dist::Group> group;
 };
 
-/// The defaults of a task: "image" as above; "text" fine-tunes BERT the way
-/// Hugging Face's Trainer recipes do: backbone bert (its size from
-/// --weights), strategy full, AdamW at lr 1e-4, weight decay 0.01, linear
-/// schedule with 10% warmup, 3 epochs, gradient clipping at 1, no
-/// augmentation, backbone at the head's learning rate. Backbone "tfidf"
-/// (text): strategy linear, AdamW at lr 0.01 without weight decay, 10 epochs.
+/// The defaults of a task (its row of the task table, train/task.h); some
+/// depend on the backbone (text: tfidf).
 TrainOptions default_train_options(const std::string& task, const std::string& backbone = "");
 
 nlohmann::json to_json(const TrainOptions& o);
@@ -124,5 +124,9 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
 /// Checks option values before any work starts; throws graft::UsageError
 /// naming the option, the value and what is expected.
 void validate(const TrainOptions& o);
+
+/// Throws graft::UsageError naming `option` when `value` is not in `valid`.
+void check_one_of(const std::string& option, const std::string& value,
+                  const std::vector<std::string>& valid);
 
 }  // namespace graft

@@ -1,0 +1,53 @@
+#pragma once
+/// The task table: one row per kind of run graft trains (image, text, face,
+/// mlm), like the backbone registry. A row names what differs between tasks:
+/// its defaults and checks of the options, how a run is trained (a LoopTask
+/// driven by train/loop.h; data, model, loss and metrics live in the task's
+/// own files), which files its run folder gets. `--task` help, the train and
+/// pretrain verbs, eval, predict and search look tasks up here; nothing
+/// outside this table compares task names.
+///
+/// A new task: a LoopTask in its own files, a train function that builds it
+/// and calls run_loop, and a row in task_table() (src/train/task.cpp).
+
+#include <string>
+#include <vector>
+
+#include "graft/train/loop.h"
+#include "graft/train/options.h"
+
+namespace graft {
+
+struct TaskRow {
+  /// --task of graft train (and of a run's config.json).
+  std::string name;
+  /// One line for --task help.
+  std::string summary;
+  /// graft pretrain --task PRETRAIN_NAME runs this row ("": not a pretraining).
+  std::string pretrain_name;
+  /// The options of the task before the command line's (backbone: the one
+  /// given, "" for the default; some defaults depend on it).
+  TrainOptions (*defaults)(const std::string& backbone);
+  /// The task's own checks of the options, after the shared ones (validate()).
+  void (*check)(const TrainOptions& o);
+  /// Trains a run (o.resume: settings already restored from config.json).
+  TrainSummary (*train)(const TrainOptions& o);
+  /// The model of a run folder is of this task (read from its files).
+  bool (*owns_run)(const std::string& run);
+};
+
+/// Every task, in --task help order.
+const std::vector<TaskRow>& task_table();
+/// The row named `name`; throws graft::UsageError naming `option` (--task),
+/// the value and the names there are.
+const TaskRow& find_task(const std::string& name, const std::string& option = "--task");
+/// The row that graft pretrain --task NAME runs; UsageError otherwise.
+const TaskRow& find_pretrain_task(const std::string& name);
+/// The row whose model a run folder holds; graft::Error when none does.
+const TaskRow& task_of_run(const std::string& run);
+/// "image, text or face" (the train verb's) for help texts.
+std::string task_names();
+/// The same for graft pretrain.
+std::string pretrain_task_names();
+
+}  // namespace graft

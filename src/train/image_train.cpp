@@ -1,0 +1,411 @@
+// The image task: a backbone from the registry with a new head, trained by
+// the loop (train/loop.h) as a linear probe (on cached features when
+// --feature-cache), the last N stages or the whole network.
+
+#include "graft/train/image_train.h"
+
+#include <filesystem>
+#include <limits>
+#include <numeric>
+#include <optional>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/data/image_header.h"
+#include "graft/data/image_set.h"
+#include "graft/data/loader.h"
+#include "graft/data/order.h"
+#include "graft/dist/group.h"
+#include "graft/dist/sampler.h"
+#include "graft/eval/infer.h"
+#include "graft/models/registry.h"
+#include "graft/models/saved_model.h"
+#include "graft/train/strategy.h"
+#include "graft/weights/state_dict.h"
+
+namespace fs = std::filesystem;
+
+namespace graft {
+
+namespace {
+
+struct DataSets {
+  ImageSet train, val, test;
+  bool has_test = false;
+};
+
+DataSets open_data(const TrainOptions& o) {
+  OpenOptions open;
+  open.strict = o.strict;
+  DataSets d;
+  d.train = open_image_set(o.data, open);
+  if (!o.classes.empty()) d.train = select_classes(d.train, o.classes);
+  if (o.per_class > 0) d.train = take_per_class(d.train, o.per_class, mix_seed(o.seed, 102));
+  if (o.val.empty()) {
+    auto [train, val] = split_stratified(d.train, o.val_split, mix_seed(o.seed, 101));
+    d.train = std::move(train);
+    d.val = std::move(val);
+  } else {
+    ImageSet val = open_image_set(o.val, open);
+    if (!o.classes.empty()) val = select_classes(val, o.classes);
+    d.val = align_classes(val, d.train.classes, "--val");
+  }
+  if (!o.test.empty()) {
+    ImageSet test = open_image_set(o.test, open);
+    if (!o.classes.empty()) test = select_classes(test, o.classes);
+    d.test = align_classes(test, d.train.classes, "--test");
+    d.has_test = true;
+  }
+  GRAFT_CHECK_USAGE(d.train.classes.size() >= 2, "--data: '", o.data, "' has ",
+                    d.train.classes.size(), " class (",
+                    d.train.classes.empty() ? "" : d.train.classes[0],
+                    "); a classifier needs at least 2 classes");
+  auto counts = d.train.class_counts();
+  for (size_t c = 0; c < counts.size(); ++c)
+    GRAFT_CHECK(counts[c] > 0, "--data: class '", d.train.classes[c], "' of '", o.data,
+                "' has no training images left after the split (expected at least one)");
+  return d;
+}
+
+// Training images that could not be decoded, by class: reported once, in
+// total and per class; a class left with no readable image is an error.
+void check_readable(const TrainOptions& o, const ImageSet& train,
+                    const std::vector<int64_t>& skipped) {
+  const auto counts = train.class_counts();
+  int64_t total = 0;
+  std::string per_class;
+  for (size_t c = 0; c < counts.size() && c < skipped.size(); ++c) {
+    if (skipped[c] == 0) continue;
+    total += skipped[c];
+    per_class += str_cat(per_class.empty() ? "" : ", ", train.classes[c], " ", skipped[c], " of ",
+                         counts[c]);
+  }
+  if (total == 0) return;
+  log_warn(str_cat("--data '", o.data, "': ", total, " of ", train.size(),
+                   " training images could not be decoded and were left out (", per_class, ")"));
+  for (size_t c = 0; c < counts.size() && c < skipped.size(); ++c)
+    GRAFT_CHECK(skipped[c] < counts[c], "--data '", o.data, "': class '", train.classes[c],
+                "' has no readable training image (all ", counts[c],
+                " failed to decode; expected at least one)");
+}
+
+std::string weights_file(const std::string& weights) {
+  if (weights == "none") return "";
+  if (fs::is_directory(weights)) return weights + "/model.safetensors";
+  return weights;
+}
+
+// Inference over `set` split between the ranks (every sample once), gathered
+// into the order of the set: the same Outputs on every rank as infer() alone.
+Outputs sharded_infer(dist::Group& group, BackboneImpl& model, const ImageSet& set,
+                      const InputSpec& spec, const InferOptions& io, bool features,
+                      int64_t width) {
+  std::vector<size_t> all(set.size());
+  std::iota(all.begin(), all.end(), size_t{0});
+  const std::vector<size_t> mine = dist::shard_order(all, group.rank(), group.size(), /*pad=*/false);
+  Outputs part;
+  if (!mine.empty()) {
+    part = infer(model, set.subset(mine), spec, io, features);
+  } else {
+    part.values = torch::zeros({0, width});
+    part.labels = torch::zeros({0}, torch::kInt64);
+  }
+  std::vector<int64_t> pos;
+  for (size_t p : part.positions) pos.push_back(static_cast<int64_t>(mine[p]));
+  const std::string what = str_cat("all-gather of ", io.label);
+  torch::Tensor values = group.all_gather_rows(part.values.contiguous(), what);
+  torch::Tensor labels = group.all_gather_rows(part.labels.contiguous(), what);
+  torch::Tensor positions = group.all_gather_rows(torch::tensor(pos, torch::kInt64), what);
+  torch::Tensor by_position = positions.argsort();
+  Outputs out;
+  out.values = values.index_select(0, by_position);
+  out.labels = labels.index_select(0, by_position);
+  torch::Tensor sorted = positions.index_select(0, by_position);
+  for (int64_t i = 0; i < sorted.size(0); ++i)
+    out.positions.push_back(static_cast<size_t>(sorted[i].item<int64_t>()));
+  return out;
+}
+
+// The run's pixel limit, for this run only (the library may train again).
+class PixelLimit {
+ public:
+  explicit PixelLimit(int64_t pixels) { set_max_image_pixels(pixels); }
+  ~PixelLimit() { set_max_image_pixels(before_); }
+  PixelLimit(const PixelLimit&) = delete;
+  PixelLimit& operator=(const PixelLimit&) = delete;
+
+ private:
+  const int64_t before_ = max_image_pixels();
+};
+
+// One image run: everything before the loop in the constructor (checked
+// before any long work where possible), the steps for the loop after.
+class ImageTask final : public LoopTask {
+ public:
+  explicit ImageTask(const TrainOptions& o)
+      : o_(o), group_(active_group(o)), pixel_limit_(o.max_pixels) {
+    rank_ = group_ ? group_->rank() : 0;
+    world_ = group_ ? group_->size() : 1;
+    GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size,
+                      " is the global batch of ", world_, " workers and must be a multiple of ", world_);
+    local_batch_ = o.batch_size / world_;
+    if (group_) check_same_options(*group_, o);
+    build_model();
+    data_ = open_data(o);
+    classes_ = static_cast<int64_t>(data_.train.classes.size());
+    if (rank_ == 0) prepare_run_dir(o);
+    if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
+    attach_head();
+    if (cached_) cache_features();
+    n_train_ = cached_ ? train_feats_.values.size(0) : static_cast<int64_t>(data_.train.size());
+    class_w_ = class_weight_tensor(o, data_.train.class_counts());
+    if (class_w_.defined()) class_w_ = class_w_.to(device_);
+    head_ = model_->named_modules()[model_->classifier_name()];
+  }
+
+  torch::nn::Module& module() override { return *model_; }
+  std::vector<ParamGroup> param_groups() override {
+    return graft::param_groups(*model_, o_.lr, o_.backbone_lr_mult, o_.layer_decay, o_.weight_decay);
+  }
+  // This rank's share of an epoch (the distributed sampler pads to equal shares).
+  int64_t items_per_epoch() override { return (n_train_ + world_ - 1) / world_; }
+  int64_t steps_per_epoch() override { return (items_per_epoch() + local_batch_ - 1) / local_batch_; }
+  const char* unit() const override { return "images/s"; }
+  bool sync_buffers() const override { return strategy_.kind != Strategy::kLinear; }
+
+  void begin_epoch(int64_t epoch, int64_t first_step) override {
+    // A resumed epoch continues from its checkpointed step, sums and random
+    // state; a new one starts from a seed that depends only on the epoch.
+    if (first_step == 0) torch::manual_seed(mix_seed(o_.seed, 301, static_cast<uint64_t>(epoch)));
+    if (strategy_.kind == Strategy::kLinear) {
+      model_->eval();
+      head_->train();
+    } else {
+      set_train_mode(*model_);
+    }
+    epoch_count_ = 0;
+    if (cached_) {
+      order_ = epoch_order(static_cast<size_t>(n_train_), o_.seed, epoch, true);
+      if (group_) order_ = dist::shard_order(order_, rank_, world_);
+      return;
+    }
+    LoaderOptions lo;
+    lo.batch_size = local_batch_;
+    lo.shuffle = true;
+    if (group_) lo.order = dist::shard_order(epoch_order(data_.train.size(), o_.seed, epoch, true), rank_, world_);
+    lo.augment = strategy_.kind == Strategy::kLinear ? Augment::None : augment_;
+    lo.seed = o_.seed;
+    lo.epoch = epoch;
+    lo.workers = o_.workers;
+    lo.strict = o_.strict;
+    lo.start_batch = first_step;
+    loader_.emplace(data_.train, spec_->input, lo);
+    // The frozen backbone of a linear probe without the cache is evaluated
+    // as infer() does: BatchNorm folded, bf16 autocast when asked for.
+    if (strategy_.kind == Strategy::kLinear) fold_.emplace(*model_);
+  }
+
+  StepStats step(int64_t /*epoch*/, int64_t s) override {
+    torch::Tensor x, y;
+    bool features = cached_;
+    if (cached_) {
+      const int64_t n = static_cast<int64_t>(order_.size());
+      const int64_t b = s * local_batch_, e = std::min(n, b + local_batch_);
+      torch::Tensor it = torch::tensor(std::vector<int64_t>(order_.begin() + b, order_.begin() + e), torch::kInt64);
+      x = train_feats_.values.index_select(0, it).to(device_);
+      y = train_feats_.labels.index_select(0, it).to(device_);
+    } else {
+      auto batch = loader_->next();
+      // Batches whose every image failed to decode are left out by the loader.
+      if (!batch) return StepStats{0, 0, 0, 0, /*skip=*/true};
+      x = channels_last(batch->images.to(device_));
+      y = batch->labels.to(device_);
+      if (strategy_.kind == Strategy::kLinear) {
+        torch::NoGradGuard no_grad;
+        Autocast autocast(precision_);
+        x = model_->features(x).to(torch::kFloat32);
+        features = true;
+      }
+    }
+    torch::Tensor logits;
+    {
+      Autocast autocast(precision_);
+      logits = features ? model_->classify(x) : model_->forward(x);
+    }
+    torch::Tensor loss = classification_loss(o_, logits.to(torch::kFloat32), y, class_w_);
+    loss.backward();
+    StepStats st;
+    st.count = st.items = y.size(0);
+    st.loss_sum = loss.item<double>() * static_cast<double>(st.count);
+    st.correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+    epoch_count_ += st.count;
+    return st;
+  }
+
+  void end_epoch(int64_t /*epoch*/, bool whole) override {
+    fold_.reset();
+    if (cached_ || group_ || !whole) return;
+    GRAFT_CHECK(epoch_count_ > 0, "no training image of '", o_.data, "' could be decoded");
+    // Once per process, over a whole epoch (every sample is tried once).
+    if (!readable_checked_) check_readable(o_, data_.train, loader_->skipped_per_class());
+    readable_checked_ = true;
+  }
+
+  bool has_validation() override { return data_.val.size() > 0; }
+
+  Metrics validate() override {
+    if (cached_) {
+      torch::InferenceMode guard;
+      model_->eval();
+      torch::Tensor logits = model_->classify(val_feats_.values.to(device_));
+      return compute_metrics(logits, val_feats_.labels, data_.train.classes);
+    }
+    io_.label = "validate";
+    // Distributed: each rank scores a shard; the logits are gathered, so the
+    // metrics are those of the whole validation set on every rank.
+    Outputs out = group_ ? sharded_infer(*group_, *model_, data_.val, spec_->input, io_, false, classes_)
+                         : infer(*model_, data_.val, spec_->input, io_, /*features=*/false);
+    return compute_metrics(out.values, out.labels, data_.train.classes);
+  }
+
+  void save_model() override { graft::save_model(o_.out, *model_, info_); }
+
+  void test(TrainSummary& summary) override {
+    if (!data_.has_test) return;
+    LoadedModel best = load_model(o_.out);
+    best.model->to(device_);
+    io_.label = "test";
+    Outputs out = infer(*best.model, data_.test, spec_->input, io_, /*features=*/false);
+    summary.has_test = true;
+    summary.test = compute_metrics(out.values, out.labels, data_.train.classes);
+    write_file_atomic(o_.out + "/test_metrics.json", to_json(summary.test).dump(2) + "\n");
+    std::vector<std::string> ids;
+    for (size_t p : out.positions) ids.push_back(data_.test.identity(p));
+    write_file_atomic(o_.out + "/test_predictions.csv",
+                      predictions_csv(out.values, out.labels, ids, data_.train.classes));
+  }
+
+ private:
+  // The model is built (seeded) before the data is read: it is cheap, and
+  // the strategy is checked against its stages before any long work. The
+  // source weights are read and checked before the run directory is touched.
+  void build_model() {
+    spec_ = &find_backbone(o_.backbone);
+    seed_everything(mix_seed(o_.seed, 201));
+    model_ = spec_->make(spec_->source_classes);
+    strategy_ = parse_strategy(o_.strategy, static_cast<int>(model_->stages().size()));
+    augment_ = parse_augment(o_.augment);
+    const std::string wfile = weights_file(o_.weights);
+    GRAFT_CHECK_USAGE(wfile.empty() || fs::exists(wfile), "--weights: '", o_.weights,
+                      "' does not exist (expected a weight file, a run directory, or none)");
+    set_threads(o_.threads);
+    device_ = parse_device(o_.device);
+    make_head(o_.head, 8, 2);  // checks --head before any long work
+    model_key_ = o_.backbone + "|random-init|" + std::to_string(o_.seed);
+    if (!wfile.empty()) {
+      const TensorList source = read_weights(wfile);
+      check_finite_weights(source, wfile);
+      LoadReport report = load_state_dict(*model_, source, {model_->classifier_name()});
+      GRAFT_CHECK(report.clean() || !o_.weights_strict, "--weights '", wfile, "' does not match ",
+                  o_.backbone, " (--weights-strict): ", report.summary());
+      GRAFT_CHECK(report.loaded > 0, "--weights '", wfile, "' shares no tensor with ", o_.backbone, ": ",
+                  report.summary());
+      if (!report.clean()) log_warn(str_cat("--weights '", wfile, "': ", report.summary()));
+      model_key_ = o_.backbone + "|" + sha256_file(wfile);
+    }
+    precision_ = resolve_precision(parse_precision(o_.precision), std::cerr);
+    if (precision_ != Precision::kFp32) model_key_ += std::string("|") + precision_name(precision_);
+    cached_ = strategy_.kind == Strategy::kLinear && o_.feature_cache;
+    io_.batch_size = std::max<int64_t>(o_.batch_size, 64);
+    io_.workers = o_.workers;
+    io_.strict = o_.strict;
+    io_.device = device_;
+    io_.precision = precision_;
+  }
+
+  // The new head, the strategy's trainable stages, config.json.
+  void attach_head() {
+    model_->set_classifier(make_head(o_.head, model_->feature_dim(), classes_));
+    const auto trainable = apply_strategy(*model_, strategy_);
+    model_->to(device_);
+    to_channels_last(*model_);
+    info_.backbone = o_.backbone;
+    info_.head = o_.head;
+    info_.classes = data_.train.classes;
+    info_.input = spec_->input;
+    info_.source_weights = o_.weights;
+    nlohmann::ordered_json config;
+    config["graft_version"] = GRAFT_VERSION;
+    config["options"] = to_json(o_);
+    config["classes"] = data_.train.classes;
+    config["counts"] = {{"train", data_.train.size()}, {"val", data_.val.size()}, {"test", data_.test.size()}};
+    config["trainable_stages"] = trainable;
+    if (!o_.resume && rank_ == 0) write_file_atomic(o_.out + "/config.json", config.dump(2) + "\n");
+  }
+
+  // Features are computed once when the backbone is frozen. Distributed:
+  // unless every rank already has them, they are computed in shards and
+  // gathered; rank 0 keeps them in the cache.
+  void cache_features() {
+    if (augment_ != Augment::None) log_info("linear probe on cached features: --augment is not applied");
+    const std::string cache_dir = o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir;
+    auto features = [&](const ImageSet& set) {
+      if (!group_) return cached_features(*model_, model_key_, set, spec_->input, io_, cache_dir);
+      auto hit = find_cached_features(model_key_, set, spec_->input, cache_dir);
+      if (!group_->any(!hit, "feature cache check")) return *hit;
+      Outputs out = sharded_infer(*group_, *model_, set, spec_->input, io_, /*features=*/true,
+                                  model_->feature_dim());
+      if (rank_ == 0) store_cached_features(model_key_, set, spec_->input, cache_dir, out);
+      return out;
+    };
+    io_.label = "features train";
+    train_feats_ = features(data_.train);
+    if (!group_) {
+      // The cache holds the samples that decoded: the rest were skipped.
+      std::vector<int64_t> skipped = data_.train.class_counts();
+      const torch::Tensor read = torch::bincount(train_feats_.labels.to(torch::kCPU), {},
+                                                 static_cast<int64_t>(skipped.size()));
+      for (size_t c = 0; c < skipped.size(); ++c) skipped[c] -= read[static_cast<int64_t>(c)].item<int64_t>();
+      check_readable(o_, data_.train, skipped);
+    }
+    if (data_.val.size() > 0) {
+      io_.label = "features val";
+      val_feats_ = features(data_.val);
+    }
+  }
+
+  const TrainOptions& o_;
+  std::shared_ptr<dist::Group> group_;
+  PixelLimit pixel_limit_;
+  int rank_ = 0, world_ = 1;
+  int64_t local_batch_ = 1, classes_ = 0, n_train_ = 0, epoch_count_ = 0;
+  const BackboneSpec* spec_ = nullptr;
+  Backbone model_{nullptr};
+  Strategy strategy_;
+  Augment augment_ = Augment::None;
+  torch::Device device_{torch::kCPU};
+  Precision precision_ = Precision::kFp32;
+  std::string model_key_;
+  bool cached_ = false, readable_checked_ = false;
+  InferOptions io_;
+  DataSets data_;
+  ModelInfo info_;
+  Outputs train_feats_, val_feats_;
+  torch::Tensor class_w_;
+  std::shared_ptr<torch::nn::Module> head_;
+  std::vector<size_t> order_;
+  std::optional<Loader> loader_;
+  std::optional<FoldedBatchNorm> fold_;
+};
+
+}  // namespace
+
+TrainSummary train_image(const TrainOptions& o) {
+  validate(o);
+  ImageTask task(o);
+  return run_loop(o, task);
+}
+
+}  // namespace graft

@@ -1,0 +1,128 @@
+// The task table (train/task.h): the one place that knows which tasks exist.
+
+#include "graft/train/task.h"
+
+#include <filesystem>
+
+#include "graft/core/error.h"
+#include "graft/core/json.h"
+#include "graft/models/registry.h"
+#include "graft/text/text_model.h"
+#include "graft/text/text_train.h"
+#include "graft/train/image_train.h"
+
+namespace fs = std::filesystem;
+
+namespace graft {
+
+namespace {
+
+// The task a saved model.json names (no "task": an image model).
+std::string model_json_task(const std::string& run) {
+  const std::string path = run + "/model.json";
+  if (!fs::exists(path)) return "";
+  const nlohmann::json j = read_json_file(path);
+  if (j.is_object() && j.contains("task") && j["task"].is_string()) return j["task"].get<std::string>();
+  return "image";
+}
+
+TrainOptions image_defaults(const std::string&) { return TrainOptions{}; }
+
+void image_check(const TrainOptions& o) {
+  GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a training folder or IDX file is required");
+  find_backbone(o.backbone);
+  check_one_of("--augment", o.augment, {"none", "light", "strong"});
+}
+
+// Fine-tuning BERT the way Hugging Face's Trainer recipes do: backbone bert
+// (its size from --weights), strategy full, AdamW at lr 1e-4, weight decay
+// 0.01, linear schedule with 10% warmup, 3 epochs, gradient clipping at 1,
+// no augmentation, backbone at the head's learning rate. Backbone tfidf:
+// strategy linear, AdamW at lr 0.01 without weight decay, 10 epochs.
+TrainOptions text_defaults(const std::string& backbone) {
+  TrainOptions o;
+  o.task = "text";
+  o.optimizer = "adamw";
+  o.schedule = "linear";
+  o.augment = "none";
+  if (backbone == "tfidf") {
+    o.backbone = "tfidf";
+    o.strategy = "linear";
+    o.lr = 0.01;
+    o.weight_decay = 0.0;
+    o.epochs = 10;
+    return o;
+  }
+  o.backbone = "bert";
+  o.strategy = "full";
+  o.lr = 1e-4;
+  o.backbone_lr_mult = 1.0;
+  o.weight_decay = 0.01;
+  o.epochs = 3;
+  o.warmup_epochs = 0.3;
+  o.clip_grad = 1.0;
+  return o;
+}
+
+void text_check(const TrainOptions& o) {
+  GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
+  check_text_backbone(o.backbone);
+  check_one_of("--text-format", o.text_format, {"auto", "csv", "tsv", "jsonl", "folder"});
+  check_one_of("--header", o.header, {"auto", "yes", "no"});
+  GRAFT_CHECK_USAGE(o.max_length >= 3 && o.max_length <= 4096, "--max-length: ", o.max_length,
+                    " (expected 3 to 4096 tokens)");
+  GRAFT_CHECK_USAGE(o.dropout == -1 || (o.dropout >= 0 && o.dropout < 1), "--dropout: ", o.dropout,
+                    " (expected a fraction in [0, 1), or -1 for the model's own)");
+  GRAFT_CHECK_USAGE(o.augment == "none", "--augment: '", o.augment,
+                    "' (the text task has no augmentation; expected none)");
+}
+
+bool image_owns(const std::string& run) { return model_json_task(run) == "image"; }
+bool text_owns(const std::string& run) { return model_json_task(run) == "text"; }
+
+std::string join_names(bool pretrain) {
+  std::vector<std::string> names;
+  for (const auto& t : task_table()) {
+    const std::string& n = pretrain ? t.pretrain_name : t.name;
+    if (!n.empty()) names.push_back(n);
+  }
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i)
+    out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  return out;
+}
+
+}  // namespace
+
+const std::vector<TaskRow>& task_table() {
+  static const std::vector<TaskRow> rows = {
+      {"image", "classify images: a backbone of the registry with a new head", "image", image_defaults,
+       image_check, train_image, image_owns},
+      {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
+       text_owns},
+  };
+  return rows;
+}
+
+const TaskRow& find_task(const std::string& name, const std::string& option) {
+  for (const auto& t : task_table())
+    if (t.name == name) return t;
+  throw UsageError(str_cat(option, ": '", name, "' is not a task (expected ", task_names(), ")"));
+}
+
+const TaskRow& find_pretrain_task(const std::string& name) {
+  for (const auto& t : task_table())
+    if (!t.pretrain_name.empty() && t.pretrain_name == name) return t;
+  throw UsageError(str_cat("--task: '", name, "' cannot be pretrained (expected ", pretrain_task_names(), ")"));
+}
+
+const TaskRow& task_of_run(const std::string& run) {
+  for (const auto& t : task_table())
+    if (t.owns_run(run)) return t;
+  throw Error(str_cat("'", run, "' holds no model graft knows (expected a folder written by graft train)"));
+}
+
+std::string task_names() { return join_names(false); }
+std::string pretrain_task_names() { return join_names(true); }
+
+}  // namespace graft

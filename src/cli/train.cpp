@@ -13,7 +13,7 @@
 #include "graft/dist/launch.h"
 #include "graft/models/registry.h"
 #include "graft/select/search.h"
-#include "graft/text/mlm.h"
+#include "graft/train/task.h"
 #include "graft/train/trainer.h"
 #include "verbs.h"
 
@@ -144,6 +144,15 @@ void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
   sub.add_flag("!--no-bucket", o.bucket, "Do not group training batches by text length")->group(text);
   sub.add_option("--dropout", o.dropout, "BERT and head dropout (-1: the model config's)")
       ->capture_default_str()->group(text);
+  sub.add_option("--time-budget", o.time_budget,
+                 "Stop after this many minutes of training, as done (checkpointed; 0: none)")
+      ->capture_default_str();
+  auto mlm = "Pretraining BERT (graft pretrain --task text)";
+  sub.add_option("--corpus", o.corpus, "Plain-text files, one document each")->delimiter(',')->group(mlm);
+  sub.add_option("--size", o.size, "BERT size: tiny, mini, small, medium or base")
+      ->capture_default_str()->group(mlm);
+  sub.add_option("--bert-config", o.bert_config, "A BERT config.json instead of --size")->group(mlm);
+  sub.add_option("--mask-prob", o.mask_prob, "Share of the tokens to predict")->capture_default_str()->group(mlm);
 }
 
 // How a training run is spread over processes and machines (not settings of
@@ -198,23 +207,18 @@ int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>
   }
   TrainSummary s = train(o);
   if (o.group && o.group->rank() != 0) return s.interrupted ? 130 : 0;
+  const std::string verb = args.empty() ? "train" : args[0];
   if (s.interrupted && o.stop_after_epoch > 0 && s.epochs_run >= o.stop_after_epoch) {
     std::cerr << "paused after epoch " << s.epochs_run << " (--stop-after-epoch); continue with: "
-              << "graft train --resume --out " << s.out << "\n";
+              << "graft " << verb << " --resume --out " << s.out << "\n";
     return 130;
   }
   if (s.interrupted) {
-    std::cerr << "interrupted: the last state is in " << s.out
-              << "/checkpoint; continue with: graft train --resume --out " << s.out << "\n";
+    std::cerr << "interrupted: the last state is in " << s.out << "/checkpoint; continue with: graft "
+              << verb << " --resume --out " << s.out << "\n";
     return 130;
   }
-  nlohmann::ordered_json j;
-  j["run"] = s.out;
-  j["epochs"] = s.epochs_run;
-  j["best_epoch"] = s.best_epoch;
-  j["val_accuracy"] = s.best_val_accuracy;
-  if (s.has_test) j["test_accuracy"] = s.test.accuracy;
-  std::cout << j.dump() << std::endl;
+  std::cout << summary_json(find_task(s.task), s).dump() << std::endl;
   return 0;
 }
 
@@ -322,74 +326,32 @@ void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args)
 }
 
 void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& args) {
-  TrainOptions d;
-  d.weights = "none";
-  d.strategy = "full";
-  d.lr = 0.1;
-  d.weight_decay = 5e-4;
-  d.backbone = "resnet20";
+  // The task's pretraining defaults, then --config, then the flags; an
+  // unknown --task is reported when the verb runs.
+  const bool named = !args.empty() && args[0] == "pretrain";
+  const TaskRow* row = nullptr;
+  for (const auto& t : task_table())
+    if (!row && !t.pretrain_name.empty()) row = &t;  // the first is the default
+  try {
+    if (named && !flag_value(args, "--task").empty()) row = &find_pretrain_task(flag_value(args, "--task"));
+  } catch (const UsageError&) {
+  }
+  TrainOptions d = row->pretrain_defaults ? row->pretrain_defaults("") : row->defaults("");
+  d.task = row->pretrain_name;
   auto opts = std::make_shared<TrainOptions>(d);
-  if (!args.empty() && args[0] == "pretrain") *opts = preload_config(args, &d);
+  if (named) *opts = preload_config(args, &d);
   CLI::App* sub = app.add_subcommand(
       "pretrain",
       "Train a source model from random initialisation on a source dataset (--task text: a BERT "
       "by masked-language modelling on a text corpus)");
-  bind_options(*sub, *opts, /*text_flags=*/false);
+  bind_options(*sub, *opts);
+  sub->get_option("--task")->description("What to pretrain: " + pretrain_task_names());
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);
-  auto mlm = std::make_shared<MlmOptions>();
-  sub->add_option("--corpus", mlm->corpus, "--task text: plain-text files, one document each")
-      ->delimiter(',');
-  sub->add_option("--vocab", mlm->vocab, "--task text: WordPiece vocab.txt");
-  sub->add_option("--size", mlm->size, "--task text: tiny, mini, small, medium or base")
-      ->capture_default_str();
-  sub->add_option("--bert-config", mlm->bert_config, "--task text: a BERT config.json instead of --size");
-  sub->add_option("--max-length", mlm->max_length, "--task text: tokens per packed sequence")
-      ->capture_default_str();
-  sub->add_option("--time-budget", mlm->time_budget_minutes,
-                  "--task text: stop after this many minutes (0: none)")->capture_default_str();
-  sub->add_option("--mask-prob", mlm->mask_prob, "--task text: share of tokens to predict")
-      ->capture_default_str();
-  sub->add_option("--val-fraction", mlm->val_fraction, "--task text: sequences held out")
-      ->capture_default_str();
-  sub->callback([&run, opts, mlm, sub, dist, args] {
-    run = [opts, mlm, sub, dist, args] {
-      if (opts->task != "text") return run_train(*opts, *dist, args);
-      GRAFT_CHECK_USAGE(dist->nproc == 1 && dist->nnodes == 1,
-                        "--nproc/--nnodes: data-parallel training is not yet wired into text pretraining");
-      // Text: the MLM defaults unless a shared flag was given.
-      MlmOptions m = *mlm;
-      if (sub->count("--epochs")) m.epochs = opts->epochs;
-      if (sub->count("--batch-size")) m.batch_size = opts->batch_size;
-      if (sub->count("--lr")) m.lr = opts->lr;
-      if (sub->count("--weight-decay")) m.weight_decay = opts->weight_decay;
-      if (sub->count("--clip-grad")) m.clip_grad = opts->clip_grad;
-      if (sub->count("--warmup-epochs"))
-        m.warmup_fraction = opts->warmup_epochs / static_cast<double>(std::max<int64_t>(1, m.epochs));
-      m.seed = opts->seed;
-      m.threads = opts->threads;
-      m.out = opts->out;
-      m.resume = opts->resume;
-      m.overwrite = opts->overwrite;
-      m.quiet = opts->quiet;
-      set_quiet(m.quiet);
-      install_stop_handlers();
-      MlmSummary s = pretrain_mlm(m);
-      if (s.interrupted) {
-        std::cerr << "interrupted: continue with graft pretrain --task text --resume --out " << m.out
-                  << "\n";
-        return 130;
-      }
-      nlohmann::ordered_json j;
-      j["run"] = m.out;
-      j["epochs"] = s.epochs_done;
-      j["steps"] = s.steps;
-      j["val_mlm_loss"] = s.val_loss;
-      j["val_mlm_accuracy"] = s.val_accuracy;
-      j["seconds"] = s.seconds;
-      j["time_budget_reached"] = s.budget_reached;
-      std::cout << j.dump() << std::endl;
-      return 0;
+  sub->callback([&run, opts, dist, args] {
+    run = [opts, dist, args] {
+      opts->task = find_pretrain_task(opts->task).name;
+      return run_train(*opts, *dist, args);
     };
   });
 }

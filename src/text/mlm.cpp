@@ -15,7 +15,9 @@
 #include "graft/data/order.h"
 #include "graft/text/bert.h"
 #include "graft/train/checkpoint.h"
-#include "graft/train/trainer.h"
+#include "graft/dist/group.h"
+#include "graft/train/loop.h"
+#include "graft/weights/safetensors.h"
 #include "unicode.h"
 
 namespace fs = std::filesystem;
@@ -85,46 +87,6 @@ MaskedBatch mask_tokens(const torch::Tensor& ids, const WordPiece& wp, double pr
 
 namespace {
 
-nlohmann::json options_json(const MlmOptions& o) {
-  nlohmann::json j;
-  j["task"] = "text";
-  j["corpus"] = o.corpus;
-  j["vocab"] = o.vocab;
-  j["size"] = o.size;
-  j["bert_config"] = o.bert_config;
-  j["max_length"] = o.max_length;
-  j["batch_size"] = o.batch_size;
-  j["epochs"] = o.epochs;
-  j["time_budget_minutes"] = o.time_budget_minutes;
-  j["lr"] = o.lr;
-  j["weight_decay"] = o.weight_decay;
-  j["warmup_fraction"] = o.warmup_fraction;
-  j["mask_prob"] = o.mask_prob;
-  j["clip_grad"] = o.clip_grad;
-  j["val_fraction"] = o.val_fraction;
-  j["seed"] = o.seed;
-  return j;
-}
-
-MlmOptions options_from_json(const nlohmann::json& j, MlmOptions o, const std::string& source) {
-  o.corpus = json_get<std::vector<std::string>>(j, "corpus", source);
-  o.vocab = json_get<std::string>(j, "vocab", source);
-  o.size = json_get<std::string>(j, "size", source);
-  o.bert_config = json_get<std::string>(j, "bert_config", source);
-  o.max_length = json_get<int64_t>(j, "max_length", source);
-  o.batch_size = json_get<int64_t>(j, "batch_size", source);
-  o.epochs = json_get<int64_t>(j, "epochs", source);
-  o.time_budget_minutes = json_get<double>(j, "time_budget_minutes", source);
-  o.lr = json_get<double>(j, "lr", source);
-  o.weight_decay = json_get<double>(j, "weight_decay", source);
-  o.warmup_fraction = json_get<double>(j, "warmup_fraction", source);
-  o.mask_prob = json_get<double>(j, "mask_prob", source);
-  o.clip_grad = json_get<double>(j, "clip_grad", source);
-  o.val_fraction = json_get<double>(j, "val_fraction", source);
-  o.seed = json_get<uint64_t>(j, "seed", source);
-  return o;
-}
-
 // Loss and accuracy on the chosen tokens only (the head runs on those rows).
 std::pair<torch::Tensor, torch::Tensor> masked_loss(BertForMaskedLMImpl& m, const MaskedBatch& b) {
   torch::Tensor hidden = m.bert->forward(b.inputs).last_hidden_state;
@@ -136,250 +98,173 @@ std::pair<torch::Tensor, torch::Tensor> masked_loss(BertForMaskedLMImpl& m, cons
   return {loss, logits.argmax(1).eq(target).sum()};
 }
 
-
-}  // namespace
-
-MlmSummary pretrain_mlm(const MlmOptions& given) {
-  MlmOptions o = given;
-  GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
-  if (o.resume) {
-    const std::string cfg = o.out + "/config.json";
-    GRAFT_CHECK_USAGE(fs::exists(cfg), "--resume: '", o.out,
-                      "' holds no text pretraining run (expected ", cfg, ")");
-    MlmOptions stored = options_from_json(json_get<nlohmann::json>(read_json_file(cfg), "options", cfg), o, cfg);
-    stored.threads = o.threads;
-    stored.quiet = o.quiet;
-    stored.should_stop = o.should_stop;
-    stored.out = o.out;
-    stored.resume = true;
-    if (!fs::exists(checkpoint_path(o.out))) {
-      // Stopped before its first checkpoint: start again from its own settings.
-      log_info(str_cat("--resume: '", o.out,
-                       "' has no checkpoint yet; pretraining starts again from its first epoch"));
-      stored.resume = false;
-      stored.overwrite = true;
+// One masked-language-model pretraining: the corpus tokenized and packed in
+// the constructor (every input checked first), the steps for the loop after.
+// Every epoch's model is the result (no best-model selection).
+class MlmTask final : public LoopTask {
+ public:
+  explicit MlmTask(const TrainOptions& o) : o_(o), group_(active_group(o)) {
+    rank_ = group_ ? group_->rank() : 0;
+    world_ = group_ ? group_->size() : 1;
+    if (group_) check_same_options(*group_, o);
+    wp_ = std::make_shared<WordPiece>(WordPiece::from_file(o.vocab));
+    c_ = o.bert_config.empty() ? bert_size(o.size, static_cast<int64_t>(wp_->size())) : read_bert_config(o.bert_config);
+    GRAFT_CHECK_USAGE(c_.vocab_size == static_cast<int64_t>(wp_->size()), "--bert-config: vocab_size ", c_.vocab_size,
+                      " disagrees with --vocab '", o.vocab, "' (", wp_->size(), " tokens)");
+    GRAFT_CHECK_USAGE(c_.max_position_embeddings >= o.max_length, "--max-length ", o.max_length,
+                      " exceeds the model's max_position_embeddings ", c_.max_position_embeddings);
+    if (rank_ == 0) prepare_run_dir(o);
+    if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
+    set_threads(o.threads);
+    read_corpus();
+    seed_everything(mix_seed(o.seed, 201));
+    model_ = BertForMaskedLM(c_);
+    nlohmann::ordered_json config;
+    config["graft_version"] = GRAFT_VERSION;
+    config["options"] = to_json(o);
+    config["bert"] = to_json(c_);
+    config["counts"] = {{"tokens", tokens_}, {"train_sequences", train_rows_.size(0)},
+                        {"val_sequences", val_rows_.size(0)}};
+    if (!o.resume && rank_ == 0) {
+      write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+      write_file_atomic(o.out + "/bert_config.json", to_json(c_).dump(2) + "\n");
+      write_file_atomic(o.out + "/vocab.txt", read_file(o.vocab));
     }
-    o = stored;
   }
-  // Every input is checked before the corpus is read.
-  GRAFT_CHECK_USAGE(!o.corpus.empty(), "--corpus: give at least one text file");
-  for (const auto& f : o.corpus)
-    GRAFT_CHECK_USAGE(fs::is_regular_file(f), "--corpus: '", f, "' is not a file");
-  GRAFT_CHECK_USAGE(!o.vocab.empty(), "--vocab: a WordPiece vocab.txt is required");
-  GRAFT_CHECK_USAGE(o.max_length >= 8, "--max-length ", o.max_length, " (expected at least 8)");
-  GRAFT_CHECK_USAGE(o.batch_size >= 1, "--batch-size ", o.batch_size, " (expected at least 1)");
-  GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs ", o.epochs, " (expected at least 1)");
-  GRAFT_CHECK_USAGE(o.lr > 0 && std::isfinite(o.lr), "--lr ", o.lr, " (expected a finite number > 0)");
-  GRAFT_CHECK_USAGE(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "--weight-decay ",
-                    o.weight_decay, " (expected a finite number >= 0)");
-  GRAFT_CHECK_USAGE(o.clip_grad >= 0 && std::isfinite(o.clip_grad), "--clip-grad ", o.clip_grad,
-                    " (expected a finite number >= 0)");
-  GRAFT_CHECK_USAGE(o.mask_prob > 0 && o.mask_prob < 1, "--mask-prob ", o.mask_prob,
-                    " (expected a fraction in (0, 1))");
-  GRAFT_CHECK_USAGE(o.val_fraction >= 0 && o.val_fraction < 0.5, "--val-fraction ", o.val_fraction,
-                    " (expected [0, 0.5))");
-  WordPiece wp = WordPiece::from_file(o.vocab);
-  BertConfig c = o.bert_config.empty() ? bert_size(o.size, static_cast<int64_t>(wp.size()))
-                                       : read_bert_config(o.bert_config);
-  GRAFT_CHECK_USAGE(c.vocab_size == static_cast<int64_t>(wp.size()), "--bert-config: vocab_size ",
-                    c.vocab_size, " disagrees with --vocab '", o.vocab, "' (", wp.size(), " tokens)");
-  GRAFT_CHECK_USAGE(c.max_position_embeddings >= o.max_length, "--max-length ", o.max_length,
-                    " exceeds the model's max_position_embeddings ", c.max_position_embeddings);
-  if (!o.resume) {
-    if (fs::exists(o.out)) {
-      GRAFT_CHECK_USAGE(fs::is_directory(o.out), "--out: '", o.out, "' is not a folder");
-      bool empty = fs::directory_iterator(o.out) == fs::directory_iterator();
-      GRAFT_CHECK_USAGE(empty || o.overwrite, "--out: '", o.out,
-                        "' already exists (use --overwrite to replace it or --resume to continue)");
-      for (const char* f : {"config.json", "model.safetensors", "model.json", "bert_config.json",
-                            "vocab.txt", "metrics.csv", "checkpoint"})
-        fs::remove_all(fs::path(o.out) / f);
+
+  torch::nn::Module& module() override { return *model_; }
+  std::vector<ParamGroup> param_groups() override {
+    ParamGroup decay{"decay", {}, o_.lr, o_.weight_decay}, no_decay{"no_decay", {}, o_.lr, 0.0};
+    for (auto& p : model_->parameters()) (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+    return {decay, no_decay};
+  }
+  int64_t steps_per_epoch() override { return (train_rows_.size(0) + o_.batch_size - 1) / o_.batch_size; }
+  int64_t items_per_epoch() override { return (train_rows_.size(0) + world_ - 1) / world_; }
+  const char* unit() const override { return "seq/s"; }
+  bool keep_every_epoch() const override { return true; }
+
+  void begin_epoch(int64_t epoch, int64_t /*first_step*/) override {
+    model_->train();
+    order_ = epoch_order(static_cast<size_t>(train_rows_.size(0)), o_.seed, epoch, true);
+  }
+
+  // The whole step's rows are masked alike on every rank (one generator per
+  // step), each rank takes every world-th row, and each token's loss weighs
+  // 1 / (masked tokens of the whole step): the averaged gradient is that of
+  // the step run alone.
+  StepStats step(int64_t epoch, int64_t s) override {
+    const int64_t n = train_rows_.size(0);
+    const int64_t b0 = s * o_.batch_size, b1 = std::min(n, b0 + o_.batch_size);
+    std::vector<int64_t> idx(order_.begin() + b0, order_.begin() + b1);
+    const int64_t step = epoch * steps_per_epoch() + s;
+    torch::Generator gen = at::detail::createCPUGenerator(mix_seed(o_.seed, 701, static_cast<uint64_t>(step)));
+    MaskedBatch mb = mask_tokens(train_rows_.index_select(0, torch::tensor(idx, torch::kInt64)), *wp_,
+                                 o_.mask_prob, gen);
+    if (group_) {
+      const torch::Tensor mine = torch::arange(rank_, static_cast<int64_t>(idx.size()), world_);
+      total_masked_ = mb.labels.ne(-100).sum().item<int64_t>();
+      mb.inputs = mb.inputs.index_select(0, mine);
+      mb.labels = mb.labels.index_select(0, mine);
     }
-    make_dirs(o.out);
-  } else {
-    remove_stale_temporaries(o.out);
+    StepStats st;
+    st.items = mb.inputs.size(0);
+    st.count = mb.labels.ne(-100).sum().item<int64_t>();
+    if (st.count == 0) {
+      // Alone: nothing to learn, no step. Data parallel: this rank adds
+      // zeros to the average and steps with the others.
+      st.skip = !group_;
+      return st;
+    }
+    auto [loss, correct] = masked_loss(*model_, mb);
+    const double weight = group_ ? static_cast<double>(st.count) * world_ / static_cast<double>(total_masked_) : 1.0;
+    (loss * weight).backward();
+    st.loss_sum = loss.item<double>() * static_cast<double>(st.count);
+    st.correct = correct.item<int64_t>();
+    return st;
   }
-  set_threads(o.threads);
 
-  auto t_tok = std::chrono::steady_clock::now();
-  std::vector<int64_t> stream = tokenize_corpus(o.corpus, wp);
-  torch::Tensor rows = pack_sequences(stream, o.max_length, wp.cls_id(), wp.sep_id());
-  GRAFT_CHECK(rows.size(0) >= 2, "--corpus: ", stream.size(), " tokens make ", rows.size(0),
-              " sequences of ", o.max_length, " (expected at least 2)");
-  log_info(str_cat("corpus: ", stream.size(), " tokens, ", rows.size(0), " sequences of ",
-                   o.max_length, " (tokenized in ",
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tok).count(),
-                   " s)"));
-  // Held-out rows for the validation MLM loss, seeded.
-  const int64_t n_val = o.val_fraction > 0 ? std::max<int64_t>(1, static_cast<int64_t>(rows.size(0) * o.val_fraction)) : 0;
-  auto perm = epoch_order(static_cast<size_t>(rows.size(0)), mix_seed(o.seed, 702), 0, true);
-  std::vector<int64_t> vi(perm.begin(), perm.begin() + n_val), ti(perm.begin() + n_val, perm.end());
-  std::sort(vi.begin(), vi.end());
-  std::sort(ti.begin(), ti.end());
-  torch::Tensor val_rows = rows.index_select(0, torch::tensor(vi, torch::kInt64));
-  torch::Tensor train_rows = rows.index_select(0, torch::tensor(ti, torch::kInt64));
+  bool has_validation() override { return val_rows_.size(0) > 0; }
 
-  seed_everything(mix_seed(o.seed, 201));
-  BertForMaskedLM model(c);
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model->parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                    torch::optim::AdamWOptions(o.lr).weight_decay(0)));
-  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.lr));
-
-  const int64_t n_train = train_rows.size(0);
-  const int64_t steps_per_epoch = (n_train + o.batch_size - 1) / o.batch_size;
-  const int64_t total = steps_per_epoch * o.epochs;
-  const int64_t warmup = static_cast<int64_t>(o.warmup_fraction * static_cast<double>(total));
-  auto lr_at = [&](int64_t step) {
-    if (warmup > 0 && step < warmup) return o.lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
-    return o.lr * std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(1, total - warmup)));
-  };
-
-  nlohmann::ordered_json config;
-  config["graft_version"] = GRAFT_VERSION;
-  config["options"] = options_json(o);
-  config["bert"] = to_json(c);
-  config["counts"] = {{"tokens", stream.size()}, {"train_sequences", n_train}, {"val_sequences", n_val}};
-  if (!o.resume) {
-    write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
-    write_file_atomic(o.out + "/bert_config.json", to_json(c).dump(2) + "\n");
-    write_file_atomic(o.out + "/vocab.txt", read_file(o.vocab));
-  }
-  TrainerState state;
-  if (o.resume) {
-    state = load_checkpoint(o.out, *model, optimizer);
-    log_info(str_cat("resuming ", o.out, " at epoch ", state.epochs_done + 1, " step ", state.step_in_epoch));
-  }
-  double spent = 0;  // seconds of earlier epochs
-  for (const auto& r : state.rows) spent += r.seconds;
-
-  auto evaluate = [&]() -> std::pair<double, double> {
-    if (n_val == 0) return {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  // The masked-token loss and accuracy of the held-out rows, masked by a
+  // fixed generator (the same tokens every epoch).
+  Metrics validate() override {
     torch::InferenceMode guard;
-    model->eval();
-    torch::Generator gen = at::detail::createCPUGenerator(mix_seed(o.seed, 801));
+    model_->eval();
+    torch::Generator gen = at::detail::createCPUGenerator(mix_seed(o_.seed, 801));
     double loss = 0, correct = 0, count = 0;
-    for (int64_t b = 0; b < n_val; b += o.batch_size) {
-      MaskedBatch mb = mask_tokens(val_rows.narrow(0, b, std::min(o.batch_size, n_val - b)), wp, o.mask_prob, gen);
-      int64_t m = mb.labels.ne(-100).sum().item<int64_t>();
-      if (m == 0) continue;
-      auto [l, c] = masked_loss(*model, mb);
-      loss += l.item<double>() * m;
-      correct += c.item<double>();
-      count += m;
-    }
-    model->train();
-    return {loss / std::max(1.0, count), correct / std::max(1.0, count)};
-  };
-
-  MlmSummary summary;
-  double epoch_base = state.seconds;  // this epoch's seconds before this process
-  auto last_ckpt = std::chrono::steady_clock::now();
-  model->train();
-  for (int64_t epoch = state.epochs_done; epoch < o.epochs; ++epoch) {
-    auto order = epoch_order(static_cast<size_t>(n_train), o.seed, epoch, true);
-    Progress progress(str_cat("mlm epoch ", epoch + 1, "/", o.epochs), steps_per_epoch);
-    progress.advance(state.step_in_epoch);
-    auto t_epoch = std::chrono::steady_clock::now();
-    bool stop = false;
-    for (int64_t s = state.step_in_epoch; s < steps_per_epoch; ++s) {
-      const int64_t step = epoch * steps_per_epoch + s;
-      for (auto& g : optimizer.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr_at(step));
-      const int64_t b0 = s * o.batch_size, b1 = std::min(n_train, b0 + o.batch_size);
-      std::vector<int64_t> idx(order.begin() + b0, order.begin() + b1);
-      torch::Generator gen = at::detail::createCPUGenerator(mix_seed(o.seed, 701, static_cast<uint64_t>(step)));
-      MaskedBatch mb = mask_tokens(train_rows.index_select(0, torch::tensor(idx, torch::kInt64)), wp, o.mask_prob, gen);
+    const int64_t n_val = val_rows_.size(0);
+    for (int64_t b = 0; b < n_val; b += o_.batch_size) {
+      MaskedBatch mb = mask_tokens(val_rows_.narrow(0, b, std::min(o_.batch_size, n_val - b)), *wp_, o_.mask_prob, gen);
       const int64_t m = mb.labels.ne(-100).sum().item<int64_t>();
-      optimizer.zero_grad();
-      if (m > 0) {
-        auto [loss, correct] = masked_loss(*model, mb);
-        loss.backward();
-        if (o.clip_grad > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip_grad);
-        optimizer.step();
-        const double loss_value = loss.item<double>();
-        check_finite_loss(loss_value, epoch + 1, s + 1);
-        state.loss_sum += loss_value * m;
-        state.correct += correct.item<int64_t>();
-        state.seen += m;
-      }
-      state.step_in_epoch = s + 1;
-      summary.steps += 1;
-      progress.advance(1);
-      const double now = epoch_base + std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-      const bool budget = o.time_budget_minutes > 0 && spent + now >= o.time_budget_minutes * 60;
-      const bool last = state.step_in_epoch == steps_per_epoch;
-      const bool hook = o.should_stop && o.should_stop(epoch * steps_per_epoch + s + 1);
-      if (!last && (stop_requested() || budget || hook ||
-                    std::chrono::steady_clock::now() - last_ckpt > std::chrono::minutes(5))) {
-        state.seconds = now;
-        save_checkpoint(o.out, *model, optimizer, state);
-        last_ckpt = std::chrono::steady_clock::now();
-        if (stop_requested() || hook) {
-          summary.interrupted = true;
-          stop = true;
-        } else if (budget) {
-          summary.budget_reached = true;
-          stop = true;
-        }
-        if (stop) break;
-      }
+      if (m == 0) continue;
+      auto [l, c] = masked_loss(*model_, mb);
+      loss += l.item<double>() * static_cast<double>(m);
+      correct += c.item<double>();
+      count += static_cast<double>(m);
     }
-    progress.finish();
-    const double secs = epoch_base + std::chrono::duration<double>(std::chrono::steady_clock::now() - t_epoch).count();
-    if (summary.interrupted) break;
-    // An epoch (or the budget's part of one) ends: validate, save, log.
-    auto [vl, va] = evaluate();
-    EpochRow row{epoch + 1, state.loss_sum / std::max<int64_t>(1, state.seen),
-                 double(state.correct) / std::max<int64_t>(1, state.seen), vl, va,
-                 lr_at(epoch * steps_per_epoch + state.step_in_epoch - 1), secs,
-                 static_cast<double>(state.step_in_epoch * o.batch_size) / secs};
-    state.rows.push_back(row);
-    log_info(str_cat("mlm epoch ", row.epoch, "/", o.epochs, "  loss ", row.train_loss, "  acc ",
-                     row.train_accuracy, "  val_loss ", vl, "  val_acc ", va, "  ",
-                     static_cast<int64_t>(row.items_per_second), " seq/s"));
-    spent += secs;
-    state.epochs_done = summary.budget_reached ? o.epochs : epoch + 1;
-    state.step_in_epoch = 0;
-    state.loss_sum = 0;
-    state.correct = state.seen = 0;
-    state.seconds = 0;
-    epoch_base = 0;
-    state.best_epoch = epoch + 1;
+    model_->train();
+    Metrics out;
+    out.loss = loss / std::max(1.0, count);
+    out.accuracy = correct / std::max(1.0, count);
+    return out;
+  }
+
+  // The description first, the weights last (as save_model).
+  void save_model() override {
     nlohmann::ordered_json info;
     info["format"] = "graft-model";
     info["format_version"] = 1;
     info["graft_version"] = GRAFT_VERSION;
     info["task"] = "text-mlm";
     info["architecture"] = "bert";
-    info["bert"] = to_json(c);
+    info["bert"] = to_json(c_);
     info["vocab"] = "vocab.txt";
-    info["max_length"] = o.max_length;
-    check_finite_parameters(*model, str_cat("after epoch ", epoch + 1));
-    // The description first, the weights last (as save_model).
-    write_file_atomic(o.out + "/model.json", info.dump(2) + "\n");
-    save_safetensors(o.out + "/model.safetensors", state_dict(*model));
-    write_file_atomic(o.out + "/metrics.csv", metrics_csv(state.rows));
-    save_checkpoint(o.out, *model, optimizer, state);
-    last_ckpt = std::chrono::steady_clock::now();
-    summary.val_loss = vl;
-    summary.val_accuracy = va;
-    if (summary.budget_reached) {
-      log_info(str_cat("time budget of ", o.time_budget_minutes, " min reached in epoch ", epoch + 1));
-      break;
-    }
-    if (stop_requested() && epoch + 1 < o.epochs) {
-      summary.interrupted = true;
-      break;
-    }
+    info["max_length"] = o_.max_length;
+    write_file_atomic(o_.out + "/model.json", info.dump(2) + "\n");
+    save_safetensors(o_.out + "/model.safetensors", state_dict(*model_));
   }
-  summary.epochs_done = state.epochs_done;
-  summary.seconds = spent;
-  return summary;
+
+ private:
+  // Tokenized, packed into rows of max_length, and split into held-out rows
+  // (seeded) and training rows.
+  void read_corpus() {
+    auto t_tok = std::chrono::steady_clock::now();
+    std::vector<int64_t> stream = tokenize_corpus(o_.corpus, *wp_);
+    tokens_ = static_cast<int64_t>(stream.size());
+    torch::Tensor rows = pack_sequences(stream, o_.max_length, wp_->cls_id(), wp_->sep_id());
+    GRAFT_CHECK(rows.size(0) >= 2, "--corpus: ", stream.size(), " tokens make ", rows.size(0), " sequences of ",
+                o_.max_length, " (expected at least 2)");
+    log_info(str_cat("corpus: ", stream.size(), " tokens, ", rows.size(0), " sequences of ", o_.max_length,
+                     " (tokenized in ", std::chrono::duration<double>(std::chrono::steady_clock::now() - t_tok).count(),
+                     " s)"));
+    const int64_t n_val = o_.val_split > 0
+                              ? std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(rows.size(0)) * o_.val_split))
+                              : 0;
+    auto perm = epoch_order(static_cast<size_t>(rows.size(0)), mix_seed(o_.seed, 702), 0, true);
+    std::vector<int64_t> vi(perm.begin(), perm.begin() + n_val), ti(perm.begin() + n_val, perm.end());
+    std::sort(vi.begin(), vi.end());
+    std::sort(ti.begin(), ti.end());
+    val_rows_ = rows.index_select(0, torch::tensor(vi, torch::kInt64));
+    train_rows_ = rows.index_select(0, torch::tensor(ti, torch::kInt64));
+  }
+
+  const TrainOptions& o_;
+  std::shared_ptr<dist::Group> group_;
+  int rank_ = 0, world_ = 1;
+  std::shared_ptr<WordPiece> wp_;
+  BertConfig c_;
+  BertForMaskedLM model_{nullptr};
+  int64_t tokens_ = 0, total_masked_ = 0;
+  torch::Tensor train_rows_, val_rows_;
+  std::vector<size_t> order_;
+};
+
+}  // namespace
+
+TrainSummary pretrain_mlm(const TrainOptions& o) {
+  validate(o);
+  MlmTask task(o);
+  return run_loop(o, task);
 }
 
 }  // namespace graft

@@ -26,7 +26,7 @@ constexpr int64_t kMaxBatch = 1 << 20;
   X(clip_grad) X(patience) X(augment) X(feature_cache) X(precision) X(cache_dir) X(seed) X(threads)    \
   X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(max_pixels) X(quiet) X(text_column)       \
   X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
-  X(grad_accum) X(bucket) X(dropout) X(time_budget)
+  X(grad_accum) X(bucket) X(dropout) X(time_budget) X(corpus) X(size) X(bert_config) X(mask_prob)
 
 TrainOptions default_train_options(const std::string& task, const std::string& backbone) {
   return find_task(task).defaults(backbone);
@@ -116,7 +116,7 @@ void validate(const TrainOptions& o) {
       {"--weight-decay", o.weight_decay},   {"--momentum", o.momentum},
       {"--warmup-epochs", o.warmup_epochs}, {"--gamma", o.gamma},
       {"--label-smoothing", o.label_smoothing}, {"--clip-grad", o.clip_grad},
-      {"--dropout", o.dropout}, {"--time-budget", o.time_budget}};
+      {"--dropout", o.dropout}, {"--time-budget", o.time_budget}, {"--mask-prob", o.mask_prob}};
   for (const auto& [flag, v] : reals)
     GRAFT_CHECK_USAGE(std::isfinite(v), flag, ": ", v, " (expected a finite number)");
   const std::tuple<const char*, int64_t, int64_t, int64_t> ints[] = {

@@ -7,6 +7,7 @@
 #include "graft/core/error.h"
 #include "graft/core/json.h"
 #include "graft/models/registry.h"
+#include "graft/text/mlm.h"
 #include "graft/text/text_model.h"
 #include "graft/text/text_train.h"
 #include "graft/train/image_train.h"
@@ -77,6 +78,63 @@ void text_check(const TrainOptions& o) {
                     "' (the text task has no augmentation; expected none)");
 }
 
+// graft pretrain: a source model from random initialisation.
+TrainOptions image_pretrain_defaults(const std::string&) {
+  TrainOptions o;
+  o.weights = "none";
+  o.strategy = "full";
+  o.lr = 0.1;
+  o.weight_decay = 5e-4;
+  o.backbone = "resnet20";
+  return o;
+}
+
+// BERT pretraining as Hugging Face's run_mlm recipe: AdamW at 1e-3 with
+// weight decay 0.01, linear decay after a warmup of 6% of the steps,
+// clipping at 1, 2% of the sequences held out.
+TrainOptions mlm_defaults(const std::string&) {
+  TrainOptions o;
+  o.task = "mlm";
+  o.backbone = "bert";
+  o.strategy = "full";
+  o.optimizer = "adamw";
+  o.lr = 1e-3;
+  o.weight_decay = 0.01;
+  o.schedule = "linear";
+  o.warmup_epochs = -1;
+  o.clip_grad = 1.0;
+  o.val_split = 0.02;
+  o.epochs = 1;
+  o.augment = "none";
+  return o;
+}
+
+// Every input is checked before the corpus is read.
+void mlm_check(const TrainOptions& o) {
+  GRAFT_CHECK_USAGE(!o.corpus.empty(), "--corpus: give at least one text file");
+  for (const auto& f : o.corpus) GRAFT_CHECK_USAGE(fs::is_regular_file(f), "--corpus: '", f, "' is not a file");
+  GRAFT_CHECK_USAGE(!o.vocab.empty(), "--vocab: a WordPiece vocab.txt is required");
+  GRAFT_CHECK_USAGE(o.max_length >= 8, "--max-length ", o.max_length, " (expected at least 8)");
+  GRAFT_CHECK_USAGE(o.mask_prob > 0 && o.mask_prob < 1, "--mask-prob ", o.mask_prob,
+                    " (expected a fraction in (0, 1))");
+  GRAFT_CHECK_USAGE(o.val_split >= 0 && o.val_split < 0.5, "--val-split ", o.val_split,
+                    " (pretraining holds out a fraction in [0, 0.5) of the sequences)");
+  check_one_of("--optimizer", o.optimizer, {"adamw"});
+}
+
+nlohmann::ordered_json mlm_summary(const TrainSummary& s) {
+  nlohmann::ordered_json j;
+  j["run"] = s.out;
+  j["epochs"] = s.epochs_run;
+  j["steps"] = s.steps;
+  j["val_mlm_loss"] = s.last_val.loss;
+  j["val_mlm_accuracy"] = s.last_val.accuracy;
+  j["seconds"] = s.seconds;
+  j["time_budget_reached"] = s.budget_reached;
+  return j;
+}
+
+bool mlm_owns(const std::string& run) { return model_json_task(run) == "text-mlm"; }
 bool image_owns(const std::string& run) { return model_json_task(run) == "image"; }
 bool text_owns(const std::string& run) { return model_json_task(run) == "text"; }
 
@@ -97,9 +155,11 @@ std::string join_names(bool pretrain) {
 const std::vector<TaskRow>& task_table() {
   static const std::vector<TaskRow> rows = {
       {"image", "classify images: a backbone of the registry with a new head", "image", image_defaults,
-       image_check, train_image, image_owns},
+       image_check, train_image, image_owns, image_pretrain_defaults},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
        text_owns},
+      {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",
+       "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, mlm_summary},
   };
   return rows;
 }
@@ -120,6 +180,17 @@ const TaskRow& task_of_run(const std::string& run) {
   for (const auto& t : task_table())
     if (t.owns_run(run)) return t;
   throw Error(str_cat("'", run, "' holds no model graft knows (expected a folder written by graft train)"));
+}
+
+nlohmann::ordered_json summary_json(const TaskRow& task, const TrainSummary& s) {
+  if (task.summary_json) return task.summary_json(s);
+  nlohmann::ordered_json j;
+  j["run"] = s.out;
+  j["epochs"] = s.epochs_run;
+  j["best_epoch"] = s.best_epoch;
+  j["val_accuracy"] = s.best_val_accuracy;
+  if (s.has_test) j["test_accuracy"] = s.test.accuracy;
+  return j;
 }
 
 std::string task_names() { return join_names(false); }

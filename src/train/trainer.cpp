@@ -6,7 +6,9 @@ namespace graft {
 
 TrainSummary train(TrainOptions options) {
   if (options.resume) options = resume_options(options);
-  return find_task(options.task).train(options);
+  TrainSummary s = find_task(options.task).train(options);
+  s.task = options.task;
+  return s;
 }
 
 }  // namespace graft

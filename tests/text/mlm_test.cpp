@@ -9,6 +9,7 @@
 #include "graft/core/files.h"
 #include "graft/text/bert.h"
 #include "graft/text/mlm.h"
+#include "graft/train/trainer.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
 
@@ -63,7 +64,7 @@ TEST(Mlm, PacksFixedLengthRowsAndReadsLatin1) {
   EXPECT_EQ(ids, (std::vector<int64_t>{5, 22, 23, 8, 3, 5, 22, 23, 8, 3}));
 }
 
-MlmOptions small_run(const test::TempDir& dir, const std::string& out) {
+TrainOptions small_run(const test::TempDir& dir, const std::string& out) {
   auto vocab = small_vocab();
   std::string text;
   for (const auto& t : vocab) text += t + "\n";
@@ -78,7 +79,7 @@ MlmOptions small_run(const test::TempDir& dir, const std::string& out) {
                              "the big red ball , and the dog saw a cat in the park ."};
   for (int i = 0; i < 300; ++i) corpus += std::string(sentences[rng() % 3]) + "\n";
   write_file_atomic(dir / "corpus.txt", corpus);
-  MlmOptions o;
+  TrainOptions o = default_train_options("mlm");
   o.corpus = {dir / "corpus.txt"};
   o.vocab = dir / "vocab.txt";
   o.bert_config = dir / "config.json";
@@ -94,24 +95,25 @@ MlmOptions small_run(const test::TempDir& dir, const std::string& out) {
 
 TEST(Mlm, ResumedPretrainingEqualsAnUninterruptedOne) {
   test::TempDir dir;
-  MlmOptions whole = small_run(dir, dir / "whole");
-  MlmSummary a = pretrain_mlm(whole);
-  EXPECT_EQ(a.epochs_done, 3);
+  TrainOptions whole = small_run(dir, dir / "whole");
+  TrainSummary a = train(whole);
+  EXPECT_EQ(a.epochs_run, 3);
   // It learns: the masked-token accuracy beats always guessing the commonest token.
-  EXPECT_GT(a.val_accuracy, 0.3);
+  EXPECT_GT(a.last_val.accuracy, 0.3);
 
-  MlmOptions cut = small_run(dir, dir / "cut");
+  TrainOptions cut = small_run(dir, dir / "cut");
   cut.should_stop = [](int64_t step) { return step == 17; };  // mid-epoch 2
-  MlmSummary b = pretrain_mlm(cut);
+  TrainSummary b = train(cut);
   ASSERT_TRUE(b.interrupted);
-  MlmOptions resume;
+  TrainOptions resume;
   resume.out = dir / "cut";
   resume.resume = true;
   resume.threads = 1;
   resume.quiet = true;
-  MlmSummary c = pretrain_mlm(resume);
+  TrainSummary c = train(resume);
   EXPECT_FALSE(c.interrupted);
-  EXPECT_EQ(c.epochs_done, 3);
+  EXPECT_EQ(c.epochs_run, 3);
+  EXPECT_EQ(c.task, "mlm");
   auto wa = test::load_named(dir / "whole/model.safetensors");
   auto wc = test::load_named(dir / "cut/model.safetensors");
   ASSERT_EQ(wa.size(), wc.size());
@@ -128,7 +130,7 @@ TEST(Mlm, ResumedPretrainingEqualsAnUninterruptedOne) {
 
 TEST(Mlm, BadInputFailsBeforeTheCorpusIsRead) {
   test::TempDir dir;
-  MlmOptions o = small_run(dir, dir / "run");
+  TrainOptions o = small_run(dir, dir / "run");
   o.corpus = {dir / "missing.txt"};
   EXPECT_NE(test::error_of([&] { pretrain_mlm(o); }).find("missing.txt' is not a file"), std::string::npos);
   o = small_run(dir, dir / "run");

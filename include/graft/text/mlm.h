@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "graft/text/wordpiece.h"
+#include "graft/train/loop.h"
 
 namespace graft {
 
@@ -40,45 +41,14 @@ struct MaskedBatch {
 MaskedBatch mask_tokens(const torch::Tensor& ids, const WordPiece& wp, double prob,
                         torch::Generator& gen);
 
-struct MlmOptions {
-  std::vector<std::string> corpus;  // text files
-  std::string vocab;                // vocab.txt
-  std::string size = "tiny";        // bert-tiny ... bert-base (see bert_size)
-  std::string bert_config;          // a config.json instead of --size
-  int64_t max_length = 128;
-  int64_t batch_size = 32;
-  int64_t epochs = 1;
-  double time_budget_minutes = 0;   // stop (checkpointed, done) after this long; 0: none
-  double lr = 1e-3;
-  double weight_decay = 0.01;
-  double warmup_fraction = 0.06;
-  double mask_prob = 0.15;
-  double clip_grad = 1.0;
-  double val_fraction = 0.02;       // sequences held out for the MLM loss/accuracy
-  uint64_t seed = 0;
-  int threads = 0;
-  std::string out;
-  bool resume = false;
-  bool overwrite = false;
-  bool quiet = false;
-  /// Not a setting: called after every optimiser step with the steps done;
-  /// true stops there as a SIGINT would (checkpointed; --resume goes on).
-  std::function<bool(int64_t)> should_stop;
-};
-
-struct MlmSummary {
-  int64_t steps = 0;
-  int64_t epochs_done = 0;
-  double val_loss = 0, val_accuracy = 0;  // on the masked tokens of the held-out rows
-  double seconds = 0;
-  bool interrupted = false;
-  bool budget_reached = false;
-};
-
-/// Pretrains and writes the run folder: model.safetensors (Hugging Face
-/// BertForPreTraining names, bert.* and cls.predictions.*), bert_config.json,
-/// vocab.txt, model.json, config.json (these options), metrics.csv (one row
-/// per epoch) and checkpoint/.
-MlmSummary pretrain_mlm(const MlmOptions& options);
+/// Pretrains and writes the run folder (options: the "mlm" row of the task
+/// table, graft pretrain --task text; o.corpus, o.vocab, o.size or
+/// o.bert_config, o.max_length, o.mask_prob, and the loop's settings):
+/// model.safetensors (Hugging Face BertForPreTraining names, bert.* and
+/// cls.predictions.*), bert_config.json, vocab.txt, model.json (task
+/// "text-mlm"), config.json, metrics.csv (one row per epoch; the validation
+/// columns are the masked-token loss and accuracy of the held-out
+/// sequences), checkpoint/ and report.html. Every epoch's model is kept.
+TrainSummary pretrain_mlm(const TrainOptions& o);
 
 }  // namespace graft

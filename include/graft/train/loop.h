@@ -38,6 +38,7 @@ struct StepStats {
 };
 
 struct TrainSummary {
+  std::string task;  // the row of the task table that ran
   std::string out;
   int64_t epochs_run = 0;
   int64_t best_epoch = 0;  // 1-based

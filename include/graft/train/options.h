@@ -91,6 +91,13 @@ struct TrainOptions {
   bool bucket = true;        // group training batches by length
   double dropout = -1;       // BERT and head dropout (-1: the model config's)
 
+  // Masked-language-model pretraining (graft pretrain --task text, the
+  // "mlm" task); it also reads vocab and max_length above.
+  std::vector<std::string> corpus;  // plain-text files, one document each
+  std::string size = "tiny";        // BERT size: tiny, mini, small, medium or base
+  std::string bert_config;          // a BERT config.json instead of size
+  double mask_prob = 0.15;          // share of the tokens to predict
+
   /// Minutes of training after which the run ends as done (checkpointed,
   /// metrics and model of the epoch so far written); 0: none.
   double time_budget = 0;

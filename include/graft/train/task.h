@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "graft/train/loop.h"
 #include "graft/train/options.h"
 
@@ -34,6 +36,11 @@ struct TaskRow {
   TrainSummary (*train)(const TrainOptions& o);
   /// The model of a run folder is of this task (read from its files).
   bool (*owns_run)(const std::string& run);
+  /// graft pretrain's defaults (null: `defaults`).
+  TrainOptions (*pretrain_defaults)(const std::string& backbone) = nullptr;
+  /// The line a finished run prints on stdout (null: run, epochs,
+  /// best_epoch, val_accuracy and test_accuracy).
+  nlohmann::ordered_json (*summary_json)(const TrainSummary& s) = nullptr;
 };
 
 /// Every task, in --task help order.
@@ -45,6 +52,8 @@ const TaskRow& find_task(const std::string& name, const std::string& option = "-
 const TaskRow& find_pretrain_task(const std::string& name);
 /// The row whose model a run folder holds; graft::Error when none does.
 const TaskRow& task_of_run(const std::string& run);
+/// The stdout line of a finished run of `task`.
+nlohmann::ordered_json summary_json(const TaskRow& task, const TrainSummary& s);
 /// "image, text or face" (the train verb's) for help texts.
 std::string task_names();
 /// The same for graft pretrain.

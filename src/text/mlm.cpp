@@ -119,6 +119,11 @@ class MlmTask final : public LoopTask {
     read_corpus();
     seed_everything(mix_seed(o.seed, 201));
     model_ = BertForMaskedLM(c_);
+    // The masked-LM loss never reaches the pooler (it is saved as
+    // initialised, for BertForPreTraining's names): frozen, so that data
+    // parallel does not hand it zero gradients and weight decay.
+    for (auto& p : model_->named_parameters())
+      if (p.key().find(".pooler.") != std::string::npos) p.value().set_requires_grad(false);
     nlohmann::ordered_json config;
     config["graft_version"] = GRAFT_VERSION;
     config["options"] = to_json(o);
@@ -135,7 +140,8 @@ class MlmTask final : public LoopTask {
   torch::nn::Module& module() override { return *model_; }
   std::vector<ParamGroup> param_groups() override {
     ParamGroup decay{"decay", {}, o_.lr, o_.weight_decay}, no_decay{"no_decay", {}, o_.lr, 0.0};
-    for (auto& p : model_->parameters()) (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
+    for (auto& p : model_->parameters())
+      if (p.requires_grad()) (p.dim() >= 2 ? decay : no_decay).params.push_back(p);
     return {decay, no_decay};
   }
   int64_t steps_per_epoch() override { return (train_rows_.size(0) + o_.batch_size - 1) / o_.batch_size; }
@@ -170,9 +176,9 @@ class MlmTask final : public LoopTask {
     st.items = mb.inputs.size(0);
     st.count = mb.labels.ne(-100).sum().item<int64_t>();
     if (st.count == 0) {
-      // Alone: nothing to learn, no step. Data parallel: this rank adds
-      // zeros to the average and steps with the others.
-      st.skip = !group_;
+      // No token masked in the whole step: no step (every rank alike). Only
+      // in this rank's share: it adds zeros to the average.
+      st.skip = !group_ || total_masked_ == 0;
       return st;
     }
     auto [loss, correct] = masked_loss(*model_, mb);

@@ -247,10 +247,10 @@ class ImageTask final : public LoopTask {
   void end_epoch(int64_t /*epoch*/, bool whole) override {
     fold_.reset();
     if (cached_ || group_ || !whole) return;
-    GRAFT_CHECK(epoch_count_ > 0, "no training image of '", o_.data, "' could be decoded");
     // Once per process, over a whole epoch (every sample is tried once).
     if (!readable_checked_) check_readable(o_, data_.train, loader_->skipped_per_class());
     readable_checked_ = true;
+    GRAFT_CHECK(epoch_count_ > 0, "no training image of '", o_.data, "' could be decoded");
   }
 
   bool has_validation() override { return data_.val.size() > 0; }

@@ -133,7 +133,6 @@ class Loop {
     const bool hooks = reducer_ && task_.one_backward_per_step();
     if (hooks) reducer_->prepare();
     StepStats st = task_.step(epoch, s);
-    GRAFT_CHECK(!(st.skip && group_), "a step without a backward pass cannot run data parallel");
     if (hooks) reducer_->finish();
     else if (reducer_) reducer_->reduce_accumulated();
     if (st.skip) return st;

@@ -119,7 +119,6 @@ void mlm_check(const TrainOptions& o) {
                     " (expected a fraction in (0, 1))");
   GRAFT_CHECK_USAGE(o.val_split >= 0 && o.val_split < 0.5, "--val-split ", o.val_split,
                     " (pretraining holds out a fraction in [0, 0.5) of the sequences)");
-  check_one_of("--optimizer", o.optimizer, {"adamw"});
 }
 
 nlohmann::ordered_json mlm_summary(const TrainSummary& s) {

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "graft/core/files.h"
 #include "graft/train/checkpoint.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
@@ -42,11 +43,11 @@ int run_and_interrupt(const std::vector<std::string>& args, const std::function<
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-// Optimiser steps recorded in the run's checkpoint (8 steps an epoch).
-int64_t progress(const std::string& run) {
+// Optimiser steps recorded in the run's checkpoint (`steps` an epoch).
+int64_t progress(const std::string& run, int64_t steps = 8) {
   auto meta = load_safetensors(checkpoint_path(run)).metadata;
   auto j = nlohmann::json::parse(meta.at("graft_trainer_state"));
-  return j.at("epochs_done").get<int64_t>() * 8 + j.at("step_in_epoch").get<int64_t>();
+  return j.at("epochs_done").get<int64_t>() * steps + j.at("step_in_epoch").get<int64_t>();
 }
 
 TEST(Signal, InterruptCheckpointsAndResumeContinues) {
@@ -74,6 +75,33 @@ TEST(Signal, InterruptCheckpointsAndResumeContinues) {
                            });
   EXPECT_EQ(code, 130);
   EXPECT_GT(progress(dir / "run"), first);
+}
+
+// The same for masked-LM pretraining, which runs through the same loop.
+TEST(Signal, InterruptedPretrainingResumes) {
+  test::TempDir dir;
+  write_file_atomic(dir / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n.\n");
+  std::string corpus;
+  for (int i = 0; i < 40; ++i) corpus += "the cat sat on the mat .\n";
+  write_file_atomic(dir / "corpus.txt", corpus);
+  write_file_atomic(dir / "bert.json", R"({"vocab_size": 11, "hidden_size": 16, "num_hidden_layers": 1,
+      "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16})");
+  const std::vector<std::string> args = {"pretrain", "--task", "text", "--corpus", dir / "corpus.txt",
+                                         "--vocab", dir / "vocab.txt", "--bert-config", dir / "bert.json",
+                                         "--max-length", "8", "--batch-size", "4", "--epochs", "2000",
+                                         "--quiet", "--threads", "1", "--out", dir / "run"};
+  const std::string ckpt = checkpoint_path(dir / "run");
+  ASSERT_EQ(run_and_interrupt(args, [&] { return std::filesystem::exists(ckpt); }), 130);
+  const int64_t first = progress(dir / "run", 1000);
+  EXPECT_GT(first, 0);
+  const auto before = std::filesystem::last_write_time(ckpt);
+  EXPECT_EQ(run_and_interrupt({"pretrain", "--task", "text", "--resume", "--quiet", "--out", dir / "run"},
+                              [&] {
+                                std::error_code ec;
+                                return std::filesystem::last_write_time(ckpt, ec) != before;
+                              }),
+            130);
+  EXPECT_GT(progress(dir / "run", 1000), first);
 }
 
 }  // namespace

@@ -33,7 +33,7 @@ struct StepStats {
   int64_t count = 0;    // items the loss and accuracy are over (MLM: masked tokens)
   int64_t items = 0;    // inputs read (images, texts, sequences, chips)
   /// Nothing to learn from (e.g. no token masked): no backward was run, the
-  /// optimiser does not step. Only alone, never data parallel.
+  /// optimiser does not step. Data parallel, every rank must say the same.
   bool skip = false;
 };
 

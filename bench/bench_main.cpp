@@ -22,6 +22,7 @@
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
 #include "graft/models/fast.h"
+#include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/text/bert.h"
 #include "graft/text/text_model.h"

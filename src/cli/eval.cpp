@@ -1,24 +1,20 @@
 // graft eval: metrics of a trained run (or of a source model with its own
 // classifier) on a labelled image set, as JSON on stdout.
 
-#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include "graft/core/error.h"
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
-#include "graft/data/image_set.h"
-#include "graft/eval/infer.h"
-#include "graft/face/face_train.h"
 #include "graft/eval/metrics.h"
+#include "graft/eval/run_eval.h"
+#include "graft/face/face_train.h"
 #include "graft/models/fast.h"
 #include "graft/models/registry.h"
-#include "graft/models/saved_model.h"
 #include "graft/text/text_data.h"
 #include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
-#include "graft/weights/state_dict.h"
 #include "verbs.h"
 
 namespace graft::cli {
@@ -66,55 +62,24 @@ int run_eval(const EvalOptions& o) {
     GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
     return run_text_eval(o);
   }
-  torch::Device device = parse_device(o.device);
+  ImageEvalOptions io;
+  io.device = parse_device(o.device);
   GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled image folder or IDX file is required");
   GRAFT_CHECK_USAGE(o.run.empty() != o.backbone.empty(),
                     "give either a run directory or --backbone with --weights");
-  LoadedModel loaded;
-  if (!o.run.empty()) {
-    loaded = load_model(o.run);
-  } else {
-    // A source model evaluated with its own classifier: class folders must be
-    // in the source's label order.
-    GRAFT_CHECK_USAGE(!o.weights.empty(), "--backbone needs --weights (a source model file)");
-    const BackboneSpec& spec = find_backbone(o.backbone);
-    loaded.info.backbone = o.backbone;
-    loaded.info.input = spec.input;
-    loaded.model = spec.make(spec.source_classes);
-    LoadReport r = load_state_dict(*loaded.model, read_weights(o.weights));
-    GRAFT_CHECK(r.missing.empty() && r.mismatched.empty(), "--weights '", o.weights,
-                "' does not fit ", o.backbone, ": ", r.summary());
-  }
-  OpenOptions open;
-  open.strict = o.strict;
-  ImageSet set = open_image_set(o.data, open);
-  if (!o.classes.empty()) set = select_classes(set, o.classes);
-  if (!o.run.empty()) {
-    set = align_classes(set, loaded.info.classes, "--data");
-  } else {
-    const int64_t outputs = find_backbone(o.backbone).source_classes;
-    GRAFT_CHECK(static_cast<int64_t>(set.classes.size()) <= outputs, "--data '", o.data, "' has ",
-                set.classes.size(), " classes, the source classifier has ", outputs);
-    loaded.info.classes = set.classes;
-  }
-  loaded.model->to(device);
-  InferOptions io;
+  // A source model is evaluated with its own classifier: class folders must
+  // be in the source's label order.
+  GRAFT_CHECK_USAGE(!o.run.empty() || !o.weights.empty(),
+                    "--backbone needs --weights (a source model file)");
   io.batch_size = o.batch_size;
   io.workers = o.workers;
   io.strict = o.strict;
-  io.device = device;
-  io.precision = resolve_precision(requested, std::cerr);
-  // The model is only evaluated here: fold in place (infer() then finds the
-  // BatchNorms folded already) rather than hold a folded copy of the weights.
-  loaded.model->eval();
-  to_channels_last(*loaded.model);
-  FoldedBatchNorm fold(*loaded.model, /*restore=*/false);
-  Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);
-  torch::Tensor logits = out.values;
-  if (o.run.empty()) logits = logits.narrow(1, 0, static_cast<int64_t>(set.classes.size()));
-  Metrics m = compute_metrics(logits, out.labels, loaded.info.classes);
-  auto j = to_json(m);
-  j["skipped"] = static_cast<int64_t>(set.size() - out.positions.size()) + set.skipped;
+  io.precision = requested;
+  io.classes = o.classes;
+  const ImageEvaluation e = o.run.empty() ? evaluate_source_model(o.backbone, o.weights, o.data, io)
+                                          : evaluate_image_run(o.run, o.data, io);
+  auto j = to_json(e.metrics);
+  j["skipped"] = e.skipped;
   std::cout << j.dump(2) << std::endl;
   return 0;
 }

@@ -1,20 +1,18 @@
 // graft predict: top-k labels with probabilities for image files, or for
 // lines of text with a text run.
 
-#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/runtime.h"
-#include "graft/data/image_set.h"
-#include "graft/data/transforms.h"
+#include "graft/eval/metrics.h"
+#include "graft/eval/run_eval.h"
 #include "graft/face/face_train.h"
 #include "graft/models/fast.h"
-#include "graft/models/saved_model.h"
+#include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "verbs.h"
 
@@ -31,96 +29,43 @@ struct PredictOptions {
   std::string precision = "fp32";
 };
 
-void print_top(const std::string& input, const std::string* text, const torch::Tensor& logits,
-               const std::vector<std::string>& classes, int64_t k, bool json) {
-  torch::Tensor probs = torch::softmax(logits, 0);
-  auto [p, idx] = probs.topk(k);
+void print_prediction(const InputPrediction& p, bool json) {
   if (json) {
     nlohmann::ordered_json j;
-    j["input"] = input;
-    if (text) j["text"] = *text;
+    j["input"] = p.input;
+    if (p.text) j["text"] = *p.text;
     nlohmann::ordered_json top = nlohmann::ordered_json::array();
-    for (int64_t i = 0; i < k; ++i)
-      top.push_back({{"label", classes[idx[i].item<int64_t>()]}, {"probability", p[i].item<double>()}});
+    for (const auto& t : p.top) top.push_back({{"label", t.label}, {"probability", t.probability}});
     j["top"] = top;
     std::cout << j.dump() << "\n";
   } else {
-    std::cout << input;
-    for (int64_t i = 0; i < k; ++i)
-      std::cout << "\t" << classes[idx[i].item<int64_t>()] << " " << std::fixed << std::setprecision(4)
-                << p[i].item<double>();
+    std::cout << p.input;
+    for (const auto& t : p.top)
+      std::cout << "\t" << t.label << " " << std::fixed << std::setprecision(4) << t.probability;
     std::cout << "\n";
   }
 }
 
-// An input must be a file: a folder (or a device) is an error of its own,
-// and the other inputs are still predicted.
-void check_input_file(const std::string& path) {
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  GRAFT_CHECK(std::filesystem::exists(st), "'", path, "' does not exist (expected a file)");
-  GRAFT_CHECK(!std::filesystem::is_directory(st), "'", path,
-              "' is a folder (expected a file; give the files in it, e.g. ", path, "/*)");
-  GRAFT_CHECK(std::filesystem::is_regular_file(st), "'", path, "' is not a regular file");
+// Prints each result as it comes: an error on stderr, labels on stdout.
+PredictionCallback printer(bool json) {
+  return [json](const InputPrediction& p) {
+    if (p.error.empty()) print_prediction(p, json);
+    else std::cerr << "error: " << p.error << "\n";
+  };
+}
+
+int count_failures(const std::vector<InputPrediction>& results) {
+  int failures = 0;
+  for (const auto& p : results) failures += !p.error.empty();
+  return failures;
 }
 
 // Text runs: every line of every input file ("-": standard input) is one
 // text; for a model of text pairs, a tab separates the two texts.
 int run_text_predict(const PredictOptions& o) {
-  TextModel model = load_text_model(o.run);
-  const auto& classes = model.info.classes;
-  const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(classes.size()));
-  std::vector<std::string> names, texts;
-  std::vector<EncodedText> inputs;
-  int failures = 0;
-  for (const auto& path : o.inputs) {
-    std::string data;
-    try {
-      if (path == "-") {
-        std::ostringstream ss;
-        ss << std::cin.rdbuf();
-        data = ss.str();
-      } else {
-        check_input_file(path);
-        data = read_file(path);
-      }
-    } catch (const Error& e) {
-      std::cerr << "error: " << e.what() << "\n";
-      ++failures;
-      continue;
-    }
-    std::istringstream lines(data);
-    std::string line;
-    for (int64_t n = 1; std::getline(lines, line); ++n) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      const std::string name = str_cat(path == "-" ? "stdin" : path, ":", n);
-      std::string a = line, b;
-      if (model.info.pairs) {
-        size_t tab = line.find('\t');
-        if (tab == std::string::npos) {
-          std::cerr << "error: " << name << ": no tab (the model reads text pairs: TEXT<TAB>TEXT)\n";
-          ++failures;
-          continue;
-        }
-        a = line.substr(0, tab);
-        b = line.substr(tab + 1);
-      }
-      if (a.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
-      try {
-        inputs.push_back(model.encode(a, b));
-      } catch (const Error& e) {
-        std::cerr << "error: " << name << ": " << e.what() << "\n";
-        ++failures;
-        continue;
-      }
-      names.push_back(name);
-      texts.push_back(line);
-    }
-  }
-  torch::Tensor logits = model.logits(inputs);
-  for (size_t i = 0; i < inputs.size(); ++i)
-    print_top(names[i], &texts[i], logits[static_cast<int64_t>(i)], classes, k, o.json);
+  const auto results = predict_text_run(o.run, o.inputs, o.top_k, 64, printer(o.json));
   std::cout.flush();
+  const int failures = count_failures(results);
   GRAFT_CHECK(failures == 0, failures, " inputs could not be read or classified");
   return 0;
 }
@@ -146,7 +91,7 @@ int run_face_predict(const PredictOptions& o) {
     }
     const torch::Tensor scores = c.scores(e.unsqueeze(0))[0];
     if (c.head != "centroid") {
-      print_top(path, nullptr, scores, c.classes, k, o.json);
+      print_prediction({path, std::nullopt, top_labels(scores, c.classes, k), ""}, o.json);
       continue;
     }
     auto [top, idx] = scores.topk(k);  // scores are negative distances
@@ -176,34 +121,12 @@ int run_predict(const PredictOptions& o) {
     return run_text_predict(o);
   }
   if (saved_model_task(o.run) == "face") return run_face_predict(o);
-  LoadedModel loaded = load_model(o.run);
-  const auto& classes = loaded.info.classes;
-  const int64_t k = std::min<int64_t>(o.top_k, static_cast<int64_t>(classes.size()));
-  int failures = 0;
-  const Precision precision = resolve_precision(requested, std::cerr);
-  torch::InferenceMode guard;
-  loaded.model->eval();
-  to_channels_last(*loaded.model);
-  FoldedBatchNorm fold(*loaded.model, /*restore=*/false);  // never saved here
-  for (const auto& path : o.inputs) {
-    cv::Mat img;
-    try {
-      check_input_file(path);
-      img = load_image(path);
-    } catch (const Error& e) {
-      std::cerr << "error: " << e.what() << "\n";
-      ++failures;
-      continue;
-    }
-    torch::Tensor x = channels_last(eval_transform(img, loaded.info.input).unsqueeze(0));
-    torch::Tensor logits;
-    {
-      Autocast autocast(precision);
-      logits = loaded.model->forward(x)[0].to(torch::kFloat32);
-    }
-    print_top(path, nullptr, logits, classes, k, o.json);
-  }
+  ImageEvalOptions io;
+  io.precision = requested;
+  io.top_k = o.top_k;
+  const auto results = predict_image_run(o.run, o.inputs, io, printer(o.json));
   std::cout.flush();
+  const int failures = count_failures(results);
   GRAFT_CHECK(failures == 0, failures, " of ", o.inputs.size(), " inputs could not be read");
   return 0;
 }

@@ -85,6 +85,15 @@ std::string read_regular_file(const std::string& path) {
   return data;
 }
 
+void check_input_file(const std::string& path) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  GRAFT_CHECK(fs::exists(st), "'", path, "' does not exist (expected a file)");
+  GRAFT_CHECK(!fs::is_directory(st), "'", path,
+              "' is a folder (expected a file; give the files in it, e.g. ", path, "/*)");
+  GRAFT_CHECK(fs::is_regular_file(st), "'", path, "' is not a regular file");
+}
+
 std::string read_file_prefix(const std::string& path, size_t n) {
   std::ifstream in(path, std::ios::binary);
   GRAFT_CHECK(in, "cannot open '", path, "' for reading: ", std::strerror(errno));

@@ -106,4 +106,17 @@ std::string predictions_csv(const torch::Tensor& logits, const torch::Tensor& la
   return os.str();
 }
 
+std::vector<LabelScore> top_labels(const torch::Tensor& logits,
+                                   const std::vector<std::string>& classes, int64_t k) {
+  GRAFT_CHECK(logits.dim() == 1 && logits.size(0) == static_cast<int64_t>(classes.size()),
+              "top labels: logits of shape ", logits.sizes(), ", expected [", classes.size(), "]");
+  k = std::min<int64_t>(k, logits.size(0));
+  const torch::Tensor probs = torch::softmax(logits.to(torch::kFloat32), 0);
+  auto [p, idx] = probs.topk(k);
+  std::vector<LabelScore> top;
+  for (int64_t i = 0; i < k; ++i)
+    top.push_back({classes.at(static_cast<size_t>(idx[i].item<int64_t>())), p[i].item<double>()});
+  return top;
+}
+
 }  // namespace graft

@@ -5,8 +5,8 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/models/head.h"
 #include "graft/models/registry.h"
-#include "graft/train/strategy.h"
 #include "graft/weights/state_dict.h"
 
 namespace graft {

@@ -28,9 +28,7 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
-#include "graft/eval/infer.h"
-#include "graft/eval/metrics.h"
-#include "graft/models/saved_model.h"
+#include "graft/eval/run_eval.h"
 #include "graft/report/report.h"
 #include "graft/report/run_data.h"
 #include "graft/train/checkpoint.h"
@@ -443,24 +441,14 @@ void test_best(const std::string& dir, const TrainOptions& o) {
                       "--test", dir);
     return;
   }
-  LoadedModel m = load_model(dir);
-  OpenOptions open;
-  open.strict = o.strict;
-  ImageSet test = open_image_set(o.test, open);
-  if (!o.classes.empty()) test = select_classes(test, o.classes);
-  test = align_classes(test, m.info.classes, "--test");
-  InferOptions io;
+  ImageEvalOptions io;
   io.workers = o.workers;
   io.device = parse_device(o.device);
+  io.strict = o.strict;
+  io.classes = o.classes;
+  io.max_pixels = o.max_pixels;  // the trials' limit
   io.label = "test";
-  m.model->to(io.device);
-  Outputs out = infer(*m.model, test, m.info.input, io, /*features=*/false);
-  write_file_atomic(dir + "/test_metrics.json",
-                    to_json(compute_metrics(out.values, out.labels, m.info.classes)).dump(2) + "\n");
-  std::vector<std::string> ids;
-  for (size_t p : out.positions) ids.push_back(test.identity(p));
-  write_file_atomic(dir + "/test_predictions.csv",
-                    predictions_csv(out.values, out.labels, ids, m.info.classes));
+  evaluate_image_run(dir, o.test, io, "--test", dir);
 }
 
 // A folder of class folders holding links to the images of both sets.

@@ -1,6 +1,8 @@
 #include "graft/text/text_eval.h"
 
 #include <filesystem>
+#include <iostream>
+#include <sstream>
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
@@ -62,6 +64,82 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
                       predictions_csv(logits, label_tensor, ids, classes));
   }
   return result;
+}
+
+namespace {
+
+// The bytes of one input of predict_text_run ("-": standard input).
+std::string read_text_input(const std::string& path) {
+  if (path == "-") {
+    std::ostringstream ss;
+    ss << std::cin.rdbuf();
+    return ss.str();
+  }
+  check_input_file(path);
+  return read_file(path);
+}
+
+}  // namespace
+
+std::vector<InputPrediction> predict_text_run(const std::string& run,
+                                              const std::vector<std::string>& inputs,
+                                              int64_t top_k, int64_t batch_size,
+                                              const PredictionCallback& each) {
+  const TextModel model = load_text_model(run);
+  std::vector<InputPrediction> results;
+  std::vector<EncodedText> encoded;
+  std::vector<size_t> result_of;  // the result of each encoded text
+  auto fail = [&](const std::string& input, const std::string& error) {
+    InputPrediction p;
+    p.input = input;
+    p.error = error;
+    if (each) each(p);
+    results.push_back(std::move(p));
+  };
+  for (const auto& path : inputs) {
+    std::string data;
+    try {
+      data = read_text_input(path);
+    } catch (const Error& e) {
+      fail(path, e.what());
+      continue;
+    }
+    std::istringstream lines(data);
+    std::string line;
+    for (int64_t n = 1; std::getline(lines, line); ++n) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const std::string name = str_cat(path == "-" ? "stdin" : path, ":", n);
+      std::string a = line, b;
+      if (model.info.pairs) {
+        const size_t tab = line.find('\t');
+        if (tab == std::string::npos) {
+          fail(name, str_cat(name, ": no tab (the model reads text pairs: TEXT<TAB>TEXT)"));
+          continue;
+        }
+        a = line.substr(0, tab);
+        b = line.substr(tab + 1);
+      }
+      if (a.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
+      try {
+        encoded.push_back(model.encode(a, b));
+      } catch (const Error& e) {
+        fail(name, str_cat(name, ": ", e.what()));
+        continue;
+      }
+      InputPrediction p;
+      p.input = name;
+      p.text = line;
+      result_of.push_back(results.size());
+      results.push_back(std::move(p));
+    }
+  }
+  const torch::Tensor logits = model.logits(encoded, batch_size);
+  for (size_t i = 0; i < encoded.size(); ++i) {
+    InputPrediction& p = results[result_of[i]];
+    p.top = top_labels(logits[static_cast<int64_t>(i)], model.info.classes, top_k);
+    if (each) each(p);
+  }
+  return results;
 }
 
 }  // namespace graft

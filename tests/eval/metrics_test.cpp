@@ -1,6 +1,11 @@
 #include "graft/eval/metrics.h"
 
+#include <cmath>
+#include <sstream>
+
 #include <gtest/gtest.h>
+
+#include "graft/core/error.h"
 
 namespace graft {
 namespace {
@@ -61,6 +66,27 @@ TEST(Predictions, CsvRowsHoldTheSoftmaxOfThePredictionAndQuoteNames) {
   EXPECT_NEAR(std::stod(r1.substr(r1.rfind(',') + 1)), p1, 1e-5);
   EXPECT_EQ(r2.substr(0, r2.rfind(',')), "\"b,\"\"2\"\".png\",\"dog, big\",\"dog, big\"");
   EXPECT_NEAR(std::stod(r2.substr(r2.rfind(',') + 1)), 1.0 / (1.0 + std::exp(-1.0)), 1e-5);
+}
+
+// What graft predict prints: the softmax of the row, most probable first,
+// k clamped to the number of classes.
+TEST(Predictions, TopLabelsAreTheSoftmaxMostProbableFirst) {
+  const torch::Tensor logits = torch::tensor({0.0f, 2.0f, -1.0f, 1.0f});
+  const std::vector<std::string> classes = {"a", "b", "c", "d"};
+  const auto top = top_labels(logits, classes, 2);
+  ASSERT_EQ(top.size(), 2u);
+  const double z = 1 + std::exp(2.0) + std::exp(-1.0) + std::exp(1.0);
+  EXPECT_EQ(top[0].label, "b");
+  EXPECT_NEAR(top[0].probability, std::exp(2.0) / z, 1e-6);
+  EXPECT_EQ(top[1].label, "d");
+  EXPECT_NEAR(top[1].probability, std::exp(1.0) / z, 1e-6);
+  const auto all = top_labels(logits, classes, 10);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[3].label, "c");
+  double sum = 0;
+  for (const auto& t : all) sum += t.probability;
+  EXPECT_NEAR(sum, 1.0, 1e-6);
+  EXPECT_THROW(top_labels(logits, {"a", "b"}, 1), Error);
 }
 
 }  // namespace

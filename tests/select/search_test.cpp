@@ -210,7 +210,11 @@ TEST(Search, BestModelReproducesItsScoreAndOthersArePruned) {
   Outputs out = infer(*m.model, val, m.info.input, InferOptions{}, false);
   EXPECT_NEAR(compute_metrics(out.values, out.labels, m.info.classes).accuracy, r.trials[0].score,
               1e-12);
-  EXPECT_TRUE(fs::exists(r.best_dir + "/test_metrics.json"));
+  // The test set is the validation set here: the same accuracy again.
+  auto tm = Json::parse(read_file(r.best_dir + "/test_metrics.json"));
+  EXPECT_NEAR(tm["accuracy"].get<double>(), r.trials[0].score, 1e-12);
+  EXPECT_NE(read_file(r.best_dir + "/test_predictions.csv").find("path,label,predicted,confidence\n"),
+            std::string::npos);
   for (size_t i = 1; i < r.trials.size(); ++i) {
     EXPECT_TRUE(fs::exists(r.trials[i].dir + "/metrics.csv"));
     EXPECT_FALSE(fs::exists(r.trials[i].dir + "/model.safetensors"));

@@ -17,6 +17,12 @@ std::string read_file(const std::string& path);
 /// path would never end or would block. (read_file keeps accepting them.)
 std::string read_regular_file(const std::string& path);
 
+/// Throws graft::Error unless `path` (an input file named by the user) is a
+/// regular file, symlinks followed: a missing path, a folder (the message
+/// suggests the files in it, path/*) and anything else (a device, a FIFO)
+/// each have a message naming `path`.
+void check_input_file(const std::string& path);
+
 /// Reads at most the first `n` bytes of a file (fewer if it is shorter).
 std::string read_file_prefix(const std::string& path, size_t n);
 

@@ -1,7 +1,11 @@
 #pragma once
 /// Classification metrics from logits: accuracy, top-5, per-class
-/// precision/recall/F1, confusion matrix.
+/// precision/recall/F1, confusion matrix; and the top-k labels of one input
+/// (what graft predict reports).
 
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,5 +42,30 @@ nlohmann::ordered_json to_json(const Metrics& m);
 std::string predictions_csv(const torch::Tensor& logits, const torch::Tensor& labels,
                             const std::vector<std::string>& identities,
                             const std::vector<std::string>& classes);
+
+/// One label of a prediction with its softmax probability.
+struct LabelScore {
+  std::string label;
+  double probability = 0;
+};
+
+/// The k most probable of `classes` for one row of logits [C] (softmax over
+/// the row, computed in float32), most probable first; k is clamped to C.
+std::vector<LabelScore> top_labels(const torch::Tensor& logits,
+                                   const std::vector<std::string>& classes, int64_t k);
+
+/// What graft predict reports for one input.
+struct InputPrediction {
+  std::string input;                ///< the file; text runs: FILE:LINE or stdin:LINE
+  std::optional<std::string> text;  ///< text runs: the line as read (a pair keeps its tab)
+  std::vector<LabelScore> top;      ///< the best labels, most probable first
+  /// Not empty when this input could not be read or classified: the message,
+  /// naming the input. `top` is then empty.
+  std::string error;
+};
+
+/// Called with each prediction as soon as it is made (graft predict prints
+/// them as they come).
+using PredictionCallback = std::function<void(const InputPrediction&)>;
 
 }  // namespace graft

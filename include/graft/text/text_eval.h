@@ -1,10 +1,12 @@
 #pragma once
 /// Evaluation of a trained text run on a labelled text set: the library call
 /// behind graft train --task text --test, graft eval on a text run, and the
-/// test of graft search's best trial.
+/// test of graft search's best trial; and prediction for lines of text, the
+/// call behind graft predict on a text run.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "graft/eval/metrics.h"
 #include "graft/text/text_data.h"
@@ -32,5 +34,21 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
                                  TextReadOptions read, int64_t batch_size,
                                  const std::string& option = "--data",
                                  const std::string& write_dir = "");
+
+/// The `top_k` most probable labels of the text run in `run` for every line
+/// of every file in `inputs` ("-": standard input), named FILE:LINE
+/// (stdin:LINE). For a model of text pairs a tab separates the two texts.
+/// Blank lines are passed over (for pairs, a line without a tab is an error
+/// first). An input that cannot be read, and a line that cannot be split or
+/// encoded, gets an InputPrediction with its error (naming the file or line)
+/// and the rest are still predicted. Results are in input order; `each`,
+/// when given, is called with each one as soon as it is known: errors while
+/// the inputs are read, then the predictions after one pass over all texts,
+/// batched by length (`batch_size` texts at a time). Throws graft::Error when
+/// the run cannot be loaded.
+std::vector<InputPrediction> predict_text_run(const std::string& run,
+                                              const std::vector<std::string>& inputs,
+                                              int64_t top_k, int64_t batch_size = 64,
+                                              const PredictionCallback& each = nullptr);
 
 }  // namespace graft

@@ -1,6 +1,5 @@
 #pragma once
-/// Transfer strategies: which parameters train, at which learning rate, and
-/// the new head that replaces the source classifier.
+/// Transfer strategies: which parameters train and at which learning rate.
 
 #include <string>
 #include <vector>
@@ -8,6 +7,10 @@
 #include <torch/torch.h>
 
 #include "graft/models/backbone.h"
+// make_head moved to graft/models/head.h. src/train/trainer.cpp still finds
+// it through this header while it is being rewritten elsewhere; drop this
+// include once trainer.cpp includes graft/models/head.h itself.
+#include "graft/models/head.h"
 
 namespace graft {
 
@@ -21,11 +24,6 @@ struct Strategy {
 /// when the backbone is known (num_stages > 0).
 Strategy parse_strategy(const std::string& text, int num_stages = 0);
 std::string to_string(const Strategy& s);
-
-/// Builds the head: "linear" (a Linear) or "mlp:HIDDEN" (Linear, ReLU,
-/// Dropout(0.2), Linear as a Sequential). Throws graft::UsageError naming
-/// --head.
-torch::nn::AnyModule make_head(const std::string& spec, int64_t in_features, int64_t classes);
 
 /// Sets requires_grad: the head always trains; backbone stages train per the
 /// strategy. Returns the names of the trainable stages, input to output.

@@ -1,0 +1,83 @@
+#pragma once
+/// Evaluation and prediction of a trained image run: the library calls
+/// behind graft eval and graft predict on image runs (text runs: text_eval.h),
+/// and the test of graft search's best trial.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "graft/eval/metrics.h"
+#include "graft/models/fast.h"
+
+namespace graft {
+
+/// Settings of an image evaluation or prediction; what is evaluated (the run,
+/// the data) is passed beside them.
+struct ImageEvalOptions {
+  /// Images per forward pass (evaluation; prediction runs one image at a time).
+  int64_t batch_size = 64;
+  /// Image decoding threads (evaluation).
+  int workers = 2;
+  torch::Device device = torch::kCPU;
+  /// As asked for: bf16 falls back to fp32, with a warning on stderr, on a
+  /// CPU without bfloat16 support (resolve_precision).
+  Precision precision = Precision::kFp32;
+  /// Unreadable images are errors instead of being skipped and counted.
+  bool strict = false;
+  /// The image pixel limit while the call runs (set_max_image_pixels, a
+  /// process-wide setting, restored afterwards); 0 keeps the current one.
+  int64_t max_pixels = 0;
+  /// Keep only these classes of the data, in this order (empty: all).
+  std::vector<std::string> classes;
+  /// Labels per input (prediction).
+  int64_t top_k = 5;
+  /// Label of the progress bar (drawn only when stderr is a terminal).
+  std::string label = "infer";
+};
+
+struct ImageEvaluation {
+  Metrics metrics;
+  /// Images evaluated (metrics.count).
+  int64_t images = 0;
+  /// Images left out: files that are not images when the set was opened, and
+  /// images that could not be decoded (not with options.strict).
+  int64_t skipped = 0;
+};
+
+/// Evaluates the image run in `run` (a folder written by graft train) on the
+/// labelled images `data` (a folder of class folders or an IDX file). The
+/// data's classes must be among the run's (an unknown class is an error
+/// naming `option` and `data`). The model is evaluated as graft eval does:
+/// BatchNorm folded, channels-last, options.precision. When `write_dir` is
+/// not empty, test_metrics.json and test_predictions.csv are written there
+/// (atomically). Throws graft::Error / UsageError on bad input.
+ImageEvaluation evaluate_image_run(const std::string& run, const std::string& data,
+                                   const ImageEvalOptions& options,
+                                   const std::string& option = "--data",
+                                   const std::string& write_dir = "");
+
+/// Evaluates a source model with its own classifier: registry backbone
+/// `backbone` with the weights in `weights` (any format read_weights reads),
+/// on `data`, whose class folders must be in the source's label order (class
+/// k is output k). Throws graft::Error naming --weights when the weights do
+/// not fit the backbone, and naming --data when it has more classes than the
+/// source classifier has outputs.
+ImageEvaluation evaluate_source_model(const std::string& backbone, const std::string& weights,
+                                      const std::string& data, const ImageEvalOptions& options);
+
+/// Top options.top_k labels of the image run in `run` for each image file in
+/// `inputs`, in order, one image at a time. An input that is not a readable
+/// image file (a folder, a device, a file over the pixel limit, a corrupt
+/// image) gets an InputPrediction with its error and the others are still
+/// predicted; `each`, when given, is called with every result as soon as it
+/// is known. options.batch_size, workers, strict and classes are not used.
+/// Throws graft::Error when the run cannot be loaded.
+std::vector<InputPrediction> predict_image_run(const std::string& run,
+                                               const std::vector<std::string>& inputs,
+                                               const ImageEvalOptions& options,
+                                               const PredictionCallback& each = nullptr);
+
+}  // namespace graft

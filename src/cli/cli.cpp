@@ -9,27 +9,25 @@
 #include "graft/core/error.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_header.h"
+#include "graft/train/option_table.h"
 #include "verbs.h"
 
 namespace graft::cli {
 
 void add_threads(CLI::App& sub, int& threads) {
-  sub.add_option("--threads", threads, "Intra-op threads (0: all cores)")
+  sub.add_option("--threads", threads, train_option("threads").help)
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
 }
 
 void add_precision(CLI::App& sub, std::string& precision) {
-  sub.add_option("--precision", precision,
-                 "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
-                 "models; fp32 master weights when training)")
-      ->capture_default_str();
+  sub.add_option("--precision", precision, train_option("precision").help)->capture_default_str();
 }
 
 void add_max_pixels(CLI::App& sub) {
   sub.add_option_function<int64_t>(
          "--max-pixels", [](const int64_t& pixels) { set_max_image_pixels(pixels); },
-         "Images claiming more pixels than this (in their header) are refused before decoding")
+         train_option("max_pixels").help)
       ->default_str(std::to_string(kDefaultMaxImagePixels))
       ->check(CLI::PositiveNumber);
 }

@@ -1,9 +1,12 @@
-// graft train / graft pretrain: every TrainOptions field as a flag.
+// graft train / search / pretrain: every row of the option table (train/option_table.h) as a flag.
 
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <type_traits>
+#include <variant>
 
+#include "graft/cli/train_options.h"
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
@@ -11,7 +14,6 @@
 #include "graft/core/runtime.h"
 #include "graft/dist/group.h"
 #include "graft/dist/launch.h"
-#include "graft/models/registry.h"
 #include "graft/select/search.h"
 #include "graft/train/task.h"
 #include "graft/train/trainer.h"
@@ -20,6 +22,28 @@
 namespace graft::cli {
 
 namespace fs = std::filesystem;
+
+void bind_train_options(CLI::App& sub, TrainOptions& o,
+                        const std::function<bool(const OptionRow&)>& keep) {
+  sub.add_option("--config", "JSON file of options (a run's config.json works too); flags override it");
+  for (const OptionRow& row : train_option_table()) {
+    if (keep && !keep(row)) continue;
+    std::visit(
+        [&](auto m) {
+          using T = std::decay_t<decltype(o.*m)>;
+          CLI::Option* opt = nullptr;
+          if constexpr (std::is_same_v<T, bool>) opt = sub.add_flag(row.flags, o.*m, row.help);
+          else opt = sub.add_option(row.flags, o.*m, row.help);
+          if constexpr (std::is_same_v<T, std::vector<std::string>>) opt->delimiter(',');
+          if (row.show_default) opt->capture_default_str();
+          if (!row.group.empty()) opt->group(row.group);
+        },
+        row.member);
+  }
+  // As every verb's --threads (add_threads): graft pretrain --task text
+  // passes it on without validate().
+  if (CLI::Option* threads = sub.get_option_no_throw("--threads")) threads->check(CLI::NonNegativeNumber);
+}
 
 namespace {
 
@@ -57,102 +81,6 @@ TrainOptions preload_config(const std::vector<std::string>& args, const TrainOpt
                         : default_train_options(task.empty() ? "image" : task, pick("--backbone", "backbone"));
   if (!file.empty()) o = train_options_from_json(j, file, &o);
   return o;
-}
-
-void bind_options(CLI::App& sub, TrainOptions& o, bool text_flags = true) {
-  sub.add_option("--config", "JSON file of options (a run's config.json works too); flags override it");
-  sub.add_option("--task", o.task, "image, text or face (graft train --task face --help: its options)")
-      ->capture_default_str();
-  sub.add_option("--data", o.data, "Training data: a folder of class folders or an IDX images file; "
-                 "--task text: a CSV, TSV or JSONL file or a folder of class files");
-  sub.add_option("--val", o.val, "Validation images (default: a stratified split of --data)");
-  sub.add_option("--val-split", o.val_split, "Fraction of --data held out for validation when --val is not given")
-      ->capture_default_str();
-  sub.add_option("--test", o.test, "Test images, evaluated once at the end with the best model");
-  sub.add_option("--classes", o.classes, "Keep only these classes, in this order (comma-separated)")
-      ->delimiter(',');
-  sub.add_option("--per-class", o.per_class, "At most N images per class of --data (0: all), before the validation split")
-      ->capture_default_str();
-  sub.add_option("--backbone", o.backbone, "Backbone: " + backbone_names())->capture_default_str();
-  sub.add_option("--weights", o.weights, "Source weights: a file (.safetensors, .pt/.pth), a run directory, or none")
-      ->capture_default_str();
-  sub.add_flag("--weights-strict", o.weights_strict, "Missing or unexpected weight names are an error");
-  sub.add_option("--head", o.head, "New head: linear or mlp:HIDDEN")->capture_default_str();
-  sub.add_option("--strategy", o.strategy, "linear (frozen backbone), partial:N (last N stages) or full")
-      ->capture_default_str();
-  sub.add_option("--epochs", o.epochs, "Epochs")->capture_default_str();
-  sub.add_option("--batch-size", o.batch_size, "Batch size")->capture_default_str();
-  sub.add_option("--optimizer", o.optimizer, "sgd or adamw")->capture_default_str();
-  sub.add_option("--lr", o.lr, "Learning rate of the head")->capture_default_str();
-  sub.add_option("--backbone-lr-mult", o.backbone_lr_mult, "Backbone learning rate = lr x this")
-      ->capture_default_str();
-  sub.add_option("--layer-decay", o.layer_decay, "Each earlier stage's learning rate x this")
-      ->capture_default_str();
-  sub.add_option("--weight-decay", o.weight_decay, "Weight decay (not on norms and biases)")
-      ->capture_default_str();
-  sub.add_option("--momentum", o.momentum, "SGD momentum")->capture_default_str();
-  sub.add_flag("--nesterov", o.nesterov, "Nesterov momentum");
-  sub.add_option("--schedule", o.schedule,
-                 "cosine, linear, step or constant (text task default: linear)")
-      ->capture_default_str();
-  sub.add_option("--warmup-epochs", o.warmup_epochs, "Linear warmup length")->capture_default_str();
-  sub.add_option("--step-size", o.step_size, "step schedule: epochs between decays (0: epochs/3)")
-      ->capture_default_str();
-  sub.add_option("--gamma", o.gamma, "step schedule: decay factor")->capture_default_str();
-  sub.add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->capture_default_str();
-  sub.add_option("--class-weights", o.class_weights, "none or auto (inverse class frequency)")
-      ->capture_default_str();
-  sub.add_option("--clip-grad", o.clip_grad, "Max gradient norm (0: off)")->capture_default_str();
-  sub.add_option("--patience", o.patience, "Early stopping patience in epochs (0: off)")
-      ->capture_default_str();
-  sub.add_option("--augment", o.augment, "none, light or strong")->capture_default_str();
-  sub.add_flag("!--no-feature-cache", o.feature_cache,
-               "linear: recompute features every epoch instead of caching them");
-  add_precision(sub, o.precision);
-  sub.add_option("--cache-dir", o.cache_dir, "Feature cache folder (default $GRAFT_CACHE_DIR/features or ~/.cache/graft/features)");
-  sub.add_option("--seed", o.seed, "Random seed")->capture_default_str();
-  add_threads(sub, o.threads);
-  sub.add_option("--workers", o.workers, "Image decoding threads")->capture_default_str();
-  sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  sub.add_option("--out", o.out, "Run directory to write");
-  sub.add_flag("--overwrite", o.overwrite, "Replace graft's files in an existing --out");
-  sub.add_flag("--resume", o.resume, "Continue the run in --out from its last checkpoint");
-  sub.add_option("--stop-after-epoch", o.stop_after_epoch,
-                 "Pause after this many epochs (checkpointed, exit 130; --resume goes on)");
-  sub.add_flag("--strict", o.strict, "Unreadable images are errors instead of counted warnings");
-  sub.add_option("--max-pixels", o.max_pixels,
-                 "Images claiming more pixels than this (in their header) are refused before decoding")
-      ->capture_default_str();
-  sub.add_flag("--quiet", o.quiet, "No progress or per-epoch lines");
-  if (!text_flags) return;  // graft pretrain has its own --vocab and --max-length
-  auto text = "Text task (--task text)";
-  sub.add_option("--text-column", o.text_column, "Text column: a name or 0-based index (default: found by name)")
-      ->group(text);
-  sub.add_option("--text-b-column", o.text_b_column, "Second text column of sentence pairs")->group(text);
-  sub.add_option("--label-column", o.label_column, "Label column: a name or 0-based index (default: found by name)")
-      ->group(text);
-  sub.add_option("--text-format", o.text_format, "auto, csv, tsv, jsonl or folder")
-      ->capture_default_str()->group(text);
-  sub.add_option("--header", o.header, "Line 1 of CSV/TSV is a header: auto, yes or no")
-      ->capture_default_str()->group(text);
-  sub.add_option("--vocab", o.vocab, "WordPiece vocab.txt (default: the one beside --weights)")->group(text);
-  sub.add_flag("--cased", o.cased, "Keep case and accents (a cased vocabulary)")->group(text);
-  sub.add_option("--max-length", o.max_length, "Tokens per text, [CLS] and [SEP] included; longer texts are truncated and counted")
-      ->capture_default_str()->group(text);
-  sub.add_option("--grad-accum", o.grad_accum, "Micro-batches of --batch-size per optimiser step")
-      ->capture_default_str()->group(text);
-  sub.add_flag("!--no-bucket", o.bucket, "Do not group training batches by text length")->group(text);
-  sub.add_option("--dropout", o.dropout, "BERT and head dropout (-1: the model config's)")
-      ->capture_default_str()->group(text);
-  sub.add_option("--time-budget", o.time_budget,
-                 "Stop after this many minutes of training, as done (checkpointed; 0: none)")
-      ->capture_default_str();
-  auto mlm = "Pretraining BERT (graft pretrain --task text)";
-  sub.add_option("--corpus", o.corpus, "Plain-text files, one document each")->delimiter(',')->group(mlm);
-  sub.add_option("--size", o.size, "BERT size: tiny, mini, small, medium or base")
-      ->capture_default_str()->group(mlm);
-  sub.add_option("--bert-config", o.bert_config, "A BERT config.json instead of --size")->group(mlm);
-  sub.add_option("--mask-prob", o.mask_prob, "Share of the tokens to predict")->capture_default_str()->group(mlm);
 }
 
 // How a training run is spread over processes and machines (not settings of
@@ -228,7 +156,7 @@ void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
   // Only the verb actually named reads its --config.
   if (!args.empty() && args[0] == name) *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(name, help);
-  bind_options(*sub, *opts);
+  bind_train_options(*sub, *opts);
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);
   sub->callback([&run, opts, dist, args] { run = [opts, dist, args] { return run_train(*opts, *dist, args); }; });
@@ -301,7 +229,7 @@ void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args
   if (!args.empty() && args[0] == "search") *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(
       "search", "Hyper-parameter search over graft train options; keeps the best trial's model");
-  bind_options(*sub, *opts);
+  bind_train_options(*sub, *opts);
   sub->add_option("--space", flags->space_file, "Search space: JSON file of option: values or ranges");
   sub->add_option("--method", flags->method, "grid, random or halving (successive halving)")
       ->capture_default_str();
@@ -344,7 +272,8 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
       "pretrain",
       "Train a source model from random initialisation on a source dataset (--task text: a BERT "
       "by masked-language modelling on a text corpus)");
-  bind_options(*sub, *opts);
+  // Every row: pretraining's own (corpus, vocab, max length...) among them.
+  bind_train_options(*sub, *opts);
   sub->get_option("--task")->description("What to pretrain: " + pretrain_task_names());
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);

@@ -26,6 +26,8 @@ void add_face(CLI::App& app, Action& run);
 /// graft train --task face (registered instead of the image/text train verb).
 void add_face_train(CLI::App& app, Action& run);
 
+// The help of these three is their row's in train/option_table.cpp, which
+// graft train binds itself (cli/train_options.h).
 /// --threads, shared by every verb (0: all cores).
 void add_threads(CLI::App& sub, int& threads);
 /// --precision fp32|bf16 (checked where it is used).

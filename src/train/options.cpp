@@ -2,41 +2,24 @@
 
 #include <cmath>
 #include <limits>
-#include <tuple>
 #include <type_traits>
+#include <variant>
 
 #include "graft/core/error.h"
 #include "graft/core/json.h"
+#include "graft/train/option_table.h"
 #include "graft/train/task.h"
 
 namespace graft {
-
-namespace {
-// Upper bounds of the integer options: far above any real run, low enough
-// that a typo or an overflowed number is caught rather than clamped.
-constexpr int64_t kMaxEpochs = 1000000;
-constexpr int64_t kMaxBatch = 1 << 20;
-}  // namespace
-
-#define GRAFT_OPTION_FIELDS(X)                                                              \
-  X(task) X(data) X(val) X(test) X(val_split) X(classes) X(per_class) X(backbone)         \
-  X(weights) X(weights_strict) X(head) X(strategy) X(epochs) X(batch_size) X(optimizer)   \
-  X(lr) X(backbone_lr_mult) X(layer_decay) X(weight_decay) X(momentum) X(nesterov)        \
-  X(schedule) X(warmup_epochs) X(step_size) X(gamma) X(label_smoothing) X(class_weights)  \
-  X(clip_grad) X(patience) X(augment) X(feature_cache) X(precision) X(cache_dir) X(seed) X(threads)    \
-  X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(max_pixels) X(quiet) X(text_column)       \
-  X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
-  X(grad_accum) X(bucket) X(dropout) X(time_budget) X(corpus) X(size) X(bert_config) X(mask_prob)
 
 TrainOptions default_train_options(const std::string& task, const std::string& backbone) {
   return find_task(task).defaults(backbone);
 }
 
 nlohmann::json to_json(const TrainOptions& o) {
-  nlohmann::json j;
-#define GRAFT_TO_JSON(f) j[#f] = o.f;
-  GRAFT_OPTION_FIELDS(GRAFT_TO_JSON)
-#undef GRAFT_TO_JSON
+  nlohmann::json j = nlohmann::json::object();
+  for (const OptionRow& row : train_option_table())
+    if (row.in_config) std::visit([&](auto m) { j[row.key] = o.*m; }, row.member);
   return j;
 }
 
@@ -80,19 +63,15 @@ TrainOptions train_options_from_json(const nlohmann::json& j, const std::string&
                         : default_train_options(text_of("task", "image"), text_of("backbone", ""));
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
-    bool known = false;
+    const OptionRow* row = nullptr;
+    for (const OptionRow& r : train_option_table())
+      if (r.in_config && r.key == key) row = &r;
+    GRAFT_CHECK_USAGE(row, source, ": unknown option '", key, "'");
     try {
-#define GRAFT_FROM_JSON(f)                  \
-  if (key == #f) {                          \
-    read_option(it.value(), o.f, source, key); \
-    known = true;                           \
-  }
-      GRAFT_OPTION_FIELDS(GRAFT_FROM_JSON)
-#undef GRAFT_FROM_JSON
+      std::visit([&](auto m) { read_option(it.value(), o.*m, source, key); }, row->member);
     } catch (const nlohmann::json::exception& e) {
       throw UsageError(str_cat(source, ": option '", key, "' has the wrong type (", e.what(), ")"));
     }
-    GRAFT_CHECK_USAGE(known, source, ": unknown option '", key, "'");
   }
   return o;
 }
@@ -106,66 +85,25 @@ void check_one_of(const std::string& option, const std::string& value,
   throw UsageError(str_cat(option, ": '", value, "' is not valid (expected one of ", list, ")"));
 }
 
-
 void validate(const TrainOptions& o) {
-  const TaskRow& task = find_task(o.task);
-  // Every number must be finite: an inf or nan option trains a model of NaNs.
-  const std::pair<const char*, double> reals[] = {
-      {"--val-split", o.val_split},         {"--lr", o.lr},
-      {"--backbone-lr-mult", o.backbone_lr_mult}, {"--layer-decay", o.layer_decay},
-      {"--weight-decay", o.weight_decay},   {"--momentum", o.momentum},
-      {"--warmup-epochs", o.warmup_epochs}, {"--gamma", o.gamma},
-      {"--label-smoothing", o.label_smoothing}, {"--clip-grad", o.clip_grad},
-      {"--dropout", o.dropout}, {"--time-budget", o.time_budget}, {"--mask-prob", o.mask_prob}};
-  for (const auto& [flag, v] : reals)
-    GRAFT_CHECK_USAGE(std::isfinite(v), flag, ": ", v, " (expected a finite number)");
-  const std::tuple<const char*, int64_t, int64_t, int64_t> ints[] = {
-      {"--epochs", o.epochs, 1, kMaxEpochs},
-      {"--batch-size", o.batch_size, 1, kMaxBatch},
-      {"--per-class", o.per_class, 0, std::numeric_limits<int32_t>::max()},
-      {"--step-size", o.step_size, 0, kMaxEpochs},
-      {"--patience", o.patience, 0, kMaxEpochs},
-      {"--stop-after-epoch", o.stop_after_epoch, 0, kMaxEpochs},
-      {"--grad-accum", o.grad_accum, 1, kMaxBatch},
-      {"--threads", o.threads, 0, 4096},
-      {"--workers", o.workers, 0, 4096},
-      {"--max-pixels", o.max_pixels, 1, int64_t{1} << 40}};
-  for (const auto& [flag, v, lo, hi] : ints)
-    GRAFT_CHECK_USAGE(v >= lo && v <= hi, flag, ": ", v, " (expected an integer from ", lo, " to ",
-                      hi, ")");
-  GRAFT_CHECK_USAGE(o.momentum >= 0 && o.momentum < 1, "--momentum: ", o.momentum,
-                    " (expected a number in [0, 1))");
-  GRAFT_CHECK_USAGE(o.gamma > 0, "--gamma: ", o.gamma, " (expected a positive number)");
+  // Per option (option_table.cpp): finite numbers, ranges, word lists and
+  // the formats of --head and --strategy. --task is the first row.
+  for (const OptionRow& row : train_option_table()) {
+    if (!row.applies_to(o.task)) continue;
+    const std::string problem = row.problem(row.get(o));
+    GRAFT_CHECK_USAGE(problem.empty(), problem);
+  }
+  // Checks that involve more than one option or the task (its row of the
+  // task table: its data, backbone, augmentation...).
   GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
-  task.check(o);
-  GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs: ", o.epochs, " (expected at least 1)");
-  GRAFT_CHECK_USAGE(o.batch_size >= 1, "--batch-size: ", o.batch_size, " (expected at least 1)");
-  GRAFT_CHECK_USAGE(o.lr > 0, "--lr: ", o.lr, " (expected a positive number)");
-  GRAFT_CHECK_USAGE(o.backbone_lr_mult >= 0, "--backbone-lr-mult: ", o.backbone_lr_mult,
-                    " (expected >= 0)");
-  GRAFT_CHECK_USAGE(o.layer_decay > 0 && o.layer_decay <= 1, "--layer-decay: ", o.layer_decay,
-                    " (expected a number in (0, 1])");
-  GRAFT_CHECK_USAGE(o.weight_decay >= 0, "--weight-decay: ", o.weight_decay, " (expected >= 0)");
+  find_task(o.task).check(o);
   GRAFT_CHECK_USAGE(o.val.empty() ? (o.val_split >= 0 && o.val_split < 1) : true,
                     "--val-split: ", o.val_split,
                     " (expected a fraction in [0, 1); 0 trains on all of --data without validation)");
   GRAFT_CHECK_USAGE(!(o.val.empty() && o.val_split == 0 && o.patience > 0),
                     "--patience needs validation data (--val or --val-split > 0)");
-  GRAFT_CHECK_USAGE(o.stop_after_epoch >= 0, "--stop-after-epoch: ", o.stop_after_epoch,
-                    " (expected >= 0)");
-  GRAFT_CHECK_USAGE(o.per_class >= 0, "--per-class: ", o.per_class, " (expected >= 0)");
-  check_one_of("--optimizer", o.optimizer, {"sgd", "adamw"});
-  check_one_of("--schedule", o.schedule, {"cosine", "linear", "step", "constant"});
-  check_one_of("--class-weights", o.class_weights, {"none", "auto"});
-  check_one_of("--precision", o.precision, {"fp32", "bf16"});
-  GRAFT_CHECK_USAGE(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing: ",
-                    o.label_smoothing, " (expected a number in [0, 1))");
   GRAFT_CHECK_USAGE(o.warmup_epochs == -1 || (o.warmup_epochs >= 0 && o.warmup_epochs <= o.epochs),
                     "--warmup-epochs: ", o.warmup_epochs, " (expected 0 to --epochs, or -1: 6% of the run)");
-  GRAFT_CHECK_USAGE(o.time_budget >= 0, "--time-budget: ", o.time_budget, " (expected minutes >= 0; 0: none)");
-  GRAFT_CHECK_USAGE(o.clip_grad >= 0, "--clip-grad: ", o.clip_grad, " (expected >= 0)");
-  GRAFT_CHECK_USAGE(o.patience >= 0, "--patience: ", o.patience, " (expected >= 0)");
-  GRAFT_CHECK_USAGE(o.workers >= 0, "--workers: ", o.workers, " (expected >= 0)");
   GRAFT_CHECK_USAGE(!(o.overwrite && o.resume), "--overwrite and --resume exclude each other");
 }
 

@@ -1,6 +1,8 @@
 #pragma once
 /// Every setting of a training run. config.json in the run directory is this
-/// struct as JSON, so a run can be described by a file and repeated.
+/// struct as JSON, so a run can be described by a file and repeated. Each
+/// field that a user sets has one row in train/option_table.cpp: its key,
+/// flag, help and valid values (tests/train/options_test.cpp fails without).
 
 #include <cstdint>
 #include <functional>

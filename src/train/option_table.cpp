@@ -1,0 +1,395 @@
+#include "graft/train/option_table.h"
+
+#include "graft/train/task.h"
+
+#include <cmath>
+#include <type_traits>
+
+#include "graft/core/error.h"
+#include "graft/models/registry.h"
+#include "graft/text/text_model.h"
+
+namespace graft {
+
+namespace {
+
+// Upper bounds of the integer options: far above any real run, low enough
+// that a typo or an overflowed number is caught rather than clamped.
+constexpr int64_t kMaxEpochs = 1000000;
+constexpr int64_t kMaxBatch = 1 << 20;
+
+std::string option_table_join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
+
+// "PREFIX" followed by 1 to `digits` decimal digits, not all zero.
+bool option_table_numbered(const std::string& s, const std::string& prefix, size_t digits) {
+  if (s.rfind(prefix, 0) != 0) return false;
+  const std::string n = s.substr(prefix.size());
+  return !n.empty() && n.size() <= digits && n.find_first_not_of("0123456789") == std::string::npos &&
+         n.find_first_not_of('0') != std::string::npos;
+}
+
+// The syntax that make_head and parse_strategy (train/strategy.cpp) accept;
+// whether a backbone has N stages is checked once the model is built.
+bool head_spec(const OptionValue& v) {
+  const auto& s = std::get<std::string>(v);
+  return s == "linear" || option_table_numbered(s, "mlp:", 6);
+}
+
+bool strategy_spec(const OptionValue& v) {
+  const auto& s = std::get<std::string>(v);
+  return s == "linear" || s == "full" || option_table_numbered(s, "partial:", 3);
+}
+
+bool dropout_value(const OptionValue& v) {
+  const double d = std::get<double>(v);
+  return d == -1 || (d >= 0 && d < 1);
+}
+
+bool known_task(const OptionValue& v) {
+  for (const auto& t : task_table())
+    if (t.name == std::get<std::string>(v)) return true;
+  return false;
+}
+
+using Rows = std::vector<OptionRow>;
+
+void data_rows(Rows& t) {
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(task), "--task",
+                        "The task (" + task_names() + "); the defaults shown are this task's (--task text "
+                        "--help: text's; --task face --help: face's own options)")
+                  .check(known_task, "a task: " + task_names())
+                  .shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(data), "--data",
+                        "Training data: a folder of class folders or an IDX images file; --task "
+                        "text: a CSV, TSV or JSONL file or a folder of class files"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(val), "--val",
+                        "Validation data, like --data (default: a stratified split of --data)"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(val_split), "--val-split",
+                        "Fraction of --data held out for validation when --val is not given (0: "
+                        "no validation, the last epoch's model is kept)")
+                  .shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(test), "--test",
+                        "Test data, evaluated once at the end with the best model"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(classes), "--classes",
+                        "Keep only these classes, in this order (comma-separated)"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(per_class), "--per-class",
+                        "At most N examples per class of --data (0: all), before the validation split")
+                  .within(OptionRange::closed(0, std::numeric_limits<int32_t>::max()))
+                  .shown());
+}
+
+void model_rows(Rows& t) {
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(backbone), "--backbone",
+                        "Backbone: " + backbone_names() + "; --task text: " +
+                            option_table_join(text_backbone_names()) + " (text default: bert)")
+                  .shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(weights), "--weights",
+                        "Source weights: a file (.safetensors, .pt/.pth), a run directory, or none")
+                  .shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(weights_strict), "--weights-strict",
+                        "Missing or unexpected weight names are an error"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(head), "--head", "New head: linear or mlp:HIDDEN")
+                  .check(head_spec, "linear or mlp:HIDDEN")
+                  .for_tasks({"image"})
+                  .shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(strategy), "--strategy",
+                        "linear (frozen backbone), partial:N (last N stages) or full (text default: "
+                        "full)")
+                  .check(strategy_spec, "linear, partial:N or full")
+                  .shown());
+}
+
+void optimiser_rows(Rows& t) {
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(epochs), "--epochs", "Epochs")
+                  .within(OptionRange::closed(1, kMaxEpochs)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(batch_size), "--batch-size", "Batch size")
+                  .within(OptionRange::closed(1, kMaxBatch)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(optimizer), "--optimizer",
+                        "sgd or adamw (default sgd; text: adamw)")
+                  .words({"sgd", "adamw"}).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(lr), "--lr", "Learning rate of the head")
+                  .within(OptionRange::above(0)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(backbone_lr_mult), "--backbone-lr-mult",
+                        "Backbone learning rate = lr x this")
+                  .within(OptionRange::at_least(0)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(layer_decay), "--layer-decay",
+                        "Each earlier stage's learning rate x this")
+                  .within(OptionRange::left_open(0, 1)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(weight_decay), "--weight-decay",
+                        "Weight decay (not on norms and biases)")
+                  .within(OptionRange::at_least(0)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(momentum), "--momentum", "SGD momentum")
+                  .within(OptionRange::right_open(0, 1)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(nesterov), "--nesterov", "Nesterov momentum"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(schedule), "--schedule",
+                        "cosine, linear, step or constant (default cosine; text: linear)")
+                  .words({"cosine", "linear", "step", "constant"}).shown());
+  // 0 to --epochs: validate() checks it against epochs.
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(warmup_epochs), "--warmup-epochs",
+                        "Linear warmup length in epochs, 0 to --epochs (fractions allowed)").shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(step_size), "--step-size",
+                        "step schedule: epochs between decays (0: epochs/3)")
+                  .within(OptionRange::closed(0, kMaxEpochs)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(gamma), "--gamma", "step schedule: decay factor")
+                  .within(OptionRange::above(0)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(label_smoothing), "--label-smoothing", "Label smoothing")
+                  .within(OptionRange::right_open(0, 1)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(class_weights), "--class-weights",
+                        "none or auto (inverse class frequency)")
+                  .words({"none", "auto"}).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(clip_grad), "--clip-grad", "Max gradient norm (0: off)")
+                  .within(OptionRange::at_least(0)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(patience), "--patience",
+                        "Early stopping patience in epochs (0: off)")
+                  .within(OptionRange::closed(0, kMaxEpochs)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(augment), "--augment",
+                        "none, light or strong (default light; text: none, the only choice)")
+                  .words({"none", "light", "strong"}).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(feature_cache), "!--no-feature-cache",
+                        "linear: recompute features every epoch instead of caching them"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(precision), "--precision",
+                        "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
+                        "models; fp32 master weights when training)")
+                  .words({"fp32", "bf16"}).shown());
+}
+
+void run_rows(Rows& t) {
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(cache_dir), "--cache-dir",
+                        "Feature cache folder (default $GRAFT_CACHE_DIR/features or "
+                        "~/.cache/graft/features)"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(seed), "--seed", "Random seed").shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(threads), "--threads", "Intra-op threads (0: all cores)")
+                  .within(OptionRange::closed(0, 4096)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(workers), "--workers", "Image decoding threads")
+                  .within(OptionRange::closed(0, 4096)).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(device), "--device", "auto, cpu, cuda or cuda:N").shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(out), "--out", "Run directory to write"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(overwrite), "--overwrite",
+                        "Replace graft's files in an existing --out"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(resume), "--resume",
+                        "Continue the run in --out from its last checkpoint"));
+  // How far this invocation goes, not a setting of the run.
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(stop_after_epoch), "--stop-after-epoch",
+                        "Pause after this many epochs (checkpointed, exit 130; --resume goes on)")
+                  .within(OptionRange::closed(0, kMaxEpochs))
+                  .not_in_config());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(strict), "--strict",
+                        "Unreadable images (or empty texts) are errors instead of counted warnings"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(max_pixels), "--max-pixels",
+                        "Images claiming more pixels than this (in their header) are refused "
+                        "before decoding")
+                  .within(OptionRange::closed(1, static_cast<double>(int64_t{1} << 40))).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(quiet), "--quiet", "No progress or per-epoch lines"));
+}
+
+void text_rows(Rows& t) {
+  auto text = [](OptionRow r) { return r.in_group(kTextTaskGroup).for_tasks({"text"}); };
+  // Read by masked-LM pretraining too.
+  auto text_and_mlm = [](OptionRow r) { return r.in_group(kTextTaskGroup).for_tasks({"text", "mlm"}); };
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(text_column), "--text-column",
+                             "Text column: a name or 0-based index (default: found by name)")));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(text_b_column), "--text-b-column",
+                             "Second text column of sentence pairs")));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(label_column), "--label-column",
+                             "Label column: a name or 0-based index (default: found by name)")));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(text_format), "--text-format",
+                             "auto, csv, tsv, jsonl or folder")
+                       .words({"auto", "csv", "tsv", "jsonl", "folder"}).shown()));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(header), "--header",
+                             "Line 1 of CSV/TSV is a header: auto, yes or no")
+                       .words({"auto", "yes", "no"}).shown()));
+  t.push_back(text_and_mlm(OptionRow(GRAFT_OPTION_FIELD(vocab), "--vocab",
+                             "WordPiece vocab.txt (default: the one beside --weights)")));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(cased), "--cased",
+                             "Keep case and accents (a cased vocabulary)")));
+  t.push_back(text_and_mlm(OptionRow(GRAFT_OPTION_FIELD(max_length), "--max-length",
+                             "Tokens per text, [CLS] and [SEP] included; longer texts are "
+                             "truncated and counted")
+                       .within(OptionRange::closed(3, 4096)).shown()));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(grad_accum), "--grad-accum",
+                             "Micro-batches of --batch-size per optimiser step")
+                       .within(OptionRange::closed(1, kMaxBatch)).shown()));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(bucket), "!--no-bucket",
+                             "Do not group training batches by text length")));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(dropout), "--dropout",
+                             "BERT and head dropout (-1: the model config's)")
+                       .check(dropout_value, "a fraction in [0, 1), or -1 for the model's own")
+                       .shown()));
+}
+
+void pretrain_rows(Rows& t) {
+  auto mlm = [](OptionRow r) { return r.in_group(kPretrainGroup).for_tasks({"mlm"}); };
+  t.push_back(mlm(OptionRow(GRAFT_OPTION_FIELD(corpus), "--corpus", "Plain-text files, one document each")));
+  t.push_back(mlm(OptionRow(GRAFT_OPTION_FIELD(size), "--size", "BERT size (unless --bert-config)")
+                      .words({"tiny", "mini", "small", "medium", "base"}).shown()));
+  t.push_back(mlm(OptionRow(GRAFT_OPTION_FIELD(bert_config), "--bert-config",
+                            "A BERT config.json instead of --size")));
+  t.push_back(mlm(OptionRow(GRAFT_OPTION_FIELD(mask_prob), "--mask-prob", "Share of the tokens to predict")
+                      .within(OptionRange::above(0)).shown()));
+  // Every task: the loop owns it.
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(time_budget), "--time-budget",
+                        "Stop after this many minutes of training, as done (checkpointed, model and "
+                        "metrics of the epoch so far kept; 0: none)")
+                  .within(OptionRange::at_least(0)).shown());
+}
+
+Rows make_train_option_table() {
+  Rows t;
+  data_rows(t);
+  model_rows(t);
+  optimiser_rows(t);
+  run_rows(t);
+  text_rows(t);
+  pretrain_rows(t);
+  return t;
+}
+
+}  // namespace
+
+bool OptionRange::contains(double v) const {
+  return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+}
+
+std::string OptionRange::expected(bool integral) const {
+  auto num = [&](double v) {
+    return integral ? std::to_string(static_cast<int64_t>(v)) : str_cat(v);
+  };
+  const bool has_lo = std::isfinite(lo), has_hi = std::isfinite(hi);
+  if (integral && has_lo && has_hi) return str_cat("an integer from ", num(lo), " to ", num(hi));
+  if (has_lo && has_hi)
+    return str_cat("a number in ", lo_open ? "(" : "[", num(lo), ", ", num(hi), hi_open ? ")" : "]");
+  if (has_lo && lo == 0 && lo_open) return "a positive number";
+  if (has_lo) return str_cat(lo_open ? "> " : ">= ", num(lo));
+  if (has_hi) return str_cat(hi_open ? "< " : "<= ", num(hi));
+  return "a number";
+}
+
+OptionRange OptionRange::closed(double lo, double hi) { return {lo, hi, false, false}; }
+OptionRange OptionRange::right_open(double lo, double hi) { return {lo, hi, false, true}; }
+OptionRange OptionRange::left_open(double lo, double hi) { return {lo, hi, true, false}; }
+OptionRange OptionRange::at_least(double lo) {
+  return {lo, std::numeric_limits<double>::infinity(), false, false};
+}
+OptionRange OptionRange::above(double lo) {
+  return {lo, std::numeric_limits<double>::infinity(), true, false};
+}
+
+OptionRow::OptionRow(std::string key_, OptionMember member_, std::string flags_, std::string help_)
+    : key(std::move(key_)), member(member_), flags(std::move(flags_)), help(std::move(help_)) {}
+
+OptionRow& OptionRow::in_group(std::string g) {
+  group = std::move(g);
+  return *this;
+}
+OptionRow& OptionRow::for_tasks(std::vector<std::string> t) {
+  tasks = std::move(t);
+  return *this;
+}
+OptionRow& OptionRow::not_in_config() {
+  in_config = false;
+  return *this;
+}
+OptionRow& OptionRow::shown() {
+  show_default = true;
+  return *this;
+}
+OptionRow& OptionRow::within(OptionRange r) {
+  range = r;
+  return *this;
+}
+OptionRow& OptionRow::words(std::vector<std::string> w) {
+  one_of = std::move(w);
+  return *this;
+}
+OptionRow& OptionRow::check(bool (*f)(const OptionValue&), std::string what) {
+  accepts = f;
+  expected = std::move(what);
+  return *this;
+}
+
+std::string OptionRow::flag() const {
+  std::string f = flags.substr(flags.rfind(',') == std::string::npos ? 0 : flags.rfind(',') + 1);
+  if (!f.empty() && f[0] == '!') f.erase(0, 1);
+  return f;
+}
+
+bool OptionRow::applies_to(const std::string& task) const {
+  if (tasks.empty()) return true;
+  for (const auto& t : tasks)
+    if (t == task) return true;
+  return false;
+}
+
+OptionValue OptionRow::get(const TrainOptions& o) const {
+  return std::visit(
+      [&](auto m) {
+        using T = std::decay_t<decltype(o.*m)>;
+        return OptionValue(std::in_place_type<T>, o.*m);
+      },
+      member);
+}
+
+void OptionRow::set(TrainOptions& o, const OptionValue& v) const {
+  std::visit(
+      [&](auto m) {
+        using T = std::decay_t<decltype(o.*m)>;
+        o.*m = std::get<T>(v);
+      },
+      member);
+}
+
+std::string option_value_text(const OptionValue& v) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, std::string>) return "'" + x + "'";
+        else if constexpr (std::is_same_v<T, std::vector<std::string>>)
+          return "'" + option_table_join(x) + "'";
+        else if constexpr (std::is_same_v<T, bool>) return x ? "true" : "false";
+        else return str_cat(x);
+      },
+      v);
+}
+
+std::string OptionRow::problem(const OptionValue& v) const {
+  if (const double* d = std::get_if<double>(&v); d && !std::isfinite(*d))
+    return str_cat(flag(), ": ", *d, " (expected a finite number)");
+  if (range) {
+    const bool integral = !std::holds_alternative<double>(v);
+    const double x = std::visit(
+        [](const auto& n) -> double {
+          if constexpr (std::is_arithmetic_v<std::decay_t<decltype(n)>>) return static_cast<double>(n);
+          else return 0;  // a range is declared on numeric rows only
+        },
+        v);
+    if (!range->contains(x))
+      return str_cat(flag(), ": ", option_value_text(v), " (expected ", range->expected(integral), ")");
+  }
+  if (!one_of.empty()) {
+    const auto& s = std::get<std::string>(v);
+    bool found = false;
+    for (const auto& w : one_of) found = found || w == s;
+    if (!found)
+      return str_cat(flag(), ": '", s, "' is not valid (expected one of ", option_table_join(one_of), ")");
+  }
+  if (accepts && !accepts(v))
+    return str_cat(flag(), ": ", option_value_text(v), " (expected ", expected, ")");
+  return "";
+}
+
+const std::vector<OptionRow>& train_option_table() {
+  static const Rows table = make_train_option_table();
+  return table;
+}
+
+const OptionRow& train_option(const std::string& key) {
+  for (const auto& row : train_option_table())
+    if (row.key == key) return row;
+  throw Error(str_cat("no training option '", key, "' (see option_table.cpp)"));
+}
+
+}  // namespace graft

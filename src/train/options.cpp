@@ -26,7 +26,9 @@ constexpr int64_t kMaxBatch = 1 << 20;
   X(clip_grad) X(patience) X(augment) X(feature_cache) X(precision) X(cache_dir) X(seed) X(threads)    \
   X(workers) X(device) X(out) X(overwrite) X(resume) X(strict) X(max_pixels) X(quiet) X(text_column)       \
   X(text_b_column) X(label_column) X(text_format) X(header) X(vocab) X(cased) X(max_length) \
-  X(grad_accum) X(bucket) X(dropout) X(time_budget)
+  X(grad_accum) X(bucket) X(dropout) X(time_budget) X(finetune) X(finetune_epochs)          \
+  X(finetune_lr) X(margin) X(scale) X(detect) X(detector) X(face_models) X(min_face)      \
+  X(min_confidence) X(cascade)
 
 TrainOptions default_train_options(const std::string& task, const std::string& backbone) {
   return find_task(task).defaults(backbone);

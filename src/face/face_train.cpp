@@ -200,10 +200,12 @@ FaceClassifier fit_head(const TrainOptions& o, const FaceFolder& train) {
   return c;
 }
 
-void write_face_config(const TrainOptions& o, const FaceFolder& train) {
+void write_face_config(const TrainOptions& o, const FaceFolder& train, int64_t loop_epochs) {
   nlohmann::ordered_json config;
   config["graft_version"] = GRAFT_VERSION;
   config["options"] = to_json(o);
+  // The loop's epochs (the fine-tune's; options.epochs are the linear head's).
+  config["loop_epochs"] = loop_epochs;
   config["classes"] = train.identities;
   config["counts"] = {{"train", train.paths.size()}, {"skipped", train.skipped.size()}};
   write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
@@ -298,7 +300,7 @@ TrainSummary train_face(const TrainOptions& o) {
     // before the first write, so that a kill never leaves it naming files
     // that this run has since replaced.
     fs::remove(o.out + "/face_model.json");
-    if (!o.resume) write_face_config(o, train);
+    if (!o.resume) write_face_config(o, train, finetune ? ft.epochs : 0);
   }
   if (group) group->barrier("start of training (rank 0 prepares the run directory)");
   const std::string base_sha = pipeline.embedder_sha256();

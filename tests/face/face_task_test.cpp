@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -114,18 +115,22 @@ TEST_F(FaceTask, RunFolderAndResumeAfterEpochOneGiveTheSameModel) {
   const auto j = nlohmann::json::parse(whole.out);
   EXPECT_EQ(j["epochs"], 2);
   EXPECT_EQ(j["finetune_epoch_loss"].size(), 2u);
-  for (const char* f : {"config.json", "metrics.csv", "checkpoint/checkpoint.safetensors", "report.html",
-                        "face_model.json", "head.safetensors", "embedder.safetensors"})
+  for (const char* f : {"config.json", "metrics.csv", "report.html", "face_model.json", "head.safetensors",
+                        "embedder.safetensors"})
     EXPECT_TRUE(fs::exists(dir_ / ("whole/" + std::string(f)))) << f;
+  EXPECT_TRUE(fs::exists(checkpoint_path(dir_ / "whole")));
   const auto cfg = nlohmann::json::parse(read_file(dir_ / "whole/config.json"));
   EXPECT_EQ(cfg["options"]["task"], "face");
   EXPECT_EQ(cfg["options"]["finetune"], "arcface");
   EXPECT_EQ(cfg["options"]["detect"], false);
-  // report.html names the run's metrics (metrics.csv's columns).
+  EXPECT_EQ(cfg["loop_epochs"], 2);
+  // report.html: the loss and accuracy curves of both epochs, the epochs the
+  // fine-tune ran of those it planned (not the linear head's --epochs).
   const std::string report = read_file(dir_ / "whole/report.html");
-  for (const char* m : {"train_loss", "train_accuracy"})
+  for (const char* m : {"plot-loss", "plot-accuracy", "train, epoch 2: ", "2 / 2"})
     EXPECT_TRUE(test::contains(report, m)) << m;
-  EXPECT_TRUE(test::contains(read_file(dir_ / "whole/metrics.csv"), "train_loss")) << "metrics.csv header";
+  const std::string csv = read_file(dir_ / "whole/metrics.csv");
+  EXPECT_EQ(csv.rfind("epoch,train_loss,train_accuracy,", 0), 0u) << csv;
 
   // Paused after epoch 1: checkpointed, no model yet; --resume (the plain
   // train verb, the task from config.json) ends with the same weights.
@@ -136,7 +141,19 @@ TEST_F(FaceTask, RunFolderAndResumeAfterEpochOneGiveTheSameModel) {
   test::CliResult resumed = test::graft_cli({"train", "--resume", "--quiet", "--threads", "1", "--out", dir_ / "part"});
   ASSERT_EQ(resumed.code, 0) << resumed.err;
   expect_same_model("whole", "part", 0.0);
-  EXPECT_EQ(read_file(dir_ / "whole/metrics.csv").size(), read_file(dir_ / "part/metrics.csv").size());
+  // The same metrics rows (timing columns aside), the first from before the pause.
+  auto rows = [&](const std::string& run) {
+    std::vector<std::string> out;
+    std::istringstream in(read_file(dir_ / (run + "/metrics.csv")));
+    for (std::string line; std::getline(in, line);) {
+      size_t cut = 0;
+      for (int comma = 0; comma < 6 && cut != std::string::npos; ++comma) cut = line.find(',', cut + 1);
+      out.push_back(line.substr(0, cut));
+    }
+    return out;
+  };
+  EXPECT_EQ(rows("whole"), rows("part"));
+  EXPECT_EQ(rows("part").size(), 3u);
 }
 
 TEST_F(FaceTask, SigintCheckpointsAndResumeCompletes) {

@@ -15,6 +15,7 @@
 #include "graft/face/gallery.h"
 #include "graft/face/pipeline.h"
 #include "graft/face/protocol.h"
+#include "graft/train/options.h"
 #include "verbs.h"
 
 namespace graft::cli {
@@ -331,77 +332,66 @@ int run_evaluate(const EvaluateOptions& o) {
 
 struct FaceTrainCli {
   FaceCommon common;
-  FaceTrainOptions train;
-  std::string task = "face";
-  bool quiet = false;
+  TrainOptions train = face_defaults("");
 };
 
-int run_face_train(FaceTrainCli o) {
-  GRAFT_CHECK_USAGE(o.task == "face", "--task: \"", o.task, "\" (expected face here)");
-  set_threads(o.common.threads);
-  o.train.face.models_dir = o.common.models_dir;
-  o.train.face.detect = !o.common.no_detect;
-  o.train.face.detector = o.common.detector;
-  o.train.face.min_face = o.common.min_face;
-  o.train.face.min_confidence = o.common.min_confidence;
-  o.train.face.cascade = o.common.cascade;
-  o.train.quiet = o.quiet;
-  const FaceTrainSummary s = train_face(o.train);
-  nlohmann::ordered_json j;
-  j["run"] = s.out;
-  j["head"] = o.train.head;
-  j["classes"] = s.classes.size();
-  j["train_images"] = s.train_images;
-  j["skipped"] = s.skipped;
-  j["train_accuracy"] = s.train_accuracy;
-  if (s.has_test) j["test_accuracy"] = s.test_accuracy;
-  if (o.train.finetune != "none") {
-    j["finetune"] = o.train.finetune;
-    j["finetune_epoch_seconds"] = s.finetune_epoch_seconds;
-    j["finetune_epoch_loss"] = s.finetune_epoch_loss;
-  }
-  std::cout << j.dump() << std::endl;
-  return 0;
+// The face flags shared with the face verbs (FaceCommon) as TrainOptions.
+void complete_face_train(const FaceCommon& c, TrainOptions& o) {
+  o.face_models = c.models_dir;
+  o.detect = !c.no_detect;
+  o.detector = c.detector;
+  o.min_face = c.min_face;
+  o.min_confidence = c.min_confidence;
+  o.cascade = c.cascade;
+  o.threads = c.threads;
 }
 
 }  // namespace
 
-void add_face_train(CLI::App& app, Action& run) {
+void add_face_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
   auto o = std::make_shared<FaceTrainCli>();
+  TrainOptions& t = o->train;
   CLI::App* sub = app.add_subcommand(
       "train", "--task face: a classifier (nearest centroid or linear head) on the face embeddings, "
       "optionally after fine-tuning the embedder's last stage (--finetune)");
-  sub->add_option("--task", o->task, "face")->capture_default_str();
-  sub->add_option("--data", o->train.data, "Folder with one sub-folder per identity")->required();
-  sub->add_option("--test", o->train.test, "Test folder (same identities), evaluated once at the end");
-  sub->add_option("--out", o->train.out, "Run directory to write")->required();
-  sub->add_flag("--overwrite", o->train.overwrite, "Replace an existing face model in --out");
-  sub->add_option("--head", o->train.head, "centroid or linear")->capture_default_str();
-  sub->add_option("--epochs", o->train.epochs, "linear: full-batch SGD steps")->capture_default_str();
-  sub->add_option("--lr", o->train.lr, "linear: learning rate")->capture_default_str();
-  sub->add_option("--weight-decay", o->train.weight_decay, "linear: weight decay")->capture_default_str();
-  sub->add_option("--seed", o->train.seed, "Seed of the linear head's initialisation and of fine-tuning")
+  sub->add_option("--task", t.task, "face")->capture_default_str();
+  sub->add_option("--data", t.data, "Folder with one sub-folder per identity (required unless --resume)");
+  sub->add_option("--test", t.test, "Test folder (same identities), evaluated once at the end");
+  sub->add_option("--out", t.out, "Run directory to write")->required();
+  sub->add_flag("--overwrite", t.overwrite, "Replace an existing face model in --out");
+  sub->add_flag("--resume", t.resume, "Continue the fine-tune in --out from its last checkpoint");
+  sub->add_option("--stop-after-epoch", t.stop_after_epoch,
+                  "Pause the fine-tune after this many epochs (checkpointed, exit 130; --resume goes on)");
+  sub->add_option("--head", t.head, "centroid or linear")->capture_default_str();
+  sub->add_option("--epochs", t.epochs, "linear: full-batch SGD steps")->capture_default_str();
+  sub->add_option("--lr", t.lr, "linear: learning rate")->capture_default_str();
+  sub->add_option("--weight-decay", t.weight_decay, "linear: weight decay")->capture_default_str();
+  sub->add_option("--seed", t.seed, "Seed of the linear head's initialisation and of fine-tuning")
       ->capture_default_str();
   auto ft = "Fine-tuning the embedder's last stage (--finetune)";
-  sub->add_option("--finetune", o->train.finetune,
+  sub->add_option("--finetune", t.finetune,
                   "none (embedder frozen), arcface, cosface or triplet: fine-tune the embedder's last stage "
                   "(conv256_down_out + fc) with this loss first; saved as embedder.safetensors in --out")
       ->capture_default_str()->group(ft);
-  sub->add_option("--finetune-epochs", o->train.finetune_epochs, "Fine-tuning epochs (default 10)")->group(ft);
-  sub->add_option("--finetune-lr", o->train.finetune_lr,
+  sub->add_option("--finetune-epochs", t.finetune_epochs, "Fine-tuning epochs (default 10)")->group(ft);
+  sub->add_option("--finetune-lr", t.finetune_lr,
                   "SGD learning rate (momentum 0.9, weight decay 5e-4, cosine decay; default 0.001)")->group(ft);
-  sub->add_option("--margin", o->train.margin,
+  sub->add_option("--margin", t.margin,
                   str_cat("Margin (default arcface ", kArcFaceMargin, " rad, cosface ", kCosFaceMargin,
                           ", triplet ", kTripletMargin, ")"))->group(ft);
-  sub->add_option("--scale", o->train.scale, str_cat("arcface/cosface logit scale s (default ", kMarginScale, ")"))
+  sub->add_option("--scale", t.scale, str_cat("arcface/cosface logit scale s (default ", kMarginScale, ")"))
       ->group(ft);
-  sub->add_option("--batch-size", o->train.batch_size, "Chips per fine-tuning step (default 32)")->group(ft);
-  sub->add_option("--augment", o->train.augment,
+  sub->add_option("--batch-size", t.batch_size,
+                  "Chips per fine-tuning step, the global batch with --nproc (default 32)")->group(ft);
+  sub->add_option("--augment", t.augment,
                   "face (flip, rotation +-10 deg, scale +-10%, brightness +-20%, seeded) or none (default face)")
       ->group(ft);
-  sub->add_flag("--quiet", o->quiet, "No per-epoch fine-tuning lines");
+  sub->add_flag("--quiet", t.quiet, "No progress or per-epoch fine-tuning lines");
   add_common(*sub, o->common);
-  sub->callback([&run, o] { run = [o] { return run_face_train(*o); }; });
+  add_train_run(*sub, run, args, [o](TrainOptions& out) {
+    out = o->train;
+    complete_face_train(o->common, out);
+  });
 }
 
 void add_face(CLI::App& app, Action& run) {

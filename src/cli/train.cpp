@@ -146,7 +146,9 @@ int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>
               << verb << " --resume --out " << s.out << "\n";
     return 130;
   }
-  std::cout << summary_json(find_task(s.task), s).dump() << std::endl;
+  nlohmann::ordered_json j = summary_json(find_task(s.task), s);
+  for (auto it = s.details.begin(); it != s.details.end(); ++it) j[it.key()] = it.value();
+  std::cout << j.dump() << std::endl;
   return 0;
 }
 
@@ -223,6 +225,19 @@ int run_search_verb(TrainOptions base, const SearchFlags& f) {
 
 }  // namespace
 
+void add_train_run(CLI::App& sub, Action& run, const std::vector<std::string>& args,
+                   std::function<void(TrainOptions&)> options) {
+  auto dist = std::make_shared<DistFlags>();
+  bind_dist(sub, *dist);
+  sub.callback([&run, dist, args, options] {
+    run = [dist, args, options] {
+      TrainOptions o;
+      options(o);
+      return run_train(o, *dist, args);
+    };
+  });
+}
+
 void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args) {
   auto opts = std::make_shared<TrainOptions>();
   auto flags = std::make_shared<SearchFlags>();
@@ -247,7 +262,9 @@ void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args
 
 void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
   // The face task trains on face embeddings with options of its own.
-  if (!args.empty() && args[0] == "train" && flag_value(args, "--task") == "face") return add_face_train(app, run);
+  if (!args.empty() && args[0] == "train")
+    for (const auto& t : task_table())
+      if (t.own_train_flags && t.name == flag_value(args, "--task")) return add_face_train(app, run, args);
   add_verb(app, run, args, "train",
            "Train a target model: source backbone, new head, linear probe or fine-tuning",
            TrainOptions{});

@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "graft/train/options.h"
+
 namespace graft::cli {
 
 using Action = std::function<int()>;
@@ -24,7 +26,12 @@ void add_report(CLI::App& app, Action& run);
 void add_compare(CLI::App& app, Action& run);
 void add_face(CLI::App& app, Action& run);
 /// graft train --task face (registered instead of the image/text train verb).
-void add_face_train(CLI::App& app, Action& run);
+void add_face_train(CLI::App& app, Action& run, const std::vector<std::string>& args);
+/// Binds graft train's data-parallel flags (--nproc ...) on `sub` and, once
+/// parsed, runs the options that `options` fills as graft train does
+/// (signals, worker processes, exit 130 when interrupted, the summary line).
+void add_train_run(CLI::App& sub, Action& run, const std::vector<std::string>& args,
+                   std::function<void(TrainOptions&)> options);
 
 // The help of these three is their row's in train/option_table.cpp, which
 // graft train binds itself (cli/train_options.h).

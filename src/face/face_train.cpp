@@ -11,6 +11,10 @@
 #include "graft/core/files.h"
 #include "graft/core/json.h"
 #include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/dist/group.h"
+#include "graft/report/run_data.h"
+#include "graft/train/epoch_row.h"
 #include "graft/weights/safetensors.h"
 
 namespace graft {
@@ -62,7 +66,7 @@ std::string fmt(double v) {
 
 }  // namespace
 
-FaceFinetuneOptions resolve_finetune_options(const FaceTrainOptions& o) {
+FaceFinetuneOptions resolve_finetune_options(const TrainOptions& o) {
   const std::string& kind = o.finetune;
   GRAFT_CHECK_USAGE(kind == "none" || kind == "arcface" || kind == "cosface" || kind == "triplet",
                     "--finetune: \"", kind, "\" (expected none, arcface, cosface or triplet)");
@@ -72,7 +76,7 @@ FaceFinetuneOptions resolve_finetune_options(const FaceTrainOptions& o) {
     const std::pair<const char*, bool> given[] = {
         {"--finetune-epochs", o.finetune_epochs >= 0}, {"--finetune-lr", o.finetune_lr >= 0},
         {"--margin", o.margin >= 0},  {"--scale", o.scale >= 0},
-        {"--batch-size", o.batch_size >= 0},          {"--augment", !o.augment.empty()}};
+        {"--augment", !o.augment.empty()}};
     for (const auto& [flag, set] : given)
       GRAFT_CHECK_USAGE(!set, flag, ": applies to fine-tuning the embedder, but --finetune is none (expected "
                         "--finetune arcface, cosface or triplet with it)");
@@ -84,7 +88,7 @@ FaceFinetuneOptions resolve_finetune_options(const FaceTrainOptions& o) {
   GRAFT_CHECK_USAGE(f.epochs >= 1, "--finetune-epochs: ", f.epochs, " (expected at least 1)");
   if (o.finetune_lr >= 0) f.lr = o.finetune_lr;
   GRAFT_CHECK_USAGE(f.lr > 0 && std::isfinite(f.lr), "--finetune-lr: ", f.lr, " (expected a positive number)");
-  if (o.batch_size >= 0) f.batch_size = o.batch_size;
+  f.batch_size = o.batch_size;
   GRAFT_CHECK_USAGE(f.batch_size >= 2, "--batch-size: ", f.batch_size, " (expected at least 2)");
   const std::string augment = o.augment.empty() ? "face" : o.augment;
   GRAFT_CHECK_USAGE(augment == "face" || augment == "none", "--augment: \"", augment,
@@ -110,99 +114,204 @@ FaceFinetuneOptions resolve_finetune_options(const FaceTrainOptions& o) {
   return f;
 }
 
-FaceTrainSummary train_face(const FaceTrainOptions& o) {
+
+TrainOptions face_defaults(const std::string&) {
+  TrainOptions o;
+  o.task = "face";
+  o.backbone = kFaceEmbedderName;
+  o.head = "centroid";
+  o.epochs = 200;
+  o.lr = 0.5;
+  o.weight_decay = 1e-4;
+  o.val_split = 0;
+  o.augment = "";  // the fine-tune's default (face), refused without --finetune
+  return o;
+}
+
+void face_check(const TrainOptions& o) {
+  GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a folder with one sub-folder per identity is required");
   GRAFT_CHECK_USAGE(o.head == "centroid" || o.head == "linear", "--head: \"", o.head,
                     "\" (the face task takes centroid or linear",
                     o.head == "arcface" || o.head == "cosface" || o.head == "triplet"
                         ? str_cat("; ", o.head, " is a fine-tuning loss: --finetune ", o.head, ")")
                         : std::string(")"));
-  const FaceFinetuneOptions ft = resolve_finetune_options(o);
-  const bool finetune = o.finetune != "none";
-  GRAFT_CHECK_USAGE(!o.out.empty(), "--out: a run directory is required");
-  GRAFT_CHECK_USAGE(o.epochs >= 1, "--epochs: ", o.epochs, " (expected at least 1)");
-  GRAFT_CHECK(o.overwrite || !fs::exists(o.out + "/face_model.json"), "--out: ", o.out,
-              " already holds a face model (pass --overwrite to replace it)");
-  FacePipeline pipeline(o.face);
-  std::vector<cv::Mat> chips;
-  FaceFolder train = embed_face_folder(pipeline, o.data, finetune ? &chips : nullptr);
+  resolve_finetune_options(o);
+  check_one_of("--detector", o.detector, {"ssd", "haar"});
+  GRAFT_CHECK_USAGE(o.min_face >= 1 && o.min_face <= 1 << 20, "--min-face: ", o.min_face,
+                    " (expected a side of at least 1 pixel)");
+}
+
+bool face_owns_run(const std::string& run) { return fs::exists(run + "/face_model.json"); }
+
+namespace {
+
+FaceOptions pipeline_options(const TrainOptions& o) {
+  FaceOptions f;
+  f.models_dir = o.face_models;
+  f.detect = o.detect;
+  f.detector = o.detector;
+  f.min_face = static_cast<int>(o.min_face);
+  f.min_confidence = o.min_confidence;
+  f.cascade = o.cascade;
+  return f;
+}
+
+// The run's training faces: every rank reads and embeds the whole folder
+// (and keeps the chips to fine-tune on).
+FaceFolder read_train_faces(FacePipeline& pipeline, const TrainOptions& o, std::vector<cv::Mat>* chips) {
+  FaceFolder train = embed_face_folder(pipeline, o.data, chips);
   const int64_t classes = static_cast<int64_t>(train.identities.size());
   GRAFT_CHECK(classes >= 2, o.data, ": ", classes, " identity (expected at least 2)");
   GRAFT_CHECK(train.empty_identities.empty(), o.data, ": identity ", train.empty_identities.front(),
               " yielded no usable face (remove it or add images)");
-  const std::string base_sha = pipeline.embedder_sha256();
-  FaceFinetuneStats ft_stats;
-  if (finetune) {
-    // The margin losses' class centres start at the identities' mean
-    // pretrained embeddings, so the first steps refine rather than scramble.
-    auto sums = torch::zeros({classes, train.embeddings.size(1)});
-    sums.index_add_(0, torch::tensor(train.labels), train.embeddings);
-    const auto centres = sums / sums.norm(2, 1, true).clamp_min(1e-12);
-    pipeline.embedder()->eval();
-    ft_stats = finetune_face_embedder(
-        pipeline.embedder(), chips, train.labels, classes, centres, ft,
-        [&](int64_t epoch, const FaceFinetuneStats& st) {
-          if (!o.quiet)
-            log_info(str_cat("fine-tune epoch ", epoch, "/", ft.epochs, ": ", ft.loss, " loss ",
-                             fmt(st.epoch_loss.back()), ", ", fmt(st.epoch_seconds.back()), " s"));
-        });
-    make_dirs(o.out);
+  return train;
+}
+
+// The identities' mean embeddings, re-normalised [classes, D].
+torch::Tensor class_means(const FaceFolder& f) {
+  const int64_t classes = static_cast<int64_t>(f.identities.size());
+  auto sums = torch::zeros({classes, f.embeddings.size(1)});
+  sums.index_add_(0, torch::tensor(f.labels), f.embeddings);
+  return sums / sums.norm(2, 1, true).clamp_min(1e-12);
+}
+
+FaceClassifier fit_head(const TrainOptions& o, const FaceFolder& train) {
+  FaceClassifier c;
+  c.head = o.head;
+  c.classes = train.identities;
+  if (o.head == "centroid") {
+    c.weight = class_means(train);
+    return c;
+  }
+  const auto labels = torch::tensor(train.labels);
+  torch::manual_seed(o.seed);
+  auto linear = torch::nn::Linear(train.embeddings.size(1), static_cast<int64_t>(c.classes.size()));
+  torch::optim::SGD opt(linear->parameters(),
+                        torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
+  for (int64_t step = 0; step < o.epochs; ++step) {
+    opt.zero_grad();
+    // Embeddings have norm 1: a fixed scale of 16 lets softmax get confident.
+    auto loss = torch::nn::functional::cross_entropy(linear(train.embeddings * 16.0f), labels);
+    loss.backward();
+    opt.step();
+  }
+  c.weight = (linear->weight.detach() * 16.0f).contiguous();
+  c.bias = linear->bias.detach().clone();
+  return c;
+}
+
+void write_face_config(const TrainOptions& o, const FaceFolder& train, int64_t loop_epochs) {
+  nlohmann::ordered_json config;
+  config["graft_version"] = GRAFT_VERSION;
+  config["options"] = to_json(o);
+  // The loop's epochs (the fine-tune's; options.epochs are the linear head's).
+  config["loop_epochs"] = loop_epochs;
+  config["classes"] = train.identities;
+  config["counts"] = {{"train", train.paths.size()}, {"skipped", train.skipped.size()}};
+  write_file_atomic(o.out + "/config.json", config.dump(2) + "\n");
+}
+
+// Evaluates the head on o.test and writes test_metrics.json (accuracy, and
+// the counts and confusion matrix report.html reads).
+void test_face_head(const TrainOptions& o, FacePipeline& pipeline, const FaceClassifier& c,
+                    TrainSummary& summary, int64_t& skipped) {
+  const FaceFolder test = embed_face_folder(pipeline, o.test);
+  const std::vector<int64_t> mapped = labels_in_classes(test, c.classes, o.test, o.data);
+  const size_t n = c.classes.size();
+  std::vector<std::vector<int64_t>> confusion(n, std::vector<int64_t>(n, 0));
+  if (!mapped.empty()) {
+    const auto pred = c.scores(test.embeddings).argmax(1);
+    for (size_t i = 0; i < mapped.size(); ++i)
+      confusion[static_cast<size_t>(mapped[i])][static_cast<size_t>(pred[static_cast<int64_t>(i)].item<int64_t>())] += 1;
+  }
+  summary.has_test = true;
+  summary.test.accuracy = accuracy_of(c, test.embeddings, mapped);
+  skipped += static_cast<int64_t>(test.skipped.size());
+  nlohmann::ordered_json j = {{"accuracy", summary.test.accuracy},
+                              {"images", test.paths.size()},
+                              {"skipped", test.skipped.size()},
+                              {"count", test.paths.size()},
+                              {"classes", c.classes},
+                              {"confusion", confusion}};
+  write_file_atomic(o.out + "/test_metrics.json", j.dump(2) + "\n");
+  summary.details["test_images"] = test.paths.size();
+}
+
+nlohmann::ordered_json finetune_json(const FaceFinetuneOptions& ft, const TrainSummary& loop,
+                                     const std::vector<double>& loss, const std::vector<double>& seconds) {
+  nlohmann::ordered_json j = {{"loss", ft.loss},
+                              {"trained", "conv256_down_out + fc (the last stage)"},
+                              {"epochs", ft.epochs},
+                              {"lr", ft.lr},
+                              {"schedule", "cosine"},
+                              {"momentum", ft.momentum},
+                              {"weight_decay", ft.weight_decay},
+                              {"margin", ft.margin},
+                              {"batch_size", ft.batch_size},
+                              {"augment", ft.augment ? "face" : "none"},
+                              {"seed", ft.seed},
+                              {"steps", loop.steps},
+                              {"epoch_loss", loss},
+                              {"epoch_seconds", seconds}};
+  if (ft.loss != "triplet") j["scale"] = ft.scale;
+  return j;
+}
+
+// Fine-tunes the pipeline's embedder through the one loop (rank 0 then
+// saves it as embedder.safetensors and re-embeds the chips).
+TrainSummary finetune_embedder(const TrainOptions& o, const FaceFinetuneOptions& ft, FacePipeline& pipeline,
+                               FaceFolder& train, const std::vector<cv::Mat>& chips, bool lead) {
+  // The margin losses' class centres start at the identities' mean
+  // pretrained embeddings, so the first steps refine rather than scramble.
+  pipeline.embedder()->eval();
+  TrainSummary s = finetune_face_embedder(pipeline.embedder(), chips, train.labels,
+                                          static_cast<int64_t>(train.identities.size()), class_means(train), ft,
+                                          finetune_loop_options(o, ft));
+  if (s.interrupted || !lead) return s;
+  const std::string file = o.out + "/" + kFaceEmbedderFile;
+  save_face_embedder_weights(pipeline.embedder(), file);
+  pipeline.set_embedder_identity(str_cat(kFaceEmbedderName, "+finetune-", ft.loss), sha256_file(file));
+  std::vector<torch::Tensor> parts;
+  for (size_t i = 0; i < chips.size(); i += 32)
+    parts.push_back(pipeline.embed(std::vector<cv::Mat>(
+        chips.begin() + static_cast<int64_t>(i), chips.begin() + static_cast<int64_t>(std::min(chips.size(), i + 32)))));
+  train.embeddings = torch::cat(parts);
+  return s;
+}
+
+}  // namespace
+
+TrainSummary train_face(const TrainOptions& o) {
+  validate(o);
+  set_threads(o.threads);
+  const std::shared_ptr<dist::Group> group = active_group(o);
+  const bool lead = !group || group->rank() == 0;
+  if (group) check_same_options(*group, o);
+  const FaceFinetuneOptions ft = resolve_finetune_options(o);
+  const bool finetune = o.finetune != "none";
+  GRAFT_CHECK(o.resume || o.overwrite || !fs::exists(o.out + "/face_model.json"), "--out: ", o.out,
+              " already holds a face model (pass --overwrite to replace it)");
+  FacePipeline pipeline(pipeline_options(o));
+  std::vector<cv::Mat> chips;
+  FaceFolder train = read_train_faces(pipeline, o, finetune ? &chips : nullptr);
+  if (lead) {
+    prepare_run_dir(o);
     // face_model.json is the run's manifest, written last: an old one goes
     // before the first write, so that a kill never leaves it naming files
     // that this run has since replaced.
     fs::remove(o.out + "/face_model.json");
-    const std::string file = o.out + "/" + kFaceEmbedderFile;
-    save_face_embedder_weights(pipeline.embedder(), file);
-    pipeline.set_embedder_identity(str_cat(kFaceEmbedderName, "+finetune-", ft.loss), sha256_file(file));
-    std::vector<torch::Tensor> parts;
-    for (size_t i = 0; i < chips.size(); i += 32)
-      parts.push_back(pipeline.embed(std::vector<cv::Mat>(chips.begin() + static_cast<int64_t>(i),
-                                                          chips.begin() + static_cast<int64_t>(std::min(chips.size(), i + 32)))));
-    train.embeddings = torch::cat(parts);
+    if (!o.resume) write_face_config(o, train, finetune ? ft.epochs : 0);
   }
-  FaceClassifier c;
-  c.head = o.head;
-  c.classes = train.identities;
-  const auto labels = torch::tensor(train.labels);
-  if (o.head == "centroid") {
-    auto sums = torch::zeros({classes, train.embeddings.size(1)});
-    sums.index_add_(0, labels, train.embeddings);
-    c.weight = sums / sums.norm(2, 1, true).clamp_min(1e-12);
-  } else {
-    torch::manual_seed(o.seed);
-    auto linear = torch::nn::Linear(train.embeddings.size(1), classes);
-    torch::optim::SGD opt(linear->parameters(),
-                          torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
-    for (int64_t step = 0; step < o.epochs; ++step) {
-      opt.zero_grad();
-      // Embeddings have norm 1: a fixed scale of 16 lets softmax get confident.
-      auto loss = torch::nn::functional::cross_entropy(linear(train.embeddings * 16.0f), labels);
-      loss.backward();
-      opt.step();
-    }
-    c.weight = (linear->weight.detach() * 16.0f).contiguous();
-    c.bias = linear->bias.detach().clone();
-  }
-  FaceTrainSummary s;
+  if (group) group->barrier("start of training (rank 0 prepares the run directory)");
+  const std::string base_sha = pipeline.embedder_sha256();
+  TrainSummary s;
   s.out = o.out;
-  s.classes = c.classes;
-  s.train_images = static_cast<int64_t>(train.paths.size());
-  s.skipped = static_cast<int64_t>(train.skipped.size());
-  s.train_accuracy = accuracy_of(c, train.embeddings, train.labels);
-  s.finetune_epoch_seconds = ft_stats.epoch_seconds;
-  s.finetune_epoch_loss = ft_stats.epoch_loss;
-  make_dirs(o.out);
-  fs::remove(o.out + "/face_model.json");  // the manifest, written last (see above)
-  nlohmann::ordered_json test_json;
-  if (!o.test.empty()) {
-    const FaceFolder test = embed_face_folder(pipeline, o.test);
-    const std::vector<int64_t> mapped = labels_in_classes(test, c.classes, o.test, o.data);
-    s.has_test = true;
-    s.test_images = static_cast<int64_t>(test.paths.size());
-    s.skipped += static_cast<int64_t>(test.skipped.size());
-    s.test_accuracy = accuracy_of(c, test.embeddings, mapped);
-    test_json = {{"accuracy", s.test_accuracy}, {"images", s.test_images}, {"skipped", test.skipped.size()}};
-    write_file_atomic(o.out + "/test_metrics.json", test_json.dump(2) + "\n");
-  }
+  if (finetune) s = finetune_embedder(o, ft, pipeline, train, chips, lead);
+  if (s.interrupted || !lead) return s;
+  const FaceClassifier c = fit_head(o, train);
+  const double train_accuracy = accuracy_of(c, train.embeddings, train.labels);
+  int64_t skipped = static_cast<int64_t>(train.skipped.size());
+  if (!o.test.empty()) test_face_head(o, pipeline, c, s, skipped);
   TensorList tensors = {{"weight", c.weight}};
   if (c.bias.defined()) tensors.push_back({"bias", c.bias});
   save_safetensors(o.out + "/head.safetensors", tensors);
@@ -212,35 +321,36 @@ FaceTrainSummary train_face(const FaceTrainOptions& o) {
   j["classes"] = c.classes;
   j["embedder"] = pipeline.embedder_name();
   j["weights_sha256"] = pipeline.embedder_sha256();
+  // Every epoch's loss and time, epochs before a --resume included.
+  std::vector<double> epoch_loss, epoch_seconds;
+  if (finetune)
+    for (const auto& r : read_metrics_csv(o.out + "/metrics.csv")) {
+      epoch_loss.push_back(r.train_loss);
+      epoch_seconds.push_back(r.seconds);
+    }
   if (finetune) {
     j["embedder_weights"] = kFaceEmbedderFile;
     j["base_weights_sha256"] = base_sha;
-    j["finetune"] = {{"loss", ft.loss},
-                     {"trained", "conv256_down_out + fc (the last stage)"},
-                     {"epochs", ft.epochs},
-                     {"lr", ft.lr},
-                     {"schedule", "cosine"},
-                     {"momentum", ft.momentum},
-                     {"weight_decay", ft.weight_decay},
-                     {"margin", ft.margin},
-                     {"batch_size", ft.batch_size},
-                     {"augment", ft.augment ? "face" : "none"},
-                     {"seed", ft.seed},
-                     {"steps", ft_stats.steps},
-                     {"epoch_loss", ft_stats.epoch_loss},
-                     {"epoch_seconds", ft_stats.epoch_seconds}};
-    if (ft.loss != "triplet") j["finetune"]["scale"] = ft.scale;
+    j["finetune"] = finetune_json(ft, s, epoch_loss, epoch_seconds);
   }
-  j["detect"] = o.face.detect;
-  j["detector"] = o.face.detector;
+  j["detect"] = o.detect;
+  j["detector"] = o.detector;
   j["data"] = o.data;
-  j["train_images"] = s.train_images;
-  j["train_accuracy"] = s.train_accuracy;
+  j["train_images"] = train.paths.size();
+  j["train_accuracy"] = train_accuracy;
   if (o.head == "linear") j["linear"] = {{"epochs", o.epochs}, {"lr", o.lr}, {"weight_decay", o.weight_decay}, {"seed", o.seed}};
+  write_report_or_warn(o.out);
   write_file_atomic(o.out + "/face_model.json", j.dump(2) + "\n");
-  // An --overwrite without --finetune: a fine-tuned embedder left from before
-  // no longer belongs to this run.
-  if (!finetune) fs::remove(o.out + "/" + kFaceEmbedderFile);
+  s.details["head"] = c.head;
+  s.details["classes"] = c.classes.size();
+  s.details["train_images"] = train.paths.size();
+  s.details["skipped"] = skipped;
+  s.details["train_accuracy"] = train_accuracy;
+  if (finetune) {
+    s.details["finetune"] = ft.loss;
+    s.details["finetune_epoch_seconds"] = epoch_seconds;
+    s.details["finetune_epoch_loss"] = epoch_loss;
+  }
   return s;
 }
 

@@ -1,12 +1,12 @@
 #include "graft/face/finetune.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <random>
 
 #include "graft/core/error.h"
 #include "graft/core/runtime.h"
+#include "graft/dist/group.h"
 #include "graft/face/margin_loss.h"
 
 namespace graft {
@@ -49,10 +49,23 @@ torch::Tensor chips_input(const std::vector<cv::Mat>& chips, const std::vector<i
 
 }  // namespace
 
-FaceFinetuneStats finetune_face_embedder(FaceEmbedder& net, const std::vector<cv::Mat>& chips,
-                                         const std::vector<int64_t>& labels, int64_t classes,
-                                         const torch::Tensor& centres, const FaceFinetuneOptions& o,
-                                         const std::function<void(int64_t, const FaceFinetuneStats&)>& on_epoch) {
+namespace {
+
+// The module the loop checkpoints: the embedder and the class centres.
+struct FaceFinetuneHolder : torch::nn::Module {
+  FaceFinetuneHolder(FaceEmbedder net, const torch::Tensor& centres) {
+    register_module("embedder", std::move(net));
+    if (centres.defined()) register_parameter("centres", centres);
+  }
+};
+
+}  // namespace
+
+FaceFinetuneTask::FaceFinetuneTask(FaceEmbedder net, const std::vector<cv::Mat>& chips,
+                                   const std::vector<int64_t>& labels, int64_t classes,
+                                   const torch::Tensor& centres, const FaceFinetuneOptions& o,
+                                   std::shared_ptr<dist::Group> group)
+    : net_(std::move(net)), chips_(chips), label_list_(labels), classes_(classes), o_(o), group_(std::move(group)) {
   const bool triplet = o.loss == "triplet";
   GRAFT_CHECK(triplet || o.loss == "arcface" || o.loss == "cosface", "--finetune: \"", o.loss,
               "\" (expected arcface, cosface or triplet)");
@@ -66,75 +79,134 @@ FaceFinetuneStats finetune_face_embedder(FaceEmbedder& net, const std::vector<cv
     GRAFT_CHECK(centres.defined() && centres.dim() == 2 && centres.size(0) == classes && centres.size(1) == 128,
                 "fine-tuning: class centres ", centres.defined() ? centres.sizes() : torch::IntArrayRef{},
                 ", expected [", classes, ", 128]");
-
-  net->set_last_stage_trainable(true);
-  std::vector<torch::Tensor> params = net->last_stage_parameters();
-  torch::Tensor w;
-  if (!triplet) {
-    w = centres.detach().to(torch::kFloat32).clone().set_requires_grad(true);
-    params.push_back(w);
+  if (group_ && group_->size() > 1) {
+    rank_ = group_->rank();
+    world_ = group_->size();
   }
-  torch::optim::SGD opt(params, torch::optim::SGDOptions(o.lr).momentum(o.momentum).weight_decay(o.weight_decay));
-
-  // Without augmentation the frozen trunk sees the same chips every epoch.
-  const int64_t n = static_cast<int64_t>(chips.size());
-  torch::Tensor cached;
+  labels_ = torch::tensor(labels, torch::kInt64);
+  net_->set_last_stage_trainable(true);
+  if (!triplet) centres_ = centres.detach().to(torch::kFloat32).clone().set_requires_grad(true);
+  holder_ = std::make_shared<FaceFinetuneHolder>(net_, centres_);
+  // Without augmentation the frozen trunk sees the same chips every epoch
+  // (every rank computes all of them: a few seconds for a face folder).
   if (!o.augment) {
-    torch::NoGradGuard no_grad;
+    const int64_t n = static_cast<int64_t>(chips_.size());
     std::vector<torch::Tensor> parts;
     for (int64_t s = 0; s < n; s += 32) {
       std::vector<int64_t> idx;
       for (int64_t i = s; i < std::min(n, s + 32); ++i) idx.push_back(i);
-      parts.push_back(net->forward_trunk(chips_input(chips, idx, false, o.augmentation, o.seed, 0)));
+      parts.push_back(trunk_of(idx, 0));
     }
-    cached = torch::cat(parts);
+    cached_ = torch::cat(parts);
   }
-  const auto all_labels = torch::tensor(labels, torch::kInt64);
-  std::mt19937_64 rng(mix_seed(o.seed, 0x5eed));
-  FaceFinetuneStats stats;
+}
+
+std::vector<ParamGroup> FaceFinetuneTask::param_groups() {
+  std::vector<torch::Tensor> params = net_->last_stage_parameters();
+  if (centres_.defined()) params.push_back(centres_);
+  return {ParamGroup{"last_stage", params, o_.lr, o_.weight_decay}};
+}
+
+int64_t FaceFinetuneTask::steps_per_epoch() {
+  const int64_t n = static_cast<int64_t>(chips_.size());
+  return (n + o_.batch_size - 1) / o_.batch_size;
+}
+
+int64_t FaceFinetuneTask::items_per_epoch() {
+  return (static_cast<int64_t>(chips_.size()) + world_ - 1) / world_;
+}
+
+void FaceFinetuneTask::begin_epoch(int64_t epoch, int64_t /*first_step*/) {
+  // Seeded per epoch (not one generator across epochs), so that a resumed
+  // run draws the same order; epoch 0's seed is that of the chained one.
+  std::mt19937_64 rng(mix_seed(o_.seed, 0x5eed, static_cast<uint64_t>(epoch)));
+  order_ = epoch_order(label_list_, classes_, o_.loss == "triplet", o_.per_identity, rng);
+  // Modes stay as they are: the embedder has no dropout or batch statistics.
+}
+
+torch::Tensor FaceFinetuneTask::trunk_of(const std::vector<int64_t>& idx, int64_t epoch) {
+  torch::NoGradGuard no_grad;
+  return net_->forward_trunk(chips_input(chips_, idx, o_.augment, o_.augmentation, o_.seed, epoch));
+}
+
+StepStats FaceFinetuneTask::step(int64_t epoch, int64_t s) {
+  const int64_t n = static_cast<int64_t>(chips_.size());
+  const int64_t b0 = s * o_.batch_size, len = std::min(n, b0 + o_.batch_size) - b0;
+  // This rank's contiguous share of the global batch.
+  const int64_t lo = b0 + len * rank_ / world_, hi = b0 + len * (rank_ + 1) / world_;
+  StepStats st;
+  st.items = st.count = hi - lo;
+  if (hi == lo) {
+    // Nothing here this step; the reducer still waits for every gradient.
+    torch::Tensor zero = torch::zeros({});
+    for (const auto& p : param_groups()[0].params) zero = zero + p.sum() * 0.0;
+    zero.backward();
+    return st;
+  }
+  const std::vector<int64_t> idx(order_.begin() + lo, order_.begin() + hi);
+  const auto index = torch::tensor(idx, torch::kInt64);
+  const torch::Tensor trunk = o_.augment ? trunk_of(idx, epoch) : cached_.index_select(0, index);
+  const auto y = labels_.index_select(0, index);
+  const auto e = net_->forward_last_stage(trunk);
+  torch::Tensor loss;
+  if (o_.loss == "triplet") {
+    loss = batch_hard_triplet_loss(e, y, o_.margin);
+  } else {
+    const auto logits = o_.loss == "arcface" ? arcface_logits(e, centres_, y, o_.scale, o_.margin)
+                                             : cosface_logits(e, centres_, y, o_.scale, o_.margin);
+    loss = torch::nn::functional::cross_entropy(logits, y);
+    st.correct = logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  const double v = loss.item<double>();
+  GRAFT_CHECK(std::isfinite(v), "fine-tuning: the ", o_.loss, " loss is ", v, " at epoch ", epoch + 1,
+              " (lower --finetune-lr, now ", o_.lr, ")");
+  // Each rank's mean weighs its share, so that the ranks' average gradient
+  // is that of the whole batch's mean (alone: weight 1, left out).
+  if (world_ > 1) loss = loss * (static_cast<double>(world_ * (hi - lo)) / static_cast<double>(len));
+  loss.backward();
+  st.loss_sum = v * static_cast<double>(hi - lo);
+  return st;
+}
+
+TrainOptions finetune_loop_options(const TrainOptions& run, const FaceFinetuneOptions& f) {
+  TrainOptions o;
+  o.task = run.task;
+  o.epochs = f.epochs;
+  o.batch_size = f.batch_size;
+  o.lr = f.lr;
+  o.optimizer = "sgd";
+  o.momentum = f.momentum;
+  o.nesterov = false;
+  o.weight_decay = f.weight_decay;
+  o.schedule = "cosine";
+  o.warmup_epochs = 0;
+  o.clip_grad = 0;
+  o.patience = 0;
+  o.seed = run.seed;
+  o.threads = run.threads;
+  o.quiet = run.quiet;
+  o.out = run.out;
+  o.resume = run.resume;
+  o.time_budget = run.time_budget;
+  o.stop_after_epoch = run.stop_after_epoch;
+  o.should_stop = run.should_stop;
+  o.group = run.group;
+  return o;
+}
+
+TrainSummary finetune_face_embedder(FaceEmbedder& net, const std::vector<cv::Mat>& chips,
+                                    const std::vector<int64_t>& labels, int64_t classes,
+                                    const torch::Tensor& centres, const FaceFinetuneOptions& o,
+                                    const TrainOptions& loop) {
   try {
-    for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const double lr = o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(epoch) / static_cast<double>(o.epochs)));
-      for (auto& g : opt.param_groups()) static_cast<torch::optim::SGDOptions&>(g.options()).lr(lr);
-      const auto order = epoch_order(labels, classes, triplet, o.per_identity, rng);
-      double loss_sum = 0;
-      int64_t steps = 0;
-      for (int64_t s = 0; s < n; s += o.batch_size) {
-        const std::vector<int64_t> idx(order.begin() + s, order.begin() + std::min(n, s + o.batch_size));
-        const auto index = torch::tensor(idx, torch::kInt64);
-        torch::Tensor trunk;
-        if (o.augment) {
-          torch::NoGradGuard no_grad;
-          trunk = net->forward_trunk(chips_input(chips, idx, true, o.augmentation, o.seed, epoch));
-        } else {
-          trunk = cached.index_select(0, index);
-        }
-        const auto y = all_labels.index_select(0, index);
-        const auto e = net->forward_last_stage(trunk);
-        const auto loss = triplet ? batch_hard_triplet_loss(e, y, o.margin)
-                                  : margin_softmax_loss(o.loss, e, w, y, o.scale, o.margin);
-        const double v = loss.item<double>();
-        GRAFT_CHECK(std::isfinite(v), "fine-tuning: the ", o.loss, " loss is ", v, " at epoch ", epoch + 1,
-                    " (lower --finetune-lr, now ", o.lr, ")");
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-        loss_sum += v;
-        ++steps;
-      }
-      stats.steps += steps;
-      stats.epoch_loss.push_back(loss_sum / static_cast<double>(std::max<int64_t>(1, steps)));
-      stats.epoch_seconds.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      if (on_epoch) on_epoch(epoch + 1, stats);
-    }
+    FaceFinetuneTask task(net, chips, labels, classes, centres, o, loop.group);
+    TrainSummary s = run_loop(loop, task);
+    net->set_last_stage_trainable(false);
+    return s;
   } catch (...) {
     net->set_last_stage_trainable(false);
     throw;
   }
-  net->set_last_stage_trainable(false);
-  return stats;
 }
 
 }  // namespace graft

@@ -212,7 +212,9 @@ std::string run_report_html(const std::string& run_dir) {
   os << html::page_begin("graft report: " + name);
   os << "<h1>Run " << escape(name) << "</h1>\n<div class=\"path\">"
      << escape(fs::absolute(run_dir).lexically_normal().string()) << "</div>\n<div class=\"cards\" id=\"summary\">\n";
-  const std::string planned = run.option("epochs");
+  // A run whose loop's epochs are not options.epochs (face: the fine-tune's) says so.
+  const std::string planned =
+      run.config.contains("loop_epochs") ? json_text(run.config["loop_epochs"]) : run.option("epochs");
   if (!run.option("task").empty()) os << card("task", run.option("task"), "");
   os << card("backbone", run.option("backbone"), "");
   os << card("strategy", run.option("strategy"), "");

@@ -147,8 +147,9 @@ void optimiser_rows(Rows& t) {
                         "Early stopping patience in epochs (0: off)")
                   .within(OptionRange::closed(0, kMaxEpochs)).shown());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(augment), "--augment",
-                        "none, light or strong (default light; text: none, the only choice)")
-                  .words({"none", "light", "strong"}).shown());
+                        "none, light or strong (default light; text: none, the only choice; face "
+                        "fine-tuning: face or none)")
+                  .words({"none", "light", "strong"}).for_tasks({"image", "text", "mlm"}).shown());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(feature_cache), "!--no-feature-cache",
                         "linear: recompute features every epoch instead of caching them"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(precision), "--precision",
@@ -237,6 +238,36 @@ void pretrain_rows(Rows& t) {
                   .within(OptionRange::at_least(0)).shown());
 }
 
+void face_rows(Rows& t) {
+  auto face = [](OptionRow r) { return r.in_group(kFaceGroup).for_tasks({"face"}); };
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(finetune), "--finetune",
+                             "none (embedder frozen), arcface, cosface or triplet: fine-tune the embedder's "
+                             "last stage with this loss first")
+                       .words({"none", "arcface", "cosface", "triplet"}).shown()));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(finetune_epochs), "--finetune-epochs",
+                             "Fine-tuning epochs (-1: 10)")));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(finetune_lr), "--finetune-lr",
+                             "Fine-tuning SGD learning rate (-1: 0.001)")));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(margin), "--margin",
+                             "Margin of the fine-tuning loss (-1: arcface 0.5 rad, cosface 0.35, triplet 0.2)")));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(scale), "--scale", "arcface/cosface logit scale s (-1: 64)")));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(detect), "!--no-detect",
+                             "Images are already-cropped faces: landmarks on the whole image, no detector")));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(detector), "--detector",
+                             "ssd (face-api's SSD MobileNet v1) or haar (OpenCV's Haar cascade)")
+                       .words({"ssd", "haar"}).shown()));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(face_models), "--face-models",
+                             "Folder of face-api's TF.js models (default: the cache's, filled by "
+                             "scripts/face_models.sh)")));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(min_face), "--min-face", "Smallest face side kept (pixels)")
+                       .within(OptionRange::closed(1, 1 << 20)).shown()));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(min_confidence), "--min-confidence",
+                             "Smallest SSD detection score kept")
+                       .within(OptionRange::closed(0, 1)).shown()));
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(cascade), "--cascade",
+                             "OpenCV Haar cascade for --detector haar (default: Debian opencv-data's)")));
+}
+
 Rows make_train_option_table() {
   Rows t;
   data_rows(t);
@@ -245,6 +276,7 @@ Rows make_train_option_table() {
   run_rows(t);
   text_rows(t);
   pretrain_rows(t);
+  face_rows(t);
   return t;
 }
 

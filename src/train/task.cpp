@@ -6,6 +6,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/json.h"
+#include "graft/face/face_train.h"
 #include "graft/models/registry.h"
 #include "graft/text/mlm.h"
 #include "graft/text/text_model.h"
@@ -157,6 +158,9 @@ const std::vector<TaskRow>& task_table() {
        image_check, train_image, image_owns, image_pretrain_defaults},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
        text_owns},
+      {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
+       "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
+       face_owns_run, nullptr, nullptr, /*own_train_flags=*/true},
       {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",
        "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, mlm_summary},
   };

@@ -353,7 +353,7 @@ TEST_F(FaceCli, FinetuneOptionsThatDoNotFitAreUsageErrors) {
     return graft_cli(args);
   };
   const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
-      {{"--finetune", "sphereface"}, {"--finetune: \"sphereface\"", "expected none, arcface, cosface or triplet"}},
+      {{"--finetune", "sphereface"}, {"--finetune: 'sphereface'", "expected one of none, arcface, cosface, triplet"}},
       {{"--margin", "0.3"}, {"--margin", "--finetune is none"}},
       {{"--finetune-epochs", "3"}, {"--finetune-epochs", "--finetune is none"}},
       {{"--augment", "face"}, {"--augment", "--finetune is none"}},

@@ -17,6 +17,8 @@
 
 #include "graft/face/finetune.h"
 #include "graft/face/pipeline.h"
+#include "graft/train/loop.h"
+#include "graft/train/options.h"
 
 namespace graft {
 
@@ -29,41 +31,6 @@ inline constexpr double kCosFaceMargin = 0.35;
 inline constexpr double kTripletMargin = 0.2;
 extern const double kMarginScale;
 
-struct FaceTrainOptions {
-  std::string data;             // folder of identity folders
-  std::string test;             // optional: evaluated once at the end
-  std::string out;              // run directory
-  std::string head = "centroid";  // centroid | linear
-  int64_t epochs = 200;         // linear: full-batch steps
-  double lr = 0.5;              // linear: SGD learning rate
-  double weight_decay = 1e-4;   // linear
-  uint64_t seed = 0;              // linear head's initialisation; fine-tuning
-  bool overwrite = false;
-  /// none (the embedder stays frozen), arcface, cosface or triplet.
-  std::string finetune = "none";
-  /// Fine-tuning settings; a negative value (an empty augment) means the
-  /// loss's default (resolve_finetune_options). Each is refused with
-  /// --finetune none.
-  int64_t finetune_epochs = -1;  // 10
-  double finetune_lr = -1;       // 0.001
-  double margin = -1;            // arcface 0.5, cosface 0.35, triplet 0.2
-  double scale = -1;             // arcface and cosface: 64 (triplet has none)
-  int64_t batch_size = -1;       // 32
-  std::string augment;           // face (flip, rotation, scale, brightness) or none; default face
-  bool quiet = false;            // no per-epoch lines
-  FaceOptions face;             // detector, models folder
-};
-
-struct FaceTrainSummary {
-  std::string out;
-  std::vector<std::string> classes;
-  int64_t train_images = 0, test_images = 0, skipped = 0;
-  double train_accuracy = 0;
-  bool has_test = false;
-  double test_accuracy = 0;
-  std::vector<double> finetune_epoch_seconds, finetune_epoch_loss;  // empty without --finetune
-};
-
 /// A trained face classifier (what train_face writes and load_face_classifier reads).
 struct FaceClassifier {
   std::string head;
@@ -74,17 +41,33 @@ struct FaceClassifier {
   torch::Tensor scores(const torch::Tensor& embeddings) const;
 };
 
+/// The face row of the task table (train/task.h): head centroid, --epochs
+/// 200, --lr 0.5, --weight-decay 1e-4 (the linear head's), fine-tuning off,
+/// its settings at their "loss's default" sentinels.
+TrainOptions face_defaults(const std::string& backbone);
+
+/// The face task's checks (after the shared ones of validate()): --data,
+/// --head, and the fine-tuning flags against --finetune
+/// (resolve_finetune_options); graft::UsageError naming the option.
+void face_check(const TrainOptions& o);
+
+/// A face run: its folder holds face_model.json.
+bool face_owns_run(const std::string& run);
+
 /// Checks the fine-tuning flags of `o` against --finetune and fills the
 /// defaults; throws graft::UsageError naming the option, its value and what
-/// was expected. Returns the settings for finetune_face_embedder.
-FaceFinetuneOptions resolve_finetune_options(const FaceTrainOptions& o);
+/// was expected. Returns the settings for the fine-tune (finetune.h).
+FaceFinetuneOptions resolve_finetune_options(const TrainOptions& o);
 
-/// Trains on `data` and writes `out`: face_model.json (head, classes,
-/// embedder and weights sha256, face options), head.safetensors and, with a
-/// test folder, test_metrics.json. Throws graft::Error on a missing folder,
-/// an existing --out without overwrite, fewer than 2 identities, or a test
-/// identity unknown to training.
-FaceTrainSummary train_face(const FaceTrainOptions& options);
+/// Trains on o.data and writes o.out: config.json; with --finetune the
+/// fine-tune through the one loop (metrics.csv, checkpoint/, --resume,
+/// signals, data parallel) and embedder.safetensors; then head.safetensors,
+/// with a test folder test_metrics.json, report.html, and face_model.json
+/// (head, classes, embedder and weights sha256, face options) last. Throws
+/// graft::Error on a missing folder, an existing face model in --out without
+/// --overwrite, fewer than 2 identities, or a test identity unknown to
+/// training. summary.details: the face fields of graft train's summary line.
+TrainSummary train_face(const TrainOptions& o);
 
 /// Reads a run written by train_face; throws graft::Error naming what is wrong.
 FaceClassifier load_face_classifier(const std::string& run);

@@ -51,6 +51,9 @@ struct TrainSummary {
   bool stopped_early = false;
   bool interrupted = false;     // stopped by a signal or should_stop; --resume goes on
   bool budget_reached = false;  // --time-budget: done, not interrupted
+  /// The task's own fields of graft train's summary line (face: classes,
+  /// train_accuracy, ...); null for none.
+  nlohmann::json details;
 };
 
 /// One run of one task as the loop drives it.

@@ -100,6 +100,22 @@ struct TrainOptions {
   std::string bert_config;          // a BERT config.json instead of size
   double mask_prob = 0.15;          // share of the tokens to predict
 
+  // Face task (--task face). There --epochs, --lr and --weight-decay are the
+  // linear head's; fine-tuning has its own (a negative value: the loss's
+  // default, see resolve_finetune_options in face/face_train.h).
+  /// none (the embedder stays frozen), arcface, cosface or triplet.
+  std::string finetune = "none";
+  int64_t finetune_epochs = -1;  // 10
+  double finetune_lr = -1;       // 0.001
+  double margin = -1;            // arcface 0.5, cosface 0.35, triplet 0.2
+  double scale = -1;             // arcface and cosface: 64
+  bool detect = true;            // false (--no-detect): images are cropped faces
+  std::string detector = "ssd";  // ssd | haar
+  std::string face_models;       // face-api's models folder ("" = the default)
+  int64_t min_face = 40;         // smallest face side kept (pixels)
+  double min_confidence = 0.5;   // smallest SSD detection score kept
+  std::string cascade;           // OpenCV Haar cascade ("" = Debian's)
+
   /// Minutes of training after which the run ends as done (checkpointed,
   /// metrics and model of the epoch so far written); 0: none.
   double time_budget = 0;

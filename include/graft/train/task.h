@@ -41,6 +41,9 @@ struct TaskRow {
   /// The line a finished run prints on stdout (null: run, epochs,
   /// best_epoch, val_accuracy and test_accuracy).
   nlohmann::ordered_json (*summary_json)(const TrainSummary& s) = nullptr;
+  /// graft train binds this task's flags itself (face: its own help texts)
+  /// instead of from the option table.
+  bool own_train_flags = false;
 };
 
 /// Every task, in --task help order.

@@ -401,4 +401,34 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
   return out;
 }
 
+std::vector<InputPrediction> predict_face_run(const std::string& run, const std::vector<std::string>& inputs,
+                                              int64_t top_k, const PredictionCallback& each) {
+  const FaceClassifier c = load_face_classifier(run);
+  FacePipeline pipeline(face_run_options(run));
+  const int64_t k = std::min<int64_t>(top_k, static_cast<int64_t>(c.classes.size()));
+  std::vector<InputPrediction> out;
+  torch::NoGradGuard no_grad;
+  for (const auto& path : inputs) {
+    InputPrediction p;
+    p.input = path;
+    try {
+      check_input_file(path);
+      const torch::Tensor scores = c.scores(pipeline.embed_file(path).unsqueeze(0))[0];
+      if (c.head != "centroid") {
+        p.top = top_labels(scores, c.classes, k);
+      } else {
+        p.distances = true;
+        auto [top, idx] = scores.topk(k);  // scores are negative distances
+        for (int64_t i = 0; i < k; ++i)
+          p.top.push_back({c.classes[static_cast<size_t>(idx[i].item<int64_t>())], -top[i].item<double>()});
+      }
+    } catch (const Error& err) {
+      p.error = err.what();
+    }
+    if (each) each(p);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 }  // namespace graft

@@ -34,6 +34,7 @@
 #include "graft/train/checkpoint.h"
 #include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
+#include "graft/train/task.h"
 #include "graft/train/trainer.h"
 
 extern char** environ;
@@ -433,24 +434,6 @@ void prune(const TrialResult& t) {
     fs::remove_all(fs::path(t.dir) / f);
 }
 
-// Test metrics of a run directory's model (only the best trial is tested).
-void test_best(const std::string& dir, const TrainOptions& o) {
-  if (saved_model_task(dir) == "text") {
-    // A text run's test set is a text file, read as its training data was.
-    evaluate_text_run(dir, o.test, text_read_options(o), std::max<int64_t>(o.batch_size, 64),
-                      "--test", dir);
-    return;
-  }
-  ImageEvalOptions io;
-  io.workers = o.workers;
-  io.device = parse_device(o.device);
-  io.strict = o.strict;
-  io.classes = o.classes;
-  io.max_pixels = o.max_pixels;  // the trials' limit
-  io.label = "test";
-  evaluate_image_run(dir, o.test, io, "--test", dir);
-}
-
 // A folder of class folders holding links to the images of both sets.
 std::string merged_data(const std::string& out, const TrainOptions& o) {
   const std::string dir = out + "/refit-data";
@@ -532,17 +515,10 @@ SearchResult run_search(const SearchOptions& so) {
   }
   {
     // A bad --data is named now, before any trial runs.
-    size_t classes = 0;
-    if (base.task == "text") {
-      GRAFT_CHECK_USAGE(fs::exists(base.data), "--data: '", base.data, "' does not exist");
-      classes = read_text_set(base.data, text_read_options(base)).classes.size();
-    } else {
-      OpenOptions open;
-      open.strict = base.strict;
-      ImageSet data = open_image_set(base.data, open);
-      if (!base.classes.empty()) data = select_classes(data, base.classes);
-      classes = data.classes.size();
-    }
+    const TaskRow& task = find_task(base.task);
+    GRAFT_CHECK_USAGE(task.data_classes && task.test_run, "--task: graft search does not search ", task.name,
+                      " runs (expected ", task_names(), " with a classifier)");
+    const size_t classes = task.data_classes(base);
     GRAFT_CHECK(classes >= 2, "--data '", base.data, "' has ", classes,
                 " class (expected at least 2)");
     if (so.refit && !base.val.empty()) {
@@ -640,7 +616,7 @@ SearchResult run_search(const SearchOptions& so) {
   result.best_dir = best.dir;
   if (!so.keep_all)
     for (size_t i = 1; i < result.trials.size(); ++i) prune(result.trials[i]);
-  if (!base.test.empty()) test_best(best.dir, base);
+  if (!base.test.empty()) find_task(base.task).test_run(best.dir, base);
 
   if (so.refit) {
     TrainOptions r = trials[static_cast<size_t>(best.id)].options;

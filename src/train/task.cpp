@@ -6,6 +6,15 @@
 
 #include "graft/core/error.h"
 #include "graft/core/json.h"
+#include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/eval/run_eval.h"
+#include "graft/data/image_set.h"
+#include "graft/face/face_train.h"
+#include "graft/models/fast.h"
+#include "graft/text/text_data.h"
+#include "graft/text/text_eval.h"
+#include "graft/data/image_set.h"
 #include "graft/face/face_train.h"
 #include "graft/models/registry.h"
 #include "graft/text/mlm.h"
@@ -138,6 +147,115 @@ bool mlm_owns(const std::string& run) { return model_json_task(run) == "text-mlm
 bool image_owns(const std::string& run) { return model_json_task(run) == "image"; }
 bool text_owns(const std::string& run) { return model_json_task(run) == "text"; }
 
+// ---- graft eval and graft predict on a run of each task.
+
+ImageEvalOptions image_use(const RunUseSettings& s) {
+  ImageEvalOptions io;
+  io.device = parse_device(s.device);
+  io.batch_size = s.batch_size;
+  io.workers = s.workers;
+  io.strict = s.strict;
+  io.precision = parse_precision(s.precision);
+  io.classes = s.classes;
+  io.top_k = s.top_k;
+  return io;
+}
+
+nlohmann::ordered_json image_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
+  GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled image folder or IDX file is required");
+  const ImageEvaluation e = evaluate_image_run(run, data, image_use(s));
+  auto j = to_json(e.metrics);
+  j["skipped"] = e.skipped;
+  return j;
+}
+
+void image_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
+                   const PredictionCallback& each) {
+  const auto results = predict_image_run(run, inputs, image_use(s), each);
+  int64_t failures = 0;
+  for (const auto& p : results) failures += !p.error.empty();
+  GRAFT_CHECK(failures == 0, failures, " of ", inputs.size(), " inputs could not be read");
+}
+
+// Text runs run in fp32: a bf16 request is for image runs.
+void warn_text_precision(const std::string& run, const RunUseSettings& s, const char* what) {
+  if (parse_precision(s.precision) != Precision::kFp32)
+    log_warn(str_cat("--precision ", s.precision, " is for image runs; ", run, " is a text run and is ", what,
+                     " in fp32"));
+}
+
+nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
+  warn_text_precision(run, s, "evaluated");
+  GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
+  TextReadOptions r;
+  r.format = s.text_format;
+  r.text_column = s.text_column;
+  r.text_b_column = s.text_b_column;
+  r.label_column = s.label_column;
+  r.header = s.header;
+  r.strict = s.strict;
+  const TextEvaluation e = evaluate_text_run(run, data, r, s.batch_size);
+  auto j = to_json(e.metrics);
+  j["skipped"] = e.skipped_empty;
+  j["truncated"] = e.truncated;
+  return j;
+}
+
+// Every line of every input file ("-": standard input) is one text; for a
+// model of text pairs, a tab separates the two texts.
+void text_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
+                  const PredictionCallback& each) {
+  warn_text_precision(run, s, "predicted");
+  const auto results = predict_text_run(run, inputs, s.top_k, 64, each);
+  int64_t failures = 0;
+  for (const auto& p : results) failures += !p.error.empty();
+  GRAFT_CHECK(failures == 0, failures, " inputs could not be read or classified");
+}
+
+nlohmann::ordered_json face_evaluate(const std::string& run, const std::string& data, const RunUseSettings&) {
+  GRAFT_CHECK_USAGE(!data.empty(), "--data: a folder of identity folders is required");
+  return evaluate_face_run(run, data);
+}
+
+void face_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
+                  const PredictionCallback& each) {
+  const auto results = predict_face_run(run, inputs, s.top_k, each);
+  int64_t failures = 0;
+  for (const auto& p : results) failures += !p.error.empty();
+  GRAFT_CHECK(failures == 0, failures, " of ", inputs.size(), " inputs had no usable face or could not be read");
+}
+
+// ---- graft search.
+
+size_t image_data_classes(const TrainOptions& o) {
+  OpenOptions open;
+  open.strict = o.strict;
+  ImageSet data = open_image_set(o.data, open);
+  if (!o.classes.empty()) data = select_classes(data, o.classes);
+  return data.classes.size();
+}
+
+void image_test_run(const std::string& run, const TrainOptions& o) {
+  ImageEvalOptions io;
+  io.workers = o.workers;
+  io.device = parse_device(o.device);
+  io.strict = o.strict;
+  io.classes = o.classes;
+  io.max_pixels = o.max_pixels;  // the trials' limit
+  io.label = "test";
+  evaluate_image_run(run, o.test, io, "--test", run);
+}
+
+size_t text_data_classes(const TrainOptions& o) {
+  GRAFT_CHECK_USAGE(fs::exists(o.data), "--data: '", o.data, "' does not exist");
+  return read_text_set(o.data, text_read_options(o)).classes.size();
+}
+
+// A text run's test set is a text file, read as its training data was.
+void text_test_run(const std::string& run, const TrainOptions& o) {
+  evaluate_text_run(run, o.test, text_read_options(o), std::max<int64_t>(o.batch_size, 64), "--test", run);
+}
+
 std::string join_names(bool pretrain) {
   std::vector<std::string> names;
   for (const auto& t : task_table()) {
@@ -155,14 +273,15 @@ std::string join_names(bool pretrain) {
 const std::vector<TaskRow>& task_table() {
   static const std::vector<TaskRow> rows = {
       {"image", "classify images: a backbone of the registry with a new head", "image", image_defaults,
-       image_check, train_image, image_owns, image_pretrain_defaults},
+       image_check, train_image, image_owns, image_evaluate, image_predict, image_data_classes, image_test_run,
+       image_pretrain_defaults},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
-       text_owns},
+       text_owns, text_evaluate, text_predict, text_data_classes, text_test_run},
       {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
        "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
-       face_owns_run, nullptr, nullptr, /*own_train_flags=*/true},
+       face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, /*own_train_flags=*/true},
       {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",
-       "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, mlm_summary},
+       "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, nullptr, nullptr, nullptr, nullptr, mlm_summary},
   };
   return rows;
 }

@@ -59,6 +59,8 @@ struct InputPrediction {
   std::string input;                ///< the file; text runs: FILE:LINE or stdin:LINE
   std::optional<std::string> text;  ///< text runs: the line as read (a pair keeps its tab)
   std::vector<LabelScore> top;      ///< the best labels, most probable first
+  /// The scores are distances (a nearest-centroid face head): nearest first.
+  bool distances = false;
   /// Not empty when this input could not be read or classified: the message,
   /// naming the input. `top` is then empty.
   std::string error;

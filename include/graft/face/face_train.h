@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "graft/eval/metrics.h"
 #include "graft/face/finetune.h"
 #include "graft/face/pipeline.h"
 #include "graft/train/loop.h"
@@ -82,5 +83,13 @@ FaceOptions face_run_options(const std::string& run, const std::string& models_d
 /// all be classes of the run: {"accuracy", "images", "skipped": ["PATH:
 /// reason", ...]}. Throws graft::Error naming an unknown identity.
 nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data);
+
+/// The identities of the largest face of each image, found, aligned and
+/// embedded as in training, then the run's head: a nearest-centroid head
+/// ranks identities by distance (InputPrediction::distances), a linear head
+/// by probability. Each result goes to `each` as soon as it is made; an
+/// input without a usable face has its error set.
+std::vector<InputPrediction> predict_face_run(const std::string& run, const std::vector<std::string>& inputs,
+                                              int64_t top_k, const PredictionCallback& each = nullptr);
 
 }  // namespace graft

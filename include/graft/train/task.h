@@ -15,10 +15,24 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graft/eval/metrics.h"
 #include "graft/train/loop.h"
 #include "graft/train/options.h"
 
 namespace graft {
+
+/// How graft eval and graft predict use a run: settings, not context. The
+/// text fields say how a labelled text file is read (text_data.h).
+struct RunUseSettings {
+  int64_t batch_size = 64;
+  int workers = 2;
+  std::string device = "auto";
+  std::string precision = "fp32";
+  bool strict = false;
+  std::vector<std::string> classes;  // image sets: keep only these
+  std::string text_format = "auto", text_column, text_b_column, label_column, header = "auto";
+  int64_t top_k = 5;
+};
 
 struct TaskRow {
   /// --task of graft train (and of a run's config.json).
@@ -36,6 +50,20 @@ struct TaskRow {
   TrainSummary (*train)(const TrainOptions& o);
   /// The model of a run folder is of this task (read from its files).
   bool (*owns_run)(const std::string& run);
+  /// graft eval: the run's metrics on labelled `data`, as printed (null:
+  /// the task's runs are not evaluated this way).
+  nlohmann::ordered_json (*evaluate)(const std::string& run, const std::string& data,
+                                     const RunUseSettings& s) = nullptr;
+  /// graft predict: each input's prediction handed to `each` as soon as it
+  /// is made; throws graft::Error naming how many failed, after all.
+  void (*predict)(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
+                  const PredictionCallback& each) = nullptr;
+  /// graft search: the classes of o.data (checked before any trial runs);
+  /// null: the task is not searched.
+  size_t (*data_classes)(const TrainOptions& o) = nullptr;
+  /// graft search: the best trial's run evaluated on o.test, writing
+  /// test_metrics.json and test_predictions.csv into it.
+  void (*test_run)(const std::string& run, const TrainOptions& o) = nullptr;
   /// graft pretrain's defaults (null: `defaults`).
   TrainOptions (*pretrain_defaults)(const std::string& backbone) = nullptr;
   /// The line a finished run prints on stdout (null: run, epochs,

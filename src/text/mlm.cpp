@@ -101,12 +101,9 @@ std::pair<torch::Tensor, torch::Tensor> masked_loss(BertForMaskedLMImpl& m, cons
 // One masked-language-model pretraining: the corpus tokenized and packed in
 // the constructor (every input checked first), the steps for the loop after.
 // Every epoch's model is the result (no best-model selection).
-class MlmTask final : public LoopTask {
+class MlmTask final : public TaskRun {
  public:
-  explicit MlmTask(const TrainOptions& o) : o_(o), group_(active_group(o)) {
-    rank_ = group_ ? group_->rank() : 0;
-    world_ = group_ ? group_->size() : 1;
-    if (group_) check_same_options(*group_, o);
+  explicit MlmTask(const TrainOptions& o) : TaskRun(o) {
     wp_ = std::make_shared<WordPiece>(WordPiece::from_file(o.vocab));
     c_ = o.bert_config.empty() ? bert_size(o.size, static_cast<int64_t>(wp_->size())) : read_bert_config(o.bert_config);
     GRAFT_CHECK_USAGE(c_.vocab_size == static_cast<int64_t>(wp_->size()), "--bert-config: vocab_size ", c_.vocab_size,
@@ -254,9 +251,6 @@ class MlmTask final : public LoopTask {
     train_rows_ = rows.index_select(0, torch::tensor(ti, torch::kInt64));
   }
 
-  const TrainOptions& o_;
-  std::shared_ptr<dist::Group> group_;
-  int rank_ = 0, world_ = 1;
   std::shared_ptr<WordPiece> wp_;
   BertConfig c_;
   BertForMaskedLM model_{nullptr};
@@ -267,10 +261,6 @@ class MlmTask final : public LoopTask {
 
 }  // namespace
 
-TrainSummary pretrain_mlm(const TrainOptions& o) {
-  validate(o);
-  MlmTask task(o);
-  return run_loop(o, task);
-}
+TrainSummary pretrain_mlm(const TrainOptions& o) { return run_task<MlmTask>(o); }
 
 }  // namespace graft

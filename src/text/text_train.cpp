@@ -216,15 +216,12 @@ namespace {
 // One text run: everything before the loop in the constructor, the steps for
 // the loop after. TF-IDF and a frozen BERT (linear) train the head on rows
 // computed once; otherwise every step runs BERT.
-class TextTask final : public LoopTask {
+class TextTask final : public TaskRun {
  public:
-  explicit TextTask(const TrainOptions& o) : o_(o), group_(active_group(o)) {
-    rank_ = group_ ? group_->rank() : 0;
-    world_ = group_ ? group_->size() : 1;
+  explicit TextTask(const TrainOptions& o) : TaskRun(o) {
     GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size, " is the global batch of ",
                       world_, " workers and must be a multiple of ", world_);
     local_batch_ = o.batch_size / world_;
-    if (group_) check_same_options(*group_, o);
     is_tfidf_ = o.backbone == "tfidf";
     wfile_ = is_tfidf_ ? "" : text_weights_file(o.weights);
     GRAFT_CHECK_USAGE(!(is_tfidf_ && o.weights != "none"), "--weights: the tfidf backbone has no source "
@@ -515,9 +512,6 @@ class TextTask final : public LoopTask {
     return m_.bert->forward(collate_texts(items, wp_->pad_id()));
   }
 
-  const TrainOptions& o_;
-  std::shared_ptr<dist::Group> group_;
-  int rank_ = 0, world_ = 1;
   int64_t local_batch_ = 1, num_layers_ = 0, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
   size_t test_size_ = 0;
   bool is_tfidf_ = false, cached_ = false;
@@ -536,10 +530,6 @@ class TextTask final : public LoopTask {
 
 }  // namespace
 
-TrainSummary train_text(const TrainOptions& o) {
-  validate(o);
-  TextTask task(o);
-  return run_loop(o, task);
-}
+TrainSummary train_text(const TrainOptions& o) { return run_task<TextTask>(o); }
 
 }  // namespace graft

@@ -142,16 +142,12 @@ class PixelLimit {
 
 // One image run: everything before the loop in the constructor (checked
 // before any long work where possible), the steps for the loop after.
-class ImageTask final : public LoopTask {
+class ImageTask final : public TaskRun {
  public:
-  explicit ImageTask(const TrainOptions& o)
-      : o_(o), group_(active_group(o)), pixel_limit_(o.max_pixels) {
-    rank_ = group_ ? group_->rank() : 0;
-    world_ = group_ ? group_->size() : 1;
+  explicit ImageTask(const TrainOptions& o) : TaskRun(o), pixel_limit_(o.max_pixels) {
     GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size,
                       " is the global batch of ", world_, " workers and must be a multiple of ", world_);
     local_batch_ = o.batch_size / world_;
-    if (group_) check_same_options(*group_, o);
     build_model();
     data_ = open_data(o);
     classes_ = static_cast<int64_t>(data_.train.classes.size());
@@ -376,10 +372,7 @@ class ImageTask final : public LoopTask {
     }
   }
 
-  const TrainOptions& o_;
-  std::shared_ptr<dist::Group> group_;
   PixelLimit pixel_limit_;
-  int rank_ = 0, world_ = 1;
   int64_t local_batch_ = 1, classes_ = 0, n_train_ = 0, epoch_count_ = 0;
   const BackboneSpec* spec_ = nullptr;
   Backbone model_{nullptr};
@@ -402,10 +395,6 @@ class ImageTask final : public LoopTask {
 
 }  // namespace
 
-TrainSummary train_image(const TrainOptions& o) {
-  validate(o);
-  ImageTask task(o);
-  return run_loop(o, task);
-}
+TrainSummary train_image(const TrainOptions& o) { return run_task<ImageTask>(o); }
 
 }  // namespace graft

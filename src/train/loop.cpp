@@ -294,6 +294,12 @@ class Loop {
 
 TrainSummary run_loop(const TrainOptions& o, LoopTask& task) { return Loop(o, task).run(); }
 
+TaskRun::TaskRun(const TrainOptions& o) : o_(o), group_(active_group(o)) {
+  rank_ = group_ ? group_->rank() : 0;
+  world_ = group_ ? group_->size() : 1;
+  if (group_) check_same_options(*group_, o);
+}
+
 void write_report_or_warn(const std::string& out) {
   try {
     write_run_report(out);

@@ -99,6 +99,16 @@ class LoopTask {
 };
 
 
+/// A task's run: its options and where it runs (data parallel: the group,
+/// this process's rank and the number of ranks; alone: none, 0 and 1).
+class TaskRun : public LoopTask {
+ protected:
+  explicit TaskRun(const TrainOptions& o);
+  const TrainOptions& o_;
+  std::shared_ptr<dist::Group> group_;
+  int rank_ = 0, world_ = 1;
+};
+
 /// Runs epochs state.epochs_done..o.epochs of `task` and returns how it went.
 /// Settings read from `o`: epochs, optimizer, momentum, nesterov, schedule,
 /// warmup_epochs, step_size, gamma, clip_grad, patience, time_budget, resume,
@@ -107,6 +117,15 @@ class LoopTask {
 /// wrote its config.json; rank 0 alone writes, and at the end runs the
 /// task's test and writes report.html.
 TrainSummary run_loop(const TrainOptions& o, LoopTask& task);
+
+/// validate(o), then the task's run T built from o (checked before any long
+/// work) goes through run_loop.
+template <class T>
+TrainSummary run_task(const TrainOptions& o) {
+  validate(o);
+  T task(o);
+  return run_loop(o, task);
+}
 
 /// Writes o.out/report.html; a report that cannot be written is a warning,
 /// never the failure of the run it describes.

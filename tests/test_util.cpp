@@ -1,8 +1,16 @@
 #include "test_util.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "graft/cli/cli.h"
+#include "graft/face/nets.h"
 
 #include <random>
 
@@ -87,6 +95,57 @@ CliResult graft_cli(const std::vector<std::string>& args) {
   const int code = cli::run(args);
   CliResult r{code, testing::internal::GetCapturedStdout(), testing::internal::GetCapturedStderr()};
   return r;
+}
+
+}  // namespace graft::test
+
+namespace graft::test {
+
+int spawn_graft(const std::vector<std::string>& args, const std::string& out_file, const std::string& err_file,
+                const std::vector<std::string>& env) {
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  if (!out_file.empty()) dup2(open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 1);
+  if (!err_file.empty()) dup2(open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), 2);
+  // No rank variables of the test's own environment leak into a worker.
+  for (const char* k : {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                        "GRAFT_DIST_WORKER", "GRAFT_FAULT_DIST_KILL"})
+    unsetenv(k);
+  for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
+  std::vector<char*> argv;
+  std::string bin = GRAFT_BINARY;
+  argv.push_back(bin.data());
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(bin.c_str(), argv.data());
+  _exit(127);
+}
+
+std::string face_data_missing() {
+  if (shared_data("att_faces").empty()) return "../shared/data/att_faces is absent";
+  if (!std::filesystem::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
+    return "face-api models absent (scripts/face_models.sh)";
+  return "";
+}
+
+int wait_graft(int pid, const std::function<bool()>& ready, int guard_s) {
+  int status = 0;
+  const auto start = std::chrono::steady_clock::now();
+  bool sent = !ready;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (!sent && ready()) {
+      kill(pid, SIGINT);
+      sent = true;
+    }
+    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(guard_s)) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      ADD_FAILURE() << "graft hung (killed after " << guard_s << " s)";
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace graft::test

@@ -2,6 +2,7 @@
 /// Shared test helpers: temporary folders, reference fixtures, small images.
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,22 @@ double rel_error(const torch::Tensor& a, const torch::Tensor& b);
 }  // namespace graft::test
 
 namespace graft::test {
+/// Starts the graft binary (GRAFT_BINARY) with `args` in a child process:
+/// stdout and stderr to the files given (empty: inherited), the rank
+/// variables of the test's own environment removed, then `env` ("K=V") set.
+/// Returns the child's pid.
+int spawn_graft(const std::vector<std::string>& args, const std::string& out_file = "",
+                const std::string& err_file = "", const std::vector<std::string>& env = {});
+/// Waits for a child started by spawn_graft; once `ready()` holds (polled,
+/// when given) sends it SIGINT. After `guard_s` seconds it is killed and the
+/// test fails (a hang must not stall the suite). Its exit code, or 128 + the
+/// signal.
+int wait_graft(int pid, const std::function<bool()>& ready = {}, int guard_s = 300);
+
+/// Why the face tests cannot run here ("" when they can): AT&T faces in
+/// ../shared/data and face-api's models (scripts/face_models.sh).
+std::string face_data_missing();
+
 /// The tensors of a safetensors file by name.
 std::map<std::string, torch::Tensor> load_named(const std::string& path);
 }  // namespace graft::test

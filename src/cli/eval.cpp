@@ -73,12 +73,12 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--device", o->use.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--strict", o->use.strict, "Unreadable images (empty texts) are errors");
   auto text = "Text runs";
-  sub->add_option("--text-column", o->use.text_column, "Text column: a name or 0-based index")->group(text);
-  sub->add_option("--text-b-column", o->use.text_b_column, "Second text column of pairs")->group(text);
-  sub->add_option("--label-column", o->use.label_column, "Label column: a name or 0-based index")->group(text);
-  sub->add_option("--text-format", o->use.text_format, "auto, csv, tsv, jsonl or folder")
+  sub->add_option("--text-column", o->use.text.text_column, "Text column: a name or 0-based index")->group(text);
+  sub->add_option("--text-b-column", o->use.text.text_b_column, "Second text column of pairs")->group(text);
+  sub->add_option("--label-column", o->use.text.label_column, "Label column: a name or 0-based index")->group(text);
+  sub->add_option("--text-format", o->use.text.format, "auto, csv, tsv, jsonl or folder")
       ->capture_default_str()->group(text);
-  sub->add_option("--header", o->use.header, "auto, yes or no")->capture_default_str()->group(text);
+  sub->add_option("--header", o->use.text.header, "auto, yes or no")->capture_default_str()->group(text);
   sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 

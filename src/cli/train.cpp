@@ -83,13 +83,9 @@ TrainOptions preload_config(const std::vector<std::string>& args, const TrainOpt
   return o;
 }
 
-// How a training run is spread over processes and machines (not settings of
-// the run: they are not in config.json).
-struct DistFlags {
-  int nproc = 1, nnodes = 1, node_rank = 0, master_port = 0;
-  std::string master_addr;
-  double timeout_s = 300, bucket_mb = 25;
-};
+// How a training run is spread over processes and machines: the flags
+// fill the launcher's options (not settings of the run: not in config.json).
+using DistFlags = dist::LaunchOptions;
 
 void bind_dist(CLI::App& sub, DistFlags& d) {
   sub.add_option("--nproc", d.nproc,
@@ -115,14 +111,7 @@ int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>
   // --nproc/--nnodes: this process only starts the workers (as torchrun
   // would); a started worker, or one under torchrun, finds WORLD_SIZE etc.
   if ((d.nproc > 1 || d.nnodes > 1) && !dist::is_launched_worker()) {
-    dist::LaunchOptions lo;
-    lo.nproc = d.nproc;
-    lo.nnodes = d.nnodes;
-    lo.node_rank = d.node_rank;
-    lo.master_addr = d.master_addr;
-    lo.master_port = d.master_port;
-    lo.timeout_s = d.timeout_s;
-    lo.bucket_mb = d.bucket_mb;
+    dist::LaunchOptions lo = d;
     lo.args = args;
     return dist::launch_workers(lo);
   }

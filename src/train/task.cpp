@@ -187,12 +187,7 @@ void warn_text_precision(const std::string& run, const RunUseSettings& s, const 
 nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   warn_text_precision(run, s, "evaluated");
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
-  TextReadOptions r;
-  r.format = s.text_format;
-  r.text_column = s.text_column;
-  r.text_b_column = s.text_b_column;
-  r.label_column = s.label_column;
-  r.header = s.header;
+  TextReadOptions r = s.text;
   r.strict = s.strict;
   const TextEvaluation e = evaluate_text_run(run, data, r, s.batch_size);
   auto j = to_json(e.metrics);

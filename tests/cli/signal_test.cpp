@@ -22,25 +22,7 @@ namespace {
 
 // Runs graft with `args`; once `ready()` holds (polled), sends SIGINT.
 int run_and_interrupt(const std::vector<std::string>& args, const std::function<bool()>& ready) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    std::string bin = GRAFT_BINARY;
-    argv.push_back(bin.data());
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (!ready()) {
-    if (waitpid(pid, &status, WNOHANG) == pid)  // ended before it was ready
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  kill(pid, SIGINT);
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return test::wait_graft(test::spawn_graft(args), ready);
 }
 
 // Optimiser steps recorded in the run's checkpoint (`steps` an epoch).

@@ -45,26 +45,7 @@ struct Running {
 Running spawn(const std::vector<std::string>& args, const std::vector<std::string>& env,
               const std::string& log_prefix) {
   Running r{-1, log_prefix + ".out", log_prefix + ".err"};
-  pid_t pid = fork();
-  if (pid == 0) {
-    int o = open(r.out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int e = open(r.err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(o, 1);
-    dup2(e, 2);
-    // No rank variables of the test's own environment leak into a worker.
-    for (const char* k : {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                          "MASTER_PORT", "GRAFT_DIST_WORKER", "GRAFT_FAULT_DIST_KILL"})
-      unsetenv(k);
-    for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> argv;
-    std::string bin = GRAFT_BINARY;
-    argv.push_back(bin.data());
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  r.pid = pid;
+  r.pid = test::spawn_graft(args, r.out_file, r.err_file, env);
   return r;
 }
 
@@ -72,18 +53,7 @@ Running spawn(const std::vector<std::string>& args, const std::vector<std::strin
 // turns a hang into a failed test instead of a stuck suite.
 Proc wait_proc(const Running& r, int guard_s = 300) {
   Proc p;
-  int status = 0;
-  auto start = std::chrono::steady_clock::now();
-  while (waitpid(r.pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(guard_s)) {
-      kill(r.pid, SIGKILL);
-      waitpid(r.pid, &status, 0);
-      ADD_FAILURE() << "graft hung (killed after " << guard_s << " s)";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  p.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  p.code = test::wait_graft(r.pid, {}, guard_s);
   p.out = read_file(r.out_file);
   p.err = read_file(r.err_file);
   return p;

@@ -30,10 +30,8 @@ using test::graft_cli;
 class FaceCli : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (const std::string why = test::face_data_missing(); !why.empty()) GTEST_SKIP() << why;
     att_ = test::shared_data("att_faces");
-    if (att_.empty()) GTEST_SKIP() << "../shared/data/att_faces is absent";
-    if (!fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
-      GTEST_SKIP() << "face-api models absent (scripts/face_models.sh)";
     // 5 identities x images 1-6 to enrol; image 7 of each to identify.
     for (int s = 1; s <= 5; ++s) {
       const std::string id = "s" + std::to_string(s);

@@ -30,38 +30,7 @@ namespace fs = std::filesystem;
 // the exit code, or 128 + the signal.
 int face_task_run(const std::vector<std::string>& args, const std::string& log,
                   const std::function<bool()>& ready = {}) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    freopen((log + ".out").c_str(), "w", stdout);
-    freopen((log + ".err").c_str(), "w", stderr);
-    for (const char* k : {"RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-                          "GRAFT_DIST_WORKER"})
-      unsetenv(k);
-    std::vector<char*> argv;
-    std::string bin = GRAFT_BINARY;
-    argv.push_back(bin.data());
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  const auto start = std::chrono::steady_clock::now();
-  bool sent = !ready;
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (!sent && ready()) {
-      kill(pid, SIGINT);
-      sent = true;
-    }
-    if (std::chrono::steady_clock::now() - start > std::chrono::seconds(300)) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      ADD_FAILURE() << "graft hung: " << read_file(log + ".err");
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return test::wait_graft(test::spawn_graft(args, log + ".out", log + ".err"), ready);
 }
 
 // The largest |a - b| over the tensors of two weight files.
@@ -79,10 +48,8 @@ double face_task_max_diff(const std::string& a, const std::string& b) {
 class FaceTask : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (const std::string why = test::face_data_missing(); !why.empty()) GTEST_SKIP() << why;
     const std::string att = test::shared_data("att_faces");
-    if (att.empty()) GTEST_SKIP() << "../shared/data/att_faces is absent";
-    if (!fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
-      GTEST_SKIP() << "face-api models absent (scripts/face_models.sh)";
     for (int s = 1; s <= 4; ++s) {
       const std::string id = "s" + std::to_string(s);
       fs::create_directories(dir_ / ("faces/" + id));

@@ -20,10 +20,8 @@ namespace fs = std::filesystem;
 class FaceFinetune : public ::testing::Test {
  protected:
   void SetUp() override {
+    if (const std::string why = test::face_data_missing(); !why.empty()) GTEST_SKIP() << why;
     const std::string att = test::shared_data("att_faces");
-    if (att.empty()) GTEST_SKIP() << "../shared/data/att_faces is absent";
-    if (!fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
-      GTEST_SKIP() << "face-api models absent (scripts/face_models.sh)";
     torch::set_num_threads(1);
     // 4 people x 2 photos, stretched to the chip size (alignment is not
     // what is tested here).

@@ -16,13 +16,13 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/eval/metrics.h"
+#include "graft/text/text_data.h"
 #include "graft/train/loop.h"
 #include "graft/train/options.h"
 
 namespace graft {
 
-/// How graft eval and graft predict use a run: settings, not context. The
-/// text fields say how a labelled text file is read (text_data.h).
+/// How graft eval and graft predict use a run: settings, not context.
 struct RunUseSettings {
   int64_t batch_size = 64;
   int workers = 2;
@@ -30,7 +30,7 @@ struct RunUseSettings {
   std::string precision = "fp32";
   bool strict = false;
   std::vector<std::string> classes;  // image sets: keep only these
-  std::string text_format = "auto", text_column, text_b_column, label_column, header = "auto";
+  TextReadOptions text;              // how a labelled text file is read
   int64_t top_k = 5;
 };
 

@@ -169,8 +169,7 @@ StepStats FaceFinetuneTask::step(int64_t epoch, int64_t s) {
 }
 
 TrainOptions finetune_loop_options(const TrainOptions& run, const FaceFinetuneOptions& f) {
-  TrainOptions o;
-  o.task = run.task;
+  TrainOptions o = run;  // where and how it runs: out, seed, threads, resume, stops, budget, group
   o.epochs = f.epochs;
   o.batch_size = f.batch_size;
   o.lr = f.lr;
@@ -182,15 +181,6 @@ TrainOptions finetune_loop_options(const TrainOptions& run, const FaceFinetuneOp
   o.warmup_epochs = 0;
   o.clip_grad = 0;
   o.patience = 0;
-  o.seed = run.seed;
-  o.threads = run.threads;
-  o.quiet = run.quiet;
-  o.out = run.out;
-  o.resume = run.resume;
-  o.time_budget = run.time_budget;
-  o.stop_after_epoch = run.stop_after_epoch;
-  o.should_stop = run.should_stop;
-  o.group = run.group;
   return o;
 }
 

@@ -14,12 +14,15 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "text_data_parts.h"
 #include "unicode.h"
 
 namespace fs = std::filesystem;
 
 namespace graft {
 namespace {
+
+using namespace text_data_detail;
 
 constexpr size_t kMaxListed = 20;  // cells or classes shown in one message
 
@@ -72,6 +75,10 @@ bool is_white_space(char32_t cp) {
          cp == 0x205F || cp == 0x3000 || (cp >= 0x1C && cp <= 0x1F);
 }
 
+}  // namespace
+
+namespace text_data_detail {
+
 // True when s (valid UTF-8) holds nothing but white space.
 bool is_blank(std::string_view s) {
   size_t i = 0;
@@ -99,6 +106,10 @@ std::string_view checked_utf8(const std::string& bytes, const std::string& sourc
   }
   return s;
 }
+
+}  // namespace text_data_detail
+
+namespace {
 
 // The (valid UTF-8) character that starts at s[i].
 std::string char_at(std::string_view s, size_t i) {
@@ -246,14 +257,11 @@ Column resolve(const std::string& spec, const char* what, const std::vector<std:
   return c;
 }
 
-// Where the examples come from: a label string and one or two texts per record.
-struct Labelled {
-  int64_t line;
-  std::string label;
-  std::string text, text_b;
-  bool text_null = false;
-};
+}  // namespace
 
+namespace text_data_detail {
+
+// Where the examples come from: a label string and one or two texts per record.
 // Classes, label indices and empty-text skipping, the same for every format.
 TextSet finish(TextSet set, std::vector<Labelled> records, const TextReadOptions& o) {
   const std::string& src = set.source;
@@ -303,6 +311,10 @@ TextSet finish(TextSet set, std::vector<Labelled> records, const TextReadOptions
               " skipped as empty); expected at least one labelled text");
   return set;
 }
+
+}  // namespace text_data_detail
+
+namespace {
 
 TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOptions& o) {
   const std::string& src = set.source;
@@ -540,66 +552,6 @@ std::string sniff_format(std::string_view s, const std::string& source) {
                       "give the format"));
 }
 
-// The classes of a folder of class files: see the file comment of text_data.h.
-TextSet read_class_folder(const std::string& dir, const TextReadOptions& o) {
-  for (const auto* spec : {&o.text_column, &o.text_b_column, &o.label_column})
-    GRAFT_CHECK_USAGE(spec->empty(), dir, " is a folder of class files (one text per line); "
-                      "column '", *spec, "' does not apply to it");
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
-    GRAFT_CHECK(!e.is_directory(), dir, ": holds the folder '", name, "'; expected one text file "
-                "per class, one example per line");
-    if (!e.is_regular_file()) continue;
-    files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  GRAFT_CHECK(!files.empty(), dir, ": no class files; expected one text file per class");
-  std::set<std::string> stems;
-  for (const auto& f : files) stems.insert(f.stem().string());
-  const bool by_extension = files.size() > 1 && stems.size() == 1;
-  TextSet set;
-  set.source = dir;
-  set.format = "folder";
-  std::vector<std::pair<std::string, std::string>> named;  // (class, path)
-  std::set<std::string> seen;
-  for (const auto& f : files) {
-    std::string ext = f.extension().string();
-    std::string cls = by_extension ? (ext.empty() ? "" : ext.substr(1)) : f.stem().string();
-    GRAFT_CHECK(!cls.empty(), dir, ": cannot name a class after the file '", f.filename().string(),
-                "'");
-    GRAFT_CHECK(seen.insert(cls).second, dir, ": two files give the class '", cls, "'");
-    named.emplace_back(cls, f.string());
-  }
-  std::vector<Labelled> records;
-  for (const auto& [cls, path] : named) {
-    const std::string bytes = read_file(path);
-    std::string_view s = checked_utf8(bytes, path);
-    size_t pos = 0;
-    int64_t line = 0;
-    while (pos < s.size()) {
-      ++line;
-      size_t nl = s.find('\n', pos);
-      size_t end = nl == std::string_view::npos ? s.size() : nl;
-      size_t stop = (end > pos && s[end - 1] == '\r') ? end - 1 : end;
-      Labelled l;
-      l.line = line;
-      l.label = cls;
-      l.text.assign(s.substr(pos, stop - pos));
-      pos = nl == std::string_view::npos ? s.size() : nl + 1;
-      if (is_blank(l.text)) {
-        GRAFT_CHECK(!o.strict, path, " line ", line, ": empty text; expected one example per line "
-                    "(empty lines are skipped unless strict)");
-        ++set.skipped_empty;
-        continue;
-      }
-      records.push_back(std::move(l));
-    }
-  }
-  return finish(std::move(set), std::move(records), o);
-}
-
 TextSet parse_with_format(const std::string& bytes, const std::string& name, const TextReadOptions& o) {
   std::string_view s = checked_utf8(bytes, name);
   std::string format = o.format;
@@ -631,15 +583,5 @@ TextSet parse_text_set(const std::string& bytes, const std::string& name, const 
   return parse_with_format(bytes, name, o);
 }
 
-TextSet read_text_set(const std::string& path, const TextReadOptions& o) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) {
-    GRAFT_CHECK_USAGE(o.format == "auto" || o.format == "folder", path, " is a folder; format '",
-                      o.format, "' needs a file (folders are read as one file per class)");
-    return read_class_folder(path, o);
-  }
-  GRAFT_CHECK_USAGE(o.format != "folder", path, ": format 'folder' needs a directory");
-  return parse_with_format(read_file(path), path, o);
-}
 
 }  // namespace graft

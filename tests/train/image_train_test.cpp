@@ -1,4 +1,7 @@
+// The image task trained through train() (train/image_train.cpp).
+
 #include "graft/train/trainer.h"
+#include "graft/train/image_train.h"
 
 #include <gtest/gtest.h>
 

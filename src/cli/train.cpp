@@ -15,6 +15,7 @@
 #include "graft/dist/group.h"
 #include "graft/dist/launch.h"
 #include "graft/select/search.h"
+#include "graft/train/option_table.h"
 #include "graft/train/task.h"
 #include "graft/train/trainer.h"
 #include "verbs.h"
@@ -141,6 +142,15 @@ int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>
   return 0;
 }
 
+// --help shows the options of the task named (or the default one); the
+// others still parse (a --config or a search may carry them) but are not
+// listed.
+void hide_other_tasks(CLI::App& sub, const std::string& task) {
+  for (const OptionRow& row : train_option_table())
+    if (!row.applies_to(task))
+      if (CLI::Option* opt = sub.get_option_no_throw(row.flag())) opt->group("");
+}
+
 void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
               const std::string& name, const std::string& help, const TrainOptions& defaults) {
   auto opts = std::make_shared<TrainOptions>(defaults);
@@ -148,6 +158,7 @@ void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
   if (!args.empty() && args[0] == name) *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(name, help);
   bind_train_options(*sub, *opts);
+  hide_other_tasks(*sub, opts->task);
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);
   sub->callback([&run, opts, dist, args] { run = [opts, dist, args] { return run_train(*opts, *dist, args); }; });
@@ -280,6 +291,7 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
       "by masked-language modelling on a text corpus)");
   // Every row: pretraining's own (corpus, vocab, max length...) among them.
   bind_train_options(*sub, *opts);
+  hide_other_tasks(*sub, row->name);
   sub->get_option("--task")->description("What to pretrain: " + pretrain_task_names());
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);

@@ -12,6 +12,8 @@
 #include <set>
 #include <utility>
 
+#include <map>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -254,18 +256,25 @@ TEST(OptionsTable, ValidateMessages) {
             "--augment: 'light' (the text task has no augmentation; expected none)");
 }
 
-TEST(OptionsTable, HelpListsTheRowsInTrainAndPretrain) {
-  const test::CliResult train = test::graft_cli({"train", "--help"});
-  ASSERT_EQ(train.code, 0) << train.err;
-  const test::CliResult pretrain = test::graft_cli({"pretrain", "--help"});
-  ASSERT_EQ(pretrain.code, 0) << pretrain.err;
-  for (const OptionRow& row : train_option_table()) {
-    EXPECT_TRUE(test::contains(train.out, row.flag())) << row.flag();
-    EXPECT_TRUE(test::contains(train.out, row.help)) << row.flag();
-    // Pretraining reads its corpus, vocab and lengths from the same rows
-    // (its --task help lists what can be pretrained instead).
-    if (row.key != "task") EXPECT_TRUE(test::contains(pretrain.out, row.help)) << row.flag();
+// graft train --task T --help lists the rows that apply to T, and no other
+// task's (those still parse); graft pretrain --task text lists mlm's.
+TEST(OptionsTable, HelpListsTheRowsOfTheTaskNamed) {
+  std::map<std::string, std::string> help;
+  for (const auto& t : task_table()) {
+    if (t.own_train_flags) continue;  // face: its own binding and help texts
+    const std::vector<std::string> args =
+        t.pretrain_name.empty() || t.pretrain_name == t.name
+            ? std::vector<std::string>{"train", "--task", t.name, "--help"}
+            : std::vector<std::string>{"pretrain", "--task", t.pretrain_name, "--help"};
+    const test::CliResult r = test::graft_cli(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    help[t.name] = r.out;
   }
+  for (const OptionRow& row : train_option_table())
+    for (const auto& [task, out] : help) {
+      if (row.key == "task") continue;  // pretrain's --task says what can be pretrained
+      EXPECT_EQ(test::contains(out, row.help), row.applies_to(task)) << row.flag() << " in " << task << "'s help";
+    }
   // graft eval's --precision is the same declaration.
   const test::CliResult eval = test::graft_cli({"eval", "--help"});
   EXPECT_TRUE(test::contains(eval.out, train_option("precision").help)) << eval.out;

@@ -100,6 +100,25 @@ std::string self_executable() {
 // Runs the trials `todo` to `epochs` epochs each (the end of the trial when
 // epochs == its options.epochs), `jobs` at a time. Returns false when the
 // user interrupted the search.
+// A trial's process or call ended with `code` (130: stopped; at `target`
+// epochs that is a pause): its epochs and status, written to trial.json.
+void end_trial(Trial& t, int code, const std::string& error, int64_t target) {
+  t.val = read_val_accuracy(t.r.dir);
+  t.r.epochs = static_cast<int64_t>(t.val.size());
+  if (code == 0) {
+    t.r.status = "done";
+  } else if (code == 130 && t.r.epochs >= target) {
+    t.r.status = "paused";
+  } else if (code == 130) {
+    t.r.status = "interrupted";
+  } else {
+    t.r.status = "failed";
+    t.r.error = error;
+    log_warn(str_cat("trial ", t.r.id, " failed: ", error));
+  }
+  write_trial_state(t);
+}
+
 bool run_segment(std::vector<Trial*> todo, int64_t epochs, const SearchOptions& so) {
   // epochs 0: each trial to its own end.
   auto target = [&](const Trial& t) { return epochs > 0 ? epochs : t.options.epochs; };
@@ -110,22 +129,7 @@ bool run_segment(std::vector<Trial*> todo, int64_t epochs, const SearchOptions& 
     o.overwrite = !o.resume;
     o.quiet = true;
   };
-  auto finish = [&](Trial& t, int code, const std::string& error) {
-    t.val = read_val_accuracy(t.r.dir);
-    t.r.epochs = static_cast<int64_t>(t.val.size());
-    if (code == 0) {
-      t.r.status = "done";
-    } else if (code == 130 && t.r.epochs >= target(t)) {
-      t.r.status = "paused";
-    } else if (code == 130) {
-      t.r.status = "interrupted";
-    } else {
-      t.r.status = "failed";
-      t.r.error = error;
-      log_warn(str_cat("trial ", t.r.id, " failed: ", error));
-    }
-    write_trial_state(t);
-  };
+  auto finish = [&](Trial& t, int code, const std::string& error) { end_trial(t, code, error, target(t)); };
   // Trials already past this point (a resumed search) are not run again.
   todo.erase(std::remove_if(todo.begin(), todo.end(),
                             [&](Trial* t) {

@@ -28,13 +28,10 @@ namespace graft {
 
 namespace {
 
-// The task a saved model.json names (no "task": an image model).
+// The task a saved model.json names ("" without one; saved_model_task
+// reads it).
 std::string model_json_task(const std::string& run) {
-  const std::string path = run + "/model.json";
-  if (!fs::exists(path)) return "";
-  const nlohmann::json j = read_json_file(path);
-  if (j.is_object() && j.contains("task") && j["task"].is_string()) return j["task"].get<std::string>();
-  return "image";
+  return fs::exists(run + "/model.json") ? saved_model_task(run) : "";
 }
 
 TrainOptions image_defaults(const std::string&) { return TrainOptions{}; }

@@ -15,23 +15,19 @@
 #include "graft/select/search.h"
 #include "graft/train/options.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
   nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return 0;  // graft reports the parser's error itself
-  try {
+  graft::fuzz::refused_or_ok([&] {
     graft::TrainOptions o = graft::train_options_from_json(j.contains("options") ? j["options"] : j, "fuzz");
     graft::validate(o);
-  } catch (const graft::Error&) {
-  }
-  try {
+  });
+  graft::fuzz::refused_or_ok([&] {
     graft::SearchSpace s = graft::parse_search_space(j, "fuzz");
     (void)graft::random_points(s, 3, 1);
     (void)graft::grid_points(s, "fuzz");
-  } catch (const graft::Error&) {
-  }
+  });
   return 0;
 }

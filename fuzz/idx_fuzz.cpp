@@ -10,14 +10,12 @@
 #include "graft/core/error.h"
 #include "graft/data/image_set.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::vector<uint8_t> bytes(data + 1, data + size);
-  try {
+  graft::fuzz::refused_or_ok([&] {
     if (data[0] & 1) {
       graft::IdxImages im = graft::parse_idx_images(bytes, "fuzz-images-idx3-ubyte");
       if (!im.pixels.empty()) (void)im.pixels.back();
@@ -26,7 +24,6 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
       std::vector<uint8_t> labels = graft::parse_idx_labels(bytes, "fuzz-labels-idx1-ubyte");
       (void)labels.size();
     }
-  } catch (const graft::Error&) {
-  }
+  });
   return 0;
 }

@@ -28,19 +28,11 @@
 #include "graft/text/text_model.h"
 #include "graft/train/options.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 namespace {
 
-template <typename F>
-void expect_graft_error(F&& f) {
-  try {
-    f();
-  } catch (const graft::Error&) {
-  }
-}
+using graft::fuzz::refused_or_ok;
 
 // One folder per process, reused for every input.
 const std::string& fuzz_dir() {
@@ -57,23 +49,23 @@ const std::string& fuzz_dir() {
 }  // namespace
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string text(reinterpret_cast<const char*>(data), size);
+  const std::string text = graft::fuzz::input_bytes(data, size);
   const std::string dir = fuzz_dir(), run = dir + "/run";
-  expect_graft_error([&] {
+  refused_or_ok([&] {
     const nlohmann::json j = graft::parse_json(text, "fuzz");
     (void)graft::json_excerpt(j);
-    expect_graft_error([&] {
+    refused_or_ok([&] {
       graft::TrainOptions o =
           graft::train_options_from_json(j.is_object() && j.contains("options") ? j["options"] : j, "fuzz");
       graft::validate(o);
     });
-    expect_graft_error([&] {
+    refused_or_ok([&] {
       graft::SearchSpace s = graft::parse_search_space(j, "fuzz");
       (void)graft::random_points(s, 3, 1);
       (void)graft::grid_points(s, "fuzz");
     });
-    expect_graft_error([&] { (void)graft::model_info_from_json(j, "fuzz"); });
-    expect_graft_error([&] { (void)graft::bert_config_from_json(j, "fuzz"); });
+    refused_or_ok([&] { (void)graft::model_info_from_json(j, "fuzz"); });
+    refused_or_ok([&] { (void)graft::bert_config_from_json(j, "fuzz"); });
   });
   // The readers that take a path, with the input as the file one of them
   // reads (chosen by the input's size: one file written per input).
@@ -87,30 +79,30 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
   switch (size % 6) {
     case 0:
       put("gallery.json");
-      expect_graft_error([&] { (void)graft::read_gallery(run + "/gallery.json"); });
+      refused_or_ok([&] { (void)graft::read_gallery(run + "/gallery.json"); });
       break;
     case 1:
       put("bert_config.json");
-      expect_graft_error([&] { (void)graft::read_bert_config(run + "/bert_config.json"); });
+      refused_or_ok([&] { (void)graft::read_bert_config(run + "/bert_config.json"); });
       break;
     case 2:
       put("model.json");
-      expect_graft_error([&] { (void)graft::saved_model_task(run); });
-      expect_graft_error([&] { (void)graft::load_text_model(run); });
+      refused_or_ok([&] { (void)graft::saved_model_task(run); });
+      refused_or_ok([&] { (void)graft::load_text_model(run); });
       break;
     case 3:
       put("face_model.json");
-      expect_graft_error([&] { (void)graft::load_face_classifier(run); });
-      expect_graft_error([&] { (void)graft::face_run_options(run); });
+      refused_or_ok([&] { (void)graft::load_face_classifier(run); });
+      refused_or_ok([&] { (void)graft::face_run_options(run); });
       std::filesystem::remove(run + "/face_model.json");
       break;
     case 4:
       put("test_metrics.json");
-      expect_graft_error([&] { (void)graft::run_report_html(run); });
+      refused_or_ok([&] { (void)graft::run_report_html(run); });
       break;
     default:
       put("config.json");
-      expect_graft_error([&] { (void)graft::run_report_html(run); });
+      refused_or_ok([&] { (void)graft::run_report_html(run); });
       break;
   }
   return 0;

@@ -18,27 +18,19 @@
 #include "graft/core/json.h"
 #include "graft/face/gallery.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string text(reinterpret_cast<const char*>(data), size);
-  try {
+  const std::string text = graft::fuzz::input_bytes(data, size);
+  graft::fuzz::refused_or_ok([&] {
     const nlohmann::json j = graft::parse_json(text, "fuzz");
     (void)graft::json_excerpt(j, 64);
     (void)graft::json_kind(j);
     (void)graft::parse_ordered_json(text, "fuzz");
-    try {
-      (void)graft::json_get<int64_t>(j, "epochs", "fuzz");
-    } catch (const graft::Error&) {
-    }
-    try {
-      (void)graft::json_get_or<std::vector<std::string>>(j, "classes", {}, "fuzz");
-    } catch (const graft::Error&) {
-    }
-  } catch (const graft::Error&) {
-  }
+    graft::fuzz::refused_or_ok([&] { (void)graft::json_get<int64_t>(j, "epochs", "fuzz"); });
+    graft::fuzz::refused_or_ok(
+        [&] { (void)graft::json_get_or<std::vector<std::string>>(j, "classes", {}, "fuzz"); });
+  });
   // The same bytes as a gallery file (removed first: rewriting a file in
   // place makes ext4 flush its old data).
   static const std::string path =
@@ -47,9 +39,6 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
           .string();
   std::filesystem::remove(path);
   std::ofstream(path, std::ios::binary) << text;
-  try {
-    (void)graft::read_gallery(path);
-  } catch (const graft::Error&) {
-  }
+  graft::fuzz::refused_or_ok([&] { (void)graft::read_gallery(path); });
   return 0;
 }

@@ -10,20 +10,12 @@
 #include "graft/core/error.h"
 #include "graft/weights/safetensors.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string bytes(reinterpret_cast<const char*>(data), size);
-  try {
-    graft::SafetensorsFile file = graft::parse_safetensors(bytes, "fuzz.safetensors");
-    // Touch every tensor so that a bad offset or shape shows up under ASan.
-    for (const auto& entry : file.tensors) {
-      const torch::Tensor& t = entry.second;
-      if (t.numel() > 0) (void)t.flatten()[t.numel() - 1].item<double>();
-    }
-  } catch (const graft::Error&) {
-  }
+  graft::fuzz::refused_or_ok([&] {
+    graft::fuzz::touch_last_elements(
+        graft::parse_safetensors(graft::fuzz::input_bytes(data, size), "fuzz.safetensors").tensors);
+  });
   return 0;
 }

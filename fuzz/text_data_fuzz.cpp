@@ -14,12 +14,10 @@
 #include "graft/core/error.h"
 #include "graft/text/text_data.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  const std::string bytes = graft::fuzz::input_bytes(data, size);
   struct Variant {
     const char* name;  // the extension picks the format
     const char* text;
@@ -46,7 +44,7 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
     o.strict = v.strict;
     o.tsv_quoting = v.tsv_quoting;
     if (v.fixed_classes) o.classes = {"0", "1", "neg", "pos"};
-    try {
+    graft::fuzz::refused_or_ok([&] {
       graft::TextSet s = graft::parse_text_set(bytes, v.name, o);
       if (s.examples.empty() || s.classes.empty()) __builtin_trap();
       int64_t total = 0;
@@ -56,8 +54,7 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
         if (e.label < 0 || e.label >= static_cast<int>(s.classes.size())) __builtin_trap();
         if (e.line < 1 || (!s.has_pairs && !e.text_b.empty())) __builtin_trap();
       }
-    } catch (const graft::Error&) {
-    }
+    });
   }
   return 0;
 }

@@ -15,12 +15,10 @@
 #include "graft/core/error.h"
 #include "graft/weights/tfjs.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  const std::string bytes = graft::fuzz::input_bytes(data, size);
   const std::string sep = "\n#shard#\n";
   std::vector<std::string> parts;
   size_t start = 0;
@@ -28,18 +26,13 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
     parts.push_back(bytes.substr(start, at - start));
   parts.push_back(bytes.substr(start));
   std::map<std::string, size_t> assigned;  // shard path -> part index, first come first served
-  try {
-    graft::TensorList tensors = graft::parse_tfjs_weights(
+  graft::fuzz::refused_or_ok([&] {
+    graft::fuzz::touch_last_elements(graft::parse_tfjs_weights(
         parts[0], "fuzz/model-weights_manifest.json", [&](const std::string& path) {
           auto it = assigned.emplace(path, assigned.size() + 1).first;
           GRAFT_CHECK(it->second < parts.size(), "shard '", path, "' is missing");
           return parts[it->second];
-        });
-    for (const auto& entry : tensors) {
-      const torch::Tensor& t = entry.second;
-      if (t.numel() > 0) (void)t.flatten()[t.numel() - 1].item<double>();
-    }
-  } catch (const graft::Error&) {
-  }
+        }));
+  });
   return 0;
 }

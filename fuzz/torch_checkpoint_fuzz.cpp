@@ -11,20 +11,12 @@
 #include "graft/core/error.h"
 #include "graft/weights/torch_checkpoint.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string bytes(reinterpret_cast<const char*>(data), size);
-  try {
-    graft::TensorList tensors = graft::parse_torch_checkpoint(bytes, "fuzz.pth");
-    // Touch every tensor so that a view outside its storage shows up under ASan.
-    for (const auto& entry : tensors) {
-      const torch::Tensor& t = entry.second;
-      if (t.numel() > 0) (void)t.contiguous().flatten()[t.numel() - 1].item<double>();
-    }
-  } catch (const graft::Error&) {
-  }
+  graft::fuzz::refused_or_ok([&] {
+    graft::fuzz::touch_last_elements(
+        graft::parse_torch_checkpoint(graft::fuzz::input_bytes(data, size), "fuzz.pth"));
+  });
   return 0;
 }

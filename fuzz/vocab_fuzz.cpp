@@ -13,12 +13,10 @@
 #include "graft/core/error.h"
 #include "graft/text/wordpiece.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  const std::string bytes = graft::fuzz::input_bytes(data, size);
   const size_t cut = bytes.find('\0');
   if (cut == std::string::npos) return 0;
   std::string text = bytes.substr(cut + 1);
@@ -27,7 +25,7 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
     second = text.substr(c2 + 1);
     text.resize(c2);
   }
-  try {
+  graft::fuzz::refused_or_ok([&] {
     graft::WordPiece wp = graft::WordPiece::from_text(bytes.substr(0, cut), {}, "fuzz vocab");
     const int max_length = 16;
     graft::Encoding e = second ? wp.encode(text, std::string_view(*second), max_length)
@@ -36,7 +34,6 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
     for (int64_t id : e.input_ids)
       if (id < 0 || id >= static_cast<int64_t>(wp.size())) __builtin_trap();
     for (int64_t id : wp.ids(text)) (void)wp.token(id);
-  } catch (const graft::Error&) {
-  }
+  });
   return 0;
 }

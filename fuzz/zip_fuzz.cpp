@@ -13,18 +13,16 @@
 #include "graft/core/error.h"
 #include "../src/weights/zip_reader.h"
 
-#ifndef GRAFT_FUZZ_ENTRY
-#define GRAFT_FUZZ_ENTRY LLVMFuzzerTestOneInput
-#endif
+#include "fuzz_target.h"
 
 extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
-  const std::string bytes(reinterpret_cast<const char*>(data), size);
-  try {
+  const std::string bytes = graft::fuzz::input_bytes(data, size);
+  graft::fuzz::refused_or_ok([&] {
     graft::zip::Reader zip(bytes, "fuzz.zip");
     uint64_t total = 0;
     for (const auto& name : zip.names()) {
       if (!zip.has(name)) __builtin_trap();
-      try {
+      graft::fuzz::refused_or_ok([&] {
         std::string_view entry = zip.read(name);
         // Inside the archive, and together no larger than it (entries do
         // not share bytes).
@@ -36,10 +34,8 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
           volatile char last = entry.back();
           (void)last;
         }
-      } catch (const graft::Error&) {
-      }
+      });
     }
-  } catch (const graft::Error&) {
-  }
+  });
   return 0;
 }

@@ -197,7 +197,7 @@ TestMetrics read_test_metrics(const std::string& path) {
       std::string where = str_cat("per_class[", i, "]");
       GRAFT_CHECK(e.is_object() && e.contains("class") && e["class"].is_string(), "'", path,
                   "': ", where, " has no \"class\" name");
-      ClassRow row;
+      ClassMetrics row;
       row.name = e["class"].get<std::string>();
       row.precision = number_at(e, "precision", path, where);
       row.recall = number_at(e, "recall", path, where);

@@ -12,13 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-namespace graft {
+#include "graft/eval/class_metrics.h"
 
-struct ClassMetrics {
-  std::string name;
-  double precision = 0, recall = 0, f1 = 0;
-  int64_t support = 0;
-};
+namespace graft {
 
 struct Metrics {
   int64_t count = 0;

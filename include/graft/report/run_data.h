@@ -10,24 +10,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graft/eval/class_metrics.h"
 #include "graft/train/epoch_row.h"
 
 namespace graft {
-
-
-/// One entry of test_metrics.json's "per_class".
-struct ClassRow {
-  std::string name;
-  double precision = 0, recall = 0, f1 = 0;
-  int64_t support = 0;
-};
 
 /// test_metrics.json. Scores that JSON could not hold (null) read as NaN;
 /// top5 is NaN when absent (five classes or fewer).
 struct TestMetrics {
   int64_t count = 0;
   double accuracy = 0, top5 = 0, loss = 0;
-  std::vector<ClassRow> per_class;
+  std::vector<ClassMetrics> per_class;  // test_metrics.json's "per_class"
   std::vector<std::string> classes;
   /// confusion[true][predicted]; square, one row per class.
   std::vector<std::vector<int64_t>> confusion;

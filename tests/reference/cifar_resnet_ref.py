@@ -1,6 +1,6 @@
 """CIFAR ResNet-20/32/44/56 (He et al. 2016, option-A shortcuts) with the
 parameter names of akamaster/pytorch_resnet_cifar10, written from its
-description: the reference for graft's C++ src/models/cifar_resnet.cpp."""
+description: the reference for graft's C++ src/models/resnet.cpp (make_cifar_resnet)."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

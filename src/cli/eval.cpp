@@ -27,7 +27,7 @@ struct EvalOptions {
 int run_eval(const EvalOptions& o) {
   set_quiet(true);
   set_threads(o.threads);
-  const Precision requested = parse_precision(o.use.precision);
+  (void)parse_precision(o.use.precision);  // a bad --precision fails before anything loads
   if (!o.run.empty()) {
     // A run: its task's row evaluates it.
     GRAFT_CHECK_USAGE(o.backbone.empty(), "give either a run directory or --backbone with --weights");
@@ -41,14 +41,7 @@ int run_eval(const EvalOptions& o) {
   // A source model is evaluated with its own classifier: class folders must
   // be in the source's label order.
   GRAFT_CHECK_USAGE(!o.weights.empty(), "--backbone needs --weights (a source model file)");
-  ImageEvalOptions io;
-  io.device = parse_device(o.use.device);
-  io.batch_size = o.use.batch_size;
-  io.workers = o.use.workers;
-  io.strict = o.use.strict;
-  io.precision = requested;
-  io.classes = o.use.classes;
-  const ImageEvaluation e = evaluate_source_model(o.backbone, o.weights, o.data, io);
+  const ImageEvaluation e = evaluate_source_model(o.backbone, o.weights, o.data, image_eval_options(o.use));
   auto j = to_json(e.metrics);
   j["skipped"] = e.skipped;
   std::cout << j.dump(2) << std::endl;
@@ -59,7 +52,8 @@ int run_eval(const EvalOptions& o) {
 
 void add_eval(CLI::App& app, Action& run) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* sub = app.add_subcommand("eval", "Metrics of a trained run on labelled images or texts (JSON on stdout)");
+  CLI::App* sub = add_command(app, run, "eval",
+                              "Metrics of a trained run on labelled images or texts (JSON on stdout)", o, run_eval);
   sub->add_option("run", o->run, "Run directory written by graft train");
   sub->add_option("--data", o->data, "Labelled images: a folder of class folders or an IDX file");
   sub->add_option("--classes", o->use.classes, "Keep only these classes")->delimiter(',');
@@ -79,7 +73,6 @@ void add_eval(CLI::App& app, Action& run) {
   sub->add_option("--text-format", o->use.text.format, "auto, csv, tsv, jsonl or folder")
       ->capture_default_str()->group(text);
   sub->add_option("--header", o->use.text.header, "auto, yes or no")->capture_default_str()->group(text);
-  sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 
 }  // namespace graft::cli

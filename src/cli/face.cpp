@@ -1,6 +1,7 @@
 // graft face enroll|identify|verify|evaluate: face recognition with face-api's
 // pretrained networks (landmarks, alignment, 128-d embedding), see face/.
 
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -8,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graft/cli/train_options.h"
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/runtime.h"
@@ -15,22 +17,17 @@
 #include "graft/face/gallery.h"
 #include "graft/face/pipeline.h"
 #include "graft/face/protocol.h"
-#include "graft/train/options.h"
 #include "verbs.h"
 
 namespace graft::cli {
 
 namespace {
 
+// The flags every face verb takes: the pipeline's options and --threads,
+// declared by their rows of the training option table.
 struct FaceCommon {
-  std::string models_dir;
-  bool no_detect = false;
-  std::string detector = "ssd";
-  int min_face = 40;
-  double min_confidence = 0.5;
-  std::string cascade;
-  int threads = 0;
-  std::string embedder;  // a face run with a fine-tuned embedder ("" = pretrained)
+  TrainOptions rows = face_defaults("");
+  std::string embedder;
 };
 
 void add_embedder(CLI::App& sub, FaceCommon& c) {
@@ -40,33 +37,19 @@ void add_embedder(CLI::App& sub, FaceCommon& c) {
 }
 
 void add_common(CLI::App& sub, FaceCommon& c) {
-  sub.add_option("--face-models", c.models_dir,
-                 "Folder of face-api's TF.js models (default $GRAFT_CACHE_DIR or ~/.cache/graft: "
-                 "face-api-1.7.15/model, filled by scripts/face_models.sh)");
-  sub.add_flag("--no-detect", c.no_detect,
-               "Images are already-cropped faces: landmarks on the whole image, no detector");
-  sub.add_option("--detector", c.detector,
-                 "ssd (face-api's SSD MobileNet v1) or haar (OpenCV's Haar cascade, the fallback)")
-      ->capture_default_str();
-  sub.add_option("--min-face", c.min_face, "Smallest face side kept (pixels)")->capture_default_str();
-  sub.add_option("--min-confidence", c.min_confidence, "Smallest SSD detection score kept")
-      ->capture_default_str();
-  sub.add_option("--cascade", c.cascade,
-                 "OpenCV Haar cascade for --detector haar (default: Debian opencv-data's "
-                 "haarcascade_frontalface_default.xml)");
-  add_threads(sub, c.threads);
+  static const std::vector<std::string> kKeys = {"face_models", "detect",  "detector", "min_face",
+                                                 "min_confidence", "cascade", "threads"};
+  bind_option_rows(sub, c.rows, [](const OptionRow& row) {
+    return std::find(kKeys.begin(), kKeys.end(), row.key) != kKeys.end();
+  });
+  for (const std::string& key : kKeys)  // the verb's own options, not "Face task (--task face)"
+    if (CLI::Option* opt = sub.get_option_no_throw(train_option(key).flag())) opt->group("Options");
   add_max_pixels(sub);
 }
 
 FacePipeline make_pipeline(const FaceCommon& c) {
-  set_threads(c.threads);
-  FaceOptions o;
-  o.models_dir = c.models_dir;
-  o.detect = !c.no_detect;
-  o.detector = c.detector;
-  o.min_face = c.min_face;
-  o.min_confidence = c.min_confidence;
-  o.cascade = c.cascade;
+  set_threads(c.rows.threads);
+  FaceOptions o = face_pipeline_options(c.rows);
   o.embedder_run = c.embedder;
   return FacePipeline(o);
 }
@@ -102,13 +85,13 @@ int run_enroll(const EnrollOptions& o) {
   if (existing) {
     gallery = read_gallery(o.gallery);
     check_gallery_embedder(gallery, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());
-    GRAFT_CHECK(gallery.detect == !o.common.no_detect, "gallery ", o.gallery, " was enrolled ",
+    GRAFT_CHECK(gallery.detect == o.common.rows.detect, "gallery ", o.gallery, " was enrolled ",
                 gallery.detect ? "with" : "without (--no-detect)", " face detection; enrol ",
                 gallery.detect ? "without --no-detect" : "with --no-detect", " to keep its crops comparable");
   } else {
     gallery.embedder = pipeline.embedder_name();
     gallery.weights_sha256 = pipeline.embedder_sha256();
-    gallery.detect = !o.common.no_detect;
+    gallery.detect = o.common.rows.detect;
   }
   const FaceFolder folder = embed_face_folder(pipeline, o.dir);
   for (const auto& s : folder.skipped) std::cerr << "warning: skipped " << s << "\n";
@@ -262,7 +245,7 @@ int run_evaluate(const EvaluateOptions& o) {
   j["data"] = o.data;
   j["embedder"] = pipeline.embedder_name();
   j["weights_sha256"] = pipeline.embedder_sha256();
-  j["detect"] = !o.common.no_detect;
+  j["detect"] = o.common.rows.detect;
   j["identities"] = folder.identities.size() - folder.empty_identities.size();
   j["images"] = folder.paths.size();
   j["skipped"] = folder.skipped.size();
@@ -328,86 +311,23 @@ int run_evaluate(const EvaluateOptions& o) {
   return 0;
 }
 
-// ------------------------------------------------------------------ train
-
-struct FaceTrainCli {
-  FaceCommon common;
-  TrainOptions train = face_defaults("");
-};
-
-// The face flags shared with the face verbs (FaceCommon) as TrainOptions.
-void complete_face_train(const FaceCommon& c, TrainOptions& o) {
-  o.face_models = c.models_dir;
-  o.detect = !c.no_detect;
-  o.detector = c.detector;
-  o.min_face = c.min_face;
-  o.min_confidence = c.min_confidence;
-  o.cascade = c.cascade;
-  o.threads = c.threads;
-}
-
 }  // namespace
-
-void add_face_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
-  auto o = std::make_shared<FaceTrainCli>();
-  TrainOptions& t = o->train;
-  CLI::App* sub = app.add_subcommand(
-      "train", "--task face: a classifier (nearest centroid or linear head) on the face embeddings, "
-      "optionally after fine-tuning the embedder's last stage (--finetune)");
-  sub->add_option("--task", t.task, "face")->capture_default_str();
-  sub->add_option("--data", t.data, "Folder with one sub-folder per identity (required unless --resume)");
-  sub->add_option("--test", t.test, "Test folder (same identities), evaluated once at the end");
-  sub->add_option("--out", t.out, "Run directory to write")->required();
-  sub->add_flag("--overwrite", t.overwrite, "Replace an existing face model in --out");
-  sub->add_flag("--resume", t.resume, "Continue the fine-tune in --out from its last checkpoint");
-  sub->add_option("--stop-after-epoch", t.stop_after_epoch,
-                  "Pause the fine-tune after this many epochs (checkpointed, exit 130; --resume goes on)");
-  sub->add_option("--head", t.head, "centroid or linear")->capture_default_str();
-  sub->add_option("--epochs", t.epochs, "linear: full-batch SGD steps")->capture_default_str();
-  sub->add_option("--lr", t.lr, "linear: learning rate")->capture_default_str();
-  sub->add_option("--weight-decay", t.weight_decay, "linear: weight decay")->capture_default_str();
-  sub->add_option("--seed", t.seed, "Seed of the linear head's initialisation and of fine-tuning")
-      ->capture_default_str();
-  auto ft = "Fine-tuning the embedder's last stage (--finetune)";
-  sub->add_option("--finetune", t.finetune,
-                  "none (embedder frozen), arcface, cosface or triplet: fine-tune the embedder's last stage "
-                  "(conv256_down_out + fc) with this loss first; saved as embedder.safetensors in --out")
-      ->capture_default_str()->group(ft);
-  sub->add_option("--finetune-epochs", t.finetune_epochs, "Fine-tuning epochs (default 10)")->group(ft);
-  sub->add_option("--finetune-lr", t.finetune_lr,
-                  "SGD learning rate (momentum 0.9, weight decay 5e-4, cosine decay; default 0.001)")->group(ft);
-  sub->add_option("--margin", t.margin,
-                  str_cat("Margin (default arcface ", kArcFaceMargin, " rad, cosface ", kCosFaceMargin,
-                          ", triplet ", kTripletMargin, ")"))->group(ft);
-  sub->add_option("--scale", t.scale, str_cat("arcface/cosface logit scale s (default ", kMarginScale, ")"))
-      ->group(ft);
-  sub->add_option("--batch-size", t.batch_size,
-                  "Chips per fine-tuning step, the global batch with --nproc (default 32)")->group(ft);
-  sub->add_option("--augment", t.augment,
-                  "face (flip, rotation +-10 deg, scale +-10%, brightness +-20%, seeded) or none (default face)")
-      ->group(ft);
-  sub->add_flag("--quiet", t.quiet, "No progress or per-epoch fine-tuning lines");
-  add_common(*sub, o->common);
-  add_train_run(*sub, run, args, [o](TrainOptions& out) {
-    out = o->train;
-    complete_face_train(o->common, out);
-  });
-}
 
 void add_face(CLI::App& app, Action& run) {
   CLI::App* face = app.add_subcommand("face", "Face recognition: enroll, identify, verify, evaluate");
   face->require_subcommand(1);
 
   auto en = std::make_shared<EnrollOptions>();
-  CLI::App* enroll = face->add_subcommand("enroll", "Add identities (one sub-folder each) to a gallery");
+  CLI::App* enroll = add_command(*face, run, "enroll",
+                                 "Add identities (one sub-folder each) to a gallery", en, run_enroll);
   enroll->add_option("--gallery", en->gallery, "Gallery JSON file (created, or updated atomically)")->required();
   enroll->add_option("dir", en->dir, "Folder with one sub-folder of images per identity")->required();
   add_common(*enroll, en->common);
   add_embedder(*enroll, en->common);
-  enroll->callback([&run, en] { run = [en] { return run_enroll(*en); }; });
 
   auto id = std::make_shared<IdentifyOptions>();
-  CLI::App* identify = face->add_subcommand("identify", "Nearest gallery identities of the faces in images");
+  CLI::App* identify = add_command(*face, run, "identify",
+                                   "Nearest gallery identities of the faces in images", id, run_identify);
   identify->add_option("--gallery", id->gallery, "Gallery JSON file")->required();
   identify->add_option("inputs", id->inputs, "Image files")->required();
   identify->add_option("--top-k", id->top_k, "Identities listed per face")->capture_default_str();
@@ -417,10 +337,10 @@ void add_face(CLI::App& app, Action& run) {
   identify->add_flag("--json", id->json, "One JSON object per face");
   add_common(*identify, id->common);
   add_embedder(*identify, id->common);
-  identify->callback([&run, id] { run = [id] { return run_identify(*id); }; });
 
   auto ve = std::make_shared<VerifyOptions>();
-  CLI::App* verify = face->add_subcommand("verify", "Whether two images show the same person");
+  CLI::App* verify = add_command(*face, run, "verify",
+                                 "Whether two images show the same person", ve, run_verify);
   verify->add_option("image1", ve->a, "First image")->required();
   verify->add_option("image2", ve->b, "Second image")->required();
   verify->add_option("--threshold", ve->threshold,
@@ -430,10 +350,10 @@ void add_face(CLI::App& app, Action& run) {
   verify->add_flag("--json", ve->json, "A JSON object");
   add_common(*verify, ve->common);
   add_embedder(*verify, ve->common);
-  verify->callback([&run, ve] { run = [ve] { return run_verify(*ve); }; });
 
   auto ev = std::make_shared<EvaluateOptions>();
-  CLI::App* evaluate = face->add_subcommand("evaluate", "Verification and identification metrics on a folder");
+  CLI::App* evaluate = add_command(*face, run, "evaluate",
+                                   "Verification and identification metrics on a folder", ev, run_evaluate);
   evaluate->add_option("--data", ev->data, "Folder with one sub-folder per identity")->required();
   evaluate->add_option("--folds", ev->folds, "Cross-validation folds for verification accuracy")
       ->capture_default_str();
@@ -449,7 +369,6 @@ void add_face(CLI::App& app, Action& run) {
   evaluate->add_option("--dump", ev->dump, "Write embeddings, pairs and splits as JSON (for checks)");
   add_common(*evaluate, ev->common);
   add_embedder(*evaluate, ev->common);
-  evaluate->callback([&run, ev] { run = [ev] { return run_evaluate(*ev); }; });
 }
 
 }  // namespace graft::cli

@@ -93,11 +93,10 @@ int run_models(const ModelsOptions& o) {
 
 void add_models(CLI::App& app, Action& run) {
   auto o = std::make_shared<ModelsOptions>();
-  CLI::App* sub = app.add_subcommand("models", "The backbone zoo: sizes, MACs, input specs");
+  CLI::App* sub = add_command(app, run, "models", "The backbone zoo: sizes, MACs, input specs", o, run_models);
   sub->add_flag("--json", o->json, "JSON instead of a table");
   sub->add_flag("!--no-macs", o->macs, "Skip the MAC count (a forward pass per model)");
   add_threads(*sub, o->threads);
-  sub->callback([&run, o] { run = [o] { return run_models(*o); }; });
 }
 
 }  // namespace graft::cli

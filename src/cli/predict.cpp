@@ -75,7 +75,10 @@ int run_predict(const PredictOptions& o) {
 
 void add_predict(CLI::App& app, Action& run) {
   auto o = std::make_shared<PredictOptions>();
-  CLI::App* sub = app.add_subcommand("predict", "Top-k labels with probabilities for images, or for lines of text (text runs); face runs: identities of the largest face");
+  CLI::App* sub = add_command(app, run, "predict",
+                              "Top-k labels with probabilities for images, or for lines of text (text runs); "
+                              "face runs: identities of the largest face",
+                              o, run_predict);
   sub->add_option("run", o->run, "Run directory written by graft train")->required();
   sub->add_option("inputs", o->inputs, "Image files; text runs: text files, one text per line (- : stdin)")->required();
   sub->add_option("--top-k", o->top_k, "Labels per input")->capture_default_str();
@@ -83,7 +86,6 @@ void add_predict(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, o->precision);
-  sub->callback([&run, o] { run = [o] { return run_predict(*o); }; });
 }
 
 }  // namespace graft::cli

@@ -40,19 +40,19 @@ int run_compare(const CompareOptions& o) {
 
 void add_report(CLI::App& app, Action& run) {
   auto dir = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand(
-      "report", "Write report.html (curves, confusion matrix, per-class table, wrong examples) for a run");
+  CLI::App* sub = add_command(
+      app, run, "report",
+      "Write report.html (curves, confusion matrix, per-class table, wrong examples) for a run", dir, run_report);
   sub->add_option("run", *dir, "Run directory (graft train) or search folder (graft search)");
-  sub->callback([&run, dir] { run = [dir] { return run_report(*dir); }; });
 }
 
 void add_compare(CLI::App& app, Action& run) {
   auto o = std::make_shared<CompareOptions>();
-  CLI::App* sub = app.add_subcommand(
-      "compare", "Side-by-side table of runs: accuracy, time, strategy, backbone, source weights");
+  CLI::App* sub = add_command(
+      app, run, "compare", "Side-by-side table of runs: accuracy, time, strategy, backbone, source weights", o,
+      run_compare);
   sub->add_option("runs", o->runs, "Run directories (a search folder stands for its trials)");
   sub->add_option("--html", o->html, "Also write the comparison as a self-contained HTML page");
-  sub->callback([&run, o] { run = [o] { return run_compare(*o); }; });
 }
 
 }  // namespace graft::cli

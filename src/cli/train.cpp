@@ -27,6 +27,10 @@ namespace fs = std::filesystem;
 void bind_train_options(CLI::App& sub, TrainOptions& o,
                         const std::function<bool(const OptionRow&)>& keep) {
   sub.add_option("--config", "JSON file of options (a run's config.json works too); flags override it");
+  bind_option_rows(sub, o, keep);
+}
+
+void bind_option_rows(CLI::App& sub, TrainOptions& o, const std::function<bool(const OptionRow&)>& keep) {
   for (const OptionRow& row : train_option_table()) {
     if (keep && !keep(row)) continue;
     std::visit(
@@ -142,13 +146,32 @@ int run_train(TrainOptions o, const DistFlags& d, const std::vector<std::string>
   return 0;
 }
 
-// --help shows the options of the task named (or the default one); the
-// others still parse (a --config or a search may carry them) but are not
-// listed.
-void hide_other_tasks(CLI::App& sub, const std::string& task) {
-  for (const OptionRow& row : train_option_table())
-    if (!row.applies_to(task))
-      if (CLI::Option* opt = sub.get_option_no_throw(row.flag())) opt->group("");
+// --help lists the options offered to the task named (or the default one),
+// with that task's help texts; the others still parse but are not listed.
+void show_task_options(CLI::App& sub, const std::string& task) {
+  for (const OptionRow& row : train_option_table()) {
+    CLI::Option* opt = sub.get_option_no_throw(row.flag());
+    if (!opt) continue;
+    if (row.offered_to(task))
+      opt->description(row.help_of(task));
+    else
+      opt->group("");
+  }
+}
+
+// A flag on the command line that `task` does not take is an error (a
+// --config may still hold every option: a run's config.json does). `named`:
+// the --task as the user wrote it (graft pretrain --task text is row mlm).
+void check_task_flags(const CLI::App& sub, const std::string& task, const std::string& named) {
+  for (const OptionRow& row : train_option_table()) {
+    const CLI::Option* opt = sub.get_option_no_throw(row.flag());
+    if (!opt || opt->count() == 0 || row.offered_to(task)) continue;
+    std::string takers;
+    for (const TaskRow& t : task_table())
+      if (row.offered_to(t.name)) takers += str_cat(takers.empty() ? "" : ", ", t.name);
+    throw UsageError(str_cat(row.flag(), ": not an option of --task ", named, " (tasks that take it: ",
+                             takers, ")"));
+  }
 }
 
 void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
@@ -158,10 +181,15 @@ void add_verb(CLI::App& app, Action& run, const std::vector<std::string>& args,
   if (!args.empty() && args[0] == name) *opts = preload_config(args);
   CLI::App* sub = app.add_subcommand(name, help);
   bind_train_options(*sub, *opts);
-  hide_other_tasks(*sub, opts->task);
+  show_task_options(*sub, opts->task);
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);
-  sub->callback([&run, opts, dist, args] { run = [opts, dist, args] { return run_train(*opts, *dist, args); }; });
+  sub->callback([&run, sub, opts, dist, args] {
+    run = [sub, opts, dist, args] {
+      check_task_flags(*sub, opts->task, opts->task);
+      return run_train(*opts, *dist, args);
+    };
+  });
 }
 
 struct SearchFlags {
@@ -187,10 +215,8 @@ int run_search_verb(TrainOptions base, const SearchFlags& f) {
     nlohmann::json j = read_json_file(state);
     TrainOptions stored = train_options_from_json(j.at("base"), state);
     stored.out = base.out;
-    stored.threads = base.threads;
-    stored.workers = base.workers;
-    stored.device = base.device;
-    stored.quiet = base.quiet;
+    for (const OptionRow& row : train_option_table())
+      if (row.per_process) row.set(stored, row.get(base));
     base = stored;
     so.space = j.at("space");
     so.method = j.at("method").get<std::string>();
@@ -225,19 +251,6 @@ int run_search_verb(TrainOptions base, const SearchFlags& f) {
 
 }  // namespace
 
-void add_train_run(CLI::App& sub, Action& run, const std::vector<std::string>& args,
-                   std::function<void(TrainOptions&)> options) {
-  auto dist = std::make_shared<DistFlags>();
-  bind_dist(sub, *dist);
-  sub.callback([&run, dist, args, options] {
-    run = [dist, args, options] {
-      TrainOptions o;
-      options(o);
-      return run_train(o, *dist, args);
-    };
-  });
-}
-
 void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args) {
   auto opts = std::make_shared<TrainOptions>();
   auto flags = std::make_shared<SearchFlags>();
@@ -261,10 +274,6 @@ void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args
 }
 
 void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args) {
-  // The face task trains on face embeddings with options of its own.
-  if (!args.empty() && args[0] == "train")
-    for (const auto& t : task_table())
-      if (t.own_train_flags && t.name == flag_value(args, "--task")) return add_face_train(app, run, args);
   add_verb(app, run, args, "train",
            "Train a target model: source backbone, new head, linear probe or fine-tuning",
            TrainOptions{});
@@ -291,13 +300,15 @@ void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& ar
       "by masked-language modelling on a text corpus)");
   // Every row: pretraining's own (corpus, vocab, max length...) among them.
   bind_train_options(*sub, *opts);
-  hide_other_tasks(*sub, row->name);
+  show_task_options(*sub, row->name);
   sub->get_option("--task")->description("What to pretrain: " + pretrain_task_names());
   auto dist = std::make_shared<DistFlags>();
   bind_dist(*sub, *dist);
-  sub->callback([&run, opts, dist, args] {
-    run = [opts, dist, args] {
-      opts->task = find_pretrain_task(opts->task).name;
+  sub->callback([&run, sub, opts, dist, args] {
+    run = [sub, opts, dist, args] {
+      const std::string named = opts->task;
+      opts->task = find_pretrain_task(named).name;
+      check_task_flags(*sub, opts->task, named);
       return run_train(*opts, *dist, args);
     };
   });

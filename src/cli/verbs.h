@@ -3,6 +3,7 @@
 // `run` to the work to do once parsing succeeded.
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,16 @@
 namespace graft::cli {
 
 using Action = std::function<int()>;
+
+/// A verb (or a verb's verb) of `parent` whose flags fill `*o`, and which
+/// runs `body(*o)` once the command line is parsed; returns it, for its flags.
+template <typename O, typename F>
+CLI::App* add_command(CLI::App& parent, Action& run, const std::string& name, const std::string& help,
+                      std::shared_ptr<O> o, F body) {
+  CLI::App* sub = parent.add_subcommand(name, help);
+  sub->callback([&run, o, body] { run = [o, body] { return body(*o); }; });
+  return sub;
+}
 
 void add_train(CLI::App& app, Action& run, const std::vector<std::string>& args);
 void add_pretrain(CLI::App& app, Action& run, const std::vector<std::string>& args);
@@ -25,13 +36,6 @@ void add_score(CLI::App& app, Action& run);
 void add_report(CLI::App& app, Action& run);
 void add_compare(CLI::App& app, Action& run);
 void add_face(CLI::App& app, Action& run);
-/// graft train --task face (registered instead of the image/text train verb).
-void add_face_train(CLI::App& app, Action& run, const std::vector<std::string>& args);
-/// Binds graft train's data-parallel flags (--nproc ...) on `sub` and, once
-/// parsed, runs the options that `options` fills as graft train does
-/// (signals, worker processes, exit 130 when interrupted, the summary line).
-void add_train_run(CLI::App& sub, Action& run, const std::vector<std::string>& args,
-                   std::function<void(TrainOptions&)> options);
 
 // The help of these three is their row's in train/option_table.cpp, which
 // graft train binds itself (cli/train_options.h).

@@ -77,15 +77,14 @@ void add_weights(CLI::App& app, Action& run) {
   auto o = std::make_shared<WeightsOptions>();
   CLI::App* sub = app.add_subcommand("weights", "Inspect or convert weight files");
   sub->require_subcommand(1);
-  CLI::App* inspect = sub->add_subcommand("inspect", "Every tensor (name, dtype, shape), the total size and the format");
+  CLI::App* inspect = add_command(*sub, run, "inspect",
+                                  "Every tensor (name, dtype, shape), the total size and the format", o, run_inspect);
   inspect->add_option("file", o->input, "Weight file (.safetensors, .pt/.pth/.bin)")->required();
   inspect->add_flag("--json", o->json, "JSON instead of text");
-  inspect->callback([&run, o] { run = [o] { return run_inspect(*o); }; });
-  CLI::App* convert = sub->add_subcommand("convert", "Copy a weight file as safetensors");
+  CLI::App* convert = add_command(*sub, run, "convert", "Copy a weight file as safetensors", o, run_convert);
   convert->add_option("input", o->input, "Weight file to read")->required();
   convert->add_option("output", o->output, "safetensors file to write")->required();
   convert->add_flag("--overwrite", o->overwrite, "Replace an existing output");
-  convert->callback([&run, o] { run = [o] { return run_convert(*o); }; });
 }
 
 }  // namespace graft::cli

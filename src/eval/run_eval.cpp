@@ -45,12 +45,7 @@ void prepare_for_inference(BackboneImpl& model, torch::Device device) {
 // classifier (`outputs` > the set's classes) is cut to the set's classes.
 ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set,
                              const ImageEvalOptions& o, const std::string& write_dir) {
-  InferOptions io;
-  io.batch_size = o.batch_size;
-  io.workers = o.workers;
-  io.strict = o.strict;
-  io.device = o.device;
-  io.label = o.label;
+  InferOptions io = o;
   io.precision = resolve_precision(o.precision, std::cerr);
   prepare_for_inference(*loaded.model, o.device);
   Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);

@@ -143,9 +143,7 @@ void face_check(const TrainOptions& o) {
 
 bool face_owns_run(const std::string& run) { return fs::exists(run + "/face_model.json"); }
 
-namespace {
-
-FaceOptions pipeline_options(const TrainOptions& o) {
+FaceOptions face_pipeline_options(const TrainOptions& o) {
   FaceOptions f;
   f.models_dir = o.face_models;
   f.detect = o.detect;
@@ -155,6 +153,8 @@ FaceOptions pipeline_options(const TrainOptions& o) {
   f.cascade = o.cascade;
   return f;
 }
+
+namespace {
 
 // The run's training faces: every rank reads and embeds the whole folder
 // (and keeps the chips to fine-tune on).
@@ -291,7 +291,7 @@ TrainSummary train_face(const TrainOptions& o) {
   const bool finetune = o.finetune != "none";
   GRAFT_CHECK(o.resume || o.overwrite || !fs::exists(o.out + "/face_model.json"), "--out: ", o.out,
               " already holds a face model (pass --overwrite to replace it)");
-  FacePipeline pipeline(pipeline_options(o));
+  FacePipeline pipeline(face_pipeline_options(o));
   std::vector<cv::Mat> chips;
   FaceFolder train = read_train_faces(pipeline, o, finetune ? &chips : nullptr);
   if (lead) {

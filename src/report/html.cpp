@@ -109,6 +109,12 @@ std::string palette(size_t i) {
   return kColors[i % 10];
 }
 
+std::string write_report_page(const std::string& dir, const std::string& page) {
+  const std::string path = (std::filesystem::path(dir) / "report.html").string();
+  write_file_atomic(path, page);
+  return path;
+}
+
 namespace {
 
 /// A number for SVG coordinates: one decimal, no exponent.

@@ -254,10 +254,7 @@ std::string run_report_html(const std::string& run_dir) {
 }
 
 std::string write_run_report(const std::string& run_dir) {
-  std::string page = run_report_html(run_dir);
-  std::string path = (fs::path(run_dir) / "report.html").string();
-  write_file_atomic(path, page);
-  return path;
+  return html::write_report_page(run_dir, run_report_html(run_dir));
 }
 
 std::string write_report(const std::string& dir) {

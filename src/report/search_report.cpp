@@ -176,10 +176,7 @@ std::string search_report_html(const std::string& search_dir) {
 }
 
 std::string write_search_report(const std::string& search_dir) {
-  std::string page = search_report_html(search_dir);
-  std::string path = (fs::path(search_dir) / "report.html").string();
-  write_file_atomic(path, page);
-  return path;
+  return html::write_report_page(search_dir, search_report_html(search_dir));
 }
 
 }  // namespace graft

@@ -371,14 +371,18 @@ TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOpt
               "' is a name but the file has no header");
   if (header) set.header = first;
 
+  // The column of a role the user did not name: the first with a usual name.
+  auto usual = [&](const std::vector<std::string>& names, const char* role, const char* examples) {
+    std::optional<size_t> at = find_default(first, names);
+    GRAFT_CHECK(at, src, ": no ", role, " column given and none of the usual names (", examples,
+                ") on line 1, which is ", describe_row(first), "; give the ", role,
+                " column by name or 0-based index");
+    return Column{*at, trim_label(first[*at])};
+  };
   Column text, label;
   std::optional<Column> text_b;
   if (o.text_column.empty()) {
-    std::optional<size_t> at = find_default(first, kTextNames);
-    GRAFT_CHECK(at, src, ": no text column given and none of the usual names (text, sentence, "
-                "sentence1, review, ...) on line 1, which is ", describe_row(first),
-                "; give the text column by name or 0-based index");
-    text = {*at, trim_label(first[*at])};
+    text = usual(kTextNames, "text", "text, sentence, sentence1, review, ...");
     if (o.text_b_column.empty()) {
       for (const auto& [a, b] : kPairNames) {
         if (lower_ascii(text.name) != a) continue;
@@ -390,11 +394,7 @@ TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOpt
   }
   if (!o.text_b_column.empty()) text_b = resolve(o.text_b_column, "second-text", first, header, src);
   if (o.label_column.empty()) {
-    std::optional<size_t> at = find_default(first, kLabelNames);
-    GRAFT_CHECK(at, src, ": no label column given and none of the usual names (label, labels, "
-                "class, category, ...) on line 1, which is ", describe_row(first),
-                "; give the label column by name or 0-based index");
-    label = {*at, trim_label(first[*at])};
+    label = usual(kLabelNames, "label", "label, labels, class, category, ...");
   } else {
     label = resolve(o.label_column, "label", first, header, src);
   }
@@ -434,14 +434,9 @@ TextSet parse_jsonl(std::string_view s, TextSet set, const TextReadOptions& o) {
   std::string text_key = o.text_column, text_b_key = o.text_b_column, label_key = o.label_column;
   bool keys_known = false;
   std::vector<Labelled> records;
-  size_t pos = 0;
-  int64_t line = 0;
-  while (pos < s.size()) {
-    ++line;
-    size_t nl = s.find('\n', pos);
-    size_t end = nl == std::string_view::npos ? s.size() : nl;
-    std::string_view text = s.substr(pos, end - pos);
-    pos = nl == std::string_view::npos ? s.size() : nl + 1;
+  Lines lines(s);
+  for (std::string_view text; lines.next(text);) {
+    const int64_t line = lines.number();
     if (text.find_first_not_of(" \t\r") == std::string_view::npos) {
       ++set.skipped_blank_lines;
       continue;

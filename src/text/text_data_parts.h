@@ -19,6 +19,29 @@ struct Labelled {
   bool text_null = false;
 };
 
+// The lines of a text, numbered from 1, each without its '\n' (a "\r\n"
+// line keeps its '\r'). for (std::string_view l; lines.next(l);) ...
+class Lines {
+ public:
+  explicit Lines(std::string_view s) : s_(s) {}
+  bool next(std::string_view& line) {
+    if (pos_ >= s_.size()) return false;
+    ++number_;
+    const size_t nl = s_.find('\n', pos_);
+    const size_t end = nl == std::string_view::npos ? s_.size() : nl;
+    line = s_.substr(pos_, end - pos_);
+    pos_ = nl == std::string_view::npos ? s_.size() : nl + 1;
+    return true;
+  }
+  // The number of the line next() gave last.
+  int64_t number() const { return number_; }
+
+ private:
+  std::string_view s_;
+  size_t pos_ = 0;
+  int64_t number_ = 0;
+};
+
 // True when s (valid UTF-8) holds nothing but white space.
 bool is_blank(std::string_view s);
 // Skips a UTF-8 byte order mark and checks that the rest is UTF-8; throws

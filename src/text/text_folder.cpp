@@ -56,20 +56,15 @@ TextSet read_class_folder(const std::string& dir, const TextReadOptions& o) {
   for (const auto& [cls, path] : named) {
     const std::string bytes = read_file(path);
     std::string_view s = checked_utf8(bytes, path);
-    size_t pos = 0;
-    int64_t line = 0;
-    while (pos < s.size()) {
-      ++line;
-      size_t nl = s.find('\n', pos);
-      size_t end = nl == std::string_view::npos ? s.size() : nl;
-      size_t stop = (end > pos && s[end - 1] == '\r') ? end - 1 : end;
+    Lines lines(s);
+    for (std::string_view text; lines.next(text);) {
+      if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
       Labelled l;
-      l.line = line;
+      l.line = lines.number();
       l.label = cls;
-      l.text.assign(s.substr(pos, stop - pos));
-      pos = nl == std::string_view::npos ? s.size() : nl + 1;
+      l.text.assign(text);
       if (is_blank(l.text)) {
-        GRAFT_CHECK(!o.strict, path, " line ", line, ": empty text; expected one example per line "
+        GRAFT_CHECK(!o.strict, path, " line ", l.line, ": empty text; expected one example per line "
                     "(empty lines are skipped unless strict)");
         ++set.skipped_empty;
         continue;

@@ -19,6 +19,7 @@
 #include "graft/dist/reducer.h"
 #include "graft/dist/sampler.h"
 #include "graft/report/report.h"
+#include "graft/train/option_table.h"
 
 namespace fs = std::filesystem;
 
@@ -364,11 +365,8 @@ TrainOptions resume_options(const TrainOptions& options) {
                     ")");
   TrainOptions stored =
       train_options_from_json(json_get<nlohmann::json>(read_json_file(cfg), "options", cfg), cfg);
-  stored.threads = options.threads;
-  stored.workers = options.workers;
-  stored.device = options.device;
-  stored.quiet = options.quiet;
-  stored.stop_after_epoch = options.stop_after_epoch;
+  for (const OptionRow& row : train_option_table())
+    if (row.per_process || !row.in_config) row.set(stored, row.get(options));
   stored.out = options.out;
   stored.resume = true;
   stored.overwrite = false;
@@ -388,7 +386,8 @@ TrainOptions resume_options(const TrainOptions& options) {
 
 void check_same_options(dist::Group& group, const TrainOptions& o) {
   nlohmann::json mine = to_json(o);
-  for (const char* k : {"threads", "workers", "device", "quiet"}) mine.erase(k);
+  for (const OptionRow& row : train_option_table())
+    if (row.per_process) mine.erase(row.key);
   if (group.rank() == 0) {
     group.store_set("graft/train_options", mine.dump());
     return;

@@ -2,6 +2,7 @@
 
 #include "graft/train/task.h"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -65,126 +66,167 @@ void data_rows(Rows& t) {
                   .shown());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(data), "--data",
                         "Training data: a folder of class folders or an IDX images file; --task "
-                        "text: a CSV, TSV or JSONL file or a folder of class files"));
+                        "text: a CSV, TSV or JSONL file or a folder of class files")
+                  .help_for("face", "Folder with one sub-folder per identity (required unless --resume)"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(val), "--val",
-                        "Validation data, like --data (default: a stratified split of --data)"));
+                        "Validation data, like --data (default: a stratified split of --data)")
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(val_split), "--val-split",
                         "Fraction of --data held out for validation when --val is not given (0: "
                         "no validation, the last epoch's model is kept)")
-                  .shown());
+                  .shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(test), "--test",
-                        "Test data, evaluated once at the end with the best model"));
+                        "Test data, evaluated once at the end with the best model")
+                  .help_for("face", "Test folder (same identities), evaluated once at the end"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(classes), "--classes",
-                        "Keep only these classes, in this order (comma-separated)"));
+                        "Keep only these classes, in this order (comma-separated)")
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(per_class), "--per-class",
                         "At most N examples per class of --data (0: all), before the validation split")
                   .within(OptionRange::closed(0, std::numeric_limits<int32_t>::max()))
-                  .shown());
+                  .shown()
+                  .except_for({"face"}));
 }
 
 void model_rows(Rows& t) {
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(backbone), "--backbone",
                         "Backbone: " + backbone_names() + "; --task text: " +
                             option_table_join(text_backbone_names()) + " (text default: bert)")
-                  .shown());
+                  .shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(weights), "--weights",
                         "Source weights: a file (.safetensors, .pt/.pth), a run directory, or none")
-                  .shown());
+                  .shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(weights_strict), "--weights-strict",
-                        "Missing or unexpected weight names are an error"));
+                        "Missing or unexpected weight names are an error")
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(head), "--head", "New head: linear or mlp:HIDDEN")
                   .check(head_spec, "linear or mlp:HIDDEN")
                   .for_tasks({"image"})
-                  .shown());
+                  .shown()
+                  .help_for("face", "centroid (nearest class mean) or linear"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(strategy), "--strategy",
                         "linear (frozen backbone), partial:N (last N stages) or full (text default: "
                         "full)")
                   .check(strategy_spec, "linear, partial:N or full")
-                  .shown());
+                  .shown()
+                  .except_for({"face"}));
 }
 
 void optimiser_rows(Rows& t) {
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(epochs), "--epochs", "Epochs")
-                  .within(OptionRange::closed(1, kMaxEpochs)).shown());
+                  .within(OptionRange::closed(1, kMaxEpochs)).shown()
+                  .help_for("face", "linear head: full-batch SGD steps"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(batch_size), "--batch-size", "Batch size")
-                  .within(OptionRange::closed(1, kMaxBatch)).shown());
+                  .within(OptionRange::closed(1, kMaxBatch)).shown()
+                  .help_for("face", "Chips per fine-tuning step, the global batch with --nproc (default 32)"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(optimizer), "--optimizer",
                         "sgd or adamw (default sgd; text: adamw)")
-                  .words({"sgd", "adamw"}).shown());
+                  .words({"sgd", "adamw"}).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(lr), "--lr", "Learning rate of the head")
-                  .within(OptionRange::above(0)).shown());
+                  .within(OptionRange::above(0)).shown()
+                  .help_for("face", "linear head: learning rate"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(backbone_lr_mult), "--backbone-lr-mult",
                         "Backbone learning rate = lr x this")
-                  .within(OptionRange::at_least(0)).shown());
+                  .within(OptionRange::at_least(0)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(layer_decay), "--layer-decay",
                         "Each earlier stage's learning rate x this")
-                  .within(OptionRange::left_open(0, 1)).shown());
+                  .within(OptionRange::left_open(0, 1)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(weight_decay), "--weight-decay",
                         "Weight decay (not on norms and biases)")
-                  .within(OptionRange::at_least(0)).shown());
+                  .within(OptionRange::at_least(0)).shown()
+                  .help_for("face", "linear head: weight decay"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(momentum), "--momentum", "SGD momentum")
-                  .within(OptionRange::right_open(0, 1)).shown());
-  t.push_back(OptionRow(GRAFT_OPTION_FIELD(nesterov), "--nesterov", "Nesterov momentum"));
+                  .within(OptionRange::right_open(0, 1)).shown()
+                  .except_for({"face"}));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(nesterov), "--nesterov", "Nesterov momentum")
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(schedule), "--schedule",
                         "cosine, linear, step or constant (default cosine; text: linear)")
-                  .words({"cosine", "linear", "step", "constant"}).shown());
+                  .words({"cosine", "linear", "step", "constant"}).shown()
+                  .except_for({"face"}));
   // 0 to --epochs: validate() checks it against epochs.
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(warmup_epochs), "--warmup-epochs",
-                        "Linear warmup length in epochs, 0 to --epochs (fractions allowed)").shown());
+                        "Linear warmup length in epochs, 0 to --epochs (fractions allowed)").shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(step_size), "--step-size",
                         "step schedule: epochs between decays (0: epochs/3)")
-                  .within(OptionRange::closed(0, kMaxEpochs)).shown());
+                  .within(OptionRange::closed(0, kMaxEpochs)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(gamma), "--gamma", "step schedule: decay factor")
-                  .within(OptionRange::above(0)).shown());
+                  .within(OptionRange::above(0)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(label_smoothing), "--label-smoothing", "Label smoothing")
-                  .within(OptionRange::right_open(0, 1)).shown());
+                  .within(OptionRange::right_open(0, 1)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(class_weights), "--class-weights",
                         "none or auto (inverse class frequency)")
-                  .words({"none", "auto"}).shown());
+                  .words({"none", "auto"}).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(clip_grad), "--clip-grad", "Max gradient norm (0: off)")
-                  .within(OptionRange::at_least(0)).shown());
+                  .within(OptionRange::at_least(0)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(patience), "--patience",
                         "Early stopping patience in epochs (0: off)")
-                  .within(OptionRange::closed(0, kMaxEpochs)).shown());
+                  .within(OptionRange::closed(0, kMaxEpochs)).shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(augment), "--augment",
                         "none, light or strong (default light; text: none, the only choice; face "
                         "fine-tuning: face or none)")
-                  .words({"none", "light", "strong"}).for_tasks({"image", "text", "mlm"}).shown());
+                  .words({"none", "light", "strong"}).for_tasks({"image", "text", "mlm"}).shown()
+                  .help_for("face", "Fine-tuning: face (flip, rotation +-10 deg, scale +-10%, brightness +-20%, seeded) or none "
+                            "(default face)"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(feature_cache), "!--no-feature-cache",
-                        "linear: recompute features every epoch instead of caching them"));
+                        "linear: recompute features every epoch instead of caching them")
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(precision), "--precision",
                         "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
                         "models; fp32 master weights when training)")
-                  .words({"fp32", "bf16"}).shown());
+                  .words({"fp32", "bf16"}).shown()
+                  .except_for({"face"}));
 }
 
 void run_rows(Rows& t) {
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(cache_dir), "--cache-dir",
                         "Feature cache folder (default $GRAFT_CACHE_DIR/features or "
-                        "~/.cache/graft/features)"));
-  t.push_back(OptionRow(GRAFT_OPTION_FIELD(seed), "--seed", "Random seed").shown());
+                        "~/.cache/graft/features)")
+                  .except_for({"face"}));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(seed), "--seed", "Random seed").shown()
+                  .help_for("face", "Seed of the linear head's initialisation and of fine-tuning"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(threads), "--threads", "Intra-op threads (0: all cores)")
-                  .within(OptionRange::closed(0, 4096)).shown());
+                  .within(OptionRange::closed(0, 4096)).for_this_process().shown());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(workers), "--workers", "Image decoding threads")
-                  .within(OptionRange::closed(0, 4096)).shown());
-  t.push_back(OptionRow(GRAFT_OPTION_FIELD(device), "--device", "auto, cpu, cuda or cuda:N").shown());
+                  .within(OptionRange::closed(0, 4096)).for_this_process().shown()
+                  .except_for({"face"}));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(device), "--device", "auto, cpu, cuda or cuda:N")
+                  .for_this_process().shown()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(out), "--out", "Run directory to write"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(overwrite), "--overwrite",
                         "Replace graft's files in an existing --out"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(resume), "--resume",
-                        "Continue the run in --out from its last checkpoint"));
+                        "Continue the run in --out from its last checkpoint")
+                  .help_for("face", "Continue the fine-tune in --out from its last checkpoint"));
   // How far this invocation goes, not a setting of the run.
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(stop_after_epoch), "--stop-after-epoch",
                         "Pause after this many epochs (checkpointed, exit 130; --resume goes on)")
                   .within(OptionRange::closed(0, kMaxEpochs))
                   .not_in_config());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(strict), "--strict",
-                        "Unreadable images (or empty texts) are errors instead of counted warnings"));
+                        "Unreadable images (or empty texts) are errors instead of counted warnings")
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(max_pixels), "--max-pixels",
                         "Images claiming more pixels than this (in their header) are refused "
                         "before decoding")
                   .within(OptionRange::closed(1, static_cast<double>(int64_t{1} << 40))).shown());
-  t.push_back(OptionRow(GRAFT_OPTION_FIELD(quiet), "--quiet", "No progress or per-epoch lines"));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(quiet), "--quiet", "No progress or per-epoch lines")
+                  .for_this_process()
+                  .help_for("face", "No progress or per-epoch fine-tuning lines"));
 }
 
 void text_rows(Rows& t) {
@@ -257,8 +299,8 @@ void face_rows(Rows& t) {
                              "ssd (face-api's SSD MobileNet v1) or haar (OpenCV's Haar cascade)")
                        .words({"ssd", "haar"}).shown()));
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(face_models), "--face-models",
-                             "Folder of face-api's TF.js models (default: the cache's, filled by "
-                             "scripts/face_models.sh)")));
+                             "Folder of face-api's TF.js models (default $GRAFT_CACHE_DIR or "
+                             "~/.cache/graft: face-api-1.7.15/model, filled by scripts/face_models.sh)")));
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(min_face), "--min-face", "Smallest face side kept (pixels)")
                        .within(OptionRange::closed(1, 1 << 20)).shown()));
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(min_confidence), "--min-confidence",
@@ -325,6 +367,18 @@ OptionRow& OptionRow::not_in_config() {
   in_config = false;
   return *this;
 }
+OptionRow& OptionRow::except_for(std::vector<std::string> t) {
+  not_tasks = std::move(t);
+  return *this;
+}
+OptionRow& OptionRow::help_for(std::string task, std::string text) {
+  task_help.emplace_back(std::move(task), std::move(text));
+  return *this;
+}
+OptionRow& OptionRow::for_this_process() {
+  per_process = true;
+  return *this;
+}
 OptionRow& OptionRow::shown() {
   show_default = true;
   return *this;
@@ -350,10 +404,23 @@ std::string OptionRow::flag() const {
 }
 
 bool OptionRow::applies_to(const std::string& task) const {
-  if (tasks.empty()) return true;
-  for (const auto& t : tasks)
+  auto named = [&](const std::vector<std::string>& list) {
+    return std::find(list.begin(), list.end(), task) != list.end();
+  };
+  return tasks.empty() ? !named(not_tasks) : named(tasks);
+}
+
+bool OptionRow::offered_to(const std::string& task) const {
+  if (applies_to(task)) return true;
+  for (const auto& [t, text] : task_help)
     if (t == task) return true;
   return false;
+}
+
+const std::string& OptionRow::help_of(const std::string& task) const {
+  for (const auto& [t, text] : task_help)
+    if (t == task) return text;
+  return help;
 }
 
 OptionValue OptionRow::get(const TrainOptions& o) const {

@@ -146,7 +146,9 @@ bool text_owns(const std::string& run) { return model_json_task(run) == "text"; 
 
 // ---- graft eval and graft predict on a run of each task.
 
-ImageEvalOptions image_use(const RunUseSettings& s) {
+}  // namespace
+
+ImageEvalOptions image_eval_options(const RunUseSettings& s) {
   ImageEvalOptions io;
   io.device = parse_device(s.device);
   io.batch_size = s.batch_size;
@@ -158,9 +160,11 @@ ImageEvalOptions image_use(const RunUseSettings& s) {
   return io;
 }
 
+namespace {
+
 nlohmann::ordered_json image_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled image folder or IDX file is required");
-  const ImageEvaluation e = evaluate_image_run(run, data, image_use(s));
+  const ImageEvaluation e = evaluate_image_run(run, data, image_eval_options(s));
   auto j = to_json(e.metrics);
   j["skipped"] = e.skipped;
   return j;
@@ -168,7 +172,7 @@ nlohmann::ordered_json image_evaluate(const std::string& run, const std::string&
 
 void image_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                    const PredictionCallback& each) {
-  const auto results = predict_image_run(run, inputs, image_use(s), each);
+  const auto results = predict_image_run(run, inputs, image_eval_options(s), each);
   int64_t failures = 0;
   for (const auto& p : results) failures += !p.error.empty();
   GRAFT_CHECK(failures == 0, failures, " of ", inputs.size(), " inputs could not be read");
@@ -271,7 +275,7 @@ const std::vector<TaskRow>& task_table() {
        text_owns, text_evaluate, text_predict, text_data_classes, text_test_run},
       {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
        "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
-       face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, /*own_train_flags=*/true},
+       face_owns_run, face_evaluate, face_predict},
       {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",
        "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, nullptr, nullptr, nullptr, nullptr, mlm_summary},
   };

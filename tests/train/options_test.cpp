@@ -256,12 +256,12 @@ TEST(OptionsTable, ValidateMessages) {
             "--augment: 'light' (the text task has no augmentation; expected none)");
 }
 
-// graft train --task T --help lists the rows that apply to T, and no other
-// task's (those still parse); graft pretrain --task text lists mlm's.
+// graft train --task T --help lists the rows offered to T, with T's help
+// texts, and no other task's (those still parse); graft pretrain --task text
+// lists mlm's.
 TEST(OptionsTable, HelpListsTheRowsOfTheTaskNamed) {
   std::map<std::string, std::string> help;
   for (const auto& t : task_table()) {
-    if (t.own_train_flags) continue;  // face: its own binding and help texts
     const std::vector<std::string> args =
         t.pretrain_name.empty() || t.pretrain_name == t.name
             ? std::vector<std::string>{"train", "--task", t.name, "--help"}
@@ -273,11 +273,35 @@ TEST(OptionsTable, HelpListsTheRowsOfTheTaskNamed) {
   for (const OptionRow& row : train_option_table())
     for (const auto& [task, out] : help) {
       if (row.key == "task") continue;  // pretrain's --task says what can be pretrained
-      EXPECT_EQ(test::contains(out, row.help), row.applies_to(task)) << row.flag() << " in " << task << "'s help";
+      EXPECT_EQ(test::contains(out, row.help_of(task)), row.offered_to(task))
+          << row.flag() << " in " << task << "'s help";
     }
   // graft eval's --precision is the same declaration.
   const test::CliResult eval = test::graft_cli({"eval", "--help"});
   EXPECT_TRUE(test::contains(eval.out, train_option("precision").help)) << eval.out;
+}
+
+// A flag on the command line that the task does not take is refused before
+// anything is read, naming the flag, the task and the tasks that take it.
+TEST(OptionsTable, AFlagTheTaskDoesNotTakeIsRefused) {
+  auto takers = [](const std::string& key) {
+    std::string out;
+    for (const auto& t : task_table())
+      if (train_option(key).offered_to(t.name)) out += (out.empty() ? "" : ", ") + t.name;
+    return out;
+  };
+  const test::CliResult face =
+      test::graft_cli({"train", "--task", "face", "--data", "none", "--out", "none", "--optimizer", "adamw"});
+  EXPECT_EQ(face.code, 2);
+  EXPECT_TRUE(test::contains(face.err, "--optimizer: not an option of --task face (tasks that take it: " +
+                                           takers("optimizer") + ")"))
+      << face.err;
+  EXPECT_EQ(takers("optimizer"), "image, text, mlm");
+  const test::CliResult mlm = test::graft_cli({"pretrain", "--task", "text", "--corpus", "none", "--out",
+                                               "none", "--head", "linear"});
+  EXPECT_EQ(mlm.code, 2);
+  EXPECT_TRUE(test::contains(mlm.err, "--head: not an option of --task text (tasks that take it: image, face)"))
+      << mlm.err;
 }
 
 // --task text's defaults are what its help shows.

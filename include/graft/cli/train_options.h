@@ -16,5 +16,8 @@ namespace graft::cli {
 /// a row's group is a CLI11 group. Values are checked later by validate().
 void bind_train_options(CLI::App& sub, TrainOptions& o,
                         const std::function<bool(const OptionRow&)>& keep = {});
+/// The same flags without --config: other verbs that take some of the
+/// training options (graft face's detection flags) bind their rows.
+void bind_option_rows(CLI::App& sub, TrainOptions& o, const std::function<bool(const OptionRow&)>& keep);
 
 }  // namespace graft::cli

@@ -17,11 +17,15 @@
 namespace graft {
 
 struct InferOptions {
+  /// Images per forward pass.
   int64_t batch_size = 64;
+  /// Image decoding threads.
   int workers = 2;
+  /// Unreadable images are errors instead of being skipped and counted.
   bool strict = false;
   torch::Device device = torch::kCPU;
-  std::string label = "infer";  // progress bar label
+  /// Label of the progress bar (drawn only when stderr is a terminal).
+  std::string label = "infer";
   Precision precision = Precision::kFp32;
 };
 

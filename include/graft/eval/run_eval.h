@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "graft/eval/infer.h"
 #include "graft/eval/metrics.h"
 #include "graft/models/fast.h"
 
@@ -16,17 +17,10 @@ namespace graft {
 
 /// Settings of an image evaluation or prediction; what is evaluated (the run,
 /// the data) is passed beside them.
-struct ImageEvalOptions {
-  /// Images per forward pass (evaluation; prediction runs one image at a time).
-  int64_t batch_size = 64;
-  /// Image decoding threads (evaluation).
-  int workers = 2;
-  torch::Device device = torch::kCPU;
-  /// As asked for: bf16 falls back to fp32, with a warning on stderr, on a
-  /// CPU without bfloat16 support (resolve_precision).
-  Precision precision = Precision::kFp32;
-  /// Unreadable images are errors instead of being skipped and counted.
-  bool strict = false;
+/// infer()'s settings (prediction runs one image at a time, whatever the
+/// batch size), and the precision as asked for: bf16 falls back to fp32, with
+/// a warning on stderr, on a CPU without bfloat16 support (resolve_precision).
+struct ImageEvalOptions : InferOptions {
   /// The image pixel limit while the call runs (set_max_image_pixels, a
   /// process-wide setting, restored afterwards); 0 keeps the current one.
   int64_t max_pixels = 0;
@@ -34,8 +28,6 @@ struct ImageEvalOptions {
   std::vector<std::string> classes;
   /// Labels per input (prediction).
   int64_t top_k = 5;
-  /// Label of the progress bar (drawn only when stderr is a terminal).
-  std::string label = "infer";
 };
 
 struct ImageEvaluation {

@@ -54,6 +54,9 @@ void face_check(const TrainOptions& o);
 
 /// A face run: its folder holds face_model.json.
 bool face_owns_run(const std::string& run);
+/// The detection and alignment options of `o` (--face-models, --no-detect,
+/// --detector, --min-face, --min-confidence, --cascade) for a FacePipeline.
+FaceOptions face_pipeline_options(const TrainOptions& o);
 
 /// Checks the fine-tuning flags of `o` against --finetune and fills the
 /// defaults; throws graft::UsageError naming the option, its value and what

@@ -25,6 +25,8 @@ std::string duration(double seconds);
 /// The start of a page (doctype, head with inline CSS, body) and its end.
 std::string page_begin(const std::string& title);
 std::string page_end();
+/// Writes `page` as DIR/report.html, atomically; returns the path.
+std::string write_report_page(const std::string& dir, const std::string& page);
 
 /// One line of a line chart. Non-finite y values leave a gap: the polyline is
 /// drawn only through finite points, one `points` pair per finite point.

@@ -9,6 +9,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -64,10 +65,23 @@ struct OptionRow {
   std::string group;
   /// Stored in config.json (a run's settings, how-to-run ones included).
   bool in_config = true;
+  /// How this process runs (threads, device, ...), not what the run is: may
+  /// differ between the ranks of a job, and --resume takes it from the
+  /// command line instead of config.json (as it does every row not in it).
+  bool per_process = false;
   /// The help shows the default (CLI11's capture_default_str).
   bool show_default = false;
-  /// The tasks whose runs use the option and check its value; empty: every task.
+  /// The tasks whose runs use the option and check its value; empty: every
+  /// task but those in `not_tasks`.
   std::vector<std::string> tasks;
+  /// Tasks that ignore an option other tasks share (face: its embedder and
+  /// its optimiser are fixed).
+  std::vector<std::string> not_tasks;
+  /// Help that one task gives instead of `help` (face's --epochs are its
+  /// linear head's full-batch steps). A task named here is offered the option
+  /// even when `tasks` leaves it out: its own check reads the value (face's
+  /// --head centroid|linear).
+  std::vector<std::pair<std::string, std::string>> task_help;
   /// Valid values: a range (numbers), a list of words (strings), and/or a
   /// check for what neither can say ("mlp:HIDDEN"), with what it expects.
   std::optional<OptionRange> range;
@@ -78,7 +92,10 @@ struct OptionRow {
   OptionRow(std::string key, OptionMember member, std::string flags, std::string help);
   OptionRow& in_group(std::string g);
   OptionRow& for_tasks(std::vector<std::string> t);
+  OptionRow& except_for(std::vector<std::string> t);
+  OptionRow& help_for(std::string task, std::string text);
   OptionRow& not_in_config();
+  OptionRow& for_this_process();
   OptionRow& shown();
   OptionRow& within(OptionRange r);
   OptionRow& words(std::vector<std::string> w);
@@ -86,7 +103,11 @@ struct OptionRow {
 
   /// The flag that error messages name: "--val-split", "--no-bucket".
   std::string flag() const;
+  /// The row checks the option's value for `task`.
   bool applies_to(const std::string& task) const;
+  /// `task`'s --help lists the option and its command line takes it.
+  bool offered_to(const std::string& task) const;
+  const std::string& help_of(const std::string& task) const;
   OptionValue get(const TrainOptions& o) const;
   /// Sets the field; `v` must hold the field's type.
   void set(TrainOptions& o, const OptionValue& v) const;

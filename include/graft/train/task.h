@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/eval/metrics.h"
+#include "graft/eval/run_eval.h"
 #include "graft/text/text_data.h"
 #include "graft/train/loop.h"
 #include "graft/train/options.h"
@@ -33,6 +34,9 @@ struct RunUseSettings {
   TextReadOptions text;              // how a labelled text file is read
   int64_t top_k = 5;
 };
+
+/// The image evaluation settings of `s` (device and precision parsed).
+ImageEvalOptions image_eval_options(const RunUseSettings& s);
 
 struct TaskRow {
   /// --task of graft train (and of a run's config.json).
@@ -69,9 +73,6 @@ struct TaskRow {
   /// The line a finished run prints on stdout (null: run, epochs,
   /// best_epoch, val_accuracy and test_accuracy).
   nlohmann::ordered_json (*summary_json)(const TrainSummary& s) = nullptr;
-  /// graft train binds this task's flags itself (face: its own help texts)
-  /// instead of from the option table.
-  bool own_train_flags = false;
 };
 
 /// Every task, in --task help order.

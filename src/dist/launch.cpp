@@ -55,6 +55,32 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// Forks and execs worker `index`: `program` with `args` and exactly `env`.
+pid_t start_worker(int index, const std::string& program, std::vector<std::string> args,
+                   std::vector<std::string> env) {
+  std::vector<char*> envp, argv;
+  for (auto& s : env) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::string prog = program;
+  argv.push_back(prog.data());
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  GRAFT_CHECK(pid >= 0, "cannot start worker ", index, ": fork failed: ", std::strerror(errno));
+  if (pid == 0) {
+    // Own process group: a Ctrl-C reaches the workers once, through us.
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::execve(argv[0], argv.data(), envp.data());
+    const char msg[] = "error: cannot start a graft worker (execve failed)\n";
+    (void)!::write(2, msg, sizeof(msg) - 1);
+    ::_exit(127);
+  }
+  return pid;
+}
+
 }  // namespace
 
 int launch_workers(const LaunchOptions& o) {
@@ -104,28 +130,7 @@ int launch_workers(const LaunchOptions& o) {
     env.push_back(str_cat("GRAFT_DIST_TIMEOUT=", o.timeout_s));
     env.push_back(str_cat("GRAFT_DIST_BUCKET_MB=", o.bucket_mb));
     env.push_back(str_cat(kWorkerEnv, "=1"));
-    std::vector<char*> envp, argv;
-    for (auto& s : env) envp.push_back(s.data());
-    envp.push_back(nullptr);
-    std::string prog = program;
-    argv.push_back(prog.data());
-    std::vector<std::string> args = o.args;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    GRAFT_CHECK(pid >= 0, "cannot start worker ", i, ": fork failed: ", std::strerror(errno));
-    if (pid == 0) {
-      // Own process group: a Ctrl-C reaches the workers once, through us.
-      ::setpgid(0, 0);
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent) ::_exit(1);
-      ::execve(argv[0], argv.data(), envp.data());
-      const char msg[] = "error: cannot start a graft worker (execve failed)\n";
-      (void)!::write(2, msg, sizeof(msg) - 1);
-      ::_exit(127);
-    }
-    pids[i] = pid;
+    pids[i] = start_worker(i, program, o.args, env);
   }
 
   int alive = o.nproc, failed = -1;
@@ -174,14 +179,8 @@ int launch_workers(const LaunchOptions& o) {
     return 0;
   }
   const int st = status[failed];
-  if (WIFEXITED(st)) {
-    log_warn(str_cat("worker rank ", o.node_rank * o.nproc + failed, " ", describe(st),
-                     "; the job failed"));
-    return WEXITSTATUS(st);
-  }
-  log_warn(str_cat("worker rank ", o.node_rank * o.nproc + failed, " ", describe(st),
-                   "; the job failed"));
-  return 1;
+  log_warn(str_cat("worker rank ", o.node_rank * o.nproc + failed, " ", describe(st), "; the job failed"));
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
 }  // namespace graft::dist

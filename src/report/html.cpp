@@ -192,6 +192,42 @@ std::string blue(double t) {
 
 }  // namespace
 
+namespace {
+
+struct Legend {
+  std::vector<std::pair<double, double>> at;  ///< each entry's (x, baseline y)
+  int height = 0;                             ///< of the whole chart
+};
+
+// The legend goes right-aligned on the title line when it fits there, else
+// in rows under the chart, which then grows to hold them. `ml`, `mr`: the
+// plot's left and right margins.
+Legend place_legend(const std::vector<std::string>& names, const ChartOptions& o, double ml, double mr) {
+  std::vector<double> widths;
+  double total = 0;
+  for (const auto& name : names) {
+    widths.push_back(24 + 6.5 * static_cast<double>(utf8_length(shorten(name, 24))) + 10);
+    total += widths.back();
+  }
+  const bool on_top = ml + 8.0 * static_cast<double>(utf8_length(o.title)) + total <= o.width - mr;
+  Legend legend;
+  double bottom = o.height;
+  double x = on_top ? o.width - mr - total : ml, y = on_top ? 20 : o.height + 6;
+  for (size_t k = 0; k < names.size(); ++k) {
+    if (!on_top && x > ml && x + widths[k] > o.width - mr) {
+      x = ml;
+      y += 16;
+    }
+    legend.at.emplace_back(x, y);
+    x += widths[k];
+    if (!on_top) bottom = y + 8;
+  }
+  legend.height = static_cast<int>(std::ceil(bottom));
+  return legend;
+}
+
+}  // namespace
+
 std::string line_chart(const std::vector<Series>& series, const ChartOptions& o) {
   const double ml = 58, mr = 14, mt = 34, mb = 44;
   const double pw = o.width - ml - mr, ph = o.height - mt - mb;
@@ -216,30 +252,11 @@ std::string line_chart(const std::vector<Series>& series, const ChartOptions& o)
     }
     if (!line.pts.empty()) lines.push_back(std::move(line));
   }
-  // The legend goes right-aligned on the title line when it fits there, else
-  // in rows under the chart, which then grows to hold them.
-  std::vector<double> widths;
-  double total = 0;
-  for (const auto& line : lines) {
-    widths.push_back(24 + 6.5 * static_cast<double>(utf8_length(shorten(line.name, 24))) + 10);
-    total += widths.back();
-  }
-  const bool legend_on_top = ml + 8.0 * static_cast<double>(utf8_length(o.title)) + total <= o.width - mr;
-  std::vector<std::pair<double, double>> legend_at;
-  double legend_bottom = o.height;
-  {
-    double x = legend_on_top ? o.width - mr - total : ml, y = legend_on_top ? 20 : o.height + 6;
-    for (size_t k = 0; k < lines.size(); ++k) {
-      if (!legend_on_top && x > ml && x + widths[k] > o.width - mr) {
-        x = ml;
-        y += 16;
-      }
-      legend_at.emplace_back(x, y);
-      x += widths[k];
-      if (!legend_on_top) legend_bottom = y + 8;
-    }
-  }
-  const int height = static_cast<int>(std::ceil(legend_bottom));
+  std::vector<std::string> names;
+  for (const auto& line : lines) names.push_back(line.name);
+  const Legend legend = place_legend(names, o, ml, mr);
+  const std::vector<std::pair<double, double>>& legend_at = legend.at;
+  const int height = legend.height;
 
   std::ostringstream os;
   os << svg_open(o.id, "chart line-chart", o.width, height, o.title);

@@ -37,6 +37,15 @@ struct Scratch {
   std::vector<size_t> offsets;
 };
 
+// The special token ([CLS], [MASK] ...) that starts at text[i], if any.
+const std::pair<std::string, int64_t>* special_at(const std::vector<std::pair<std::string, int64_t>>& specials,
+                                                  std::string_view text, size_t i) {
+  if (text[i] != '[') return nullptr;
+  for (const auto& sp : specials)
+    if (text.compare(i, sp.first.size(), sp.first) == 0) return &sp;
+  return nullptr;
+}
+
 }  // namespace
 
 WordPiece WordPiece::from_file(const std::string& vocab_path, WordPieceOptions options) {
@@ -197,20 +206,11 @@ void WordPiece::append_ids(std::string_view text, std::vector<int64_t>& out) con
 
   size_t i = 0;
   while (i < text.size()) {
-    if (text[i] == '[' && !specials_.empty()) {
-      const std::pair<std::string, int64_t>* hit = nullptr;
-      for (const auto& sp : specials_) {
-        if (text.compare(i, sp.first.size(), sp.first) == 0) {
-          hit = &sp;
-          break;
-        }
-      }
-      if (hit != nullptr) {
-        flush_word();
-        out.push_back(hit->second);
-        i += hit->first.size();
-        continue;
-      }
+    if (const auto* hit = special_at(specials_, text, i)) {
+      flush_word();
+      out.push_back(hit->second);
+      i += hit->first.size();
+      continue;
     }
     const size_t at = i;
     char32_t cp;

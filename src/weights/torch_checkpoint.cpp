@@ -145,10 +145,10 @@ TensorList parse_zip(const std::string& bytes, const std::string& name) {
   return collect(*root, name, 0);
 }
 
-TensorList parse_legacy(const std::string& bytes, const std::string& name) {
-  std::string_view data(bytes);
+// The legacy format's three leading pickles (magic number, protocol version,
+// sys_info), checked; returns their size in bytes.
+size_t legacy_header_size(std::string_view data, const std::string& name, const std::string& ctx) {
   size_t pos = 0;
-  std::string ctx = str_cat("'", name, "'");
   {
     bool magic = false;
     try {
@@ -180,6 +180,13 @@ TensorList parse_legacy(const std::string& bytes, const std::string& name) {
                     "' was saved on a big-endian machine; expected little-endian data");
     pos += m.consumed();
   }
+  return pos;
+}
+
+TensorList parse_legacy(const std::string& bytes, const std::string& name) {
+  std::string_view data(bytes);
+  std::string ctx = str_cat("'", name, "'");
+  size_t pos = legacy_header_size(data, name, ctx);
 
   struct Root {
     ValuePtr value;

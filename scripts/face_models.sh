@@ -14,24 +14,15 @@ if [ -d "$dest/model" ]; then
   echo "face_models: $dest/model already present" >&2
   exit 0
 fi
-command -v npm >/dev/null || { echo "face_models: npm is needed to fetch $PACKAGE" >&2; exit 1; }
+# shellcheck source=npm_tarball.sh
+. "$(dirname "$0")/npm_tarball.sh"
+NPM_TARBALL_TAG=face_models
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && npm pack --silent "$PACKAGE" >/dev/null)
-tarball="$tmp/vladmandic-face-api-1.7.15.tgz"
-[ -f "$tarball" ] || { echo "face_models: npm pack gave no $tarball" >&2; exit 1; }
-
-got="sha512-$(/usr/bin/python3 -c 'import base64,hashlib,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$tarball")"
-if [ "$got" != "$INTEGRITY" ]; then
-  echo "face_models: $tarball has integrity $got, expected $INTEGRITY" >&2
-  exit 1
-fi
+npm_tarball_fetch "$PACKAGE" vladmandic-face-api-1.7.15.tgz "$INTEGRITY" "$tmp" || exit 1
 
 mkdir -p "$tmp/out"
-tar xzf "$tarball" -C "$tmp/out" --strip-components=1 package/model
-mkdir -p "$dest"
-# Moved into place whole, so an interrupted run leaves no partial folder.
-mv "$tmp/out/model" "$dest/model.partial.$$"
-mv "$dest/model.partial.$$" "$dest/model"
+tar xzf "$tmp/vladmandic-face-api-1.7.15.tgz" -C "$tmp/out" --strip-components=1 package/model
+npm_tarball_move "$tmp/out/model" "$dest/model"
 echo "face_models: $(ls "$dest/model" | wc -l) files in $dest/model" >&2

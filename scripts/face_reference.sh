@@ -18,24 +18,16 @@ if [ -f "$dest/package/dist/face-api.esm.js" ]; then
   echo "$dest/package"
   exit 0
 fi
-command -v npm >/dev/null || { echo "face_reference: npm is needed to fetch $PACKAGE" >&2; exit 1; }
+# shellcheck source=npm_tarball.sh
+. "$(dirname "$0")/npm_tarball.sh"
+NPM_TARBALL_TAG=face_reference
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && npm pack --silent "$PACKAGE" >/dev/null)
-tarball="$tmp/vladmandic-face-api-1.7.15.tgz"
-[ -f "$tarball" ] || { echo "face_reference: npm pack gave no $tarball" >&2; exit 1; }
+npm_tarball_fetch "$PACKAGE" vladmandic-face-api-1.7.15.tgz "$INTEGRITY" "$tmp" || exit 1
 
-got="sha512-$(/usr/bin/python3 -c 'import base64,hashlib,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$tarball")"
-if [ "$got" != "$INTEGRITY" ]; then
-  echo "face_reference: $tarball has integrity $got, expected $INTEGRITY" >&2
-  exit 1
-fi
-
-mkdir -p "$tmp/out" "$dest"
-tar xzf "$tarball" -C "$tmp/out"
-# Moved into place whole, so an interrupted run leaves no partial folder.
-mv "$tmp/out/package" "$dest/package.partial.$$"
-mv "$dest/package.partial.$$" "$dest/package"
+mkdir -p "$tmp/out"
+tar xzf "$tmp/vladmandic-face-api-1.7.15.tgz" -C "$tmp/out"
+npm_tarball_move "$tmp/out/package" "$dest/package"
 echo "face_reference: $PACKAGE in $dest/package" >&2
 echo "$dest/package"

@@ -8,26 +8,16 @@
 # same tarball scripts/face_models.sh takes the model files from). Skips the
 # download when the folder exists. Prints the folder on stdout.
 set -euo pipefail
+# shellcheck source=face_api.sh
+. "$(dirname "$0")/face_api.sh"
+NPM_TARBALL_TAG=face_reference
+dest=$FACE_API_DIR/package
 
-PACKAGE="@vladmandic/face-api@1.7.15"
-INTEGRITY="sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
-dest="${GRAFT_CACHE_DIR:-$HOME/.cache/graft}/face-api-1.7.15"
-
-if [ -f "$dest/package/dist/face-api.esm.js" ]; then
-  echo "face_reference: $dest/package already present" >&2
-  echo "$dest/package"
+if [ -f "$dest/dist/face-api.esm.js" ]; then
+  echo "face_reference: $dest already present" >&2
+  echo "$dest"
   exit 0
 fi
-# shellcheck source=npm_tarball.sh
-. "$(dirname "$0")/npm_tarball.sh"
-NPM_TARBALL_TAG=face_reference
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-npm_tarball_fetch "$PACKAGE" vladmandic-face-api-1.7.15.tgz "$INTEGRITY" "$tmp" || exit 1
-
-mkdir -p "$tmp/out"
-tar xzf "$tmp/vladmandic-face-api-1.7.15.tgz" -C "$tmp/out"
-npm_tarball_move "$tmp/out/package" "$dest/package"
-echo "face_reference: $PACKAGE in $dest/package" >&2
-echo "$dest/package"
+npm_tarball_install "$FACE_API_PACKAGE" "$FACE_API_TGZ" "$FACE_API_INTEGRITY" "" "$dest" || exit 1
+echo "face_reference: $FACE_API_PACKAGE in $dest" >&2
+echo "$dest"

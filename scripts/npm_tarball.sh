@@ -20,10 +20,15 @@ npm_tarball_fetch() {
   fi
 }
 
-# npm_tarball_move FROM TO: moves the folder FROM to TO whole (through
-# TO.partial.PID), so an interrupted run leaves no partial folder at TO.
-npm_tarball_move() {
-  mkdir -p "$(dirname "$2")"
-  mv "$1" "$2.partial.$$"
-  mv "$2.partial.$$" "$2"
-}
+# npm_tarball_install PACKAGE TGZ INTEGRITY PART TO: fetches and checks
+# PACKAGE's tarball TGZ (npm_tarball_fetch, in a temporary folder removed
+# after) and moves its folder package/PART (PART "": the whole package) to TO
+# whole (through TO.partial.PID), so an interrupted run leaves no partial
+# folder at TO. Returns 1 when any step fails.
+npm_tarball_install() (
+  tmp=$(mktemp -d) || exit 1
+  trap 'rm -rf "$tmp"' EXIT
+  npm_tarball_fetch "$1" "$2" "$3" "$tmp" && mkdir -p "$tmp/out" "$(dirname "$5")" &&
+    tar xzf "$tmp/$2" -C "$tmp/out" ${4:+"package/$4"} &&
+    mv "$tmp/out/package${4:+/$4}" "$5.partial.$$" && mv "$5.partial.$$" "$5"
+)

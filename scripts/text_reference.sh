@@ -30,14 +30,7 @@ fetch() {
     echo "text_reference: $dest/$folder already present" >&2
     return 0
   fi
-  local tmp
-  tmp=$(mktemp -d)
-  # shellcheck disable=SC2064
-  trap "rm -rf '$tmp'" RETURN
-  npm_tarball_fetch "$package" "$tgz" "$integrity" "$tmp" || return 1
-  mkdir -p "$tmp/out"
-  tar xzf "$tmp/$tgz" -C "$tmp/out"
-  npm_tarball_move "$tmp/out/package" "$dest/$folder"
+  npm_tarball_install "$package" "$tgz" "$integrity" "" "$dest/$folder" || return 1
   echo "text_reference: $package in $dest/$folder" >&2
 }
 

@@ -149,3 +149,33 @@ int wait_graft(int pid, const std::function<bool()>& ready, int guard_s) {
 }
 
 }  // namespace graft::test
+
+#include "graft/core/files.h"
+
+namespace graft::test {
+
+ReferenceTest::ReferenceTest(std::string tensors_file, std::string json_file, std::string why_absent)
+    : tensors_file_(std::move(tensors_file)), json_file_(std::move(json_file)), why_absent_(std::move(why_absent)) {}
+
+void ReferenceTest::SetUp() {
+  if (!have_fixture(json_file_)) GTEST_SKIP() << why_absent_;
+  tensors_ = load_named(fixture(tensors_file_));
+  json_ = nlohmann::json::parse(read_file(fixture(json_file_)));
+}
+
+torch::Tensor ReferenceTest::at(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) ADD_FAILURE() << tensors_file_ << " has no " << name;
+  return it == tensors_.end() ? torch::Tensor() : it->second;
+}
+
+std::optional<nlohmann::json> parity_fixture(const std::string& name, const std::string& script) {
+  if (have_fixture(name + ".error")) {
+    ADD_FAILURE() << "tests/reference/" << script << " failed: " << read_file(fixture(name + ".error"));
+    return std::nullopt;
+  }
+  if (!have_fixture(name + ".json")) return std::nullopt;
+  return nlohmann::json::parse(read_file(fixture(name + ".json")));
+}
+
+}  // namespace graft::test

@@ -3,10 +3,14 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "graft/core/error.h"
@@ -90,4 +94,30 @@ std::string face_data_missing();
 
 /// The tensors of a safetensors file by name.
 std::map<std::string, torch::Tensor> load_named(const std::string& path);
+}  // namespace graft::test
+
+namespace graft::test {
+/// A test fixture over reference cases made by tests/reference: the tensors
+/// of the safetensors fixture `tensors_file` and the JSON fixture
+/// `json_file`. Every test skips, saying `why_absent`, when the JSON
+/// fixture was not made.
+class ReferenceTest : public ::testing::Test {
+ protected:
+  ReferenceTest(std::string tensors_file, std::string json_file, std::string why_absent);
+  void SetUp() override;
+  /// The tensor `name`; a test failure (and an undefined tensor) when the
+  /// fixture has none.
+  torch::Tensor at(const std::string& name) const;
+  nlohmann::json json_;
+
+ private:
+  std::string tensors_file_, json_file_, why_absent_;
+  std::map<std::string, torch::Tensor> tensors_;
+};
+
+/// The parity fixture `name`.json that tests/reference/`script` writes, or
+/// nullopt when it was not made (the test should skip: no node or npm). The
+/// `name`.error the script leaves when it failed fails the test.
+std::optional<nlohmann::json> parity_fixture(const std::string& name, const std::string& script);
+
 }  // namespace graft::test

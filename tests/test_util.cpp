@@ -178,4 +178,16 @@ std::optional<nlohmann::json> parity_fixture(const std::string& name, const std:
   return nlohmann::json::parse(read_file(fixture(name + ".json")));
 }
 
+void copy_att_faces(const std::string& dest, std::pair<int, int> people, std::pair<int, int> images) {
+  const std::string att = shared_data("att_faces");
+  for (int s = people.first; s <= people.second; ++s) {
+    const std::string id = "/s" + std::to_string(s);
+    fs::create_directories(dest + id);
+    for (int i = images.first; i <= images.second; ++i) {
+      const std::string file = id + "/" + std::to_string(i) + ".pgm";
+      fs::copy_file(att + file, dest + file);
+    }
+  }
+}
+
 }  // namespace graft::test

@@ -120,4 +120,9 @@ class ReferenceTest : public ::testing::Test {
 /// `name`.error the script leaves when it failed fails the test.
 std::optional<nlohmann::json> parity_fixture(const std::string& name, const std::string& script);
 
+/// Copies AT&T faces (../shared/data/att_faces) into `dest`: the images
+/// `images.first`..`images.second` of the people `people.first`..
+/// `people.second`, as dest/s<person>/<image>.pgm.
+void copy_att_faces(const std::string& dest, std::pair<int, int> people, std::pair<int, int> images);
+
 }  // namespace graft::test

@@ -314,13 +314,8 @@ TEST(Faults, KillNineDuringFaceTrainingAndEnrolmentKeepsWhatWasThere) {
   if (att.empty() || !fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
     GTEST_SKIP() << "att_faces or the face-api models are absent";
   test::TempDir dir;
-  for (int s = 1; s <= 4; ++s)
-    for (int i = 1; i <= 4; ++i) {
-      const std::string id = (s <= 2 ? "a/s" : "b/s") + std::to_string(s);
-      fs::create_directories(dir / id);
-      fs::copy_file(att + "/s" + std::to_string(s) + "/" + std::to_string(i) + ".pgm",
-                    dir / (id + "/" + std::to_string(i) + ".pgm"));
-    }
+  test::copy_att_faces(dir / "a", {1, 2}, {1, 4});
+  test::copy_att_faces(dir / "b", {3, 4}, {1, 4});
   const std::string run = dir / "run";
   // A finished run first: each kill is of an --overwrite run replacing it.
   ASSERT_EQ(wait_for(start({"train", "--task", "face", "--no-detect", "--finetune", "arcface",

@@ -190,4 +190,19 @@ void copy_att_faces(const std::string& dest, std::pair<int, int> people, std::pa
   }
 }
 
+std::vector<std::string> bert_vocab(const std::vector<std::string>& words) {
+  std::vector<std::string> v = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  v.insert(v.end(), words.begin(), words.end());
+  return v;
+}
+
+void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vocab,
+                      const std::string& bert_config, const std::string& corpus) {
+  std::string text;
+  for (const auto& t : vocab) text += t + "\n";
+  write_file_atomic(dir + "/vocab.txt", text);
+  write_file_atomic(dir + "/bert.json", bert_config);
+  write_file_atomic(dir + "/corpus.txt", corpus);
+}
+
 }  // namespace graft::test

@@ -125,4 +125,10 @@ std::optional<nlohmann::json> parity_fixture(const std::string& name, const std:
 /// `people.second`, as dest/s<person>/<image>.pgm.
 void copy_att_faces(const std::string& dest, std::pair<int, int> people, std::pair<int, int> images);
 
+/// BERT's five special tokens ([PAD] [UNK] [CLS] [SEP] [MASK]), then `words`.
+std::vector<std::string> bert_vocab(const std::vector<std::string>& words);
+/// The inputs of a masked-LM pretraining run in `dir`: vocab.txt (`vocab`,
+/// a token a line), bert.json (`bert_config`) and corpus.txt (`corpus`).
+void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vocab,
+                      const std::string& bert_config, const std::string& corpus);
 }  // namespace graft::test

@@ -40,6 +40,27 @@ nlohmann::json rate_json(const std::string& mode, int64_t items, double seconds)
   return {{"mode", mode}, {"images", items}, {"seconds", seconds}, {"rate", items / seconds}};
 }
 
+// Seconds that `n` calls of `step` take.
+double seconds_for(int n, const std::function<void()>& step) {
+  auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) step();
+  return seconds_since(t0);
+}
+
+// One optimiser step on the cross-entropy of forward() against `labels`:
+// the forward pass under autocast to `precision`, the loss in fp32.
+void cross_entropy_step(torch::optim::Optimizer& opt, graft::Precision precision,
+                        const std::function<torch::Tensor()>& forward, const torch::Tensor& labels) {
+  opt.zero_grad();
+  torch::Tensor logits;
+  {
+    graft::Autocast autocast(precision);
+    logits = forward();
+  }
+  torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels).backward();
+  opt.step();
+}
+
 // Decoded + augmented images per second over `epochs` passes.
 nlohmann::json bench_loader(const std::string& data, const std::string& backbone,
                             const std::string& augment, int64_t batch, int workers, int epochs) {
@@ -83,9 +104,7 @@ nlohmann::json bench_infer(const std::string& backbone, int64_t batch, int iters
     return model->forward(x);
   };
   run();  // warm-up: oneDNN primitives are created on the first call
-  auto t0 = Clock::now();
-  for (int i = 0; i < iters; ++i) run();
-  auto j = rate_json("infer", batch * iters, seconds_since(t0));
+  auto j = rate_json("infer", batch * iters, seconds_for(iters, run));
   j["macs_per_image"] = macs;
   return j;
 }
@@ -111,20 +130,9 @@ nlohmann::json bench_train_step(const std::string& backbone, const std::string& 
   }
   torch::optim::SGD opt(trainable, torch::optim::SGDOptions(0.01).momentum(0.9));
   torch::Tensor y = torch::randint(0, 10, {batch}, torch::kInt64);
-  auto step = [&] {
-    opt.zero_grad();
-    torch::Tensor logits;
-    {
-      graft::Autocast autocast(precision);
-      logits = model->forward(x);
-    }
-    torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), y).backward();
-    opt.step();
-  };
+  auto step = [&] { cross_entropy_step(opt, precision, [&] { return model->forward(x); }, y); };
   step();  // warm-up
-  auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  return rate_json("train_step", batch * steps, seconds_since(t0));
+  return rate_json("train_step", batch * steps, seconds_for(steps, step));
 }
 
 // BERT (BertForSequenceClassification, 2 labels) on random token ids of a
@@ -143,16 +151,7 @@ nlohmann::json bench_bert(const std::string& mode, const std::string& size, int6
   std::function<void()> step;
   if (mode == "bert_train") {
     model->train();
-    step = [&] {
-      opt.zero_grad();
-      torch::Tensor logits;
-      {
-        graft::Autocast autocast(precision);
-        logits = model->forward(b);
-      }
-      torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), y).backward();
-      opt.step();
-    };
+    step = [&] { cross_entropy_step(opt, precision, [&] { return model->forward(b); }, y); };
   } else {
     model->eval();
     step = [&] {
@@ -167,9 +166,7 @@ nlohmann::json bench_bert(const std::string& mode, const std::string& size, int6
     torch::autograd::profiler::RecordProfile guard(profile);
     step();
   }
-  auto t0 = Clock::now();
-  for (int i = 0; i < steps; ++i) step();
-  return rate_json(mode, batch * steps, seconds_since(t0));
+  return rate_json(mode, batch * steps, seconds_for(steps, step));
 }
 
 // The machine's fp32 FMA peak: independent fused multiply-adds on registers

@@ -8,34 +8,16 @@
 # same tarball scripts/face_models.sh takes the model files from). Skips the
 # download when the folder exists. Prints the folder on stdout.
 set -euo pipefail
+# shellcheck source=face_api.sh
+. "$(dirname "$0")/face_api.sh"
+NPM_TARBALL_TAG=face_reference
+dest=$FACE_API_DIR/package
 
-PACKAGE="@vladmandic/face-api@1.7.15"
-INTEGRITY="sha512-WDMmK3CfNLo8jylWqMoQgf4nIst3M0fzx1dnac96wv/dvMTN4DxC/Pq1DGtduDk1lktCamQ3MIDXFnvrdHTXDw=="
-dest="${GRAFT_CACHE_DIR:-$HOME/.cache/graft}/face-api-1.7.15"
-
-if [ -f "$dest/package/dist/face-api.esm.js" ]; then
-  echo "face_reference: $dest/package already present" >&2
-  echo "$dest/package"
+if [ -f "$dest/dist/face-api.esm.js" ]; then
+  echo "face_reference: $dest already present" >&2
+  echo "$dest"
   exit 0
 fi
-command -v npm >/dev/null || { echo "face_reference: npm is needed to fetch $PACKAGE" >&2; exit 1; }
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && npm pack --silent "$PACKAGE" >/dev/null)
-tarball="$tmp/vladmandic-face-api-1.7.15.tgz"
-[ -f "$tarball" ] || { echo "face_reference: npm pack gave no $tarball" >&2; exit 1; }
-
-got="sha512-$(/usr/bin/python3 -c 'import base64,hashlib,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$tarball")"
-if [ "$got" != "$INTEGRITY" ]; then
-  echo "face_reference: $tarball has integrity $got, expected $INTEGRITY" >&2
-  exit 1
-fi
-
-mkdir -p "$tmp/out" "$dest"
-tar xzf "$tarball" -C "$tmp/out"
-# Moved into place whole, so an interrupted run leaves no partial folder.
-mv "$tmp/out/package" "$dest/package.partial.$$"
-mv "$dest/package.partial.$$" "$dest/package"
-echo "face_reference: $PACKAGE in $dest/package" >&2
-echo "$dest/package"
+npm_tarball_install "$FACE_API_PACKAGE" "$FACE_API_TGZ" "$FACE_API_INTEGRITY" "" "$dest" || exit 1
+echo "face_reference: $FACE_API_PACKAGE in $dest" >&2
+echo "$dest"

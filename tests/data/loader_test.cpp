@@ -34,6 +34,17 @@ std::vector<size_t> order_of(const std::vector<Batch>& batches) {
   return o;
 }
 
+/// Shuffled batches of 4 of epoch `epoch`, augmented with `augment` from `seed`.
+LoaderOptions shuffled_fours(Augment augment, uint64_t seed, int64_t epoch) {
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.shuffle = true;
+  o.augment = augment;
+  o.seed = seed;
+  o.epoch = epoch;
+  return o;
+}
+
 /// A file that passes the PNG signature check but does not decode.
 void write_broken_png(const std::string& path) {
   std::ofstream(path, std::ios::binary) << std::string("\x89PNG\r\n\x1a\n", 8)
@@ -51,12 +62,7 @@ class DataLoader : public ::testing::Test {
 };
 
 TEST_F(DataLoader, SameBatchesWithAnyNumberOfWorkers) {
-  LoaderOptions o;
-  o.batch_size = 4;
-  o.shuffle = true;
-  o.augment = Augment::Strong;
-  o.seed = 11;
-  o.epoch = 3;
+  LoaderOptions o = shuffled_fours(Augment::Strong, 11, 3);
   o.workers = 0;
   auto inline_batches = all_batches(set_, o);
   o.workers = 2;
@@ -228,12 +234,7 @@ namespace {
 
 // Resuming mid-epoch: the batches after start_batch are those of a full epoch.
 TEST_F(DataLoader, StartBatchLeavesOutTheFirstBatchesOnly) {
-  LoaderOptions o;
-  o.batch_size = 4;
-  o.shuffle = true;
-  o.augment = Augment::Light;
-  o.seed = 5;
-  o.epoch = 2;
+  LoaderOptions o = shuffled_fours(Augment::Light, 5, 2);
   auto full = all_batches(set_, o);
   o.start_batch = 2;
   auto rest = all_batches(set_, o);

@@ -25,6 +25,13 @@ torch::Tensor normalise(const cv::Mat& m, const std::vector<float>& mean,
   return t.sub(mt).div(st).contiguous();
 }
 
+/// A rows x cols image of `type` with uniformly random pixels.
+cv::Mat random_image(int rows, int cols, int type) {
+  cv::Mat m(rows, cols, type);
+  cv::randu(m, 0, 255);
+  return m;
+}
+
 torch::Tensor find(const TensorList& list, const std::string& name) {
   for (const auto& [n, t] : list) {
     if (n == name) return t;
@@ -88,8 +95,7 @@ TEST(DataTransforms, TorchvisionParity) {
 }
 
 TEST(DataTransforms, EvalShapesAndChannels) {
-  cv::Mat grey(50, 80, CV_8UC1);
-  cv::randu(grey, 0, 255);
+  cv::Mat grey = random_image(50, 80, CV_8UC1);
   InputSpec spec;
   spec.size = 32;
   spec.resize = 40;
@@ -115,8 +121,7 @@ TEST(DataTransforms, EvalShapesAndChannels) {
 }
 
 TEST(DataTransforms, ResampleBasics) {
-  cv::Mat img(37, 53, CV_8UC3);
-  cv::randu(img, 0, 255);
+  cv::Mat img = random_image(37, 53, CV_8UC3);
   // Same size: unchanged.
   cv::Mat same = resample_bilinear(img, img.size());
   EXPECT_EQ(cv::norm(same, img, cv::NORM_INF), 0);
@@ -141,8 +146,7 @@ TEST(DataTransforms, ResampleBasics) {
 }
 
 TEST(DataTransforms, TrainIsSeededAndShaped) {
-  cv::Mat img(120, 90, CV_8UC3);
-  cv::randu(img, 0, 255);
+  cv::Mat img = random_image(120, 90, CV_8UC3);
   InputSpec spec;
   spec.size = 48;
   spec.resize = 56;
@@ -174,8 +178,7 @@ TEST(DataTransforms, LightKeepsAConstantImageConstant) {
 TEST(DataTransforms, StrongErasesAQuarterOfTheTime) {
   // With ImageNet statistics no pixel normalises to exactly 0, so exact zeros
   // mark random erasing (p = 0.25, 2-20% of the area).
-  cv::Mat img(64, 64, CV_8UC3);
-  cv::randu(img, 0, 255);
+  cv::Mat img = random_image(64, 64, CV_8UC3);
   InputSpec spec;
   spec.size = 32;
   int erased = 0;

@@ -409,18 +409,14 @@ namespace {
 class DistMlm : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::ofstream v(dir_ / "vocab.txt");
-    for (const char* t : {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "dog", "sat", "on",
-                          "mat", "a", "ran", "to", "park", "."})
-      v << t << "\n";
-    v.close();
-    std::ofstream c(dir_ / "bert.json");
-    c << R"({"vocab_size": 16, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "intermediate_size": 32, "max_position_embeddings": 16, "hidden_dropout_prob": 0,
-             "attention_probs_dropout_prob": 0})";
-    c.close();
-    std::ofstream t(dir_ / "corpus.txt");
-    for (int i = 0; i < 50; ++i) t << "the cat sat on the mat .\na dog ran to the park .\n";
+    std::string corpus;
+    for (int i = 0; i < 50; ++i) corpus += "the cat sat on the mat .\na dog ran to the park .\n";
+    test::write_mlm_inputs(dir_.path(),
+                           test::bert_vocab({"the", "cat", "dog", "sat", "on", "mat", "a", "ran", "to", "park", "."}),
+                           R"({"vocab_size": 16, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                               "intermediate_size": 32, "max_position_embeddings": 16, "hidden_dropout_prob": 0,
+                               "attention_probs_dropout_prob": 0})",
+                           corpus);
   }
   std::vector<std::string> args(const std::string& out) {
     return {"pretrain", "--task", "text", "--corpus", dir_ / "corpus.txt", "--vocab", dir_ / "vocab.txt",

@@ -14,11 +14,9 @@ namespace graft {
 namespace {
 
 TEST(FaceDetector, BoxesAndScoresEqualFaceApi) {
-  if (test::have_fixture("face_parity.error"))
-    FAIL() << "tests/reference/face_fixtures.py failed: " << read_file(test::fixture("face_parity.error"));
-  if (!test::have_fixture("face_parity.json"))
-    GTEST_SKIP() << "no face_parity.json (tests/reference/face_fixtures.py needs node, npm and the models)";
-  const auto fx = nlohmann::json::parse(read_file(test::fixture("face_parity.json")));
+  const auto parity = test::parity_fixture("face_parity", "face_fixtures.py");
+  if (!parity) GTEST_SKIP() << "no face_parity.json (tests/reference/face_fixtures.py needs node, npm and the models)";
+  const nlohmann::json& fx = *parity;
   FaceDetectorNet net = load_face_detector(fx.at("models").get<std::string>());
   const double min_confidence = fx.at("min_confidence").get<double>();
   double worst_box = 0, worst_score = 0;

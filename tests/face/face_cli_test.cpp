@@ -33,13 +33,7 @@ class FaceCli : public ::testing::Test {
     if (const std::string why = test::face_data_missing(); !why.empty()) GTEST_SKIP() << why;
     att_ = test::shared_data("att_faces");
     // 5 identities x images 1-6 to enrol; image 7 of each to identify.
-    for (int s = 1; s <= 5; ++s) {
-      const std::string id = "s" + std::to_string(s);
-      fs::create_directories(dir_ / ("gallery_in/" + id));
-      for (int i = 1; i <= 6; ++i)
-        fs::copy_file(att_ + "/" + id + "/" + std::to_string(i) + ".pgm",
-                      dir_ / ("gallery_in/" + id + "/" + std::to_string(i) + ".pgm"));
-    }
+    test::copy_att_faces(dir_ / "gallery_in", {1, 5}, {1, 6});
   }
   std::string probe(int s, int i) const { return att_ + "/s" + std::to_string(s) + "/" + std::to_string(i) + ".pgm"; }
   std::string att_;
@@ -198,12 +192,7 @@ namespace {
 
 TEST_F(FaceCli, TrainTaskFaceCentroidAndLinear) {
   // Train on images 1-6 of five people, test on 7-10.
-  for (int s = 1; s <= 5; ++s) {
-    const std::string id = "s" + std::to_string(s);
-    fs::create_directories(dir_ / ("test_in/" + id));
-    for (int i = 7; i <= 10; ++i)
-      fs::copy_file(probe(s, i), dir_ / ("test_in/" + id + "/" + std::to_string(i) + ".pgm"));
-  }
+  test::copy_att_faces(dir_ / "test_in", {1, 5}, {7, 10});
   for (const char* head : {"centroid", "linear"}) {
     const std::string out = dir_ / (std::string("run-") + head);
     Result r = graft_cli({"train", "--task", "face", "--no-detect", "--threads", "1", "--head", head, "--data",

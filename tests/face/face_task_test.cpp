@@ -49,14 +49,7 @@ class FaceTask : public ::testing::Test {
  protected:
   void SetUp() override {
     if (const std::string why = test::face_data_missing(); !why.empty()) GTEST_SKIP() << why;
-    const std::string att = test::shared_data("att_faces");
-    for (int s = 1; s <= 4; ++s) {
-      const std::string id = "s" + std::to_string(s);
-      fs::create_directories(dir_ / ("faces/" + id));
-      for (int i = 1; i <= 4; ++i)
-        fs::copy_file(att + "/" + id + "/" + std::to_string(i) + ".pgm",
-                      dir_ / ("faces/" + id + "/" + std::to_string(i) + ".pgm"));
-    }
+    test::copy_att_faces(dir_ / "faces", {1, 4}, {1, 4});
   }
   // An arcface fine-tune of `epochs` epochs, two steps of 8 chips each.
   std::vector<std::string> args(const std::string& out, const std::string& epochs,

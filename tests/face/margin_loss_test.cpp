@@ -11,25 +11,15 @@
 namespace graft {
 namespace {
 
-class FaceLoss : public ::testing::Test {
+class FaceLoss : public test::ReferenceTest {
  protected:
-  void SetUp() override {
-    if (!test::have_fixture("face_loss/cases.json")) GTEST_SKIP() << "no reference fixtures (python3-torch)";
-    t_ = test::load_named(test::fixture("face_loss/cases.safetensors"));
-    cases_ = nlohmann::json::parse(read_file(test::fixture("face_loss/cases.json")));
-  }
-  torch::Tensor at(const std::string& name) {
-    auto it = t_.find(name);
-    if (it == t_.end()) ADD_FAILURE() << "fixture has no " << name;
-    return it == t_.end() ? torch::Tensor() : it->second;
-  }
-  std::map<std::string, torch::Tensor> t_;
-  nlohmann::json cases_;
+  FaceLoss()
+      : ReferenceTest("face_loss/cases.safetensors", "face_loss/cases.json", "no reference fixtures (python3-torch)") {}
 };
 
 TEST_F(FaceLoss, MarginLossesEqualPyTorch) {
   int checked = 0;
-  for (const auto& [name, c] : cases_.items()) {
+  for (const auto& [name, c] : json_.items()) {
     const std::string kind = c["kind"];
     if (kind == "triplet") continue;
     const double s = c["scale"], m = c["margin"];
@@ -51,7 +41,7 @@ TEST_F(FaceLoss, MarginLossesEqualPyTorch) {
 
 TEST_F(FaceLoss, BatchHardTripletEqualsPyTorch) {
   int checked = 0;
-  for (const auto& [name, c] : cases_.items()) {
+  for (const auto& [name, c] : json_.items()) {
     if (c["kind"] != "triplet") continue;
     auto x = at("triplet.x").clone().set_requires_grad(true);
     auto loss = batch_hard_triplet_loss(x, at("triplet.y"), c["margin"].get<double>());

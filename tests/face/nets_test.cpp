@@ -14,16 +14,6 @@
 namespace graft {
 namespace {
 
-std::optional<nlohmann::json> face_parity_fixture() {
-  if (test::have_fixture("face_parity.error")) {
-    ADD_FAILURE() << "tests/reference/face_fixtures.py failed: "
-                  << read_file(test::fixture("face_parity.error"));
-    return std::nullopt;
-  }
-  if (!test::have_fixture("face_parity.json")) return std::nullopt;
-  return nlohmann::json::parse(read_file(test::fixture("face_parity.json")));
-}
-
 cv::Mat raw_rgb(const nlohmann::json& image) {
   const int h = image.at("height"), w = image.at("width");
   const std::string bytes = read_file(test::fixture(image.at("file").get<std::string>()));
@@ -34,7 +24,7 @@ cv::Mat raw_rgb(const nlohmann::json& image) {
 }
 
 TEST(FaceNets, EmbedderEqualsFaceApi) {
-  auto fx = face_parity_fixture();
+  auto fx = test::parity_fixture("face_parity", "face_fixtures.py");
   if (!fx) GTEST_SKIP() << "no face_parity.json (tests/reference/face_fixtures.py needs node, npm and the models)";
   FaceEmbedder net = load_face_embedder(fx->at("models").get<std::string>());
   torch::NoGradGuard no_grad;
@@ -51,7 +41,7 @@ TEST(FaceNets, EmbedderEqualsFaceApi) {
 }
 
 TEST(FaceNets, LandmarksEqualFaceApi) {
-  auto fx = face_parity_fixture();
+  auto fx = test::parity_fixture("face_parity", "face_fixtures.py");
   if (!fx) GTEST_SKIP() << "no face_parity.json (tests/reference/face_fixtures.py needs node, npm and the models)";
   FaceLandmarkNet net = load_face_landmark_net(fx->at("models").get<std::string>());
   double worst = 0;

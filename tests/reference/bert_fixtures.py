@@ -99,20 +99,30 @@ def bert(w, c, ids, types, mask):
     return x, pooled, logits
 
 
+def padded_batch(lengths, low, high, gen, cls=None, sep=None):
+    """A batch of rows of the given lengths, padded with 0: random token ids
+    in [low, high) (the first one `cls` and the last one `sep` when given),
+    token types 1 from the middle of each row on, and the attention mask."""
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.int64)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for r, n in enumerate(lengths):
+        ids[r, :n] = torch.randint(low, high, (n,), generator=gen)
+        if cls is not None:
+            ids[r, 0] = cls
+        if sep is not None:
+            ids[r, n - 1] = sep
+        mask[r, :n] = 1
+        types[r, n // 2:n] = 1
+    return ids, types, mask
+
+
 def make(out_dir):
     out = os.path.join(out_dir, "bert")
     os.makedirs(out, exist_ok=True)
     gen = torch.Generator().manual_seed(1234)
     w = weights(CONFIG, gen)
-    lengths = [14, 9, 3]
-    t = max(lengths)
-    ids = torch.zeros(len(lengths), t, dtype=torch.int64)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for r, n in enumerate(lengths):
-        ids[r, :n] = torch.randint(1, CONFIG["vocab_size"], (n,), generator=gen)
-        mask[r, :n] = 1
-        types[r, n // 2:n] = 1
+    ids, types, mask = padded_batch([14, 9, 3], 1, CONFIG["vocab_size"], gen)
     with torch.no_grad():
         hidden, pooled, logits = bert(w, CONFIG, ids, types, mask)
     with open(os.path.join(out, "config.json"), "w") as f:

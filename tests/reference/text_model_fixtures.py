@@ -91,17 +91,8 @@ def make(out_dir):
             "classifier_dropout": 0.1}
     with open(os.path.join(run, "model.json"), "w") as f:
         json.dump(info, f, indent=2)
-    lengths = [16, 5, 11, 3]
-    t = max(lengths)
-    ids = torch.zeros(len(lengths), t, dtype=torch.int64)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for r, n in enumerate(lengths):
-        ids[r, :n] = torch.randint(5, c["vocab_size"], (n,), generator=gen)
-        ids[r, 0] = 2
-        ids[r, n - 1] = 3
-        mask[r, :n] = 1
-        types[r, n // 2:n] = 1
+    # [CLS] (2) first and [SEP] (3) last in each row.
+    ids, types, mask = bert_fixtures.padded_batch([16, 5, 11, 3], 5, c["vocab_size"], gen, cls=2, sep=3)
     with torch.no_grad():
         _, pooled, _ = bert_fixtures.bert(dict(w, **{
             "cls.predictions.transform.dense.weight": torch.zeros(c["hidden_size"], c["hidden_size"]),

@@ -113,6 +113,17 @@ def screenshot(driver, path, width, height):
         driver.save_screenshot(path)
 
 
+def checks_on_page(driver, checks, kind, script, applied):
+    """The --count or --points checks (selector, n) whose root element (the
+    selector's first part) is on the page, each with what `script` gives for
+    its selector; each one taken is added to `applied` as (kind, index)."""
+    for i, (selector, n) in enumerate(checks):
+        if driver.execute_script(COUNT, selector.split()[0]) == 0:
+            continue
+        applied.add((kind, i))
+        yield selector, n, driver.execute_script(script, selector)
+
+
 def check_page(driver, page, counts, points, applied):
     problems = []
     url = "file://" + os.path.abspath(page).replace("%", "%25").replace("#", "%23").replace("?", "%3F")
@@ -132,20 +143,10 @@ def check_page(driver, page, counts, points, applied):
     for label, complete, w, h in facts["images"]:
         if not (complete and w > 0 and h > 0):
             problems.append("image %r did not decode" % label)
-    for i, (selector, n) in enumerate(counts):
-        root = selector.split()[0]
-        if driver.execute_script(COUNT, root) == 0:
-            continue
-        applied.add(("count", i))
-        got = driver.execute_script(COUNT, selector)
+    for selector, n, got in checks_on_page(driver, counts, "count", COUNT, applied):
         if got != n:
             problems.append("%d elements match %r (expected %d)" % (got, selector, n))
-    for i, (selector, n) in enumerate(points):
-        root = selector.split()[0]
-        if driver.execute_script(COUNT, root) == 0:
-            continue
-        applied.add(("points", i))
-        got = driver.execute_script(POINTS, selector)
+    for selector, n, got in checks_on_page(driver, points, "points", POINTS, applied):
         if not got or any(p != n for p in got):
             problems.append("polylines %r have %s points (expected %d each)" % (selector, got, n))
     # The console: errors of the page first, then a probe to prove that the

@@ -346,44 +346,37 @@ TEST(RunReport, BadInputNamesTheFile) {
   fs::create_directories(dir);
   std::string e = error_of([&] { run_report_html(dir); });
   EXPECT_NE(e.find("has no config.json"), std::string::npos) << e;
-  write_text(dir + "/config.json", "{\"options\": ");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("config.json': not valid JSON"), std::string::npos) << e;
-  write_text(dir + "/config.json", "{\"classes\": []}");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("no \"options\" object"), std::string::npos) << e;
-  write_text(dir + "/config.json", config_json(dir, 2));
-
-  write_text(dir + "/metrics.csv", "");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("metrics.csv' is empty"), std::string::npos) << e;
-  write_text(dir + "/metrics.csv", "epoch,loss\n1,2\n");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("metrics.csv' has no column 'train_loss'"), std::string::npos) << e;
-  write_text(dir + "/metrics.csv",
-             "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n"
-             "1,1.5,0.4,1.4,0.5,0.01,2.5,12\n2,abc,0.6,1.2,0.7,0.008,2.25,13\n");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("metrics.csv' line 3: train_loss is 'abc' (expected a number)"), std::string::npos) << e;
-  write_text(dir + "/metrics.csv",
-             "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n"
-             "1,1.5,0.4,1.4,0.5,0.01,2.5\n");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("line 2 has 7 fields (expected 8"), std::string::npos) << e;
-  write_text(dir + "/metrics.csv", kMetrics);
-
-  write_text(dir + "/test_metrics.json", "{\"count\": 3, \"accuracy\": 1, \"classes\": [\"a\", \"b\"], "
-                                         "\"confusion\": [[1, 0], [0]]}");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("test_metrics.json': confusion row 1 has 1 entries (expected 2)"), std::string::npos) << e;
-  write_text(dir + "/test_metrics.json", test_metrics_json());
-
-  write_text(dir + "/test_predictions.csv", "path,label,predicted,confidence\na.png,cat,dog,high\n");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("test_predictions.csv' line 2: confidence is 'high'"), std::string::npos) << e;
-  write_text(dir + "/test_predictions.csv", "path,label,predicted,confidence\n\"a.png,cat,dog,0.5\n");
-  e = error_of([&] { run_report_html(dir); });
-  EXPECT_NE(e.find("quoted field is not closed"), std::string::npos) << e;
+  // Each file bad in turn, those before it good (and those after it absent):
+  // the message names the file and what is wrong.
+  const std::string header = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n";
+  struct Case {
+    std::string file, bytes, message;
+    std::string good;  // written after the case ("": the file is removed)
+  } cases[] = {
+      {"config.json", "{\"options\": ", "config.json': not valid JSON", config_json(dir, 2)},
+      {"config.json", "{\"classes\": []}", "no \"options\" object", config_json(dir, 2)},
+      {"metrics.csv", "", "metrics.csv' is empty", kMetrics},
+      {"metrics.csv", "epoch,loss\n1,2\n", "metrics.csv' has no column 'train_loss'", kMetrics},
+      {"metrics.csv", header + "1,1.5,0.4,1.4,0.5,0.01,2.5,12\n2,abc,0.6,1.2,0.7,0.008,2.25,13\n",
+       "metrics.csv' line 3: train_loss is 'abc' (expected a number)", kMetrics},
+      {"metrics.csv", header + "1,1.5,0.4,1.4,0.5,0.01,2.5\n", "line 2 has 7 fields (expected 8", kMetrics},
+      {"test_metrics.json",
+       "{\"count\": 3, \"accuracy\": 1, \"classes\": [\"a\", \"b\"], \"confusion\": [[1, 0], [0]]}",
+       "test_metrics.json': confusion row 1 has 1 entries (expected 2)", test_metrics_json()},
+      {"test_predictions.csv", "path,label,predicted,confidence\na.png,cat,dog,high\n",
+       "test_predictions.csv' line 2: confidence is 'high'", ""},
+      {"test_predictions.csv", "path,label,predicted,confidence\n\"a.png,cat,dog,0.5\n", "quoted field is not closed",
+       ""},
+  };
+  for (const Case& c : cases) {
+    write_text(dir + "/" + c.file, c.bytes);
+    e = error_of([&] { run_report_html(dir); });
+    EXPECT_NE(e.find(c.message), std::string::npos) << c.file << ": " << e;
+    if (c.good.empty())
+      fs::remove(dir + "/" + c.file);
+    else
+      write_text(dir + "/" + c.file, c.good);
+  }
 }
 
 TEST(RunData, CsvQuotingAndLineEnds) {

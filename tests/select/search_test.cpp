@@ -111,8 +111,10 @@ TEST(SearchSpace, HalvingRungsAndKeep) {
   EXPECT_EQ(halving_keep(2, 3), 1);
 }
 
-// A small search setting: linear probes on cached features of a tiny set.
-SearchOptions small_search(const test::TempDir& dir, const std::string& out) {
+// A small search setting: `trials` random linear probes of `epochs` epochs
+// on cached features of a tiny set.
+SearchOptions small_search(const test::TempDir& dir, const std::string& out, int64_t epochs = 9,
+                           int64_t trials = 6) {
   if (!fs::exists(dir / "train")) {
     test::write_synthetic_image_folder(dir / "train", 3, 12, 32, 3, 1);
     test::write_synthetic_image_folder(dir / "val", 3, 6, 32, 3, 2);
@@ -121,7 +123,7 @@ SearchOptions small_search(const test::TempDir& dir, const std::string& out) {
   so.base.data = dir / "train";
   so.base.val = dir / "val";
   so.base.backbone = "resnet20";
-  so.base.epochs = 9;
+  so.base.epochs = epochs;
   so.base.batch_size = 8;
   so.base.cache_dir = dir / "cache";
   so.base.threads = 2;
@@ -129,7 +131,7 @@ SearchOptions small_search(const test::TempDir& dir, const std::string& out) {
   so.base.out = out;
   so.space = Json::parse(R"({"lr": {"log_uniform": [0.0001, 1.0]}, "momentum": [0, 0.9]})");
   so.method = "random";
-  so.trials = 6;
+  so.trials = trials;
   return so;
 }
 
@@ -197,8 +199,7 @@ TEST(Search, HalvingKeepsTheTopThirdAtEachRung) {
 TEST(Search, BestModelReproducesItsScoreAndOthersArePruned) {
   set_quiet(true);
   test::TempDir dir;
-  SearchOptions so = small_search(dir, dir / "s");
-  so.base.epochs = 3;
+  SearchOptions so = small_search(dir, dir / "s", 3);
   so.base.test = dir / "val";
   SearchResult r = run_search(so);
   ASSERT_EQ(r.trials.size(), 6u);
@@ -225,8 +226,7 @@ TEST(Search, BestModelReproducesItsScoreAndOthersArePruned) {
   EXPECT_EQ(res["trials"].size(), 6u);
   EXPECT_NE(read_file(dir / "s/results.csv").find("rank,trial,score"), std::string::npos);
   // The same seed draws the same trials.
-  SearchOptions again = small_search(dir, dir / "s2");
-  again.base.epochs = 3;
+  SearchOptions again = small_search(dir, dir / "s2", 3);
   SearchResult r2 = run_search(again);
   for (size_t i = 0; i < r.trials.size(); ++i) {
     EXPECT_EQ(r2.trials[i].params, r.trials[i].params);
@@ -267,31 +267,14 @@ TEST(Search, InterruptedSearchResumesToTheSameResult) {
 
 TEST(Search, KilledSearchProcessResumes) {
   test::TempDir dir;
-  SearchOptions so = small_search(dir, dir / "ref");
-  so.base.epochs = 4;
+  SearchOptions so = small_search(dir, dir / "ref", 4);
   write_file_atomic(dir / "space.json", so.space.dump());
   std::vector<std::string> args = {"search", "--space", dir / "space.json", "--method", "random",
                                    "--trials", "6", "--data", dir / "train", "--val", dir / "val",
                                    "--backbone", "resnet20", "--epochs", "4", "--batch-size", "8",
                                    "--cache-dir", dir / "cache", "--threads", "2", "--workers", "1",
                                    "--quiet", "--out", dir / "killed"};
-  auto spawn = [&](const std::vector<std::string>& a) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      std::vector<char*> argv;
-      std::string bin = GRAFT_BINARY;
-      argv.push_back(bin.data());
-      for (const auto& s : a) argv.push_back(const_cast<char*>(s.c_str()));
-      argv.push_back(nullptr);
-      int null = open("/dev/null", O_WRONLY);
-      dup2(null, 1);
-      dup2(null, 2);
-      execv(bin.c_str(), argv.data());
-      _exit(127);
-    }
-    return pid;
-  };
-  pid_t pid = spawn(args);
+  pid_t pid = test::spawn_graft(args, "/dev/null", "/dev/null");
   // Killed once the search has started some trials (or at the latest after 20 s).
   for (int i = 0; i < 400 && !fs::exists(dir / "killed/trials/002/metrics.csv"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -299,10 +282,10 @@ TEST(Search, KilledSearchProcessResumes) {
   int status = 0;
   waitpid(pid, &status, 0);
   EXPECT_FALSE(fs::exists(dir / "killed/results.json")) << "killed before the search ended";
-  pid = spawn({"search", "--resume", "--quiet", "--threads", "2", "--out", dir / "killed"});
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status));
-  ASSERT_EQ(WEXITSTATUS(status), 0);
+  ASSERT_EQ(test::wait_graft(test::spawn_graft({"search", "--resume", "--quiet", "--threads", "2", "--out",
+                                                 dir / "killed"},
+                                                "/dev/null", "/dev/null")),
+            0);
   set_quiet(true);
   SearchResult want = run_search(so);
   auto got = Json::parse(read_file(dir / "killed/results.json"));
@@ -316,13 +299,8 @@ TEST(Search, KilledSearchProcessResumes) {
 TEST(Search, ParallelJobsGiveTheSameResults) {
   set_quiet(true);
   test::TempDir dir;
-  SearchOptions one = small_search(dir, dir / "one");
-  one.base.epochs = 3;
-  one.trials = 4;
-  SearchResult a = run_search(one);
-  SearchOptions two = small_search(dir, dir / "two");
-  two.base.epochs = 3;
-  two.trials = 4;
+  SearchResult a = run_search(small_search(dir, dir / "one", 3, 4));
+  SearchOptions two = small_search(dir, dir / "two", 3, 4);
   two.jobs = 2;
   two.executable = GRAFT_BINARY;
   SearchResult b = run_search(two);
@@ -336,9 +314,7 @@ TEST(Search, ParallelJobsGiveTheSameResults) {
 TEST(Search, RefitTrainsTheBestSettingsOnTrainAndValidation) {
   set_quiet(true);
   test::TempDir dir;
-  SearchOptions so = small_search(dir, dir / "s");
-  so.base.epochs = 3;
-  so.trials = 3;
+  SearchOptions so = small_search(dir, dir / "s", 3, 3);
   so.refit = true;
   SearchResult r = run_search(so);
   ASSERT_EQ(r.refit_dir, dir / "s/refit");

@@ -13,38 +13,32 @@
 namespace graft {
 namespace {
 
-class Transferability : public ::testing::Test {
+class Transferability : public test::ReferenceTest {
  protected:
-  void SetUp() override {
-    if (!test::have_fixture("transferability/expected.json")) GTEST_SKIP() << "no reference fixtures";
-    t_ = test::load_named(test::fixture("transferability/cases.safetensors"));
-    want_ = nlohmann::json::parse(read_file(test::fixture("transferability/expected.json")));
-  }
-  torch::Tensor t(const std::string& name) { return t_.at(name); }
-  std::map<std::string, torch::Tensor> t_;
-  nlohmann::json want_;
+  Transferability()
+      : ReferenceTest("transferability/cases.safetensors", "transferability/expected.json", "no reference fixtures") {}
 };
 
 TEST_F(Transferability, ClassificationScoresEqualNumpy) {
   for (const std::string c : {"tall", "wide"}) {
     SCOPED_TRACE(c);
-    const auto& w = want_[c];
-    EXPECT_NEAR(logme(t(c + ".features"), t(c + ".labels")), w["logme"].get<double>(), 1e-6);
-    EXPECT_NEAR(h_score(t(c + ".features"), t(c + ".labels")), w["h_score"].get<double>(), 1e-6);
-    EXPECT_NEAR(leep(t(c + ".source_probs"), t(c + ".labels")), w["leep"].get<double>(), 1e-6);
-    EXPECT_NEAR(nce(t(c + ".source_labels"), t(c + ".labels")), w["nce"].get<double>(), 1e-6);
+    const auto& w = json_[c];
+    EXPECT_NEAR(logme(at(c + ".features"), at(c + ".labels")), w["logme"].get<double>(), 1e-6);
+    EXPECT_NEAR(h_score(at(c + ".features"), at(c + ".labels")), w["h_score"].get<double>(), 1e-6);
+    EXPECT_NEAR(leep(at(c + ".source_probs"), at(c + ".labels")), w["leep"].get<double>(), 1e-6);
+    EXPECT_NEAR(nce(at(c + ".source_labels"), at(c + ".labels")), w["nce"].get<double>(), 1e-6);
   }
 }
 
 TEST_F(Transferability, SimilaritiesEqualNumpy) {
-  EXPECT_NEAR(linear_cka(t("pair.X"), t("pair.X2")), want_["cka"].get<double>(), 1e-6);
-  const double sigma = median_sigma(t("pair.X"), t("pair.Y"));
-  EXPECT_NEAR(sigma, want_["mmd_sigma"].get<double>(), 1e-6);
-  EXPECT_NEAR(mmd_rbf(t("pair.X"), t("pair.Y"), sigma), want_["mmd"].get<double>(), 1e-6);
-  EXPECT_NEAR(domain_cka(t("pair.X"), t("pair.Y")), want_["domain_cka"].get<double>(), 1e-6);
-  torch::Tensor x = t("pair.X");
+  EXPECT_NEAR(linear_cka(at("pair.X"), at("pair.X2")), json_["cka"].get<double>(), 1e-6);
+  const double sigma = median_sigma(at("pair.X"), at("pair.Y"));
+  EXPECT_NEAR(sigma, json_["mmd_sigma"].get<double>(), 1e-6);
+  EXPECT_NEAR(mmd_rbf(at("pair.X"), at("pair.Y"), sigma), json_["mmd"].get<double>(), 1e-6);
+  EXPECT_NEAR(domain_cka(at("pair.X"), at("pair.Y")), json_["domain_cka"].get<double>(), 1e-6);
+  torch::Tensor x = at("pair.X");
   EXPECT_NEAR(domain_cka(x.narrow(0, 0, 100), x.narrow(0, 100, 100)),
-              want_["domain_cka_self"].get<double>(), 1e-6);
+              json_["domain_cka_self"].get<double>(), 1e-6);
   // A set against itself: CKA 1, MMD 0.
   EXPECT_NEAR(linear_cka(x, x), 1.0, 1e-12);
   EXPECT_NEAR(domain_cka(x, x), 1.0, 1e-12);
@@ -52,12 +46,12 @@ TEST_F(Transferability, SimilaritiesEqualNumpy) {
 }
 
 TEST_F(Transferability, ShuffledLabelsScoreLower) {
-  torch::Tensor f = t("tall.features"), y = t("tall.labels");
+  torch::Tensor f = at("tall.features"), y = at("tall.labels");
   torch::manual_seed(0);
   torch::Tensor shuffled = y.index_select(0, torch::randperm(y.size(0)));
   EXPECT_GT(logme(f, y), logme(f, shuffled));
   EXPECT_GT(h_score(f, y), h_score(f, shuffled));
-  EXPECT_GT(leep(t("tall.source_probs"), y), leep(t("tall.source_probs"), shuffled));
+  EXPECT_GT(leep(at("tall.source_probs"), y), leep(at("tall.source_probs"), shuffled));
 }
 
 TEST(TransferabilityErrors, BadInputIsAClearError) {

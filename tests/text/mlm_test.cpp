@@ -17,11 +17,8 @@ namespace graft {
 namespace {
 
 std::vector<std::string> small_vocab() {
-  std::vector<std::string> v = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
-  for (const char* w : {"the", "cat", "dog", "sat", "on", "mat", "a", "ran", "to", "park", "big",
-                        "red", "ball", "and", "saw", ".", ",", "cafe", "##s", "in"})
-    v.push_back(w);
-  return v;
+  return test::bert_vocab({"the", "cat", "dog", "sat", "on", "mat", "a", "ran", "to", "park", "big",
+                           "red", "ball", "and", "saw", ".", ",", "cafe", "##s", "in"});
 }
 
 TEST(Mlm, MaskingProportionsFollowBert) {
@@ -65,24 +62,20 @@ TEST(Mlm, PacksFixedLengthRowsAndReadsLatin1) {
 }
 
 TrainOptions small_run(const test::TempDir& dir, const std::string& out) {
-  auto vocab = small_vocab();
-  std::string text;
-  for (const auto& t : vocab) text += t + "\n";
-  write_file_atomic(dir / "vocab.txt", text);
-  write_file_atomic(dir / "config.json",
-                    R"({"vocab_size": 25, "hidden_size": 32, "num_hidden_layers": 2,
-                        "num_attention_heads": 2, "intermediate_size": 64,
-                        "max_position_embeddings": 32})");
   std::string corpus;
   std::mt19937 rng(3);
   const char* sentences[] = {"the cat sat on the mat .", "a dog ran to the park .",
                              "the big red ball , and the dog saw a cat in the park ."};
   for (int i = 0; i < 300; ++i) corpus += std::string(sentences[rng() % 3]) + "\n";
-  write_file_atomic(dir / "corpus.txt", corpus);
+  test::write_mlm_inputs(dir.path(), small_vocab(),
+                         R"({"vocab_size": 25, "hidden_size": 32, "num_hidden_layers": 2,
+                             "num_attention_heads": 2, "intermediate_size": 64,
+                             "max_position_embeddings": 32})",
+                         corpus);
   TrainOptions o = default_train_options("mlm");
   o.corpus = {dir / "corpus.txt"};
   o.vocab = dir / "vocab.txt";
-  o.bert_config = dir / "config.json";
+  o.bert_config = dir / "bert.json";
   o.max_length = 16;
   o.batch_size = 16;
   o.epochs = 3;

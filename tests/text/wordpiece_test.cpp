@@ -29,18 +29,6 @@ WordPiece google_test_vocab(WordPieceOptions options = {}) {
 
 std::string bert_vocab() { return test::shared_data("bert_vocab/vocab.txt"); }
 
-// The parity fixture of tests/reference/wordpiece_fixtures.py, or null when
-// the test must skip (no node/npm). A failed reference run fails the test.
-std::optional<nlohmann::json> wordpiece_parity_fixture() {
-  if (test::have_fixture("wordpiece_parity.error")) {
-    ADD_FAILURE() << "tests/reference/wordpiece_fixtures.py failed: "
-                  << read_file(test::fixture("wordpiece_parity.error"));
-    return std::nullopt;
-  }
-  if (!test::have_fixture("wordpiece_parity.json")) return std::nullopt;
-  return nlohmann::json::parse(read_file(test::fixture("wordpiece_parity.json")));
-}
-
 void write(const std::string& path, const std::string& data) {
   std::ofstream(path, std::ios::binary) << data;
 }
@@ -254,7 +242,7 @@ TEST(WordPiece, BertBaseUncasedVocabulary) {
 
 // Every text of the parity fixture: ids equal to those of the node reference.
 TEST(WordPiece, TokenIdsEqualTheNodeReferenceOnEveryTextDataset) {
-  std::optional<nlohmann::json> fixture = wordpiece_parity_fixture();
+  std::optional<nlohmann::json> fixture = test::parity_fixture("wordpiece_parity", "wordpiece_fixtures.py");
   if (HasFailure()) return;
   if (!fixture)
     GTEST_SKIP() << "no wordpiece_parity.json (tests/reference/wordpiece_fixtures.py needs node and npm)";
@@ -284,7 +272,7 @@ TEST(WordPiece, TokenIdsEqualTheNodeReferenceOnEveryTextDataset) {
 // the one-token-at-a-time rule, which the Rust reference matches except when
 // both sequences must be cut to an odd total (then it gives B the extra token).
 TEST(WordPiece, PairEncodingsEqualTheNodeReference) {
-  std::optional<nlohmann::json> fixture = wordpiece_parity_fixture();
+  std::optional<nlohmann::json> fixture = test::parity_fixture("wordpiece_parity", "wordpiece_fixtures.py");
   if (HasFailure()) return;
   if (!fixture) GTEST_SKIP() << "no wordpiece_parity.json (tests/reference/wordpiece_fixtures.py)";
   const nlohmann::json& fx = *fixture;

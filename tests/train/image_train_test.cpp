@@ -30,10 +30,16 @@ TrainOptions tiny_options(const test::TempDir& dir, const std::string& data) {
   return o;
 }
 
+// tiny_options on a synthetic folder dir/data of `classes` x `per_class`
+// images of 32 x 32 pixels.
+TrainOptions tiny_run(const test::TempDir& dir, int classes, int per_class) {
+  test::write_synthetic_image_folder(dir / "data", classes, per_class, 32);
+  return tiny_options(dir, dir / "data");
+}
+
 TEST(Trainer, LearnsATinyFolderToFullTrainingAccuracy) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 3, 8, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 3, 8);
   o.strategy = "full";
   o.epochs = 12;
   o.lr = 0.05;
@@ -55,8 +61,7 @@ TEST(Trainer, LearnsATinyFolderToFullTrainingAccuracy) {
 
 TEST(Trainer, LinearProbeOnCachedFeaturesEqualsRecomputedFeatures) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 3, 6, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 3, 6);
   o.strategy = "linear";
   o.epochs = 5;
   o.lr = 0.1;
@@ -84,8 +89,7 @@ TEST(Trainer, LinearProbeOnCachedFeaturesEqualsRecomputedFeatures) {
 
 TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 2, 6, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 2, 6);
   o.strategy = "full";
   o.augment = "light";
   o.head = "mlp:8";  // dropout: the random stream must resume too
@@ -124,16 +128,10 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
     if (a[i].first != "optimizer") EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
 }
 
-}  // namespace
-}  // namespace graft
-
-namespace graft {
-namespace {
 
 TEST(Trainer, EarlyStoppingKeepsTheBestEpoch) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 2, 4, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 2, 4);
   o.strategy = "linear";
   o.epochs = 6;
   o.patience = 2;
@@ -149,18 +147,12 @@ TEST(Trainer, EarlyStoppingKeepsTheBestEpoch) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 4);
 }
 
-}  // namespace
-}  // namespace graft
-
-namespace graft {
-namespace {
 
 // Hardening: a diverging run stops with an error naming the epoch and step,
 // and never leaves a model of NaNs behind (it used to exit 0 with one).
 TEST(TrainerDivergence, AHugeLearningRateStopsWithAnErrorAndSavesNoNaNModel) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 2, 8, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 2, 8);
   o.strategy = "full";
   o.epochs = 3;
   o.lr = 1e10;
@@ -207,8 +199,7 @@ TEST(TrainerDivergence, NonFiniteOptionsAreUsageErrors) {
 
 TEST(TrainerDivergence, NonFiniteSourceWeightsNameTheTensor) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 2, 4, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 2, 4);
   o.epochs = 1;
   o.out = dir / "source";
   train(o);
@@ -226,8 +217,7 @@ TEST(TrainerDivergence, NonFiniteSourceWeightsNameTheTensor) {
 
 TEST(TrainerData, OneClassIsRefused) {
   test::TempDir dir;
-  test::write_synthetic_image_folder(dir / "data", 1, 6, 32);
-  TrainOptions o = tiny_options(dir, dir / "data");
+  TrainOptions o = tiny_run(dir, 1, 6);
   std::string msg = test::error_of([&] { train(o); });
   EXPECT_NE(msg.find("needs at least 2 classes"), std::string::npos) << msg;
 }

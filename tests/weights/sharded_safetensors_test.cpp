@@ -102,22 +102,23 @@ TEST(ShardedSafetensors, ShardsResolveRelativeToTheIndexNotTheWorkingDir) {
   EXPECT_TRUE(torch::equal(got[0].second, t[0].second));
 }
 
-TEST(ShardedSafetensors, AMissingShardIsNamed) {
+// The error of reading a checkpoint whose index maps layer.1.weight to `shard`.
+std::string error_with_layer1_in(const std::string& shard) {
   test::TempDir dir;
   nlohmann::ordered_json m = default_map();
-  m["layer.1.weight"] = "model-00003-of-00002.safetensors";
+  m["layer.1.weight"] = shard;
   write_checkpoint(dir, "model.safetensors.index.json", m);
-  std::string e = test::error_of([&] { read_weights(dir.path()); });
+  return test::error_of([&] { read_weights(dir.path()); });
+}
+
+TEST(ShardedSafetensors, AMissingShardIsNamed) {
+  std::string e = error_with_layer1_in("model-00003-of-00002.safetensors");
   EXPECT_NE(e.find("model-00003-of-00002.safetensors"), std::string::npos) << e;
   EXPECT_NE(e.find("missing"), std::string::npos) << e;
 }
 
 TEST(ShardedSafetensors, ATensorAbsentFromItsShardIsNamedWithTheShard) {
-  test::TempDir dir;
-  nlohmann::ordered_json m = default_map();
-  m["layer.1.weight"] = "model-00001-of-00002.safetensors";  // it is in shard 2
-  write_checkpoint(dir, "model.safetensors.index.json", m);
-  std::string e = test::error_of([&] { read_weights(dir.path()); });
+  std::string e = error_with_layer1_in("model-00001-of-00002.safetensors");  // it is in shard 2
   EXPECT_NE(e.find("'layer.1.weight'"), std::string::npos) << e;
   EXPECT_NE(e.find("model-00001-of-00002.safetensors"), std::string::npos) << e;
 }

@@ -24,6 +24,17 @@ void add_precision(CLI::App& sub, std::string& precision) {
   sub.add_option("--precision", precision, train_option("precision").help)->capture_default_str();
 }
 
+void add_reject(CLI::App& sub, RejectOptions& r) {
+  const char* group = "Open set (image and text runs)";
+  sub.add_option("--reject-below", r.reject_below,
+                 "Answer \"unknown\" when the top calibrated probability is below this (0 < P < 1)")
+      ->group(group);
+  sub.add_option("--reject-at-frr", r.reject_at_frr,
+                 "Answer \"unknown\" below the threshold that would reject this share of the run's "
+                 "validation inputs (0 < F < 1; e.g. 0.05)")
+      ->group(group);
+}
+
 void add_max_pixels(CLI::App& sub) {
   sub.add_option_function<int64_t>(
          "--max-pixels", [](const int64_t& pixels) { set_max_image_pixels(pixels); },

@@ -42,7 +42,7 @@ int run_eval(const EvalOptions& o) {
   // be in the source's label order.
   GRAFT_CHECK_USAGE(!o.weights.empty(), "--backbone needs --weights (a source model file)");
   const ImageEvaluation e = evaluate_source_model(o.backbone, o.weights, o.data, image_eval_options(o.use));
-  auto j = to_json(e.metrics);
+  auto j = evaluation_json(e);
   j["skipped"] = e.skipped;
   std::cout << j.dump(2) << std::endl;
   return 0;
@@ -63,6 +63,7 @@ void add_eval(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, o->use.precision);
+  add_reject(*sub, o->use.reject);
   sub->add_option("--workers", o->use.workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->use.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--strict", o->use.strict, "Unreadable images (empty texts) are errors");

@@ -24,6 +24,7 @@ struct PredictOptions {
   int threads = 0;
   bool json = false;
   std::string precision = "fp32";
+  RejectOptions reject;
 };
 
 void print_prediction(const InputPrediction& p, bool json) {
@@ -31,6 +32,7 @@ void print_prediction(const InputPrediction& p, bool json) {
     nlohmann::ordered_json j;
     j["input"] = p.input;
     if (p.text) j["text"] = *p.text;
+    if (p.unknown) j["unknown"] = true;
     nlohmann::ordered_json top = nlohmann::ordered_json::array();
     const char* score = p.distances ? "distance" : "probability";
     for (const auto& t : p.top) top.push_back({{"label", t.label}, {score, t.probability}});
@@ -38,6 +40,7 @@ void print_prediction(const InputPrediction& p, bool json) {
     std::cout << j.dump() << "\n";
   } else {
     std::cout << p.input;
+    if (p.unknown) std::cout << "\tunknown";
     for (const auto& t : p.top)
       std::cout << "\t" << t.label << " " << std::fixed << std::setprecision(4) << t.probability;
     std::cout << "\n";
@@ -61,6 +64,7 @@ int run_predict(const PredictOptions& o) {
   RunUseSettings use;
   use.precision = o.precision;
   use.top_k = o.top_k;
+  use.reject = o.reject;
   try {
     task.predict(o.run, o.inputs, use, printer(o.json));
   } catch (...) {
@@ -86,6 +90,7 @@ void add_predict(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, o->precision);
+  add_reject(*sub, o->reject);
 }
 
 }  // namespace graft::cli

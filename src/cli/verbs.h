@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "graft/eval/calibration.h"
 #include "graft/train/options.h"
 
 namespace graft::cli {
@@ -41,6 +42,9 @@ void add_face(CLI::App& app, Action& run);
 // graft train binds itself (cli/train_options.h).
 /// --threads, shared by every verb (0: all cores).
 void add_threads(CLI::App& sub, int& threads);
+/// --reject-below and --reject-at-frr of eval and predict (image and text
+/// runs; checked where they are used).
+void add_reject(CLI::App& sub, RejectOptions& r);
 /// --precision fp32|bf16 (checked where it is used).
 void add_precision(CLI::App& sub, std::string& precision);
 /// --max-pixels: the image pixel limit of this process (set_max_image_pixels).

@@ -43,8 +43,9 @@ void prepare_for_inference(BackboneImpl& model, torch::Device device) {
 
 // `set` evaluated by `loaded`, whose classes name the set's labels. A source
 // classifier (`outputs` > the set's classes) is cut to the set's classes.
-ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set,
-                             const ImageEvalOptions& o, const std::string& write_dir) {
+ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set, const ImageEvalOptions& o,
+                             const RunCalibration& calibration, double threshold,
+                             const std::string& write_dir) {
   InferOptions io = o;
   io.precision = resolve_precision(o.precision, std::cerr);
   prepare_for_inference(*loaded.model, o.device);
@@ -52,17 +53,13 @@ ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set,
   const int64_t classes = static_cast<int64_t>(loaded.info.classes.size());
   torch::Tensor logits = out.values;
   if (logits.size(1) > classes) logits = logits.narrow(1, 0, classes);
+  std::vector<std::string> ids;
+  for (size_t p : out.positions) ids.push_back(set.identity(p));
   ImageEvaluation e;
-  e.metrics = compute_metrics(logits, out.labels, loaded.info.classes);
+  static_cast<ScoredSet&>(e) =
+      score_set(logits, out.labels, loaded.info.classes, calibration, threshold, ids, write_dir);
   e.images = e.metrics.count;
   e.skipped = static_cast<int64_t>(set.size() - out.positions.size()) + set.skipped;
-  if (!write_dir.empty()) {
-    write_file_atomic(write_dir + "/test_metrics.json", to_json(e.metrics).dump(2) + "\n");
-    std::vector<std::string> ids;
-    for (size_t p : out.positions) ids.push_back(set.identity(p));
-    write_file_atomic(write_dir + "/test_predictions.csv",
-                      predictions_csv(logits, out.labels, ids, loaded.info.classes));
-  }
   return e;
 }
 
@@ -81,8 +78,10 @@ ImageEvaluation evaluate_image_run(const std::string& run, const std::string& da
                                    const std::string& write_dir) {
   ScopedPixelLimit limit(options.max_pixels);
   LoadedModel loaded = load_model(run);
+  const RunCalibration calibration = read_run_calibration(run);
+  const double threshold = reject_threshold(options.reject, calibration, run);
   ImageSet set = align_classes(open_selected(data, options), loaded.info.classes, option);
-  return evaluate_set(loaded, set, options, write_dir);
+  return evaluate_set(loaded, set, options, calibration, threshold, write_dir);
 }
 
 ImageEvaluation evaluate_source_model(const std::string& backbone, const std::string& weights,
@@ -101,7 +100,9 @@ ImageEvaluation evaluate_source_model(const std::string& backbone, const std::st
               "' has ", set.classes.size(), " classes, the source classifier has ",
               spec.source_classes);
   loaded.info.classes = set.classes;
-  return evaluate_set(loaded, set, options, "");
+  GRAFT_CHECK_USAGE(options.reject.reject_at_frr == 0, "--reject-at-frr: a source model has no validation "
+                    "confidences; give --reject-below P instead");
+  return evaluate_set(loaded, set, options, RunCalibration{}, reject_threshold(options.reject, {}, weights), "");
 }
 
 std::vector<InputPrediction> predict_image_run(const std::string& run,
@@ -110,6 +111,8 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
                                                const PredictionCallback& each) {
   ScopedPixelLimit limit(options.max_pixels);
   LoadedModel loaded = load_model(run);
+  const RunCalibration calibration = read_run_calibration(run);
+  const double threshold = reject_threshold(options.reject, calibration, run);
   const Precision precision = resolve_precision(options.precision, std::cerr);
   torch::InferenceMode guard;
   prepare_for_inference(*loaded.model, options.device);
@@ -131,7 +134,8 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
         Autocast autocast(precision);
         logits = loaded.model->forward(x.to(options.device))[0].to(torch::kCPU, torch::kFloat32);
       }
-      p.top = top_labels(logits, loaded.info.classes, options.top_k);
+      p.top = top_labels(logits / calibration.temperature, loaded.info.classes, options.top_k);
+      p.unknown = !p.top.empty() && p.top[0].probability < threshold;
     }
     if (each) each(p);
     results.push_back(std::move(p));

@@ -24,10 +24,13 @@ TextReadOptions text_read_options(const TrainOptions& o) {
 
 TextEvaluation evaluate_text_run(const std::string& run, const std::string& data,
                                  TextReadOptions read, int64_t batch_size,
-                                 const std::string& option, const std::string& write_dir) {
+                                 const std::string& option, const std::string& write_dir,
+                                 const RejectOptions& reject) {
   GRAFT_CHECK_USAGE(std::filesystem::exists(data), option, ": '", data,
                     "' does not exist (expected a CSV, TSV or JSONL file, or a folder of class files)");
   const TextModel model = load_text_model(run);
+  const RunCalibration calibration = read_run_calibration(run);
+  const double threshold = reject_threshold(reject, calibration, run);
   const auto& classes = model.info.classes;
   read.classes = classes;
   const TextSet set = read_text_set(data, read);
@@ -57,12 +60,8 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
                      "' were truncated to the model's max_length ", model.info.max_length));
   const torch::Tensor logits = model.logits(inputs, batch_size);
   const torch::Tensor label_tensor = torch::tensor(labels, torch::kInt64);
-  result.metrics = compute_metrics(logits, label_tensor, classes);
-  if (!write_dir.empty()) {
-    write_file_atomic(write_dir + "/test_metrics.json", to_json(result.metrics).dump(2) + "\n");
-    write_file_atomic(write_dir + "/test_predictions.csv",
-                      predictions_csv(logits, label_tensor, ids, classes));
-  }
+  static_cast<ScoredSet&>(result) =
+      score_set(logits, label_tensor, classes, calibration, threshold, ids, write_dir);
   return result;
 }
 
@@ -84,8 +83,10 @@ std::string read_text_input(const std::string& path) {
 std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               const std::vector<std::string>& inputs,
                                               int64_t top_k, int64_t batch_size,
-                                              const PredictionCallback& each) {
+                                              const PredictionCallback& each, const RejectOptions& reject) {
   const TextModel model = load_text_model(run);
+  const RunCalibration calibration = read_run_calibration(run);
+  const double threshold = reject_threshold(reject, calibration, run);
   std::vector<InputPrediction> results;
   std::vector<EncodedText> encoded;
   std::vector<size_t> result_of;  // the result of each encoded text
@@ -136,7 +137,8 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
   const torch::Tensor logits = model.logits(encoded, batch_size);
   for (size_t i = 0; i < encoded.size(); ++i) {
     InputPrediction& p = results[result_of[i]];
-    p.top = top_labels(logits[static_cast<int64_t>(i)], model.info.classes, top_k);
+    p.top = top_labels(logits[static_cast<int64_t>(i)] / calibration.temperature, model.info.classes, top_k);
+    p.unknown = !p.top.empty() && p.top[0].probability < threshold;
     if (each) each(p);
   }
   return results;

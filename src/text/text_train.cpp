@@ -320,8 +320,11 @@ class TextTask final : public TaskRun {
                               return m_.logits(part, std::max<int64_t>(local_batch_, 64));
                             });
     }
-    return compute_metrics(logits, torch::tensor(val_.labels, torch::kInt64), classes_);
+    val_logits_ = {logits.cpu(), torch::tensor(val_.labels, torch::kInt64)};
+    return compute_metrics(val_logits_.first, val_logits_.second, classes_);
   }
+
+  std::pair<torch::Tensor, torch::Tensor> validation_logits() override { return val_logits_; }
 
   void save_model() override { save_text_model(o_.out, m_); }
 
@@ -334,6 +337,8 @@ class TextTask final : public TaskRun {
   }
 
  private:
+  std::pair<torch::Tensor, torch::Tensor> val_logits_;  // of the last validate()
+
   // Tokenizer and model description: checked before any data is read.
   void describe_model() {
     vocab_path_ = resolve_vocab(o_, wfile_);

@@ -19,6 +19,7 @@
 #include "graft/data/order.h"
 #include "graft/dist/group.h"
 #include "graft/dist/sampler.h"
+#include "graft/eval/calibration.h"
 #include "graft/eval/infer.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
@@ -255,16 +256,19 @@ class ImageTask final : public TaskRun {
     if (cached_) {
       torch::InferenceMode guard;
       model_->eval();
-      torch::Tensor logits = model_->classify(val_feats_.values.to(device_));
-      return compute_metrics(logits, val_feats_.labels, data_.train.classes);
+      val_logits_ = {model_->classify(val_feats_.values.to(device_)).cpu(), val_feats_.labels};
+      return compute_metrics(val_logits_.first, val_logits_.second, data_.train.classes);
     }
     io_.label = "validate";
     // Distributed: each rank scores a shard; the logits are gathered, so the
     // metrics are those of the whole validation set on every rank.
     Outputs out = group_ ? sharded_infer(*group_, *model_, data_.val, spec_->input, io_, false, classes_)
                          : infer(*model_, data_.val, spec_->input, io_, /*features=*/false);
+    val_logits_ = {out.values, out.labels};
     return compute_metrics(out.values, out.labels, data_.train.classes);
   }
+
+  std::pair<torch::Tensor, torch::Tensor> validation_logits() override { return val_logits_; }
 
   void save_model() override { graft::save_model(o_.out, *model_, info_); }
 
@@ -274,16 +278,17 @@ class ImageTask final : public TaskRun {
     best.model->to(device_);
     io_.label = "test";
     Outputs out = infer(*best.model, data_.test, spec_->input, io_, /*features=*/false);
-    summary.has_test = true;
-    summary.test = compute_metrics(out.values, out.labels, data_.train.classes);
-    write_file_atomic(o_.out + "/test_metrics.json", to_json(summary.test).dump(2) + "\n");
     std::vector<std::string> ids;
     for (size_t p : out.positions) ids.push_back(data_.test.identity(p));
-    write_file_atomic(o_.out + "/test_predictions.csv",
-                      predictions_csv(out.values, out.labels, ids, data_.train.classes));
+    summary.has_test = true;
+    summary.test = score_set(out.values, out.labels, data_.train.classes, read_run_calibration(o_.out),
+                             /*reject_threshold=*/0, ids, o_.out)
+                       .metrics;
   }
 
  private:
+  std::pair<torch::Tensor, torch::Tensor> val_logits_;  // of the last validate()
+
   // The model is built (seeded) before the data is read: it is cheap, and
   // the strategy is checked against its stages before any long work. The
   // source weights are read and checked before the run directory is touched.

@@ -18,6 +18,7 @@
 #include "graft/dist/group.h"
 #include "graft/dist/reducer.h"
 #include "graft/dist/sampler.h"
+#include "graft/eval/calibration.h"
 #include "graft/report/report.h"
 #include "graft/train/option_table.h"
 
@@ -32,7 +33,8 @@ namespace {
 const char* kRunFiles[] = {"config.json", "model.safetensors", "model.json", "metrics.csv",
                            "test_metrics.json", "test_predictions.csv", "report.html",
                            "checkpoint", "vocab.txt", "bert_config.json", "tfidf.txt",
-                           "face_model.json", "head.safetensors", "embedder.safetensors"};
+                           "face_model.json", "head.safetensors", "embedder.safetensors",
+                           "calibration.json"};
 
 // Without a run alone: mid-epoch checkpoints this often (a crash loses at
 // most this much work; data parallel, the epoch's sums live on every rank
@@ -205,6 +207,18 @@ class Loop {
     return finish_epoch(epoch, step, val, static_cast<double>(items) / std::max(1e-9, in_process));
   }
 
+  // The saved model's calibration.json, from the validation logits of the
+  // epoch it comes from (tasks that give them, with validation data).
+  void calibrate_saved_model(int64_t epoch) {
+    auto [logits, labels] = task_.validation_logits();
+    if (!logits.defined() || !task_.has_validation()) return;
+    const TemperatureFit fit = write_run_calibration(o_.out, o_.calibrate, logits, labels);
+    if (o_.calibrate != "none")
+      log_info(str_cat("calibration of epoch ", epoch, "'s model: temperature ", fit.temperature,
+                       " (validation NLL ", fit.nll_before, " -> ", fit.nll_after, ", ECE ", fit.ece_before,
+                       " -> ", fit.ece_after, ")"));
+  }
+
   void log_reducer() {
     if (!reducer_) return;
     const auto& rs = reducer_->stats();
@@ -243,7 +257,10 @@ class Loop {
       state_.best_accuracy = val.accuracy;
       state_.best_epoch = epoch + 1;
       state_.bad_epochs = 0;
-      if (lead_) task_.save_model();
+      if (lead_) {
+        task_.save_model();
+        calibrate_saved_model(epoch + 1);
+      }
     } else {
       state_.bad_epochs += 1;
     }

@@ -171,6 +171,10 @@ void optimiser_rows(Rows& t) {
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(clip_grad), "--clip-grad", "Max gradient norm (0: off)")
                   .within(OptionRange::at_least(0)).shown()
                   .except_for({"face"}));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(calibrate), "--calibrate",
+                        "temperature (fit one temperature on the validation logits of the saved model; "
+                        "eval and predict use it) or none")
+                  .words({"temperature", "none"}).for_tasks({"image", "text"}).shown());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(patience), "--patience",
                         "Early stopping patience in epochs (0: off)")
                   .within(OptionRange::closed(0, kMaxEpochs)).shown()

@@ -157,6 +157,7 @@ ImageEvalOptions image_eval_options(const RunUseSettings& s) {
   io.precision = parse_precision(s.precision);
   io.classes = s.classes;
   io.top_k = s.top_k;
+  io.reject = s.reject;
   return io;
 }
 
@@ -165,7 +166,7 @@ namespace {
 nlohmann::ordered_json image_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled image folder or IDX file is required");
   const ImageEvaluation e = evaluate_image_run(run, data, image_eval_options(s));
-  auto j = to_json(e.metrics);
+  auto j = evaluation_json(e);
   j["skipped"] = e.skipped;
   return j;
 }
@@ -190,8 +191,8 @@ nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& 
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
   TextReadOptions r = s.text;
   r.strict = s.strict;
-  const TextEvaluation e = evaluate_text_run(run, data, r, s.batch_size);
-  auto j = to_json(e.metrics);
+  const TextEvaluation e = evaluate_text_run(run, data, r, s.batch_size, "--data", "", s.reject);
+  auto j = evaluation_json(e);
   j["skipped"] = e.skipped_empty;
   j["truncated"] = e.truncated;
   return j;
@@ -202,19 +203,29 @@ nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& 
 void text_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                   const PredictionCallback& each) {
   warn_text_precision(run, s, "predicted");
-  const auto results = predict_text_run(run, inputs, s.top_k, 64, each);
+  const auto results = predict_text_run(run, inputs, s.top_k, 64, each, s.reject);
   int64_t failures = 0;
   for (const auto& p : results) failures += !p.error.empty();
   GRAFT_CHECK(failures == 0, failures, " inputs could not be read or classified");
 }
 
-nlohmann::ordered_json face_evaluate(const std::string& run, const std::string& data, const RunUseSettings&) {
+// A face run answers "unknown" past its own distance threshold (face_model.json).
+void no_face_reject(const RunUseSettings& s) {
+  GRAFT_CHECK_USAGE(s.reject.reject_below == 0 && s.reject.reject_at_frr == 0,
+                    "--reject-below / --reject-at-frr: a face run says \"unknown\" past its own distance "
+                    "threshold (set at training, see graft face evaluate --far); these flags are for image "
+                    "and text runs");
+}
+
+nlohmann::ordered_json face_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
+  no_face_reject(s);
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a folder of identity folders is required");
   return evaluate_face_run(run, data);
 }
 
 void face_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                   const PredictionCallback& each) {
+  no_face_reject(s);
   const auto results = predict_face_run(run, inputs, s.top_k, each);
   int64_t failures = 0;
   for (const auto& p : results) failures += !p.error.empty();

@@ -75,6 +75,30 @@ TEST_F(Cli, TrainEvalPredictAndModels) {
   }
   EXPECT_NEAR(sum, 1.0, 1e-5);
 
+  // Calibration: the run's temperature (fitted on its validation split)
+  // divides eval's logits; eval's loss is the calibrated NLL. predict says
+  // "unknown" below --reject-below, and not at or under the probability.
+  auto cal = nlohmann::json::parse(read_file(dir_ / "run/calibration.json"));
+  EXPECT_EQ(cal["method"], "temperature");
+  EXPECT_EQ(cal["examples"], 6);
+  EXPECT_EQ(cal["confidence_quantiles"].size(), 1001u);
+  EXPECT_EQ(metrics["calibration"]["temperature"], cal["temperature"]);
+  EXPECT_NEAR(metrics["calibration"]["nll"].get<double>(), metrics["loss"].get<double>(), 1e-5);  // float64, float32
+  const double top = pred["top"][0]["probability"].get<double>();
+  for (const double below : {top + (1 - top) / 2, top / 2}) {
+    Result r = graft_cli({"predict", dir_ / "run", dir_ / "test/class0/img0.png", "--json", "--reject-below",
+                          std::to_string(below)});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out).value("unknown", false), below > top) << below;
+  }
+  Result frr = graft_cli({"eval", dir_ / "run", "--data", dir_ / "test", "--reject-at-frr", "0.5"});
+  ASSERT_EQ(frr.code, 0) << frr.err;
+  auto rejection = nlohmann::json::parse(frr.out)["rejection"];
+  EXPECT_NEAR(rejection["threshold"].get<double>(), cal["confidence_quantiles"][500].get<double>(), 1e-12);
+  Result bad = graft_cli({"predict", dir_ / "run", dir_ / "test/class0/img0.png", "--reject-below", "2"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--reject-below: 2 (expected a number in (0, 1))")) << bad.err;
+
   Result m = graft_cli({"models", "--json", "--no-macs"});
   ASSERT_EQ(m.code, 0) << m.err;
   auto rows = nlohmann::json::parse(m.out);

@@ -57,6 +57,9 @@ struct InputPrediction {
   std::vector<LabelScore> top;      ///< the best labels, most probable first
   /// The scores are distances (a nearest-centroid face head): nearest first.
   bool distances = false;
+  /// Below the confidence threshold (--reject-below, --reject-at-frr): the
+  /// answer is "unknown"; `top` still says what the model would have said.
+  bool unknown = false;
   /// Not empty when this input could not be read or classified: the message,
   /// naming the input. `top` is then empty.
   std::string error;

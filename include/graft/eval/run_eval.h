@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "graft/eval/calibration.h"
 #include "graft/eval/infer.h"
 #include "graft/eval/metrics.h"
 #include "graft/models/fast.h"
@@ -28,10 +29,12 @@ struct ImageEvalOptions : InferOptions {
   std::vector<std::string> classes;
   /// Labels per input (prediction).
   int64_t top_k = 5;
+  /// "unknown" below a confidence threshold (eval: the "rejection" block).
+  RejectOptions reject;
 };
 
-struct ImageEvaluation {
-  Metrics metrics;
+/// Scored with the run's calibration (eval/calibration.h).
+struct ImageEvaluation : ScoredSet {
   /// Images evaluated (metrics.count).
   int64_t images = 0;
   /// Images left out: files that are not images when the set was opened, and

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/eval/calibration.h"
 #include "graft/eval/metrics.h"
 #include "graft/text/text_data.h"
 #include "graft/train/options.h"
@@ -18,8 +19,8 @@ namespace graft {
 /// header, strict); the classes are left empty.
 TextReadOptions text_read_options(const TrainOptions& o);
 
-struct TextEvaluation {
-  Metrics metrics;
+/// Scored with the run's calibration (eval/calibration.h).
+struct TextEvaluation : ScoredSet {
   int64_t texts = 0;
   int64_t truncated = 0;      ///< texts cut to the model's max_length
   int64_t skipped_empty = 0;  ///< empty texts left out (not with read.strict)
@@ -33,7 +34,7 @@ struct TextEvaluation {
 TextEvaluation evaluate_text_run(const std::string& run, const std::string& data,
                                  TextReadOptions read, int64_t batch_size,
                                  const std::string& option = "--data",
-                                 const std::string& write_dir = "");
+                                 const std::string& write_dir = "", const RejectOptions& reject = {});
 
 /// The `top_k` most probable labels of the text run in `run` for every line
 /// of every file in `inputs` ("-": standard input), named FILE:LINE
@@ -45,10 +46,12 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
 /// when given, is called with each one as soon as it is known: errors while
 /// the inputs are read, then the predictions after one pass over all texts,
 /// batched by length (`batch_size` texts at a time). Throws graft::Error when
-/// the run cannot be loaded.
+/// the run cannot be loaded. Probabilities are calibrated (the run's
+/// temperature); below the `reject` threshold a prediction is "unknown".
 std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               const std::vector<std::string>& inputs,
                                               int64_t top_k, int64_t batch_size = 64,
-                                              const PredictionCallback& each = nullptr);
+                                              const PredictionCallback& each = nullptr,
+                                              const RejectOptions& reject = {});
 
 }  // namespace graft

@@ -89,6 +89,10 @@ class LoopTask {
   virtual bool has_validation() = 0;
   /// Validation metrics, the same on every rank.
   virtual Metrics validate() = 0;
+  /// Classification tasks: the logits [N, C] and labels [N] of the last
+  /// validate(). The loop fits the saved model's temperature on them
+  /// (--calibrate, eval/calibration.h). Undefined tensors: not calibrated.
+  virtual std::pair<torch::Tensor, torch::Tensor> validation_logits() { return {}; }
   /// true: every epoch's model is the result (no best-model selection).
   virtual bool keep_every_epoch() const { return false; }
   /// Writes the model files of the run (rank 0 only).

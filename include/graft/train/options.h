@@ -61,6 +61,7 @@ struct TrainOptions {
   std::string class_weights = "none";  // none | auto
   double clip_grad = 0.0;              // max gradient norm, 0: off
   int64_t patience = 0;                // early stopping, 0: off
+  std::string calibrate = "temperature";  // temperature | none (eval/calibration.h)
   std::string augment = "light";       // none | light | strong
   bool feature_cache = true;           // linear strategy: compute features once
   std::string precision = "fp32";      // fp32 | bf16 (CPU autocast, fp32 master weights)

@@ -33,6 +33,7 @@ struct RunUseSettings {
   std::vector<std::string> classes;  // image sets: keep only these
   TextReadOptions text;              // how a labelled text file is read
   int64_t top_k = 5;
+  RejectOptions reject;              // "unknown" below a confidence (image and text runs)
 };
 
 /// The image evaluation settings of `s` (device and precision parsed).

@@ -1,0 +1,94 @@
+// Temperature scaling, ECE, NLL and the reject threshold against the numpy
+// brute-force reference (tests/reference/calibration_fixtures.py) on fixed
+// logits.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "graft/core/error.h"
+#include "graft/core/files.h"
+#include "graft/eval/calibration.h"
+#include "test_util.h"
+
+namespace graft {
+namespace {
+
+class Calibration : public test::ReferenceTest {
+ protected:
+  Calibration()
+      : ReferenceTest("calibration/cases.safetensors", "calibration/expected.json", "no reference fixtures") {}
+  double want(const std::string& key) const { return json_["mis"][key].get<double>(); }
+};
+
+TEST_F(Calibration, TemperatureNllAndEceEqualTheBruteForceReference) {
+  const torch::Tensor z = at("mis.logits"), y = at("mis.labels");
+  const TemperatureFit fit = fit_temperature(z, y);
+  EXPECT_TRUE(fit.converged);
+  // The reference's grid is ~1e-7 wide in log t; the NLL is flat there.
+  EXPECT_NEAR(fit.temperature, want("temperature"), 1e-5 * want("temperature"));
+  EXPECT_NEAR(fit.nll_before, want("nll_before"), 1e-9);
+  EXPECT_NEAR(fit.nll_after, want("nll_after"), 1e-9);
+  EXPECT_NEAR(fit.ece_before, want("ece_before"), 1e-9);
+  EXPECT_NEAR(fit.ece_after, want("ece_after"), 1e-6);
+  EXPECT_NEAR(expected_calibration_error(z, y, 1.7), want("ece_t1_7"), 1e-9);
+  EXPECT_NEAR(mean_nll(z, y, 1.7), want("nll_t1_7"), 1e-9);
+  EXPECT_LT(fit.nll_after, fit.nll_before);
+}
+
+TEST_F(Calibration, ASeparableSetDoesNotConvergeAndKeepsT1) {
+  const torch::Tensor z = at("separable.logits"), y = at("separable.labels");
+  const TemperatureFit fit = fit_temperature(z, y);
+  EXPECT_FALSE(fit.converged);
+  EXPECT_EQ(fit.temperature, 1.0);
+  EXPECT_NEAR(fit.nll_after, json_["separable"]["nll_before"].get<double>(), 1e-9);
+  EXPECT_NEAR(fit.ece_after, json_["separable"]["ece_before"].get<double>(), 1e-9);
+}
+
+// The run file, its quantiles, the thresholds and the scored set.
+TEST_F(Calibration, RunFileThresholdsAndScoredSet) {
+  const torch::Tensor z = at("mis.logits"), y = at("mis.labels");
+  test::TempDir dir;
+  write_run_calibration(dir.path(), "temperature", z, y);
+  const RunCalibration c = read_run_calibration(dir.path());
+  ASSERT_TRUE(c.present);
+  EXPECT_EQ(c.method, "temperature");
+  EXPECT_NEAR(c.temperature, want("temperature"), 1e-5 * want("temperature"));
+  // Quantiles at the fitted temperature (the reference's differs by ~1e-6).
+  EXPECT_NEAR(threshold_at_frr(c, 0.05, dir.path()), want("q0_05"), 1e-5);
+  EXPECT_NEAR(threshold_at_frr(c, 0.5, dir.path()), want("q0_5"), 1e-5);
+  EXPECT_EQ(reject_threshold({0.6, 0}, c, dir.path()), 0.6);
+  EXPECT_EQ(reject_threshold({0, 0.05}, c, dir.path()), threshold_at_frr(c, 0.05, dir.path()));
+
+  const std::vector<std::string> classes = {"a", "b", "c", "d", "e"};
+  std::vector<std::string> ids(static_cast<size_t>(z.size(0)), "x");
+  const ScoredSet s = score_set(z, y, classes, c, 0.6, ids, dir.path());
+  // Dividing by T never changes a class.
+  const Metrics raw = compute_metrics(z, y, classes);
+  EXPECT_EQ(s.metrics.accuracy, raw.accuracy);
+  EXPECT_EQ(s.metrics.confusion, raw.confusion);
+  EXPECT_NEAR(s.metrics.loss, want("nll_after"), 1e-5);
+  EXPECT_NEAR(s.calibration["nll_uncalibrated"].get<double>(), want("nll_before"), 1e-9);
+  EXPECT_NEAR(s.calibration["ece_uncalibrated"].get<double>(), want("ece_before"), 1e-9);
+  EXPECT_EQ(s.rejection["rejected"].get<int64_t>(), json_["mis"]["rejected_0_6"].get<int64_t>());
+  EXPECT_NEAR(s.rejection["accepted_accuracy"].get<double>(), want("accepted_accuracy_0_6"), 1e-12);
+  const auto written = nlohmann::json::parse(read_file(dir.path() + "/test_metrics.json"));
+  EXPECT_EQ(written["rejection"]["rejected"].get<int64_t>(), s.rejection["rejected"].get<int64_t>());
+  EXPECT_EQ(written["calibration"]["temperature"].get<double>(), c.temperature);
+}
+
+TEST(CalibrationErrors, RejectFlagsOutOfRangeBothOrWithoutConfidences) {
+  const RunCalibration none;
+  EXPECT_EQ(test::error_of([&] { reject_threshold({1.5, 0}, none, "run"); }),
+            "--reject-below: 1.5 (expected a number in (0, 1))");
+  EXPECT_EQ(test::error_of([&] { reject_threshold({0, -0.1}, none, "run"); }),
+            "--reject-at-frr: -0.1 (expected a number in (0, 1))");
+  EXPECT_EQ(test::error_of([&] { reject_threshold({0.5, 0.1}, none, "run"); }),
+            "--reject-below and --reject-at-frr: give one of them, not both");
+  EXPECT_TRUE(test::contains(test::error_of([&] { reject_threshold({0, 0.1}, none, "run"); }),
+                             "--reject-at-frr: 'run' kept no validation confidences"));
+  EXPECT_EQ(reject_threshold({}, none, "run"), 0.0);
+}
+
+}  // namespace
+}  // namespace graft

@@ -271,6 +271,8 @@ void report_face_folder(const FaceFolder& folder, const std::string& dir, const 
   for (size_t i = 0; i < folder.skipped.size() && i < kListed; ++i) log_warn("skipped " + folder.skipped[i]);
   if (folder.skipped.size() > kListed)
     log_warn(str_cat("... and ", folder.skipped.size() - kListed, " more files skipped (counted below)"));
+  // Nothing usable: check_face_folder_usable's error says it instead.
+  if (folder.paths.empty()) return;
   const int64_t files = total_files(folder);
   if (!folder.unreadable.empty())
     log_warn(str_cat(dir, ": ", unreadable_summary(folder.unreadable, files, folder.identities)));

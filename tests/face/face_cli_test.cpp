@@ -168,6 +168,7 @@ TEST_F(FaceCli, BadInputsAreNamedAndNothingIsLost) {
   Result none_eval = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--data", dir_ / "empty"});
   EXPECT_EQ(none_eval.code, 1);
   EXPECT_TRUE(contains(none_eval.err, "error: " + nothing + "\n")) << none_eval.err;
+  EXPECT_FALSE(contains(none_eval.err, "warning: " + nothing)) << "said twice: " << none_eval.err;
   EXPECT_FALSE(contains(none_eval.err, "genuine")) << none_eval.err;
   Result none_train = graft_cli({"train", "--task", "face", "--no-detect", "--threads", "1", "--data", dir_ / "empty",
                                  "--out", dir_ / "none-run"});

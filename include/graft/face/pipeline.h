@@ -140,7 +140,8 @@ std::string empty_identity_reason(const FaceFolder& folder, const std::string& i
 
 /// Warnings for a run over `folder`: the first 20 skipped files, then the
 /// unreadable files counted by reason and identity, and the images without a
-/// usable face per identity.
+/// usable face per identity (those two left to check_face_folder_usable's
+/// error when the folder gave no face at all).
 void report_face_folder(const FaceFolder& folder, const std::string& dir, const FaceOptions& options);
 
 /// Throws graft::Error when `folder` gave no face at all, saying why: no

@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev libgloo-dev            # LibTorch 1.13 (c10d headers need Gloo)
   libopenblas0-openmp                 # fast BLAS; the pthread build oversubscribes
   libopencv-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
+  libgif-dev                          # GIF decoding (giflib; OpenCV 4.6 has none)
   opencv-data                         # Haar cascades: graft face's detector
   libgtest-dev
   python3-torch python3-torchvision   # reference for parity tests only

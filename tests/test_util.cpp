@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <fstream>
 #include <thread>
 
@@ -65,6 +66,72 @@ void write_synthetic_image_folder(const std::string& root, int classes, int per_
       cv::imwrite(dir + "/img" + std::to_string(i) + ".png", img);
     }
   }
+}
+
+std::string gif_bytes(const cv::Mat& image, int transparent) {
+  GRAFT_CHECK(image.depth() == CV_8U && (image.channels() == 1 || image.channels() == 3),
+              "gif_bytes: expected an 8-bit grey or RGB image");
+  std::map<uint32_t, int> index_of;
+  std::string palette, indices;
+  for (int y = 0; y < image.rows; ++y) {
+    for (int x = 0; x < image.cols; ++x) {
+      const uint8_t* p = image.ptr<uint8_t>(y) + x * image.channels();
+      const uint8_t r = p[0], g = image.channels() == 3 ? p[1] : p[0], b = image.channels() == 3 ? p[2] : p[0];
+      const uint32_t key = uint32_t(r) << 16 | uint32_t(g) << 8 | b;
+      auto it = index_of.find(key);
+      if (it == index_of.end()) {
+        GRAFT_CHECK(index_of.size() < 256, "gif_bytes: more than 256 colours");
+        it = index_of.emplace(key, static_cast<int>(index_of.size())).first;
+        palette += {static_cast<char>(r), static_cast<char>(g), static_cast<char>(b)};
+      }
+      indices.push_back(static_cast<char>(it->second));
+    }
+  }
+  palette.resize(768, '\0');
+  auto le16 = [](int v) { return std::string{static_cast<char>(v & 0xff), static_cast<char>(v >> 8)}; };
+  std::string out = "GIF89a" + le16(image.cols) + le16(image.rows) + std::string("\xf7\0\0", 3) + palette;
+  if (transparent >= 0)
+    out += std::string("\x21\xf9\x04\x01\0\0", 6) + static_cast<char>(transparent) + std::string(1, '\0');
+  out += "," + le16(0) + le16(0) + le16(image.cols) + le16(image.rows) + std::string(1, '\0');
+  out += '\x08';  // LZW minimum code size: 9-bit codes, clear 256, end 257
+  std::string data;
+  uint32_t bits = 0;
+  int nbits = 0;
+  auto code = [&](uint32_t c) {
+    bits |= c << nbits;
+    nbits += 9;
+    while (nbits >= 8) {
+      data.push_back(static_cast<char>(bits & 0xff));
+      bits >>= 8;
+      nbits -= 8;
+    }
+  };
+  for (char i : indices) {
+    code(256);
+    code(static_cast<uint8_t>(i));
+  }
+  code(257);
+  if (nbits > 0) data.push_back(static_cast<char>(bits & 0xff));
+  for (size_t at = 0; at < data.size(); at += 255) {
+    const size_t n = std::min<size_t>(255, data.size() - at);
+    out += static_cast<char>(n);
+    out += data.substr(at, n);
+  }
+  out += std::string(1, '\0') + ";";
+  return out;
+}
+
+std::string ico_bytes(const cv::Mat& image) {
+  std::vector<uint8_t> png;
+  cv::imencode(".png", image, png);
+  auto le = [](uint32_t v, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    return s;
+  };
+  return le(0, 2) + le(1, 2) + le(1, 2) + std::string(1, static_cast<char>(image.cols & 0xff)) +
+         std::string(1, static_cast<char>(image.rows & 0xff)) + le(0, 2) + le(1, 2) + le(32, 2) +
+         le(static_cast<uint32_t>(png.size()), 4) + le(22, 4) + std::string(png.begin(), png.end());
 }
 
 double rel_error(const torch::Tensor& a, const torch::Tensor& b) {

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
 #include <torch/torch.h>
 
 #include "graft/core/error.h"
@@ -41,6 +42,17 @@ std::string shared_data(const std::string& rel);
 /// size x size each; class k has a distinct, learnable pattern.
 void write_synthetic_image_folder(const std::string& root, int classes, int per_class,
                                   int size, int channels = 3, uint64_t seed = 0);
+
+/// A GIF89a of an 8-bit grey or RGB (R first) image of at most 256 colours,
+/// written here so that tests need no GIF encoder: one global colour table,
+/// LZW with a clear code before every pixel (valid, uncompressed). With
+/// `transparent` >= 0 a graphic control extension marks that index
+/// transparent. Decoding it gives the image back exactly.
+std::string gif_bytes(const cv::Mat& image, int transparent = -1);
+
+/// An ICO file holding one PNG-compressed icon of `image` (a format graft
+/// does not read).
+std::string ico_bytes(const cv::Mat& image);
 
 /// The message of the graft::Error that f() throws, or "(no error)".
 template <typename F>

@@ -12,6 +12,7 @@
 #include "graft/cli/train_options.h"
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/face/face_train.h"
 #include "graft/face/gallery.h"
@@ -94,10 +95,14 @@ int run_enroll(const EnrollOptions& o) {
     gallery.detect = o.common.rows.detect;
   }
   const FaceFolder folder = embed_face_folder(pipeline, o.dir);
-  for (const auto& s : folder.skipped) std::cerr << "warning: skipped " << s << "\n";
+  report_face_folder(folder, o.dir, pipeline.options());
+  try {
+    check_face_folder_usable(folder, o.dir, pipeline.options());
+  } catch (const Error& e) {
+    throw Error(str_cat(e.what(), "; gallery ", o.gallery, existing ? " left unchanged" : " not written"));
+  }
   for (const auto& id : folder.empty_identities)
-    std::cerr << "warning: identity " << id << " (" << o.dir << "/" << id
-              << ") yielded no usable face; not enrolled\n";
+    log_warn(empty_identity_reason(folder, id, o.dir, pipeline.options()) + "; not enrolled");
   int enrolled = 0;
   for (size_t label = 0; label < folder.identities.size(); ++label) {
     GalleryIdentity id;
@@ -115,8 +120,6 @@ int run_enroll(const EnrollOptions& o) {
     else gallery.identities.push_back(std::move(id));
     ++enrolled;
   }
-  GRAFT_CHECK(enrolled > 0, o.dir, ": no identity yielded a usable face (", folder.skipped.size(),
-              " files skipped); gallery ", o.gallery, existing ? " left unchanged" : " not written");
   write_gallery(o.gallery, gallery);
   std::cout << "enrolled " << enrolled << " identities (" << folder.paths.size() << " images, "
             << folder.skipped.size() << " skipped) into " << o.gallery << " ("
@@ -237,9 +240,11 @@ struct EvaluateOptions {
 int run_evaluate(const EvaluateOptions& o) {
   FacePipeline pipeline = make_pipeline(o.common);
   const FaceFolder folder = embed_face_folder(pipeline, o.data);
-  for (const auto& s : folder.skipped) std::cerr << "warning: skipped " << s << "\n";
+  report_face_folder(folder, o.data, pipeline.options());
+  // Nothing to measure: say why before any pair is formed.
+  check_face_folder_usable(folder, o.data, pipeline.options());
   for (const auto& id : folder.empty_identities)
-    std::cerr << "warning: identity " << id << " yielded no usable face\n";
+    log_warn(empty_identity_reason(folder, id, o.data, pipeline.options()) + "; left out");
   const auto v = evaluate_verification(folder.embeddings, folder.labels, o.folds, o.far, o.seed);
   nlohmann::ordered_json j;
   j["data"] = o.data;

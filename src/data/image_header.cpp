@@ -9,6 +9,221 @@
 
 namespace graft {
 
+const char* supported_image_formats() {
+  return "PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+}
+
+namespace {
+
+std::string image_reason(ImageProblem problem, const std::string& format, const std::string& detail) {
+  const std::string more = detail.empty() ? "" : str_cat(" (", detail, ")");
+  switch (problem) {
+    case ImageProblem::kNotAnImage: return "not an image" + more;
+    case ImageProblem::kUnsupported: return str_cat("unsupported format ", format, more);
+    case ImageProblem::kTruncated: return str_cat("truncated ", format.empty() ? "file" : format, more);
+    case ImageProblem::kTooLarge: return str_cat("too large: ", detail);
+    case ImageProblem::kDamaged: return str_cat("damaged ", format.empty() ? "image" : format, more);
+    case ImageProblem::kCannotOpen: return "the file cannot be read" + more;
+  }
+  return detail;
+}
+
+}  // namespace
+
+ImageError::ImageError(const std::string& path, ImageProblem problem, const std::string& format,
+                       const std::string& detail)
+    : Error(str_cat("cannot read image '", path, "': ", image_reason(problem, format, detail),
+                    "; graft reads ", supported_image_formats())),
+      path_(path),
+      problem_(problem),
+      format_(format),
+      reason_(image_reason(problem, format, detail)) {}
+
+std::string describe_file_start(const uint8_t* bytes, size_t size) {
+  if (size == 0) return "the file is empty";
+  const size_t n = std::min<size_t>(size, 8);
+  bool text = true;
+  for (size_t i = 0; i < n; ++i)
+    text = text && ((bytes[i] >= 0x20 && bytes[i] < 0x7F) || bytes[i] == '\n' || bytes[i] == '\r' ||
+                    bytes[i] == '\t');
+  std::string out = "starts with ";
+  if (text) {
+    out += '"';
+    for (size_t i = 0; i < n; ++i) {
+      const char c = static_cast<char>(bytes[i]);
+      if (c == '\n') out += "\\n";
+      else if (c == '\r') out += "\\r";
+      else if (c == '\t') out += "\\t";
+      else if (c == '"' || c == '\\') out += std::string("\\") + c;
+      else out += c;
+    }
+    return out + '"';
+  }
+  static const char* hex = "0123456789abcdef";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) out += ' ';
+    out += hex[bytes[i] >> 4];
+    out += hex[bytes[i] & 15];
+  }
+  return out;
+}
+
+UnreadableImage unreadable_image(const Error& e, const std::string& path, int label) {
+  UnreadableImage u;
+  u.path = path;
+  u.label = label;
+  u.message = e.what();
+  if (const auto* image = dynamic_cast<const ImageError*>(&e)) {
+    u.problem = image->problem();
+    u.format = image->format();
+  }
+  return u;
+}
+
+namespace {
+
+// How a group of unreadable files is described, e.g. "are HEIC, which graft
+// does not read".
+std::string unreadable_phrase(ImageProblem problem, const std::string& format, bool one) {
+  const char* are = one ? "is" : "are";
+  switch (problem) {
+    case ImageProblem::kNotAnImage: return one ? "is not an image" : "are not images";
+    case ImageProblem::kUnsupported: return str_cat(are, " ", format, ", which graft does not read");
+    case ImageProblem::kTruncated: return str_cat(are, " truncated");
+    case ImageProblem::kTooLarge: return str_cat(are, " larger than --max-pixels allows");
+    case ImageProblem::kDamaged: return str_cat(are, " damaged");
+    case ImageProblem::kCannotOpen: return "cannot be opened";
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string unreadable_reasons(const std::vector<UnreadableImage>& unreadable,
+                               const std::vector<std::string>& labels) {
+  struct Group {
+    ImageProblem problem;
+    std::string format;
+    std::vector<const UnreadableImage*> files;
+  };
+  std::vector<Group> groups;
+  for (const UnreadableImage& u : unreadable) {
+    const std::string format = u.problem == ImageProblem::kUnsupported ? u.format : "";
+    auto it = std::find_if(groups.begin(), groups.end(),
+                           [&](const Group& g) { return g.problem == u.problem && g.format == format; });
+    if (it == groups.end()) it = groups.insert(groups.end(), Group{u.problem, format, {}});
+    it->files.push_back(&u);
+  }
+  // Largest first, then by reason and format; the first file by label and
+  // path: the same line whatever order the files were tried in.
+  std::sort(groups.begin(), groups.end(), [](const Group& a, const Group& b) {
+    if (a.files.size() != b.files.size()) return a.files.size() > b.files.size();
+    if (a.problem != b.problem) return a.problem < b.problem;
+    return a.format < b.format;
+  });
+  for (Group& g : groups)
+    std::sort(g.files.begin(), g.files.end(), [](const UnreadableImage* a, const UnreadableImage* b) {
+      return a->label != b->label ? a->label < b->label : a->path < b->path;
+    });
+  std::string out;
+  for (const Group& g : groups) {
+    out += str_cat(out.empty() ? "" : ", ", g.files.size(), " ",
+                   unreadable_phrase(g.problem, g.format, g.files.size() == 1), " (");
+    if (!labels.empty()) {
+      // Count per label, in label order; at most 8 named.
+      std::vector<int64_t> per(labels.size() + 1, 0);
+      for (const UnreadableImage* u : g.files)
+        ++per[u->label >= 0 && static_cast<size_t>(u->label) < labels.size() ? static_cast<size_t>(u->label)
+                                                                              : labels.size()];
+      int named = 0, more = 0;
+      for (size_t l = 0; l < labels.size(); ++l) {
+        if (per[l] == 0) continue;
+        if (named == 8) {
+          ++more;
+          continue;
+        }
+        out += str_cat(named++ ? ", " : "", labels[l], " ", per[l]);
+      }
+      if (more > 0) out += str_cat(" and ", more, " more");
+      out += "; ";
+    }
+    out += str_cat("first: '", g.files.front()->path, "')");
+  }
+  return out;
+}
+
+std::string unreadable_summary(const std::vector<UnreadableImage>& unreadable, int64_t total,
+                               const std::vector<std::string>& labels, const std::string& noun) {
+  if (unreadable.empty()) return "";
+  const int64_t n = static_cast<int64_t>(unreadable.size());
+  const std::string head = n >= total ? str_cat("0 of ", total, " ", noun, " could be read: ")
+                                      : str_cat(n, " of ", total, " ", noun, " could not be read and are left out: ");
+  return str_cat(head, unreadable_reasons(unreadable, labels), "; graft reads ", supported_image_formats());
+}
+
+const char* image_format_of(const uint8_t* data, size_t size, const std::string& name) {
+  auto is = [&](const char* magic, size_t at = 0, size_t n = 0) {
+    if (n == 0) n = std::strlen(magic);
+    return at + n <= size && std::memcmp(data + at, magic, n) == 0;
+  };
+  auto le = [&](size_t at, int width) {
+    uint64_t v = 0;
+    for (int i = width - 1; i >= 0; --i) v = (v << 8) | data[at + i];
+    return v;
+  };
+  if (is("\x89PNG\r\n\x1a\n")) return "PNG";
+  if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8) return "JPEG";
+  if (is("BM")) {
+    // The info header's size: a text file starting with "BM" is not a bitmap
+    // (a shorter file is a truncated one).
+    if (size < 18) return "BMP";
+    const uint64_t dib = le(14, 4);
+    if (dib == 12 || dib == 16 || dib == 40 || dib == 52 || dib == 56 || dib == 64 || dib == 108 ||
+        dib == 124)
+      return "BMP";
+  }
+  if (is("GIF87a") || is("GIF89a")) return "GIF";
+  if (size >= 2 && data[0] == 'P' &&
+      ((data[1] >= '1' && data[1] <= '7') || data[1] == 'f' || data[1] == 'F'))
+    return "PNM";
+  if (is("RIFF") && is("WEBP", 8)) {
+    // OpenCV 4.6 decodes still WebP only: VP8X flags bit 1 is animation.
+    if (is("VP8X", 12) && size > 20 && (data[20] & 0x02))
+      throw ImageError(name, ImageProblem::kUnsupported, "animated WebP", "");
+    return "WebP";
+  }
+  if (size >= 4 && ((data[0] == 'I' && data[1] == 'I' && (data[2] == 42 || data[2] == 43) && data[3] == 0) ||
+                    (data[0] == 'M' && data[1] == 'M' && data[2] == 0 && (data[3] == 42 || data[3] == 43))))
+    return "TIFF";
+
+  // Image formats that graft does not decode, named so that the message says
+  // what the file is.
+  const char* other = nullptr;
+  if (is("\0\0\0\x0cjP  \r\n\x87\n", 0, 12) || is("\xff\x4f\xff\x51")) other = "JPEG 2000";
+  else if (is("\0\0\0\x0cJXL \r\n\x87\n", 0, 12) || is("\xff\x0a")) other = "JPEG XL";
+  else if (is("ftyp", 4) && size >= 12) {
+    const std::string brand(reinterpret_cast<const char*>(data) + 8, 4);
+    if (brand == "avif" || brand == "avis") other = "AVIF";
+    else if (brand == "heic" || brand == "heix" || brand == "hevc" || brand == "hevx" || brand == "heim" ||
+             brand == "heis" || brand == "mif1" || brand == "msf1")
+      other = "HEIC";
+  } else if (size >= 6 && (is("\0\0\1\0", 0, 4) || is("\0\0\2\0", 0, 4)) && le(4, 2) > 0) {
+    other = data[2] == 1 ? "ICO" : "CUR";
+  } else if (is("8BPS")) other = "PSD";
+  else if (is("\x76\x2f\x31\x01")) other = "OpenEXR";
+  else if (is("#?RADIANCE") || is("#?RGBE")) other = "Radiance HDR";
+  else if (is("\x59\xa6\x6a\x95")) other = "Sun raster";
+  else if (is("qoif")) other = "QOI";
+  else if (is("DDS ")) other = "DDS";
+  else if (is("%PDF-")) other = "PDF";
+  else if (is("<svg") ||
+           (is("<?xml") && std::string(reinterpret_cast<const char*>(data), std::min<size_t>(size, 256))
+                                   .find("<svg") != std::string::npos))
+    other = "SVG";
+  if (other) throw ImageError(name, ImageProblem::kUnsupported, other, "");
+  throw ImageError(name, ImageProblem::kNotAnImage, "", describe_file_start(data, size));
+}
+
 namespace {
 
 std::atomic<int64_t> g_max_pixels{kDefaultMaxImagePixels};
@@ -20,8 +235,10 @@ class Bytes {
       : d_(data), n_(size), name_(name), format_(format) {}
 
   void need(uint64_t pos, uint64_t len) const {
-    GRAFT_CHECK(pos <= n_ && len <= n_ - pos, "image '", name_, "': the ", format_,
-                " header is truncated (", n_, " bytes; expected at least ", pos + len, ")");
+    if (pos <= n_ && len <= n_ - pos) return;
+    throw ImageError(name_, ImageProblem::kTruncated, format_,
+                     str_cat("the header ends at ", n_, " bytes; expected at least ",
+                             len > UINT64_MAX - pos ? UINT64_MAX : pos + len));
   }
   uint64_t le(uint64_t pos, int width) const {
     need(pos, width);
@@ -45,7 +262,7 @@ class Bytes {
   }
   size_t size() const { return n_; }
   [[noreturn]] void bad(const std::string& what) const {
-    throw Error(str_cat("image '", name_, "': malformed ", format_, " header: ", what));
+    throw ImageError(name_, ImageProblem::kDamaged, format_, str_cat("malformed header: ", what));
   }
 
  private:
@@ -206,24 +423,14 @@ ImageHeader tiff(const Bytes& b) {
 }  // namespace
 
 ImageHeader read_image_header(const uint8_t* data, size_t size, const std::string& name) {
-  auto is = [&](const char* magic, size_t at = 0) {
-    size_t n = std::strlen(magic);
-    return at + n <= size && std::memcmp(data + at, magic, n) == 0;
-  };
-  if (is("\x89PNG\r\n\x1a\n")) return png(Bytes(data, size, name, "PNG"));
-  if (size >= 2 && data[0] == 0xFF && data[1] == 0xD8) return jpeg(Bytes(data, size, name, "JPEG"));
-  if (is("BM")) return bmp(Bytes(data, size, name, "BMP"));
-  if (is("GIF87a") || is("GIF89a")) return gif(Bytes(data, size, name, "GIF"));
-  if (size >= 2 && data[0] == 'P' &&
-      ((data[1] >= '1' && data[1] <= '7') || data[1] == 'f' || data[1] == 'F'))
-    return pnm(Bytes(data, size, name, "PNM"));
-  if (is("RIFF") && is("WEBP", 8)) return webp(Bytes(data, size, name, "WebP"));
-  if (size >= 4 && ((data[0] == 'I' && data[1] == 'I' && (data[2] == 42 || data[2] == 43) && data[3] == 0) ||
-                    (data[0] == 'M' && data[1] == 'M' && data[2] == 0 && (data[3] == 42 || data[3] == 43))))
-    return tiff(Bytes(data, size, name, "TIFF"));
-  throw Error(str_cat("image '", name, "' is not a PNG, JPEG, BMP, GIF, PNM (PGM/PPM), WebP or "
-                      "TIFF file (unknown signature in its first ", std::min<size_t>(size, 8),
-                      " bytes)"));
+  const std::string format = image_format_of(data, size, name);
+  if (format == "PNG") return png(Bytes(data, size, name, "PNG"));
+  if (format == "JPEG") return jpeg(Bytes(data, size, name, "JPEG"));
+  if (format == "BMP") return bmp(Bytes(data, size, name, "BMP"));
+  if (format == "GIF") return gif(Bytes(data, size, name, "GIF"));
+  if (format == "PNM") return pnm(Bytes(data, size, name, "PNM"));
+  if (format == "WebP") return webp(Bytes(data, size, name, "WebP"));
+  return tiff(Bytes(data, size, name, "TIFF"));
 }
 
 int64_t max_image_pixels() { return g_max_pixels.load(std::memory_order_relaxed); }
@@ -236,11 +443,13 @@ void set_max_image_pixels(int64_t pixels) {
 ImageHeader check_image_header(const uint8_t* bytes, size_t size, const std::string& name) {
   ImageHeader h = read_image_header(bytes, size, name);
   const int64_t limit = max_image_pixels();
-  GRAFT_CHECK(h.width >= 0 && h.height >= 0, "image '", name, "': the ", h.format,
-              " header gives negative dimensions ", h.width, "x", h.height);
-  GRAFT_CHECK(h.width == 0 || h.height <= limit / h.width, "image '", name, "' is ", h.width, "x",
-              h.height, " pixels (", h.format, "), over the limit of ", limit,
-              " pixels; expected at most that many (the limit is set by set_max_image_pixels)");
+  if (h.width < 0 || h.height < 0)
+    throw ImageError(name, ImageProblem::kDamaged, h.format,
+                     str_cat("the header gives negative dimensions ", h.width, "x", h.height));
+  if (h.width != 0 && h.height > limit / h.width)
+    throw ImageError(name, ImageProblem::kTooLarge, h.format,
+                     str_cat(h.width, "x", h.height, " pixels (", h.format, "), over the limit of ",
+                             limit, " pixels (--max-pixels)"));
   return h;
 }
 

@@ -20,6 +20,7 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/data/image_header.h"
+#include "gif.h"
 #include "random.h"
 
 namespace fs = std::filesystem;
@@ -27,43 +28,50 @@ namespace fs = std::filesystem;
 namespace graft {
 namespace {
 
-const char* const kExtensions[] = {"jpg", "jpeg", "png", "bmp", "pgm", "ppm",
-                                   "webp", "tif", "tiff"};
-
-std::string extension_list() {
-  std::string s;
-  for (const char* e : kExtensions) s += (s.empty() ? "" : ", ") + std::string(e);
-  return s;
-}
-
-bool has_image_extension(const fs::path& p) {
-  std::string ext = p.extension().string();
-  if (ext.empty()) return false;
-  ext = ext.substr(1);
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return char(std::tolower(c)); });
-  for (const char* e : kExtensions) {
-    if (ext == e) return true;
-  }
-  return false;
-}
-
 bool is_hidden(const fs::path& p) {
   std::string name = p.filename().string();
   return !name.empty() && name[0] == '.';
 }
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
+std::vector<uint8_t> read_image_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  GRAFT_CHECK(f, "cannot open image '", path, "': ", std::strerror(errno));
+  if (!f) throw ImageError(path, ImageProblem::kCannotOpen, "", std::strerror(errno));
   std::streamoff size = f.tellg();
-  GRAFT_CHECK(size >= 0, "cannot read image '", path, "' (is it a regular file?)");
+  if (size < 0) throw ImageError(path, ImageProblem::kCannotOpen, "", "is it a regular file?");
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
   f.seekg(0);
   f.read(reinterpret_cast<char*>(bytes.data()), size);
-  GRAFT_CHECK(f.gcount() == size, "cannot read image '", path, "': read ", f.gcount(), " of ",
-              size, " bytes");
+  if (f.gcount() != size)
+    throw ImageError(path, ImageProblem::kCannotOpen, "", str_cat("read ", f.gcount(), " of ", size, " bytes"));
   return bytes;
+}
+
+/// The format of an image file from its first bytes (image_format_of);
+/// throws ImageError when it is no image graft reads.
+const char* image_file_format(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw ImageError(path, ImageProblem::kCannotOpen, "", std::strerror(errno));
+  uint8_t head[256];
+  f.read(reinterpret_cast<char*>(head), sizeof(head));
+  return image_format_of(head, static_cast<size_t>(f.gcount()), path);
+}
+
+/// True when an image whose decoder failed ends before its data does, as
+/// far as the container says: a PNG without its IEND chunk, a WebP shorter
+/// than its RIFF size, a BMP shorter than its file size.
+bool image_data_ends_early(const std::vector<uint8_t>& b, const std::string& format) {
+  auto le32 = [&](size_t at) {
+    return at + 4 <= b.size() ? uint64_t(b[at]) | uint64_t(b[at + 1]) << 8 | uint64_t(b[at + 2]) << 16 |
+                                    uint64_t(b[at + 3]) << 24
+                              : 0;
+  };
+  if (format == "PNG") {
+    const size_t from = b.size() >= 12 ? b.size() - 12 : 0;
+    return std::search(b.begin() + from, b.end(), "IEND", "IEND" + 4) == b.end();
+  }
+  if (format == "WebP") return le32(4) + 8 > b.size();
+  if (format == "BMP") return le32(2) > b.size();
+  return false;
 }
 
 /// False when a JPEG stream ends before its end-of-image marker. libjpeg only
@@ -107,7 +115,7 @@ bool jpeg_complete(const std::vector<uint8_t>& b) {
 /// 8-bit grey or RGB from what imdecode(IMREAD_UNCHANGED) gives (BGR order,
 /// maybe alpha, maybe 16-bit or float). Plain loops: OpenCV's own conversions
 /// may start its thread pool, which loader threads should not do.
-cv::Mat to_8bit_grey_or_rgb(cv::Mat raw, const std::string& path) {
+cv::Mat to_8bit_grey_or_rgb(cv::Mat raw, const std::string& path, const std::string& format) {
   switch (raw.depth()) {
     case CV_8U: break;
     case CV_16U: {
@@ -124,13 +132,14 @@ cv::Mat to_8bit_grey_or_rgb(cv::Mat raw, const std::string& path) {
       break;
     }
     default:
-      throw Error(str_cat("image '", path, "' has pixel depth ", raw.depth(),
-                          " (expected 8- or 16-bit unsigned, or float)"));
+      throw ImageError(path, ImageProblem::kUnsupported, str_cat(format, " of pixel depth ", raw.depth()),
+                       "graft reads 8- or 16-bit unsigned, or float pixels");
   }
   const int ch = raw.channels();
   if (ch == 1) return raw;
-  GRAFT_CHECK(ch >= 2 && ch <= 4, "image '", path, "' has ", ch,
-              " channels (expected 1 to 4)");
+  if (ch < 2 || ch > 4)
+    throw ImageError(path, ImageProblem::kUnsupported, str_cat(format, " with ", ch, " channels"),
+                     "graft reads 1 to 4 channels");
   cv::Mat out(raw.rows, raw.cols, ch == 2 ? CV_8UC1 : CV_8UC3);
   for (int y = 0; y < raw.rows; ++y) {
     const uint8_t* in = raw.ptr<uint8_t>(y);
@@ -229,8 +238,8 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
               loose_files > 0 ? str_cat("; it holds ", loose_files, " files directly") : "",
               ")");
 
-  std::string first_skipped;
   std::set<FileId> seen_files;
+  std::vector<int64_t> files_per_class;
   for (size_t label = 0; label < set.classes.size(); ++label) {
     const fs::path dir = fs::path(path) / set.classes[label];
     std::vector<std::string> files;
@@ -265,32 +274,37 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
       }
     }
     std::sort(files.begin(), files.end());
-    int64_t kept = 0, skipped_here = 0;
+    // Every file is tried: its first bytes say whether it is an image graft
+    // reads, whatever its name.
     for (const std::string& f : files) {
-      bool ok = has_image_extension(f);
-      if (ok) {
-        try {
-          ok = cv::haveImageReader(f);
-        } catch (const cv::Exception&) {
-          ok = false;
-        }
-      }
-      if (!ok) {
-        GRAFT_CHECK(!options.strict, "'", f, "' in image folder '", path,
-                    "' is not an image (expected the extension and content of one of: ",
-                    extension_list(), "); strict mode makes this an error");
-        if (first_skipped.empty()) first_skipped = f;
-        ++skipped_here;
+      try {
+        image_file_format(f);
+      } catch (const ImageError& e) {
+        if (options.strict)
+          throw Error(str_cat(e.what(), " (in image folder '", path, "'; --strict makes this an error)"));
+        set.unreadable.push_back(unreadable_image(e, f, int(label)));
         continue;
       }
       set.samples.push_back(Sample{f, -1, int(label)});
-      ++kept;
     }
-    GRAFT_CHECK(kept > 0, "class folder '", dir.string(), "' holds no images (extensions: ",
-                extension_list(), ")",
-                skipped_here > 0 ? str_cat("; ", skipped_here, " other files were skipped")
-                                 : "");
-    set.skipped += skipped_here;
+    files_per_class.push_back(int64_t(files.size()));
+  }
+  set.skipped = int64_t(set.unreadable.size());
+  const int64_t files_total = int64_t(set.samples.size()) + set.skipped;
+  // Nothing usable: say why before anything else.
+  GRAFT_CHECK(!set.samples.empty() || files_total == 0, "image folder '", path, "': ",
+              unreadable_summary(set.unreadable, files_total, set.classes));
+  const std::vector<int64_t> counts = set.class_counts();
+  for (size_t c = 0; c < set.classes.size(); ++c) {
+    if (counts[c] > 0) continue;
+    const std::string dir = (fs::path(path) / set.classes[c]).string();
+    GRAFT_CHECK(files_per_class[c] > 0, "class folder '", dir, "' holds no files (expected images: ",
+                supported_image_formats(), ")");
+    std::vector<UnreadableImage> here;
+    for (const UnreadableImage& u : set.unreadable)
+      if (u.label == int(c)) here.push_back(u);
+    throw Error(str_cat("class folder '", dir, "' holds no readable image: ", unreadable_reasons(here, {}),
+                        "; graft reads ", supported_image_formats()));
   }
   if (loops > 0)
     log_warn(str_cat("image folder '", path, "': ", loops,
@@ -301,36 +315,35 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
     log_warn(str_cat("image folder '", path, "': ", duplicates,
                      duplicates == 1 ? " file is a link" : " files are links",
                      " to an image listed already; each image is used once"));
-  if (set.skipped > 0) {
-    log_warn(str_cat("image folder '", path, "': skipped ", set.skipped,
-                     set.skipped == 1 ? " file that is not an image" : " files that are not images",
-                     " (first: '", first_skipped, "')"));
-  }
+  if (set.skipped > 0)
+    log_warn(str_cat("image folder '", path, "': ", unreadable_summary(set.unreadable, files_total, set.classes)));
   return set;
 }
 
 }  // namespace
 
-cv::Mat load_image(const std::string& path) { return decode_image(read_bytes(path), path); }
+cv::Mat load_image(const std::string& path) { return decode_image(read_image_bytes(path), path); }
 
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& path) {
-  GRAFT_CHECK(!bytes.empty(), "cannot decode image '", path, "': the file is empty");
-  // Width x height from the header first: a small file may claim an image of
-  // gigabytes (refused over max_image_pixels(), before any decoding).
-  check_image_header(bytes.data(), bytes.size(), path);
-  if (bytes.size() >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8) {
-    GRAFT_CHECK(jpeg_complete(bytes), "cannot decode image '", path,
-                "': the JPEG data is truncated (no end-of-image marker)");
-  }
+  // The format from the first bytes, width x height from the header: a small
+  // file may claim an image of gigabytes (refused over max_image_pixels(),
+  // before any decoding).
+  const std::string format = check_image_header(bytes.data(), bytes.size(), path).format;
+  if (format == "GIF") return decode_gif(bytes, path);
+  if (format == "JPEG" && !jpeg_complete(bytes))
+    throw ImageError(path, ImageProblem::kTruncated, "JPEG", "no end-of-image marker");
   cv::Mat raw;
   try {
     raw = cv::imdecode(bytes, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& e) {
-    throw Error(str_cat("cannot decode image '", path, "': ", e.what()));
+    throw ImageError(path, ImageProblem::kDamaged, format, str_cat("OpenCV: ", e.err));
   }
-  GRAFT_CHECK(!raw.empty() && raw.rows > 0 && raw.cols > 0, "cannot decode image '", path,
-              "' (corrupt or truncated, or not a supported image format)");
-  return to_8bit_grey_or_rgb(raw, path);
+  if (raw.empty() || raw.rows <= 0 || raw.cols <= 0) {
+    if (image_data_ends_early(bytes, format))
+      throw ImageError(path, ImageProblem::kTruncated, format, "the data ends early");
+    throw ImageError(path, ImageProblem::kDamaged, format, "OpenCV's decoder refused it");
+  }
+  return to_8bit_grey_or_rgb(raw, path, format);
 }
 
 cv::Mat ImageSet::load(size_t i) const {
@@ -365,6 +378,7 @@ ImageSet ImageSet::subset(const std::vector<size_t>& positions) const {
   out.classes = classes;
   out.idx = idx;
   out.skipped = skipped;
+  out.unreadable = unreadable;
   out.samples.reserve(positions.size());
   for (size_t p : positions) {
     GRAFT_CHECK(p < samples.size(), "subset position ", p, " is out of range (the set '", root,
@@ -400,7 +414,6 @@ ImageSet select_classes(const ImageSet& set, const std::vector<std::string>& nam
   out.root = set.root;
   out.classes = names;
   out.idx = set.idx;
-  out.skipped = set.skipped;
   for (const Sample& s : set.samples) {
     auto it = relabel.find(s.label);
     if (it == relabel.end()) continue;
@@ -408,6 +421,14 @@ ImageSet select_classes(const ImageSet& set, const std::vector<std::string>& nam
     t.label = it->second;
     out.samples.push_back(std::move(t));
   }
+  // The unreadable files of the classes kept (all of an IDX set's count).
+  for (const UnreadableImage& u : set.unreadable) {
+    auto it = relabel.find(u.label);
+    if (it == relabel.end()) continue;
+    out.unreadable.push_back(u);
+    out.unreadable.back().label = it->second;
+  }
+  out.skipped = set.unreadable.empty() ? set.skipped : int64_t(out.unreadable.size());
   return out;
 }
 

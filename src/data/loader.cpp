@@ -19,8 +19,7 @@ namespace {
 /// A made batch, or why it could not be made.
 struct Made {
   std::optional<Batch> batch;       // nullopt when every sample failed
-  std::vector<size_t> failed;       // positions in the set of samples left out
-  std::string first_error;          // message of the first failure
+  std::vector<UnreadableImage> failed;  // samples left out, and why
   std::exception_ptr error;         // strict mode, or a non-decode error
 };
 
@@ -37,6 +36,7 @@ struct Loader::State {
   int64_t next_batch = 0;
   int64_t skipped = 0;
   std::vector<int64_t> skipped_by_class;  // indexed by label
+  std::vector<UnreadableImage> failures;
   bool warned = false;
 
   // Shared with the workers, under `mutex`.
@@ -75,8 +75,7 @@ Made Loader::State::make(int64_t k) {
         made.error = std::current_exception();
         return made;
       }
-      if (made.failed.empty()) made.first_error = e.what();
-      made.failed.push_back(pos);
+      made.failed.push_back(unreadable_image(e, set.identity(pos), set.samples[pos].label));
       continue;
     }
     try {
@@ -194,13 +193,13 @@ std::optional<Batch> Loader::next() {
     if (made.error) std::rethrow_exception(made.error);
     if (!made.failed.empty()) {
       s.skipped += int64_t(made.failed.size());
-      for (size_t pos : made.failed)
-        s.skipped_by_class.at(size_t(s.set.samples[pos].label)) += 1;
+      for (const UnreadableImage& u : made.failed) s.skipped_by_class.at(size_t(u.label)) += 1;
       if (!s.warned) {
         s.warned = true;
-        log_warn(str_cat(made.first_error,
+        log_warn(str_cat(made.failed.front().message,
                          "; the sample is left out (later failures are only counted)"));
       }
+      s.failures.insert(s.failures.end(), made.failed.begin(), made.failed.end());
     }
     if (made.batch) return std::move(made.batch);
   }
@@ -212,5 +211,7 @@ int64_t Loader::num_batches() const { return state_->num_batches; }
 int64_t Loader::skipped() const { return state_->skipped; }
 
 std::vector<int64_t> Loader::skipped_per_class() const { return state_->skipped_by_class; }
+
+const std::vector<UnreadableImage>& Loader::failures() const { return state_->failures; }
 
 }  // namespace graft

@@ -45,7 +45,11 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
   }
   progress.finish();
   model.train(was_training);
-  GRAFT_CHECK(!values.empty(), "no image of '", set.root, "' could be decoded");
+  out.unreadable = loader.failures();
+  GRAFT_CHECK(!values.empty(), "image set '", set.root, "': ",
+              out.unreadable.empty() ? "it holds no image"
+                                     : unreadable_summary(out.unreadable, static_cast<int64_t>(set.size()),
+                                                          set.classes, "images"));
   out.values = torch::cat(values);
   out.labels = torch::cat(labels);
   return out;

@@ -4,6 +4,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/progress.h"
 #include "graft/data/image_header.h"
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
@@ -50,6 +51,9 @@ ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set, const Ima
   io.precision = resolve_precision(o.precision, std::cerr);
   prepare_for_inference(*loaded.model, o.device);
   Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);
+  if (!out.unreadable.empty())
+    log_warn(str_cat("image set '", set.root, "': ",
+                     unreadable_summary(out.unreadable, static_cast<int64_t>(set.size()), set.classes, "images")));
   const int64_t classes = static_cast<int64_t>(loaded.info.classes.size());
   torch::Tensor logits = out.values;
   if (logits.size(1) > classes) logits = logits.narrow(1, 0, classes);
@@ -123,9 +127,17 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
     cv::Mat img;
     try {
       check_input_file(path);
-      img = load_image(path);
     } catch (const Error& e) {
       p.error = e.what();
+      p.unreadable = UnreadableImage{path, -1, ImageProblem::kCannotOpen, "", e.what()};
+    }
+    if (p.error.empty()) {
+      try {
+        img = load_image(path);
+      } catch (const Error& e) {
+        p.error = e.what();
+        p.unreadable = unreadable_image(e, path, -1);
+      }
     }
     if (p.error.empty()) {
       torch::Tensor x = channels_last(eval_transform(img, loaded.info.input).unsqueeze(0));

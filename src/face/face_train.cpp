@@ -160,10 +160,13 @@ namespace {
 // (and keeps the chips to fine-tune on).
 FaceFolder read_train_faces(FacePipeline& pipeline, const TrainOptions& o, std::vector<cv::Mat>* chips) {
   FaceFolder train = embed_face_folder(pipeline, o.data, chips);
+  report_face_folder(train, o.data, pipeline.options());
+  check_face_folder_usable(train, o.data, pipeline.options());
   const int64_t classes = static_cast<int64_t>(train.identities.size());
   GRAFT_CHECK(classes >= 2, o.data, ": ", classes, " identity (expected at least 2)");
-  GRAFT_CHECK(train.empty_identities.empty(), o.data, ": identity ", train.empty_identities.front(),
-              " yielded no usable face (remove it or add images)");
+  GRAFT_CHECK(train.empty_identities.empty(), "--data: ",
+              empty_identity_reason(train, train.empty_identities.front(), o.data, pipeline.options()),
+              " (remove it or add images)");
   return train;
 }
 
@@ -216,6 +219,8 @@ void write_face_config(const TrainOptions& o, const FaceFolder& train, int64_t l
 void test_face_head(const TrainOptions& o, FacePipeline& pipeline, const FaceClassifier& c,
                     TrainSummary& summary, int64_t& skipped) {
   const FaceFolder test = embed_face_folder(pipeline, o.test);
+  report_face_folder(test, o.test, pipeline.options());
+  check_face_folder_usable(test, o.test, pipeline.options());
   const std::vector<int64_t> mapped = labels_in_classes(test, c.classes, o.test, o.data);
   const size_t n = c.classes.size();
   std::vector<std::vector<int64_t>> confusion(n, std::vector<int64_t>(n, 0));
@@ -388,7 +393,8 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
   const FaceClassifier c = load_face_classifier(run);
   FacePipeline pipeline(face_run_options(run));
   const FaceFolder folder = embed_face_folder(pipeline, data);
-  GRAFT_CHECK(!folder.paths.empty(), data, ": no image with a usable face");
+  report_face_folder(folder, data, pipeline.options());
+  check_face_folder_usable(folder, data, pipeline.options());
   const auto j = read_json_file(run + "/face_model.json");
   const std::vector<int64_t> labels =
       labels_in_classes(folder, c.classes, data, j.value("data", std::string("the run's")));
@@ -412,7 +418,12 @@ std::vector<InputPrediction> predict_face_run(const std::string& run, const std:
     InputPrediction p;
     p.input = path;
     try {
-      check_input_file(path);
+      try {
+        check_input_file(path);
+      } catch (const Error& e) {
+        p.unreadable = UnreadableImage{path, -1, ImageProblem::kCannotOpen, "", e.what()};
+        throw;
+      }
       const torch::Tensor scores = c.scores(pipeline.embed_file(path).unsqueeze(0))[0];
       if (c.head != "centroid") {
         p.top = top_labels(scores, c.classes, k);
@@ -422,6 +433,9 @@ std::vector<InputPrediction> predict_face_run(const std::string& run, const std:
         for (int64_t i = 0; i < k; ++i)
           p.top.push_back({c.classes[static_cast<size_t>(idx[i].item<int64_t>())], -top[i].item<double>()});
       }
+    } catch (const ImageError& err) {
+      p.error = err.what();
+      p.unreadable = unreadable_image(err, path, -1);
     } catch (const Error& err) {
       p.error = err.what();
     }

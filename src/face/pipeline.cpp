@@ -11,6 +11,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/core/progress.h"
 #include "graft/data/image_set.h"
 
 namespace graft {
@@ -182,6 +183,8 @@ FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir, std
     parts.push_back(pipeline.embed(chips));
     chips.clear();
   };
+  out.files.assign(out.identities.size(), 0);
+  out.faceless.assign(out.identities.size(), 0);
   for (size_t label = 0; label < out.identities.size(); ++label) {
     std::vector<std::string> files;
     for (const auto& entry : fs::directory_iterator(fs::path(dir) / out.identities[label])) {
@@ -189,12 +192,21 @@ FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir, std
       if (entry.is_regular_file() && !name.empty() && name[0] != '.') files.push_back(entry.path().string());
     }
     std::sort(files.begin(), files.end());
+    out.files[label] = static_cast<int64_t>(files.size());
     int64_t used = 0;
     for (const auto& path : files) {
+      cv::Mat image;
       try {
-        const cv::Mat image = pipeline.load(path);
+        image = pipeline.load(path);
+      } catch (const Error& e) {
+        out.unreadable.push_back(unreadable_image(e, path, static_cast<int>(label)));
+        out.skipped.push_back(e.what());
+        continue;
+      }
+      try {
         auto found = pipeline.faces(image, path);
         if (found.empty()) {
+          ++out.faceless[label];
           out.skipped.push_back(path + ": no face found");
           continue;
         }
@@ -205,6 +217,7 @@ FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir, std
         ++used;
         if (chips.size() == 32) flush();
       } catch (const Error& e) {
+        ++out.faceless[label];  // too small to hold a face
         out.skipped.push_back(e.what());
       }
     }
@@ -213,6 +226,81 @@ FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir, std
   flush();
   out.embeddings = parts.empty() ? torch::zeros({0, 128}) : torch::cat(parts);
   return out;
+}
+
+namespace {
+
+std::string no_face_hint(const FaceOptions& o) {
+  return o.detect ? str_cat("detector ", o.detector, ", min face ", o.min_face,
+                            " px; --no-detect for already-cropped faces")
+                  : str_cat("--no-detect: only images under ", kMinImageSide, "x", kMinImageSide, " pixels give none");
+}
+
+int64_t total_files(const FaceFolder& f) {
+  int64_t n = 0;
+  for (int64_t c : f.files) n += c;
+  return n;
+}
+
+}  // namespace
+
+std::string empty_identity_reason(const FaceFolder& folder, const std::string& identity, const std::string& dir,
+                                  const FaceOptions& options) {
+  const auto it = std::find(folder.identities.begin(), folder.identities.end(), identity);
+  GRAFT_CHECK(it != folder.identities.end(), "identity ", identity, " is not in ", dir);
+  const size_t label = static_cast<size_t>(it - folder.identities.begin());
+  const std::string where = str_cat("identity ", identity, " (", (std::filesystem::path(dir) / identity).string(), ")");
+  const int64_t files = label < folder.files.size() ? folder.files[label] : 0;
+  if (files == 0) return str_cat(where, " holds no files");
+  std::vector<UnreadableImage> unreadable;
+  for (const auto& u : folder.unreadable)
+    if (u.label == static_cast<int>(label)) unreadable.push_back(u);
+  const int64_t bad = static_cast<int64_t>(unreadable.size()), read = files - bad;
+  if (read == 0)
+    return str_cat(where, files == 1 ? ": its one file could not be read: "
+                                     : str_cat(": none of its ", files, " files could be read: "),
+                   unreadable_reasons(unreadable, {}), "; graft reads ", supported_image_formats());
+  return str_cat(where, ": ", read, " of its ", files, files == 1 ? " file was" : " files were",
+                 " read as images, and no face was found in ", read == 1 ? "it" : "any of them", " (",
+                 no_face_hint(options), ")",
+                 bad > 0 ? str_cat("; ", bad, " could not be read: ", unreadable_reasons(unreadable, {})) : "");
+}
+
+void report_face_folder(const FaceFolder& folder, const std::string& dir, const FaceOptions& options) {
+  constexpr size_t kListed = 20;
+  for (size_t i = 0; i < folder.skipped.size() && i < kListed; ++i) log_warn("skipped " + folder.skipped[i]);
+  if (folder.skipped.size() > kListed)
+    log_warn(str_cat("... and ", folder.skipped.size() - kListed, " more files skipped (counted below)"));
+  // Nothing usable: check_face_folder_usable's error says it instead.
+  if (folder.paths.empty()) return;
+  const int64_t files = total_files(folder);
+  if (!folder.unreadable.empty())
+    log_warn(str_cat(dir, ": ", unreadable_summary(folder.unreadable, files, folder.identities)));
+  int64_t faceless = 0;
+  std::string per;
+  for (size_t c = 0; c < folder.faceless.size(); ++c) {
+    if (folder.faceless[c] == 0) continue;
+    faceless += folder.faceless[c];
+    per += str_cat(per.empty() ? "" : ", ", folder.identities[c], " ", folder.faceless[c]);
+  }
+  if (faceless > 0)
+    log_warn(str_cat(dir, ": ", faceless, " of the ", files - static_cast<int64_t>(folder.unreadable.size()),
+                     " images read gave no usable face (", per, "; ", no_face_hint(options), ")"));
+}
+
+void check_face_folder_usable(const FaceFolder& folder, const std::string& dir, const FaceOptions& options) {
+  if (!folder.paths.empty()) return;
+  const int64_t files = total_files(folder);
+  GRAFT_CHECK(files > 0, dir, ": its identity folders hold no files (expected images: ", supported_image_formats(),
+              ")");
+  const int64_t read = files - static_cast<int64_t>(folder.unreadable.size());
+  GRAFT_CHECK(read > 0, dir, ": ", unreadable_summary(folder.unreadable, files, folder.identities));
+  throw Error(str_cat(dir, ": no face was found in any of the ", read, read == 1 ? " image" : " images", " read (",
+                      no_face_hint(options), ")",
+                      folder.unreadable.empty()
+                          ? ""
+                          : str_cat("; ", folder.unreadable.size(), " of the ", files,
+                                    " files could not be read: ", unreadable_reasons(folder.unreadable, folder.identities))));
 }
 
 }  // namespace graft

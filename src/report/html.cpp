@@ -480,14 +480,14 @@ std::string Thumbnails::uri(const std::string& path) {
   cv::Mat img;
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
-    // As the model saw it: EXIF orientation ignored, alpha dropped. An image
-    // over the pixel limit (or not an image) gets no thumbnail.
+    // As the model saw it, through the reader every verb uses (GIF too):
+    // EXIF orientation ignored, alpha dropped. An image over the pixel limit
+    // (or not an image) gets no thumbnail.
     try {
       const std::string bytes = read_regular_file(path);
       const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
-      check_image_header(data, bytes.size(), path);
-      img = cv::imdecode(std::vector<uint8_t>(data, data + bytes.size()),
-                         cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
+      img = decode_image(std::vector<uint8_t>(data, data + bytes.size()), path);
+      if (img.channels() == 3) cv::cvtColor(img, img, cv::COLOR_RGB2BGR);  // imencode takes BGR
     } catch (const std::exception&) {
       return "";
     }

@@ -70,26 +70,44 @@ DataSets open_data(const TrainOptions& o) {
   return d;
 }
 
-// Training images that could not be decoded, by class: reported once, in
-// total and per class; a class left with no readable image is an error.
+// Training images that could not be decoded: reported once, by reason and
+// class; none left, or a class left with none, is an error saying why.
 void check_readable(const TrainOptions& o, const ImageSet& train,
-                    const std::vector<int64_t>& skipped) {
+                    const std::vector<UnreadableImage>& failures) {
+  if (failures.empty()) return;
+  const int64_t total = static_cast<int64_t>(train.size());
+  const std::string summary = unreadable_summary(failures, total, train.classes, "training images");
+  GRAFT_CHECK(static_cast<int64_t>(failures.size()) < total, "--data '", o.data, "': ", summary);
+  log_warn(str_cat("--data '", o.data, "': ", summary));
   const auto counts = train.class_counts();
-  int64_t total = 0;
-  std::string per_class;
-  for (size_t c = 0; c < counts.size() && c < skipped.size(); ++c) {
-    if (skipped[c] == 0) continue;
-    total += skipped[c];
-    per_class += str_cat(per_class.empty() ? "" : ", ", train.classes[c], " ", skipped[c], " of ",
-                         counts[c]);
+  for (size_t c = 0; c < counts.size(); ++c) {
+    std::vector<UnreadableImage> here;
+    for (const UnreadableImage& u : failures)
+      if (u.label == static_cast<int>(c)) here.push_back(u);
+    GRAFT_CHECK(static_cast<int64_t>(here.size()) < counts[c], "--data '", o.data, "': class '", train.classes[c],
+                "' has no readable training image (all ", counts[c], " failed to decode: ",
+                unreadable_reasons(here, {}), "; expected at least one; graft reads ", supported_image_formats(), ")");
   }
-  if (total == 0) return;
-  log_warn(str_cat("--data '", o.data, "': ", total, " of ", train.size(),
-                   " training images could not be decoded and were left out (", per_class, ")"));
-  for (size_t c = 0; c < counts.size() && c < skipped.size(); ++c)
-    GRAFT_CHECK(skipped[c] < counts[c], "--data '", o.data, "': class '", train.classes[c],
-                "' has no readable training image (all ", counts[c],
-                " failed to decode; expected at least one)");
+}
+
+// The samples of `set` missing from `decoded` (positions that decoded), with
+// the reason each fails to load: for features that came from the cache.
+std::vector<UnreadableImage> unreadable_samples(const ImageSet& set, const std::vector<size_t>& decoded) {
+  std::vector<bool> ok(set.size(), false);
+  for (size_t p : decoded)
+    if (p < ok.size()) ok[p] = true;
+  std::vector<UnreadableImage> out;
+  for (size_t p = 0; p < set.size(); ++p) {
+    if (ok[p]) continue;
+    try {
+      set.load(p);
+      out.push_back(UnreadableImage{set.identity(p), set.samples[p].label, ImageProblem::kDamaged, "",
+                                    "decoded now, but not when the features were cached"});
+    } catch (const Error& e) {
+      out.push_back(unreadable_image(e, set.identity(p), set.samples[p].label));
+    }
+  }
+  return out;
 }
 
 std::string weights_file(const std::string& weights) {
@@ -245,7 +263,7 @@ class ImageTask final : public TaskRun {
     fold_.reset();
     if (cached_ || group_ || !whole) return;
     // Once per process, over a whole epoch (every sample is tried once).
-    if (!readable_checked_) check_readable(o_, data_.train, loader_->skipped_per_class());
+    if (!readable_checked_) check_readable(o_, data_.train, loader_->failures());
     readable_checked_ = true;
     GRAFT_CHECK(epoch_count_ > 0, "no training image of '", o_.data, "' could be decoded");
   }
@@ -365,11 +383,10 @@ class ImageTask final : public TaskRun {
     train_feats_ = features(data_.train);
     if (!group_) {
       // The cache holds the samples that decoded: the rest were skipped.
-      std::vector<int64_t> skipped = data_.train.class_counts();
-      const torch::Tensor read = torch::bincount(train_feats_.labels.to(torch::kCPU), {},
-                                                 static_cast<int64_t>(skipped.size()));
-      for (size_t c = 0; c < skipped.size(); ++c) skipped[c] -= read[static_cast<int64_t>(c)].item<int64_t>();
-      check_readable(o_, data_.train, skipped);
+      check_readable(o_, data_.train,
+                     train_feats_.unreadable.size() + train_feats_.positions.size() == data_.train.size()
+                         ? train_feats_.unreadable
+                         : unreadable_samples(data_.train, train_feats_.positions));
     }
     if (data_.val.size() > 0) {
       io_.label = "features val";

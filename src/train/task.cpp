@@ -174,9 +174,10 @@ nlohmann::ordered_json image_evaluate(const std::string& run, const std::string&
 void image_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                    const PredictionCallback& each) {
   const auto results = predict_image_run(run, inputs, image_eval_options(s), each);
-  int64_t failures = 0;
-  for (const auto& p : results) failures += !p.error.empty();
-  GRAFT_CHECK(failures == 0, failures, " of ", inputs.size(), " inputs could not be read");
+  std::vector<UnreadableImage> unreadable;
+  for (const auto& p : results)
+    if (p.unreadable) unreadable.push_back(*p.unreadable);
+  GRAFT_CHECK(unreadable.empty(), unreadable_summary(unreadable, static_cast<int64_t>(inputs.size()), {}, "inputs"));
 }
 
 // Text runs run in fp32: a bf16 request is for image runs.
@@ -227,9 +228,18 @@ void face_predict(const std::string& run, const std::vector<std::string>& inputs
                   const PredictionCallback& each) {
   no_face_reject(s);
   const auto results = predict_face_run(run, inputs, s.top_k, each);
-  int64_t failures = 0;
-  for (const auto& p : results) failures += !p.error.empty();
-  GRAFT_CHECK(failures == 0, failures, " of ", inputs.size(), " inputs had no usable face or could not be read");
+  std::vector<UnreadableImage> unreadable;
+  int64_t faceless = 0;
+  for (const auto& p : results) {
+    if (p.unreadable) unreadable.push_back(*p.unreadable);
+    else faceless += !p.error.empty();
+  }
+  const int64_t n = static_cast<int64_t>(inputs.size()), bad = static_cast<int64_t>(unreadable.size());
+  GRAFT_CHECK(faceless > 0 || bad == 0, unreadable_summary(unreadable, n, {}, "inputs"));
+  GRAFT_CHECK(faceless == 0, faceless + bad, " of ", n, " inputs could not be used: ", faceless,
+              " gave no usable face",
+              bad == 0 ? "" : str_cat("; ", bad, " could not be read: ", unreadable_reasons(unreadable, {}),
+                                      "; graft reads ", supported_image_formats()));
 }
 
 // ---- graft search.

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
 
 #include "graft/core/files.h"
 #include "graft/weights/safetensors.h"
@@ -210,17 +211,48 @@ TEST_F(Cli, BadInputGetsAClearError) {
   EXPECT_EQ(graft_cli(args).code, 0);
 }
 
+// Unreadable images of every kind in the training folder: those that are no
+// image graft reads (by their first bytes) are counted when the folder is
+// opened, those that fail to decode after the first epoch; both lines count
+// by reason and class and list the formats. A PNG named .jpg and a GIF are
+// read. --strict refuses the first, naming it.
 TEST_F(Cli, CorruptImagesAreSkippedAndCountedOrRefusedWhenStrict) {
-  std::ofstream(dir_ / "data/class1/broken.png") << "\x89PNG\r\n\x1a\n not really a png";
+  const std::string d = dir_ / "data";
+  std::ofstream(d + "/class1/broken.png") << "\x89PNG\r\n\x1a\n not really a png";
+  std::ofstream(d + "/class0/fake.png") << "plain text with a png name";
+  test::write_bytes(d + "/class2/icon.ico", test::ico_bytes(cv::Mat(8, 8, CV_8UC3, cv::Scalar(1, 2, 3))));
+  cv::Mat grey(32, 32, CV_8UC1);
+  for (int i = 0; i < 32 * 32; ++i) grey.data[i] = static_cast<uint8_t>((i % 32) / 4 * 30);
+  std::vector<uint8_t> jpg;
+  cv::imencode(".jpg", grey, jpg);
+  test::write_bytes(d + "/class1/cut.jpg", std::string(jpg.begin(), jpg.begin() + jpg.size() / 2));
+  test::write_bytes(d + "/class0/pic.gif", test::gif_bytes(grey));
+  fs::copy_file(d + "/class2/img0.png", d + "/class2/photo.jpg");
   auto args = train_args(dir_ / "lenient");
+  *(std::find(args.begin(), args.end(), "--val-split") + 1) = "0";  // every image trains
   Result lenient = graft_cli(args);
   EXPECT_EQ(lenient.code, 0) << lenient.err;
-  EXPECT_TRUE(contains(lenient.err, "broken.png")) << lenient.err;
+  const std::string formats = "; graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+  EXPECT_TRUE(contains(lenient.err, "warning: image folder '" + d + "': 2 of 24 files could not be read and are left "
+                                    "out: 1 is not an image (class0 1; first: '" + d + "/class0/fake.png'), 1 is ICO, "
+                                    "which graft does not read (class2 1; first: '" + d + "/class2/icon.ico')" +
+                                    formats + "\n"))
+      << lenient.err;
+  EXPECT_TRUE(contains(lenient.err, "warning: --data '" + d + "': 2 of 22 training images could not be read and are "
+                                    "left out: 1 is truncated (class1 1; first: '" + d + "/class1/cut.jpg'), 1 is "
+                                    "damaged (class1 1; first: '" + d + "/class1/broken.png')" + formats + "\n"))
+      << lenient.err;
+  EXPECT_TRUE(contains(lenient.err, "; the sample is left out (later failures are only counted)")) << lenient.err;
+  const auto config = nlohmann::json::parse(read_file(dir_ / "lenient/config.json"));
+  EXPECT_EQ(config["counts"]["train"], 22);  // the GIF and the PNG named .jpg are in
   args = train_args(dir_ / "strict");
   args.push_back("--strict");
   Result strict = graft_cli(args);
   EXPECT_EQ(strict.code, 1);
-  EXPECT_TRUE(contains(strict.err, "broken.png")) << strict.err;
+  EXPECT_TRUE(contains(strict.err, "error: cannot read image '" + d + "/class0/fake.png': not an image (starts with "
+                                   "\"plain te\")" + formats + " (in image folder '" + d +
+                                   "'; --strict makes this an error)"))
+      << strict.err;
   EXPECT_FALSE(fs::exists(dir_ / "strict/model.safetensors"));
 }
 
@@ -263,13 +295,34 @@ TEST_F(Cli, OutOfRangeIntegersAreUsageErrors) {
 // other inputs are still predicted (it used to end in std::bad_alloc).
 TEST_F(Cli, PredictNamesAFolderInputAndKeepsTheOthers) {
   ASSERT_EQ(graft_cli(train_args(dir_ / "run")).code, 0);
-  Result r = graft_cli({"predict", dir_ / "run", dir_ / "test/class0", dir_ / "test/class0/img0.png",
-                        "/dev/null"});
+  // Also: every kind of unreadable image, each named with its reason, and a
+  // GIF and a PNG named .jpg, which are read.
+  cv::Mat grey(32, 32, CV_8UC1);
+  for (int i = 0; i < 32 * 32; ++i) grey.data[i] = static_cast<uint8_t>(i % 7 * 36);
+  std::vector<uint8_t> jpg;
+  cv::imencode(".jpg", grey, jpg);
+  test::write_bytes(dir_ / "cut.jpg", std::string(jpg.begin(), jpg.end() - 20));
+  test::write_bytes(dir_ / "notes.png", "plain text with a png name");
+  test::write_bytes(dir_ / "icon.ico", test::ico_bytes(grey));
+  test::write_bytes(dir_ / "pic.gif", test::gif_bytes(grey));
+  fs::copy_file(dir_ / "test/class0/img0.png", dir_ / "png.jpg");
+  Result r = graft_cli({"predict", dir_ / "run", dir_ / "test/class0", dir_ / "test/class0/img0.png", "/dev/null",
+                        dir_ / "cut.jpg", dir_ / "notes.png", dir_ / "icon.ico", dir_ / "pic.gif", dir_ / "png.jpg"});
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.err, "'" + dir_ / "test/class0" + "' is a folder")) << r.err;
   EXPECT_TRUE(contains(r.err, "'/dev/null' is not a regular file")) << r.err;
   EXPECT_TRUE(contains(r.out, dir_ / "test/class0/img0.png")) << r.out;
-  EXPECT_TRUE(contains(r.err, "2 of 3 inputs could not be read")) << r.err;
+  EXPECT_TRUE(contains(r.out, dir_ / "pic.gif\t")) << r.out;
+  EXPECT_TRUE(contains(r.out, dir_ / "png.jpg\t")) << r.out;
+  const std::string formats = "; graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+  for (const std::string& line :
+       {"error: cannot read image '" + dir_ / "cut.jpg" + "': truncated JPEG (no end-of-image marker)" + formats,
+        "error: cannot read image '" + dir_ / "notes.png" + "': not an image (starts with \"plain te\")" + formats,
+        "error: cannot read image '" + dir_ / "icon.ico" + "': unsupported format ICO" + formats,
+        "error: 5 of 8 inputs could not be read and are left out: 2 cannot be opened (first: '/dev/null'), 1 is not "
+        "an image (first: '" + dir_ / "notes.png" + "'), 1 is ICO, which graft does not read (first: '" +
+            dir_ / "icon.ico" + "'), 1 is truncated (first: '" + dir_ / "cut.jpg" + "')" + formats + "\n"})
+    EXPECT_TRUE(contains(r.err, line)) << line << "\nin:\n" << r.err;
 }
 
 // --max-pixels: the 32x32 images (1,024 pixels) are over a limit of 1,000,
@@ -284,7 +337,9 @@ TEST_F(Cli, MaxPixelsRefusesLargerImagesBeforeDecoding) {
   args.insert(args.end(), {"--max-pixels", "1000"});
   Result t = graft_cli(args);
   EXPECT_EQ(t.code, 1);
-  EXPECT_TRUE(contains(t.err, "has no readable training image")) << t.err;
+  EXPECT_TRUE(contains(t.err, "error: --data '" + dir_ / "data" + "': 0 of 12 training images could be read: 12 are "
+                              "larger than --max-pixels allows (class0 4, class1 4, class2 4; first: '"))
+      << t.err;
   auto config = nlohmann::json::parse(read_file(dir_ / "run/config.json"));
   EXPECT_EQ(config["options"]["max_pixels"].get<int64_t>(), 50000000);
 }

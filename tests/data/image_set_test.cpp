@@ -6,8 +6,11 @@
 #include <gtest/gtest.h>
 #include <opencv2/imgcodecs.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "graft/core/error.h"
 #include "graft/data/image_set.h"
+#include "graft/weights/safetensors.h"
 #include "test_util.h"
 
 namespace graft {
@@ -28,29 +31,29 @@ void write_file(const std::string& path, const std::string& bytes) {
 
 using test::contains;
 
-TEST(DataImageSet, HymenopteraSkipsTheGif) {
+// The GIF among hymenoptera's JPEGs is read (as Pillow reads it: see
+// GifFramesEqualPillow).
+TEST(DataImageSet, HymenopteraReadsTheGif) {
   std::string root = test::shared_data("hymenoptera/train");
   if (root.empty()) GTEST_SKIP() << "no ../shared/data/hymenoptera";
   ImageSet set = open_image_set(root);
   EXPECT_EQ(set.classes, (std::vector<std::string>{"ants", "bees"}));
-  EXPECT_EQ(set.class_counts(), (std::vector<int64_t>{123, 121}));
-  EXPECT_EQ(set.skipped, 1);
-  bool has_jpeg = false;
+  EXPECT_EQ(set.class_counts(), (std::vector<int64_t>{124, 121}));
+  EXPECT_EQ(set.skipped, 0);
+  bool has_jpeg = false, has_gif = false;
   for (const Sample& s : set.samples) {
-    EXPECT_FALSE(contains(s.path, ".gif")) << s.path;
+    has_gif |= contains(s.path, "/ants/imageNotFound.gif");
     has_jpeg |= contains(s.path, "formica.jpeg");
   }
   EXPECT_TRUE(has_jpeg);
+  EXPECT_TRUE(has_gif);
   // Sorted by path within a class.
   for (size_t i = 1; i < set.size(); ++i) {
     if (set.samples[i].label == set.samples[i - 1].label) {
       EXPECT_LT(set.samples[i - 1].path, set.samples[i].path);
     }
   }
-  OpenOptions strict;
-  strict.strict = true;
-  std::string msg = error_of([&] { open_image_set(root, strict); });
-  EXPECT_TRUE(contains(msg, root + "/ants/imageNotFound.gif")) << msg;
+  EXPECT_EQ(load_image(root + "/ants/imageNotFound.gif").size(), cv::Size(300, 300));
 }
 
 TEST(DataImageSet, PgmWithCommentLoads) {
@@ -127,9 +130,99 @@ TEST(DataImageSet, CorruptFilesNameTheFile) {
   EXPECT_THROW(load_image(tmp / "part.jpg"), Error);
   write_file(tmp / "tail.jpg", jpg + "trailing bytes");
   EXPECT_EQ(cv::norm(load_image(tmp / "tail.jpg"), load_image(tmp / "whole.jpg"), cv::NORM_INF), 0);
-  for (const char* name : {"cut.jpg", "cut.png", "garbage.png", "empty.jpg", "absent.png"}) {
-    std::string msg = error_of([&] { load_image(tmp / name); });
-    EXPECT_TRUE(contains(msg, tmp / name)) << msg;
+  // Each names the file, the reason and the formats graft reads.
+  const std::string formats = "; graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"cut.jpg", "truncated JPEG (no end-of-image marker)"},
+      {"cut.png", "truncated PNG (the data ends early)"},
+      {"garbage.png", "damaged PNG (malformed header: the first chunk is not IHDR)"},
+      {"empty.jpg", "not an image (the file is empty)"},
+      {"absent.png", "the file cannot be read (No such file or directory)"},
+  };
+  for (const auto& [name, reason] : cases)
+    EXPECT_EQ(error_of([&] { load_image(tmp / name); }), "cannot read image '" + tmp / name + "': " + reason + formats);
+}
+
+// The format comes from the first bytes: a PNG named .jpg is read, a text
+// file named .png is not an image, an ICO is a format graft does not read.
+TEST(DataImageSet, TheFormatComesFromTheBytesNotTheName) {
+  test::TempDir tmp;
+  cv::Mat img(5, 7, CV_8UC3);
+  cv::randu(img, 0, 255);
+  cv::imwrite(tmp / "real.png", img);
+  std::filesystem::copy_file(tmp / "real.png", tmp / "png.jpg");
+  EXPECT_EQ(cv::norm(load_image(tmp / "png.jpg"), load_image(tmp / "real.png"), cv::NORM_INF), 0);
+  write_file(tmp / "notes.png", "plain text with a png name");
+  write_file(tmp / "icon.png", test::ico_bytes(img));
+  const std::string formats = "; graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+  EXPECT_EQ(error_of([&] { load_image(tmp / "notes.png"); }),
+            "cannot read image '" + tmp / "notes.png" + "': not an image (starts with \"plain te\")" + formats);
+  EXPECT_EQ(error_of([&] { load_image(tmp / "icon.png"); }),
+            "cannot read image '" + tmp / "icon.png" + "': unsupported format ICO" + formats);
+}
+
+// GIF: a GIF written here (test::gif_bytes) decodes to its pixels exactly,
+// grey to grey; a cut one is truncated at every length; a frame past the
+// pixel limit is refused before its pixels are read.
+TEST(DataImageSet, GifDecodesAndItsErrorsSayWhy) {
+  cv::Mat rgb(9, 13, CV_8UC3), grey(6, 5, CV_8UC1);
+  for (int y = 0; y < rgb.rows; ++y)
+    for (int x = 0; x < rgb.cols; ++x) rgb.at<cv::Vec3b>(y, x) = cv::Vec3b(x * 19, y * 27, (x * y) % 5 * 50);
+  for (int i = 0; i < 30; ++i) grey.data[i] = static_cast<uint8_t>(i * 8);
+  const std::string a = test::gif_bytes(rgb), g = test::gif_bytes(grey);
+  auto decode = [](const std::string& bytes, const std::string& name = "x.gif") {
+    return decode_image(std::vector<uint8_t>(bytes.begin(), bytes.end()), name);
+  };
+  cv::Mat m = decode(a);
+  ASSERT_EQ(m.type(), CV_8UC3);
+  EXPECT_EQ(cv::norm(m, rgb, cv::NORM_INF), 0);
+  m = decode(g);
+  ASSERT_EQ(m.type(), CV_8UC1);
+  EXPECT_EQ(cv::norm(m, grey, cv::NORM_INF), 0);
+  for (size_t len = 13; len < a.size() - 1; len += 37) {
+    try {
+      decode(a.substr(0, len));
+      ADD_FAILURE() << "a GIF cut at " << len << " decoded";
+    } catch (const ImageError& e) {
+      EXPECT_EQ(e.problem(), ImageProblem::kTruncated) << len << ": " << e.what();
+      EXPECT_TRUE(contains(e.what(), "cannot read image 'x.gif': truncated GIF (")) << e.what();
+    }
+  }
+  // No image before the trailer; a frame of 60000 x 60000 on a 4 x 4 screen.
+  EXPECT_TRUE(contains(error_of([&] { decode(a.substr(0, 13 + 768) + ";"); }),
+                       "'x.gif': damaged GIF (the file holds no image)"));
+  std::string big = a.substr(0, 13 + 768) + std::string(",\0\0\0\0\x60\xea\x60\xea\0\x08\x01\0\0;", 15);
+  big[6] = 4, big[7] = 0, big[8] = 4, big[9] = 0;
+  EXPECT_TRUE(contains(error_of([&] { decode(big); }),
+                       "'x.gif': too large: 60000x60000 pixels (GIF, the first frame's extent), over the limit of "
+                       "50000000 pixels (--max-pixels)"));
+}
+
+// Pillow's decoding of GIFs it wrote (tests/reference/gif_fixtures.py): an
+// adaptive palette, interlaced and not, a transparent index on a canvas
+// larger than the frame, an offset frame without transparency, a frame past
+// the screen, a local colour table, three frames (the first is read), grey
+// ones, and hymenoptera's real GIF. Pixels equal; grey palettes give grey.
+TEST(DataImageSet, GifFramesEqualPillow) {
+  if (!test::have_fixture("gif/gif.safetensors")) GTEST_SKIP() << "fixture gif/gif.safetensors missing (run make_fixtures.py)";
+  SafetensorsFile file = load_safetensors(test::fixture("gif/gif.safetensors"));
+  const auto cases = nlohmann::json::parse(file.metadata.at("cases"));
+  ASSERT_GE(cases.size(), 8u);
+  for (const auto& [name, tensor] : file.tensors) {
+    cv::Mat m = load_image(test::fixture("gif/" + name + ".gif"));
+    const bool grey = cases.at(name).at("grey").get<bool>();
+    ASSERT_EQ(m.channels(), grey ? 1 : 3) << name;
+    cv::Mat rgb = m;
+    if (grey) cv::merge(std::vector<cv::Mat>{m, m, m}, rgb);
+    ASSERT_EQ(tensor.sizes().vec(), (std::vector<int64_t>{rgb.rows, rgb.cols, 3})) << name;
+    const torch::Tensor ours = torch::from_blob(rgb.data, {rgb.rows, rgb.cols, 3}, torch::kUInt8);
+    EXPECT_TRUE(torch::equal(ours, tensor)) << name << ": " << (ours.to(torch::kInt32) - tensor.to(torch::kInt32)).abs().max().item<int>();
+  }
+  // The AT&T face as a GIF is the PGM's pixels.
+  if (file.metadata.count("cases") && cases.contains("grey_face")) {
+    const std::string pgm = test::shared_data("att_faces/s1/1.pgm");
+    if (!pgm.empty())
+      EXPECT_EQ(cv::norm(load_image(test::fixture("gif/grey_face.gif")), load_image(pgm), cv::NORM_INF), 0);
   }
 }
 
@@ -145,17 +238,57 @@ TEST(DataImageSet, FolderSkipsNonImagesAndHiddenFiles) {
   fs::create_directories(tmp / "class2/nested");
   cv::imwrite(tmp / "class2/nested/deep.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(1)));
 
+  // Named by content: a GIF named .dat is an image, an ICO is not read.
+  write_file(tmp / "class1/photo.dat", test::gif_bytes(cv::Mat(4, 4, CV_8UC1, cv::Scalar(9))));
+  write_file(tmp / "class2/icon.png", test::ico_bytes(cv::Mat(4, 4, CV_8UC3, cv::Scalar(1, 2, 3))));
+
   ImageSet set = open_image_set(tmp.path());
   EXPECT_EQ(set.classes, (std::vector<std::string>{"class0", "class1", "class2"}));
-  EXPECT_EQ(set.class_counts(), (std::vector<int64_t>{4, 4, 5}));
-  EXPECT_EQ(set.skipped, 2);
+  EXPECT_EQ(set.class_counts(), (std::vector<int64_t>{4, 5, 5}));
+  EXPECT_EQ(set.skipped, 3);
   EXPECT_EQ(set.root, tmp.path());
   EXPECT_EQ(set.identity(0), tmp / "class0/img0.png");
+  ASSERT_EQ(set.unreadable.size(), 3u);
+  EXPECT_EQ(unreadable_summary(set.unreadable, 17, set.classes),
+            "3 of 17 files could not be read and are left out: 2 are not images (class0 1, class1 1; first: '" +
+                tmp / "class0/notes.txt" + "'), 1 is ICO, which graft does not read (class2 1; first: '" +
+                tmp / "class2/icon.png" +
+                "'); graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF");
+  // --classes keeps the unreadable files of the classes kept, relabelled.
+  ImageSet two = select_classes(set, {"class2", "class1"});
+  ASSERT_EQ(two.unreadable.size(), 2u);
+  EXPECT_EQ(two.skipped, 2);
+  EXPECT_EQ(two.unreadable[0].label, 1);  // class1's fake.png
+  EXPECT_EQ(two.unreadable[1].label, 0);  // class2's icon.png
 
   OpenOptions strict;
   strict.strict = true;
   std::string msg = error_of([&] { open_image_set(tmp.path(), strict); });
-  EXPECT_TRUE(contains(msg, tmp / "class0/notes.txt")) << msg;
+  EXPECT_EQ(msg, "cannot read image '" + tmp / "class0/notes.txt" +
+                     "': not an image (starts with \"not an i\"); graft reads PNG, JPEG, BMP, GIF, PNM "
+                     "(PBM/PGM/PPM/PAM/PFM), WebP and TIFF (in image folder '" + tmp.path() +
+                     "'; --strict makes this an error)");
+}
+
+// Nothing readable: the error counts the files and says why, for the whole
+// folder first, then for a class.
+TEST(DataImageSet, AFolderWithNothingReadableSaysWhy) {
+  test::TempDir tmp;
+  for (const char* c : {"a", "b"}) {
+    fs::create_directories(tmp / c);
+    for (int i = 0; i < 3; ++i)
+      write_file(tmp / (std::string(c) + "/" + std::to_string(i) + ".ico"),
+                 test::ico_bytes(cv::Mat(4, 4, CV_8UC3, cv::Scalar(i))));
+  }
+  write_file(tmp / "b/readme.txt", "about b");
+  EXPECT_EQ(error_of([&] { open_image_set(tmp.path()); }),
+            "image folder '" + tmp.path() + "': 0 of 7 files could be read: 6 are ICO, which graft does not read (a 3, "
+            "b 3; first: '" + tmp / "a/0.ico" + "'), 1 is not an image (b 1; first: '" + tmp / "b/readme.txt" +
+            "'); graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF");
+  write_file(tmp / "b/ok.gif", test::gif_bytes(cv::Mat(4, 4, CV_8UC1, cv::Scalar(3))));
+  EXPECT_EQ(error_of([&] { open_image_set(tmp.path()); }),
+            "class folder '" + tmp / "a" + "' holds no readable image: 3 are ICO, which graft does not read (first: '" +
+                tmp / "a/0.ico" + "'); graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF");
 }
 
 TEST(DataImageSet, BadFoldersNameThePath) {
@@ -179,8 +312,14 @@ TEST(DataImageSet, BadFoldersNameThePath) {
   cv::imwrite(tmp / "data/cat/a.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(1)));
   write_file(tmp / "data/dog/readme.txt", "woof");
   msg = error_of([&] { open_image_set(tmp / "data"); });
-  EXPECT_TRUE(contains(msg, "class folder '" + tmp / "data/dog' holds no images")) << msg;
-  EXPECT_TRUE(contains(msg, "jpg")) << msg;
+  EXPECT_TRUE(contains(msg, "class folder '" + tmp / "data/dog' holds no readable image: 1 is not an image")) << msg;
+  EXPECT_TRUE(contains(msg, "graft reads PNG, JPEG")) << msg;
+  fs::create_directories(tmp / "data/emu");
+  msg = error_of([&] { open_image_set(tmp / "data"); });
+  EXPECT_TRUE(contains(msg, "class folder '" + tmp / "data/dog' holds no readable image")) << msg;
+  fs::remove(tmp / "data/dog/readme.txt");
+  msg = error_of([&] { open_image_set(tmp / "data"); });
+  EXPECT_TRUE(contains(msg, "class folder '" + tmp / "data/dog' holds no files")) << msg;
 }
 
 /// A set of `counts[c]` fake samples per class (no files needed).

@@ -106,12 +106,33 @@ TEST_F(FaceCli, BadInputsAreNamedAndNothingIsLost) {
   cv::imwrite(dir_ / "gallery_in/s4/colour.jpg", bgr);
   fs::create_directories(dir_ / "gallery_in/s99");
   std::ofstream(dir_ / "gallery_in/s99/readme.md") << "# nothing";
-  Result e = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json", dir_ / "gallery_in"});
+  // A format graft does not read, a truncated JPEG, and a GIF (read).
+  test::write_bytes(dir_ / "gallery_in/s5/icon.ico", test::ico_bytes(grey));
+  std::vector<uint8_t> jpg;
+  cv::imencode(".jpg", grey, jpg);
+  test::write_bytes(dir_ / "gallery_in/s4/cut.jpg", std::string(jpg.begin(), jpg.end() - 100));
+  test::write_bytes(dir_ / "gallery_in/s2/face.gif", test::gif_bytes(cv::imread(probe(2, 9), cv::IMREAD_GRAYSCALE)));
+  const std::string in = dir_ / "gallery_in";
+  Result e = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json", in});
   ASSERT_EQ(e.code, 0) << e.err;
-  EXPECT_TRUE(contains(e.out, "enrolled 5 identities (32 images, 3 skipped)")) << e.out;
-  EXPECT_TRUE(contains(e.err, "notes.txt")) << e.err;
-  EXPECT_TRUE(contains(e.err, "tiny.png: 8x8 pixels is too small")) << e.err;
-  EXPECT_TRUE(contains(e.err, "identity s99")) << e.err;
+  EXPECT_TRUE(contains(e.out, "enrolled 5 identities (33 images, 5 skipped)")) << e.out;
+  const std::string formats = "; graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+  for (const std::string& line : {
+           "warning: skipped cannot read image '" + in + "/s1/notes.txt': not an image (starts with \"not an i\")" +
+               formats + "\n",
+           "warning: skipped " + in + "/s2/tiny.png: 8x8 pixels is too small to hold a face (expected at least 16x16)\n",
+           "warning: skipped cannot read image '" + in + "/s4/cut.jpg': truncated JPEG (no end-of-image marker)" +
+               formats + "\n",
+           "warning: skipped cannot read image '" + in + "/s5/icon.ico': unsupported format ICO" + formats + "\n",
+           "warning: " + in + ": 4 of 38 files could not be read and are left out: 2 are not images (s1 1, s99 1; "
+               "first: '" + in + "/s1/notes.txt'), 1 is ICO, which graft does not read (s5 1; first: '" + in +
+               "/s5/icon.ico'), 1 is truncated (s4 1; first: '" + in + "/s4/cut.jpg')" + formats + "\n",
+           "warning: " + in + ": 1 of the 34 images read gave no usable face (s2 1; --no-detect: only images under "
+               "16x16 pixels give none)\n",
+           "warning: identity s99 (" + in + "/s99): its one file could not be read: 1 is not an image (first: '" + in +
+               "/s99/readme.md')" + formats + "; not enrolled\n"})
+    EXPECT_TRUE(contains(e.err, line)) << line << "\nin:\n" << e.err;
+  EXPECT_FALSE(contains(e.err, "usable face; not enrolled")) << e.err;
   const std::string before = read_file(dir_ / "g.json");
 
   // A gallery from other weights is refused and left as it was.
@@ -125,19 +146,34 @@ TEST_F(FaceCli, BadInputsAreNamedAndNothingIsLost) {
   Result other_id = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "other.json", probe(1, 7)});
   EXPECT_EQ(other_id.code, 1);
 
-  // A folder with no usable face leaves the gallery unchanged.
+  // A folder where nothing can be read leaves the gallery unchanged, and
+  // says so: never "no usable face" for images that were never read; so do
+  // evaluate and train --task face, before any pair or model.
   fs::create_directories(dir_ / "empty/nobody");
   std::ofstream(dir_ / "empty/nobody/x.jpg") << "garbage";
   Result none = graft_cli({"face", "enroll", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json", dir_ / "empty"});
   EXPECT_EQ(none.code, 1);
-  EXPECT_TRUE(contains(none.err, "no identity yielded a usable face")) << none.err;
+  const std::string nothing = dir_ / "empty" + ": 0 of 1 files could be read: 1 is not an image (nobody 1; first: '" +
+                              dir_ / "empty/nobody/x.jpg" + "')" + formats;
+  EXPECT_TRUE(contains(none.err, "error: " + nothing + "; gallery " + dir_ / "g.json" + " left unchanged\n"))
+      << none.err;
+  EXPECT_FALSE(contains(none.err, "usable face")) << none.err;
   EXPECT_EQ(read_file(dir_ / "g.json"), before);
+  Result none_eval = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--data", dir_ / "empty"});
+  EXPECT_EQ(none_eval.code, 1);
+  EXPECT_TRUE(contains(none_eval.err, "error: " + nothing + "\n")) << none_eval.err;
+  EXPECT_FALSE(contains(none_eval.err, "warning: " + nothing)) << "said twice: " << none_eval.err;
+  EXPECT_FALSE(contains(none_eval.err, "genuine")) << none_eval.err;
+  Result none_train = graft_cli({"train", "--task", "face", "--no-detect", "--threads", "1", "--data", dir_ / "empty",
+                                 "--out", dir_ / "none-run"});
+  EXPECT_EQ(none_train.code, 1);
+  EXPECT_TRUE(contains(none_train.err, "error: " + nothing + "\n")) << none_train.err;
 
   // Identify: a non-image input is an error naming it; the others still print.
   Result id = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "g.json",
                          dir_ / "gallery_in/s1/notes.txt", probe(2, 9)});
   EXPECT_EQ(id.code, 1);
-  EXPECT_TRUE(contains(id.err, "notes.txt")) << id.err;
+  EXPECT_TRUE(contains(id.err, "error: cannot read image '" + in + "/s1/notes.txt': not an image")) << id.err;
   EXPECT_TRUE(contains(id.out, "\ts2\t")) << id.out;
   Result missing = graft_cli({"face", "identify", "--no-detect", "--threads", "1", "--gallery", dir_ / "nope.json", probe(2, 9)});
   EXPECT_EQ(missing.code, 1);
@@ -173,6 +209,62 @@ TEST_F(FaceCli, SeveralFacesAndAHugeImageWithTheDetector) {
   while (std::getline(lines, line)) found.insert(line.substr(line.find('\t') + 1, 2));
   EXPECT_EQ(found, (std::multiset<std::string>{"s1", "s2", "s3", "s4"})) << r.out;
   EXPECT_TRUE(contains(r.out, "group.png#2")) << r.out;
+}
+
+// An identity whose images were read but held no face says so, with how
+// many were read and the detector's settings; a folder without any face
+// says so before any pair is formed.
+TEST_F(FaceCli, IdentitiesWithImagesButNoFaceSayHowManyWereRead) {
+  const std::string data = dir_ / "detect";
+  for (const char* id : {"a", "b", "blank"}) fs::create_directories(data + "/" + id);
+  cv::imwrite(data + "/a/1.png", canvas_with({{probe(1, 9), {120, 20, 138, 168}}}, {360, 240}));
+  cv::imwrite(data + "/b/1.png", canvas_with({{probe(2, 9), {120, 20, 138, 168}}}, {360, 240}));
+  for (const char* f : {"1.png", "2.png"}) cv::imwrite(data + "/blank/" + f, cv::Mat(240, 360, CV_8UC1, cv::Scalar(128)));
+  std::ofstream(data + "/blank/notes.txt") << "no face here";
+  Result t = graft_cli({"train", "--task", "face", "--threads", "1", "--data", data, "--out", dir_ / "run"});
+  EXPECT_EQ(t.code, 1);
+  const std::string formats = "; graft reads PNG, JPEG, BMP, GIF, PNM (PBM/PGM/PPM/PAM/PFM), WebP and TIFF";
+  EXPECT_TRUE(contains(t.err, "error: --data: identity blank (" + data + "/blank): 2 of its 3 files were read as "
+                              "images, and no face was found in any of them (detector ssd, min face 40 px; "
+                              "--no-detect for already-cropped faces); 1 could not be read: 1 is not an image "
+                              "(first: '" + data + "/blank/notes.txt') (remove it or add images)\n"))
+      << t.err;
+  EXPECT_TRUE(contains(t.err, "warning: " + data + ": 2 of the 4 images read gave no usable face (blank 2; detector "
+                              "ssd, min face 40 px; --no-detect for already-cropped faces)\n"))
+      << t.err;
+  fs::remove_all(data + "/a");
+  fs::remove_all(data + "/b");
+  Result e = graft_cli({"face", "evaluate", "--threads", "1", "--data", data});
+  EXPECT_EQ(e.code, 1);
+  EXPECT_TRUE(contains(e.err, "error: " + data + ": no face was found in any of the 2 images read (detector ssd, min "
+                              "face 40 px; --no-detect for already-cropped faces); 1 of the 3 files could not be "
+                              "read: 1 is not an image (blank 1; first: '" + data + "/blank/notes.txt')\n"))
+      << e.err;
+}
+
+// The same faces as GIF and as PNG (tests/reference/gif_fixtures.py, made
+// by Pillow from AT&T's PGMs; 8-bit grey, lossless either way) give the same
+// figures.
+TEST_F(FaceCli, EvaluateOnGifsEqualsEvaluateOnPngs) {
+  if (!test::have_fixture("gif_faces/gif/s1/1.gif")) GTEST_SKIP() << "fixture gif_faces missing (run make_fixtures.py)";
+  std::vector<nlohmann::json> runs;
+  for (const char* ext : {"gif", "png"}) {
+    Result r = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--data",
+                          test::fixture(std::string("gif_faces/") + ext), "--ks", "1,3", "--trials", "2", "--dump",
+                          dir_ / (std::string(ext) + ".json")});
+    ASSERT_EQ(r.code, 0) << ext << ": " << r.err;
+    EXPECT_FALSE(contains(r.err, "warning")) << r.err;
+    runs.push_back(nlohmann::json::parse(r.out));
+  }
+  EXPECT_EQ(runs[0]["images"], 20);
+  EXPECT_EQ(runs[0]["identities"], 4);
+  EXPECT_EQ(runs[0]["skipped"], 0);
+  for (const char* key : {"images", "identities", "skipped", "verification", "identification"})
+    EXPECT_EQ(runs[0][key], runs[1][key]) << key;
+  EXPECT_GT(runs[0]["verification"]["accuracy"].get<double>(), 0.5);
+  // The embeddings themselves are equal, not only the figures.
+  const auto a = nlohmann::json::parse(read_file(dir_ / "gif.json")), b = nlohmann::json::parse(read_file(dir_ / "png.json"));
+  EXPECT_EQ(a["embeddings"], b["embeddings"]);
 }
 
 TEST_F(FaceCli, DetectionReportsImagesWithoutAFace) {

@@ -300,6 +300,31 @@ TEST(RunReport, ThumbnailsOfTheMostConfidentlyWrong) {
   EXPECT_NE(section.find("2 misclassified test images were skipped"), std::string::npos) << section;
 }
 
+// Thumbnails read images as the verbs do: a GIF gets one, in its colours.
+TEST(RunReport, ThumbnailOfAGif) {
+  TempDir tmp;
+  cv::Mat rgb(20, 40, CV_8UC3, cv::Scalar(200, 30, 10));  // R G B
+  test::write_bytes(tmp / "red.gif", test::gif_bytes(rgb));
+  const std::string uri = html::Thumbnails(64).uri(tmp / "red.gif");
+  const std::string prefix = "data:image/jpeg;base64,";
+  ASSERT_EQ(uri.rfind(prefix, 0), 0u) << uri.substr(0, 40);
+  std::string bytes;
+  const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  uint32_t v = 0;
+  int n = 0;
+  for (char c : uri.substr(prefix.size())) {
+    if (c == '=') break;
+    v = (v << 6) | static_cast<uint32_t>(a.find(c));
+    if ((n += 6) >= 8) bytes += static_cast<char>((v >> (n -= 8)) & 0xff);
+  }
+  cv::Mat img = cv::imdecode(std::vector<uchar>(bytes.begin(), bytes.end()), cv::IMREAD_COLOR);
+  ASSERT_EQ(img.size(), cv::Size(64, 32));
+  const cv::Vec3b bgr = img.at<cv::Vec3b>(16, 32);
+  EXPECT_NEAR(bgr[2], 200, 12);
+  EXPECT_NEAR(bgr[1], 30, 12);
+  EXPECT_NEAR(bgr[0], 10, 12);
+}
+
 TEST(RunReport, IdxTestSetWithoutItsFileSaysSo) {
   TempDir tmp;
   std::string dir = tmp / "run";

@@ -9,6 +9,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "graft/data/image_header.h"
+
 namespace graft {
 
 /// Images of an IDX file (magic 0x00000803), held in memory.
@@ -29,11 +31,15 @@ std::vector<uint8_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const s
 
 /// Decodes an image file: 8-bit, 1 channel (grey) or 3 channels in RGB order
 /// (alpha dropped, 16-bit scaled to 8-bit, EXIF orientation ignored as PIL
-/// and torchvision do). Throws graft::Error naming the file if it cannot be
-/// read or decoded, including a JPEG that ends before its last scan, a file
-/// that is not PNG, JPEG, BMP, GIF, PNM, WebP or TIFF, and an image whose
-/// header claims more than max_image_pixels() (graft/data/image_header.h),
-/// which is refused before decoding.
+/// and torchvision do). The format comes from the file's first bytes, never
+/// its name: PNG, JPEG, BMP, PNM, WebP and TIFF through OpenCV, GIF (the
+/// first frame, as Pillow gives it: src/data/gif.h) through giflib. Every
+/// verb reads images through this function. Throws ImageError
+/// (graft/data/image_header.h) naming the file and the reason: not an image,
+/// an unsupported format, truncated (a JPEG that ends before its
+/// end-of-image marker, a PNG without IEND, ...), too large (a header
+/// claiming more than max_image_pixels(), refused before decoding), damaged,
+/// or a file that cannot be read.
 cv::Mat load_image(const std::string& path);
 /// The same from the bytes of an image file; `name` is used in errors.
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& name);
@@ -46,8 +52,8 @@ struct Sample {
 };
 
 struct OpenOptions {
-  /// An unreadable file (not an image by its signature) is an error instead
-  /// of a counted warning.
+  /// A file that is no image graft reads (by its first bytes) is an error
+  /// instead of a counted warning.
   bool strict = false;
 };
 
@@ -57,7 +63,10 @@ struct ImageSet {
   std::vector<std::string> classes;  // label i is classes[i]
   std::vector<Sample> samples;
   std::shared_ptr<const IdxImages> idx;
-  int64_t skipped = 0;  // files skipped when opening (not images)
+  int64_t skipped = 0;  // files left out when opening (unreadable.size() for a folder)
+  /// Files left out when opening a folder, and why (not images, or images of
+  /// a format graft does not read, by their first bytes), labelled by class.
+  std::vector<UnreadableImage> unreadable;
 
   size_t size() const { return samples.size(); }
   /// Decodes sample i: 8-bit, 1 channel (grey) or 3 channels in RGB order.
@@ -72,18 +81,21 @@ struct ImageSet {
   ImageSet subset(const std::vector<size_t>& positions) const;
 };
 
-/// Opens `path`: a folder with one sub-folder per class (files with the
-/// extensions jpg, jpeg, png, bmp, pgm, ppm, webp, tif, tiff, any case;
-/// sorted by name, classes sorted by name), or an IDX image file
-/// `*-images-idx3-ubyte[.gz]` whose labels are the matching
+/// Opens `path`: a folder with one sub-folder per class (every file whose
+/// first bytes are an image graft reads, whatever its name: PNG, JPEG, BMP,
+/// GIF, PNM, WebP, TIFF; sorted by name, classes sorted by name), or an IDX
+/// image file `*-images-idx3-ubyte[.gz]` whose labels are the matching
 /// `*-labels-idx1-ubyte[.gz]` (classes named "0".."9").
 /// Class folders are searched recursively, like torchvision's ImageFolder;
-/// names starting with '.' are ignored. Files that are not images by
-/// extension or by content (OpenCV's signature check) are skipped, counted in
-/// `skipped` and reported in one warning; with options.strict the first is an
-/// error naming it. Decoding itself is left to load().
-/// Errors: a missing path, an empty folder, a class folder with no images,
-/// a labels file whose count disagrees: graft::Error naming the path.
+/// names starting with '.' are ignored. Other files (not images, or images of
+/// a format graft does not read) are left out, listed in `unreadable` with
+/// their reason and reported in one warning that counts them by reason and
+/// class; with options.strict the first is an error naming it. Decoding
+/// itself is left to load().
+/// Errors: a missing path, an empty folder, a folder where no file is a
+/// readable image ("0 of N files could be read: ..." with the reasons), a
+/// class folder with no readable image, a labels file whose count
+/// disagrees: graft::Error naming the path.
 ImageSet open_image_set(const std::string& path, const OpenOptions& options = {});
 
 /// Keeps the samples of the named classes and relabels them 0..k-1 in the

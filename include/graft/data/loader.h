@@ -69,6 +69,8 @@ class Loader {
   int64_t skipped() const;
   /// skipped() by class label (one entry per class of the set).
   std::vector<int64_t> skipped_per_class() const;
+  /// The samples left out so far, and why (path, label, reason).
+  const std::vector<UnreadableImage>& failures() const;
 
  private:
   struct State;

@@ -33,11 +33,16 @@ struct Outputs {
   torch::Tensor values;            // [N, D] on the CPU
   torch::Tensor labels;            // [N] int64
   std::vector<size_t> positions;   // positions in the set (skipped ones absent)
+  /// The samples that could not be read, and why (empty for features found
+  /// in the cache).
+  std::vector<UnreadableImage> unreadable;
 };
 
 /// Eval-mode forward over `set` with the evaluation transform of `spec`.
 /// `features` selects pooled features instead of logits. The model's
-/// train/eval mode is restored afterwards.
+/// train/eval mode is restored afterwards. Samples that cannot be read are
+/// left out (in `unreadable`); when none can, the error says why
+/// ("0 of N images could be read: ...").
 Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
               const InferOptions& options, bool features);
 

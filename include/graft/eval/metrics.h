@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include "graft/data/image_header.h"
 #include "graft/eval/class_metrics.h"
 
 namespace graft {
@@ -63,6 +64,8 @@ struct InputPrediction {
   /// Not empty when this input could not be read or classified: the message,
   /// naming the input. `top` is then empty.
   std::string error;
+  /// Set when the input could not be read as an image (and why).
+  std::optional<UnreadableImage> unreadable;
 };
 
 /// Called with each prediction as soon as it is made (graft predict prints

@@ -13,6 +13,7 @@
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
+#include "graft/data/image_header.h"
 #include "graft/face/align.h"
 #include "graft/face/detector.h"
 #include "graft/face/nets.h"
@@ -109,7 +110,9 @@ class FacePipeline {
 
 /// A folder with one sub-folder per identity, embedded. Every regular file
 /// (hidden ones aside) is tried; a file that is not a readable image or has
-/// no face is listed in `skipped` as "PATH: reason" instead of failing.
+/// no face is listed in `skipped` as "PATH: reason" instead of failing, and
+/// counted: unreadable files with their reason, images without a face per
+/// identity.
 struct FaceFolder {
   std::vector<std::string> identities;        // sorted folder names
   std::vector<std::string> paths;             // embedded files
@@ -117,6 +120,9 @@ struct FaceFolder {
   torch::Tensor embeddings;                   // [paths.size(), 128], L2-normalised
   std::vector<std::string> skipped;           // "PATH: reason"
   std::vector<std::string> empty_identities;  // folders that gave no face
+  std::vector<UnreadableImage> unreadable;    // files not read as images (label: identity)
+  std::vector<int64_t> files;                 // per identity: files tried
+  std::vector<int64_t> faceless;              // per identity: images read that gave no usable face
 };
 
 /// Embeds `dir` (largest face per image). Throws graft::Error naming `dir`
@@ -124,6 +130,24 @@ struct FaceFolder {
 /// returns the aligned chip of every embedded path (same order).
 FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir,
                              std::vector<cv::Mat>* chips = nullptr);
+
+/// Why an identity of `folder` (read from `dir`) gave no face, for errors and
+/// warnings: it holds no files; none of its N files could be read (with the
+/// reasons); or N images were read and no face was found in any (with the
+/// detector settings). Never "no face" for images that were never read.
+std::string empty_identity_reason(const FaceFolder& folder, const std::string& identity, const std::string& dir,
+                                  const FaceOptions& options);
+
+/// Warnings for a run over `folder`: the first 20 skipped files, then the
+/// unreadable files counted by reason and identity, and the images without a
+/// usable face per identity (those two left to check_face_folder_usable's
+/// error when the folder gave no face at all).
+void report_face_folder(const FaceFolder& folder, const std::string& dir, const FaceOptions& options);
+
+/// Throws graft::Error when `folder` gave no face at all, saying why: no
+/// files, "0 of N files could be read: ..." (with the reasons), or no face
+/// found in any of the images read. Call before computing anything on it.
+void check_face_folder_usable(const FaceFolder& folder, const std::string& dir, const FaceOptions& options);
 
 /// The file name of a fine-tuned embedder in a face run folder.
 inline constexpr const char* kFaceEmbedderFile = "embedder.safetensors";

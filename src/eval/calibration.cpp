@@ -133,16 +133,11 @@ TemperatureFit write_run_calibration(const std::string& run, const std::string& 
     fit.nll_before = fit.nll_after = mean_nll(logits, labels, 1);
     fit.ece_before = fit.ece_after = expected_calibration_error(logits, labels, 1);
   }
-  nlohmann::ordered_json j;
-  j["method"] = method;
-  j["temperature"] = fit.temperature;
-  j["converged"] = fit.converged;
-  j["fitted_on"] = "validation";
-  j["examples"] = fit.examples;
-  j["nll_before"] = fit.nll_before;
-  j["nll_after"] = fit.nll_after;
-  j["ece_before"] = fit.ece_before;
-  j["ece_after"] = fit.ece_after;
+  nlohmann::ordered_json j = {{"method", method},          {"temperature", fit.temperature},
+                              {"converged", fit.converged}, {"fitted_on", "validation"},
+                              {"examples", fit.examples},   {"nll_before", fit.nll_before},
+                              {"nll_after", fit.nll_after}, {"ece_before", fit.ece_before},
+                              {"ece_after", fit.ece_after}};
   nlohmann::ordered_json q = nlohmann::ordered_json::array();
   if (fit.examples > 0) {
     const std::vector<double> p = sorted_top_probabilities(divided_logits(logits, labels, fit.temperature));

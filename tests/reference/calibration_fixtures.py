@@ -25,7 +25,6 @@ Writes, under OUT_DIR/calibration/:
 Usage: /usr/bin/python3 calibration_fixtures.py OUT_DIR
 (or through make_fixtures.py, which calls make(out_dir)).
 """
-import json
 import os
 import sys
 
@@ -102,18 +101,10 @@ def build():
 
 
 def make(out_dir):
-    import torch
     import st
 
     tensors, expected = build()
-    d = os.path.join(out_dir, "calibration")
-    os.makedirs(d, exist_ok=True)
-    st.save(os.path.join(d, "cases.safetensors"),
-            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()},
-            {"generator": "tests/reference/calibration_fixtures.py"})
-    with open(os.path.join(d, "expected.json"), "w") as fh:
-        json.dump(expected, fh, indent=1)
-        fh.write("\n")
+    st.save_case(out_dir, "calibration", tensors, expected, "tests/reference/calibration_fixtures.py")
 
 
 if __name__ == "__main__":

@@ -59,3 +59,21 @@ def load(path):
             t = torch.frombuffer(raw, dtype=dtype) if raw else torch.empty(0, dtype=dtype)
         out[name] = t.reshape(info["shape"]).clone()
     return out, meta
+
+
+def save_case(out_dir, name, arrays, expected, generator):
+    """OUT_DIR/NAME/cases.safetensors (numpy arrays or tensors, with the
+    generator script in its metadata) and OUT_DIR/NAME/expected.json."""
+    import json
+    import os
+
+    import numpy as np
+
+    d = os.path.join(out_dir, name)
+    os.makedirs(d, exist_ok=True)
+    tensors = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
+               for k, v in arrays.items()}
+    save(os.path.join(d, "cases.safetensors"), tensors, {"generator": generator})
+    with open(os.path.join(d, "expected.json"), "w") as fh:
+        json.dump(expected, fh, indent=1)
+        fh.write("\n")

@@ -39,7 +39,6 @@ Writes, under OUT_DIR/transferability/:
 Usage: /usr/bin/python3 transferability_fixtures.py OUT_DIR
 (or through make_fixtures.py, which calls make(out_dir)).
 """
-import json
 import os
 import sys
 
@@ -418,7 +417,6 @@ def _check_h_score_cut(f):
 
 
 def make(out_dir):
-    import torch
     import st
 
     tensors, expected, cases = build()
@@ -426,14 +424,7 @@ def make(out_dir):
         case = cases[name]
         _check_logme_stopping(case["features"][1], case["labels"])
         _check_h_score_cut(case["features"][1])
-    d = os.path.join(out_dir, "transferability")
-    os.makedirs(d, exist_ok=True)
-    st.save(os.path.join(d, "cases.safetensors"),
-            {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in tensors.items()},
-            {"generator": "tests/reference/transferability_fixtures.py"})
-    with open(os.path.join(d, "expected.json"), "w") as fh:
-        json.dump(expected, fh, indent=1)
-        fh.write("\n")
+    st.save_case(out_dir, "transferability", tensors, expected, "tests/reference/transferability_fixtures.py")
 
 
 if __name__ == "__main__":

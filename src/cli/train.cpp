@@ -162,7 +162,10 @@ void show_task_options(CLI::App& sub, const std::string& task) {
 // A flag on the command line that `task` does not take is an error (a
 // --config may still hold every option: a run's config.json does). `named`:
 // the --task as the user wrote it (graft pretrain --task text is row mlm).
+// Not with --resume: the run's own config.json says the task, and only the
+// per-process flags count then.
 void check_task_flags(const CLI::App& sub, const std::string& task, const std::string& named) {
+  if (sub.get_option("--resume")->count() > 0) return;
   for (const OptionRow& row : train_option_table()) {
     const CLI::Option* opt = sub.get_option_no_throw(row.flag());
     if (!opt || opt->count() == 0 || row.offered_to(task)) continue;

@@ -302,6 +302,11 @@ TEST(OptionsTable, AFlagTheTaskDoesNotTakeIsRefused) {
   EXPECT_EQ(mlm.code, 2);
   EXPECT_TRUE(test::contains(mlm.err, "--head: not an option of --task text (tasks that take it: image, face)"))
       << mlm.err;
+  // --resume: the run's config.json names the task; flags are not checked against the default one.
+  const test::CliResult resumed =
+      test::graft_cli({"train", "--resume", "--out", "no-such-run", "--finetune-epochs", "3"});
+  EXPECT_EQ(resumed.code, 2);
+  EXPECT_TRUE(test::contains(resumed.err, "--resume: 'no-such-run' has no config.json")) << resumed.err;
 }
 
 // --task text's defaults are what its help shows.

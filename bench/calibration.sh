@@ -36,13 +36,18 @@ $G train --data "$DATA/hymenoptera/train" --val-split 0.3 --backbone resnet56 \
   --weights "$DATA/pretrained/resnet_cifar10_akamaster/resnet56-4bfd9763.th" --strategy linear \
   --epochs 30 --threads "$THREADS" --out "$W/hymenoptera" --overwrite --quiet >/dev/null
 row "hymenoptera (resnet56 linear probe)" "$W/hymenoptera" "$DATA/hymenoptera/val"
+# The same source fine-tuned in full: 171 training images, 30 epochs.
+$G train --data "$DATA/hymenoptera/train" --val-split 0.3 --backbone resnet56 \
+  --weights "$DATA/pretrained/resnet_cifar10_akamaster/resnet56-4bfd9763.th" --strategy full \
+  --epochs 30 --lr 0.01 --threads "$THREADS" --out "$W/hymenoptera-full" --overwrite --quiet >/dev/null
+row "hymenoptera (resnet56 full fine-tune)" "$W/hymenoptera-full" "$DATA/hymenoptera/val"
 
 # Text: TF-IDF with a linear head on SST-2 (train.tsv; test: dev.tsv, which
 # has labels) and AG News (dev.tsv to train, test.tsv to test).
-$G train --task text --backbone tfidf --data "$DATA/sst2/train.tsv" --val-split 0.1 --epochs 3 \
+$G train --task text --backbone tfidf --vocab "$DATA/bert_vocab/vocab.txt" --data "$DATA/sst2/train.tsv" --val-split 0.1 --epochs 3 \
   --threads "$THREADS" --out "$W/sst2" --overwrite --quiet >/dev/null
 row "SST-2 (TF-IDF)" "$W/sst2" "$DATA/sst2/dev.tsv"
-$G train --task text --backbone tfidf --data "$DATA/ag_news/dev.tsv" --header no --text-column 0 \
+$G train --task text --backbone tfidf --vocab "$DATA/bert_vocab/vocab.txt" --data "$DATA/ag_news/dev.tsv" --header no --text-column 0 \
   --label-column 1 --val-split 0.2 --epochs 5 --threads "$THREADS" --out "$W/ag_news" --overwrite \
   --quiet >/dev/null
 row "AG News (TF-IDF)" "$W/ag_news" "$DATA/ag_news/test.tsv" --header no --text-column 0 --label-column 1

@@ -53,11 +53,37 @@ Metrics compute_metrics(const torch::Tensor& logits_in, const torch::Tensor& lab
   return m;
 }
 
+double balanced_accuracy(const Metrics& m) {
+  double sum = 0;
+  int64_t present = 0;
+  for (const auto& c : m.per_class)
+    if (c.support > 0) {
+      sum += c.recall;
+      ++present;
+    }
+  return present ? sum / static_cast<double>(present) : 0.0;
+}
+
+double macro_f1(const Metrics& m) {
+  double sum = 0;
+  int64_t present = 0;
+  for (size_t k = 0; k < m.per_class.size(); ++k) {
+    int64_t predicted = 0;
+    for (const auto& row : m.confusion) predicted += row[k];
+    if (m.per_class[k].support == 0 && predicted == 0) continue;
+    sum += m.per_class[k].f1;
+    ++present;
+  }
+  return present ? sum / static_cast<double>(present) : 0.0;
+}
+
 nlohmann::ordered_json to_json(const Metrics& m) {
   nlohmann::ordered_json j;
   j["count"] = m.count;
   j["accuracy"] = m.accuracy;
   if (m.top5 >= 0) j["top5"] = m.top5;
+  j["balanced_accuracy"] = balanced_accuracy(m);
+  j["macro_f1"] = macro_f1(m);
   j["loss"] = m.loss;
   nlohmann::ordered_json per = nlohmann::ordered_json::array();
   std::vector<std::string> names;

@@ -108,7 +108,11 @@ class Loop {
       if (!run_epoch(epoch)) break;
     summary_.epochs_run = state_.epochs_done;
     summary_.best_epoch = state_.best_epoch;
-    summary_.best_val_accuracy = state_.best_accuracy;
+    // The best epoch's validation accuracy (best_accuracy holds its --select-metric score).
+    summary_.best_val_accuracy =
+        state_.best_epoch > 0 && state_.best_epoch <= static_cast<int64_t>(state_.rows.size())
+            ? state_.rows[state_.best_epoch - 1].val_accuracy
+            : state_.best_accuracy;
     summary_.seconds = spent_;
     if (!lead_) return summary_;
     if (!summary_.interrupted) task_.test(summary_);
@@ -207,6 +211,16 @@ class Loop {
     return finish_epoch(epoch, step, val, static_cast<double>(items) / std::max(1e-9, in_process));
   }
 
+  // The validation score that picks the best epoch, higher is better
+  // (--select-metric; tasks that do not check it keep accuracy).
+  double selection_score(const Metrics& val) const {
+    const std::string& m = o_.select_metric;
+    if (m == "balanced_accuracy") return balanced_accuracy(val);
+    if (m == "macro_f1") return macro_f1(val);
+    if (m == "loss") return -val.loss;
+    return val.accuracy;
+  }
+
   // The saved model's calibration.json, from the validation logits of the
   // epoch it comes from (tasks that give them, with validation data).
   void calibrate_saved_model(int64_t epoch) {
@@ -253,8 +267,9 @@ class Loop {
     state_.correct = state_.seen = 0;
     state_.seconds = 0;
     const bool has_val = task_.has_validation() && !task_.keep_every_epoch();
-    if (state_.best_epoch == 0 || !has_val || val.accuracy > state_.best_accuracy) {
-      state_.best_accuracy = val.accuracy;
+    const double score = selection_score(val);
+    if (state_.best_epoch == 0 || !has_val || score > state_.best_accuracy) {
+      state_.best_accuracy = score;
       state_.best_epoch = epoch + 1;
       state_.bad_epochs = 0;
       if (lead_) {
@@ -284,8 +299,10 @@ class Loop {
       return false;
     }
     if (o_.patience > 0 && state_.bad_epochs >= o_.patience && more) {
-      log_info(str_cat("early stop: no better validation accuracy for ", o_.patience, " epochs (best ",
-                       state_.best_accuracy, " at epoch ", state_.best_epoch, ")"));
+      const bool loss = o_.select_metric == "loss";
+      log_info(str_cat("early stop: no better validation ", loss ? "loss" : o_.select_metric, " for ", o_.patience,
+                       " epochs (best ", loss ? -state_.best_accuracy : state_.best_accuracy, " at epoch ",
+                       state_.best_epoch, ")"));
       summary_.stopped_early = true;
       return false;
     }

@@ -175,6 +175,10 @@ void optimiser_rows(Rows& t) {
                         "temperature (fit one temperature on the validation logits of the saved model; "
                         "eval and predict use it) or none")
                   .words({"temperature", "none"}).for_tasks({"image", "text"}).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(select_metric), "--select-metric",
+                        "What picks the best epoch (and early stopping's patience): validation "
+                        "accuracy, balanced_accuracy, macro_f1 or loss")
+                  .words({"accuracy", "balanced_accuracy", "macro_f1", "loss"}).for_tasks({"image", "text"}).shown());
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(patience), "--patience",
                         "Early stopping patience in epochs (0: off)")
                   .within(OptionRange::closed(0, kMaxEpochs)).shown()

@@ -9,6 +9,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/eval/calibration.h"
+#include "graft/train/loop.h"
 #include "test_util.h"
 
 namespace graft {
@@ -75,6 +76,30 @@ TEST_F(Calibration, RunFileThresholdsAndScoredSet) {
   const auto written = nlohmann::json::parse(read_file(dir.path() + "/test_metrics.json"));
   EXPECT_EQ(written["rejection"]["rejected"].get<int64_t>(), s.rejection["rejected"].get<int64_t>());
   EXPECT_EQ(written["calibration"]["temperature"].get<double>(), c.temperature);
+}
+
+// --select-metric's scores and --class-weights auto against the numpy
+// versions of scikit-learn's definitions.
+TEST_F(Calibration, SelectionMetricsAndClassWeightsEqualTheScikitLearnDefinitions) {
+  const std::vector<std::string> five = {"a", "b", "c", "d", "e"}, four = {"a", "b", "c", "d"};
+  const Metrics mis = compute_metrics(at("mis.logits"), at("mis.labels"), five);
+  EXPECT_NEAR(balanced_accuracy(mis), want("balanced_accuracy"), 1e-12);
+  EXPECT_NEAR(macro_f1(mis), want("macro_f1"), 1e-12);
+  const Metrics sparse = compute_metrics(at("sparse.logits"), at("sparse.labels"), four);
+  EXPECT_NEAR(balanced_accuracy(sparse), json_["sparse"]["balanced_accuracy"].get<double>(), 1e-12);
+  EXPECT_NEAR(macro_f1(sparse), json_["sparse"]["macro_f1"].get<double>(), 1e-12);
+  EXPECT_EQ(to_json(sparse)["macro_f1"].get<double>(), macro_f1(sparse));
+
+  TrainOptions o;
+  o.class_weights = "auto";
+  const torch::Tensor counts = torch::bincount(at("mis.labels"));
+  std::vector<int64_t> n(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel());
+  const torch::Tensor w = class_weight_tensor(o, n);
+  const auto want_w = json_["mis"]["class_weights"].get<std::vector<double>>();
+  ASSERT_EQ(w.numel(), static_cast<int64_t>(want_w.size()));
+  for (size_t k = 0; k < want_w.size(); ++k) EXPECT_NEAR(w[k].item<double>(), want_w[k], 1e-6) << k;
+  o.class_weights = "none";
+  EXPECT_FALSE(class_weight_tensor(o, n).defined());
 }
 
 TEST(CalibrationErrors, RejectFlagsOutOfRangeBothOrWithoutConfidences) {

@@ -52,6 +52,22 @@ def ece(z, y, t, bins=15):
     return total
 
 
+def balanced_accuracy(pred, y):
+    """scikit-learn's balanced_accuracy_score: mean recall over the classes in y."""
+    return float(np.mean([(pred[y == k] == k).mean() for k in np.unique(y)]))
+
+
+def macro_f1(pred, y):
+    """scikit-learn's f1_score(average="macro"): mean F1 over the classes in y or pred."""
+    scores = []
+    for k in np.union1d(np.unique(y), np.unique(pred)):
+        tp = float(((pred == k) & (y == k)).sum())
+        p = tp / max((pred == k).sum(), 1)
+        r = tp / max((y == k).sum(), 1)
+        scores.append(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    return float(np.mean(scores))
+
+
 def best_t(z, y):
     def grid(lo, hi):
         logs = np.linspace(lo, hi, 20001)
@@ -75,6 +91,14 @@ def build():
     sep[np.arange(60), sep_labels] += 8.0
     sep = sep.astype(np.float32)
 
+    # Class 3 is never a label but is predicted; class 2 is a label never predicted.
+    sparse_labels = np.array([0] * 20 + [1] * 20 + [2] * 10, dtype=np.int64)
+    sparse = rng.normal(0.0, 1.0, size=(50, 4))
+    sparse[:, 2] -= 10.0
+    sparse[np.arange(40), sparse_labels[:40]] += 1.0
+    sparse = sparse.astype(np.float32)
+    sparse_pred = sparse.argmax(axis=1)
+
     z = mis.astype(np.float64)
     t = best_t(z, labels)
     conf = np.exp(log_softmax(z / t)).max(axis=1)
@@ -89,6 +113,14 @@ def build():
             "q0_05": float(np.quantile(conf, 0.05)), "q0_5": float(np.quantile(conf, 0.5)),
             "rejected_0_6": int((~accepted).sum()),
             "accepted_accuracy_0_6": float((pred[accepted] == labels[accepted]).mean()),
+            "balanced_accuracy": balanced_accuracy(pred, labels),
+            "macro_f1": macro_f1(pred, labels),
+            # scikit-learn's compute_class_weight("balanced"): n / (classes x count)
+            "class_weights": [len(labels) / (c * float((labels == k).sum())) for k in range(c)],
+        },
+        "sparse": {
+            "balanced_accuracy": balanced_accuracy(sparse_pred, sparse_labels),
+            "macro_f1": macro_f1(sparse_pred, sparse_labels),
         },
         "separable": {
             "nll_before": nll(sep.astype(np.float64), sep_labels, 1.0),
@@ -96,7 +128,8 @@ def build():
         },
     }
     tensors = {"mis.logits": mis, "mis.labels": labels,
-               "separable.logits": sep, "separable.labels": sep_labels}
+               "separable.logits": sep, "separable.labels": sep_labels,
+               "sparse.logits": sparse, "sparse.labels": sparse_labels}
     return tensors, expected
 
 

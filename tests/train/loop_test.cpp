@@ -22,8 +22,9 @@ constexpr int64_t kLoopRows = 16, kLoopBatch = 4;
 // y = X w* on 16 fixed rows, 4 steps of 4 rows an epoch; MSE loss.
 class LoopTestTask : public LoopTask {
  public:
-  explicit LoopTestTask(std::vector<double> val_accuracy = {}, int64_t skip_step = -1)
-      : val_accuracy_(std::move(val_accuracy)), skip_step_(skip_step) {
+  explicit LoopTestTask(std::vector<double> val_accuracy = {}, int64_t skip_step = -1,
+                        std::vector<double> val_loss = {})
+      : val_accuracy_(std::move(val_accuracy)), val_loss_(std::move(val_loss)), skip_step_(skip_step) {
     torch::manual_seed(11);
     lin_ = torch::nn::Linear(torch::nn::LinearOptions(3, 1).bias(false));
     x_ = torch::randn({kLoopRows, 3});
@@ -44,7 +45,7 @@ class LoopTestTask : public LoopTask {
   bool has_validation() override { return !val_accuracy_.empty(); }
   Metrics validate() override {
     Metrics m;
-    m.loss = 0;
+    m.loss = val_loss_.empty() ? 0 : val_loss_.at(validations_);
     m.accuracy = val_accuracy_.at(validations_++);
     return m;
   }
@@ -56,7 +57,7 @@ class LoopTestTask : public LoopTask {
 
  private:
   torch::nn::Linear lin_{nullptr};
-  std::vector<double> val_accuracy_;
+  std::vector<double> val_accuracy_, val_loss_;
   size_t validations_ = 0;
   int64_t skip_step_;
 };
@@ -178,6 +179,25 @@ TEST(Loop, KeepsTheBestEpochAndStopsEarly) {
   EXPECT_EQ(s.best_epoch, 2);
   EXPECT_DOUBLE_EQ(s.best_val_accuracy, 0.7);
   EXPECT_EQ(task.saved_after_, (std::vector<size_t>{1, 2}));
+}
+
+// --select-metric loss keeps the epoch of the lowest validation loss, not
+// of the best accuracy; the summary still reports that epoch's accuracy.
+TEST(Loop, SelectMetricLossKeepsTheLowestLoss) {
+  test::TempDir dir;
+  TrainOptions o = loop_test_options(dir / "run");
+  o.epochs = 4;
+  o.select_metric = "loss";
+  LoopTestTask task({0.5, 0.9, 0.6, 0.7}, -1, {0.8, 0.6, 0.4, 0.5});
+  TrainSummary s = run_loop(o, task);
+  EXPECT_EQ(s.best_epoch, 3);
+  EXPECT_DOUBLE_EQ(s.best_val_accuracy, 0.6);
+  EXPECT_EQ(task.saved_after_, (std::vector<size_t>{1, 2, 3}));
+  o.select_metric = "accuracy";
+  o.out = dir / "acc";
+  make_dirs(o.out);
+  LoopTestTask by_accuracy({0.5, 0.9, 0.6, 0.7}, -1, {0.8, 0.6, 0.4, 0.5});
+  EXPECT_EQ(run_loop(o, by_accuracy).best_epoch, 2);
 }
 
 TEST(Loop, TheTimeBudgetEndsTheRunAsDone) {

@@ -26,6 +26,14 @@ struct Metrics {
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
 };
 
+/// Mean recall over the classes present in the labels (scikit-learn's
+/// balanced_accuracy_score).
+double balanced_accuracy(const Metrics& m);
+/// Mean F1 over the classes present in the labels or the predictions
+/// (scikit-learn's f1_score(average="macro"); a class never predicted and
+/// never present is left out).
+double macro_f1(const Metrics& m);
+
 /// logits [N, C], labels [N]; `classes` names the C columns.
 Metrics compute_metrics(const torch::Tensor& logits, const torch::Tensor& labels,
                         const std::vector<std::string>& classes);

@@ -15,7 +15,7 @@ namespace graft {
 struct TrainerState {
   int64_t epochs_done = 0;
   int64_t best_epoch = 0;
-  double best_accuracy = 0;
+  double best_accuracy = 0;  // the best epoch's --select-metric score (higher is better; loss: -loss)
   int64_t bad_epochs = 0;
   std::vector<EpochRow> rows;
   /// Mid-epoch position (0 at an epoch boundary): optimiser steps done in

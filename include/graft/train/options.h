@@ -61,6 +61,7 @@ struct TrainOptions {
   std::string class_weights = "none";  // none | auto
   double clip_grad = 0.0;              // max gradient norm, 0: off
   int64_t patience = 0;                // early stopping, 0: off
+  std::string select_metric = "accuracy";  // accuracy | balanced_accuracy | macro_f1 | loss
   std::string calibrate = "temperature";  // temperature | none (eval/calibration.h)
   std::string augment = "light";       // none | light | strong
   bool feature_cache = true;           // linear strategy: compute features once

@@ -55,7 +55,8 @@ def layout(args, model, x):
 def infer(args):
     model = getattr(torchvision.models, args.backbone)().eval()
     if args.backbone == "googlenet":
-        model = torchvision.models.googlenet(aux_logits=False, init_weights=False).eval()
+        model = torchvision.models.googlenet(aux_logits=False, transform_input=True,
+                                             init_weights=False).eval()
     x = torch.randn(args.batch_size, 3, 224, 224)
     model, x = layout(args, model, x)
     with torch.inference_mode(), autocast(args):

@@ -95,6 +95,7 @@ ImageEvaluation evaluate_source_model(const std::string& backbone, const std::st
   LoadedModel loaded;
   loaded.info.backbone = backbone;
   loaded.info.input = spec.input;
+  loaded.info.transform_input = spec.transform_input;
   loaded.model = spec.make(spec.source_classes);
   LoadReport r = load_state_dict(*loaded.model, read_weights(weights));
   GRAFT_CHECK(r.missing.empty() && r.mismatched.empty(), "--weights '", weights,

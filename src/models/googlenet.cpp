@@ -1,5 +1,5 @@
 // torchvision GoogLeNet (torchvision/models/googlenet.py) without the
-// auxiliary classifiers and with transform_input=false.
+// auxiliary classifiers, with or without torchvision's transform_input.
 
 #include "graft/models/families.h"
 
@@ -59,7 +59,7 @@ TORCH_MODULE(Inception);
 
 class GoogLeNetImpl : public BackboneImpl {
  public:
-  explicit GoogLeNetImpl(int64_t num_classes) {
+  GoogLeNetImpl(int64_t num_classes, bool transform) : transform_input_(transform) {
     conv1_ = register_module("conv1", BasicConv2d(3, 64, 7, 2, 3));
     conv2_ = register_module("conv2", BasicConv2d(64, 64, 1));
     conv3_ = register_module("conv3", BasicConv2d(64, 192, 3, 1, 1));
@@ -94,6 +94,7 @@ class GoogLeNetImpl : public BackboneImpl {
   }
 
   torch::Tensor features(torch::Tensor x) override {
+    if (transform_input_) x = transform_input(x);
     x = torch::max_pool2d(conv1_(x), 3, 2, 0, 1, /*ceil_mode=*/true);
     x = conv3_(conv2_(x));
     x = torch::max_pool2d(x, 3, 2, 0, 1, true);
@@ -103,6 +104,22 @@ class GoogLeNetImpl : public BackboneImpl {
     x = torch::max_pool2d(x, 2, 2, 0, 1, true);
     for (auto& m : inception5_) x = m(x);
     return dropout_(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+  }
+
+  /// torchvision's GoogLeNet._transform_input: inputs normalised with
+  /// ImageNet's mean/std become inputs normalised with mean = std = 0.5, what
+  /// the published weights (ported from TensorFlow) expect. Per channel c,
+  /// x * (std_c / 0.5) + (mean_c - 0.5) / 0.5, with torchvision's constants
+  /// computed in double as Python does; elementwise, so the memory format
+  /// (channels-last) is kept. Not parameters or buffers: torchvision's
+  /// state_dict has none for it.
+  static torch::Tensor transform_input(const torch::Tensor& x) {
+    const auto options = torch::TensorOptions().dtype(x.scalar_type()).device(x.device());
+    const torch::Tensor scale =
+        torch::tensor({0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5}, torch::kFloat64).to(options);
+    const torch::Tensor shift = torch::tensor(
+        {(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5}, torch::kFloat64).to(options);
+    return x * scale.view({1, 3, 1, 1}) + shift.view({1, 3, 1, 1});
   }
 
   std::vector<Stage> stages() const override {
@@ -117,14 +134,16 @@ class GoogLeNetImpl : public BackboneImpl {
   BasicConv2d conv1_ = nullptr, conv2_ = nullptr, conv3_ = nullptr;
   std::vector<Inception> inception3_, inception4_, inception5_;
   nn::Dropout dropout_ = nullptr;
+  bool transform_input_;
 };
 
 }  // namespace
 
-Backbone make_googlenet(int64_t num_classes) {
+Backbone make_googlenet(int64_t num_classes, bool transform_input) {
   // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's
   // forwarding constructor.
-  std::shared_ptr<BackboneImpl> impl = std::make_shared<GoogLeNetImpl>(num_classes);
+  std::shared_ptr<BackboneImpl> impl =
+      std::make_shared<GoogLeNetImpl>(num_classes, transform_input);
   return Backbone(impl);
 }
 

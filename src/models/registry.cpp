@@ -32,6 +32,17 @@ BackboneSpec imagenet_row(std::string name, std::string family, std::string desc
   return row;
 }
 
+// As googlenet(weights=IMAGENET1K_V1) builds it: transform_input, whether or
+// not the run starts from those weights (one network per row). The input
+// spec stays ImageNet's mean/std; the network converts.
+BackboneSpec googlenet_row() {
+  BackboneSpec row = imagenet_row(
+      "googlenet", "googlenet", "GoogLeNet / Inception v1 (torchvision, no aux heads, transform_input)",
+      1024, [](int64_t n) { return make_googlenet(n, /*transform_input=*/true); });
+  row.transform_input = true;
+  return row;
+}
+
 BackboneSpec cifar_row(int depth) {
   BackboneSpec row;
   row.name = "resnet" + std::to_string(depth);
@@ -64,8 +75,7 @@ const std::vector<BackboneSpec>& backbone_registry() {
                    [](int64_t n) { return make_vgg(16, false, n); }),
       imagenet_row("vgg16_bn", "vgg", "VGG-16 with BatchNorm (torchvision)", 4096,
                    [](int64_t n) { return make_vgg(16, true, n); }),
-      imagenet_row("googlenet", "googlenet", "GoogLeNet / Inception v1 (torchvision, no aux heads)",
-                   1024, [](int64_t n) { return make_googlenet(n); }),
+      googlenet_row(),
       cifar_row(20),
       cifar_row(32),
       cifar_row(44),
@@ -79,6 +89,16 @@ const BackboneSpec& find_backbone(const std::string& name) {
     if (row.name == name) return row;
   throw UsageError(str_cat("--backbone: unknown backbone '", name,
                            "' (expected one of: ", backbone_names(), ")"));
+}
+
+Backbone make_backbone(const BackboneSpec& row, int64_t num_classes, bool transform_input) {
+  if (transform_input == row.transform_input) return row.make(num_classes);
+  GRAFT_CHECK(row.family == "googlenet", row.name, " has no transform_input");
+  return make_googlenet(num_classes, transform_input);
+}
+
+std::string backbone_key(const std::string& name, bool transform_input) {
+  return transform_input ? name + "+transform_input" : name;
 }
 
 std::string backbone_names() {

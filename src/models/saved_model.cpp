@@ -27,6 +27,9 @@ nlohmann::ordered_json to_json(const ModelInfo& info) {
                 {"mean", info.input.mean},
                 {"std", info.input.std}};
   j["source_weights"] = info.source_weights;
+  // Only when true: torchvision's GoogLeNet flag, meaningless elsewhere, and
+  // its absence means false (runs saved before it existed).
+  if (info.transform_input) j["transform_input"] = true;
   return j;
 }
 
@@ -46,6 +49,7 @@ ModelInfo model_info_from_json(const nlohmann::json& j, const std::string& sourc
     info.input.mean = in.at("mean").get<std::array<float, 3>>();
     info.input.std = in.at("std").get<std::array<float, 3>>();
     info.source_weights = j.value("source_weights", "");
+    info.transform_input = j.value("transform_input", false);
     GRAFT_CHECK(!info.classes.empty(), source, ": \"classes\" is empty");
     return info;
   } catch (const nlohmann::json::exception& e) {
@@ -55,7 +59,7 @@ ModelInfo model_info_from_json(const nlohmann::json& j, const std::string& sourc
 
 Backbone build_model(const ModelInfo& info) {
   const BackboneSpec& spec = find_backbone(info.backbone);
-  Backbone model = spec.make(spec.source_classes);
+  Backbone model = make_backbone(spec, spec.source_classes, info.transform_input);
   model->set_classifier(make_head(info.head, model->feature_dim(),
                                   static_cast<int64_t>(info.classes.size())));
   return model;

@@ -74,13 +74,14 @@ Loaded load_candidate(const Candidate& c, uint64_t seed) {
     l.model = m.model;
     l.input = m.info.input;
     l.has_classifier = true;
-    l.key = c.backbone + "|" + sha256_file(c.weights + "/model.safetensors");
+    l.key = backbone_key(c.backbone, m.info.transform_input) + "|" +
+            sha256_file(c.weights + "/model.safetensors");
     return l;
   }
   seed_everything(mix_seed(seed, 201));
   l.model = spec.make(spec.source_classes);
   if (c.weights == "none") {
-    l.key = c.backbone + "|random-init|" + std::to_string(seed);
+    l.key = backbone_key(c.backbone, spec.transform_input) + "|random-init|" + std::to_string(seed);
     return l;
   }
   LoadReport r;
@@ -97,7 +98,7 @@ Loaded load_candidate(const Candidate& c, uint64_t seed) {
   GRAFT_CHECK(!body_missing && r.loaded > 0, "--backbones: '", c.spec, "': the weights do not fit ",
               c.backbone, ": ", r.summary());
   l.has_classifier = r.missing.empty() && r.mismatched.empty();
-  l.key = c.backbone + "|" + sha256_file(c.weights);
+  l.key = backbone_key(c.backbone, spec.transform_input) + "|" + sha256_file(c.weights);
   return l;
 }
 

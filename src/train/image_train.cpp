@@ -322,7 +322,8 @@ class ImageTask final : public TaskRun {
     set_threads(o_.threads);
     device_ = parse_device(o_.device);
     make_head(o_.head, 8, 2);  // checks --head before any long work
-    model_key_ = o_.backbone + "|random-init|" + std::to_string(o_.seed);
+    const std::string backbone_id = backbone_key(o_.backbone, spec_->transform_input);
+    model_key_ = backbone_id + "|random-init|" + std::to_string(o_.seed);
     if (!wfile.empty()) {
       const TensorList source = read_weights(wfile);
       check_finite_weights(source, wfile);
@@ -332,7 +333,7 @@ class ImageTask final : public TaskRun {
       GRAFT_CHECK(report.loaded > 0, "--weights '", wfile, "' shares no tensor with ", o_.backbone, ": ",
                   report.summary());
       if (!report.clean()) log_warn(str_cat("--weights '", wfile, "': ", report.summary()));
-      model_key_ = o_.backbone + "|" + sha256_file(wfile);
+      model_key_ = backbone_id + "|" + sha256_file(wfile);
     }
     precision_ = resolve_precision(parse_precision(o_.precision), std::cerr);
     if (precision_ != Precision::kFp32) model_key_ += std::string("|") + precision_name(precision_);
@@ -355,6 +356,7 @@ class ImageTask final : public TaskRun {
     info_.classes = data_.train.classes;
     info_.input = spec_->input;
     info_.source_weights = o_.weights;
+    info_.transform_input = spec_->transform_input;
     nlohmann::ordered_json config;
     config["graft_version"] = GRAFT_VERSION;
     config["options"] = to_json(o_);

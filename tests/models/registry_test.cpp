@@ -5,8 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <iomanip>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "graft/core/error.h"
 #include "graft/models/families.h"
@@ -123,23 +125,32 @@ TEST_P(RegistryRow, Contract) {
                                       slot + ".2.bias"}));
 }
 
-/// Loads `tensors` into a fresh `name` backbone (the report must be clean) and
-/// compares its features and logits with `<name>.io.safetensors`.
-void expect_matches_reference(const std::string& name, const TensorList& tensors) {
+/// Loads `tensors` into `model` (the report must be clean) and compares its
+/// features and logits with `<fixture>.io.safetensors`. The largest absolute
+/// differences are recorded as test properties (see --gtest_output=xml).
+void expect_model_matches_reference(Backbone model, const std::string& fixture,
+                                    const TensorList& tensors) {
   torch::NoGradGuard no_grad;
-  const BackboneSpec& row = find_backbone(name);
-  Backbone model = row.make(row.source_classes);
   LoadReport report = load_state_dict(*model, tensors);
   ASSERT_TRUE(report.clean()) << report.summary();
   model->eval();
 
-  TensorList io = load_safetensors(test::fixture(name + ".io.safetensors")).tensors;
+  TensorList io = load_safetensors(test::fixture(fixture + ".io.safetensors")).tensors;
   torch::Tensor features = model->features(tensor_named(io, "input"));
   torch::Tensor logits = model->classify(features);
   ASSERT_EQ(features.sizes(), tensor_named(io, "features").sizes());
   ASSERT_EQ(logits.sizes(), tensor_named(io, "logits").sizes());
   EXPECT_LE(test::rel_error(features, tensor_named(io, "features")), 1e-4);
   EXPECT_LE(test::rel_error(logits, tensor_named(io, "logits")), 1e-4);
+  auto max_abs_diff = [](const torch::Tensor& a, const torch::Tensor& b) {
+    std::ostringstream out;
+    out << std::scientific << std::setprecision(3) << (a - b).abs().max().item<double>();
+    return out.str();
+  };
+  ::testing::Test::RecordProperty("features_max_abs_diff",
+                                  max_abs_diff(features, tensor_named(io, "features")));
+  ::testing::Test::RecordProperty("logits_max_abs_diff",
+                                  max_abs_diff(logits, tensor_named(io, "logits")));
 
   // The evaluation fast path (channels-last, BatchNorm folded into the
   // convolutions) against the same reference.
@@ -147,11 +158,17 @@ void expect_matches_reference(const std::string& name, const TensorList& tensors
   {
     FoldedBatchNorm fold(*model);
     torch::Tensor fast = model->features(channels_last(tensor_named(io, "input")));
-    EXPECT_LE(test::rel_error(fast, tensor_named(io, "features")), 1e-4) << name << " folded";
+    EXPECT_LE(test::rel_error(fast, tensor_named(io, "features")), 1e-4) << fixture << " folded";
   }
   // Unfolded again: the registered parameters were never changed.
   EXPECT_LE(test::rel_error(model->features(tensor_named(io, "input")), tensor_named(io, "features")),
             1e-4);
+}
+
+/// The same for a fresh `name` backbone as its registry row builds it.
+void expect_matches_reference(const std::string& name, const TensorList& tensors) {
+  const BackboneSpec& row = find_backbone(name);
+  expect_model_matches_reference(row.make(row.source_classes), name, tensors);
 }
 
 TEST_P(RegistryRow, MatchesPyTorchReference) {
@@ -182,6 +199,44 @@ TEST_P(CifarRow, MatchesPyTorchReferenceFromLegacyTh) {
   if (!test::have_fixture(name + ".io.safetensors") || !test::have_fixture(name + ".legacy.th"))
     GTEST_SKIP() << "fixtures for " << name << " missing: run tests/reference/make_fixtures.py";
   expect_matches_reference(name, read_weights(test::fixture(name + ".legacy.th")));
+}
+
+// GoogLeNet without torchvision's transform_input: what graft built before the
+// googlenet row had it, and what runs saved then still load as.
+TEST(Registry, GoogLeNetWithoutTransformInputMatchesPyTorchReference) {
+  const std::string fixture = "googlenet_no_transform";
+  if (!test::have_fixture(fixture + ".io.safetensors") ||
+      !test::have_fixture(fixture + ".state_dict.pth"))
+    GTEST_SKIP() << "fixtures for " << fixture << " missing: run tests/reference/make_fixtures.py";
+  expect_model_matches_reference(make_googlenet(1000, /*transform_input=*/false), fixture,
+                                 read_weights(test::fixture(fixture + ".state_dict.pth")));
+  expect_model_matches_reference(make_backbone(find_backbone("googlenet"), 1000, false), fixture,
+                                 read_weights(test::fixture(fixture + ".state_dict.pth")));
+}
+
+// The transform matters: the googlenet reference (transform_input=True) is
+// not reproduced by the same weights without it, so the parity test above
+// would catch a row that lost it.
+TEST(Registry, GoogLeNetReferenceNeedsTheInputTransform) {
+  if (!test::have_fixture("googlenet.io.safetensors") ||
+      !test::have_fixture("googlenet.state_dict.pth"))
+    GTEST_SKIP() << "fixtures for googlenet missing: run tests/reference/make_fixtures.py";
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(find_backbone("googlenet").transform_input);
+  Backbone model = make_googlenet(1000, /*transform_input=*/false);
+  ASSERT_TRUE(load_state_dict(*model, read_weights(test::fixture("googlenet.state_dict.pth"))).clean());
+  model->eval();
+  TensorList io = load_safetensors(test::fixture("googlenet.io.safetensors")).tensors;
+  EXPECT_GT(test::rel_error(model->forward(tensor_named(io, "input")), tensor_named(io, "logits")),
+            1e-2);
+}
+
+TEST(Registry, OnlyGoogLeNetHasAnInputTransform) {
+  for (const auto& row : backbone_registry())
+    EXPECT_EQ(row.transform_input, row.family == "googlenet") << row.name;
+  EXPECT_THROW(make_backbone(find_backbone("resnet20"), 10, /*transform_input=*/true), Error);
+  EXPECT_EQ(backbone_key("googlenet", true), "googlenet+transform_input");
+  EXPECT_EQ(backbone_key("resnet18", false), "resnet18");
 }
 
 std::vector<std::string> all_names() {

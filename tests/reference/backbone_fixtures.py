@@ -12,6 +12,8 @@ For each backbone NAME it writes
                             akamaster publishes them, {'state_dict':
                             {'module.' + name: tensor}, 'best_prec1': 90.0},
                             in the legacy (pre-1.6) format
+The same files are written for each entry of VARIANTS: networks graft builds
+that are not the default of a registry row.
 The reference is torchvision 0.14 (Debian python3-torchvision), and
 cifar_resnet_ref.py for the CIFAR ResNets.
 """
@@ -35,12 +37,22 @@ ROWS = {
     "vgg11_bn": (lambda: tvm.vgg11_bn(), 224),
     "vgg16": (lambda: tvm.vgg16(), 224),
     "vgg16_bn": (lambda: tvm.vgg16_bn(), 224),
-    "googlenet": (lambda: tvm.googlenet(aux_logits=False, transform_input=False,
+    # What googlenet(weights=IMAGENET1K_V1) builds: the published weights
+    # were ported from TF and expect transform_input=True.
+    "googlenet": (lambda: tvm.googlenet(aux_logits=False, transform_input=True,
                                         init_weights=True), 224),
     "resnet20": (lambda: CifarResNet(20), 32),
     "resnet32": (lambda: CifarResNet(32), 32),
     "resnet44": (lambda: CifarResNet(44), 32),
     "resnet56": (lambda: CifarResNet(56), 32),
+}
+
+# name -> (builder, input size); not registry rows. GoogLeNet without the
+# input transform is what graft built before the transform and what runs
+# saved then (model.json without "transform_input") still load as.
+VARIANTS = {
+    "googlenet_no_transform": (lambda: tvm.googlenet(aux_logits=False, transform_input=False,
+                                                     init_weights=True), 224),
 }
 
 
@@ -81,7 +93,7 @@ def make_realistic(model, size, generator):
 
 
 def make(out_dir):
-    for name, (build, size) in ROWS.items():
+    for name, (build, size) in {**ROWS, **VARIANTS}.items():
         seed = zlib.crc32(name.encode())
         torch.manual_seed(seed)
         model = build()

@@ -23,8 +23,10 @@ Backbone make_alexnet(int64_t num_classes);
 /// torchvision VGG; depth 11 or 16, with or without BatchNorm. Classifier
 /// slot "classifier.6"; features are the 4096-d output of classifier.5.
 Backbone make_vgg(int depth, bool batch_norm, int64_t num_classes);
-/// torchvision GoogLeNet without the auxiliary classifiers and with
-/// transform_input=false. Classifier slot "fc".
-Backbone make_googlenet(int64_t num_classes);
+/// torchvision GoogLeNet without the auxiliary classifiers. With
+/// `transform_input` (torchvision's flag, what its published IMAGENET1K_V1
+/// weights expect) the network first re-normalises inputs given with ImageNet
+/// mean/std to mean = std = 0.5; it has no parameters. Classifier slot "fc".
+Backbone make_googlenet(int64_t num_classes, bool transform_input);
 
 }  // namespace graft

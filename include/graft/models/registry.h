@@ -20,6 +20,12 @@ struct BackboneSpec {
   int64_t feature_dim = 0;
   int64_t source_classes = 0;  // classifier size of the published weights
   InputSpec input;
+  /// torchvision's GoogLeNet transform_input: the network's first step turns
+  /// inputs normalised with `input` (ImageNet mean/std) into inputs
+  /// normalised with mean = std = 0.5, what its published weights (ported
+  /// from TensorFlow) expect. True for googlenet, as
+  /// googlenet(weights=IMAGENET1K_V1) builds it; `make` builds it so.
+  bool transform_input = false;
   /// Builds the network with a Linear classifier of `num_classes` outputs,
   /// initialised as torchvision initialises it.
   std::function<Backbone(int64_t num_classes)> make;
@@ -31,6 +37,17 @@ const std::vector<BackboneSpec>& backbone_registry();
 /// The row named `name`; throws graft::UsageError naming --backbone, the
 /// value and every valid name.
 const BackboneSpec& find_backbone(const std::string& name);
+
+/// `row`'s network with transform_input given: row.make when it is the
+/// row's own, otherwise the other variant (only googlenet has one: runs
+/// saved before the row had the transform load without it). Throws
+/// graft::Error for a row without the transform asked for one.
+Backbone make_backbone(const BackboneSpec& row, int64_t num_classes, bool transform_input);
+
+/// The backbone's identity in feature-cache keys: the name, with
+/// "+transform_input" when the network has the transform (so features
+/// cached by a googlenet without it are never reused for one with it).
+std::string backbone_key(const std::string& name, bool transform_input);
 
 /// Comma-separated list of names (for --help).
 std::string backbone_names();

@@ -21,13 +21,18 @@ struct ModelInfo {
   std::vector<std::string> classes;
   InputSpec input;
   std::string source_weights;  // what the backbone started from
+  /// The network's transform_input (BackboneSpec::transform_input). In
+  /// model.json as "transform_input" when true; a model.json without it
+  /// (every run saved before googlenet had the transform) means false, so
+  /// such runs load and predict as before.
+  bool transform_input = false;
 };
 
 nlohmann::ordered_json to_json(const ModelInfo& info);
 ModelInfo model_info_from_json(const nlohmann::json& j, const std::string& source);
 
-/// Builds the registry backbone with the head of `info` (not initialised from
-/// any file).
+/// Builds the registry backbone (with info.transform_input) and the head of
+/// `info` (not initialised from any file).
 Backbone build_model(const ModelInfo& info);
 
 /// Writes model.safetensors and model.json into `dir`, atomically each.

@@ -36,8 +36,10 @@ TEST(FaceDetector, BoxesAndScoresEqualFaceApi) {
       const double ds = std::abs(got[i].score - want[i].at("score").get<double>());
       worst_box = std::max(worst_box, d);
       worst_score = std::max(worst_score, ds);
-      EXPECT_LT(d, 0.05) << image.at("name") << " detection " << i;
-      EXPECT_LT(ds, 1e-4) << image.at("name") << " detection " << i;
+      // What the README claims: boxes within 1e-4 px (measured 4.8e-5), scores
+      // within 1e-6 (measured 8.3e-7).
+      EXPECT_LT(d, 1e-4) << image.at("name") << " detection " << i;
+      EXPECT_LT(ds, 1e-6) << image.at("name") << " detection " << i;
       ++compared;
     }
   }

@@ -34,7 +34,8 @@ TEST(FaceNets, EmbedderEqualsFaceApi) {
     const auto got = net->forward(face_net_input(raw_rgb(image), 150).unsqueeze(0))[0];
     const double diff = (got - want).abs().max().item<double>();
     worst = std::max(worst, diff);
-    EXPECT_LT(diff, 1e-3) << image.at("name") << " (" << image.at("source") << ")";
+    // What the README claims: within 1e-6 (measured 3.9e-7).
+    EXPECT_LT(diff, 1e-6) << image.at("name") << " (" << image.at("source") << ")";
   }
   std::cout << "face embedder vs " << fx->at("reference").get<std::string>()
             << ": max abs diff " << std::scientific << worst << " over " << fx->at("images").size() << " images\n";
@@ -52,7 +53,8 @@ TEST(FaceNets, LandmarksEqualFaceApi) {
     for (size_t i = 0; i < got.size(); ++i) {
       const double d = std::max(std::abs(got[i].x - want[i][0]), std::abs(got[i].y - want[i][1]));
       worst = std::max(worst, d);
-      EXPECT_LT(d, 0.01) << image.at("name") << " point " << i;
+      // What the README claims: within 1e-4 px (measured 6.6e-5).
+      EXPECT_LT(d, 1e-4) << image.at("name") << " point " << i;
     }
   }
   std::cout << "face landmarks vs " << fx->at("reference").get<std::string>()

@@ -223,6 +223,25 @@ ScoredSet score_set(const torch::Tensor& logits, const torch::Tensor& labels,
   return s;
 }
 
+ScoredSet RunScoring::score(const torch::Tensor& logits, const torch::Tensor& labels,
+                            const std::vector<std::string>& classes, const std::vector<std::string>& ids,
+                            const std::string& write_dir) const {
+  return score_set(logits, labels, classes, calibration, threshold, ids, write_dir);
+}
+
+void RunScoring::predict(InputPrediction& p, const torch::Tensor& logits, const std::vector<std::string>& classes,
+                         int64_t k) const {
+  p.top = top_labels(logits / calibration.temperature, classes, k);
+  p.unknown = !p.top.empty() && p.top[0].probability < threshold;
+}
+
+RunScoring run_scoring(const std::string& run, const RejectOptions& reject) {
+  RunScoring s;
+  s.calibration = read_run_calibration(run);
+  s.threshold = reject_threshold(reject, s.calibration, run);
+  return s;
+}
+
 nlohmann::ordered_json evaluation_json(const ScoredSet& s) {
   nlohmann::ordered_json j = to_json(s.metrics);
   if (!s.calibration.is_null()) j["calibration"] = s.calibration;

@@ -45,8 +45,7 @@ void prepare_for_inference(BackboneImpl& model, torch::Device device) {
 // `set` evaluated by `loaded`, whose classes name the set's labels. A source
 // classifier (`outputs` > the set's classes) is cut to the set's classes.
 ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set, const ImageEvalOptions& o,
-                             const RunCalibration& calibration, double threshold,
-                             const std::string& write_dir) {
+                             const RunScoring& scoring, const std::string& write_dir) {
   InferOptions io = o;
   io.precision = resolve_precision(o.precision, std::cerr);
   prepare_for_inference(*loaded.model, o.device);
@@ -61,7 +60,7 @@ ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set, const Ima
   for (size_t p : out.positions) ids.push_back(set.identity(p));
   ImageEvaluation e;
   static_cast<ScoredSet&>(e) =
-      score_set(logits, out.labels, loaded.info.classes, calibration, threshold, ids, write_dir);
+      scoring.score(logits, out.labels, loaded.info.classes, ids, write_dir);
   e.images = e.metrics.count;
   e.skipped = static_cast<int64_t>(set.size() - out.positions.size()) + set.skipped;
   return e;
@@ -82,10 +81,9 @@ ImageEvaluation evaluate_image_run(const std::string& run, const std::string& da
                                    const std::string& write_dir) {
   ScopedPixelLimit limit(options.max_pixels);
   LoadedModel loaded = load_model(run);
-  const RunCalibration calibration = read_run_calibration(run);
-  const double threshold = reject_threshold(options.reject, calibration, run);
+  const RunScoring scoring = run_scoring(run, options.reject);
   ImageSet set = align_classes(open_selected(data, options), loaded.info.classes, option);
-  return evaluate_set(loaded, set, options, calibration, threshold, write_dir);
+  return evaluate_set(loaded, set, options, scoring, write_dir);
 }
 
 ImageEvaluation evaluate_source_model(const std::string& backbone, const std::string& weights,
@@ -107,7 +105,8 @@ ImageEvaluation evaluate_source_model(const std::string& backbone, const std::st
   loaded.info.classes = set.classes;
   GRAFT_CHECK_USAGE(options.reject.reject_at_frr == 0, "--reject-at-frr: a source model has no validation "
                     "confidences; give --reject-below P instead");
-  return evaluate_set(loaded, set, options, RunCalibration{}, reject_threshold(options.reject, {}, weights), "");
+  return evaluate_set(loaded, set, options, RunScoring{RunCalibration{}, reject_threshold(options.reject, {}, weights)},
+                      "");
 }
 
 std::vector<InputPrediction> predict_image_run(const std::string& run,
@@ -116,8 +115,7 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
                                                const PredictionCallback& each) {
   ScopedPixelLimit limit(options.max_pixels);
   LoadedModel loaded = load_model(run);
-  const RunCalibration calibration = read_run_calibration(run);
-  const double threshold = reject_threshold(options.reject, calibration, run);
+  const RunScoring scoring = run_scoring(run, options.reject);
   const Precision precision = resolve_precision(options.precision, std::cerr);
   torch::InferenceMode guard;
   prepare_for_inference(*loaded.model, options.device);
@@ -147,8 +145,7 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
         Autocast autocast(precision);
         logits = loaded.model->forward(x.to(options.device))[0].to(torch::kCPU, torch::kFloat32);
       }
-      p.top = top_labels(logits / calibration.temperature, loaded.info.classes, options.top_k);
-      p.unknown = !p.top.empty() && p.top[0].probability < threshold;
+      scoring.predict(p, logits, loaded.info.classes, options.top_k);
     }
     if (each) each(p);
     results.push_back(std::move(p));

@@ -29,8 +29,7 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
   GRAFT_CHECK_USAGE(std::filesystem::exists(data), option, ": '", data,
                     "' does not exist (expected a CSV, TSV or JSONL file, or a folder of class files)");
   const TextModel model = load_text_model(run);
-  const RunCalibration calibration = read_run_calibration(run);
-  const double threshold = reject_threshold(reject, calibration, run);
+  const RunScoring scoring = run_scoring(run, reject);
   const auto& classes = model.info.classes;
   read.classes = classes;
   const TextSet set = read_text_set(data, read);
@@ -61,7 +60,7 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
   const torch::Tensor logits = model.logits(inputs, batch_size);
   const torch::Tensor label_tensor = torch::tensor(labels, torch::kInt64);
   static_cast<ScoredSet&>(result) =
-      score_set(logits, label_tensor, classes, calibration, threshold, ids, write_dir);
+      scoring.score(logits, label_tensor, classes, ids, write_dir);
   return result;
 }
 
@@ -85,8 +84,7 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               int64_t top_k, int64_t batch_size,
                                               const PredictionCallback& each, const RejectOptions& reject) {
   const TextModel model = load_text_model(run);
-  const RunCalibration calibration = read_run_calibration(run);
-  const double threshold = reject_threshold(reject, calibration, run);
+  const RunScoring scoring = run_scoring(run, reject);
   std::vector<InputPrediction> results;
   std::vector<EncodedText> encoded;
   std::vector<size_t> result_of;  // the result of each encoded text
@@ -137,8 +135,7 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
   const torch::Tensor logits = model.logits(encoded, batch_size);
   for (size_t i = 0; i < encoded.size(); ++i) {
     InputPrediction& p = results[result_of[i]];
-    p.top = top_labels(logits[static_cast<int64_t>(i)] / calibration.temperature, model.info.classes, top_k);
-    p.unknown = !p.top.empty() && p.top[0].probability < threshold;
+    scoring.predict(p, logits[static_cast<int64_t>(i)], model.info.classes, top_k);
     if (each) each(p);
   }
   return results;

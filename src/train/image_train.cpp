@@ -299,9 +299,7 @@ class ImageTask final : public TaskRun {
     std::vector<std::string> ids;
     for (size_t p : out.positions) ids.push_back(data_.test.identity(p));
     summary.has_test = true;
-    summary.test = score_set(out.values, out.labels, data_.train.classes, read_run_calibration(o_.out),
-                             /*reject_threshold=*/0, ids, o_.out)
-                       .metrics;
+    summary.test = run_scoring(o_.out, {}).score(out.values, out.labels, data_.train.classes, ids, o_.out).metrics;
   }
 
  private:

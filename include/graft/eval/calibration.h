@@ -103,6 +103,23 @@ struct ScoredSet {
 ScoredSet score_set(const torch::Tensor& logits, const torch::Tensor& labels,
                     const std::vector<std::string>& classes, const RunCalibration& calibration,
                     double reject_threshold, const std::vector<std::string>& ids, const std::string& write_dir);
+/// How a run's logits become answers: its calibration and reject threshold,
+/// read once per evaluation or prediction (run_scoring).
+struct RunScoring {
+  RunCalibration calibration;
+  double threshold = 0;  ///< 0: never "unknown"
+  /// score_set with this calibration and threshold.
+  ScoredSet score(const torch::Tensor& logits, const torch::Tensor& labels, const std::vector<std::string>& classes,
+                  const std::vector<std::string>& ids, const std::string& write_dir) const;
+  /// p.top: the `k` best of `classes` for one row of raw logits [C] at the
+  /// run's temperature; p.unknown below the threshold.
+  void predict(InputPrediction& p, const torch::Tensor& logits, const std::vector<std::string>& classes,
+               int64_t k) const;
+};
+/// RUN's calibration.json and the threshold of `reject` for it (UsageError
+/// as reject_threshold says).
+RunScoring run_scoring(const std::string& run, const RejectOptions& reject);
+
 /// to_json(metrics) with the "calibration" and "rejection" blocks that are set.
 nlohmann::ordered_json evaluation_json(const ScoredSet& s);
 

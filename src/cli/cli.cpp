@@ -95,6 +95,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_search(app, action, args);
   add_eval(app, action);
   add_predict(app, action);
+  add_enroll(app, action);
   add_models(app, action);
   add_weights(app, action);
   add_score(app, action);

@@ -75,6 +75,23 @@ int run_predict(const PredictOptions& o) {
   return 0;
 }
 
+struct ClassEnrollOptions {
+  std::string run, name, input;
+  RunUseSettings use;
+  int threads = 0;
+};
+
+int run_enroll_class(const ClassEnrollOptions& o) {
+  set_threads(o.threads);
+  (void)parse_precision(o.use.precision);
+  const TaskRow& task = task_of_run(o.run);
+  GRAFT_CHECK_USAGE(task.enroll, "graft enroll adds classes to runs trained with --head centroid; '", o.run,
+                    "' is a ", task.name, " run, which it does not extend (face identities go into a "
+                    "gallery: graft face enroll)");
+  std::cout << task.enroll(o.run, o.name, o.input, o.use).dump() << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 void add_predict(CLI::App& app, Action& run) {
@@ -91,6 +108,24 @@ void add_predict(CLI::App& app, Action& run) {
   add_max_pixels(*sub);
   add_precision(*sub, o->precision);
   add_reject(*sub, o->reject);
+}
+
+void add_enroll(CLI::App& app, Action& run) {
+  auto o = std::make_shared<ClassEnrollOptions>();
+  CLI::App* sub = add_command(app, run, "enroll",
+                              "Add a class to a run trained with --head centroid (or replace one), from a "
+                              "folder of its images, without training",
+                              o, run_enroll_class);
+  sub->add_option("run", o->run, "Run directory written by graft train --head centroid")->required();
+  sub->add_option("--class", o->name, "Name of the class to add or replace")->required();
+  sub->add_option("input", o->input, "Folder of the class's images (searched recursively)")->required();
+  sub->add_option("--batch-size", o->use.batch_size, "Batch size")->capture_default_str();
+  sub->add_option("--workers", o->use.workers, "Image decoding threads")->capture_default_str();
+  sub->add_option("--device", o->use.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_flag("--strict", o->use.strict, "Unreadable images are errors");
+  add_threads(*sub, o->threads);
+  add_max_pixels(*sub);
+  add_precision(*sub, o->use.precision);
 }
 
 }  // namespace graft::cli

@@ -212,6 +212,7 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   fs::directory_iterator entries(path, ec);
   GRAFT_CHECK(!ec, "cannot list image folder '", path, "': ", ec.message());
   std::vector<std::string> names;
+  if (!options.as_class.empty()) entries = fs::directory_iterator();  // the folder is the class
   for (; entries != fs::directory_iterator(); entries.increment(ec)) {
     GRAFT_CHECK(!ec, "cannot list image folder '", path, "': ", ec.message());
     if (is_hidden(entries->path())) continue;
@@ -233,6 +234,7 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
     }
     set.classes.push_back(name);
   }
+  if (!options.as_class.empty()) set.classes = {options.as_class};
   GRAFT_CHECK(!set.classes.empty(), "image folder '", path,
               "' has no class sub-folders (expected one folder per class with images",
               loose_files > 0 ? str_cat("; it holds ", loose_files, " files directly") : "",
@@ -241,7 +243,7 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   std::set<FileId> seen_files;
   std::vector<int64_t> files_per_class;
   for (size_t label = 0; label < set.classes.size(); ++label) {
-    const fs::path dir = fs::path(path) / set.classes[label];
+    const fs::path dir = options.as_class.empty() ? fs::path(path) / set.classes[label] : fs::path(path);
     std::vector<std::string> files;
     fs::recursive_directory_iterator it(
         dir, fs::directory_options::follow_directory_symlink, ec);
@@ -297,7 +299,7 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   const std::vector<int64_t> counts = set.class_counts();
   for (size_t c = 0; c < set.classes.size(); ++c) {
     if (counts[c] > 0) continue;
-    const std::string dir = (fs::path(path) / set.classes[c]).string();
+    const std::string dir = options.as_class.empty() ? (fs::path(path) / set.classes[c]).string() : path;
     GRAFT_CHECK(files_per_class[c] > 0, "class folder '", dir, "' holds no files (expected images: ",
                 supported_image_formats(), ")");
     std::vector<UnreadableImage> here;

@@ -1,5 +1,7 @@
 #include "graft/eval/run_eval.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include "graft/core/error.h"
@@ -9,8 +11,10 @@
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
 #include "graft/eval/infer.h"
+#include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
+#include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 
 namespace graft {
@@ -151,6 +155,92 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
     results.push_back(std::move(p));
   }
   return results;
+}
+
+void check_class_name(const std::string& name) {
+  bool printable = !name.empty();
+  for (unsigned char c : name) printable = printable && c >= 0x20 && c != 0x7f;
+  GRAFT_CHECK_USAGE(printable, "--class: '", name, "' (expected a non-empty class name without control characters)");
+}
+
+void check_centroid_run(const std::string& run, const std::string& head) {
+  GRAFT_CHECK_USAGE(head == "centroid", "graft enroll: '", run, "' has a ", head,
+                    " head, whose classes are fixed by training (expected a run trained with --head centroid; "
+                    "retrain with the new class, or with --head centroid to enroll classes later)");
+}
+
+Enrolment enroll_centroid_row(const std::string& run, std::vector<std::string> classes, const std::string& name,
+                              const torch::Tensor& row, const std::string& classifier) {
+  const std::string path = run + "/model.safetensors";
+  SafetensorsFile file = load_safetensors(path);
+  const std::string key = classifier + ".weight";
+  auto it = std::find_if(file.tensors.begin(), file.tensors.end(), [&](const auto& t) { return t.first == key; });
+  GRAFT_CHECK(it != file.tensors.end(), path, " has no tensor '", key, "' (expected the centroid head's rows)");
+  torch::Tensor& w = it->second;
+  GRAFT_CHECK(w.dim() == 2 && w.size(0) == static_cast<int64_t>(classes.size()) && w.size(1) == row.size(0), path,
+              ": '", key, "' is ", w.sizes(), " (expected [", classes.size(), ", ", row.size(0), "], one row per class)");
+  Enrolment e;
+  e.run = run;
+  e.name = name;
+  const auto pos = std::find(classes.begin(), classes.end(), name);
+  e.replaced = pos != classes.end();
+  if (e.replaced) {
+    w = w.clone();
+    w[pos - classes.begin()].copy_(row.to(w.dtype()));
+  } else {
+    w = torch::cat({w, row.to(w.dtype()).unsqueeze(0)});
+    classes.push_back(name);
+  }
+  e.classes = classes;
+  // The weights name the classes and are written first: they are the commit
+  // point (load_model reads the classes from them); model.json follows.
+  std::map<std::string, std::string> meta = file.metadata;
+  meta["graft_classes"] = nlohmann::json(classes).dump();
+  save_safetensors(path, file.tensors, meta);
+  return e;
+}
+
+Enrolment enroll_image_class(const std::string& run, const std::string& name, const std::string& dir,
+                             const ImageEvalOptions& options) {
+  check_class_name(name);
+  ScopedPixelLimit limit(options.max_pixels);
+  LoadedModel loaded = load_model(run);
+  check_centroid_run(run, loaded.info.head);
+  OpenOptions open;
+  open.strict = options.strict;
+  open.as_class = name;
+  GRAFT_CHECK_USAGE(std::filesystem::is_directory(dir), "graft enroll: '", dir,
+                    "' is not a folder (expected a folder of images of class '", name, "')");
+  const ImageSet set = open_image_set(dir, open);
+  InferOptions io = options;
+  io.precision = resolve_precision(options.precision, std::cerr);
+  io.label = "enroll " + name;
+  const std::string classifier = loaded.model->classifier_name();
+  prepare_for_inference(*loaded.model, options.device);
+  const Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/true);
+  GRAFT_CHECK(out.values.size(0) > 0, "graft enroll: no image of '", dir, "' could be decoded (",
+              unreadable_summary(out.unreadable, static_cast<int64_t>(set.size()), set.classes, "images"), ")");
+  if (!out.unreadable.empty())
+    log_warn(str_cat("'", dir, "': ", unreadable_summary(out.unreadable, static_cast<int64_t>(set.size()),
+                                                          set.classes, "images")));
+  Enrolment e = enroll_centroid_row(run, loaded.info.classes, name, class_centroid(out.values), classifier);
+  e.examples = out.values.size(0);
+  e.skipped = static_cast<int64_t>(set.size()) - e.examples + set.skipped;
+  ModelInfo info = loaded.info;
+  info.classes = e.classes;
+  write_file_atomic(run + "/model.json", to_json(info).dump(2) + "\n");
+  return e;
+}
+
+nlohmann::ordered_json enrolment_json(const Enrolment& e) {
+  nlohmann::ordered_json j;
+  j["run"] = e.run;
+  j["class"] = e.name;
+  j["action"] = e.replaced ? "replaced" : "added";
+  j["examples"] = e.examples;
+  j["skipped"] = e.skipped;
+  j["classes"] = e.classes.size();
+  return j;
 }
 
 }  // namespace graft

@@ -7,9 +7,14 @@
 #include "graft/core/json.h"
 #include "graft/models/head.h"
 #include "graft/models/registry.h"
+#include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 
 namespace graft {
+
+namespace {
+const std::string kModelClassesKey = "graft_classes";
+}  // namespace
 
 nlohmann::ordered_json to_json(const ModelInfo& info) {
   nlohmann::ordered_json j;
@@ -71,8 +76,15 @@ void save_model(const std::string& dir, BackboneImpl& model, const ModelInfo& in
   // weights last: a kill between the two leaves either the previous model or
   // none, never weights without their description.
   write_file_atomic(dir + "/model.json", to_json(info).dump(2) + "\n");
-  save_safetensors(dir + "/model.safetensors", state_dict(model),
-                   {{"format", "pt"}, {"graft_backbone", info.backbone}});
+  save_model_weights(dir, model, info);
+}
+
+void save_model_weights(const std::string& dir, BackboneImpl& model, const ModelInfo& info) {
+  std::map<std::string, std::string> meta{{"format", "pt"}, {"graft_backbone", info.backbone}};
+  // A centroid run's classes change with graft enroll: its weights name
+  // them too, so the weights file alone is the commit point of an enrolment.
+  if (info.head == "centroid") meta[kModelClassesKey] = nlohmann::json(info.classes).dump();
+  save_safetensors(dir + "/model.safetensors", state_dict(model), meta);
 }
 
 LoadedModel load_model(const std::string& dir) {
@@ -85,8 +97,22 @@ LoadedModel load_model(const std::string& dir) {
   const nlohmann::json j = read_json_file(json_path);
   LoadedModel out;
   out.info = model_info_from_json(j, json_path);
+  SafetensorsFile weights = load_safetensors(weights_path);
+  // Classes named by the weights win (graft enroll writes them first, then
+  // model.json: a kill between the two leaves the weights' list current).
+  auto named = weights.metadata.find(kModelClassesKey);
+  if (named != weights.metadata.end()) {
+    const nlohmann::json list = parse_json(named->second, weights_path + " (metadata " + kModelClassesKey + ")");
+    GRAFT_CHECK(list.is_array() && !list.empty(), weights_path, ": metadata ", kModelClassesKey,
+                " is not a list of class names");
+    out.info.classes.clear();
+    for (const auto& c : list) {
+      GRAFT_CHECK(c.is_string(), weights_path, ": metadata ", kModelClassesKey, " holds a non-string class name");
+      out.info.classes.push_back(c.get<std::string>());
+    }
+  }
   out.model = build_model(out.info);
-  LoadReport report = load_state_dict(*out.model, load_safetensors(weights_path).tensors);
+  LoadReport report = load_state_dict(*out.model, weights.tensors);
   GRAFT_CHECK(report.clean(), weights_path, " does not match the ", out.info.backbone,
               " architecture in model.json: ", report.summary());
   out.model->eval();

@@ -21,6 +21,7 @@
 #include "graft/dist/sampler.h"
 #include "graft/eval/calibration.h"
 #include "graft/eval/infer.h"
+#include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
 #include "graft/train/strategy.h"
@@ -167,6 +168,8 @@ class ImageTask final : public TaskRun {
     GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size,
                       " is the global batch of ", world_, " workers and must be a multiple of ", world_);
     local_batch_ = o.batch_size / world_;
+    GRAFT_CHECK_USAGE(world_ == 1 || o.head != "centroid", "--head centroid with ", world_, " workers: a centroid "
+                      "head is fitted in one pass over the features, in one process (expected --nproc 1)");
     build_model();
     data_ = open_data(o);
     classes_ = static_cast<int64_t>(data_.train.classes.size());
@@ -178,6 +181,7 @@ class ImageTask final : public TaskRun {
     class_w_ = class_weight_tensor(o, data_.train.class_counts());
     if (class_w_.defined()) class_w_ = class_w_.to(device_);
     head_ = model_->named_modules()[model_->classifier_name()];
+    centroid_ = as_centroid(*head_);
   }
 
   torch::nn::Module& module() override { return *model_; }
@@ -189,6 +193,7 @@ class ImageTask final : public TaskRun {
   int64_t steps_per_epoch() override { return (items_per_epoch() + local_batch_ - 1) / local_batch_; }
   const char* unit() const override { return "images/s"; }
   bool sync_buffers() const override { return strategy_.kind != Strategy::kLinear; }
+  bool one_pass() const override { return centroid_ != nullptr; }
 
   void begin_epoch(int64_t epoch, int64_t first_step) override {
     // A resumed epoch continues from its checkpointed step, sums and random
@@ -244,6 +249,16 @@ class ImageTask final : public TaskRun {
         features = true;
       }
     }
+    if (centroid_) {
+      // A centroid head is fitted, not trained: the features are summed
+      // into their class rows and the optimiser does not step.
+      centroid_->add(x.to(torch::kFloat32), y);
+      epoch_count_ += y.size(0);
+      StepStats st;
+      st.items = y.size(0);
+      st.skip = true;
+      return st;
+    }
     torch::Tensor logits;
     {
       Autocast autocast(precision_);
@@ -271,6 +286,7 @@ class ImageTask final : public TaskRun {
   bool has_validation() override { return data_.val.size() > 0; }
 
   Metrics validate() override {
+    finish_centroids();
     if (cached_) {
       torch::InferenceMode guard;
       model_->eval();
@@ -288,7 +304,10 @@ class ImageTask final : public TaskRun {
 
   std::pair<torch::Tensor, torch::Tensor> validation_logits() override { return val_logits_; }
 
-  void save_model() override { graft::save_model(o_.out, *model_, info_); }
+  void save_model() override {
+    finish_centroids();
+    graft::save_model(o_.out, *model_, info_);
+  }
 
   void test(TrainSummary& summary) override {
     if (!data_.has_test) return;
@@ -305,6 +324,15 @@ class ImageTask final : public TaskRun {
  private:
   std::pair<torch::Tensor, torch::Tensor> val_logits_;  // of the last validate()
 
+  // The class sums of a centroid head become unit-length means once its
+  // pass is over (before the model is validated or saved; a checkpoint
+  // taken during the pass keeps the sums, so --resume adds the rest).
+  void finish_centroids() {
+    if (!centroid_ || centroids_done_) return;
+    centroid_->finish();
+    centroids_done_ = true;
+  }
+
   // The model is built (seeded) before the data is read: it is cheap, and
   // the strategy is checked against its stages before any long work. The
   // source weights are read and checked before the run directory is touched.
@@ -320,6 +348,9 @@ class ImageTask final : public TaskRun {
     set_threads(o_.threads);
     device_ = parse_device(o_.device);
     make_head(o_.head, 8, 2);  // checks --head before any long work
+    GRAFT_CHECK_USAGE(o_.head != "centroid" || strategy_.kind == Strategy::kLinear, "--head centroid with "
+                      "--strategy ", o_.strategy, ": a centroid head is fitted on the frozen backbone's features "
+                      "(expected --strategy linear; to fine-tune, train a linear head)");
     const std::string backbone_id = backbone_key(o_.backbone, spec_->transform_input);
     model_key_ = backbone_id + "|random-init|" + std::to_string(o_.seed);
     if (!wfile.empty()) {
@@ -403,13 +434,14 @@ class ImageTask final : public TaskRun {
   torch::Device device_{torch::kCPU};
   Precision precision_ = Precision::kFp32;
   std::string model_key_;
-  bool cached_ = false, readable_checked_ = false;
+  bool cached_ = false, readable_checked_ = false, centroids_done_ = false;
   InferOptions io_;
   DataSets data_;
   ModelInfo info_;
   Outputs train_feats_, val_feats_;
   torch::Tensor class_w_;
   std::shared_ptr<torch::nn::Module> head_;
+  CentroidHeadImpl* centroid_ = nullptr;  // the head, when --head centroid
   std::vector<size_t> order_;
   std::optional<Loader> loader_;
   std::optional<FoldedBatchNorm> fold_;

@@ -79,16 +79,20 @@ class Loop {
     rank_ = group_ ? group_->rank() : 0;
     world_ = group_ ? group_->size() : 1;
     lead_ = rank_ == 0;
+    epochs_ = task.one_pass() ? 1 : o.epochs;
+    if (task.one_pass() && o.epochs != 1)
+      log_info(str_cat("the model is fitted in one pass over the training data; --epochs ", o.epochs,
+                       " is not used"));
     groups_ = task.param_groups();
     optimizer_ = make_optimizer(o, groups_);
     steps_per_epoch_ = task.steps_per_epoch();
     const bool per_epoch = task.schedule_per_epoch();
     clock_per_epoch_ = per_epoch ? 1 : steps_per_epoch_;
-    clock_total_ = clock_per_epoch_ * o.epochs;
+    clock_total_ = clock_per_epoch_ * epochs_;
     // A negative warmup is the MLM recipe's default: 6% of the run.
     warmup_ = o.warmup_epochs < 0 ? static_cast<int64_t>(0.06 * static_cast<double>(clock_total_))
                                   : static_cast<int64_t>(o.warmup_epochs * static_cast<double>(clock_per_epoch_));
-    step_size_ = clock_per_epoch_ * (o.step_size > 0 ? o.step_size : std::max<int64_t>(1, o.epochs / 3));
+    step_size_ = clock_per_epoch_ * (o.step_size > 0 ? o.step_size : std::max<int64_t>(1, epochs_ / 3));
     summary_.out = o.out;
   }
 
@@ -104,7 +108,7 @@ class Loop {
       log_info("no validation data (--val-split 0): every epoch's model is kept");
     for (const auto& r : state_.rows) spent_ += r.seconds;
     last_checkpoint_ = Clock::now();
-    for (int64_t epoch = state_.epochs_done; epoch < o_.epochs; ++epoch)
+    for (int64_t epoch = state_.epochs_done; epoch < epochs_; ++epoch)
       if (!run_epoch(epoch)) break;
     summary_.epochs_run = state_.epochs_done;
     summary_.best_epoch = state_.best_epoch;
@@ -174,7 +178,7 @@ class Loop {
     task_.begin_epoch(epoch, first_step);
     int64_t step = epoch * steps_per_epoch_ + first_step;
     const int64_t items_total = task_.items_per_epoch();
-    Progress progress(str_cat("epoch ", epoch + 1, "/", o_.epochs), items_total);
+    Progress progress(str_cat("epoch ", epoch + 1, "/", epochs_), items_total);
     progress.advance(items_total * first_step / std::max<int64_t>(1, steps_per_epoch_));
     int64_t items = 0;
     for (int64_t s = first_step; s < steps_per_epoch_; ++s) {
@@ -249,19 +253,20 @@ class Loop {
   // rank has the same sums and validation metrics, so all decide alike; rank 0
   // alone writes. Returns false when the run ends here.
   bool finish_epoch(int64_t epoch, int64_t step, const Metrics& val, double items_per_second) {
-    const double seen = static_cast<double>(std::max<int64_t>(1, state_.seen));
-    const double lr = optimizer_->param_groups()[0].options().get_lr();
+    // No item counted (a head fitted without a loss): no training loss or accuracy.
+    const double seen = state_.seen > 0 ? static_cast<double>(state_.seen) : std::nan("");
+    const double lr = optimizer_->param_groups().empty() ? 0.0 : optimizer_->param_groups()[0].options().get_lr();
     EpochRow row{epoch + 1, state_.loss_sum / seen, double(state_.correct) / seen, val.loss,
                  val.accuracy, lr, state_.seconds, items_per_second};
     // Never keep (or checkpoint) weights that the last steps made non-finite.
     check_finite_parameters(module_, str_cat("after epoch ", epoch + 1));
     state_.rows.push_back(row);
     spent_ += state_.seconds;
-    log_info(str_cat("epoch ", row.epoch, "/", o_.epochs, "  loss ", row.train_loss, "  acc ",
+    log_info(str_cat("epoch ", row.epoch, "/", epochs_, "  loss ", row.train_loss, "  acc ",
                      row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ", row.val_accuracy,
                      "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second), " ",
                      task_.unit()));
-    state_.epochs_done = summary_.budget_reached ? o_.epochs : epoch + 1;
+    state_.epochs_done = summary_.budget_reached ? epochs_ : epoch + 1;
     state_.step_in_epoch = 0;
     state_.loss_sum = 0;
     state_.correct = state_.seen = 0;
@@ -288,7 +293,7 @@ class Loop {
       log_info(str_cat("time budget of ", o_.time_budget, " min reached in epoch ", epoch + 1));
       return false;
     }
-    const bool more = state_.epochs_done < o_.epochs;
+    const bool more = state_.epochs_done < epochs_;
     const bool pause = o_.stop_after_epoch > 0 && state_.epochs_done >= o_.stop_after_epoch;
     bool stop = pause || stop_requested() || (o_.should_stop && o_.should_stop(step));
     if (group_ && more) stop = group_->any(stop, "stop check");
@@ -318,6 +323,7 @@ class Loop {
   std::vector<ParamGroup> groups_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::unique_ptr<dist::GradReducer> reducer_;
+  int64_t epochs_ = 1;  // o.epochs, or 1 for a task fitted in one pass
   int64_t steps_per_epoch_ = 0, clock_per_epoch_ = 0, clock_total_ = 0, warmup_ = 0, step_size_ = 0;
   TrainerState state_;
   TrainSummary summary_;

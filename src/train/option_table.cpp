@@ -37,7 +37,7 @@ bool option_table_numbered(const std::string& s, const std::string& prefix, size
 // whether a backbone has N stages is checked once the model is built.
 bool head_spec(const OptionValue& v) {
   const auto& s = std::get<std::string>(v);
-  return s == "linear" || option_table_numbered(s, "mlp:", 6);
+  return s == "linear" || s == "centroid" || option_table_numbered(s, "mlp:", 6);
 }
 
 bool strategy_spec(const OptionValue& v) {
@@ -102,8 +102,10 @@ void model_rows(Rows& t) {
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(weights_strict), "--weights-strict",
                         "Missing or unexpected weight names are an error")
                   .except_for({"face"}));
-  t.push_back(OptionRow(GRAFT_OPTION_FIELD(head), "--head", "New head: linear or mlp:HIDDEN")
-                  .check(head_spec, "linear or mlp:HIDDEN")
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(head), "--head",
+                        "New head: linear, mlp:HIDDEN, or centroid (nearest class mean of the "
+                        "L2-normalised features, cosine; fitted in one pass, --strategy linear)")
+                  .check(head_spec, "linear, mlp:HIDDEN or centroid")
                   .for_tasks({"image"})
                   .shown()
                   .help_for("face", "centroid (nearest class mean) or linear"));

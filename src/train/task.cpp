@@ -180,6 +180,11 @@ void image_predict(const std::string& run, const std::vector<std::string>& input
   GRAFT_CHECK(unreadable.empty(), unreadable_summary(unreadable, static_cast<int64_t>(inputs.size()), {}, "inputs"));
 }
 
+nlohmann::ordered_json image_enroll(const std::string& run, const std::string& name, const std::string& input,
+                                    const RunUseSettings& s) {
+  return enrolment_json(enroll_image_class(run, name, input, image_eval_options(s)));
+}
+
 // Text runs run in fp32: a bf16 request is for image runs.
 void warn_text_precision(const std::string& run, const RunUseSettings& s, const char* what) {
   if (parse_precision(s.precision) != Precision::kFp32)
@@ -291,7 +296,7 @@ const std::vector<TaskRow>& task_table() {
   static const std::vector<TaskRow> rows = {
       {"image", "classify images: a backbone of the registry with a new head", "image", image_defaults,
        image_check, train_image, image_owns, image_evaluate, image_predict, image_data_classes, image_test_run,
-       image_pretrain_defaults},
+       image_pretrain_defaults, nullptr, image_enroll},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
        text_owns, text_evaluate, text_predict, text_data_classes, text_test_run},
       {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "

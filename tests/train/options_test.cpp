@@ -232,7 +232,7 @@ TEST(OptionsTable, ValidateMessages) {
   EXPECT_EQ(error_with([](TrainOptions& b) { b.schedule = "poly"; }),
             "--schedule: 'poly' is not valid (expected one of cosine, linear, step, constant)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.head = "mlp:0"; }),
-            "--head: 'mlp:0' (expected linear or mlp:HIDDEN)");
+            "--head: 'mlp:0' (expected linear, mlp:HIDDEN or centroid)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.strategy = "partial:x"; }),
             "--strategy: 'partial:x' (expected linear, partial:N or full)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.warmup_epochs = 11; }),

@@ -55,6 +55,9 @@ struct OpenOptions {
   /// A file that is no image graft reads (by its first bytes) is an error
   /// instead of a counted warning.
   bool strict = false;
+  /// When not empty, the folder opened is itself the one class folder, of
+  /// this class (graft enroll): its images, searched recursively.
+  std::string as_class;
 };
 
 /// A labelled image collection. Copies are cheap (IDX pixels are shared).

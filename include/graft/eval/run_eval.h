@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include <torch/types.h>
 
 #include "graft/eval/calibration.h"
@@ -74,5 +76,36 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
                                                const std::vector<std::string>& inputs,
                                                const ImageEvalOptions& options,
                                                const PredictionCallback& each = nullptr);
+
+/// What graft enroll did to a centroid run.
+struct Enrolment {
+  std::string run, name;
+  bool replaced = false;              // the class existed: its row was replaced
+  int64_t examples = 0;               // inputs whose features make the row
+  int64_t skipped = 0;                // inputs left out (unreadable, empty)
+  std::vector<std::string> classes;   // the run's classes afterwards
+};
+
+/// Throws graft::UsageError naming --class unless `name` is a usable class name.
+void check_class_name(const std::string& name);
+/// Throws graft::UsageError unless `head` is "centroid" (enrolment needs it).
+void check_centroid_run(const std::string& run, const std::string& head);
+/// Replaces (or appends) class `name`'s row of the centroid weight
+/// `classifier`.weight in run/model.safetensors with `row` (unit length),
+/// given the run's `classes`; the file is rewritten atomically and names the
+/// new class list in its metadata. The caller rewrites model.json after.
+Enrolment enroll_centroid_row(const std::string& run, std::vector<std::string> classes, const std::string& name,
+                              const torch::Tensor& row, const std::string& classifier);
+
+/// graft enroll on an image run trained with --head centroid: the images of
+/// `dir` (searched recursively) become class `name` (added, or replacing the
+/// class of that name): its row is the unit-length mean of their
+/// L2-normalised features. No training; model.safetensors, then model.json,
+/// each rewritten atomically. Throws graft::UsageError for a run with
+/// another head, graft::Error when no image of `dir` can be read.
+Enrolment enroll_image_class(const std::string& run, const std::string& name, const std::string& dir,
+                             const ImageEvalOptions& options);
+
+nlohmann::ordered_json enrolment_json(const Enrolment& e);
 
 }  // namespace graft

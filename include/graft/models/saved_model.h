@@ -36,7 +36,11 @@ ModelInfo model_info_from_json(const nlohmann::json& j, const std::string& sourc
 Backbone build_model(const ModelInfo& info);
 
 /// Writes model.safetensors and model.json into `dir`, atomically each.
+/// A centroid head's weights also name its classes (metadata
+/// "graft_classes"); load_model takes the classes from there when present.
 void save_model(const std::string& dir, BackboneImpl& model, const ModelInfo& info);
+/// model.safetensors alone (atomically), with the classes of a centroid head.
+void save_model_weights(const std::string& dir, BackboneImpl& model, const ModelInfo& info);
 
 struct LoadedModel {
   ModelInfo info;

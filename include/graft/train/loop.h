@@ -95,6 +95,9 @@ class LoopTask {
   virtual std::pair<torch::Tensor, torch::Tensor> validation_logits() { return {}; }
   /// true: every epoch's model is the result (no best-model selection).
   virtual bool keep_every_epoch() const { return false; }
+  /// true: the model is fitted in one pass over the data (a centroid head):
+  /// one epoch, whatever --epochs says.
+  virtual bool one_pass() const { return false; }
   /// Writes the model files of the run (rank 0 only).
   virtual void save_model() = 0;
   /// After a run that was not interrupted (rank 0 only): the test set, if

@@ -74,6 +74,11 @@ struct TaskRow {
   /// The line a finished run prints on stdout (null: run, epochs,
   /// best_epoch, val_accuracy and test_accuracy).
   nlohmann::ordered_json (*summary_json)(const TrainSummary& s) = nullptr;
+  /// graft enroll: class `name` added to the run (or replacing its class of
+  /// that name) from the examples in `input`, without training; returns what
+  /// is printed. Null: the task's runs are not enrolled this way.
+  nlohmann::ordered_json (*enroll)(const std::string& run, const std::string& name, const std::string& input,
+                                   const RunUseSettings& s) = nullptr;
 };
 
 /// Every task, in --task help order.

@@ -113,12 +113,14 @@ void add_predict(CLI::App& app, Action& run) {
 void add_enroll(CLI::App& app, Action& run) {
   auto o = std::make_shared<ClassEnrollOptions>();
   CLI::App* sub = add_command(app, run, "enroll",
-                              "Add a class to a run trained with --head centroid (or replace one), from a "
-                              "folder of its images, without training",
+                              "Add a class to a run trained with --head centroid (or replace one), from its "
+                              "images or texts, without training",
                               o, run_enroll_class);
   sub->add_option("run", o->run, "Run directory written by graft train --head centroid")->required();
   sub->add_option("--class", o->name, "Name of the class to add or replace")->required();
-  sub->add_option("input", o->input, "Folder of the class's images (searched recursively)")->required();
+  sub->add_option("input", o->input,
+                  "Image runs: a folder of the class's images (searched recursively); text runs: a text file, "
+                  "one text per line (- : stdin)")->required();
   sub->add_option("--batch-size", o->use.batch_size, "Batch size")->capture_default_str();
   sub->add_option("--workers", o->use.workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->use.device, "auto, cpu, cuda or cuda:N")->capture_default_str();

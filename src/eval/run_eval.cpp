@@ -195,7 +195,7 @@ Enrolment enroll_centroid_row(const std::string& run, std::vector<std::string> c
   // The weights name the classes and are written first: they are the commit
   // point (load_model reads the classes from them); model.json follows.
   std::map<std::string, std::string> meta = file.metadata;
-  meta["graft_classes"] = nlohmann::json(classes).dump();
+  meta[kWeightClassesKey] = nlohmann::json(classes).dump();
   save_safetensors(path, file.tensors, meta);
   return e;
 }

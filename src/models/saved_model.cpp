@@ -12,9 +12,6 @@
 
 namespace graft {
 
-namespace {
-const std::string kModelClassesKey = "graft_classes";
-}  // namespace
 
 nlohmann::ordered_json to_json(const ModelInfo& info) {
   nlohmann::ordered_json j;
@@ -83,8 +80,23 @@ void save_model_weights(const std::string& dir, BackboneImpl& model, const Model
   std::map<std::string, std::string> meta{{"format", "pt"}, {"graft_backbone", info.backbone}};
   // A centroid run's classes change with graft enroll: its weights name
   // them too, so the weights file alone is the commit point of an enrolment.
-  if (info.head == "centroid") meta[kModelClassesKey] = nlohmann::json(info.classes).dump();
+  if (info.head == "centroid") meta[kWeightClassesKey] = nlohmann::json(info.classes).dump();
   save_safetensors(dir + "/model.safetensors", state_dict(model), meta);
+}
+
+std::optional<std::vector<std::string>> weight_file_classes(const std::map<std::string, std::string>& metadata,
+                                                            const std::string& path) {
+  auto named = metadata.find(kWeightClassesKey);
+  if (named == metadata.end()) return std::nullopt;
+  const nlohmann::json list = parse_json(named->second, str_cat(path, " (metadata ", kWeightClassesKey, ")"));
+  GRAFT_CHECK(list.is_array() && !list.empty(), path, ": metadata ", kWeightClassesKey,
+              " is not a list of class names");
+  std::vector<std::string> classes;
+  for (const auto& c : list) {
+    GRAFT_CHECK(c.is_string(), path, ": metadata ", kWeightClassesKey, " holds a non-string class name");
+    classes.push_back(c.get<std::string>());
+  }
+  return classes;
 }
 
 LoadedModel load_model(const std::string& dir) {
@@ -100,17 +112,7 @@ LoadedModel load_model(const std::string& dir) {
   SafetensorsFile weights = load_safetensors(weights_path);
   // Classes named by the weights win (graft enroll writes them first, then
   // model.json: a kill between the two leaves the weights' list current).
-  auto named = weights.metadata.find(kModelClassesKey);
-  if (named != weights.metadata.end()) {
-    const nlohmann::json list = parse_json(named->second, weights_path + " (metadata " + kModelClassesKey + ")");
-    GRAFT_CHECK(list.is_array() && !list.empty(), weights_path, ": metadata ", kModelClassesKey,
-                " is not a list of class names");
-    out.info.classes.clear();
-    for (const auto& c : list) {
-      GRAFT_CHECK(c.is_string(), weights_path, ": metadata ", kModelClassesKey, " holds a non-string class name");
-      out.info.classes.push_back(c.get<std::string>());
-    }
-  }
+  if (auto named = weight_file_classes(weights.metadata, weights_path)) out.info.classes = *named;
   out.model = build_model(out.info);
   LoadReport report = load_state_dict(*out.model, weights.tensors);
   GRAFT_CHECK(report.clean(), weights_path, " does not match the ", out.info.backbone,

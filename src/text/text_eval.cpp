@@ -7,6 +7,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/progress.h"
+#include "graft/models/head.h"
 #include "graft/text/text_model.h"
 
 namespace graft {
@@ -139,6 +140,43 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
     if (each) each(p);
   }
   return results;
+}
+
+Enrolment enroll_text_class(const std::string& run, const std::string& name, const std::string& input,
+                            int64_t batch_size) {
+  check_class_name(name);
+  const TextModel model = load_text_model(run);
+  check_centroid_run(run, model.info.head);
+  std::istringstream lines(read_text_input(input));
+  std::vector<EncodedText> encoded;
+  int64_t skipped = 0;
+  std::string line;
+  for (int64_t n = 1; std::getline(lines, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    std::string a = line, b;
+    if (model.info.pairs) {
+      const size_t tab = line.find('\t');
+      if (tab == std::string::npos) {
+        log_warn(str_cat(input, ":", n, ": no tab (the model reads text pairs: TEXT<TAB>TEXT); left out"));
+        ++skipped;
+        continue;
+      }
+      a = line.substr(0, tab);
+      b = line.substr(tab + 1);
+    }
+    if (a.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
+    encoded.push_back(model.encode(a, b));
+  }
+  GRAFT_CHECK(!encoded.empty(), "graft enroll: '", input, "' holds no text (expected one text of class '", name,
+              "' per line)");
+  Enrolment e = enroll_centroid_row(run, model.info.classes, name,
+                                    class_centroid(model.features(encoded, batch_size)), "classifier");
+  e.examples = static_cast<int64_t>(encoded.size());
+  e.skipped = skipped;
+  TextModelInfo info = model.info;
+  info.classes = e.classes;
+  write_text_model_json(run, info);
+  return e;
 }
 
 }  // namespace graft

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -10,6 +11,8 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/models/head.h"
+#include "graft/models/saved_model.h"
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 
@@ -80,11 +83,12 @@ std::vector<std::vector<int64_t>> length_batches(const std::vector<size_t>& orde
 
 // ---------------------------------------------------------------- BERT head
 
-BertClassifierImpl::BertClassifierImpl(const BertConfig& c, int64_t num_classes,
-                                       double classifier_dropout) {
+BertClassifierImpl::BertClassifierImpl(const BertConfig& c, int64_t num_classes, double classifier_dropout,
+                                       const std::string& head) {
   bert = register_module("bert", BertModel(c));
   dropout = register_module("dropout", FastDropout(classifier_dropout));
-  classifier = register_module("classifier", torch::nn::Linear(c.hidden_size, num_classes));
+  classifier = make_head(head, c.hidden_size, num_classes);
+  register_module("classifier", classifier.ptr());
 }
 
 torch::Tensor BertClassifierImpl::features(const TextBatch& b) {
@@ -92,7 +96,7 @@ torch::Tensor BertClassifierImpl::features(const TextBatch& b) {
 }
 
 torch::Tensor BertClassifierImpl::classify(const torch::Tensor& pooled) {
-  return classifier->forward(dropout->forward(pooled));
+  return classifier.forward(dropout->forward(pooled));
 }
 
 torch::Tensor BertClassifierImpl::forward(const TextBatch& b) { return classify(features(b)); }
@@ -314,20 +318,40 @@ torch::nn::Module& TextModel::module() const {
   return *tfidf_head.ptr();
 }
 
-torch::Tensor TextModel::logits(const std::vector<EncodedText>& inputs, int64_t batch_size) const {
+namespace {
+
+// Rows [N, width] of `inputs` from `rows_of` (the positions of one batch),
+// in eval mode, batched by length (one bucket over everything).
+torch::Tensor text_rows(const TextModel& m, const std::vector<EncodedText>& inputs, int64_t batch_size,
+                        int64_t width, const std::function<torch::Tensor(const std::vector<int64_t>&)>& rows_of) {
   torch::InferenceMode guard;
   const int64_t n = static_cast<int64_t>(inputs.size());
-  torch::Tensor out = torch::zeros({n, static_cast<int64_t>(info.classes.size())});
+  torch::Tensor out = torch::zeros({n, width});
   if (n == 0) return out;
-  module().eval();
+  m.module().eval();
   std::vector<size_t> order(inputs.size());
   std::iota(order.begin(), order.end(), 0);
   std::vector<int64_t> lengths;
   for (const auto& e : inputs) lengths.push_back(static_cast<int64_t>(e.ids.size()));
-  // One bucket over everything: batches of similar lengths.
-  auto batches = length_batches(order, lengths, batch_size, n);
-  for (const auto& batch : batches) {
-    torch::Tensor rows = torch::tensor(batch, torch::kInt64);
+  for (const auto& batch : length_batches(order, lengths, batch_size, n))
+    out.index_copy_(0, torch::tensor(batch, torch::kInt64), rows_of(batch).to(torch::kFloat32));
+  return out;
+}
+
+}  // namespace
+
+torch::Tensor TextModel::features(const std::vector<EncodedText>& inputs, int64_t batch_size) const {
+  GRAFT_CHECK(bert, "text features: a tfidf model has no BERT features");
+  return text_rows(*this, inputs, batch_size, info.bert.hidden_size, [&](const std::vector<int64_t>& batch) {
+    std::vector<const EncodedText*> items;
+    for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
+    return bert.ptr()->features(collate_texts(items, tokenizer->pad_id()));
+  });
+}
+
+torch::Tensor TextModel::logits(const std::vector<EncodedText>& inputs, int64_t batch_size) const {
+  const int64_t classes = static_cast<int64_t>(info.classes.size());
+  return text_rows(*this, inputs, batch_size, classes, [&](const std::vector<int64_t>& batch) {
     torch::Tensor z;
     if (bert) {
       std::vector<const EncodedText*> items;
@@ -342,9 +366,8 @@ torch::Tensor TextModel::logits(const std::vector<EncodedText>& inputs, int64_t 
       auto [idx, offs, w] = sr.select(all);
       z = tfidf_head.ptr()->forward(idx, offs, w);
     }
-    out.index_copy_(0, rows, z.to(torch::kFloat32));
-  }
-  return out;
+    return z;
+  });
 }
 
 namespace {
@@ -362,6 +385,9 @@ nlohmann::ordered_json info_json(const TextModelInfo& i) {
   j["lower_case"] = i.lower_case;
   j["pairs"] = i.pairs;
   j["source_weights"] = i.source_weights;
+  // Only when not Hugging Face's linear classifier (runs saved before
+  // centroid heads existed have no "head": linear).
+  if (i.head != "linear") j["head"] = i.head;
   j["vocab"] = "vocab.txt";
   if (i.architecture == "bert") {
     j["bert"] = to_json(i.bert);
@@ -392,8 +418,14 @@ void save_text_model(const std::string& dir, const TextModel& model) {
     write_file_atomic(dir + "/tfidf.txt", model.tfidf->to_text());
   }
   // The description first, the weights last (as save_model).
-  write_file_atomic(dir + "/model.json", info_json(i).dump(2) + "\n");
-  save_safetensors(dir + "/model.safetensors", state_dict(model.module()));
+  write_text_model_json(dir, i);
+  std::map<std::string, std::string> meta;
+  if (i.head == "centroid") meta[kWeightClassesKey] = nlohmann::json(i.classes).dump();
+  save_safetensors(dir + "/model.safetensors", state_dict(model.module()), meta);
+}
+
+void write_text_model_json(const std::string& dir, const TextModelInfo& info) {
+  write_file_atomic(dir + "/model.json", info_json(info).dump(2) + "\n");
 }
 
 std::string saved_model_task(const std::string& dir) {
@@ -420,6 +452,7 @@ TextModel load_text_model(const std::string& dir) {
     i.lower_case = j.at("lower_case").get<bool>();
     i.pairs = j.value("pairs", false);
     i.source_weights = j.value("source_weights", "");
+    i.head = j.value("head", "linear");
     if (i.architecture == "bert") {
       i.bert = bert_config_from_json(j.at("bert"), "'" + path + "' (bert)");
       i.classifier_dropout = j.value("classifier_dropout", i.bert.hidden_dropout_prob);
@@ -430,18 +463,23 @@ TextModel load_text_model(const std::string& dir) {
   GRAFT_CHECK(i.architecture == "bert" || i.architecture == "tfidf", "'", path, "': architecture '",
               i.architecture, "' (expected bert or tfidf)");
   GRAFT_CHECK(!i.classes.empty(), "'", path, "' lists no classes");
+  GRAFT_CHECK(i.head == "linear" || (i.head == "centroid" && i.architecture == "bert"), "'", path, "': head '",
+              i.head, "' (expected linear, or centroid with architecture bert)");
   WordPieceOptions wo;
   wo.lower_case = i.lower_case;
   m.tokenizer = std::make_shared<WordPiece>(WordPiece::from_file(dir + "/vocab.txt", wo));
-  const int64_t classes = static_cast<int64_t>(i.classes.size());
   GRAFT_CHECK(fs::exists(dir + "/model.safetensors"), "'", dir,
               "' holds no trained model: model.safetensors is missing");
-  TensorList tensors = read_weights(dir + "/model.safetensors");
+  SafetensorsFile weights = load_safetensors(dir + "/model.safetensors");
+  // A centroid run's weights name its classes (graft enroll writes them first).
+  if (auto named = weight_file_classes(weights.metadata, dir + "/model.safetensors")) i.classes = *named;
+  const TensorList& tensors = weights.tensors;
+  const int64_t classes = static_cast<int64_t>(i.classes.size());
   if (i.architecture == "bert") {
     GRAFT_CHECK(i.bert.vocab_size == static_cast<int64_t>(m.tokenizer->size()), "'", path,
                 "': vocab_size ", i.bert.vocab_size, " but '", dir, "/vocab.txt' has ",
                 m.tokenizer->size(), " tokens");
-    m.bert = BertClassifier(i.bert, classes, i.classifier_dropout);
+    m.bert = BertClassifier(i.bert, classes, i.classifier_dropout, i.head);
     LoadReport r = load_state_dict(*m.bert, tensors);
     GRAFT_CHECK(r.clean(), "'", dir, "/model.safetensors' does not match its model.json: ", r.summary());
   } else {

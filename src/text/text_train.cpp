@@ -18,6 +18,7 @@
 #include "graft/dist/group.h"
 #include "graft/dist/reducer.h"
 #include "graft/dist/sampler.h"
+#include "graft/models/head.h"
 #include "graft/report/report.h"
 #include "graft/text/text_data.h"
 #include "graft/text/text_eval.h"
@@ -255,6 +256,7 @@ class TextTask final : public TaskRun {
   int64_t steps_per_epoch() override { return (n_train_ + step_batch_ - 1) / step_batch_; }
   int64_t items_per_epoch() override { return (n_train_ + world_ - 1) / world_; }
   const char* unit() const override { return "texts/s"; }
+  bool one_pass() const override { return centroid_ != nullptr; }
   bool one_backward_per_step() const override { return o_.grad_accum == 1; }
 
   void begin_epoch(int64_t epoch, int64_t first_step) override {
@@ -285,6 +287,17 @@ class TextTask final : public TaskRun {
     // one batch of the whole step.
     const double n = static_cast<double>(global.size()) / world_;
     StepStats st;
+    if (centroid_) {
+      // A centroid head is fitted, not trained: the cached features are
+      // summed into their class rows and the optimiser does not step.
+      std::vector<int64_t> ys;
+      for (int64_t i : batch) ys.push_back(train_.labels[static_cast<size_t>(i)]);
+      centroid_->add(train_feats_.index_select(0, torch::tensor(batch, torch::kInt64)),
+                     torch::tensor(ys, torch::kInt64));
+      st.items = static_cast<int64_t>(batch.size());
+      st.skip = true;
+      return st;
+    }
     for (size_t s = 0; s < batch.size(); s += static_cast<size_t>(local_batch_)) {
       const auto end = batch.begin() + static_cast<std::ptrdiff_t>(
                                            std::min(batch.size(), s + static_cast<size_t>(local_batch_)));
@@ -305,6 +318,7 @@ class TextTask final : public TaskRun {
   bool has_validation() override { return !val_.inputs.empty(); }
 
   Metrics validate() override {
+    finish_centroids();
     torch::Tensor logits;
     if (cached_ || is_tfidf_) {
       torch::InferenceMode guard;
@@ -326,7 +340,10 @@ class TextTask final : public TaskRun {
 
   std::pair<torch::Tensor, torch::Tensor> validation_logits() override { return val_logits_; }
 
-  void save_model() override { save_text_model(o_.out, m_); }
+  void save_model() override {
+    finish_centroids();
+    save_text_model(o_.out, m_);
+  }
 
   void test(TrainSummary& summary) override {
     if (o_.test.empty()) return;
@@ -338,6 +355,14 @@ class TextTask final : public TaskRun {
 
  private:
   std::pair<torch::Tensor, torch::Tensor> val_logits_;  // of the last validate()
+
+  // The class sums of a centroid head become unit-length means once its
+  // pass is over (a checkpoint taken during the pass keeps the sums).
+  void finish_centroids() {
+    if (!centroid_ || centroids_done_) return;
+    centroid_->finish();
+    centroids_done_ = true;
+  }
 
   // Tokenizer and model description: checked before any data is read.
   void describe_model() {
@@ -359,6 +384,12 @@ class TextTask final : public TaskRun {
       m_.info.bert = resolve_config(o_, wfile_, static_cast<int64_t>(wp_->size()));
       num_layers_ = m_.info.bert.num_hidden_layers;
       strategy_ = parse_strategy(o_.strategy, static_cast<int>(num_layers_));
+      GRAFT_CHECK_USAGE(o_.head != "centroid" || strategy_.kind == Strategy::kLinear, "--head centroid with "
+                        "--strategy ", o_.strategy, ": a centroid head is fitted on the frozen encoder's features "
+                        "(expected --strategy linear; to fine-tune, train a linear head)");
+      GRAFT_CHECK_USAGE(world_ == 1 || o_.head != "centroid", "--head centroid with ", world_, " workers: a "
+                        "centroid head is fitted in one pass over the features, in one process (expected --nproc 1)");
+      m_.info.head = o_.head;
     }
     m_.info.classifier_dropout = m_.info.bert.hidden_dropout_prob;
     // Source weights are read and checked before any long work.
@@ -407,8 +438,10 @@ class TextTask final : public TaskRun {
   }
 
   std::vector<std::string> build_bert() {
-    m_.bert = BertClassifier(m_.info.bert, static_cast<int64_t>(classes_.size()), m_.info.classifier_dropout);
+    m_.bert = BertClassifier(m_.info.bert, static_cast<int64_t>(classes_.size()), m_.info.classifier_dropout,
+                             m_.info.head);
     init_bert_weights(*m_.bert);
+    centroid_ = as_centroid(*m_.bert->classifier.ptr());
     if (!wfile_.empty()) load_source();
     const int64_t L = num_layers_;
     for (auto& p : m_.bert->named_parameters()) {
@@ -519,7 +552,8 @@ class TextTask final : public TaskRun {
 
   int64_t local_batch_ = 1, num_layers_ = 0, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
   size_t test_size_ = 0;
-  bool is_tfidf_ = false, cached_ = false;
+  bool is_tfidf_ = false, cached_ = false, centroids_done_ = false;
+  CentroidHeadImpl* centroid_ = nullptr;  // the head, when --head centroid
   std::string wfile_, vocab_path_;
   std::shared_ptr<WordPiece> wp_;
   TextModel m_;

@@ -106,7 +106,7 @@ void model_rows(Rows& t) {
                         "New head: linear, mlp:HIDDEN, or centroid (nearest class mean of the "
                         "L2-normalised features, cosine; fitted in one pass, --strategy linear)")
                   .check(head_spec, "linear, mlp:HIDDEN or centroid")
-                  .for_tasks({"image"})
+                  .for_tasks({"image", "text"})
                   .shown()
                   .help_for("face", "centroid (nearest class mean) or linear"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(strategy), "--strategy",

@@ -83,6 +83,9 @@ void text_check(const TrainOptions& o) {
                     " (expected a fraction in [0, 1), or -1 for the model's own)");
   GRAFT_CHECK_USAGE(o.augment == "none", "--augment: '", o.augment,
                     "' (the text task has no augmentation; expected none)");
+  check_one_of("--head", o.head, {"linear", "centroid"});
+  GRAFT_CHECK_USAGE(o.head == "linear" || o.backbone != "tfidf", "--head centroid: the tfidf backbone takes "
+                    "--head linear (a centroid head reads BERT's features)");
 }
 
 // graft pretrain: a source model from random initialisation.
@@ -204,6 +207,11 @@ nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& 
   return j;
 }
 
+nlohmann::ordered_json text_enroll(const std::string& run, const std::string& name, const std::string& input,
+                                   const RunUseSettings& s) {
+  return enrolment_json(enroll_text_class(run, name, input, s.batch_size));
+}
+
 // Every line of every input file ("-": standard input) is one text; for a
 // model of text pairs, a tab separates the two texts.
 void text_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
@@ -298,7 +306,7 @@ const std::vector<TaskRow>& task_table() {
        image_check, train_image, image_owns, image_evaluate, image_predict, image_data_classes, image_test_run,
        image_pretrain_defaults, nullptr, image_enroll},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
-       text_owns, text_evaluate, text_predict, text_data_classes, text_test_run},
+       text_owns, text_evaluate, text_predict, text_data_classes, text_test_run, nullptr, nullptr, text_enroll},
       {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
        "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
        face_owns_run, face_evaluate, face_predict},

@@ -12,6 +12,8 @@
 
 #include "graft/cli/cli.h"
 #include "graft/core/files.h"
+#include "graft/models/head.h"
+#include "graft/text/text_data.h"
 #include "graft/text/text_model.h"
 #include "graft/text/text_train.h"
 #include "graft/weights/state_dict.h"
@@ -301,6 +303,72 @@ TEST_F(TextTrain, TfidfRunAndEvalAndPredictAgree) {
     EXPECT_EQ(j["text"], texts[i]);
   }
   EXPECT_EQ(i, texts.size());
+}
+
+// --head centroid on the frozen encoder: the rows are the unit class means
+// of BERT's pooled features, computed here again outside the trainer; graft
+// enroll replaces and adds classes from text files.
+TEST_F(TextTrain, CentroidHeadIsTheClassMeansAndEnrollAddsAClass) {
+  TrainOptions o = options("centroid");
+  o.head = "centroid";
+  o.strategy = "linear";
+  o.epochs = 3;
+  EXPECT_EQ(train(o).epochs_run, 1);
+  const TextModel m = load_text_model(o.out);
+  const TextSet set = read_text_set(dir_ / "train.csv");
+  std::vector<EncodedText> encoded;
+  std::vector<int64_t> labels;
+  for (const auto& e : set.examples) {
+    encoded.push_back(m.encode(e.text));
+    labels.push_back(e.label);
+  }
+  const torch::Tensor f = m.features(encoded), y = torch::tensor(labels);
+  const torch::Tensor rows = weights("centroid").at("classifier.weight");
+  ASSERT_EQ(rows.size(0), 3);
+  for (int64_t c = 0; c < 3; ++c)
+    EXPECT_LT((rows[c] - class_centroid(f.index_select(0, y.eq(c).nonzero().squeeze(1)))).abs().max().item<double>(),
+              1e-5) << c;
+  // The test file's gamma texts, one per line: they replace gamma's row,
+  // then make a new class delta with the same row.
+  std::string gamma;
+  for (const auto& e : read_text_set(dir_ / "test.csv").examples)
+    if (e.label == 2) gamma += e.text + "\n";
+  std::ofstream(dir_ / "gamma.txt") << gamma;
+  Cli r = graft_cli({"enroll", o.out, "--class", "gamma", dir_ / "gamma.txt", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["action"], "replaced");
+  r = graft_cli({"enroll", o.out, "--class", "delta", dir_ / "gamma.txt", "--threads", "1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["action"], "added");
+  EXPECT_EQ(nlohmann::json::parse(r.out)["examples"], 10);
+  const TextModel after = load_text_model(o.out);
+  EXPECT_EQ(after.info.classes, (std::vector<std::string>{"alpha", "beta", "gamma", "delta"}));
+  const torch::Tensor now = weights("centroid").at("classifier.weight");
+  EXPECT_TRUE(torch::equal(now[2], now[3]));
+  EXPECT_TRUE(torch::equal(now[0], rows[0]));
+  // predict sees delta at once, with gamma's probability (the same row).
+  Cli p = graft_cli({"predict", o.out, dir_ / "gamma.txt", "--top-k", "4", "--json", "--threads", "1"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  std::istringstream lines(p.out);
+  std::string line;
+  int n = 0;
+  for (; std::getline(lines, line); ++n) {
+    std::map<std::string, double> prob;
+    const nlohmann::json j = nlohmann::json::parse(line);
+    for (const auto& t : j["top"]) prob[t["label"].get<std::string>()] = t["probability"].get<double>();
+    ASSERT_EQ(prob.size(), 4u) << line;
+    EXPECT_EQ(prob.at("gamma"), prob.at("delta")) << line;
+  }
+  EXPECT_EQ(n, 10);
+  // Refused: a centroid on TF-IDF, or with fine-tuning.
+  TrainOptions bad = options("bad");
+  bad.head = "centroid";
+  bad.strategy = "full";
+  EXPECT_TRUE(test::contains(test::error_of([&] { train(bad); }), "--head centroid with --strategy full"));
+  bad.backbone = "tfidf";
+  bad.strategy = "linear";
+  bad.weights = "none";
+  EXPECT_TRUE(test::contains(test::error_of([&] { train(bad); }), "the tfidf backbone takes --head linear"));
 }
 
 TEST_F(TextTrain, BadInputIsNamed) {

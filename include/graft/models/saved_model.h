@@ -4,6 +4,8 @@
 /// classes, preprocessing). Python can rebuild it with torchvision and
 /// load_state_dict.
 
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,13 @@ Backbone build_model(const ModelInfo& info);
 /// A centroid head's weights also name its classes (metadata
 /// "graft_classes"); load_model takes the classes from there when present.
 void save_model(const std::string& dir, BackboneImpl& model, const ModelInfo& info);
+/// The weights-file metadata key under which a centroid run (image or text)
+/// names its classes.
+inline constexpr const char* kWeightClassesKey = "graft_classes";
+/// The classes that a weights file's metadata names (kWeightClassesKey), or
+/// nullopt; throws graft::Error naming `path` when the entry is malformed.
+std::optional<std::vector<std::string>> weight_file_classes(const std::map<std::string, std::string>& metadata,
+                                                            const std::string& path);
 /// model.safetensors alone (atomically), with the classes of a centroid head.
 void save_model_weights(const std::string& dir, BackboneImpl& model, const ModelInfo& info);
 

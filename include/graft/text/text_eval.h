@@ -10,6 +10,7 @@
 
 #include "graft/eval/calibration.h"
 #include "graft/eval/metrics.h"
+#include "graft/eval/run_eval.h"
 #include "graft/text/text_data.h"
 #include "graft/train/options.h"
 
@@ -53,5 +54,12 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               int64_t top_k, int64_t batch_size = 64,
                                               const PredictionCallback& each = nullptr,
                                               const RejectOptions& reject = {});
+
+/// graft enroll on a text run trained with --head centroid (BERT): the texts
+/// of `input` (one per line, TEXT<TAB>TEXT for a model of pairs; "-":
+/// standard input) become class `name`, added or replacing the class of that
+/// name, as enroll_image_class does for images (eval/run_eval.h).
+Enrolment enroll_text_class(const std::string& run, const std::string& name, const std::string& input,
+                            int64_t batch_size = 64);
 
 }  // namespace graft

@@ -64,7 +64,10 @@ std::vector<std::vector<int64_t>> length_batches(const std::vector<size_t>& orde
 /// BertForSequenceClassification.
 class BertClassifierImpl : public torch::nn::Module {
  public:
-  BertClassifierImpl(const BertConfig& c, int64_t num_classes, double classifier_dropout);
+  /// `head`: "linear" (Hugging Face's) or "centroid" (models/head.h), in
+  /// the "classifier" slot either way.
+  BertClassifierImpl(const BertConfig& c, int64_t num_classes, double classifier_dropout,
+                     const std::string& head = "linear");
   /// Logits [B, C].
   torch::Tensor forward(const TextBatch& b);
   /// The pooled output [B, H] that the head reads.
@@ -73,7 +76,7 @@ class BertClassifierImpl : public torch::nn::Module {
   torch::Tensor classify(const torch::Tensor& pooled);
   BertModel bert{nullptr};
   FastDropout dropout{nullptr};
-  torch::nn::Linear classifier{nullptr};
+  torch::nn::AnyModule classifier;
 };
 TORCH_MODULE(BertClassifier);
 
@@ -149,6 +152,7 @@ struct TextModelInfo {
   bool lower_case = true;
   bool pairs = false;
   std::string source_weights;
+  std::string head = "linear";  // or centroid (bert only: graft enroll adds classes)
   BertConfig bert;           // architecture "bert"
   double classifier_dropout = 0.1;
 };
@@ -167,6 +171,9 @@ struct TextModel {
                      int64_t* truncated = nullptr) const;
   /// Logits [N, C] in eval mode, batched by length.
   torch::Tensor logits(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
+  /// BERT's pooled output [N, H] (what the head reads) in eval mode,
+  /// batched by length; architecture "bert" only.
+  torch::Tensor features(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
   torch::nn::Module& module() const;
 };
 
@@ -182,6 +189,8 @@ void save_text_model(const std::string& dir, const TextModel& model);
 /// Reads a run folder; throws graft::Error naming the file on anything
 /// missing or inconsistent.
 TextModel load_text_model(const std::string& dir);
+/// model.json of a text run alone (atomically).
+void write_text_model_json(const std::string& dir, const TextModelInfo& info);
 /// The "task" of a run folder's model.json ("image" when absent).
 std::string saved_model_task(const std::string& dir);
 

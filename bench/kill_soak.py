@@ -276,15 +276,24 @@ while stats["kills"] < kills_wanted if only_chain is None else chain <= only_cha
     shutil.rmtree(run, ignore_errors=True)
     chain += 1
 
+def phase_order(p):
+    if p == "before config.json":
+        return -2
+    if p == "before the first checkpoint":
+        return -1
+    return 99 if "last" in p else int(p.split()[2].rstrip("'s"))
+
+
 s = stats
 summary = {"seed": seed, **s, "by_task": by_task, "phases": phases, "writes": writes, "failures": failures,
            "reference_seconds": {t: {str(k): round(v, 1) for k, v in ref[t].items() if k != "out"}
                                  for t in ref}}
 json.dump(summary, open(f"{work}/summary.json", "w"), indent=1)
 with open(summary_path, "w") as f:
-    f.write(f"- kills: {s['kills']} SIGKILLs in {s['chains']} chains ({s['resumed_killed']} of them "
+    f.write(f"- kills: {s['kills']} SIGKILLs (" + ", ".join(f"{v} of {k} runs" for k, v in by_task.items()) +
+            f") in {s['chains']} chains ({s['resumed_killed']} of them "
             f"of a resumed process); {s['ended_first']} processes ended before their drawn kill time\n")
-    f.write(f"- when: " + ", ".join(f"{v} {k}" for k, v in sorted(phases.items(), key=lambda x: -x[1]))
+    f.write(f"- when: " + ", ".join(f"{phases[k]} {k}" for k in sorted(phases, key=phase_order))
             + "\n")
     f.write(f"- during a write (a temporary left behind): {s['in_write']} of {s['kills']} — "
             + (", ".join(f"{k} {v}" for k, v in sorted(writes.items(), key=lambda x: -x[1])) or "none")

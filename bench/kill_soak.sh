@@ -40,6 +40,7 @@ if [ ! -d "$W/data/text" ] && [ -f "$DATA/sst2/train.tsv" ] && [ -f "$DATA/bert_
 fi
 
 start=$(date +%s)
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
 rc=0
 /usr/bin/python3 bench/kill_soak.py "$G" "$W" "$kills" "$seed" "$W/summary.md" ${SOAK_CHAIN:-} || rc=$?
 minutes=$(( ($(date +%s) - start + 30) / 60 ))
@@ -50,7 +51,7 @@ minutes=$(( ($(date +%s) - start + 30) / 60 ))
   echo "### kill -9 soak: random moments"
   echo
   echo "Written by \`GRAFT_BUILD_DIR=$B bash bench/kill_soak.sh $kills\` (SOAK_SEED=$seed) on"
-  echo "$(date -u +%Y-%m-%d), $(git rev-parse --short HEAD 2>/dev/null || echo '?'), in about $minutes min on $(nproc) cores shared with"
+  echo "$(date -u +%Y-%m-%d) (checkout $rev, the graft binary of $B), in about $minutes min on $(nproc) cores shared with"
   echo "other work (measured under load; the kill moments are drawn against a reference run timed"
   echo "on the same machine just before). Small runs, \`--threads 1 --workers 1\`: an image run"
   echo "(ResNet-20, full fine-tuning, 5 epochs, 3 Fashion-MNIST classes x 30 PNGs, \`--test\`) and,"

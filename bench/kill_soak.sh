@@ -59,7 +59,9 @@ minutes=$(( ($(date +%s) - start + 30) / 60 ))
   echo "each kill after a delay drawn uniformly from 0 to 1.1 x the run's uninterrupted length; half"
   echo "the chains with \`GRAFT_FAULT_WRITE_DELAY_MS=100\` (each write held 100 ms before its rename)."
   echo "A chain kills a fresh run, then with probability 1/2 its \`--resume\` again (up to 4 kills),"
-  echo "then lets a \`--resume\` finish. bench/kill_soak.py describes the checks."
+  echo "then lets a \`--resume\` finish. bench/kill_soak.py describes the checks. Where the fault"
+  echo "tests above place one kill inside each kind of write, this soak draws the moments at random,"
+  echo "so most kills land between writes (the temporaries left show which ones did not)."
   echo
   cat "$W/summary.md"
   echo "<!-- killsoak:end -->"

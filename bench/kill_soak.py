@@ -303,7 +303,8 @@ with open(summary_path, "w") as f:
             f"{s['kills'] - s['loadable'] - s['json_only'] - s['no_model']} unloadable\n")
     f.write(f"- checkpoint after the kill: {s['ckpt_ok']} of {s['ckpt']} present consistent "
             f"(complete file, epochs_done matching metrics.csv), {s['no_ckpt']} kills before the first\n")
-    f.write(f"- chains finished by an uninterrupted `--resume`: {s['finished']} of {s['chains']}, "
+    f.write(f"- chains finished by an uninterrupted `--resume` (a fresh start where no config.json was "
+            f"written yet): {s['finished']} of {s['chains']}, "
             f"{s['identical']} bit-identical (model.safetensors and test_predictions.csv) to the "
             f"uninterrupted reference, no temporaries left\n")
     f.write(f"- failures: {len(failures)}" + "".join(f"\n  - {x}" for x in failures) + "\n")

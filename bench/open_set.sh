@@ -122,12 +122,13 @@ top = lambda m: int((m == m.max()).sum())
 print("<!-- openset:begin -->")
 print("## Open-set answers: known against unseen classes (image demo)")
 print()
-fill = lambda t: print(textwrap.fill(t, 100, break_on_hyphens=False, break_long_words=False))
+fill = lambda t: print(textwrap.fill(t, 100, break_on_hyphens=False, break_long_words=False,
+                                    subsequent_indent="  " if t.startswith("- ") else ""))
 fill(f"Written by `{cmd}` on "
       f"{__import__('datetime').date.today()}, in about {minutes} min ({machine}; timings are not"
       " the point here). The target run is scripts/demo.sh's full fine-tune (step 4: ResNet-20"
       " pretrained on the 5 source classes, then fine-tuned on 50 images per target class, 10 of them"
-      f" the validation split); its temperature T = {cal['temperature']:.3f} was fitted on"
+      f" the validation split; one seed); its temperature T = {cal['temperature']:.3f} was fitted on"
       f" {cal['examples']} validation images. Test: the 10000 t10k images, 5000 of the 5 target"
       " classes (known, positive) and 5000 of the 5 source classes, which the target run never saw"
       " (unknown). Score: the top probability of `graft predict --json --top-k 1`, calibrated (the run"
@@ -166,12 +167,15 @@ for ci in range(10):
 print()
 d = a_c - a_u
 top_answer, n_top = collections.Counter(lab[i] for i in np.flatnonzero(~kc)).most_common(1)[0]
-print(f"- {n_top / (~kc).sum():.0%} of the unknown images are answered \"{NAMES[int(top_answer)]}\", with a mean"
+fill(f"- {n_top / (~kc).sum():.0%} of the unknown images are answered \"{NAMES[int(top_answer)]}\", with a mean"
       f" calibrated MSP of {mc[~kc].mean():.4f} against {mc[kc].mean():.4f} for the known: "
       + ("the unknown score higher than the known (AUROC below 0.5), so a threshold on the top"
-         " probability rejects known images before unknown ones on this split."
-         if a_c < 0.5 else "a threshold on the top probability rejects unknown images first."))
-print(f"- Temperature scaling divides each input's logits by the same T, which keeps every input's"
+         " probability rejects known images before unknown ones on this split." if a_c < 0.45 else
+         "the top probability barely tells them apart (AUROC near 0.5), so a threshold on it rejects"
+         f" known and unknown images at about the same rate ({uc[kc].mean():.1%} and {uc[~kc].mean():.1%}"
+         " at --reject-at-frr 0.05)." if a_c < 0.6 else
+         "a threshold on the top probability rejects unknown images first."))
+fill(f"- Temperature scaling divides each input's logits by the same T, which keeps every input's"
       f" ranking of the classes but can reorder the MSP across inputs (two inputs with different logit"
       f" gaps move differently); here it moves the AUROC by {d:+.4f}.")
 print("<!-- openset:end -->")

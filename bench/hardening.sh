@@ -3,7 +3,9 @@
 # executions per target (scripts/fuzz.sh, coverage-guided, ASan), the
 # sanitizer replay of the test command, and the faults injected by the fault
 # tests with what was lost.
-#   [ROUNDS=5] bash bench/hardening.sh [SECONDS_PER_TARGET]   (default 60; 0: no libFuzzer)
+#   [ROUNDS=5] [SOAK_KILLS=50] bash bench/hardening.sh [SECONDS_PER_TARGET]   (default 60; 0: no libFuzzer)
+# The kill -9 soak's part of the section (bench/kill_soak.sh writes it) is
+# kept as it is; SOAK_KILLS=N runs the soak (N kills, 10-20 minutes) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -24,6 +26,14 @@ for r in $(seq "$rounds"); do
   "$B"/graft_tests --gtest_filter='Faults.*:Signal.*' >> "$tmp/faults.log" 2>&1 ||
     { tail -40 "$tmp/faults.log"; exit 1; }
 done
+if [ -n "${SOAK_KILLS:-}" ]; then
+  bash bench/kill_soak.sh "$SOAK_KILLS" > "$tmp/soak.log" 2>&1 || { tail -40 "$tmp/soak.log"; exit 1; }
+fi
+/usr/bin/python3 - bench/RESULTS.md > "$tmp/killsoak.md" <<'PY'
+import re, sys
+m = re.search(r"<!-- killsoak:begin -->.*?<!-- killsoak:end -->\n", open(sys.argv[1]).read(), re.S)
+print("\n" + m.group(0) if m else "", end="")
+PY
 "$B"/graft_tests --gtest_filter='FuzzReplay.*:Json.*' > "$tmp/fuzzreplay.log" 2>&1 ||
   { tail -40 "$tmp/fuzzreplay.log"; exit 1; }
 {
@@ -71,6 +81,7 @@ done
   echo "The adversarial run of the hardening issue (351 probes, 60 kill -9s against 576248b)"
   echo "found 13 defects; each now has a test that failed before its fix (see the issue's"
   echo "closing note for the list)."
+  cat "$tmp/killsoak.md"
   echo "<!-- hardening:end -->"
 } > "$tmp/section.md"
 /usr/bin/python3 bench/section.py bench/RESULTS.md hardening "$tmp/section.md"

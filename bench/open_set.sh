@@ -10,10 +10,11 @@
 #     temperature, and accuracy with rejection at --reject-at-frr 0.05
 #     (`graft eval` on the known classes), with the share of the unknown
 #     images `graft predict --reject-at-frr 0.05` answers "unknown".
-# The runs are scripts/demo.sh's steps 1 (source pretraining) and 4 (full
-# fine-tuning on 50 labelled images per class, 10 of them the validation split
-# the temperature is fitted on), with the same flags plus --threads; a demo's
-# finished runs are reused with GRAFT_DEMO_RUNS=runs/demo.
+# The runs are the demo's source pretraining (scripts/demo.sh step 1) and a
+# full fine-tune on 50 labelled images per class, 10 of them the validation
+# split the temperature is fitted on (the demo's step 4 before the demo became
+# a label-budget curve; its flags are written here), plus --threads; finished
+# runs are reused with GRAFT_DEMO_RUNS=DIR (DIR/source, DIR/finetune).
 #   [THREADS=2] [GRAFT_DEMO_RUNS=DIR] bash bench/open_set.sh
 # Prints the "Open-set answers" section and writes it into bench/RESULTS.md.
 set -euo pipefail
@@ -126,7 +127,7 @@ fill = lambda t: print(textwrap.fill(t, 100, break_on_hyphens=False, break_long_
                                     subsequent_indent="  " if t.startswith("- ") else ""))
 fill(f"Written by `{cmd}` on "
       f"{__import__('datetime').date.today()}, in about {minutes} min ({machine}; timings are not"
-      " the point here). The target run is scripts/demo.sh's full fine-tune (step 4: ResNet-20"
+      " the point here). The target run is a full fine-tune (the demo's step 4 before its label-budget curve: ResNet-20"
       " pretrained on the 5 source classes, then fine-tuned on 50 images per target class, 10 of them"
       f" the validation split; one seed); its temperature T = {cal['temperature']:.3f} was fitted on"
       f" {cal['examples']} validation images. Test: the 10000 t10k images, 5000 of the 5 target"

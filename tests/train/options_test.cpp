@@ -300,8 +300,10 @@ TEST(OptionsTable, AFlagTheTaskDoesNotTakeIsRefused) {
   const test::CliResult mlm = test::graft_cli({"pretrain", "--task", "text", "--corpus", "none", "--out",
                                                "none", "--head", "linear"});
   EXPECT_EQ(mlm.code, 2);
-  EXPECT_TRUE(test::contains(mlm.err, "--head: not an option of --task text (tasks that take it: image, face)"))
+  EXPECT_TRUE(test::contains(mlm.err, "--head: not an option of --task text (tasks that take it: " +
+                                          takers("head") + ")"))
       << mlm.err;
+  EXPECT_EQ(takers("head"), "image, text, face");
   // --resume: the run's config.json names the task; flags are not checked against the default one.
   const test::CliResult resumed =
       test::graft_cli({"train", "--resume", "--out", "no-such-run", "--finetune-epochs", "3"});

@@ -2,15 +2,16 @@
 # Test-time augmentation (issue 20): accuracy, NLL and time of `graft eval
 # --tta none|flip|five-crop|ten-crop` on
 #   - akamaster's CIFAR-10 ResNet-20 (its own classifier) on the CIFAR-10 test
-#     JPEGs: the first PER_CLASS images of each class folder (default 300, so
-#     3,000 images; PER_CLASS=1000 is the whole test set);
+#     JPEGs: the first PER_CLASS images of each class folder (default 200, so
+#     2,000 images; PER_CLASS=1000 is the whole test set);
 #   - a hymenoptera run (resnet56 linear probe on akamaster's CIFAR-10
 #     ResNet-56, as bench/calibration.sh trains it) on hymenoptera/val.
 # Both models take 32x32 inputs with no resize margin, so five-crop and
 # ten-crop crop 32x32 from the resized image padded by 4 black pixels.
 # Time is the wall time of the whole `graft eval` (start, load, decode,
 # forward), as a ratio to --tta none measured in the same run.
-#   bash bench/tta.sh          (THREADS=2, PER_CLASS=300; a few minutes on 2 cores)
+#   bash bench/tta.sh          (THREADS=2, PER_CLASS=200; about 8 minutes on 2 loaded cores;
+#                               TORCH=1 adds torchvision's CIFAR-10 figures, bench/tta_torch.py)
 # Prints a markdown table for bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 DATA=$(cd "${GRAFT_SHARED_DATA:-../shared/data}" && pwd)
 W=${GRAFT_BENCH_DIR:-/tmp/graft-tta}
 THREADS=${THREADS:-2}
-PER_CLASS=${PER_CLASS:-300}
+PER_CLASS=${PER_CLASS:-200}
 G=${GRAFT:-$PWD/build/graft}
 AKA="$DATA/pretrained/resnet_cifar10_akamaster"
 mkdir -p "$W"
@@ -30,9 +31,8 @@ if [ ! -d "$CIFAR" ]; then
   for d in "$DATA"/cifar10_test_jpg/*/; do
     c=$(basename "$d")
     mkdir -p "$CIFAR.tmp/$c"
-    find "$d" -maxdepth 1 -type f | sort | head -n "$PER_CLASS" | while read -r f; do
-      ln -s "$f" "$CIFAR.tmp/$c/"
-    done
+    mapfile -t files < <(find "$d" -maxdepth 1 -type f | sort)
+    for f in "${files[@]:0:$PER_CLASS}"; do ln -s "$f" "$CIFAR.tmp/$c/"; done
   done
   mv "$CIFAR.tmp" "$CIFAR"
 fi
@@ -69,3 +69,9 @@ PY
 rows cifar10 "CIFAR-10 test, $PER_CLASS per class (akamaster resnet20)" --backbone resnet20 \
   --weights "$AKA/resnet20-12fca82f.th" --data "$CIFAR"
 rows hymenoptera "hymenoptera val (resnet56 linear probe)" "$W/hymenoptera" --data "$DATA/hymenoptera/val"
+# TORCH=1: torchvision's figures for the same CIFAR-10 subset (bench/tta_torch.py).
+if [ "${TORCH:-0}" = 1 ]; then
+  echo
+  echo "torchvision (bench/tta_torch.py, $CIFAR):"
+  THREADS=$THREADS /usr/bin/python3 bench/tta_torch.py "$CIFAR" "$AKA/resnet20-12fca82f.th"
+fi

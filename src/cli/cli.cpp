@@ -35,6 +35,14 @@ void add_reject(CLI::App& sub, RejectOptions& r) {
       ->group(group);
 }
 
+void add_tta(CLI::App& sub, std::string& tta) {
+  sub.add_option("--tta", tta,
+                 "Test-time augmentation of image runs, averaging the views' probabilities: none, flip "
+                 "(centre crop + mirror), five-crop (4 corners + centre), ten-crop (five-crop + mirrors); "
+                 "models without a resize margin (CIFAR 32/32) crop after a size/8 black border")
+      ->capture_default_str();
+}
+
 void add_max_pixels(CLI::App& sub) {
   sub.add_option_function<int64_t>(
          "--max-pixels", [](const int64_t& pixels) { set_max_image_pixels(pixels); },

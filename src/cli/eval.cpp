@@ -28,6 +28,7 @@ int run_eval(const EvalOptions& o) {
   set_quiet(true);
   set_threads(o.threads);
   (void)parse_precision(o.use.precision);  // a bad --precision fails before anything loads
+  (void)parse_tta(o.use.tta);              // and a bad --tta
   if (!o.run.empty()) {
     // A run: its task's row evaluates it.
     GRAFT_CHECK_USAGE(o.backbone.empty(), "give either a run directory or --backbone with --weights");
@@ -44,6 +45,7 @@ int run_eval(const EvalOptions& o) {
   const ImageEvaluation e = evaluate_source_model(o.backbone, o.weights, o.data, image_eval_options(o.use));
   auto j = evaluation_json(e);
   j["skipped"] = e.skipped;
+  if (o.use.tta != "none") j["tta"] = o.use.tta;
   std::cout << j.dump(2) << std::endl;
   return 0;
 }
@@ -64,6 +66,7 @@ void add_eval(CLI::App& app, Action& run) {
   add_max_pixels(*sub);
   add_precision(*sub, o->use.precision);
   add_reject(*sub, o->use.reject);
+  add_tta(*sub, o->use.tta);
   sub->add_option("--workers", o->use.workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->use.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--strict", o->use.strict, "Unreadable images (empty texts) are errors");

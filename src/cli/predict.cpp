@@ -25,6 +25,7 @@ struct PredictOptions {
   bool json = false;
   std::string precision = "fp32";
   RejectOptions reject;
+  std::string tta = "none";
 };
 
 void print_prediction(const InputPrediction& p, bool json) {
@@ -59,12 +60,14 @@ int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   GRAFT_CHECK_USAGE(o.top_k >= 1, "--top-k: ", o.top_k, " (expected at least 1)");
   parse_precision(o.precision);  // a bad value is refused whatever the run
+  parse_tta(o.tta);
   const TaskRow& task = task_of_run(o.run);
   GRAFT_CHECK_USAGE(task.predict, "'", o.run, "' is a ", task.name, " run, which graft predict does not use");
   RunUseSettings use;
   use.precision = o.precision;
   use.top_k = o.top_k;
   use.reject = o.reject;
+  use.tta = o.tta;
   try {
     task.predict(o.run, o.inputs, use, printer(o.json));
   } catch (...) {
@@ -108,6 +111,7 @@ void add_predict(CLI::App& app, Action& run) {
   add_max_pixels(*sub);
   add_precision(*sub, o->precision);
   add_reject(*sub, o->reject);
+  add_tta(*sub, o->tta);
 }
 
 void add_enroll(CLI::App& app, Action& run) {

@@ -46,6 +46,8 @@ void add_threads(CLI::App& sub, int& threads);
 /// --reject-below and --reject-at-frr of eval and predict (image and text
 /// runs; checked where they are used).
 void add_reject(CLI::App& sub, RejectOptions& r);
+/// --tta (image runs; parse_tta checks the value).
+void add_tta(CLI::App& sub, std::string& tta);
 /// --precision fp32|bf16 (checked where it is used).
 void add_precision(CLI::App& sub, std::string& precision);
 /// --max-pixels: the image pixel limit of this process (set_max_image_pixels).

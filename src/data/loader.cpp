@@ -79,7 +79,8 @@ Made Loader::State::make(int64_t k) {
       continue;
     }
     try {
-      images.push_back(train_transform(img, spec, options.augment, rng));
+      images.push_back(options.tta == Tta::None ? train_transform(img, spec, options.augment, rng)
+                                                : eval_views(img, spec, options.tta));
     } catch (...) {
       made.error = std::current_exception();
       return made;
@@ -90,8 +91,9 @@ Made Loader::State::make(int64_t k) {
   if (images.empty()) return made;
   const auto& first = images.front();
   Batch b;
-  b.images = torch::empty({int64_t(images.size()), first.size(0), first.size(1), first.size(2)},
-                          torch::kFloat32);
+  std::vector<int64_t> shape{int64_t(images.size())};
+  for (int64_t d : first.sizes()) shape.push_back(d);
+  b.images = torch::empty(shape, torch::kFloat32);
   // Plain copies: torch::stack would start LibTorch's thread pool from every
   // worker.
   const size_t n = size_t(first.numel());
@@ -137,6 +139,8 @@ Loader::Loader(ImageSet set, InputSpec spec, LoaderOptions options)
   GRAFT_CHECK(options.batch_size > 0, "batch size ", options.batch_size, " (expected > 0)");
   GRAFT_CHECK(options.workers >= 0, "loader workers ", options.workers, " (expected >= 0)");
   GRAFT_CHECK(options.epoch >= 0, "epoch ", options.epoch, " (expected >= 0)");
+  GRAFT_CHECK(options.tta == Tta::None || options.augment == Augment::None,
+              "loader: test-time augmentation with training augmentation ", to_string(options.augment));
   options.prefetch = std::max(options.prefetch, 1);
   State& s = *state_;
   s.set = std::move(set);

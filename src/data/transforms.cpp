@@ -306,13 +306,12 @@ cv::Mat to_channels(const cv::Mat& img, int channels) {
   return out;
 }
 
-torch::Tensor eval_transform(const cv::Mat& img, const InputSpec& spec) {
-  check_spec(spec);
-  check_image(img);
-  cv::Mat src = grey_first(img, spec);
-  const int w = src.cols, h = src.rows;
-  // Resize(spec.resize): the shorter side becomes spec.resize, the longer one
-  // keeps the aspect ratio, truncated (torchvision's int(new_short * long / short)).
+namespace {
+
+// Resize(spec.resize)'s output size: the shorter side becomes spec.resize, the
+// longer one keeps the aspect ratio, truncated (torchvision's
+// int(new_short * long / short)).
+cv::Size eval_resize_size(int w, int h, const InputSpec& spec) {
   int nw, nh;
   if (w <= h) {
     nw = spec.resize;
@@ -321,17 +320,115 @@ torch::Tensor eval_transform(const cv::Mat& img, const InputSpec& spec) {
     nh = spec.resize;
     nw = int(double(int64_t(spec.resize) * w) / h);
   }
-  nw = std::max(nw, 1);
-  nh = std::max(nh, 1);
-  const CropAxis ax = center_axis(nw, spec.size), ay = center_axis(nh, spec.size);
-  cv::Mat kept = resample_bilinear(src, cv::Rect(0, 0, w, h), cv::Size(nw, nh),
+  return cv::Size(std::max(nw, 1), std::max(nh, 1));
+}
+
+// Resize + CenterCrop of eval_transform as an 8-bit image in the channels of
+// `src` (only the kept pixels are resampled).
+cv::Mat eval_center_crop(const cv::Mat& src, const InputSpec& spec) {
+  const cv::Size r = eval_resize_size(src.cols, src.rows, spec);
+  const CropAxis ax = center_axis(r.width, spec.size), ay = center_axis(r.height, spec.size);
+  cv::Mat kept = resample_bilinear(src, cv::Rect(0, 0, src.cols, src.rows), r,
                                    cv::Rect(ax.src_start, ay.src_start, ax.len, ay.len));
   cv::Mat crop = kept;
   if (ax.len != spec.size || ay.len != spec.size) {
     crop = cv::Mat::zeros(spec.size, spec.size, src.type());
     kept.copyTo(crop(cv::Rect(ax.out_start, ay.out_start, ax.len, ay.len)));
   }
-  return to_tensor(to_channels(crop, spec.channels), spec);
+  return crop;
+}
+
+// torchvision's five_crop(img, size) boxes, in its order: tl, tr, bl, br, centre.
+std::array<cv::Rect, 5> tta_five_crop_boxes(int w, int h, int size) {
+  const int cx = center_axis(w, size).src_start, cy = center_axis(h, size).src_start;
+  return {cv::Rect(0, 0, size, size), cv::Rect(w - size, 0, size, size), cv::Rect(0, h - size, size, size),
+          cv::Rect(w - size, h - size, size, size), cv::Rect(cx, cy, size, size)};
+}
+
+}  // namespace
+
+torch::Tensor eval_transform(const cv::Mat& img, const InputSpec& spec) {
+  check_spec(spec);
+  check_image(img);
+  return to_tensor(to_channels(eval_center_crop(grey_first(img, spec), spec), spec.channels), spec);
+}
+
+Tta parse_tta(const std::string& name) {
+  if (name == "none") return Tta::None;
+  if (name == "flip") return Tta::Flip;
+  if (name == "five-crop") return Tta::FiveCrop;
+  if (name == "ten-crop") return Tta::TenCrop;
+  throw UsageError(
+      str_cat("--tta '", name, "' is not a test-time augmentation (expected none, flip, five-crop or ten-crop)"));
+}
+
+std::string to_string(Tta t) {
+  switch (t) {
+    case Tta::None: return "none";
+    case Tta::Flip: return "flip";
+    case Tta::FiveCrop: return "five-crop";
+    case Tta::TenCrop: return "ten-crop";
+  }
+  return "none";
+}
+
+int tta_views(Tta t) {
+  switch (t) {
+    case Tta::None: return 1;
+    case Tta::Flip: return 2;
+    case Tta::FiveCrop: return 5;
+    case Tta::TenCrop: return 10;
+  }
+  return 1;
+}
+
+int tta_padding(const InputSpec& spec) { return spec.resize <= spec.size ? std::max(1, spec.size / 8) : 0; }
+
+torch::Tensor eval_views(const cv::Mat& img, const InputSpec& spec, Tta tta) {
+  check_spec(spec);
+  check_image(img);
+  const cv::Mat src = grey_first(img, spec);
+  // The views as 8-bit images in the channels of `src`.
+  std::vector<cv::Mat> views;
+  if (tta == Tta::None || tta == Tta::Flip) {
+    views.push_back(eval_center_crop(src, spec));
+    if (tta == Tta::Flip) {
+      views.push_back(views[0].clone());
+      flip_horizontal(views[1]);
+    }
+  } else {
+    // Resize(spec.resize), Pad(P) when there is no margin, then FiveCrop /
+    // TenCrop(spec.size): TenCrop's last five are five_crop(hflip(image)).
+    const cv::Size size = eval_resize_size(src.cols, src.rows, spec);
+    const int pad = tta_padding(spec);
+    GRAFT_CHECK_USAGE(size.width + 2 * pad >= spec.size && size.height + 2 * pad >= spec.size, "--tta ",
+                      to_string(tta), ": the image resized to ", size.width, "x", size.height,
+                      (pad > 0 ? str_cat(" and padded by ", pad, " pixels") : std::string()),
+                      " is smaller than the model's ", spec.size, "x", spec.size,
+                      " crop (expected --tta none or flip for this model)");
+    cv::Mat resized = resample_bilinear(src, size);
+    if (pad > 0) {
+      cv::Mat padded = cv::Mat::zeros(resized.rows + 2 * pad, resized.cols + 2 * pad, resized.type());
+      resized.copyTo(padded(cv::Rect(pad, pad, resized.cols, resized.rows)));
+      resized = padded;
+    }
+    const auto boxes = tta_five_crop_boxes(resized.cols, resized.rows, spec.size);
+    for (const auto& b : boxes) views.push_back(resized(b));
+    if (tta == Tta::TenCrop) {
+      cv::Mat flipped = resized.clone();
+      flip_horizontal(flipped);
+      for (const auto& b : boxes) views.push_back(flipped(b));
+    }
+  }
+  const int64_t S = spec.size, C = spec.channels, plane = C * S * S;
+  torch::Tensor out = torch::empty({int64_t(views.size()), C, S, S}, torch::kFloat32);
+  // Plain copies (no torch::stack): views are made on the loader's threads.
+  float* dst = out.data_ptr<float>();
+  for (size_t v = 0; v < views.size(); ++v) {
+    const torch::Tensor t = to_tensor(to_channels(views[v], spec.channels), spec);
+    std::memcpy(dst + int64_t(v) * plane, t.data_ptr<float>(), size_t(plane) * sizeof(float));
+  }
+  return out;
 }
 
 torch::Tensor train_transform(const cv::Mat& img, const InputSpec& spec, Augment augment,

@@ -15,7 +15,7 @@
 namespace graft {
 
 Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
-              const InferOptions& options, bool features) {
+              const InferOptions& options, bool features, Tta tta) {
   bool was_training = model.is_training();
   model.eval();
   torch::InferenceMode guard;
@@ -24,7 +24,9 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
   to_channels_last(model);
   FoldedBatchNorm fold(model);
   LoaderOptions lo;
-  lo.batch_size = options.batch_size;
+  const int64_t views = tta_views(tta);
+  lo.batch_size = tta == Tta::None ? options.batch_size : std::max<int64_t>(1, options.batch_size / views);
+  lo.tta = tta;
   lo.workers = options.workers;
   lo.strict = options.strict;
   Loader loader(set, spec, lo);
@@ -32,12 +34,15 @@ Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
   std::vector<torch::Tensor> values, labels;
   Outputs out;
   while (auto batch = loader.next()) {
-    torch::Tensor x = channels_last(batch->images.to(options.device));
+    torch::Tensor images = batch->images;
+    if (tta != Tta::None) images = images.flatten(0, 1);  // [B, V, C, H, W] -> [B*V, C, H, W]
+    torch::Tensor x = channels_last(images.to(options.device));
     torch::Tensor y;
     {
       Autocast autocast(options.precision);
       y = features ? model.features(x) : model.forward(x);
     }
+    if (tta != Tta::None) y = y.unflatten(0, {batch->images.size(0), views});
     values.push_back(y.to(torch::kCPU, torch::kFloat32));
     labels.push_back(batch->labels);
     out.positions.insert(out.positions.end(), batch->positions.begin(), batch->positions.end());

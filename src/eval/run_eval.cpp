@@ -11,6 +11,7 @@
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
 #include "graft/eval/infer.h"
+#include "graft/eval/tta.h"
 #include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
@@ -53,18 +54,19 @@ ImageEvaluation evaluate_set(LoadedModel& loaded, const ImageSet& set, const Ima
   InferOptions io = o;
   io.precision = resolve_precision(o.precision, std::cerr);
   prepare_for_inference(*loaded.model, o.device);
-  Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false);
+  Outputs out = infer(*loaded.model, set, loaded.info.input, io, /*features=*/false, o.tta);
   if (!out.unreadable.empty())
     log_warn(str_cat("image set '", set.root, "': ",
                      unreadable_summary(out.unreadable, static_cast<int64_t>(set.size()), set.classes, "images")));
   const int64_t classes = static_cast<int64_t>(loaded.info.classes.size());
-  torch::Tensor logits = out.values;
-  if (logits.size(1) > classes) logits = logits.narrow(1, 0, classes);
+  torch::Tensor logits = out.values;  // [N, C], or [N, V, C] with a tta
+  if (logits.size(-1) > classes) logits = logits.narrow(-1, 0, classes);
   std::vector<std::string> ids;
   for (size_t p : out.positions) ids.push_back(set.identity(p));
   ImageEvaluation e;
-  static_cast<ScoredSet&>(e) =
-      scoring.score(logits, out.labels, loaded.info.classes, ids, write_dir);
+  static_cast<ScoredSet&>(e) = o.tta == Tta::None
+                                   ? scoring.score(logits, out.labels, loaded.info.classes, ids, write_dir)
+                                   : score_views(scoring, logits, out.labels, loaded.info.classes, ids, write_dir);
   e.images = e.metrics.count;
   e.skipped = static_cast<int64_t>(set.size() - out.positions.size()) + set.skipped;
   return e;
@@ -143,13 +145,24 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
       }
     }
     if (p.error.empty()) {
-      torch::Tensor x = channels_last(eval_transform(img, loaded.info.input).unsqueeze(0));
-      torch::Tensor logits;
-      {
-        Autocast autocast(precision);
-        logits = loaded.model->forward(x.to(options.device))[0].to(torch::kCPU, torch::kFloat32);
+      if (options.tta == Tta::None) {
+        torch::Tensor x = channels_last(eval_transform(img, loaded.info.input).unsqueeze(0));
+        torch::Tensor logits;
+        {
+          Autocast autocast(precision);
+          logits = loaded.model->forward(x.to(options.device))[0].to(torch::kCPU, torch::kFloat32);
+        }
+        scoring.predict(p, logits, loaded.info.classes, options.top_k);
+      } else {
+        // Every view of the image in one forward pass: [V, C].
+        torch::Tensor x = channels_last(eval_views(img, loaded.info.input, options.tta));
+        torch::Tensor logits;
+        {
+          Autocast autocast(precision);
+          logits = loaded.model->forward(x.to(options.device)).to(torch::kCPU, torch::kFloat32);
+        }
+        predict_views(scoring, p, logits, loaded.info.classes, options.top_k);
       }
-      scoring.predict(p, logits, loaded.info.classes, options.top_k);
     }
     if (each) each(p);
     results.push_back(std::move(p));

@@ -161,6 +161,7 @@ ImageEvalOptions image_eval_options(const RunUseSettings& s) {
   io.classes = s.classes;
   io.top_k = s.top_k;
   io.reject = s.reject;
+  io.tta = parse_tta(s.tta);
   return io;
 }
 
@@ -168,9 +169,11 @@ namespace {
 
 nlohmann::ordered_json image_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled image folder or IDX file is required");
-  const ImageEvaluation e = evaluate_image_run(run, data, image_eval_options(s));
+  const ImageEvalOptions io = image_eval_options(s);
+  const ImageEvaluation e = evaluate_image_run(run, data, io);
   auto j = evaluation_json(e);
   j["skipped"] = e.skipped;
+  if (io.tta != Tta::None) j["tta"] = to_string(io.tta);  // without --tta, the output is as before
   return j;
 }
 
@@ -188,6 +191,13 @@ nlohmann::ordered_json image_enroll(const std::string& run, const std::string& n
   return enrolment_json(enroll_image_class(run, name, input, image_eval_options(s)));
 }
 
+// --tta averages views of an image: text and face runs refuse it (any value
+// but none, a bad one first as such).
+void image_only_tta(const std::string& run, const RunUseSettings& s, const char* kind) {
+  GRAFT_CHECK_USAGE(parse_tta(s.tta) == Tta::None, "--tta ", s.tta, ": test-time augmentation averages views of an image, and '",
+                    run, "' is a ", kind, " run (expected --tta none, or no --tta, for a ", kind, " run)");
+}
+
 // Text runs run in fp32: a bf16 request is for image runs.
 void warn_text_precision(const std::string& run, const RunUseSettings& s, const char* what) {
   if (parse_precision(s.precision) != Precision::kFp32)
@@ -196,6 +206,7 @@ void warn_text_precision(const std::string& run, const RunUseSettings& s, const 
 }
 
 nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
+  image_only_tta(run, s, "text");
   warn_text_precision(run, s, "evaluated");
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
   TextReadOptions r = s.text;
@@ -216,6 +227,7 @@ nlohmann::ordered_json text_enroll(const std::string& run, const std::string& na
 // model of text pairs, a tab separates the two texts.
 void text_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                   const PredictionCallback& each) {
+  image_only_tta(run, s, "text");
   warn_text_precision(run, s, "predicted");
   const auto results = predict_text_run(run, inputs, s.top_k, 64, each, s.reject);
   int64_t failures = 0;
@@ -233,6 +245,7 @@ void no_face_reject(const RunUseSettings& s) {
 
 nlohmann::ordered_json face_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   no_face_reject(s);
+  image_only_tta(run, s, "face");
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a folder of identity folders is required");
   return evaluate_face_run(run, data);
 }
@@ -240,6 +253,7 @@ nlohmann::ordered_json face_evaluate(const std::string& run, const std::string& 
 void face_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                   const PredictionCallback& each) {
   no_face_reject(s);
+  image_only_tta(run, s, "face");
   const auto results = predict_face_run(run, inputs, s.top_k, each);
   std::vector<UnreadableImage> unreadable;
   int64_t faceless = 0;

@@ -19,7 +19,7 @@
 namespace graft {
 
 struct Batch {
-  torch::Tensor images;           // [B, C, H, W] float32
+  torch::Tensor images;           // [B, C, H, W] float32; with a tta: [B, V, C, H, W]
   torch::Tensor labels;           // [B] int64
   std::vector<size_t> positions;  // positions in the ImageSet
 };
@@ -29,6 +29,9 @@ struct LoaderOptions {
   bool shuffle = false;
   bool drop_last = false;
   Augment augment = Augment::None;
+  /// Test-time augmentation: each sample becomes its eval_views (augment
+  /// must be None), and a batch's images [B, V, C, H, W].
+  Tta tta = Tta::None;
   uint64_t seed = 0;
   int64_t epoch = 0;
   /// Decoding threads; 0 decodes on the calling thread. At most `prefetch`

@@ -44,6 +44,41 @@ cv::Mat to_channels(const cv::Mat& img, int channels);
 /// Returns a contiguous float32 tensor [spec.channels, spec.size, spec.size].
 torch::Tensor eval_transform(const cv::Mat& img, const InputSpec& spec);
 
+/// Test-time augmentation (graft eval / predict --tta): the views of an
+/// image whose softmax probabilities are averaged.
+///  none      — the evaluation transform (one view);
+///  flip      — the evaluation transform's centre crop and its horizontal
+///              mirror (2 views);
+///  five-crop — torchvision's FiveCrop(spec.size) of the resized image:
+///              top-left, top-right, bottom-left, bottom-right, centre;
+///  ten-crop  — TenCrop(spec.size): those five, then the five of the
+///              horizontally flipped resized image (10 views).
+/// When the spec leaves no margin (spec.resize <= spec.size, the CIFAR
+/// models' 32/32), the five crops of the resized image would all be the centre
+/// crop: five-crop and ten-crop then pad the resized image with
+/// tta_padding(spec) black pixels on every side first (torchvision's
+/// Pad(P) before FiveCrop: the shifts of the CIFAR recipe's
+/// RandomCrop(32, padding=4)).
+enum class Tta { None, Flip, FiveCrop, TenCrop };
+
+/// Parses "none", "flip", "five-crop", "ten-crop"; throws graft::UsageError
+/// naming --tta and the value otherwise.
+Tta parse_tta(const std::string& name);
+std::string to_string(Tta t);
+/// Views per image: 1, 2, 5, 10.
+int tta_views(Tta t);
+/// The black margin five-crop and ten-crop add on every side of the resized
+/// image: spec.size / 8 (at least 1) when spec.resize <= spec.size, else 0.
+int tta_padding(const InputSpec& spec);
+
+/// The views of `img` for `tta`, each as eval_transform makes its one view
+/// (Pillow-exact resize, ToTensor, Normalize), in the order above: a
+/// contiguous float32 tensor [tta_views(tta), spec.channels, spec.size,
+/// spec.size]. Tta::None gives eval_transform(img, spec) with a leading 1.
+/// Throws graft::UsageError naming --tta when a crop does not fit the
+/// (padded) resized image.
+torch::Tensor eval_views(const cv::Mat& img, const InputSpec& spec, Tta tta);
+
 /// Training transform for a preset (Augment::None is eval_transform); all
 /// randomness comes from `rng`. Same output type as eval_transform.
 torch::Tensor train_transform(const cv::Mat& img, const InputSpec& spec, Augment augment,

@@ -11,6 +11,7 @@
 
 #include "graft/data/image_set.h"
 #include "graft/data/input_spec.h"
+#include "graft/data/transforms.h"
 #include "graft/models/backbone.h"
 #include "graft/models/fast.h"
 
@@ -30,7 +31,7 @@ struct InferOptions {
 };
 
 struct Outputs {
-  torch::Tensor values;            // [N, D] on the CPU
+  torch::Tensor values;            // [N, D] on the CPU ([N, V, D] with a tta)
   torch::Tensor labels;            // [N] int64
   std::vector<size_t> positions;   // positions in the set (skipped ones absent)
   /// The samples that could not be read, and why (empty for features found
@@ -43,8 +44,12 @@ struct Outputs {
 /// train/eval mode is restored afterwards. Samples that cannot be read are
 /// left out (in `unreadable`); when none can, the error says why
 /// ("0 of N images could be read: ...").
+/// With a test-time augmentation `tta`, every view of each image
+/// (eval_views) goes through the model and `values` is [N, V, D]; a forward
+/// pass then holds about options.batch_size views (batch_size / V images, at
+/// least one).
 Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
-              const InferOptions& options, bool features);
+              const InferOptions& options, bool features, Tta tta = Tta::None);
 
 /// Features of `set`, cached in memory for the process and on disk under
 /// `cache_dir` (skipped when empty) as safetensors named by a SHA-256 of

@@ -33,6 +33,9 @@ struct ImageEvalOptions : InferOptions {
   int64_t top_k = 5;
   /// "unknown" below a confidence threshold (eval: the "rejection" block).
   RejectOptions reject;
+  /// Test-time augmentation (eval/tta.h): the views' calibrated softmax
+  /// probabilities are averaged. Tta::None is the one centre crop.
+  Tta tta = Tta::None;
 };
 
 /// Scored with the run's calibration (eval/calibration.h).

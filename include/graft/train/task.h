@@ -34,6 +34,7 @@ struct RunUseSettings {
   TextReadOptions text;              // how a labelled text file is read
   int64_t top_k = 5;
   RejectOptions reject;              // "unknown" below a confidence (image and text runs)
+  std::string tta = "none";          // test-time augmentation (image runs): parse_tta
 };
 
 /// The image evaluation settings of `s` (device and precision parsed).

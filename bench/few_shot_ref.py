@@ -13,7 +13,7 @@ sys.path.insert(0, __import__('os').path.join(__import__('os').path.dirname(__im
 from cifar_resnet_ref import CifarResNet
 import st
 torch.set_num_threads(1)
-sd, _ = st.load('sys.argv[1] + '/model.safetensors'')
+sd, _ = st.load(sys.argv[1] + '/model.safetensors')
 m = CifarResNet(20, 5); m.load_state_dict(sd); m.eval()
 def idx(p, off):
     b = gzip.open(p).read(); return np.frombuffer(b, np.uint8, offset=off)

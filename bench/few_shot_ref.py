@@ -8,8 +8,15 @@ Inputs are resized 28 -> 32 bilinear here (graft resizes with Pillow's filter),
 so the figures agree with graft's in trend, not to the digit.
 Usage: /usr/bin/python3 bench/few_shot_ref.py SOURCE_RUN
 """
-import sys, gzip, numpy as np, torch, torch.nn.functional as F
-sys.path.insert(0, __import__('os').path.join(__import__('os').path.dirname(__import__('os').path.abspath(__file__)), '..', 'tests', 'reference'))
+import gzip
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'tests', 'reference'))
 from cifar_resnet_ref import CifarResNet
 import st
 torch.set_num_threads(1)

@@ -56,6 +56,7 @@ std::optional<ReliabilityDiagram> read_reliability(const nlohmann::json& calibra
   ReliabilityDiagram d;
   d.method = json_get<std::string>(calibration, "method", where);
   d.temperature = json_get<double>(calibration, "temperature", where);
+  d.converged = json_get_or<bool>(calibration, "converged", true, where);
   d.ece_before = json_get<double>(calibration, "ece_before", where);
   d.ece_after = json_get<double>(calibration, "ece_after", where);
   d.before = read_reliability_columns(r, "before", static_cast<size_t>(bins), where);

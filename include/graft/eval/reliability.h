@@ -27,6 +27,7 @@ struct ReliabilityBin {
 struct ReliabilityDiagram {
   std::string method;  ///< "temperature" or "none"
   double temperature = 1;
+  bool converged = true;  ///< false: the fit kept T = 1 (calibration.h's TemperatureFit)
   double ece_before = 0, ece_after = 0;
   std::vector<ReliabilityBin> before;  ///< T = 1
   std::vector<ReliabilityBin> after;   ///< at `temperature`

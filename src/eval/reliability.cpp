@@ -23,7 +23,13 @@ std::vector<ReliabilityBin> read_reliability_columns(const nlohmann::json& r, co
                                                      const std::string& where) {
   const std::string at = str_cat(where, " \"reliability\".\"", key, "\"");
   const nlohmann::json side = json_get<nlohmann::json>(r, key, where + " \"reliability\"");
-  const auto count = json_get<std::vector<int64_t>>(side, "count", at);
+  // Integers only: a float such as 1e300 converted to int64_t is undefined.
+  const auto counts = json_get<std::vector<nlohmann::json>>(side, "count", at);
+  std::vector<int64_t> count;
+  for (const nlohmann::json& c : counts) {
+    GRAFT_CHECK(c.is_number_integer(), at, ": count ", json_excerpt(c), " is not an integer");
+    count.push_back(c.get<int64_t>());
+  }
   const auto confidence = json_get<std::vector<double>>(side, "confidence", at);
   const auto accuracy = json_get<std::vector<double>>(side, "accuracy", at);
   GRAFT_CHECK(count.size() == bins && confidence.size() == bins && accuracy.size() == bins, at, ": ",
@@ -51,8 +57,10 @@ nlohmann::ordered_json reliability_json(const std::vector<ReliabilityBin>& befor
 std::optional<ReliabilityDiagram> read_reliability(const nlohmann::json& calibration, const std::string& where) {
   if (!calibration.is_object() || !calibration.contains("reliability")) return std::nullopt;
   const nlohmann::json r = json_get<nlohmann::json>(calibration, "reliability", where);
-  const int64_t bins = json_get<int64_t>(r, "bins", where + " \"reliability\"");
-  GRAFT_CHECK(bins >= 1 && bins <= 1000, where, " \"reliability\": ", bins, " bins (expected 1 to 1000)");
+  const nlohmann::json b = json_get<nlohmann::json>(r, "bins", where + " \"reliability\"");
+  GRAFT_CHECK(b.is_number_integer() && b.get<int64_t>() >= 1 && b.get<int64_t>() <= 1000, where,
+              " \"reliability\": \"bins\" is ", json_excerpt(b), " (expected an integer from 1 to 1000)");
+  const int64_t bins = b.get<int64_t>();
   ReliabilityDiagram d;
   d.method = json_get<std::string>(calibration, "method", where);
   d.temperature = json_get<double>(calibration, "temperature", where);

@@ -148,6 +148,14 @@ TEST(CalibrationReliability, OlderFilesHaveNoDiagramAndDamagedBinsAreErrors) {
   EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
                              "\"reliability\".\"after\": 2 counts, 15 confidences and 15 accuracies (expected 15"));
   damaged["reliability"]["after"] = damaged["reliability"]["before"];
+  damaged["reliability"]["after"]["count"][2] = 1e300;
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
+                             "\"reliability\".\"after\": count 1e+300 is not an integer"));
+  damaged["reliability"]["bins"] = 2.5;
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
+                             "\"reliability\": \"bins\" is 2.5 (expected an integer from 1 to 1000)"));
+  damaged["reliability"]["bins"] = 15;
+  damaged["reliability"]["after"] = damaged["reliability"]["before"];
   damaged["reliability"]["after"]["confidence"][3] = 1.5;
   EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
                              "bin 3 has count 0, confidence 1.5"));

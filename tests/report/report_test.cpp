@@ -711,6 +711,17 @@ TEST(ReportBrowser, RendersInChromium) {
   fs::remove_all(root);
   const std::string run = make_run((root / "run").string());
   const std::string search = make_search((root / "search").string());
+  // A reliability diagram: 3 bars before, 2 after.
+  std::vector<ReliabilityBin> before(15), after(15);
+  before[14] = {6, 0.97, 0.5};
+  before[9] = {3, 0.62, 0.67};
+  before[5] = {1, 0.36, 1};
+  after[11] = {6, 0.77, 0.5};
+  after[8] = {4, 0.55, 0.75};
+  nlohmann::ordered_json calibration = {{"method", "temperature"}, {"temperature", 1.8}, {"converged", true},
+                                        {"examples", 10},          {"ece_before", 0.31}, {"ece_after", 0.12}};
+  calibration["reliability"] = reliability_json(before, after);
+  write_text(run + "/calibration.json", calibration.dump());
   write_run_report(run);
   write_search_report(search);
   const std::string compare = (root / "compare.html").string();
@@ -720,6 +731,7 @@ TEST(ReportBrowser, RendersInChromium) {
                     " --count '#plot-loss polyline=2' --points '#plot-loss polyline=4'"
                     " --count '#confusion rect.cell=9' --count '#per-class tbody tr=3'"
                     " --count '#wrong-examples img=3' --count '#config tbody tr=15'"
+                    " --count '#reliability rect.bar=5' --count '#reliability line.diagonal=1'"
                     " --count '#search-scores rect.bar=2' --count '#trials tbody tr=3'"
                     " --points '#best-plot-accuracy polyline=2'"
                     " --count '#compare tbody tr=3' --count '#compare-val-accuracy polyline=3' " +

@@ -2,9 +2,10 @@
 /// folder: training options (--config, a run's config.json), search spaces
 /// (--space), model.json of image and text runs, Hugging Face config.json,
 /// face_model.json and galleries, test_metrics.json and results.json (report,
-/// compare). The input becomes each of those files in turn; every reader must
-/// accept it or throw graft::Error, never crash, overflow its stack or throw
-/// anything else. Needs the whole library: replayed by the tests
+/// compare), calibration.json's reliability bins (report). The input becomes
+/// each of those files in turn; every reader must accept it or throw
+/// graft::Error, never crash, overflow its stack or throw anything else.
+/// Needs the whole library: replayed by the tests
 /// (tests/weights/fuzz_replay_test.cpp); the sanitizer replay runs json_fuzz
 /// (the JSON reader and the gallery alone).
 
@@ -19,6 +20,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/eval/reliability.h"
 #include "graft/face/face_train.h"
 #include "graft/face/gallery.h"
 #include "graft/models/saved_model.h"
@@ -66,6 +68,7 @@ extern "C" int GRAFT_FUZZ_ENTRY(const uint8_t* data, size_t size) {
     });
     refused_or_ok([&] { (void)graft::model_info_from_json(j, "fuzz"); });
     refused_or_ok([&] { (void)graft::bert_config_from_json(j, "fuzz"); });
+    refused_or_ok([&] { (void)graft::read_reliability(j, "fuzz"); });
   });
   // The readers that take a path, with the input as the file one of them
   // reads (chosen by the input's size: one file written per input).

@@ -50,29 +50,62 @@ double mean_nll(const torch::Tensor& logits, const torch::Tensor& labels, double
   return -lp.gather(1, labels.to(torch::kCPU, torch::kInt64).unsqueeze(1)).mean().item<double>();
 }
 
-double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, double t,
-                                  int bins) {
+namespace {
+
+// The bins of expected_calibration_error and reliability_bins: per bin, the
+// count and the sums of top probability and of right answers.
+struct CalibrationBinSums {
+  std::vector<double> confidence, right;
+  std::vector<int64_t> count;
+  int64_t n = 0;
+};
+
+CalibrationBinSums calibration_bin_sums(const torch::Tensor& logits, const torch::Tensor& labels, double t,
+                                        int bins) {
   GRAFT_CHECK(bins >= 1, "calibration: ", bins, " bins (expected at least 1)");
-  const int64_t n = logits.size(0);
-  if (n == 0) return 0;
+  CalibrationBinSums s;
+  s.confidence.assign(bins, 0);
+  s.right.assign(bins, 0);
+  s.count.assign(bins, 0);
+  s.n = logits.size(0);
+  if (s.n == 0) return s;
   const auto [top, pred] = torch::softmax(divided_logits(logits, labels, t), 1).max(1);
   const torch::Tensor right = pred.eq(labels.to(torch::kCPU, torch::kInt64));
   auto p = top.accessor<double, 1>();
   auto ok = right.accessor<bool, 1>();
-  std::vector<double> conf(bins, 0), acc(bins, 0);
-  std::vector<int64_t> count(bins, 0);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < s.n; ++i) {
     // Bin b holds b/bins < p <= (b+1)/bins.
     int b = static_cast<int>(std::ceil(p[i] * bins)) - 1;
     b = std::clamp(b, 0, bins - 1);
-    conf[b] += p[i];
-    acc[b] += ok[i] ? 1 : 0;
-    count[b] += 1;
+    s.confidence[b] += p[i];
+    s.right[b] += ok[i] ? 1 : 0;
+    s.count[b] += 1;
   }
+  return s;
+}
+
+}  // namespace
+
+double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, double t,
+                                  int bins) {
+  const CalibrationBinSums s = calibration_bin_sums(logits, labels, t, bins);
   double ece = 0;
   for (int b = 0; b < bins; ++b)
-    if (count[b] > 0) ece += std::fabs(acc[b] - conf[b]) / static_cast<double>(n);
+    if (s.count[b] > 0) ece += std::fabs(s.right[b] - s.confidence[b]) / static_cast<double>(s.n);
   return ece;
+}
+
+std::vector<ReliabilityBin> reliability_bins(const torch::Tensor& logits, const torch::Tensor& labels, double t,
+                                             int bins) {
+  const CalibrationBinSums s = calibration_bin_sums(logits, labels, t, bins);
+  std::vector<ReliabilityBin> out(static_cast<size_t>(bins));
+  for (int b = 0; b < bins; ++b) {
+    out[b].count = s.count[b];
+    if (s.count[b] == 0) continue;
+    out[b].confidence = s.confidence[b] / static_cast<double>(s.count[b]);
+    out[b].accuracy = s.right[b] / static_cast<double>(s.count[b]);
+  }
+  return out;
 }
 
 TemperatureFit fit_temperature(const torch::Tensor& logits, const torch::Tensor& labels) {
@@ -80,6 +113,7 @@ TemperatureFit fit_temperature(const torch::Tensor& logits, const torch::Tensor&
   fit.examples = logits.size(0);
   if (fit.examples == 0) {
     fit.converged = false;
+    fit.bins_before = fit.bins_after = std::vector<ReliabilityBin>(kCalibrationBins);
     return fit;
   }
   fit.nll_before = mean_nll(logits, labels, 1);
@@ -115,6 +149,8 @@ TemperatureFit fit_temperature(const torch::Tensor& logits, const torch::Tensor&
   fit.temperature = fit.converged ? std::exp(x) : 1.0;
   fit.nll_after = mean_nll(logits, labels, fit.temperature);
   fit.ece_after = expected_calibration_error(logits, labels, fit.temperature);
+  fit.bins_before = reliability_bins(logits, labels, 1);
+  fit.bins_after = reliability_bins(logits, labels, fit.temperature);
   return fit;
 }
 
@@ -132,6 +168,7 @@ TemperatureFit write_run_calibration(const std::string& run, const std::string& 
     fit.examples = logits.size(0);
     fit.nll_before = fit.nll_after = mean_nll(logits, labels, 1);
     fit.ece_before = fit.ece_after = expected_calibration_error(logits, labels, 1);
+    fit.bins_before = fit.bins_after = reliability_bins(logits, labels, 1);
   }
   nlohmann::ordered_json j = {{"method", method},          {"temperature", fit.temperature},
                               {"converged", fit.converged}, {"fitted_on", "validation"},
@@ -144,6 +181,7 @@ TemperatureFit write_run_calibration(const std::string& run, const std::string& 
     for (int i = 0; i <= kQuantileSteps; ++i) q.push_back(linear_quantile(p, static_cast<double>(i) / kQuantileSteps));
   }
   j["confidence_quantiles"] = q;
+  j["reliability"] = reliability_json(fit.bins_before, fit.bins_after);
   write_file_atomic((std::filesystem::path(run) / kCalibrationFile).string(), j.dump(1) + "\n");
   return fit;
 }

@@ -67,8 +67,10 @@ class PlainNetImpl : public BackboneImpl {
     }
   }
 
-  torch::Tensor features(torch::Tensor x) override {
-    x = avgpool_(features_->forward(x)).flatten(1);
+  torch::Tensor feature_map(torch::Tensor x) override { return features_->forward(x); }
+
+  torch::Tensor pool_features(torch::Tensor map) override {
+    torch::Tensor x = avgpool_(map).flatten(1);
     for (size_t i = 0; i < linears_.size(); ++i) {
       if (dropout_first_) x = dropouts_[i](x);
       x = torch::relu(linears_[i](x));

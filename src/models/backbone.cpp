@@ -4,6 +4,8 @@
 
 namespace graft {
 
+torch::Tensor BackboneImpl::features(torch::Tensor x) { return pool_features(feature_map(std::move(x))); }
+
 torch::Tensor BackboneImpl::forward(torch::Tensor x) { return classify(features(std::move(x))); }
 
 torch::Tensor BackboneImpl::classify(torch::Tensor features) {

@@ -93,7 +93,7 @@ class GoogLeNetImpl : public BackboneImpl {
     }
   }
 
-  torch::Tensor features(torch::Tensor x) override {
+  torch::Tensor feature_map(torch::Tensor x) override {
     if (transform_input_) x = transform_input(x);
     x = torch::max_pool2d(conv1_(x), 3, 2, 0, 1, /*ceil_mode=*/true);
     x = conv3_(conv2_(x));
@@ -103,7 +103,11 @@ class GoogLeNetImpl : public BackboneImpl {
     for (auto& m : inception4_) x = m(x);
     x = torch::max_pool2d(x, 2, 2, 0, 1, true);
     for (auto& m : inception5_) x = m(x);
-    return dropout_(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+    return x;
+  }
+
+  torch::Tensor pool_features(torch::Tensor map) override {
+    return dropout_(torch::adaptive_avg_pool2d(map, {1, 1}).flatten(1));
   }
 
   /// torchvision's GoogLeNet._transform_input: inputs normalised with

@@ -135,11 +135,15 @@ class ResNetImpl : public BackboneImpl {
     }
   }
 
-  torch::Tensor features(torch::Tensor x) override {
+  torch::Tensor feature_map(torch::Tensor x) override {
     x = torch::relu(bn1_(conv1_(x)));
     if (imagenet_stem_) x = torch::max_pool2d(x, 3, 2, 1);
     for (auto& layer : layers_) x = layer->forward(x);
-    return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    return x;
+  }
+
+  torch::Tensor pool_features(torch::Tensor map) override {
+    return torch::adaptive_avg_pool2d(map, {1, 1}).flatten(1);
   }
 
   std::vector<Stage> stages() const override {

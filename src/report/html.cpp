@@ -95,7 +95,10 @@ std::string page_begin(const std::string& title) {
          "figure{margin:0;width:132px;border:1px solid #d0d7de;border-radius:6px;padding:6px;"
          "text-align:center}figure img{image-rendering:auto;background:#f6f8fa}"
          "figcaption{font-size:.75em;line-height:1.3;word-break:break-word}"
-         "figcaption .wrong{color:#cf222e;font-weight:600}\n"
+         "figcaption .wrong{color:#cf222e;font-weight:600}"
+         "figure img.cam{display:block;margin:4px auto 0}"
+         "figure.chart-figure{width:auto;max-width:440px;border:0;padding:0;text-align:left}"
+         "figure.chart-figure figcaption{font-size:.85em;margin-top:4px}\n"
          "tr.best td{background:#dafbe1}\n"
          "footer{margin:32px 0 8px;color:#57606a;font-size:.8em}\n"
          "</style>\n</head>\n<body>\n";
@@ -441,6 +444,73 @@ std::string bar_chart(const std::vector<Bar>& bars, const std::string& id, const
   return os.str();
 }
 
+std::string reliability_chart(const std::vector<ReliabilitySeries>& series, const std::string& id,
+                              const std::string& title) {
+  ChartOptions o;
+  o.title = title;
+  o.width = 420;
+  o.height = 320;
+  const double ml = 58, mr = 14, mt = 34, mb = 44;
+  const double pw = o.width - ml - mr, ph = o.height - mt - mb;
+  std::vector<std::string> names;
+  for (const auto& s : series) names.push_back(s.name);
+  const Legend legend = place_legend(names, o, ml, mr);
+  auto sx = [&](double x) { return ml + x * pw; };
+  auto sy = [&](double y) { return mt + ph - y * ph; };
+  std::ostringstream os;
+  os << svg_open(id, "chart reliability", o.width, legend.height, title);
+  os << text_el(ml, 20, title, "font-size=\"14\" font-weight=\"600\" fill=\"#1f2328\"");
+  os << "<g class=\"grid\" stroke=\"#eaeef2\" stroke-width=\"1\">\n";
+  for (int i = 0; i <= 5; ++i)
+    os << "<line x1=\"" << coord(ml) << "\" x2=\"" << coord(ml + pw) << "\" y1=\"" << coord(sy(i / 5.0))
+       << "\" y2=\"" << coord(sy(i / 5.0)) << "\"/>\n";
+  os << "</g>\n<g class=\"axis\" font-size=\"11\" fill=\"#57606a\">\n";
+  for (int i = 0; i <= 5; ++i) {
+    os << text_el(ml - 6, sy(i / 5.0) + 4, tick_label(i / 5.0, 0.2), "text-anchor=\"end\"");
+    os << text_el(sx(i / 5.0), mt + ph + 16, tick_label(i / 5.0, 0.2), "text-anchor=\"middle\"");
+  }
+  os << text_el(ml + pw / 2, o.height - 8, "confidence (top probability)", "text-anchor=\"middle\" fill=\"#1f2328\"");
+  os << "<text transform=\"translate(14," << coord(mt + ph / 2)
+     << ") rotate(-90)\" text-anchor=\"middle\" fill=\"#1f2328\">accuracy</text>\n</g>\n";
+  const size_t bins = series.empty() ? 0 : series.front().bins.size();
+  const double bw = bins ? pw / static_cast<double>(bins) : pw;
+  const double slot = (bw - 2) / static_cast<double>(std::max<size_t>(series.size(), 1));
+  os << "<g class=\"bars\">\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const ReliabilitySeries& s = series[k];
+    const std::string color = s.color.empty() ? palette(k) : s.color;
+    for (size_t b = 0; b < s.bins.size() && b < bins; ++b) {
+      const ReliabilityBin& bin = s.bins[b];
+      if (bin.count == 0) continue;
+      const double acc = std::min(1.0, std::max(0.0, bin.accuracy));
+      const double x = ml + bw * static_cast<double>(b) + 1 + slot * static_cast<double>(k);
+      os << "<rect class=\"bar\" data-series=\"" << escape(s.name) << "\" data-bin=\"" << b
+         << "\" data-count=\"" << bin.count << "\" data-accuracy=\"" << num(bin.accuracy, 6) << "\" x=\""
+         << coord(x) << "\" y=\"" << coord(sy(acc)) << "\" width=\"" << coord(slot) << "\" height=\""
+         << coord(acc * ph) << "\" fill=\"" << color << "\" fill-opacity=\"0.85\"><title>" << escape(s.name)
+         << ", confidence " << escape(num(static_cast<double>(b) / bins, 3)) << "\xE2\x80\x93"
+         << escape(num(static_cast<double>(b + 1) / bins, 3)) << ": " << bin.count << " inputs, mean confidence "
+         << escape(percent(bin.confidence)) << ", accuracy " << escape(percent(bin.accuracy))
+         << "</title></rect>\n";
+    }
+  }
+  os << "</g>\n<line class=\"diagonal\" x1=\"" << coord(sx(0)) << "\" y1=\"" << coord(sy(0)) << "\" x2=\""
+     << coord(sx(1)) << "\" y2=\"" << coord(sy(1))
+     << "\" stroke=\"#57606a\" stroke-width=\"1.2\" stroke-dasharray=\"5 4\"><title>perfect calibration: "
+        "accuracy = confidence</title></line>\n";
+  os << "<rect x=\"" << coord(ml) << "\" y=\"" << coord(mt) << "\" width=\"" << coord(pw) << "\" height=\""
+     << coord(ph) << "\" fill=\"none\" stroke=\"#8c959f\"/>\n";
+  os << "<g class=\"legend\" font-size=\"11\" fill=\"#1f2328\">\n";
+  for (size_t k = 0; k < series.size(); ++k) {
+    const auto [x, y] = legend.at[k];
+    os << "<rect x=\"" << coord(x) << "\" y=\"" << coord(y - 9) << "\" width=\"14\" height=\"9\" fill=\""
+       << (series[k].color.empty() ? palette(k) : series[k].color) << "\"/>\n";
+    os << text_el(x + 18, y, shorten(series[k].name, 24), "");
+  }
+  os << "</g>\n</svg>\n";
+  return os.str();
+}
+
 std::string base64(const std::string& bytes) {
   static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -477,25 +547,39 @@ Thumbnails::Thumbnails(int size) : size_(size) {}
 Thumbnails::~Thumbnails() = default;
 
 std::string Thumbnails::uri(const std::string& path) {
+  cv::Mat img = image(path);
+  if (img.empty() || img.cols <= 0 || img.rows <= 0) return "";
+  if (img.channels() == 3) cv::cvtColor(img, img, cv::COLOR_RGB2BGR);  // imencode takes BGR
+  const double scale = static_cast<double>(size_) / std::max(img.cols, img.rows);
+  cv::Mat small;
+  cv::resize(img, small,
+             cv::Size(std::max(1, static_cast<int>(std::lround(img.cols * scale))),
+                      std::max(1, static_cast<int>(std::lround(img.rows * scale)))),
+             0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+  std::vector<uchar> jpeg;
+  if (!cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85})) return "";
+  return "data:image/jpeg;base64," + base64(std::string(jpeg.begin(), jpeg.end()));
+}
+
+cv::Mat Thumbnails::image(const std::string& path) {
   cv::Mat img;
   std::error_code ec;
   if (fs::is_regular_file(path, ec)) {
     // As the model saw it, through the reader every verb uses (GIF too):
     // EXIF orientation ignored, alpha dropped. An image over the pixel limit
-    // (or not an image) gets no thumbnail.
+    // (or not an image) gets none.
     try {
       const std::string bytes = read_regular_file(path);
       const auto* data = reinterpret_cast<const uint8_t*>(bytes.data());
       img = decode_image(std::vector<uint8_t>(data, data + bytes.size()), path);
-      if (img.channels() == 3) cv::cvtColor(img, img, cv::COLOR_RGB2BGR);  // imencode takes BGR
     } catch (const std::exception&) {
-      return "";
+      return cv::Mat();
     }
   } else {
     const size_t hash = path.rfind('#');
-    if (hash == std::string::npos || hash + 1 == path.size()) return "";
+    if (hash == std::string::npos || hash + 1 == path.size()) return cv::Mat();
     const std::string file = path.substr(0, hash), index = path.substr(hash + 1);
-    if (index.find_first_not_of("0123456789") != std::string::npos || index.size() > 12) return "";
+    if (index.find_first_not_of("0123456789") != std::string::npos || index.size() > 12) return cv::Mat();
     auto it = idx_.find(file);
     if (it == idx_.end()) {
       std::shared_ptr<Idx> loaded;
@@ -509,25 +593,16 @@ std::string Thumbnails::uri(const std::string& path) {
       }
       it = idx_.emplace(file, loaded).first;
     }
-    if (!it->second) return "";
+    if (!it->second) return cv::Mat();
     const IdxImages& im = it->second->images;
     const int64_t i = std::stoll(index);
-    if (i >= im.count) return "";
+    if (i >= im.count) return cv::Mat();
     const size_t plane = static_cast<size_t>(im.rows * im.cols);
     cv::Mat grey(static_cast<int>(im.rows), static_cast<int>(im.cols), CV_8UC1,
                  const_cast<uint8_t*>(im.pixels.data() + plane * static_cast<size_t>(i)));
     img = grey.clone();
   }
-  if (img.empty() || img.cols <= 0 || img.rows <= 0) return "";
-  const double scale = static_cast<double>(size_) / std::max(img.cols, img.rows);
-  cv::Mat small;
-  cv::resize(img, small,
-             cv::Size(std::max(1, static_cast<int>(std::lround(img.cols * scale))),
-                      std::max(1, static_cast<int>(std::lround(img.rows * scale)))),
-             0, 0, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
-  std::vector<uchar> jpeg;
-  if (!cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 85})) return "";
-  return "data:image/jpeg;base64," + base64(std::string(jpeg.begin(), jpeg.end()));
+  return img;
 }
 
 }  // namespace graft::html

@@ -11,6 +11,8 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/core/progress.h"
+#include "graft/report/grad_cam.h"
 #include "graft/report/html.h"
 #include "graft/report/run_data.h"
 #include "parts.h"
@@ -124,6 +126,60 @@ std::string per_class_table(const TestMetrics& m) {
 
 constexpr size_t kThumbnails = 12;
 
+/// The Grad-CAM overlays (PNG bytes, "" where there is none) of the images
+/// shown, for an image run with a registry CNN; computed here, once per
+/// report. A failure is a warning: the report is written without them.
+std::vector<std::string> report_grad_cams(const RunData& run,
+                                          const std::vector<std::pair<const Prediction*, std::string>>& shown) {
+  std::vector<std::string> pngs(shown.size());
+  if (shown.empty()) return pngs;
+  try {
+    if (!grad_cam_applies(run.dir)) return pngs;
+    std::vector<std::string> paths, predicted;
+    for (const auto& [p, uri] : shown) {
+      paths.push_back(p->path);
+      predicted.push_back(p->predicted);
+    }
+    const std::vector<GradCamOverlay> overlays = grad_cam_overlays(run.dir, paths, predicted);
+    for (size_t i = 0; i < overlays.size() && i < pngs.size(); ++i) pngs[i] = overlays[i].png;
+  } catch (const std::exception& e) {
+    log_warn(str_cat("report: no Grad-CAM heat maps for '", run.dir, "': ", e.what()));
+    std::fill(pngs.begin(), pngs.end(), std::string());
+  }
+  return pngs;
+}
+
+/// The validation set's reliability diagram from calibration.json, before
+/// and after temperature scaling; "" when the file has no bins.
+std::string calibration_section(const RunData& run) {
+  if (!run.reliability) return "";
+  const ReliabilityDiagram& d = *run.reliability;
+  // Without a temperature (--calibrate none, or a fit that kept T = 1) both
+  // sides are the same bins: one series.
+  const bool scaled = d.method == "temperature" && d.converged;
+  int64_t n = 0;
+  for (const ReliabilityBin& b : d.before) n += b.count;
+  std::vector<html::ReliabilitySeries> series = {{scaled ? "before (T = 1)" : "uncalibrated", d.before, "#ff7f0e"}};
+  if (scaled) series.push_back({"after (T = " + html::num(d.temperature) + ")", d.after, "#1f77b4"});
+  std::ostringstream os;
+  os << "<section id=\"calibration\">\n<h2>Calibration</h2>\n<figure class=\"chart-figure\">\n"
+     << html::reliability_chart(series, "reliability", "Reliability diagram (validation set)")
+     << "<figcaption>Accuracy against confidence (the top softmax probability) of the " << n
+     << " validation inputs in " << d.before.size() << " equal-width confidence bins; the dashed diagonal is "
+     << "perfect calibration. ";
+  if (scaled)
+    os << "Expected calibration error <b>" << html::num(d.ece_before) << "</b> before and <b>"
+       << html::num(d.ece_after) << "</b> after temperature scaling (T = " << html::num(d.temperature)
+       << ", fitted on these inputs; eval and predict divide the logits by it).";
+  else
+    os << "Expected calibration error <b>" << html::num(d.ece_before) << "</b> ("
+       << (d.method == "temperature" ? "the temperature fit did not converge: T stays 1"
+                                     : "--calibrate none: no temperature")
+       << ").";
+  os << "</figcaption>\n</figure>\n</section>\n";
+  return os.str();
+}
+
 std::string wrong_examples(const RunData& run) {
   std::ostringstream os;
   os << "<section id=\"wrong-examples\">\n<h2>Most confidently wrong test images</h2>\n";
@@ -144,26 +200,38 @@ std::string wrong_examples(const RunData& run) {
     return os.str();
   }
   html::Thumbnails thumbs(64);
-  std::ostringstream figs;
-  size_t shown = 0, unreadable = 0;
+  std::vector<std::pair<const Prediction*, std::string>> shown;  // with its thumbnail
+  size_t unreadable = 0;
   std::string first_unreadable;
   for (const Prediction* p : wrong) {
-    if (shown == kThumbnails) break;
+    if (shown.size() == kThumbnails) break;
     std::string uri = thumbs.uri(p->path);
     if (uri.empty()) {
       if (unreadable++ == 0) first_unreadable = p->path;
       continue;
     }
-    ++shown;
-    figs << "<figure class=\"thumb\"><img src=\"" << uri << "\" alt=\"" << escape(p->label) << " predicted as "
-         << escape(p->predicted) << "\" title=\"" << escape(p->path) << "\">\n<figcaption>true <b>"
-         << escape(p->label) << "</b><br>predicted <span class=\"wrong\">" << escape(p->predicted)
-         << "</span><br>" << html::percent(p->confidence) << " confident</figcaption></figure>\n";
+    shown.emplace_back(p, std::move(uri));
+  }
+  const std::vector<std::string> cams = report_grad_cams(run, shown);
+  std::ostringstream figs;
+  for (size_t i = 0; i < shown.size(); ++i) {
+    const Prediction* p = shown[i].first;
+    figs << "<figure class=\"thumb\"><img src=\"" << shown[i].second << "\" alt=\"" << escape(p->label)
+         << " predicted as " << escape(p->predicted) << "\" title=\"" << escape(p->path) << "\">\n";
+    if (!cams[i].empty())
+      figs << "<img class=\"cam\" width=\"120\" src=\"data:image/png;base64," << html::base64(cams[i])
+           << "\" alt=\"Grad-CAM of " << escape(p->predicted) << "\" title=\"Grad-CAM of the predicted class "
+           << escape(p->predicted) << " over the crop the model saw\">\n";
+    figs << "<figcaption>true <b>" << escape(p->label) << "</b><br>predicted <span class=\"wrong\">"
+         << escape(p->predicted) << "</span><br>" << html::percent(p->confidence) << " confident</figcaption></figure>\n";
   }
   os << "<p>" << wrong.size() << " of " << run.predictions->size() << " test images are misclassified.";
-  if (shown > 0)
-    os << " Shown: the " << (shown == 1 ? std::string("one") : std::to_string(shown))
+  if (!shown.empty())
+    os << " Shown: the " << (shown.size() == 1 ? std::string("one") : std::to_string(shown.size()))
        << " predicted wrong with the highest confidence.";
+  if (std::any_of(cams.begin(), cams.end(), [](const std::string& c) { return !c.empty(); }))
+    os << " Under each, its Grad-CAM heat map for the <b>predicted</b> class over the crop the model saw "
+          "(the last convolutional stage's evidence for that class, red = most; Selvaraju et al. 2017).";
   os << "</p>\n";
   if (unreadable > 0) {
     const bool idx = first_unreadable.find('#') != std::string::npos;
@@ -243,11 +311,13 @@ std::string run_report_html(const std::string& run_dir) {
     os << "<p class=\"note\">This run has no test_metrics.json (train with --test, or run graft eval).</p>\n";
   }
   os << "</section>\n";
+  os << calibration_section(run);
   os << wrong_examples(run);
   os << "<section id=\"configuration\">\n<h2>Configuration</h2>\n" << config_table(run) << "</section>\n";
   os << "<footer>Written by graft " << escape(json_text(run.config.value("graft_version", nlohmann::json())))
      << " from config.json, metrics.csv" << (run.test ? ", test_metrics.json" : "")
-     << (run.predictions ? ", test_predictions.csv" : "") << ". Regenerate with: graft report "
+     << (run.predictions ? ", test_predictions.csv" : "") << (run.reliability ? ", calibration.json" : "")
+     << ". Regenerate with: graft report "
      << escape(run_dir) << "</footer>\n";
   os << html::page_end();
   return os.str();

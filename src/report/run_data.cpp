@@ -297,6 +297,10 @@ RunData read_run(const std::string& dir) {
     run.test = read_test_metrics((root / "test_metrics.json").string());
   if (fs::exists(root / "test_predictions.csv"))
     run.predictions = read_predictions_csv((root / "test_predictions.csv").string());
+  if (fs::exists(root / "calibration.json")) {
+    const std::string path = (root / "calibration.json").string();
+    run.reliability = read_reliability(parse_json_file(path), "'" + path + "'");
+  }
   return run;
 }
 

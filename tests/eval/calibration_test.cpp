@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "graft/core/error.h"
@@ -76,6 +79,86 @@ TEST_F(Calibration, RunFileThresholdsAndScoredSet) {
   const auto written = nlohmann::json::parse(read_file(dir.path() + "/test_metrics.json"));
   EXPECT_EQ(written["rejection"]["rejected"].get<int64_t>(), s.rejection["rejected"].get<int64_t>());
   EXPECT_EQ(written["calibration"]["temperature"].get<double>(), c.temperature);
+}
+
+// The reliability diagram's bins (the bins of the ECE) against the numpy
+// recomputation: counts exactly, means within rounding.
+void expect_bins_equal(const std::vector<ReliabilityBin>& got, const nlohmann::json& want, double tolerance,
+                       const std::string& what) {
+  const auto count = want["count"].get<std::vector<int64_t>>();
+  const auto confidence = want["confidence"].get<std::vector<double>>();
+  const auto accuracy = want["accuracy"].get<std::vector<double>>();
+  ASSERT_EQ(got.size(), count.size()) << what;
+  for (size_t b = 0; b < got.size(); ++b) {
+    EXPECT_EQ(got[b].count, count[b]) << what << " bin " << b;
+    EXPECT_NEAR(got[b].confidence, confidence[b], tolerance) << what << " bin " << b;
+    EXPECT_NEAR(got[b].accuracy, accuracy[b], 1e-12) << what << " bin " << b;
+  }
+}
+
+TEST_F(Calibration, ReliabilityBinsEqualTheNumpyRecomputation) {
+  const torch::Tensor z = at("mis.logits"), y = at("mis.labels");
+  const std::vector<ReliabilityBin> b1 = reliability_bins(z, y, 1), b17 = reliability_bins(z, y, 1.7);
+  expect_bins_equal(b1, json_["mis"]["reliability_before"], 1e-12, "t = 1");
+  expect_bins_equal(b17, json_["mis"]["reliability_t1_7"], 1e-12, "t = 1.7");
+  // The ECE is these bins' weighted gap.
+  double ece = 0;
+  for (const ReliabilityBin& b : b17) ece += static_cast<double>(b.count) * std::fabs(b.accuracy - b.confidence);
+  EXPECT_NEAR(ece / static_cast<double>(z.size(0)), expected_calibration_error(z, y, 1.7), 1e-12);
+
+  // calibration.json keeps them, before and after; the fitted T differs from
+  // the reference's grid by ~1e-6 relative.
+  test::TempDir dir;
+  const TemperatureFit fit = write_run_calibration(dir.path(), "temperature", z, y);
+  expect_bins_equal(fit.bins_after, json_["mis"]["reliability_after"], 1e-6, "fit after");
+  const std::string file = dir.path() + "/calibration.json";
+  const nlohmann::json j = nlohmann::json::parse(read_file(file));
+  ASSERT_EQ(j["reliability"]["bins"].get<int>(), kCalibrationBins);
+  expect_bins_equal(read_reliability(j, file)->before, json_["mis"]["reliability_before"], 1e-12, "file before");
+  const std::optional<ReliabilityDiagram> d = read_reliability(j, file);
+  ASSERT_TRUE(d.has_value());
+  expect_bins_equal(d->after, json_["mis"]["reliability_after"], 1e-6, "file after");
+  EXPECT_EQ(d->method, "temperature");
+  EXPECT_EQ(d->temperature, fit.temperature);
+  EXPECT_EQ(d->ece_before, fit.ece_before);
+  EXPECT_EQ(d->ece_after, fit.ece_after);
+  // --calibrate none: the same bins on both sides.
+  write_run_calibration(dir.path(), "none", z, y);
+  const auto none = read_reliability(nlohmann::json::parse(read_file(file)), file);
+  ASSERT_TRUE(none.has_value());
+  expect_bins_equal(none->after, json_["mis"]["reliability_before"], 1e-12, "none after");
+}
+
+// A calibration.json written before the bins were kept still reads, without
+// a diagram; damaged bins are errors naming the file.
+TEST(CalibrationReliability, OlderFilesHaveNoDiagramAndDamagedBinsAreErrors) {
+  test::TempDir dir;
+  const std::string file = dir.path() + "/calibration.json";
+  nlohmann::json old = {{"method", "temperature"}, {"temperature", 1.5},   {"converged", true},
+                        {"examples", 10},          {"ece_before", 0.2},    {"ece_after", 0.1},
+                        {"confidence_quantiles", nlohmann::json::array()}};
+  write_file_atomic(file, old.dump());
+  EXPECT_TRUE(read_run_calibration(dir.path()).present);
+  EXPECT_FALSE(read_reliability(old, file).has_value());
+
+  nlohmann::json damaged = old;
+  damaged["reliability"] = reliability_json(std::vector<ReliabilityBin>(15), std::vector<ReliabilityBin>(15));
+  EXPECT_TRUE(read_reliability(damaged, file).has_value());
+  damaged["reliability"]["after"]["count"] = nlohmann::json::array({1, 2});
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
+                             "\"reliability\".\"after\": 2 counts, 15 confidences and 15 accuracies (expected 15"));
+  damaged["reliability"]["after"] = damaged["reliability"]["before"];
+  damaged["reliability"]["after"]["count"][2] = 1e300;
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
+                             "\"reliability\".\"after\": count 1e+300 is not an integer"));
+  damaged["reliability"]["bins"] = 2.5;
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
+                             "\"reliability\": \"bins\" is 2.5 (expected an integer from 1 to 1000)"));
+  damaged["reliability"]["bins"] = 15;
+  damaged["reliability"]["after"] = damaged["reliability"]["before"];
+  damaged["reliability"]["after"]["confidence"][3] = 1.5;
+  EXPECT_TRUE(test::contains(test::error_of([&] { read_reliability(damaged, file); }),
+                             "bin 3 has count 0, confidence 1.5"));
 }
 
 // --select-metric's scores and --class-weights auto against the numpy

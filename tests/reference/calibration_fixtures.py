@@ -19,6 +19,9 @@ Writes, under OUT_DIR/calibration/:
                      (every row right by a margin of 8: the nll falls as t -> 0)
   expected.json      {"mis": {"temperature", "nll_before", "nll_after",
                       "ece_before", "ece_after", "ece_t1_7", "nll_t1_7",
+                      "reliability_before", "reliability_after",
+                      "reliability_t1_7" (the 15 bins of ece at t = 1, the
+                      best t and 1.7: {"count", "confidence", "accuracy"}),
                       "q0_05", "q0_5", "rejected_0_6", "accepted_accuracy_0_6"},
                       "separable": {"nll_before", "ece_before"}}
 
@@ -50,6 +53,22 @@ def ece(z, y, t, bins=15):
         if inside.any():
             total += abs(right[inside].sum() - conf[inside].sum()) / len(y)
     return total
+
+
+def reliability(z, y, t, bins=15):
+    """The reliability diagram's bins (the bins of ece): per bin the count,
+    the mean top probability and the accuracy (0 and 0 for an empty bin)."""
+    p = np.exp(log_softmax(z / t))
+    conf, pred = p.max(axis=1), p.argmax(axis=1)
+    right = (pred == y).astype(np.float64)
+    out = {"count": [], "confidence": [], "accuracy": []}
+    for b in range(bins):
+        inside = (conf > b / bins) & (conf <= (b + 1) / bins)
+        k = int(inside.sum())
+        out["count"].append(k)
+        out["confidence"].append(float(conf[inside].mean()) if k else 0.0)
+        out["accuracy"].append(float(right[inside].mean()) if k else 0.0)
+    return out
 
 
 def balanced_accuracy(pred, y):
@@ -110,6 +129,9 @@ def build():
             "nll_before": nll(z, labels, 1.0), "nll_after": nll(z, labels, t),
             "ece_before": ece(z, labels, 1.0), "ece_after": ece(z, labels, t),
             "ece_t1_7": ece(z, labels, 1.7), "nll_t1_7": nll(z, labels, 1.7),
+            "reliability_before": reliability(z, labels, 1.0),
+            "reliability_after": reliability(z, labels, t),
+            "reliability_t1_7": reliability(z, labels, 1.7),
             "q0_05": float(np.quantile(conf, 0.05)), "q0_5": float(np.quantile(conf, 0.5)),
             "rejected_0_6": int((~accepted).sum()),
             "accepted_accuracy_0_6": float((pred[accepted] == labels[accepted]).mean()),

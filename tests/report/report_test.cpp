@@ -11,7 +11,10 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "graft/core/files.h"
+#include "graft/eval/reliability.h"
 #include "graft/report/compare.h"
+#include "graft/report/grad_cam.h"
 #include "graft/report/html.h"
 #include "graft/report/run_data.h"
 #include "test_util.h"
@@ -404,6 +407,165 @@ TEST(RunReport, BadInputNamesTheFile) {
   }
 }
 
+std::string decode_base64(const std::string& b64) {
+  std::string bytes;
+  auto value = [](char c) -> uint32_t {
+    const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    return static_cast<uint32_t>(a.find(c));
+  };
+  for (size_t i = 0; i + 3 < b64.size(); i += 4) {
+    uint32_t v = (value(b64[i]) << 18) | (value(b64[i + 1]) << 12);
+    bytes += static_cast<char>(v >> 16);
+    if (b64[i + 2] != '=') {
+      v |= value(b64[i + 2]) << 6;
+      bytes += static_cast<char>((v >> 8) & 0xff);
+    }
+    if (b64[i + 3] != '=') bytes += static_cast<char>((v | value(b64[i + 3])) & 0xff);
+  }
+  return bytes;
+}
+
+// A trained image run with a test set (resnet20, one epoch): its report
+// shows a Grad-CAM overlay under each misclassified thumbnail, and the
+// validation set's reliability diagram from calibration.json.
+class ImageRunReport : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    test::write_synthetic_image_folder(*dir_ / "data", 3, 6, 32);
+    test::write_synthetic_image_folder(*dir_ / "test", 3, 4, 32, 3, 99);
+    const test::CliResult r = test::graft_cli(
+        {"train", "--data", *dir_ / "data", "--val-split", "0.34", "--test", *dir_ / "test", "--backbone", "resnet20",
+         "--weights", "none", "--strategy", "full", "--epochs", "1", "--batch-size", "6", "--augment", "none",
+         "--quiet", "--cache-dir", *dir_ / "cache", "--out", *dir_ / "run"});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string run() { return *dir_ / "run"; }
+  static TempDir* dir_;
+};
+TempDir* ImageRunReport::dir_ = nullptr;
+
+TEST_F(ImageRunReport, WrongThumbnailsHaveGradCamOverlays) {
+  EXPECT_TRUE(grad_cam_applies(run()));
+  const std::string html = read_text(run() + "/report.html");  // written by graft train
+  const std::string section = element(html, "section", "wrong-examples");
+  ASSERT_FALSE(section.empty());
+  const size_t thumbs = count_of(section, "src=\"data:image/jpeg;base64,");
+  ASSERT_GT(thumbs, 0u) << "the one-epoch model made no mistake on the test set: " << section.substr(0, 400);
+  EXPECT_EQ(count_of(section, "<img class=\"cam\""), thumbs);
+  EXPECT_NE(section.find("Grad-CAM heat map for the <b>predicted</b> class"), std::string::npos);
+  // Each overlay is a 120 x 120 PNG (the 32 x 32 crop, scaled).
+  const std::string prefix = "data:image/png;base64,";
+  size_t pngs = 0;
+  for (const std::string& src : attrs(section, "img", "src")) {
+    if (src.rfind(prefix, 0) != 0) continue;
+    const std::string bytes = decode_base64(src.substr(prefix.size()));
+    const cv::Mat img = cv::imdecode(std::vector<uchar>(bytes.begin(), bytes.end()), cv::IMREAD_COLOR);
+    ASSERT_FALSE(img.empty());
+    EXPECT_EQ(img.size(), cv::Size(120, 120));
+    ++pngs;
+  }
+  EXPECT_EQ(pngs, thumbs);
+  // graft report writes the same page again.
+  EXPECT_EQ(run_report_html(run()), html);
+}
+
+TEST_F(ImageRunReport, ReliabilityDiagramWhenCalibrationJsonHasTheBins) {
+  const std::string html = read_text(run() + "/report.html");
+  const std::string section = element(html, "section", "calibration");
+  ASSERT_FALSE(section.empty()) << "no calibration section";
+  const std::string svg = element(section, "svg", "reliability");
+  ASSERT_FALSE(svg.empty());
+  EXPECT_EQ(count_of(svg, "class=\"diagonal\""), 1u);
+  const auto j = nlohmann::json::parse(read_file(run() + "/calibration.json"));
+  // One bar per non-empty bin, before and after (one series when the fit
+  // kept T = 1); the counts are the file's.
+  const bool converged = j["converged"].get<bool>();
+  for (const char* side : {"before", "after"}) {
+    int64_t nonempty = 0, total = 0;
+    for (const auto& c : j["reliability"][side]["count"]) {
+      nonempty += c.get<int64_t>() > 0;
+      total += c.get<int64_t>();
+    }
+    EXPECT_EQ(total, j["examples"].get<int64_t>()) << side;
+    const bool before = std::string(side) == "before";
+    const std::string series = !converged ? "uncalibrated" : before ? "before (T = 1)" : "after (T = ";
+    if (converged || before)
+      EXPECT_EQ(count_of(svg, "data-series=\"" + series), static_cast<size_t>(nonempty)) << side;
+  }
+  EXPECT_NE(section.find("Expected calibration error <b>" + html::num(j["ece_before"].get<double>()) + "</b>"),
+            std::string::npos)
+      << section;
+}
+
+// The diagram from a calibration.json with bins: two series after a fitted
+// temperature, one with --calibrate none or a fit that kept T = 1.
+TEST(RunReport, ReliabilityDiagramSeriesAndCaption) {
+  TempDir tmp;
+  const std::string dir = make_run(tmp / "run");
+  std::vector<ReliabilityBin> before(15), after(15);
+  before[14] = {6, 0.97, 0.5};
+  before[9] = {4, 0.62, 0.75};
+  after[11] = {6, 0.77, 0.5};
+  after[8] = {4, 0.55, 0.75};
+  nlohmann::ordered_json j = {{"method", "temperature"}, {"temperature", 1.8}, {"converged", true},
+                              {"examples", 10},          {"ece_before", 0.31}, {"ece_after", 0.12}};
+  j["reliability"] = reliability_json(before, after);
+  write_text(dir + "/calibration.json", j.dump());
+  std::string section = element(run_report_html(dir), "section", "calibration");
+  EXPECT_EQ(count_of(section, "data-series=\"before (T = 1)\""), 2u);
+  EXPECT_EQ(count_of(section, "data-series=\"after (T = 1.8)\""), 2u);
+  EXPECT_EQ(count_of(section, "data-bin=\"14\" data-count=\"6\" data-accuracy=\"0.5\""), 1u);
+  EXPECT_NE(section.find("of the 10 validation inputs in 15 equal-width confidence bins"), std::string::npos);
+  EXPECT_NE(section.find("<b>0.31</b> before and <b>0.12</b> after temperature scaling (T = 1.8"), std::string::npos)
+      << section;
+  j["converged"] = false;
+  j["temperature"] = 1;
+  j["reliability"] = reliability_json(before, before);
+  write_text(dir + "/calibration.json", j.dump());
+  section = element(run_report_html(dir), "section", "calibration");
+  EXPECT_EQ(count_of(section, "<rect class=\"bar\""), 2u);
+  EXPECT_EQ(count_of(section, "data-series=\"uncalibrated\""), 2u);
+  EXPECT_NE(section.find("the temperature fit did not converge: T stays 1"), std::string::npos) << section;
+  j["method"] = "none";
+  write_text(dir + "/calibration.json", j.dump());
+  EXPECT_NE(run_report_html(dir).find("--calibrate none: no temperature"), std::string::npos);
+  // Without calibration.json: no section.
+  fs::remove(dir + "/calibration.json");
+  EXPECT_TRUE(element(run_report_html(dir), "section", "calibration").empty());
+}
+
+TEST_F(ImageRunReport, NoDiagramWithoutBinsAndAFailedGradCamIsAWarning) {
+  TempDir tmp;
+  const std::string copy = tmp / "run";
+  fs::copy(run(), copy, fs::copy_options::recursive);
+  // An older calibration.json: no "reliability", no diagram.
+  auto j = nlohmann::json::parse(read_file(copy + "/calibration.json"));
+  j.erase("reliability");
+  write_text(copy + "/calibration.json", j.dump());
+  std::string html = run_report_html(copy);
+  EXPECT_TRUE(element(html, "section", "calibration").empty());
+  EXPECT_EQ(count_of(html, "class=\"chart reliability\""), 0u);
+  EXPECT_GT(count_of(html, "<img class=\"cam\""), 0u);
+  // Weights that do not load: the report is still written, without overlays.
+  write_text(copy + "/model.safetensors", "not weights");
+  testing::internal::CaptureStderr();
+  html = run_report_html(copy);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_EQ(count_of(html, "<img class=\"cam\""), 0u);
+  EXPECT_GT(count_of(element(html, "section", "wrong-examples"), "data:image/jpeg"), 0u);
+  EXPECT_TRUE(test::contains(err, "report: no Grad-CAM heat maps for")) << err;
+  // A text or face run (no image model.json): no Grad-CAM.
+  write_text(copy + "/model.json", "{\"format\": \"graft-model\", \"task\": \"text\", \"backbone\": \"bert\"}");
+  EXPECT_FALSE(grad_cam_applies(copy));
+  fs::remove(copy + "/model.json");
+  EXPECT_FALSE(grad_cam_applies(copy));
+}
+
 TEST(RunData, CsvQuotingAndLineEnds) {
   auto recs = parse_csv("a,b\r\n\"x,1\",\"say \"\"hi\"\"\"\r\n\n\"multi\nline\",\n", "t.csv");
   ASSERT_EQ(recs.size(), 3u);
@@ -549,6 +711,17 @@ TEST(ReportBrowser, RendersInChromium) {
   fs::remove_all(root);
   const std::string run = make_run((root / "run").string());
   const std::string search = make_search((root / "search").string());
+  // A reliability diagram: 3 bars before, 2 after.
+  std::vector<ReliabilityBin> before(15), after(15);
+  before[14] = {6, 0.97, 0.5};
+  before[9] = {3, 0.62, 0.67};
+  before[5] = {1, 0.36, 1};
+  after[11] = {6, 0.77, 0.5};
+  after[8] = {4, 0.55, 0.75};
+  nlohmann::ordered_json calibration = {{"method", "temperature"}, {"temperature", 1.8}, {"converged", true},
+                                        {"examples", 10},          {"ece_before", 0.31}, {"ece_after", 0.12}};
+  calibration["reliability"] = reliability_json(before, after);
+  write_text(run + "/calibration.json", calibration.dump());
   write_run_report(run);
   write_search_report(search);
   const std::string compare = (root / "compare.html").string();
@@ -558,6 +731,7 @@ TEST(ReportBrowser, RendersInChromium) {
                     " --count '#plot-loss polyline=2' --points '#plot-loss polyline=4'"
                     " --count '#confusion rect.cell=9' --count '#per-class tbody tr=3'"
                     " --count '#wrong-examples img=3' --count '#config tbody tr=15'"
+                    " --count '#reliability rect.bar=5' --count '#reliability line.diagonal=1'"
                     " --count '#search-scores rect.bar=2' --count '#trials tbody tr=3'"
                     " --points '#best-plot-accuracy polyline=2'"
                     " --count '#compare tbody tr=3' --count '#compare-val-accuracy polyline=3' " +

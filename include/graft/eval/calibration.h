@@ -19,6 +19,7 @@
 #include <torch/types.h>
 
 #include "graft/eval/metrics.h"
+#include "graft/eval/reliability.h"
 
 namespace graft {
 
@@ -38,6 +39,12 @@ double mean_nll(const torch::Tensor& logits, const torch::Tensor& labels, double
 double expected_calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, double t = 1,
                                   int bins = kCalibrationBins);
 
+/// The bins expected_calibration_error sums over (the same binning), with
+/// each bin's count, mean top probability and accuracy: the reliability
+/// diagram of softmax(logits / t).
+std::vector<ReliabilityBin> reliability_bins(const torch::Tensor& logits, const torch::Tensor& labels, double t = 1,
+                                             int bins = kCalibrationBins);
+
 struct TemperatureFit {
   double temperature = 1;
   /// false: the minimum lies at an end of the range, or is no lower than
@@ -47,6 +54,8 @@ struct TemperatureFit {
   bool converged = true;
   double nll_before = 0, nll_after = 0;
   double ece_before = 0, ece_after = 0;
+  /// reliability_bins at T = 1 and at `temperature`.
+  std::vector<ReliabilityBin> bins_before, bins_after;
   int64_t examples = 0;
 };
 

@@ -32,8 +32,17 @@ TORCH_MODULE(SequentialHead);
 
 class BackboneImpl : public torch::nn::Module {
  public:
-  /// Pooled features [N, feature_dim()]: the input of the classifier slot.
-  virtual torch::Tensor features(torch::Tensor x) = 0;
+  /// Pooled features [N, feature_dim()]: the input of the classifier slot;
+  /// pool_features(feature_map(x)).
+  torch::Tensor features(torch::Tensor x);
+  /// The activation map of the last convolutional stage, before global
+  /// pooling, [N, C, h, w] (ResNet: layer4 / layer3; VGG, AlexNet: the
+  /// output of `features`, after its last max pool; GoogLeNet: inception5b).
+  /// Grad-CAM's A (src/report/grad_cam.cpp).
+  virtual torch::Tensor feature_map(torch::Tensor x) = 0;
+  /// The rest of features(): from feature_map's output to the pooled
+  /// features (global pooling, and for VGG/AlexNet fc6 and fc7).
+  virtual torch::Tensor pool_features(torch::Tensor map) = 0;
   /// Stages from input to output, excluding the classifier slot. Ensures:
   /// every parameter outside the slot belongs to exactly one stage prefix.
   virtual std::vector<Stage> stages() const = 0;

@@ -9,6 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "graft/eval/reliability.h"
+
+namespace cv {
+class Mat;
+}
+
 namespace graft::html {
 
 /// Text made safe for HTML/SVG element content and quoted attribute values
@@ -68,6 +74,20 @@ struct Bar {
 std::string bar_chart(const std::vector<Bar>& bars, const std::string& id, const std::string& title,
                       double max_value);
 
+/// A reliability diagram as an <svg>: x the confidence (top probability)
+/// in equal-width bins, y the accuracy; per non-empty bin one
+/// `<rect class="bar" data-series=NAME data-bin=B data-count=N
+/// data-accuracy=A>` per series (side by side within the bin), a dashed
+/// `<line class="diagonal">` where accuracy equals confidence, and a legend.
+/// Series: (name, bins, colour); every series has the same number of bins.
+struct ReliabilitySeries {
+  std::string name;
+  std::vector<ReliabilityBin> bins;
+  std::string color;
+};
+std::string reliability_chart(const std::vector<ReliabilitySeries>& series, const std::string& id,
+                              const std::string& title);
+
 /// The palette's i-th colour (10 colours, then repeating).
 std::string palette(size_t i);
 
@@ -85,6 +105,9 @@ class Thumbnails {
   /// `FILE#INDEX` names image INDEX of an IDX file (the MNIST format), as
   /// test_predictions.csv does for IDX test sets.
   std::string uri(const std::string& path);
+  /// The image at `path` (or `FILE#INDEX`) as evaluation decodes it: 8-bit,
+  /// grey or RGB; empty if it is not a readable image.
+  cv::Mat image(const std::string& path);
 
  private:
   struct Idx;

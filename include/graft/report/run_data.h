@@ -1,6 +1,7 @@
 #pragma once
 /// What a run directory holds, read back for reports and comparisons:
-/// config.json, metrics.csv, test_metrics.json and test_predictions.csv.
+/// config.json, metrics.csv, test_metrics.json, test_predictions.csv and
+/// calibration.json's reliability diagram.
 /// Torch-free, so reports can be made wherever the files are.
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/eval/class_metrics.h"
+#include "graft/eval/reliability.h"
 #include "graft/train/epoch_row.h"
 
 namespace graft {
@@ -43,6 +45,9 @@ struct RunData {
   std::vector<EpochRow> epochs;
   std::optional<TestMetrics> test;
   std::optional<std::vector<Prediction>> predictions;
+  /// calibration.json's reliability diagram; absent without the file or
+  /// when the file predates the bins.
+  std::optional<ReliabilityDiagram> reliability;
 
   /// config["options"][key] as text ("" when absent; strings unquoted,
   /// numbers in the shortest form that reads back the same within 6 digits).

@@ -163,6 +163,24 @@ size_t point_count(const std::string& points) {
   return n;
 }
 
+std::string decode_base64(const std::string& b64) {
+  std::string bytes;
+  auto value = [](char c) -> uint32_t {
+    const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    return static_cast<uint32_t>(a.find(c));
+  };
+  for (size_t i = 0; i + 3 < b64.size(); i += 4) {
+    uint32_t v = (value(b64[i]) << 18) | (value(b64[i + 1]) << 12);
+    bytes += static_cast<char>(v >> 16);
+    if (b64[i + 2] != '=') {
+      v |= value(b64[i + 2]) << 6;
+      bytes += static_cast<char>((v >> 8) & 0xff);
+    }
+    if (b64[i + 3] != '=') bytes += static_cast<char>((v | value(b64[i + 3])) & 0xff);
+  }
+  return bytes;
+}
+
 TEST(RunReport, CurvesHaveOnePointPerEpoch) {
   TempDir tmp;
   std::string html = run_report_html(make_run(tmp / "run"));
@@ -277,20 +295,7 @@ TEST(RunReport, ThumbnailsOfTheMostConfidentlyWrong) {
   for (const auto& src : srcs) {
     ASSERT_EQ(src.rfind(prefix, 0), 0u);
     // Decode the base64 JPEG back: 64 px on the longest side.
-    std::string b64 = src.substr(prefix.size()), bytes;
-    auto value = [](char c) -> int {
-      const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-      return static_cast<int>(a.find(c));
-    };
-    for (size_t i = 0; i + 3 < b64.size(); i += 4) {
-      uint32_t v = (value(b64[i]) << 18) | (value(b64[i + 1]) << 12);
-      bytes += static_cast<char>(v >> 16);
-      if (b64[i + 2] != '=') {
-        v |= value(b64[i + 2]) << 6;
-        bytes += static_cast<char>((v >> 8) & 0xff);
-      }
-      if (b64[i + 3] != '=') bytes += static_cast<char>((v | value(b64[i + 3])) & 0xff);
-    }
+    const std::string bytes = decode_base64(src.substr(prefix.size()));
     cv::Mat img = cv::imdecode(std::vector<uchar>(bytes.begin(), bytes.end()), cv::IMREAD_COLOR);
     ASSERT_FALSE(img.empty());
     sizes.push_back(img.size());
@@ -407,23 +412,6 @@ TEST(RunReport, BadInputNamesTheFile) {
   }
 }
 
-std::string decode_base64(const std::string& b64) {
-  std::string bytes;
-  auto value = [](char c) -> uint32_t {
-    const std::string a = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    return static_cast<uint32_t>(a.find(c));
-  };
-  for (size_t i = 0; i + 3 < b64.size(); i += 4) {
-    uint32_t v = (value(b64[i]) << 18) | (value(b64[i + 1]) << 12);
-    bytes += static_cast<char>(v >> 16);
-    if (b64[i + 2] != '=') {
-      v |= value(b64[i + 2]) << 6;
-      bytes += static_cast<char>((v >> 8) & 0xff);
-    }
-    if (b64[i + 3] != '=') bytes += static_cast<char>((v | value(b64[i + 3])) & 0xff);
-  }
-  return bytes;
-}
 
 // A trained image run with a test set (resnet20, one epoch): its report
 // shows a Grad-CAM overlay under each misclassified thumbnail, and the

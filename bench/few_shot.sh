@@ -2,8 +2,9 @@
 # Few-shot transfer (issue 20, part 3): a centroid head (nearest class mean,
 # cosine, fitted in one pass) against a linear head trained on the same
 # features, with 1, 5, 10 and 50 labelled images per class of the demo's
-# target classes (Fashion-MNIST 5-9), on the demo's source model (ResNet-20
-# pretrained on classes 0-4, as scripts/demo.sh step 1). Each budget is
+# target classes (Fashion-MNIST 5-9), on a source model pretrained by
+# scripts/demo.sh's step-1 command on classes 0-4 (the demo's split before it
+# became 0,2,5,7,8 -> 1,3,4,6,9). Each budget is
 # drawn SEEDS times (--seed: which images); test set: the 5000 t10k images
 # of the target classes. No validation split (there is nothing to split at
 # one image per class): the linear head trains a fixed ~300 steps.

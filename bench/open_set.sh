@@ -10,7 +10,8 @@
 #     temperature, and accuracy with rejection at --reject-at-frr 0.05
 #     (`graft eval` on the known classes), with the share of the unknown
 #     images `graft predict --reject-at-frr 0.05` answers "unknown".
-# The runs are the demo's source pretraining (scripts/demo.sh step 1) and a
+# The runs are the demo's source pretraining (scripts/demo.sh step 1, on the
+# demo's former split: source 0-4, target 5-9) and a
 # full fine-tune on 50 labelled images per class, 10 of them the validation
 # split the temperature is fitted on (the demo's step 4 before the demo became
 # a label-budget curve; its flags are written here), plus --threads; finished

@@ -199,6 +199,23 @@ std::optional<FileId> file_id(const fs::path& p) {
   return FileId{st.st_dev, st.st_ino};
 }
 
+// The warnings of a folder's listing: links to folders or images listed
+// already, files left out.
+void warn_about_listing(const ImageSet& set, const std::string& path, int64_t loops, const std::string& first_loop,
+                        int64_t duplicates, int64_t files_total) {
+  if (loops > 0)
+    log_warn(str_cat("image folder '", path, "': ", loops,
+                     loops == 1 ? " folder link leads" : " folder links lead",
+                     " to a folder listed already (a cycle or a second name; first: '", first_loop,
+                     "'); not listed again"));
+  if (duplicates > 0)
+    log_warn(str_cat("image folder '", path, "': ", duplicates,
+                     duplicates == 1 ? " file is a link" : " files are links",
+                     " to an image listed already; each image is used once"));
+  if (set.skipped > 0)
+    log_warn(str_cat("image folder '", path, "': ", unreadable_summary(set.unreadable, files_total, set.classes)));
+}
+
 ImageSet open_folder(const std::string& path, const OpenOptions& options) {
   ImageSet set;
   set.root = path;
@@ -308,17 +325,7 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
     throw Error(str_cat("class folder '", dir, "' holds no readable image: ", unreadable_reasons(here, {}),
                         "; graft reads ", supported_image_formats()));
   }
-  if (loops > 0)
-    log_warn(str_cat("image folder '", path, "': ", loops,
-                     loops == 1 ? " folder link leads" : " folder links lead",
-                     " to a folder listed already (a cycle or a second name; first: '", first_loop,
-                     "'); not listed again"));
-  if (duplicates > 0)
-    log_warn(str_cat("image folder '", path, "': ", duplicates,
-                     duplicates == 1 ? " file is a link" : " files are links",
-                     " to an image listed already; each image is used once"));
-  if (set.skipped > 0)
-    log_warn(str_cat("image folder '", path, "': ", unreadable_summary(set.unreadable, files_total, set.classes)));
+  warn_about_listing(set, path, loops, first_loop, duplicates, files_total);
   return set;
 }
 

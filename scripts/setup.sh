@@ -11,6 +11,9 @@ PACKAGES=(
   libgif-dev                          # GIF decoding (giflib; OpenCV 4.6 has none)
   opencv-data                         # Haar cascades: graft face's detector
   libgtest-dev
+  libcpp-httplib-dev                  # graft serve's HTTP server
+  libonnx-dev                         # graft export --format onnx (protobuf + checker)
+  wrk                                 # HTTP load generator (bench/serve.sh only)
   python3-torch python3-torchvision   # reference for parity tests only
   dataset-fashion-mnist               # the main job's data
   chromium chromium-driver python3-selenium  # report.html checked in a real browser (tests only)

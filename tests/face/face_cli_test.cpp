@@ -15,6 +15,7 @@
 #include "graft/core/files.h"
 #include "graft/face/face_train.h"
 #include "graft/face/nets.h"
+#include "graft/weights/safetensors.h"
 #include "test_util.h"
 
 namespace graft {
@@ -335,6 +336,23 @@ TEST_F(FaceCli, TrainTaskFaceCentroidAndLinear) {
     }
     EXPECT_EQ(n, 20);
     EXPECT_DOUBLE_EQ(static_cast<double>(right) / n, ej["accuracy"].get<double>()) << head;
+    // graft embed: the embedding of each image of a folder (sorted), as the
+    // pipeline computes it, with a file that is not an image skipped.
+    test::write_bytes(dir_ / "test_in/s1/notes.txt", "not an image");
+    const std::string emb = dir_ / (std::string("emb-") + head + ".safetensors");
+    Result em = graft_cli({"embed", out, dir_ / "test_in/s1", "--out", emb, "--threads", "1"});
+    ASSERT_EQ(em.code, 0) << em.err;
+    EXPECT_EQ(nlohmann::json::parse(em.out)["skipped"], 1);
+    const SafetensorsFile ef = load_safetensors(emb);
+    const auto names = nlohmann::json::parse(ef.metadata.at("inputs")).get<std::vector<std::string>>();
+    ASSERT_EQ(names.size(), 4u);
+    for (size_t i = 0; i < names.size(); ++i) {
+      EXPECT_EQ(fs::path(names[i]).parent_path(), fs::path(dir_ / "test_in/s1")) << names[i];
+      if (i > 0) EXPECT_LT(names[i - 1], names[i]);
+      EXPECT_LT((ef.tensors.at(0).second[static_cast<int64_t>(i)] - pipeline.embed_file(names[i])).abs().max().item<double>(),
+                1e-6) << names[i];
+    }
+    fs::remove(dir_ / "test_in/s1/notes.txt");
     Result again = graft_cli({"train", "--task", "face", "--no-detect", "--data", dir_ / "gallery_in", "--out", out});
     EXPECT_EQ(again.code, 1);
     EXPECT_TRUE(contains(again.err, "--overwrite")) << again.err;

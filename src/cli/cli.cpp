@@ -95,7 +95,11 @@ int parse_and_run(const std::vector<std::string>& args) {
   // defaults on every call (tests and embedders call run() many times).
   set_max_image_pixels(kDefaultMaxImagePixels);
   CLI::App app{"graft: transfer learning in C++ on LibTorch", "graft"};
-  app.set_version_flag("--version", std::string("graft ") + GRAFT_VERSION);
+  // The version, and the thread count that --threads 0 means here (the
+  // cgroup's CPU quota caps it inside a container or a systemd scope).
+  app.set_version_flag("--version", [] {
+    return str_cat("graft ", GRAFT_VERSION, "\nthreads ", available_cores(), " by default");
+  });
   app.require_subcommand(1);
   Action action;
   add_train(app, action, args);

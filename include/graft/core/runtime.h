@@ -8,8 +8,17 @@
 
 namespace graft {
 
-/// Number of cores this process may use (sched affinity, else hardware).
+/// Number of cores this process may use: the CPUs of its affinity mask (else
+/// the hardware's), at most its cgroup's CPU quota rounded up (a container
+/// or systemd scope limited to 1.5 CPUs gets 2 threads, to 1 CPU 1 thread).
 int available_cores();
+
+/// The CPU quota of the cgroup that `proc_self_cgroup` (the text of
+/// /proc/self/cgroup) names, under the cgroup file system mounted at
+/// `cgroup_root`, in CPUs: the smallest of the group's and its ancestors'
+/// limits (v2: cpu.max; v1: cpu.cfs_quota_us / cpu.cfs_period_us in the cpu
+/// controller's hierarchy). 0 when there is none, or it cannot be read.
+double cgroup_cpu_quota(const std::string& proc_self_cgroup, const std::string& cgroup_root = "/sys/fs/cgroup");
 
 /// Sets LibTorch's intra-op thread count. n <= 0 means all cores: LibTorch 1.13
 /// otherwise starts with half of them, assuming SMT. Returns the count set.

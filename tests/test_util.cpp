@@ -273,3 +273,45 @@ void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vo
 }
 
 }  // namespace graft::test
+
+#include "graft/models/registry.h"
+#include "graft/models/saved_model.h"
+#include "graft/weights/state_dict.h"
+
+namespace graft::test {
+
+std::string resnet20_fixture_run(const std::string& dir) {
+  ModelInfo info;
+  info.backbone = "resnet20";
+  for (int c = 0; c < 10; ++c) info.classes.push_back("class" + std::to_string(c));
+  info.input = find_backbone("resnet20").input;
+  info.source_weights = "fixture";
+  const std::string run = dir + "/run";
+  make_dirs(run);
+  write_file_atomic(run + "/model.json", to_json(info).dump(2) + "\n");
+  std::filesystem::copy_file(fixture("resnet20.weights.safetensors"), run + "/model.safetensors");
+  return run;
+}
+
+torch::Tensor resnet20_reference(const std::vector<std::string>& images, bool features) {
+  torch::NoGradGuard no_grad;
+  const BackboneSpec& spec = find_backbone("resnet20");
+  Backbone ref = spec.make(10);
+  const LoadReport r = load_state_dict(*ref, read_weights(fixture("resnet20.weights.safetensors")));
+  EXPECT_TRUE(r.clean()) << r.summary();
+  ref->eval();
+  std::vector<torch::Tensor> xs;
+  for (const auto& path : images) {
+    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
+    EXPECT_EQ(bgr.rows, 32) << path;
+    EXPECT_EQ(bgr.cols, 32) << path;
+    torch::Tensor x = torch::from_blob(bgr.data, {32, 32, 3}, torch::kUInt8).flip({2}).to(torch::kFloat32) / 255;
+    x = x.permute({2, 0, 1}).contiguous();
+    for (int c = 0; c < 3; ++c) x[c] = (x[c] - spec.input.mean[c]) / spec.input.std[c];
+    xs.push_back(x);
+  }
+  const torch::Tensor batch = torch::stack(xs);
+  return features ? ref->features(batch) : ref->forward(batch);
+}
+
+}  // namespace graft::test

@@ -30,21 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A run of PyTorch's resnet20 fixture weights with a linear head over
-// class0..class9 (as tests/eval/run_eval_test.cpp makes it).
-std::string api_fixture_run(const test::TempDir& dir) {
-  ModelInfo info;
-  info.backbone = "resnet20";
-  for (int c = 0; c < 10; ++c) info.classes.push_back("class" + std::to_string(c));
-  info.input = find_backbone("resnet20").input;
-  info.source_weights = "fixture";
-  const std::string run = dir / "run";
-  make_dirs(run);
-  write_file_atomic(run + "/model.json", to_json(info).dump(2) + "\n");
-  fs::copy_file(test::fixture("resnet20.weights.safetensors"), run + "/model.safetensors");
-  return run;
-}
-
 std::vector<std::string> api_images(const std::string& root) {
   std::vector<std::string> out;
   for (const auto& f : fs::recursive_directory_iterator(root))
@@ -58,7 +43,7 @@ class ApiImage : public ::testing::Test {
   void SetUp() override {
     if (!test::have_fixture("resnet20.weights.safetensors"))
       GTEST_SKIP() << "resnet20 fixtures missing: run tests/reference/make_fixtures.py";
-    run_ = api_fixture_run(dir_);
+    run_ = test::resnet20_fixture_run(dir_.path());
     test::write_synthetic_image_folder(dir_ / "test", 3, 3, 32, 3, 7);
     images_ = api_images(dir_ / "test");
   }
@@ -103,22 +88,9 @@ TEST_F(ApiImage, PredictEqualsGraftPredictForFilesAndMats) {
 // evaluation mode (no folded BatchNorm, no channels-last), on pixels
 // decoded and normalised here.
 TEST_F(ApiImage, EmbedEqualsAnIndependentForwardPass) {
-  torch::NoGradGuard no_grad;
-  const BackboneSpec& spec = find_backbone("resnet20");
-  Backbone ref = spec.make(10);
-  ASSERT_TRUE(load_state_dict(*ref, read_weights(test::fixture("resnet20.weights.safetensors"))).clean());
-  ref->eval();
   std::vector<cv::Mat> mats;
-  std::vector<torch::Tensor> xs;
-  for (const auto& path : images_) {
-    cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-    mats.push_back(bgr);
-    torch::Tensor x = torch::from_blob(bgr.data, {32, 32, 3}, torch::kUInt8).flip({2}).to(torch::kFloat32) / 255;
-    x = x.permute({2, 0, 1}).contiguous();
-    for (int c = 0; c < 3; ++c) x[c] = (x[c] - spec.input.mean[c]) / spec.input.std[c];
-    xs.push_back(x);
-  }
-  const torch::Tensor want = ref->features(torch::stack(xs));
+  for (const auto& path : images_) mats.push_back(cv::imread(path, cv::IMREAD_COLOR));
+  const torch::Tensor want = test::resnet20_reference(images_, /*features=*/true);
   const auto got = Model::load(run_).embed(mats);
   ASSERT_EQ(got.size(), images_.size());
   for (size_t i = 0; i < got.size(); ++i) {

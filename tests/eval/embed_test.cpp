@@ -31,38 +31,12 @@ class Embed : public ::testing::Test {
   void SetUp() override {
     if (!test::have_fixture("resnet20.weights.safetensors"))
       GTEST_SKIP() << "resnet20 fixtures missing: run tests/reference/make_fixtures.py";
-    ModelInfo info;
-    info.backbone = "resnet20";
-    for (int c = 0; c < 10; ++c) info.classes.push_back("class" + std::to_string(c));
-    info.input = find_backbone("resnet20").input;
-    info.source_weights = "fixture";
-    run_ = dir_ / "run";
-    make_dirs(run_);
-    write_file_atomic(run_ + "/model.json", to_json(info).dump(2) + "\n");
-    fs::copy_file(test::fixture("resnet20.weights.safetensors"), run_ + "/model.safetensors");
+    run_ = test::resnet20_fixture_run(dir_.path());
     test::write_synthetic_image_folder(dir_ / "images", 2, 3, 32, 3, 11);
     for (const auto& f : fs::recursive_directory_iterator(dir_ / "images"))
       if (f.is_regular_file()) images_.push_back(f.path().string());
     std::sort(images_.begin(), images_.end());
-    reference_ = reference_features(images_);
-  }
-
-  // resnet20's pooled features of the images, in plain evaluation mode.
-  static torch::Tensor reference_features(const std::vector<std::string>& images) {
-    torch::NoGradGuard no_grad;
-    const BackboneSpec& spec = find_backbone("resnet20");
-    Backbone ref = spec.make(10);
-    EXPECT_TRUE(load_state_dict(*ref, read_weights(test::fixture("resnet20.weights.safetensors"))).clean());
-    ref->eval();
-    std::vector<torch::Tensor> xs;
-    for (const auto& path : images) {
-      cv::Mat bgr = cv::imread(path, cv::IMREAD_COLOR);
-      torch::Tensor x = torch::from_blob(bgr.data, {32, 32, 3}, torch::kUInt8).flip({2}).to(torch::kFloat32) / 255;
-      x = x.permute({2, 0, 1}).contiguous();
-      for (int c = 0; c < 3; ++c) x[c] = (x[c] - spec.input.mean[c]) / spec.input.std[c];
-      xs.push_back(x);
-    }
-    return ref->features(torch::stack(xs));
+    reference_ = test::resnet20_reference(images_, /*features=*/true);
   }
 
   test::TempDir dir_;

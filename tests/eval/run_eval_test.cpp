@@ -38,21 +38,6 @@ std::vector<std::string> run_eval_class_names() {
   return names;
 }
 
-// A run folder as graft train writes it, holding the fixture's weights as
-// PyTorch saved them: a linear head over class0..class9.
-std::string run_eval_fixture_run(const test::TempDir& dir) {
-  ModelInfo info;
-  info.backbone = "resnet20";
-  info.classes = run_eval_class_names();
-  info.input = find_backbone("resnet20").input;
-  info.source_weights = "fixture";
-  const std::string run = dir / "run";
-  make_dirs(run);
-  write_file_atomic(run + "/model.json", to_json(info).dump(2) + "\n");
-  fs::copy_file(test::fixture("resnet20.weights.safetensors"), run + "/model.safetensors");
-  return run;
-}
-
 // The images of a folder of class folders, sorted, with their labels among
 // class0..class9.
 std::vector<std::pair<std::string, int64_t>> run_eval_images(const std::string& root) {
@@ -99,7 +84,7 @@ class RunEval : public ::testing::Test {
   void SetUp() override {
     if (!test::have_fixture("resnet20.weights.safetensors"))
       GTEST_SKIP() << "resnet20 fixtures missing: run tests/reference/make_fixtures.py";
-    run_ = run_eval_fixture_run(dir_);
+    run_ = test::resnet20_fixture_run(dir_.path());
     test::write_synthetic_image_folder(dir_ / "test", 3, 4, 32, 3, 5);
     images_ = run_eval_images(dir_ / "test");
     reference_ = run_eval_reference_logits(images_);

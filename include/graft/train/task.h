@@ -80,6 +80,9 @@ struct TaskRow {
   /// is printed. Null: the task's runs are not enrolled this way.
   nlohmann::ordered_json (*enroll)(const std::string& run, const std::string& name, const std::string& input,
                                    const RunUseSettings& s) = nullptr;
+  /// graft export --format onnx: the run's model as a serialised ONNX
+  /// ModelProto (include/graft/export/onnx.h). Null: not exported.
+  std::string (*export_onnx)(const std::string& run) = nullptr;
 };
 
 /// Every task, in --task help order.

@@ -541,7 +541,7 @@ TEST(OnnxExport, CommandLine) {
 
   auto format = test::graft_cli({"export", dir / "run", "--format", "tflite", "--out", dir / "x"});
   EXPECT_EQ(format.code, 2);
-  EXPECT_TRUE(test::contains(format.err, "--format: 'tflite' (expected onnx)")) << format.err;
+  EXPECT_TRUE(test::contains(format.err, "--format: 'tflite' (expected onnx or safetensors-hf)")) << format.err;
   EXPECT_FALSE(fs::exists(dir / "x"));
 
   auto no_run = test::graft_cli({"export", dir / "nothing", "--format", "onnx", "--out", dir / "y"});

@@ -104,6 +104,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_eval(app, action);
   add_predict(app, action);
   add_enroll(app, action);
+  add_embed(app, action);
   add_models(app, action);
   add_weights(app, action);
   add_score(app, action);

@@ -81,49 +81,9 @@ struct EnrollOptions {
 
 int run_enroll(const EnrollOptions& o) {
   FacePipeline pipeline = make_pipeline(o.common);
-  Gallery gallery;
-  const bool existing = std::filesystem::exists(o.gallery);
-  if (existing) {
-    gallery = read_gallery(o.gallery);
-    check_gallery_embedder(gallery, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());
-    GRAFT_CHECK(gallery.detect == o.common.rows.detect, "gallery ", o.gallery, " was enrolled ",
-                gallery.detect ? "with" : "without (--no-detect)", " face detection; enrol ",
-                gallery.detect ? "without --no-detect" : "with --no-detect", " to keep its crops comparable");
-  } else {
-    gallery.embedder = pipeline.embedder_name();
-    gallery.weights_sha256 = pipeline.embedder_sha256();
-    gallery.detect = o.common.rows.detect;
-  }
-  const FaceFolder folder = embed_face_folder(pipeline, o.dir);
-  report_face_folder(folder, o.dir, pipeline.options());
-  try {
-    check_face_folder_usable(folder, o.dir, pipeline.options());
-  } catch (const Error& e) {
-    throw Error(str_cat(e.what(), "; gallery ", o.gallery, existing ? " left unchanged" : " not written"));
-  }
-  for (const auto& id : folder.empty_identities)
-    log_warn(empty_identity_reason(folder, id, o.dir, pipeline.options()) + "; not enrolled");
-  int enrolled = 0;
-  for (size_t label = 0; label < folder.identities.size(); ++label) {
-    GalleryIdentity id;
-    id.name = folder.identities[label];
-    for (size_t i = 0; i < folder.paths.size(); ++i) {
-      if (folder.labels[i] != static_cast<int64_t>(label)) continue;
-      id.images.push_back({std::filesystem::absolute(folder.paths[i]).lexically_normal().string(),
-                           to_vector(folder.embeddings[static_cast<int64_t>(i)])});
-    }
-    if (id.images.empty()) continue;
-    update_identity_mean(id);
-    auto it = std::find_if(gallery.identities.begin(), gallery.identities.end(),
-                           [&](const GalleryIdentity& g) { return g.name == id.name; });
-    if (it != gallery.identities.end()) *it = std::move(id);
-    else gallery.identities.push_back(std::move(id));
-    ++enrolled;
-  }
-  write_gallery(o.gallery, gallery);
-  std::cout << "enrolled " << enrolled << " identities (" << folder.paths.size() << " images, "
-            << folder.skipped.size() << " skipped) into " << o.gallery << " ("
-            << gallery.identities.size() << " identities in all)\n";
+  const GalleryEnrolment e = enroll_gallery(pipeline, o.gallery, o.dir);
+  std::cout << "enrolled " << e.enrolled << " identities (" << e.images << " images, " << e.skipped
+            << " skipped) into " << o.gallery << " (" << e.identities << " identities in all)\n";
   return 0;
 }
 

@@ -32,6 +32,7 @@ void add_search(CLI::App& app, Action& run, const std::vector<std::string>& args
 void add_eval(CLI::App& app, Action& run);
 void add_predict(CLI::App& app, Action& run);
 void add_enroll(CLI::App& app, Action& run);
+void add_embed(CLI::App& app, Action& run);
 void add_models(CLI::App& app, Action& run);
 void add_weights(CLI::App& app, Action& run);
 void add_score(CLI::App& app, Action& run);

@@ -333,6 +333,11 @@ ImageSet open_folder(const std::string& path, const OpenOptions& options) {
 
 cv::Mat load_image(const std::string& path) { return decode_image(read_image_bytes(path), path); }
 
+cv::Mat grey_or_rgb_from_bgr(const cv::Mat& image, const std::string& name) {
+  if (image.empty()) throw ImageError(name, ImageProblem::kDamaged, "image", "it is empty");
+  return to_8bit_grey_or_rgb(image, name, "image");
+}
+
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& path) {
   // The format from the first bytes, width x height from the header: a small
   // file may claim an image of gigabytes (refused over max_image_pixels(),

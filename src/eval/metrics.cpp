@@ -101,14 +101,14 @@ nlohmann::ordered_json to_json(const Metrics& m) {
   return j;
 }
 
-namespace {
-
 std::string csv_field(const std::string& v) {
   if (v.find_first_of(",\"\n\r") == std::string::npos) return v;
   std::string q = "\"";
   for (char c : v) q += c == '"' ? std::string("\"\"") : std::string(1, c);
   return q + "\"";
 }
+
+namespace {
 
 }  // namespace
 

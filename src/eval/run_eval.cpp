@@ -37,15 +37,16 @@ class ScopedPixelLimit {
   int64_t before_;
 };
 
-// The model is only evaluated here and dropped afterwards: BatchNorm is
-// folded in place (infer() then finds it folded already) rather than into a
-// second copy of the weights.
+}  // namespace
+
 void prepare_for_inference(BackboneImpl& model, torch::Device device) {
   model.to(device);
   model.eval();
   to_channels_last(model);
   FoldedBatchNorm fold(model, /*restore=*/false);
 }
+
+namespace {
 
 // `set` evaluated by `loaded`, whose classes name the set's labels. A source
 // classifier (`outputs` > the set's classes) is cut to the set's classes.

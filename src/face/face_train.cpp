@@ -407,6 +407,28 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
   return out;
 }
 
+Embeddings embed_face_run(const std::string& run, const std::vector<std::string>& inputs) {
+  const ImageSet set = embedding_image_set(inputs);
+  FacePipeline pipeline(face_run_options(run));
+  Embeddings e;
+  e.source = run;
+  e.skipped = set.skipped;
+  std::vector<torch::Tensor> rows;
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < set.size(); ++i) {
+    try {
+      rows.push_back(pipeline.embed_file(set.samples[i].path));
+      e.inputs.push_back(set.samples[i].path);
+    } catch (const Error& err) {
+      log_warn(str_cat("graft embed: skipped ", err.what()));
+      ++e.skipped;
+    }
+  }
+  GRAFT_CHECK(!rows.empty(), "graft embed: no usable face in the ", set.size(), " images of the inputs");
+  e.rows = torch::stack(rows).to(torch::kFloat32).contiguous();
+  return e;
+}
+
 std::vector<InputPrediction> predict_face_run(const std::string& run, const std::vector<std::string>& inputs,
                                               int64_t top_k, const PredictionCallback& each) {
   const FaceClassifier c = load_face_classifier(run);

@@ -1,5 +1,6 @@
 #include "graft/face/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 
@@ -13,6 +14,7 @@
 #include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/data/image_set.h"
+#include "graft/face/gallery.h"
 
 namespace graft {
 
@@ -301,6 +303,56 @@ void check_face_folder_usable(const FaceFolder& folder, const std::string& dir, 
                           ? ""
                           : str_cat("; ", folder.unreadable.size(), " of the ", files,
                                     " files could not be read: ", unreadable_reasons(folder.unreadable, folder.identities))));
+}
+
+GalleryEnrolment enroll_gallery(FacePipeline& pipeline, const std::string& gallery_file, const std::string& dir) {
+  namespace fs = std::filesystem;
+  Gallery gallery;
+  const bool existing = fs::exists(gallery_file);
+  const bool detect = pipeline.options().detect;
+  if (existing) {
+    gallery = read_gallery(gallery_file);
+    check_gallery_embedder(gallery, gallery_file, pipeline.embedder_name(), pipeline.embedder_sha256());
+    GRAFT_CHECK(gallery.detect == detect, "gallery ", gallery_file, " was enrolled ",
+                gallery.detect ? "with" : "without (--no-detect)", " face detection; enrol ",
+                gallery.detect ? "without --no-detect" : "with --no-detect", " to keep its crops comparable");
+  } else {
+    gallery.embedder = pipeline.embedder_name();
+    gallery.weights_sha256 = pipeline.embedder_sha256();
+    gallery.detect = detect;
+  }
+  const FaceFolder folder = embed_face_folder(pipeline, dir);
+  report_face_folder(folder, dir, pipeline.options());
+  try {
+    check_face_folder_usable(folder, dir, pipeline.options());
+  } catch (const Error& e) {
+    throw Error(str_cat(e.what(), "; gallery ", gallery_file, existing ? " left unchanged" : " not written"));
+  }
+  for (const auto& id : folder.empty_identities)
+    log_warn(empty_identity_reason(folder, id, dir, pipeline.options()) + "; not enrolled");
+  GalleryEnrolment result;
+  for (size_t label = 0; label < folder.identities.size(); ++label) {
+    GalleryIdentity id;
+    id.name = folder.identities[label];
+    for (size_t i = 0; i < folder.paths.size(); ++i) {
+      if (folder.labels[i] != static_cast<int64_t>(label)) continue;
+      const torch::Tensor e = folder.embeddings[static_cast<int64_t>(i)].to(torch::kFloat32).contiguous();
+      id.images.push_back({fs::absolute(folder.paths[i]).lexically_normal().string(),
+                           std::vector<float>(e.data_ptr<float>(), e.data_ptr<float>() + e.numel())});
+    }
+    if (id.images.empty()) continue;
+    update_identity_mean(id);
+    auto it = std::find_if(gallery.identities.begin(), gallery.identities.end(),
+                           [&](const GalleryIdentity& g) { return g.name == id.name; });
+    if (it != gallery.identities.end()) *it = std::move(id);
+    else gallery.identities.push_back(std::move(id));
+    ++result.enrolled;
+  }
+  write_gallery(gallery_file, gallery);
+  result.images = folder.paths.size();
+  result.skipped = folder.skipped.size();
+  result.identities = gallery.identities.size();
+  return result;
 }
 
 }  // namespace graft

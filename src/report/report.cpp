@@ -130,7 +130,7 @@ constexpr size_t kThumbnails = 12;
 /// shown, for an image run with a registry CNN; computed here, once per
 /// report. A failure is a warning: the report is written without them.
 std::vector<std::string> report_grad_cams(const RunData& run,
-                                          const std::vector<std::pair<const Prediction*, std::string>>& shown) {
+                                          const std::vector<std::pair<const PredictionRow*, std::string>>& shown) {
   std::vector<std::string> pngs(shown.size());
   if (shown.empty()) return pngs;
   try {
@@ -188,10 +188,10 @@ std::string wrong_examples(const RunData& run) {
        << (run.test ? "" : " (it had no test set; train with --test to get one)") << ".</p>\n</section>\n";
     return os.str();
   }
-  std::vector<const Prediction*> wrong;
+  std::vector<const PredictionRow*> wrong;
   for (const auto& p : *run.predictions)
     if (p.label != p.predicted) wrong.push_back(&p);
-  std::stable_sort(wrong.begin(), wrong.end(), [](const Prediction* a, const Prediction* b) {
+  std::stable_sort(wrong.begin(), wrong.end(), [](const PredictionRow* a, const PredictionRow* b) {
     return a->confidence > b->confidence;
   });
   if (wrong.empty()) {
@@ -200,10 +200,10 @@ std::string wrong_examples(const RunData& run) {
     return os.str();
   }
   html::Thumbnails thumbs(64);
-  std::vector<std::pair<const Prediction*, std::string>> shown;  // with its thumbnail
+  std::vector<std::pair<const PredictionRow*, std::string>> shown;  // with its thumbnail
   size_t unreadable = 0;
   std::string first_unreadable;
-  for (const Prediction* p : wrong) {
+  for (const PredictionRow* p : wrong) {
     if (shown.size() == kThumbnails) break;
     std::string uri = thumbs.uri(p->path);
     if (uri.empty()) {
@@ -215,7 +215,7 @@ std::string wrong_examples(const RunData& run) {
   const std::vector<std::string> cams = report_grad_cams(run, shown);
   std::ostringstream figs;
   for (size_t i = 0; i < shown.size(); ++i) {
-    const Prediction* p = shown[i].first;
+    const PredictionRow* p = shown[i].first;
     figs << "<figure class=\"thumb\"><img src=\"" << shown[i].second << "\" alt=\"" << escape(p->label)
          << " predicted as " << escape(p->predicted) << "\" title=\"" << escape(p->path) << "\">\n";
     if (!cams[i].empty())

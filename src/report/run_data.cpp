@@ -225,19 +225,19 @@ TestMetrics read_test_metrics(const std::string& path) {
   return m;
 }
 
-std::vector<Prediction> read_predictions_csv(const std::string& path) {
+std::vector<PredictionRow> read_predictions_csv(const std::string& path) {
   static const std::string kExpected = "path,label,predicted,confidence";
   auto records = parse_csv(read_file(path), path);
   GRAFT_CHECK(!records.empty(), "'", path, "' is empty (expected the header ", kExpected, ")");
   auto cols = header_columns(records[0], {"path", "label", "predicted", "confidence"}, path, kExpected);
   const size_t width = records[0].fields.size();
-  std::vector<Prediction> out;
+  std::vector<PredictionRow> out;
   out.reserve(records.size() - 1);
   for (size_t r = 1; r < records.size(); ++r) {
     const auto& rec = records[r];
     GRAFT_CHECK(rec.fields.size() == width, "'", path, "' line ", rec.line, " has ",
                 rec.fields.size(), " fields (expected ", width, " as in the header)");
-    Prediction p;
+    PredictionRow p;
     p.path = rec.fields[cols.at("path")];
     p.label = rec.fields[cols.at("label")];
     p.predicted = rec.fields[cols.at("predicted")];

@@ -142,6 +142,40 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
   return results;
 }
 
+Embeddings embed_text_run(const std::string& run, const std::vector<std::string>& inputs, int64_t batch_size) {
+  const TextModel model = load_text_model(run);
+  GRAFT_CHECK_USAGE(model.info.architecture == "bert", "graft embed: '", run, "' is a ", model.info.architecture,
+                    " run (expected a BERT run: a TF-IDF model has no features to embed)");
+  Embeddings e;
+  e.source = run;
+  std::vector<EncodedText> encoded;
+  for (const auto& path : inputs) {
+    std::istringstream lines(read_text_input(path));
+    std::string line;
+    for (int64_t n = 1; std::getline(lines, line); ++n) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") == std::string::npos) continue;
+      std::string a = line, b;
+      if (model.info.pairs) {
+        const size_t tab = line.find('\t');
+        if (tab == std::string::npos) {
+          log_warn(str_cat(path == "-" ? "stdin" : path, ":", n, ": no tab (the model reads text pairs); left out"));
+          ++e.skipped;
+          continue;
+        }
+        a = line.substr(0, tab);
+        b = line.substr(tab + 1);
+      }
+      e.inputs.push_back(str_cat(path == "-" ? "stdin" : path, ":", n));
+      encoded.push_back(model.encode(a, b));
+    }
+  }
+  GRAFT_CHECK(!encoded.empty(), "graft embed: no text in the inputs (expected one text per line)");
+  torch::InferenceMode guard;
+  e.rows = model.features(encoded, batch_size).to(torch::kCPU, torch::kFloat32).contiguous();
+  return e;
+}
+
 Enrolment enroll_text_class(const std::string& run, const std::string& name, const std::string& input,
                             int64_t batch_size) {
   check_class_name(name);

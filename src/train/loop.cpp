@@ -266,6 +266,7 @@ class Loop {
                      row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ", row.val_accuracy,
                      "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second), " ",
                      task_.unit()));
+    if (lead_ && o_.on_epoch) o_.on_epoch(row);
     state_.epochs_done = summary_.budget_reached ? epochs_ : epoch + 1;
     state_.step_in_epoch = 0;
     state_.loss_sum = 0;
@@ -411,6 +412,7 @@ TrainOptions resume_options(const TrainOptions& options) {
   stored.resume = true;
   stored.overwrite = false;
   stored.should_stop = options.should_stop;
+  stored.on_epoch = options.on_epoch;
   stored.group = options.group;
   if (!fs::exists(checkpoint_path(options.out))) {
     // Stopped before its first checkpoint (a kill during the first epoch or

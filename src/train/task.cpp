@@ -271,6 +271,20 @@ void face_predict(const std::string& run, const std::vector<std::string>& inputs
                                       "; graft reads ", supported_image_formats()));
 }
 
+// ---- graft embed.
+
+Embeddings image_embed(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s) {
+  return embed_image_run(run, inputs, image_eval_options(s), default_cache_dir());
+}
+
+Embeddings text_embed(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s) {
+  return embed_text_run(run, inputs, s.batch_size);
+}
+
+Embeddings face_embed(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s) {
+  return embed_face_run(run, inputs);
+}
+
 // ---- graft search.
 
 size_t image_data_classes(const TrainOptions& o) {
@@ -320,14 +334,14 @@ const std::vector<TaskRow>& task_table() {
   static const std::vector<TaskRow> rows = {
       {"image", "classify images: a backbone of the registry with a new head", "image", image_defaults,
        image_check, train_image, image_owns, image_evaluate, image_predict, image_data_classes, image_test_run,
-       image_pretrain_defaults, nullptr, image_enroll, image_run_onnx,
-       export_image_run_hf},
+       image_pretrain_defaults, nullptr, image_enroll, image_embed, image_run_onnx, export_image_run_hf},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
        text_owns, text_evaluate, text_predict, text_data_classes, text_test_run, nullptr, nullptr, text_enroll,
-       text_run_onnx, export_text_run_hf},
+       text_embed, text_run_onnx, export_text_run_hf},
       {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
        "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
-       face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, nullptr, face_run_onnx},
+       face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, nullptr, face_embed,
+       face_run_onnx},
       {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",
        "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, nullptr, nullptr, nullptr, nullptr, mlm_summary},
   };

@@ -16,6 +16,7 @@
 #include "graft/text/text_data.h"
 #include "graft/text/text_model.h"
 #include "graft/text/text_train.h"
+#include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 #include "test_util.h"
 
@@ -360,6 +361,20 @@ TEST_F(TextTrain, CentroidHeadIsTheClassMeansAndEnrollAddsAClass) {
     EXPECT_EQ(prob.at("gamma"), prob.at("delta")) << line;
   }
   EXPECT_EQ(n, 10);
+  // graft embed: each line's pooled output (computed here one text at a
+  // time, without length batching or padding), named FILE:LINE.
+  const std::string emb = dir_ / "gamma.safetensors";
+  Cli em = graft_cli({"embed", o.out, dir_ / "gamma.txt", "--out", emb, "--threads", "1"});
+  ASSERT_EQ(em.code, 0) << em.err;
+  const SafetensorsFile ef = load_safetensors(emb);
+  const auto names = nlohmann::json::parse(ef.metadata.at("inputs")).get<std::vector<std::string>>();
+  ASSERT_EQ(names.size(), 10u);
+  EXPECT_EQ(names[2], dir_ / "gamma.txt:3");
+  std::istringstream gl(gamma);
+  std::string text;
+  for (int64_t i = 0; std::getline(gl, text); ++i)
+    EXPECT_LT((ef.tensors.at(0).second[i] - after.features({after.encode(text)})[0]).abs().max().item<double>(), 1e-5)
+        << text;
   // Refused: a centroid on TF-IDF, or with fine-tuning.
   TrainOptions bad = options("bad");
   bad.head = "centroid";

@@ -25,8 +25,8 @@ namespace graft {
 namespace {
 
 // The fields of TrainOptions that are not options (no flag, not in
-// config.json): should_stop and group. Anything else needs a row.
-constexpr size_t kOptionsTestNonOptions = 2;
+// config.json): should_stop, on_epoch and group. Anything else needs a row.
+constexpr size_t kOptionsTestNonOptions = 3;
 
 // Converts to any field type; only named in unevaluated contexts.
 struct OptionsTestAny {
@@ -170,7 +170,7 @@ TEST(OptionsTable, ConfigJsonHoldsExactlyTheRowsInConfig) {
   // goes (and the callbacks) are not.
   for (const char* key : {"threads", "workers", "device", "quiet", "out", "overwrite", "resume"})
     EXPECT_TRUE(in_json.count(key)) << key;
-  for (const char* key : {"stop_after_epoch", "should_stop", "group"}) EXPECT_FALSE(in_json.count(key)) << key;
+  for (const char* key : {"stop_after_epoch", "should_stop", "on_epoch", "group"}) EXPECT_FALSE(in_json.count(key)) << key;
 }
 
 TEST(OptionsTable, EveryCheckedRowRejectsABadValueNamingItsFlag) {

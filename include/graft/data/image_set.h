@@ -43,6 +43,10 @@ std::vector<uint8_t> parse_idx_labels(const std::vector<uint8_t>& bytes, const s
 cv::Mat load_image(const std::string& path);
 /// The same from the bytes of an image file; `name` is used in errors.
 cv::Mat decode_image(const std::vector<uint8_t>& bytes, const std::string& name);
+/// An image in OpenCV's order (BGR or BGRA, as cv::imread gives it; grey,
+/// grey + alpha; 8- or 16-bit, or float in [0, 1]) as load_image returns its
+/// images: 8-bit grey or RGB. Throws ImageError naming `name` otherwise.
+cv::Mat grey_or_rgb_from_bgr(const cv::Mat& image, const std::string& name);
 
 /// One sample: a file path, or an index into the set's IDX images.
 struct Sample {

@@ -44,6 +44,10 @@ nlohmann::ordered_json to_json(const Metrics& m);
 /// identity (a file path, or "FILE#INDEX" for IDX rows), true and predicted
 /// class names, and the softmax probability of the prediction. `identities`
 /// and the rows of `logits` [N, C] / `labels` [N] correspond.
+/// A CSV field as written: quoted (quotes doubled) when it holds a comma,
+/// a quote or a line break.
+std::string csv_field(const std::string& v);
+
 std::string predictions_csv(const torch::Tensor& logits, const torch::Tensor& labels,
                             const std::vector<std::string>& identities,
                             const std::vector<std::string>& classes);

@@ -68,6 +68,11 @@ ImageEvaluation evaluate_image_run(const std::string& run, const std::string& da
 ImageEvaluation evaluate_source_model(const std::string& backbone, const std::string& weights,
                                       const std::string& data, const ImageEvalOptions& options);
 
+/// A loaded model made ready to be only evaluated: on `device`, eval mode,
+/// channels-last, BatchNorm folded in place (infer() then finds it folded
+/// already) rather than into a second copy of the weights.
+void prepare_for_inference(BackboneImpl& model, torch::Device device);
+
 /// Top options.top_k labels of the image run in `run` for each image file in
 /// `inputs`, in order, one image at a time. An input that is not a readable
 /// image file (a folder, a device, a file over the pixel limit, a corrupt

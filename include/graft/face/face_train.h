@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "graft/eval/embed.h"
 #include "graft/eval/metrics.h"
 #include "graft/face/finetune.h"
 #include "graft/face/pipeline.h"
@@ -92,6 +93,13 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
 /// ranks identities by distance (InputPrediction::distances), a linear head
 /// by probability. Each result goes to `each` as soon as it is made; an
 /// input without a usable face has its error set.
+/// graft embed on a face run: the L2-normalised embedding of the largest
+/// face of each image of `inputs` (files; folders searched recursively) by
+/// the run's embedder (fine-tuned or face-api's), named by file. An image
+/// that cannot be read or has no face is skipped with a warning; none left
+/// is a graft::Error.
+Embeddings embed_face_run(const std::string& run, const std::vector<std::string>& inputs);
+
 std::vector<InputPrediction> predict_face_run(const std::string& run, const std::vector<std::string>& inputs,
                                               int64_t top_k, const PredictionCallback& each = nullptr);
 

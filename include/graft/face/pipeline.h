@@ -149,6 +149,22 @@ void report_face_folder(const FaceFolder& folder, const std::string& dir, const 
 /// found in any of the images read. Call before computing anything on it.
 void check_face_folder_usable(const FaceFolder& folder, const std::string& dir, const FaceOptions& options);
 
+/// What enroll_gallery did.
+struct GalleryEnrolment {
+  int enrolled = 0;        // identities added or replaced
+  size_t images = 0;       // images embedded
+  size_t skipped = 0;      // files left out (unreadable, no face)
+  size_t identities = 0;   // identities in the gallery afterwards
+};
+
+/// graft face enroll: every identity sub-folder of `dir` with a face becomes
+/// an identity of the gallery file `gallery` (its mean embedding; an
+/// identity of the same name is replaced). The gallery is created, or read
+/// and checked against the pipeline's embedder and detection setting, then
+/// written atomically. Throws graft::Error when `dir` gave no face (the
+/// gallery left as it was).
+GalleryEnrolment enroll_gallery(FacePipeline& pipeline, const std::string& gallery, const std::string& dir);
+
 /// The file name of a fine-tuned embedder in a face run folder.
 inline constexpr const char* kFaceEmbedderFile = "embedder.safetensors";
 

@@ -30,7 +30,7 @@ struct TestMetrics {
 
 /// One row of test_predictions.csv. `path` is an image file, or `FILE#INDEX`
 /// for an image inside an IDX file.
-struct Prediction {
+struct PredictionRow {
   std::string path, label, predicted;
   double confidence = 0;
 };
@@ -44,7 +44,7 @@ struct RunData {
   std::vector<std::string> classes;
   std::vector<EpochRow> epochs;
   std::optional<TestMetrics> test;
-  std::optional<std::vector<Prediction>> predictions;
+  std::optional<std::vector<PredictionRow>> predictions;
   /// calibration.json's reliability diagram; absent without the file or
   /// when the file predates the bins.
   std::optional<ReliabilityDiagram> reliability;
@@ -65,7 +65,7 @@ RunData read_run(const std::string& dir);
 std::vector<EpochRow> read_metrics_csv(const std::string& path);
 TestMetrics read_test_metrics(const std::string& path);
 /// Reads test_predictions.csv (header path,label,predicted,confidence).
-std::vector<Prediction> read_predictions_csv(const std::string& path);
+std::vector<PredictionRow> read_predictions_csv(const std::string& path);
 
 /// Parses CSV text (RFC 4180: quoted fields may hold commas, doubled quotes
 /// and line breaks; CRLF accepted). Each record carries its 1-based line.

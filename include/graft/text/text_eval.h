@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "graft/eval/embed.h"
 #include "graft/eval/calibration.h"
 #include "graft/eval/metrics.h"
 #include "graft/eval/run_eval.h"
@@ -54,6 +55,12 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               int64_t top_k, int64_t batch_size = 64,
                                               const PredictionCallback& each = nullptr,
                                               const RejectOptions& reject = {});
+
+/// graft embed on a BERT text run: the pooled output (what the head reads)
+/// of every line of every file in `inputs` ("-": standard input), named
+/// FILE:LINE; blank lines are passed over. Throws graft::UsageError for a
+/// TF-IDF run, graft::Error naming an input that cannot be read or holds no text.
+Embeddings embed_text_run(const std::string& run, const std::vector<std::string>& inputs, int64_t batch_size = 64);
 
 /// graft enroll on a text run trained with --head centroid (BERT): the texts
 /// of `input` (one per line, TEXT<TAB>TEXT for a model of pairs; "-":

@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graft/train/epoch_row.h"
+
 namespace graft {
 
 namespace dist {
@@ -127,6 +129,9 @@ struct TrainOptions {
   /// there as a SIGINT would: the state is checkpointed and --resume goes on
   /// from that step.
   std::function<bool(int64_t)> should_stop;
+  /// Not a setting (not in config.json): called on rank 0 after every
+  /// epoch with its metrics.csv row (the C++ API's progress callback).
+  std::function<void(const EpochRow&)> on_epoch;
   /// Not a setting (not in config.json): pause after this many epochs are
   /// done (0: never), checkpointed like an interruption; --resume goes on.
   /// Successive halving runs trials rung by rung with it.

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "graft/eval/embed.h"
 #include "graft/eval/metrics.h"
 #include "graft/eval/run_eval.h"
 #include "graft/text/text_data.h"
@@ -80,6 +81,10 @@ struct TaskRow {
   /// is printed. Null: the task's runs are not enrolled this way.
   nlohmann::ordered_json (*enroll)(const std::string& run, const std::string& name, const std::string& input,
                                    const RunUseSettings& s) = nullptr;
+  /// graft embed: the features the run's head reads, of each of `inputs`
+  /// (eval/embed.h). Null: the task's runs are not embedded.
+  Embeddings (*embed)(const std::string& run, const std::vector<std::string>& inputs,
+                      const RunUseSettings& s) = nullptr;
   /// graft export --format onnx: the run's model as a serialised ONNX
   /// ModelProto (include/graft/export/onnx.h). Null: not exported.
   std::string (*export_onnx)(const std::string& run) = nullptr;

@@ -21,6 +21,7 @@
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
+#include "graft/export/onnx.h"  // [onnx export]
 #include "graft/models/fast.h"
 #include "graft/models/head.h"
 #include "graft/models/registry.h"
@@ -86,10 +87,20 @@ nlohmann::json bench_loader(const std::string& data, const std::string& backbone
 // channels-last, BatchNorm folded, inference mode, bf16 autocast when asked
 // for. --plain runs the model as it is built (contiguous, unfolded).
 nlohmann::json bench_infer(const std::string& backbone, int64_t batch, int iters,
-                           graft::Precision precision, bool plain) {
+                           graft::Precision precision, bool plain, const std::string& onnx_out = "") {
   const auto& spec = graft::find_backbone(backbone);
   graft::Backbone model = spec.make(spec.source_classes);
   model->eval();
+  if (!onnx_out.empty()) {
+    // [onnx export] The same network, as graft export writes it (bench/onnx.sh
+    // times onnxruntime on it next to this forward).
+    graft::ModelInfo info;
+    info.backbone = backbone;
+    info.input = spec.input;
+    info.transform_input = spec.transform_input;
+    for (int64_t c = 0; c < spec.source_classes; ++c) info.classes.push_back(std::to_string(c));
+    graft::write_onnx_file(graft::image_model_onnx(*model, info, 1.0), onnx_out, true);
+  }
   const int64_t macs = graft::count_macs(*model, spec.input);
   torch::InferenceMode guard;
   torch::Tensor x = torch::randn({batch, spec.input.channels, spec.input.size, spec.input.size});
@@ -242,13 +253,15 @@ int main(int argc, char** argv) {
   app.add_option("--isa", isa, "peak: avx512 or avx2");
   app.add_option("--profile", profile, "bert_*: write one step's LibTorch profile (Chrome trace) here");
   app.add_flag("--plain", plain, "infer/train_step: contiguous layout, BatchNorm not folded");
+  std::string onnx_out;  // [onnx export]
+  app.add_option("--onnx-out", onnx_out, "infer: also export the network to this ONNX file (bench/onnx.sh)");
   CLI11_PARSE(app, argc, argv);
   try {
     const int used_threads = graft::set_threads(threads);
     const graft::Precision p = graft::parse_precision(precision);
     nlohmann::json j;
     if (mode == "loader") j = bench_loader(data, backbone, augment, batch, workers, epochs);
-    else if (mode == "infer") j = bench_infer(backbone, batch, steps, p, plain);
+    else if (mode == "infer") j = bench_infer(backbone, batch, steps, p, plain, onnx_out);
     else if (mode == "train_step") j = bench_train_step(backbone, strategy, batch, steps, p, plain);
     else if (mode == "bert_train" || mode == "bert_infer") j = bench_bert(mode, size, batch, seq, steps, p, profile);
     else if (mode == "peak") j = bench_peak(used_threads, isa == "avx512");

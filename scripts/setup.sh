@@ -58,3 +58,8 @@ bash "$(dirname "$0")/face_reference.sh" >/dev/null || echo "setup: face-api ref
 # The BERT tokenizer reference for the WordPiece parity tests (npm
 # "tokenizers", integrity-checked); node and npm come with the machine.
 bash "$(dirname "$0")/text_reference.sh" >/dev/null
+
+# [onnx export] onnxruntime for node (npm onnxruntime-node + onnxruntime-common
+# 1.20.1, integrity-checked): the runtime the ONNX export tests and
+# bench/onnx.sh run exported models on; optional (the tests skip without it).
+bash "$(dirname "$0")/onnx_reference.sh" >/dev/null || echo "setup: onnxruntime reference not fetched (optional)" >&2

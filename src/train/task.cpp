@@ -9,6 +9,8 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/eval/run_eval.h"
+#include "graft/export/hf.h"    // [onnx export]
+#include "graft/export/onnx.h"  // [onnx export]
 #include "graft/data/image_set.h"
 #include "graft/face/face_train.h"
 #include "graft/models/fast.h"
@@ -332,13 +334,14 @@ const std::vector<TaskRow>& task_table() {
   static const std::vector<TaskRow> rows = {
       {"image", "classify images: a backbone of the registry with a new head", "image", image_defaults,
        image_check, train_image, image_owns, image_evaluate, image_predict, image_data_classes, image_test_run,
-       image_pretrain_defaults, nullptr, image_enroll, image_embed},
+       image_pretrain_defaults, nullptr, image_enroll, image_embed, image_run_onnx, export_image_run_hf},
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
        text_owns, text_evaluate, text_predict, text_data_classes, text_test_run, nullptr, nullptr, text_enroll,
-       text_embed},
+       text_embed, text_run_onnx, export_text_run_hf},
       {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
        "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
-       face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, nullptr, face_embed},
+       face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, nullptr, face_embed,
+       face_run_onnx},
       {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",
        "text", mlm_defaults, mlm_check, pretrain_mlm, mlm_owns, nullptr, nullptr, nullptr, nullptr, nullptr, mlm_summary},
   };

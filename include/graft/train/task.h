@@ -85,6 +85,13 @@ struct TaskRow {
   /// (eval/embed.h). Null: the task's runs are not embedded.
   Embeddings (*embed)(const std::string& run, const std::vector<std::string>& inputs,
                       const RunUseSettings& s) = nullptr;
+  /// graft export --format onnx: the run's model as a serialised ONNX
+  /// ModelProto (include/graft/export/onnx.h). Null: not exported.
+  std::string (*export_onnx)(const std::string& run) = nullptr;
+  /// graft export --format safetensors-hf: the run as a folder `out` that
+  /// torchvision or transformers loads (include/graft/export/hf.h). Null: not
+  /// exported that way.
+  void (*export_hf)(const std::string& run, const std::string& out) = nullptr;
 };
 
 /// Every task, in --task help order.

@@ -38,6 +38,7 @@ void add_score(CLI::App& app, Action& run);
 void add_report(CLI::App& app, Action& run);
 void add_compare(CLI::App& app, Action& run);
 void add_face(CLI::App& app, Action& run);
+void add_serve(CLI::App& app, Action& run);  // graft serve (src/cli/serve.cpp)
 
 // The help of these three is their row's in train/option_table.cpp, which
 // graft train binds itself (cli/train_options.h).

@@ -438,6 +438,7 @@ int Server::start() {
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(static_cast<size_t>(s.o.max_body_mb * 1024 * 1024));
   s.http.set_keep_alive_timeout(2);
+  s.http.set_keep_alive_max_count(100);  // httplib's 5 makes busy clients reconnect every 5 requests
   // A client that stops sending holds an HTTP thread this long at most.
   s.http.set_read_timeout(std::max<time_t>(1, static_cast<time_t>(std::min(s.o.timeout_s, 10.0))), 0);
   const int port = s.o.port == 0 ? s.http.bind_to_any_port(s.o.host) : s.http.bind_to_port(s.o.host, s.o.port)

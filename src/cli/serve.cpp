@@ -33,8 +33,8 @@ int run_serve(ServeVerbOptions o) {
   if (!is_loopback(o.server.host))
     log_warn(str_cat("graft serve: listening on ", o.server.host, ", reachable from other machines",
                      o.server.api_key.empty() ? ", without an API key (--api-key or GRAFT_API_KEY)" : ""));
+  serve::Server server(o.server);  // checks the options first (exit 2)
   install_stop_handlers();
-  serve::Server server(o.server);
   const int port = server.start();
   std::cout << nlohmann::ordered_json{{"listening", str_cat("http://", o.server.host, ":", port)},
                                       {"port", port}}

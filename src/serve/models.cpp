@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <iostream>
 
+#include <malloc.h>
+
 #include "graft/core/error.h"
 #include "graft/core/progress.h"
 #include "graft/eval/image_predictor.h"
@@ -40,7 +42,8 @@ std::vector<ServeAnswer> embedding_answers(const torch::Tensor& features) {
 // An image run: ImagePredictor, the code of graft predict (predict_image_run).
 class ServedImageRun : public ServedModel {
  public:
-  ServedImageRun(const std::string& run, const ServeOptions& o) : predictor_(run, options(o)) {}
+  ServedImageRun(const std::string& run, const ServeOptions& o)
+      : predictor_(run, options(o)), max_batch_(static_cast<size_t>(o.max_batch)) {}
 
   std::string kind() const override { return "image"; }
   nlohmann::ordered_json describe() const override {
@@ -63,12 +66,24 @@ class ServedImageRun : public ServedModel {
     return in;
   }
   std::string refuses(ServeOp) const override { return ""; }
+  // The batch is padded (zero images, answers dropped) to the next power of
+  // two, at most max_batch: the network then sees a handful of shapes.
+  // oneDNN keeps state per input shape, and with every size from 1 to 32
+  // the process grew by about 1 GiB (bench/RESULTS.md, "Serve soak").
   std::vector<ServeAnswer> run(ServeOp op, const std::vector<const ServeInput*>& inputs) override {
     std::vector<torch::Tensor> xs;
     for (const ServeInput* in : inputs) xs.push_back(in->image);
-    if (op == ServeOp::kEmbed) return embedding_answers(predictor_.features(xs));
+    const size_t n = xs.size();
+    size_t padded = 1;
+    while (padded < n) padded *= 2;
+    padded = std::max(n, std::min(padded, max_batch_));
+    while (xs.size() < padded) xs.push_back(torch::zeros_like(xs.front()));
+    if (op == ServeOp::kEmbed) return embedding_answers(predictor_.features(xs).narrow(0, 0, static_cast<int64_t>(n)));
     std::vector<ServeAnswer> out;
-    for (const InputPrediction& p : predictor_.predict(xs)) out.push_back({"", prediction_json(p), {}});
+    for (const InputPrediction& p : predictor_.predict(xs)) {
+      if (out.size() == n) break;
+      out.push_back({"", prediction_json(p), {}});
+    }
     return out;
   }
   ServeInput warm_input() const override {
@@ -87,6 +102,7 @@ class ServedImageRun : public ServedModel {
     return image_eval_options(use);
   }
   ImagePredictor predictor_;
+  size_t max_batch_;
 };
 
 // A text run: load_text_model and run_scoring, as predict_text_run.
@@ -304,6 +320,18 @@ void Batcher::finish(ServeJob& job) {
   }
 }
 
+// graft keeps freed memory in the heap (core/runtime.cpp: mallopt's trim and
+// mmap thresholds at 1 GiB, for training speed); a server that runs for days
+// on many threads (one malloc arena each, up to 8 per core) then grows with
+// the fragments. At most every 10 s, after a batch, the free pages go back.
+void release_free_memory() {
+  static std::atomic<int64_t> last{0};
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  int64_t before = last.load();
+  if (now - before >= 10 && last.compare_exchange_strong(before, now)) malloc_trim(0);
+}
+
 void Batcher::work() {
   using clock = std::chrono::steady_clock;
   for (;;) {
@@ -363,6 +391,7 @@ void Batcher::work() {
       GRAFT_CHECK(answers.size() == inputs.size(), "graft serve: ", answers.size(), " answers for ",
                   inputs.size(), " inputs");
       metrics_.batch(name_, static_cast<int64_t>(inputs.size()));
+      release_free_memory();
       size_t next = 0;
       for (auto& job : runnable) {
         for (size_t i = 0; i < job->inputs.size(); ++i) job->answers.push_back(std::move(answers[next++]));

@@ -563,6 +563,22 @@ TEST(ServeCli, SigtermWithRequestsInFlightAnswersEveryOneAndExitsZero) {
   EXPECT_EQ(http(port, "GET", "/healthz").status, 0) << "still listening after the exit";
 }
 
+TEST(ServeCli, BadOptionsAreUsageErrorsAndAFolderThatIsNoRunIsAnError) {
+  test::CliResult r = test::graft_cli({"serve"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "error: graft serve: nothing to serve (expected run folders, or --gallery)\n");
+  test::TempDir dir;
+  r = test::graft_cli({"serve", dir.path(), "--max-batch", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err, "error: --max-batch: 0 (expected 1 to 1024)\n");
+  r = test::graft_cli({"serve", dir.path(), "--max-body-mb", "0"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(test::contains(r.err, "--max-body-mb: 0 (expected more than 0")) << r.err;
+  r = test::graft_cli({"serve", dir.path(), "--port", "0"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(test::contains(r.err, dir.path())) << "the server's own log names the folder: " << r.err;
+}
+
 TEST(ServeCli, ApiKeysCompareInConstantTimeAndCorrectly) {
   EXPECT_TRUE(serve::equal_constant_time("Bearer k", "Bearer k"));
   EXPECT_FALSE(serve::equal_constant_time("Bearer ", "Bearer k"));

@@ -116,6 +116,7 @@ int parse_and_run(const std::vector<std::string>& args) {
   add_compare(app, action);
   add_face(app, action);
   add_export(app, action);  // [onnx export]
+  add_serve(app, action);  // graft serve
   add_integer_checks(app);
   try {
     std::vector<std::string> reversed(args.rbegin(), args.rend());

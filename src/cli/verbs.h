@@ -40,6 +40,7 @@ void add_report(CLI::App& app, Action& run);
 void add_compare(CLI::App& app, Action& run);
 void add_face(CLI::App& app, Action& run);
 void add_export(CLI::App& app, Action& run);  // [onnx export] src/cli/export.cpp
+void add_serve(CLI::App& app, Action& run);  // graft serve (src/cli/serve.cpp)
 
 // The help of these three is their row's in train/option_table.cpp, which
 // graft train binds itself (cli/train_options.h).

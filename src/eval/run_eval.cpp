@@ -1,5 +1,7 @@
 #include "graft/eval/run_eval.h"
 
+#include "graft/eval/image_predictor.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
@@ -116,16 +118,73 @@ ImageEvaluation evaluate_source_model(const std::string& backbone, const std::st
                       "");
 }
 
+ImagePredictor::ImagePredictor(const std::string& run, const ImageEvalOptions& options)
+    : loaded_(load_model(run)),
+      scoring_(run_scoring(run, options.reject)),
+      precision_(resolve_precision(options.precision, std::cerr)),
+      options_(options) {
+  torch::InferenceMode guard;
+  prepare_for_inference(*loaded_.model, options_.device);
+}
+
+torch::Tensor ImagePredictor::input(const cv::Mat& image) const {
+  return options_.tta == Tta::None ? eval_transform(image, loaded_.info.input)
+                                   : eval_views(image, loaded_.info.input, options_.tta);
+}
+
+// The inputs as one channels-last batch: [N, 3, H, W] without tta, every
+// view of every input (in order) with one.
+torch::Tensor ImagePredictor::batch(const std::vector<torch::Tensor>& inputs) const {
+  GRAFT_CHECK(!inputs.empty(), "ImagePredictor: an empty batch");
+  return channels_last(options_.tta == Tta::None ? torch::stack(inputs) : torch::cat(inputs));
+}
+
+std::vector<InputPrediction> ImagePredictor::predict(const std::vector<torch::Tensor>& inputs) {
+  torch::InferenceMode guard;
+  const torch::Tensor x = batch(inputs);
+  torch::Tensor logits;
+  {
+    Autocast autocast(precision_);
+    logits = loaded_.model->forward(x.to(options_.device)).to(torch::kCPU, torch::kFloat32);
+  }
+  std::vector<InputPrediction> out(inputs.size());
+  int64_t row = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (options_.tta == Tta::None) {
+      scoring_.predict(out[i], logits[row++], loaded_.info.classes, options_.top_k);
+    } else {
+      const int64_t views = inputs[i].size(0);
+      predict_views(scoring_, out[i], logits.narrow(0, row, views), loaded_.info.classes, options_.top_k);
+      row += views;
+    }
+  }
+  return out;
+}
+
+torch::Tensor ImagePredictor::features(const std::vector<torch::Tensor>& inputs) {
+  torch::InferenceMode guard;
+  const torch::Tensor x = batch(inputs);
+  torch::Tensor f;
+  {
+    Autocast autocast(precision_);
+    f = loaded_.model->features(x.to(options_.device)).to(torch::kCPU, torch::kFloat32);
+  }
+  if (options_.tta == Tta::None) return f;
+  std::vector<torch::Tensor> means;
+  int64_t row = 0;
+  for (const auto& in : inputs) {
+    means.push_back(f.narrow(0, row, in.size(0)).mean(0));
+    row += in.size(0);
+  }
+  return torch::stack(means);
+}
+
 std::vector<InputPrediction> predict_image_run(const std::string& run,
                                                const std::vector<std::string>& inputs,
                                                const ImageEvalOptions& options,
                                                const PredictionCallback& each) {
   ScopedPixelLimit limit(options.max_pixels);
-  LoadedModel loaded = load_model(run);
-  const RunScoring scoring = run_scoring(run, options.reject);
-  const Precision precision = resolve_precision(options.precision, std::cerr);
-  torch::InferenceMode guard;
-  prepare_for_inference(*loaded.model, options.device);
+  ImagePredictor predictor(run, options);
   std::vector<InputPrediction> results;
   for (const auto& path : inputs) {
     InputPrediction p;
@@ -146,24 +205,10 @@ std::vector<InputPrediction> predict_image_run(const std::string& run,
       }
     }
     if (p.error.empty()) {
-      if (options.tta == Tta::None) {
-        torch::Tensor x = channels_last(eval_transform(img, loaded.info.input).unsqueeze(0));
-        torch::Tensor logits;
-        {
-          Autocast autocast(precision);
-          logits = loaded.model->forward(x.to(options.device))[0].to(torch::kCPU, torch::kFloat32);
-        }
-        scoring.predict(p, logits, loaded.info.classes, options.top_k);
-      } else {
-        // Every view of the image in one forward pass: [V, C].
-        torch::Tensor x = channels_last(eval_views(img, loaded.info.input, options.tta));
-        torch::Tensor logits;
-        {
-          Autocast autocast(precision);
-          logits = loaded.model->forward(x.to(options.device)).to(torch::kCPU, torch::kFloat32);
-        }
-        predict_views(scoring, p, logits, loaded.info.classes, options.top_k);
-      }
+      InputPrediction scored = std::move(predictor.predict({predictor.input(img)})[0]);
+      p.top = std::move(scored.top);
+      p.unknown = scored.unknown;
+      p.distances = scored.distances;
     }
     if (each) each(p);
     results.push_back(std::move(p));

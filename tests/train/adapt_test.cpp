@@ -4,8 +4,10 @@
 
 #include "graft/train/adapt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <iostream>
 
 #include <gtest/gtest.h>
 
@@ -110,7 +112,7 @@ TwoDomains two_domains(uint64_t seed) {
 }
 
 // Target accuracy of a small MLP trained with the image task's losses
-// (classification_loss's cross-entropy + DomainAdapter::loss), 400 SGD steps.
+// (the cross-entropy + DomainAdapter::loss), 400 Adam steps at 0.01.
 double target_accuracy(const std::string& method, const TwoDomains& d, uint64_t seed) {
   torch::manual_seed(seed);
   torch::nn::Sequential feat(torch::nn::Linear(2, 16), torch::nn::ReLU(), torch::nn::Linear(16, 8));
@@ -127,7 +129,7 @@ double target_accuracy(const std::string& method, const TwoDomains& d, uint64_t 
     adapter = DomainAdapter(spec);
     for (auto& p : adapter->parameters()) params.push_back(p);
   }
-  torch::optim::SGD opt(params, torch::optim::SGDOptions(0.05).momentum(0.9));
+  torch::optim::Adam opt(params, torch::optim::AdamOptions(0.01));
   const int steps = 400;
   for (int t = 0; t < steps; ++t) {
     torch::Tensor i = torch::randint(0, 512, {64}, torch::kInt64), j = torch::randint(0, 512, {64}, torch::kInt64);
@@ -145,11 +147,26 @@ double target_accuracy(const std::string& method, const TwoDomains& d, uint64_t 
   return cls->forward(feat->forward(d.xt)).argmax(1).eq(d.yt).to(torch::kFloat64).mean().item<double>();
 }
 
+// The median over three seeds (data and initialisation): adversarial
+// training and marginal alignment each fail now and then on their own (a
+// PyTorch prototype of this test over 8 seeds: source-only 0.48-0.80, DANN
+// 0.93-1.0, DAN 0.98-1.0 but 0.0 in 2 of 8, where it aligned the two classes
+// crosswise, which matching marginals cannot tell from the right way).
+double median_target_accuracy(const std::string& method) {
+  std::vector<double> acc;
+  for (uint64_t seed : {1, 2, 3}) acc.push_back(target_accuracy(method, two_domains(100 + seed), seed));
+  std::sort(acc.begin(), acc.end());
+  std::cout << "  " << method << " target accuracy over 3 seeds: " << acc[0] << " " << acc[1] << " " << acc[2]
+            << "\n";
+  return acc[1];
+}
+
 TEST(Adapt, DannAndDanSucceedOnAShiftedMixtureWhereSourceOnlyFails) {
-  const TwoDomains d = two_domains(19);
-  const double none = target_accuracy("none", d, 1), dann = target_accuracy("dann", d, 1),
-               dan = target_accuracy("dan", d, 1);
-  RecordProperty("target_accuracy", str_cat("source-only ", none, ", dann ", dann, ", dan ", dan));
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);  // tiny matrices: threads only cost time
+  const double none = median_target_accuracy("none"), dann = median_target_accuracy("dann"),
+               dan = median_target_accuracy("dan");
+  at::set_num_threads(threads);
   EXPECT_LT(none, 0.65);
   EXPECT_GT(dann, 0.8);
   EXPECT_GT(dan, 0.9);
@@ -225,7 +242,7 @@ TEST(Adapt, BadUnlabelledOptionsAreUsageErrors) {
   std::filesystem::create_directories(dir / "empty");
   auto run = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = {"train", "--data", dir / "data", "--out", dir / "run", "--backbone", "resnet20",
-                                     "--strategy", "full", "--epochs", "1", "--quiet"};
+                                     "--epochs", "1", "--quiet"};
     args.insert(args.end(), extra.begin(), extra.end());
     return test::graft_cli(args);
   };

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "graft/core/files.h"
+#include "graft/train/strategy.h"
 #include "graft/train/trainer.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
@@ -31,6 +32,14 @@ TEST(Adapt, ReverseGradientIsTheIdentityForwardAndMinusLambdaBackward) {
   // Ganin's schedule: 0 at the start, tanh(5p) in closed form, -> 1.
   EXPECT_EQ(grl_lambda(0.0), 0.0);
   for (double p : {0.1, 0.5, 1.0}) EXPECT_NEAR(grl_lambda(p), std::tanh(5.0 * p), 1e-15);
+}
+
+TEST(Adapt, AnnealedScheduleIsTheDannPapers) {
+  // mu_p = mu_0 / (1 + 10 p)^0.75 (Ganin et al. 2016, section 5.2.2), p the run's progress.
+  for (int64_t step : {0, 25, 50, 99})
+    EXPECT_NEAR(lr_factor("annealed", step, 100, 0, 0, 0.1), std::pow(1.0 + 10.0 * step / 100.0, -0.75), 1e-15);
+  // After a warmup, p counts from its end.
+  EXPECT_NEAR(lr_factor("annealed", 30, 100, 10, 0, 0.1), std::pow(1.0 + 10.0 * 20.0 / 90.0, -0.75), 1e-15);
 }
 
 class AdaptReference : public test::ReferenceTest {
@@ -208,6 +217,8 @@ TEST(Adapt, ResumedDannRunEqualsAnUninterruptedOne) {
   // The domain classifier's accuracy per epoch is in metrics.csv.
   const std::string csv = read_file(dir / "whole/metrics.csv");
   EXPECT_TRUE(test::contains(csv.substr(0, csv.find('\n')), ",domain_accuracy")) << csv;
+  // ... and a line of report.html's accuracy chart.
+  EXPECT_TRUE(test::contains(read_file(dir / "whole/report.html"), "data-series=\"domain classifier\""));
 
   o.out = dir / "interrupted";
   // 12 labelled images in batches of 8: 2 steps an epoch. Stop in the

@@ -67,7 +67,17 @@ std::string curves(const std::vector<EpochRow>& epochs, const std::string& id_pr
   rate.y_label = "learning rate (head)";
   std::string out = "<div class=\"charts\">\n";
   out += html::line_chart({{"train", x, tl, train_color}, {"validation", x, vl, val_color}}, loss);
-  out += html::line_chart({{"train", x, ta, train_color}, {"validation", x, va, val_color}}, acc);
+  std::vector<html::Series> acc_series = {{"train", x, ta, train_color}, {"validation", x, va, val_color}};
+  // --adapt dann|cdan (issue 19): the domain classifier's accuracy (0.5: the
+  // features no longer tell source from target).
+  std::vector<double> da;
+  bool has_domain = false;
+  for (const auto& r : epochs) {
+    da.push_back(r.domain_accuracy);
+    has_domain = has_domain || !std::isnan(r.domain_accuracy);
+  }
+  if (has_domain) acc_series.push_back({"domain classifier", x, da, html::palette(3)});
+  out += html::line_chart(acc_series, acc);
   out += html::line_chart({{"lr", x, lr, html::palette(2)}}, rate);
   out += "</div>\n";
   if (epochs.empty()) out += "<p class=\"note\">No epoch finished yet (metrics.csv is missing or empty).</p>\n";

@@ -170,6 +170,7 @@ std::vector<EpochRow> read_metrics_csv(const std::string& path) {
     row.lr = get("lr");
     row.seconds = get("seconds");
     row.items_per_second = has_ips ? get("items_per_second") : kNaN;
+    if (cols.count("domain_accuracy")) row.domain_accuracy = get("domain_accuracy");  // issue 19
     rows.push_back(row);
   }
   return rows;

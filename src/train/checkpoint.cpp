@@ -1,5 +1,6 @@
 #include "graft/train/checkpoint.h"
 
+#include <cmath>
 #include <limits>
 
 #include <cstring>
@@ -17,10 +18,16 @@ namespace graft {
 
 std::string metrics_csv(const std::vector<EpochRow>& rows) {
   std::ostringstream os;
-  os << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second\n";
-  for (const auto& r : rows)
+  bool domain = false;  // issue 19: the domain classifier's column, only for runs that have one
+  for (const auto& r : rows) domain = domain || !std::isnan(r.domain_accuracy);
+  os << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second"
+     << (domain ? ",domain_accuracy\n" : "\n");
+  for (const auto& r : rows) {
     os << r.epoch << ',' << r.train_loss << ',' << r.train_accuracy << ',' << r.val_loss << ','
-       << r.val_accuracy << ',' << r.lr << ',' << r.seconds << ',' << r.items_per_second << '\n';
+       << r.val_accuracy << ',' << r.lr << ',' << r.seconds << ',' << r.items_per_second;
+    if (domain) os << ',' << r.domain_accuracy;
+    os << '\n';
+  }
   return os.str();
 }
 
@@ -32,9 +39,11 @@ namespace {
 
 nlohmann::json rows_to_json(const std::vector<EpochRow>& rows) {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& r : rows)
+  for (const auto& r : rows) {
     a.push_back({r.epoch, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.lr,
                  r.seconds, r.items_per_second});
+    if (!std::isnan(r.domain_accuracy)) a.back().push_back(r.domain_accuracy);  // issue 19
+  }
   return a;
 }
 
@@ -45,9 +54,11 @@ double number(const nlohmann::json& v) {
 
 std::vector<EpochRow> rows_from_json(const nlohmann::json& a) {
   std::vector<EpochRow> rows;
-  for (const auto& v : a)
+  for (const auto& v : a) {
     rows.push_back({v[0].get<int64_t>(), number(v[1]), number(v[2]), number(v[3]), number(v[4]),
                     number(v[5]), number(v[6]), number(v[7])});
+    if (v.size() > 8) rows.back().domain_accuracy = number(v[8]);  // issue 19
+  }
   return rows;
 }
 

@@ -24,8 +24,10 @@
 #include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
+#include "graft/train/adapt.h"
 #include "graft/train/strategy.h"
 #include "graft/weights/state_dict.h"
+#include "unlabeled.h"
 
 namespace fs = std::filesystem;
 
@@ -173,9 +175,12 @@ class ImageTask final : public TaskRun {
     build_model();
     data_ = open_data(o);
     classes_ = static_cast<int64_t>(data_.train.classes.size());
+    if (o.adapt != "none" || o.self_train != "none")  // issue 19: the second stream
+      unlabeled_.emplace(o, spec_->input, augment_, local_batch_ * o.unlabeled_ratio, rank_, world_);
     if (rank_ == 0) prepare_run_dir(o);
     if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
     attach_head();
+    if (o.adapt != "none") attach_adapter();
     if (cached_) cache_features();
     n_train_ = cached_ ? train_feats_.values.size(0) : static_cast<int64_t>(data_.train.size());
     class_w_ = class_weight_tensor(o, data_.train.class_counts());
@@ -184,9 +189,13 @@ class ImageTask final : public TaskRun {
     centroid_ = as_centroid(*head_);
   }
 
-  torch::nn::Module& module() override { return *model_; }
+  torch::nn::Module& module() override { return with_adapter_ ? *with_adapter_ : *model_; }
   std::vector<ParamGroup> param_groups() override {
-    return graft::param_groups(*model_, o_.lr, o_.backbone_lr_mult, o_.layer_decay, o_.weight_decay);
+    auto groups = graft::param_groups(*model_, o_.lr, o_.backbone_lr_mult, o_.layer_decay, o_.weight_decay);
+    // --adapt dann|cdan: the domain classifier learns at the head's rate.
+    if (adapter_ && !adapter_->parameters().empty())
+      groups.push_back(ParamGroup{"domain", adapter_->parameters(), o_.lr, o_.weight_decay});
+    return groups;
   }
   // This rank's share of an epoch (the distributed sampler pads to equal shares).
   int64_t items_per_epoch() override { return (n_train_ + world_ - 1) / world_; }
@@ -206,6 +215,10 @@ class ImageTask final : public TaskRun {
       set_train_mode(*model_);
     }
     epoch_count_ = 0;
+    if (unlabeled_) {
+      if (first_step == 0) domain_correct_ = domain_count_ = 0;  // a resumed epoch counts from there
+      unlabeled_->begin_epoch(epoch, steps_per_epoch(), first_step);
+    }
     if (cached_) {
       order_ = epoch_order(static_cast<size_t>(n_train_), o_.seed, epoch, true);
       if (group_) order_ = dist::shard_order(order_, rank_, world_);
@@ -227,7 +240,7 @@ class ImageTask final : public TaskRun {
     if (strategy_.kind == Strategy::kLinear) fold_.emplace(*model_);
   }
 
-  StepStats step(int64_t /*epoch*/, int64_t s) override {
+  StepStats step(int64_t epoch, int64_t s) override {
     torch::Tensor x, y;
     bool features = cached_;
     if (cached_) {
@@ -259,6 +272,7 @@ class ImageTask final : public TaskRun {
       st.skip = true;
       return st;
     }
+    if (unlabeled_) return unlabeled_step(epoch, s, x, y, features);
     torch::Tensor logits;
     {
       Autocast autocast(precision_);
@@ -276,6 +290,7 @@ class ImageTask final : public TaskRun {
 
   void end_epoch(int64_t /*epoch*/, bool whole) override {
     fold_.reset();
+    finish_domain_accuracy();
     if (cached_ || group_ || !whole) return;
     // Once per process, over a whole epoch (every sample is tried once).
     if (!readable_checked_) check_readable(o_, data_.train, loader_->failures());
@@ -284,6 +299,7 @@ class ImageTask final : public TaskRun {
   }
 
   bool has_validation() override { return data_.val.size() > 0; }
+  double domain_accuracy() override { return domain_accuracy_; }
 
   Metrics validate() override {
     finish_centroids();
@@ -323,6 +339,102 @@ class ImageTask final : public TaskRun {
 
  private:
   std::pair<torch::Tensor, torch::Tensor> val_logits_;  // of the last validate()
+
+  // ---- Unlabelled target data (issue 19, train/adapt.h) ----
+
+  // The domain adapter beside the model: the loop checkpoints, broadcasts
+  // and optimises both (as "model." and "adapter."); model.safetensors holds
+  // the model alone.
+  void attach_adapter() {
+    AdaptSpec spec;
+    spec.method = o_.adapt;
+    spec.feature_dim = model_->feature_dim();
+    spec.classes = classes_;
+    spec.hidden = o_.domain_hidden;
+    spec.weight = o_.adapt_weight;
+    spec.seed = o_.seed;
+    seed_everything(mix_seed(o_.seed, 203));
+    adapter_ = DomainAdapter(spec);
+    adapter_->to(device_);
+    with_adapter_ = std::make_shared<torch::nn::Module>();
+    with_adapter_->register_module("model", model_.ptr());
+    with_adapter_->register_module("adapter", adapter_.ptr());
+  }
+
+  // The head's input and logits of labelled and unlabelled inputs in one
+  // forward pass (BatchNorm sees both domains, as in TLlib). `features`: the
+  // inputs are features already (a linear probe).
+  std::pair<torch::Tensor, torch::Tensor> forward_features(const torch::Tensor& x, bool features) {
+    Autocast autocast(precision_);
+    torch::Tensor f = features ? x : model_->features(x);
+    return {f.to(torch::kFloat32), model_->classify(f).to(torch::kFloat32)};
+  }
+
+  // A linear probe's frozen backbone on images (no gradient, as in step()).
+  torch::Tensor frozen_features(const torch::Tensor& images) {
+    torch::NoGradGuard no_grad;
+    Autocast autocast(precision_);
+    return model_->features(channels_last(images)).to(torch::kFloat32);
+  }
+
+  StepStats unlabeled_step(int64_t epoch, int64_t s, const torch::Tensor& x, const torch::Tensor& y,
+                           bool features) {
+    std::optional<UnlabeledBatch> u = unlabeled_->next(s, device_);
+    if (u && !features && !cached_) {
+      if (strategy_.kind == Strategy::kLinear) {
+        u->weak = frozen_features(u->weak);
+        if (u->strong.defined()) u->strong = frozen_features(u->strong);
+      } else {
+        u->weak = channels_last(u->weak);
+        if (u->strong.defined()) u->strong = channels_last(u->strong);
+      }
+    }
+    const bool as_features = features || strategy_.kind == Strategy::kLinear;
+    const int64_t b = x.size(0);
+    std::vector<torch::Tensor> parts = {x};
+    if (u) {
+      parts.push_back(u->weak);
+      if (u->strong.defined()) parts.push_back(u->strong);
+    }
+    auto [f, logits] = forward_features(parts.size() == 1 ? x : torch::cat(parts), as_features);
+    torch::Tensor lab_logits = logits.narrow(0, 0, b);
+    torch::Tensor loss = classification_loss(o_, lab_logits, y, class_w_);
+    if (u) {
+      const int64_t n = u->weak.size(0);
+      const double total = static_cast<double>(std::max<int64_t>(1, o_.epochs * steps_per_epoch()));
+      const double progress = static_cast<double>(epoch * steps_per_epoch() + s) / total;
+      if (adapter_) {
+        AdaptLoss a = adapter_->loss(f.narrow(0, 0, b), f.narrow(0, b, n), lab_logits, logits.narrow(0, b, n),
+                                     progress);
+        loss = loss + a.loss;
+        domain_correct_ += a.domain_correct;
+        domain_count_ += a.domain_count;
+      } else {
+        torch::Tensor guess = logits.narrow(0, b, n);
+        torch::Tensor learn = u->strong.defined() ? logits.narrow(0, b + n, n) : guess;
+        SelfTrainLoss st = confident_label_loss(guess, learn, o_.confidence);
+        const double ramp = rampup_weight(static_cast<double>(epoch) + static_cast<double>(s) / steps_per_epoch(),
+                                          o_.rampup_epochs);
+        loss = loss + o_.unlabeled_weight * ramp * st.loss;
+      }
+    }
+    loss.backward();
+    StepStats st;
+    st.count = st.items = b;
+    st.loss_sum = loss.item<double>() * static_cast<double>(b);
+    st.correct = lab_logits.argmax(1).eq(y).sum().item<int64_t>();
+    epoch_count_ += b;
+    return st;
+  }
+
+  // The epoch's domain-classifier accuracy, summed over the ranks.
+  void finish_domain_accuracy() {
+    if (!adapter_ || o_.adapt == "dan") return;
+    torch::Tensor t = torch::tensor({double(domain_correct_), double(domain_count_)}, torch::kFloat64);
+    if (group_) group_->all_reduce(t, "sum of the domain classifier's accuracy");
+    const double count = t[1].item<double>();
+    domain_accuracy_ = count > 0 ? t[0].item<double>() / count : std::numeric_limits<double>::quiet_NaN();
+  }
 
   // The class sums of a centroid head become unit-length means once its
   // pass is over (before the model is validated or saved; a checkpoint
@@ -366,7 +478,8 @@ class ImageTask final : public TaskRun {
     }
     precision_ = resolve_precision(parse_precision(o_.precision), std::cerr);
     if (precision_ != Precision::kFp32) model_key_ += std::string("|") + precision_name(precision_);
-    cached_ = strategy_.kind == Strategy::kLinear && o_.feature_cache;
+    // FixMatch's views are augmented every step: no cached features (issue 19).
+    cached_ = strategy_.kind == Strategy::kLinear && o_.feature_cache && o_.self_train != "fixmatch";
     io_.batch_size = std::max<int64_t>(o_.batch_size, 64);
     io_.workers = o_.workers;
     io_.strict = o_.strict;
@@ -391,6 +504,7 @@ class ImageTask final : public TaskRun {
     config["options"] = to_json(o_);
     config["classes"] = data_.train.classes;
     config["counts"] = {{"train", data_.train.size()}, {"val", data_.val.size()}, {"test", data_.test.size()}};
+    if (unlabeled_) config["counts"]["unlabeled"] = unlabeled_->set().size();
     config["trainable_stages"] = trainable;
     if (!o_.resume && rank_ == 0) write_file_atomic(o_.out + "/config.json", config.dump(2) + "\n");
   }
@@ -423,6 +537,10 @@ class ImageTask final : public TaskRun {
       io_.label = "features val";
       val_feats_ = features(data_.val);
     }
+    if (unlabeled_) {  // issue 19: --self-train pseudo on cached features
+      io_.label = "features unlabeled";
+      unlabeled_->use_features(features(unlabeled_->set()).values);
+    }
   }
 
   PixelLimit pixel_limit_;
@@ -445,6 +563,12 @@ class ImageTask final : public TaskRun {
   std::vector<size_t> order_;
   std::optional<Loader> loader_;
   std::optional<FoldedBatchNorm> fold_;
+  // Unlabelled target data (issue 19).
+  std::optional<UnlabeledStream> unlabeled_;
+  DomainAdapter adapter_{nullptr};
+  std::shared_ptr<torch::nn::Module> with_adapter_;  // model + adapter, what the loop trains
+  int64_t domain_correct_ = 0, domain_count_ = 0;
+  double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace

@@ -149,8 +149,9 @@ void optimiser_rows(Rows& t) {
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(nesterov), "--nesterov", "Nesterov momentum")
                   .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(schedule), "--schedule",
-                        "cosine, linear, step or constant (default cosine; text: linear)")
-                  .words({"cosine", "linear", "step", "constant"}).shown()
+                        "cosine, linear, step, constant or annealed (lr / (1 + 10 p)^0.75, p the run's progress: "
+                        "the DANN paper's) (default cosine; text: linear)")
+                  .words({"cosine", "linear", "step", "constant", "annealed"}).shown()
                   .except_for({"face"}));
   // 0 to --epochs: validate() checks it against epochs.
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(warmup_epochs), "--warmup-epochs",
@@ -320,6 +321,40 @@ void face_rows(Rows& t) {
                              "OpenCV Haar cascade for --detector haar (default: Debian opencv-data's)")));
 }
 
+// Unlabelled target data (issue 19, train/adapt.h): the image task's.
+void unlabeled_rows(Rows& t) {
+  auto unl = [](OptionRow r) { return r.in_group(kUnlabeledGroup).for_tasks({"image"}); };
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(unlabeled), "--unlabeled",
+                            "Target images without labels: a folder, nested or flat (for --adapt or --self-train)")));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(adapt), "--adapt",
+                            "Domain adaptation to --unlabeled: none, dann (gradient reversal), dan (multi-kernel "
+                            "MMD) or cdan (conditional adversarial, entropy-weighted)")
+                      .words({"none", "dann", "dan", "cdan"}).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(adapt_weight), "--adapt-weight",
+                            "Trade-off: loss = classification + this x adaptation loss")
+                      .within(OptionRange::at_least(0)).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(domain_hidden), "--domain-hidden",
+                            "Hidden width of the domain classifier (dann, cdan)")
+                      .within(OptionRange::closed(1, 1 << 16)).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(self_train), "--self-train",
+                            "Semi-supervised training on --data plus --unlabeled: none, pseudo (pseudo-labels) "
+                            "or fixmatch (weak view labels, strong view learns)")
+                      .words({"none", "pseudo", "fixmatch"}).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(confidence), "--confidence",
+                            "Self-training: an unlabelled image counts when its top probability is at least this")
+                      .within(OptionRange::closed(0, 1)).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(unlabeled_weight), "--unlabeled-weight",
+                            "Self-training: weight of the unlabelled loss")
+                      .within(OptionRange::at_least(0)).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(rampup_epochs), "--rampup-epochs",
+                            "Self-training: the unlabelled weight rises as exp(-5(1-t)^2) over this many epochs "
+                            "(0: none)")
+                      .within(OptionRange::at_least(0)).shown()));
+  t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(unlabeled_ratio), "--unlabeled-ratio",
+                            "mu: unlabelled images per labelled image in a step (FixMatch's paper: 7)")
+                      .within(OptionRange::closed(1, 64)).shown()));
+}
+
 Rows make_train_option_table() {
   Rows t;
   data_rows(t);
@@ -329,6 +364,7 @@ Rows make_train_option_table() {
   text_rows(t);
   pretrain_rows(t);
   face_rows(t);
+  unlabeled_rows(t);  // issue 19
   return t;
 }
 

@@ -8,6 +8,7 @@
 #include "graft/core/error.h"
 #include "graft/core/json.h"
 #include "graft/train/option_table.h"
+#include "graft/train/adapt.h"
 #include "graft/train/task.h"
 
 namespace graft {
@@ -96,6 +97,7 @@ void validate(const TrainOptions& o) {
   // Checks that involve more than one option or the task (its row of the
   // task table: its data, backbone, augmentation...).
   GRAFT_CHECK_USAGE(!o.out.empty(), "--out: an output run directory is required");
+  check_unlabeled_options(o);  // --unlabeled, --adapt, --self-train (train/adapt.h)
   find_task(o.task).check(o);
   GRAFT_CHECK_USAGE(o.val.empty() ? (o.val_split >= 0 && o.val_split < 1) : true,
                     "--val-split: ", o.val_split,

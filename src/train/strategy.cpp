@@ -125,6 +125,8 @@ double lr_factor(const std::string& schedule, int64_t step, int64_t total, int64
   int64_t span = std::max<int64_t>(1, total - warmup);
   double t = double(step - warmup) / double(span);
   if (schedule == "linear") return std::max(0.0, 1.0 - t);
+  // Ganin & Lempitsky's (and CDAN's) annealing: lr_0 / (1 + 10 t)^0.75 (issue 19).
+  if (schedule == "annealed") return std::pow(1.0 + 10.0 * std::min(1.0, t), -0.75);
   return 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, t)));
 }
 

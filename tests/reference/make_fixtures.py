@@ -16,7 +16,8 @@ MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures",
            "checkpoint_fixtures", "tfjs_fixtures", "akamaster_fixtures",
            "transferability_fixtures", "bert_fixtures", "text_model_fixtures",
            "face_loss_fixtures", "calibration_fixtures", "gif_fixtures",
-           "centroid_fixtures", "tta_fixtures", "grad_cam_fixtures"]
+           "centroid_fixtures", "tta_fixtures", "grad_cam_fixtures",
+           "adapt_fixtures"]
 
 
 def main():

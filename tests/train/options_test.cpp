@@ -230,7 +230,7 @@ TEST(OptionsTable, ValidateMessages) {
   EXPECT_EQ(error_with([](TrainOptions& b) { b.lr = 0; }), "--lr: 0 (expected a positive number)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.clip_grad = -1; }), "--clip-grad: -1 (expected >= 0)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.schedule = "poly"; }),
-            "--schedule: 'poly' is not valid (expected one of cosine, linear, step, constant)");
+            "--schedule: 'poly' is not valid (expected one of cosine, linear, step, constant, annealed)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.head = "mlp:0"; }),
             "--head: 'mlp:0' (expected linear, mlp:HIDDEN or centroid)");
   EXPECT_EQ(error_with([](TrainOptions& b) { b.strategy = "partial:x"; }),

@@ -4,6 +4,7 @@
 /// Torch-free.
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,9 @@ struct EpochRow {
   int64_t epoch = 0;
   double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0, lr = 0;
   double seconds = 0, items_per_second = 0;
+  /// --adapt dann|cdan: the domain classifier's training accuracy over the
+  /// epoch (NaN otherwise; metrics.csv has the column only when a row has it).
+  double domain_accuracy = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// metrics.csv: a header and one row per epoch.

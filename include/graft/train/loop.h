@@ -9,6 +9,7 @@
 /// reducer, metrics.csv, the progress line and report.html.
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -93,6 +94,9 @@ class LoopTask {
   /// validate(). The loop fits the saved model's temperature on them
   /// (--calibrate, eval/calibration.h). Undefined tensors: not calibrated.
   virtual std::pair<torch::Tensor, torch::Tensor> validation_logits() { return {}; }
+  /// The epoch's domain-classifier accuracy (--adapt dann|cdan, issue 19),
+  /// the same on every rank, asked after end_epoch; NaN: none (no column).
+  virtual double domain_accuracy() { return std::numeric_limits<double>::quiet_NaN(); }
   /// true: every epoch's model is the result (no best-model selection).
   virtual bool keep_every_epoch() const { return false; }
   /// true: the model is fitted in one pass over the data (a centroid head):

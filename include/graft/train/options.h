@@ -120,6 +120,18 @@ struct TrainOptions {
   double min_confidence = 0.5;   // smallest SSD detection score kept
   std::string cascade;           // OpenCV Haar cascade ("" = Debian's)
 
+  // Unlabelled target data (issue 19; train/adapt.h): image task.
+  /// A folder of target images without labels (nested or flat).
+  std::string unlabeled;
+  std::string adapt = "none";       // none | dann | dan | cdan
+  double adapt_weight = 1.0;        // trade-off of the adaptation loss
+  int64_t domain_hidden = 1024;     // the domain classifier's hidden width
+  std::string self_train = "none";  // none | pseudo | fixmatch
+  double confidence = 0.95;         // self-training: pseudo-label threshold
+  double unlabeled_weight = 1.0;    // self-training: weight of the unlabelled loss
+  double rampup_epochs = 0;         // self-training: ramp-up of that weight (0: none)
+  int64_t unlabeled_ratio = 1;      // mu: unlabelled images per labelled one in a step
+
   /// Minutes of training after which the run ends as done (checkpointed,
   /// metrics and model of the epoch so far written); 0: none.
   double time_budget = 0;

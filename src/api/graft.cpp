@@ -6,6 +6,7 @@
 #include "graft/graft.h"
 
 #include <atomic>
+#include <limits>
 #include <optional>
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -17,6 +18,7 @@
 #include "graft/data/image_set.h"
 #include "graft/data/transforms.h"
 #include "graft/eval/calibration.h"
+#include "graft/eval/image_predictor.h"
 #include "graft/eval/run_eval.h"
 #include "graft/face/gallery.h"
 #include "graft/face/pipeline.h"
@@ -91,21 +93,22 @@ std::string nth_input(size_t i) { return str_cat("#", i); }
 struct Model::Impl {
   std::string run, task;
   std::vector<std::string> classes;
-  LoadedModel image;               // image runs
-  std::optional<TextModel> text;   // text runs
-  RunScoring scoring;
+  std::unique_ptr<ImagePredictor> image;  // image runs: graft predict's own code
+  std::optional<TextModel> text;          // text runs
+  RunScoring scoring;                     // text runs
 
   void check_task(const char* want, const char* call) const {
     GRAFT_CHECK_USAGE(task == want, "graft::Model::", call, ": '", run, "' is a", task == "image" ? "n " : " ",
                       task, " run (expected a", std::string(want) == "image" ? "n " : " ", want, " run)");
   }
 
-  // One image (8-bit grey or RGB) as graft predict answers it.
+  // One image (8-bit grey or RGB) as graft predict answers it; the
+  // predictor ranks every class, the call keeps its top_k.
   void answer_image(const cv::Mat& rgb, int top_k, InputPrediction& p) const {
-    const torch::Tensor x = channels_last(eval_transform(rgb, image.info.input).unsqueeze(0));
-    Backbone model = image.model;  // forward is not const
-    const torch::Tensor logits = model->forward(x)[0].to(torch::kCPU, torch::kFloat32);
-    scoring.predict(p, logits, classes, top_k);
+    InputPrediction scored = std::move(image->predict({image->input(rgb)})[0]);
+    scored.top.resize(std::min<size_t>(scored.top.size(), static_cast<size_t>(std::max(top_k, 0))));
+    p.top = std::move(scored.top);
+    p.unknown = scored.unknown;
   }
 
   std::vector<EncodedText> encode(const std::vector<std::string>& texts, std::vector<std::string>* errors) const {
@@ -141,43 +144,46 @@ Model Model::load(const std::string& run) {
                     impl->task, " run (expected an image or text run; face runs: graft::FaceRecognizer)");
   torch::InferenceMode guard;
   if (impl->task == "image") {
-    impl->image = load_model(run);
-    prepare_for_inference(*impl->image.model, torch::kCPU);
-    impl->classes = impl->image.info.classes;
+    ImageEvalOptions o;
+    o.device = torch::kCPU;
+    o.top_k = std::numeric_limits<int32_t>::max();
+    impl->image = std::make_unique<ImagePredictor>(run, o);
+    impl->classes = impl->image->info().classes;
   } else {
     impl->text = load_text_model(run);
     impl->text->module().eval();
     impl->classes = impl->text->info.classes;
+    impl->scoring = run_scoring(run, RejectOptions{});
   }
-  impl->scoring = run_scoring(run, RejectOptions{});
   return Model(std::move(impl));
 }
 
 const std::string& Model::task() const { return impl_->task; }
 const std::vector<std::string>& Model::classes() const { return impl_->classes; }
-int Model::input_size() const { return impl_->task == "image" ? impl_->image.info.input.size : 0; }
-int Model::input_channels() const { return impl_->task == "image" ? impl_->image.info.input.channels : 0; }
+int Model::input_size() const { return impl_->task == "image" ? impl_->image->info().input.size : 0; }
+int Model::input_channels() const { return impl_->task == "image" ? impl_->image->info().input.channels : 0; }
 
 std::vector<float> Model::mean() const {
   if (impl_->task != "image") return {};
-  const InputSpec& s = impl_->image.info.input;
+  const InputSpec& s = impl_->image->info().input;
   return std::vector<float>(s.mean.begin(), s.mean.begin() + s.channels);
 }
 
 std::vector<float> Model::stddev() const {
   if (impl_->task != "image") return {};
-  const InputSpec& s = impl_->image.info.input;
+  const InputSpec& s = impl_->image->info().input;
   return std::vector<float>(s.std.begin(), s.std.begin() + s.channels);
 }
 
 int64_t Model::embedding_size() const {
-  if (impl_->task == "image") return impl_->image.model->feature_dim();
+  if (impl_->task == "image") return impl_->image->feature_dim();
   return impl_->text->info.architecture == "bert" ? impl_->text->info.bert.hidden_size : 0;
 }
 
 void Model::set_reject_below(double p) {
   GRAFT_CHECK_USAGE(p >= 0 && p < 1, "graft::Model::set_reject_below: ", p,
                     " (expected a probability, 0 <= p < 1; 0: never unknown)");
+  if (impl_->image) impl_->image->set_reject_threshold(p);
   impl_->scoring.threshold = p;
 }
 
@@ -239,13 +245,11 @@ std::vector<Prediction> Model::predict_texts(const std::vector<std::string>& tex
 
 std::vector<std::vector<float>> Model::embed(const std::vector<cv::Mat>& images) const {
   impl_->check_task("image", "embed");
-  torch::InferenceMode guard;
-  std::vector<torch::Tensor> views;
+  std::vector<torch::Tensor> inputs;
   for (size_t i = 0; i < images.size(); ++i)
-    views.push_back(eval_transform(grey_or_rgb_from_bgr(images[i], nth_input(i)), impl_->image.info.input));
-  if (views.empty()) return {};
-  Backbone model = impl_->image.model;
-  return row_vectors(model->features(channels_last(torch::stack(views))));
+    inputs.push_back(impl_->image->input(grey_or_rgb_from_bgr(images[i], nth_input(i))));
+  if (inputs.empty()) return {};
+  return row_vectors(impl_->image->features(inputs));
 }
 
 std::vector<std::vector<float>> Model::embed_texts(const std::vector<std::string>& texts) const {

@@ -3,6 +3,13 @@
 // libonnx protobuf classes (onnx headers stay inside src/export/), and what
 // every exported model shares (opset, batch axis, metadata, checker).
 
+// The definitions of libonnx's CMake target (CMakeLists.txt links its files).
+#ifndef ONNX_NAMESPACE
+#define ONNX_NAMESPACE onnx
+#endif
+#ifndef ONNX_ML
+#define ONNX_ML 1
+#endif
 #include <onnx/onnx_pb.h>
 
 #include <string>

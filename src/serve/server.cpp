@@ -4,6 +4,18 @@
 
 #include "graft/serve/server.h"
 
+// Debian built libcpp-httplib with these (its pkg-config Cflags, checked by
+// CMakeLists.txt); defined here rather than for all of graft_core, whose
+// precompiled header would otherwise differ from its users'.
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#endif
+#ifndef CPPHTTPLIB_ZLIB_SUPPORT
+#define CPPHTTPLIB_ZLIB_SUPPORT
+#endif
+#ifndef CPPHTTPLIB_BROTLI_SUPPORT
+#define CPPHTTPLIB_BROTLI_SUPPORT
+#endif
 #include <httplib.h>
 
 #include <algorithm>

@@ -37,6 +37,9 @@ class ImagePredictor {
   /// the views' mean), fp32 on the CPU.
   torch::Tensor features(const std::vector<torch::Tensor>& inputs);
   const ModelInfo& info() const { return loaded_.info; }
+  int64_t feature_dim() const { return loaded_.model->feature_dim(); }
+  /// Answers "unknown" below this calibrated probability from now on (0: never).
+  void set_reject_threshold(double p) { scoring_.threshold = p; }
 
  private:
   torch::Tensor batch(const std::vector<torch::Tensor>& inputs) const;

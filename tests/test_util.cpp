@@ -280,13 +280,13 @@ void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vo
 
 namespace graft::test {
 
-std::string resnet20_fixture_run(const std::string& dir) {
+std::string resnet20_fixture_run(const std::string& dir, const std::string& name) {
   ModelInfo info;
   info.backbone = "resnet20";
   for (int c = 0; c < 10; ++c) info.classes.push_back("class" + std::to_string(c));
   info.input = find_backbone("resnet20").input;
   info.source_weights = "fixture";
-  const std::string run = dir + "/run";
+  const std::string run = dir + "/" + name;
   make_dirs(run);
   write_file_atomic(run + "/model.json", to_json(info).dump(2) + "\n");
   std::filesystem::copy_file(fixture("resnet20.weights.safetensors"), run + "/model.safetensors");

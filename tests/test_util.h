@@ -143,10 +143,10 @@ std::vector<std::string> bert_vocab(const std::vector<std::string>& words);
 /// a token a line), bert.json (`bert_config`) and corpus.txt (`corpus`).
 void write_mlm_inputs(const std::string& dir, const std::vector<std::string>& vocab,
                       const std::string& bert_config, const std::string& corpus);
-/// A run folder `dir`/run as graft train writes it, holding PyTorch's
+/// A run folder `dir`/`name` as graft train writes it, holding PyTorch's
 /// resnet20 fixture weights (resnet20.weights.safetensors) with a linear head
 /// over class0..class9. Returns its path.
-std::string resnet20_fixture_run(const std::string& dir);
+std::string resnet20_fixture_run(const std::string& dir, const std::string& name = "run");
 /// resnet20 with the fixture weights in plain evaluation mode (no folded
 /// BatchNorm, no channels-last, fp32, one batch) on 32x32 image files decoded
 /// by cv::imread and normalised here: pooled features, or logits.

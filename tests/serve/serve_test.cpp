@@ -106,19 +106,8 @@ std::string multipart(const std::vector<std::pair<std::string, std::string>>& pa
 
 // ---------------------------------------------------------------- runs
 
-// An image run of resnet20's fixture weights (as tests/eval/run_eval_test.cpp).
-std::string serve_image_run(const test::TempDir& dir) {
-  ModelInfo info;
-  info.backbone = "resnet20";
-  for (int c = 0; c < 10; ++c) info.classes.push_back("class" + std::to_string(c));
-  info.input = find_backbone("resnet20").input;
-  info.source_weights = "fixture";
-  const std::string run = dir / "flowers";
-  make_dirs(run);
-  write_file_atomic(run + "/model.json", to_json(info).dump(2) + "\n");
-  fs::copy_file(test::fixture("resnet20.weights.safetensors"), run + "/model.safetensors");
-  return run;
-}
+// An image run of resnet20's fixture weights, named flowers.
+std::string serve_image_run(const test::TempDir& dir) { return test::resnet20_fixture_run(dir.path(), "flowers"); }
 
 std::vector<std::string> serve_images(const test::TempDir& dir) {
   test::write_synthetic_image_folder(dir / "images", 3, 4, 32, 3, 7);

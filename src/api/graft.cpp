@@ -114,17 +114,12 @@ struct Model::Impl {
   std::vector<EncodedText> encode(const std::vector<std::string>& texts, std::vector<std::string>* errors) const {
     std::vector<EncodedText> encoded;
     for (size_t i = 0; i < texts.size(); ++i) {
-      std::string a = texts[i], b;
-      if (text->info.pairs) {
-        const size_t tab = a.find('\t');
-        if (tab == std::string::npos) {
-          const std::string e = str_cat(nth_input(i), ": no tab (the model reads text pairs: TEXT<TAB>TEXT)");
-          GRAFT_CHECK(errors, e);
-          errors->push_back(e);
-          continue;
-        }
-        b = a.substr(tab + 1);
-        a.resize(tab);
+      std::string a, b;
+      if (!split_text_line(texts[i], text->info.pairs, a, b)) {
+        const std::string e = str_cat(nth_input(i), ": no tab (the model reads text pairs: TEXT<TAB>TEXT)");
+        GRAFT_CHECK(errors, e);
+        errors->push_back(e);
+        continue;
       }
       if (errors) errors->push_back("");
       encoded.push_back(text->encode(a, b));

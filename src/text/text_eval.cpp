@@ -109,15 +109,10 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
     for (int64_t n = 1; std::getline(lines, line); ++n) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       const std::string name = str_cat(path == "-" ? "stdin" : path, ":", n);
-      std::string a = line, b;
-      if (model.info.pairs) {
-        const size_t tab = line.find('\t');
-        if (tab == std::string::npos) {
-          fail(name, str_cat(name, ": no tab (the model reads text pairs: TEXT<TAB>TEXT)"));
-          continue;
-        }
-        a = line.substr(0, tab);
-        b = line.substr(tab + 1);
+      std::string a, b;
+      if (!split_text_line(line, model.info.pairs, a, b)) {
+        fail(name, str_cat(name, ": no tab (the model reads text pairs: TEXT<TAB>TEXT)"));
+        continue;
       }
       if (a.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
       try {
@@ -155,16 +150,11 @@ Embeddings embed_text_run(const std::string& run, const std::vector<std::string>
     for (int64_t n = 1; std::getline(lines, line); ++n) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
-      std::string a = line, b;
-      if (model.info.pairs) {
-        const size_t tab = line.find('\t');
-        if (tab == std::string::npos) {
-          log_warn(str_cat(path == "-" ? "stdin" : path, ":", n, ": no tab (the model reads text pairs); left out"));
-          ++e.skipped;
-          continue;
-        }
-        a = line.substr(0, tab);
-        b = line.substr(tab + 1);
+      std::string a, b;
+      if (!split_text_line(line, model.info.pairs, a, b)) {
+        log_warn(str_cat(path == "-" ? "stdin" : path, ":", n, ": no tab (the model reads text pairs); left out"));
+        ++e.skipped;
+        continue;
       }
       e.inputs.push_back(str_cat(path == "-" ? "stdin" : path, ":", n));
       encoded.push_back(model.encode(a, b));
@@ -187,16 +177,11 @@ Enrolment enroll_text_class(const std::string& run, const std::string& name, con
   std::string line;
   for (int64_t n = 1; std::getline(lines, line); ++n) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    std::string a = line, b;
-    if (model.info.pairs) {
-      const size_t tab = line.find('\t');
-      if (tab == std::string::npos) {
-        log_warn(str_cat(input, ":", n, ": no tab (the model reads text pairs: TEXT<TAB>TEXT); left out"));
-        ++skipped;
-        continue;
-      }
-      a = line.substr(0, tab);
-      b = line.substr(tab + 1);
+    std::string a, b;
+    if (!split_text_line(line, model.info.pairs, a, b)) {
+      log_warn(str_cat(input, ":", n, ": no tab (the model reads text pairs: TEXT<TAB>TEXT); left out"));
+      ++skipped;
+      continue;
     }
     if (a.find_first_not_of(" \t") == std::string::npos) continue;  // blank lines
     encoded.push_back(model.encode(a, b));

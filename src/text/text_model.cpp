@@ -305,6 +305,19 @@ std::vector<int64_t> tfidf_tokens(const EncodedText& e) {
 
 // -------------------------------------------------------------- the model
 
+bool split_text_line(const std::string& line, bool pairs, std::string& a, std::string& b) {
+  if (!pairs) {
+    a = line;
+    b.clear();
+    return true;
+  }
+  const size_t tab = line.find('\t');
+  if (tab == std::string::npos) return false;
+  a = line.substr(0, tab);
+  b = line.substr(tab + 1);
+  return true;
+}
+
 EncodedText TextModel::encode(const std::string& a, const std::string& b, int64_t* truncated) const {
   const int max_length = static_cast<int>(std::min<int64_t>(info.max_length, int64_t(1) << 30));
   Encoding enc = b.empty() ? tokenizer->encode(a, std::nullopt, max_length)

@@ -16,8 +16,6 @@
 #include "graft/models/fast.h"
 #include "graft/text/text_data.h"
 #include "graft/text/text_eval.h"
-#include "graft/data/image_set.h"
-#include "graft/face/face_train.h"
 #include "graft/models/registry.h"
 #include "graft/text/mlm.h"
 #include "graft/text/text_model.h"

@@ -177,6 +177,11 @@ struct TextModel {
   torch::nn::Module& module() const;
 };
 
+/// A line of a text input as a model reads it: the whole line in `a`, or for
+/// a model of `pairs` the parts before and after its first tab. False (a and
+/// b untouched) when the model reads pairs and the line has no tab.
+bool split_text_line(const std::string& line, bool pairs, std::string& a, std::string& b);
+
 /// Token ids of an encoding without [CLS] and the final [SEP] (what TF-IDF
 /// counts; a pair keeps its middle [SEP]).
 std::vector<int64_t> tfidf_tokens(const EncodedText& e);

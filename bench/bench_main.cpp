@@ -23,6 +23,7 @@
 #include "graft/data/loader.h"
 #include "graft/export/onnx.h"  // [onnx export]
 #include "graft/models/fast.h"
+#include "graft/models/int8.h"
 #include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/text/bert.h"
@@ -104,6 +105,11 @@ nlohmann::json bench_infer(const std::string& backbone, int64_t batch, int iters
   const int64_t macs = graft::count_macs(*model, spec.input);
   torch::InferenceMode guard;
   torch::Tensor x = torch::randn({batch, spec.input.channels, spec.input.size, spec.input.size});
+  if (precision == graft::Precision::kInt8) {
+    // As graft eval: calibrated (here on the random input itself) and built
+    // before the float model is folded.
+    model->set_int8(graft::build_int8(*model, graft::calibrate_int8(*model, {x})));
+  }
   std::optional<graft::FoldedBatchNorm> fold;
   if (!plain) {
     graft::to_channels_last(*model);
@@ -247,7 +253,7 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "timed iterations after one warm-up");
   app.add_option("--threads", threads);
   app.add_option("--strategy", strategy, "train_step: full or partial:N");
-  app.add_option("--precision", precision, "fp32 or bf16");
+  app.add_option("--precision", precision, "fp32, bf16 or int8 (infer only)");
   app.add_option("--size", size, "BERT size");
   app.add_option("--seq", seq, "BERT sequence length");
   app.add_option("--isa", isa, "peak: avx512 or avx2");

@@ -46,6 +46,21 @@ def autocast(args):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
 
+def fx_int8(model, x):
+    """FX post-training static int8 on the onednn engine with graft's QConfig
+    (min-max activations, per-channel symmetric weights), calibrated on the
+    input itself, as graft_bench --precision int8 is."""
+    from torch.ao.quantization import QConfig, QConfigMapping, MinMaxObserver, PerChannelMinMaxObserver
+    from torch.ao.quantization.quantize_fx import prepare_fx, convert_fx
+    torch.backends.quantized.engine = "onednn"
+    qc = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8, reduce_range=False),
+                 weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+    prepared = prepare_fx(model, QConfigMapping().set_global(qc), example_inputs=(x[:1],))
+    with torch.no_grad():
+        prepared(x)
+    return convert_fx(prepared)
+
+
 def layout(args, model, x):
     if args.layout == "cl":
         return model.to(memory_format=torch.channels_last), x.to(memory_format=torch.channels_last)
@@ -58,6 +73,8 @@ def infer(args):
         model = torchvision.models.googlenet(aux_logits=False, transform_input=True,
                                              init_weights=False).eval()
     x = torch.randn(args.batch_size, 3, 224, 224)
+    if args.precision == "int8":
+        model = fx_int8(model, x)
     model, x = layout(args, model, x)
     with torch.inference_mode(), autocast(args):
         model(x)
@@ -269,7 +286,7 @@ def main():
     p.add_argument("--strategy", default="full")
     p.add_argument("--size", default="bert-mini")
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     modes = {"loader": loader, "infer": infer, "train_step": train_step, "bert_train": bert,

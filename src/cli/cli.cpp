@@ -21,7 +21,19 @@ void add_threads(CLI::App& sub, int& threads) {
 }
 
 void add_precision(CLI::App& sub, std::string& precision) {
-  sub.add_option("--precision", precision, train_option("precision").help)->capture_default_str();
+  sub.add_option("--precision", precision,
+                 "fp32; bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX; int8 (ResNet family): "
+                 "post-training static int8 on the onednn engine, calibrated once on --calibration "
+                 "training images and kept in the run folder (image runs)")
+      ->capture_default_str();
+}
+
+void add_int8_calibration(CLI::App& sub, int64_t& calibration, std::string& calibration_data) {
+  sub.add_option("--calibration", calibration,
+                 "--precision int8: images that calibrate the activation ranges (at least 16)")
+      ->capture_default_str();
+  sub.add_option("--calibration-data", calibration_data,
+                 "--precision int8: a folder of images to calibrate on (default: the run's training data)");
 }
 
 void add_reject(CLI::App& sub, RejectOptions& r) {

@@ -42,6 +42,8 @@ int run_embed(EmbedFlags o) {
     io.batch_size = o.use.batch_size;
     io.device = parse_device(o.use.device);
     io.precision = resolve_precision(precision, std::cerr);
+    io.calibration = o.use.calibration;
+    io.calibration_data = o.use.calibration_data;
     e = embed_with_backbone(o.backbone, o.weights, o.inputs, io, default_cache_dir());
   } else {
     GRAFT_CHECK_USAGE(!o.run.empty() && !o.inputs.empty(),
@@ -81,6 +83,7 @@ void add_embed(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, o->use.precision);
+  add_int8_calibration(*sub, o->use.calibration, o->use.calibration_data);
 }
 
 }  // namespace graft::cli

@@ -65,6 +65,7 @@ void add_eval(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, o->use.precision);
+  add_int8_calibration(*sub, o->use.calibration, o->use.calibration_data);
   add_reject(*sub, o->use.reject);
   add_tta(*sub, o->use.tta);
   sub->add_option("--workers", o->use.workers, "Image decoding threads")->capture_default_str();

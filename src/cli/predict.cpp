@@ -26,6 +26,8 @@ struct PredictOptions {
   std::string precision = "fp32";
   RejectOptions reject;
   std::string tta = "none";
+  int64_t calibration = 256;  // --precision int8
+  std::string calibration_data;
 };
 
 void print_prediction(const InputPrediction& p, bool json) {
@@ -68,6 +70,8 @@ int run_predict(const PredictOptions& o) {
   use.top_k = o.top_k;
   use.reject = o.reject;
   use.tta = o.tta;
+  use.calibration = o.calibration;
+  use.calibration_data = o.calibration_data;
   try {
     task.predict(o.run, o.inputs, use, printer(o.json));
   } catch (...) {
@@ -110,6 +114,7 @@ void add_predict(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, o->precision);
+  add_int8_calibration(*sub, o->calibration, o->calibration_data);
   add_reject(*sub, o->reject);
   add_tta(*sub, o->tta);
 }

@@ -53,6 +53,8 @@ void add_reject(CLI::App& sub, RejectOptions& r);
 void add_tta(CLI::App& sub, std::string& tta);
 /// --precision fp32|bf16 (checked where it is used).
 void add_precision(CLI::App& sub, std::string& precision);
+/// --calibration N and --calibration-data PATH, for --precision int8.
+void add_int8_calibration(CLI::App& sub, int64_t& calibration, std::string& calibration_data);
 /// --max-pixels: the image pixel limit of this process (set_max_image_pixels).
 void add_max_pixels(CLI::App& sub);
 

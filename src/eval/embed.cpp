@@ -1,4 +1,5 @@
 #include "graft/eval/embed.h"
+#include "graft/eval/int8_run.h"
 
 #include <cstring>
 #include <filesystem>
@@ -76,6 +77,8 @@ Embeddings embed_with_backbone(const std::string& backbone, const std::string& w
     key += "|" + sha256_file(weights);
   }
   if (options.precision != Precision::kFp32) key += std::string("|") + precision_name(options.precision);
+  if (options.precision == Precision::kInt8) key += str_cat("|", options.calibration, "|", options.calibration_data);
+  prepare_int8_source(*model, backbone, spec.input, options);
   prepare_for_inference(*model, options.device);
   Embeddings e = embed_image_files(*model, key, spec.input, inputs, options, cache_dir);
   e.source = str_cat(backbone, " with ", weights);
@@ -85,11 +88,13 @@ Embeddings embed_with_backbone(const std::string& backbone, const std::string& w
 Embeddings embed_image_run(const std::string& run, const std::vector<std::string>& inputs,
                            const InferOptions& options, const std::string& cache_dir) {
   LoadedModel loaded = load_model(run);
+  prepare_int8_run(loaded, run, options);
   prepare_for_inference(*loaded.model, options.device);
   // The run's own weights name its features (a fine-tuned backbone differs
   // from its source).
   std::string key = str_cat("run|", loaded.info.backbone, "|", sha256_file(run + "/model.safetensors"));
   if (options.precision != Precision::kFp32) key += std::string("|") + precision_name(options.precision);
+  if (options.precision == Precision::kInt8) key += str_cat("|", options.calibration, "|", options.calibration_data);
   Embeddings e = embed_image_files(*loaded.model, key, loaded.info.input, inputs, options, cache_dir);
   e.source = run;
   return e;

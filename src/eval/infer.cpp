@@ -16,6 +16,8 @@ namespace graft {
 
 Outputs infer(BackboneImpl& model, const ImageSet& set, const InputSpec& spec,
               const InferOptions& options, bool features, Tta tta) {
+  GRAFT_CHECK(options.precision != Precision::kInt8 || model.int8(), options.label,
+              ": --precision int8 is not available here (no int8 network was prepared for this model)");
   bool was_training = model.is_training();
   model.eval();
   torch::InferenceMode guard;

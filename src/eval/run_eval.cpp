@@ -1,4 +1,5 @@
 #include "graft/eval/run_eval.h"
+#include "graft/eval/int8_run.h"
 
 #include "graft/eval/image_predictor.h"
 
@@ -92,6 +93,7 @@ ImageEvaluation evaluate_image_run(const std::string& run, const std::string& da
   LoadedModel loaded = load_model(run);
   const RunScoring scoring = run_scoring(run, options.reject);
   ImageSet set = align_classes(open_selected(data, options), loaded.info.classes, option);
+  prepare_int8_run(loaded, run, options);
   return evaluate_set(loaded, set, options, scoring, write_dir);
 }
 
@@ -108,6 +110,7 @@ ImageEvaluation evaluate_source_model(const std::string& backbone, const std::st
   GRAFT_CHECK(r.missing.empty() && r.mismatched.empty(), "--weights '", weights,
               "' does not fit ", backbone, ": ", r.summary());
   ImageSet set = open_selected(data, options);
+  prepare_int8_source(*loaded.model, backbone, loaded.info.input, options);
   GRAFT_CHECK(static_cast<int64_t>(set.classes.size()) <= spec.source_classes, "--data '", data,
               "' has ", set.classes.size(), " classes, the source classifier has ",
               spec.source_classes);
@@ -124,6 +127,7 @@ ImagePredictor::ImagePredictor(const std::string& run, const ImageEvalOptions& o
       precision_(resolve_precision(options.precision, std::cerr)),
       options_(options) {
   torch::InferenceMode guard;
+  prepare_int8_run(loaded_, run, options_);
   prepare_for_inference(*loaded_.model, options_.device);
 }
 

@@ -1,12 +1,19 @@
 #include "graft/models/backbone.h"
 
 #include "graft/core/error.h"
+#include "graft/models/int8.h"
 
 namespace graft {
 
-torch::Tensor BackboneImpl::features(torch::Tensor x) { return pool_features(feature_map(std::move(x))); }
+torch::Tensor BackboneImpl::features(torch::Tensor x) {
+  if (int8_) return int8_->features(x);
+  return pool_features(feature_map(std::move(x)));
+}
 
-torch::Tensor BackboneImpl::forward(torch::Tensor x) { return classify(features(std::move(x))); }
+torch::Tensor BackboneImpl::forward(torch::Tensor x) {
+  if (int8_) return int8_->forward(x);
+  return classify(features(std::move(x)));
+}
 
 torch::Tensor BackboneImpl::classify(torch::Tensor features) {
   GRAFT_CHECK(!classifier_.is_empty(), "backbone has no classifier (init_classifier not called)");

@@ -1,4 +1,5 @@
 #include "graft/models/fast.h"
+#include "graft/models/int8.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Dispatch.h>
@@ -206,10 +207,13 @@ void FastDropoutImpl::pretty_print(std::ostream& stream) const {
 Precision parse_precision(const std::string& name, const std::string& option) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "bf16") return Precision::kBf16;
-  throw UsageError(str_cat(option, ": '", name, "' is not a precision (expected fp32 or bf16)"));
+  if (name == "int8") return Precision::kInt8;
+  throw UsageError(str_cat(option, ": '", name, "' is not a precision (expected fp32, bf16 or int8)"));
 }
 
-const char* precision_name(Precision p) { return p == Precision::kBf16 ? "bf16" : "fp32"; }
+const char* precision_name(Precision p) {
+  return p == Precision::kBf16 ? "bf16" : p == Precision::kInt8 ? "int8" : "fp32";
+}
 
 bool flags_have_bf16(const std::string& flags) {
   std::istringstream in(flags);
@@ -228,6 +232,12 @@ bool cpu_has_bf16() {
 }
 
 Precision resolve_precision(Precision requested, std::ostream& warn) {
+  if (requested == Precision::kInt8) {
+    if (!cpu_has_vnni())
+      warn << "warning: --precision int8: this CPU has no VNNI (no avx512_vnni, avx_vnni or amx_int8 in "
+              "/proc/cpuinfo); int8 runs, but its kernels fall back and may be slower than fp32\n";
+    return requested;
+  }
   if (requested != Precision::kBf16 || cpu_has_bf16()) return requested;
   warn << "warning: --precision bf16: this CPU has neither AVX512-BF16 nor AMX-BF16 "
           "(no avx512_bf16 or amx_bf16 in /proc/cpuinfo); running in fp32\n";

@@ -162,6 +162,8 @@ ImageEvalOptions image_eval_options(const RunUseSettings& s) {
   io.top_k = s.top_k;
   io.reject = s.reject;
   io.tta = parse_tta(s.tta);
+  io.calibration = s.calibration;
+  io.calibration_data = s.calibration_data;
   return io;
 }
 

@@ -28,6 +28,11 @@ struct InferOptions {
   /// Label of the progress bar (drawn only when stderr is a terminal).
   std::string label = "infer";
   Precision precision = Precision::kFp32;
+  /// --precision int8 (eval/int8_run.h): how many images calibrate the
+  /// activation ranges (--calibration), and where they come from
+  /// (--calibration-data; "" = the run's training data, config.json "data").
+  int64_t calibration = 256;
+  std::string calibration_data;
 };
 
 struct Outputs {

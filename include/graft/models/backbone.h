@@ -9,6 +9,8 @@
 
 namespace graft {
 
+class Int8Network;
+
 /// A stage: a group of parameters (by name prefix) that is frozen or trained
 /// together; stages are listed from input to output. A parameter belongs to a
 /// prefix when its name equals it or starts with it followed by ".".
@@ -59,6 +61,12 @@ class BackboneImpl : public torch::nn::Module {
   /// backbone's device, dtype and train/eval mode.
   void set_classifier(torch::nn::AnyModule head);
   int64_t feature_dim() const { return feature_dim_; }
+  /// With a network set (--precision int8, models/int8.h), features() and
+  /// forward() run it instead of the float modules; nullptr goes back to
+  /// float. Evaluation only: the int8 network holds its own copy of the
+  /// weights, made when it was built.
+  void set_int8(std::shared_ptr<Int8Network> network) { int8_ = std::move(network); }
+  bool int8() const { return int8_ != nullptr; }
 
  protected:
   /// Families call this once in their constructor: `parent` is the module
@@ -73,6 +81,7 @@ class BackboneImpl : public torch::nn::Module {
   std::string classifier_child_, classifier_name_;
   torch::nn::AnyModule classifier_;
   int64_t feature_dim_ = 0;
+  std::shared_ptr<Int8Network> int8_;
 };
 TORCH_MODULE(Backbone);
 

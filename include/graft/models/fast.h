@@ -103,9 +103,11 @@ TORCH_MODULE(FastDropout);
 /// CPU autocast both sides are cast to its dtype, as matmul would be.
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
-enum class Precision { kFp32, kBf16 };
+/// kInt8: post-training static int8 for inference (models/int8.h,
+/// eval/int8_run.h); training refuses it.
+enum class Precision { kFp32, kBf16, kInt8 };
 
-/// "fp32" or "bf16"; throws graft::UsageError naming `option` otherwise.
+/// "fp32", "bf16" or "int8"; throws graft::UsageError naming `option` otherwise.
 Precision parse_precision(const std::string& name, const std::string& option = "--precision");
 const char* precision_name(Precision p);
 
@@ -117,11 +119,13 @@ bool cpu_has_bf16();
 
 /// `requested`, or fp32 with a message on `warn` when bf16 was requested on
 /// a CPU without bfloat16 instructions (emulated bf16 is slower than fp32).
+/// int8 stays int8, with a message on a CPU without VNNI (its kernels fall
+/// back and are slow).
 Precision resolve_precision(Precision requested, std::ostream& warn);
 
 /// While alive with bf16: CPU autocast to bfloat16 (matrix products and
 /// convolutions in bf16, reductions and losses in fp32; the weights stay
-/// fp32). With fp32: nothing.
+/// fp32). With fp32 or int8 (the model's int8 network does that): nothing.
 class Autocast {
  public:
   explicit Autocast(Precision p);

@@ -36,6 +36,8 @@ struct RunUseSettings {
   int64_t top_k = 5;
   RejectOptions reject;              // "unknown" below a confidence (image and text runs)
   std::string tta = "none";          // test-time augmentation (image runs): parse_tta
+  int64_t calibration = 256;         // --precision int8: calibration images (InferOptions)
+  std::string calibration_data;      // and where from ("" = the run's training data)
 };
 
 /// The image evaluation settings of `s` (device and precision parsed).

@@ -1,0 +1,100 @@
+#pragma once
+/// Post-training static int8 quantisation of a backbone (--precision int8),
+/// through LibTorch's quantised operators on the onednn engine
+/// (quantized::conv2d_prepack, quantized::conv2d(_relu), quantized::add_relu,
+/// quantized::linear): no kernels of graft's own.
+///
+/// The recipe is PyTorch FX post-training quantisation's with this QConfig:
+///  - weights: per-output-channel symmetric int8 (PerChannelMinMaxObserver,
+///    qint8, per_channel_symmetric: scale = max|w| / 127.5, zero point 0),
+///    after BatchNorm is folded into the convolution before it
+///    (torch.nn.utils.fusion.fuse_conv_bn_weights' formula);
+///  - activations: per-tensor affine uint8 with a min-max observer
+///    (MinMaxObserver, quint8, reduce_range=False: the range always holds 0,
+///    scale = (max - min) / 255, zero point = -round(min / scale));
+///  - quantisation points where FX puts them: the input; each conv+BN(+ReLU)
+///    output (ReLU fused into the convolution); a residual block's
+///    add+ReLU output (quantized::add_relu); the CIFAR option-A shortcut,
+///    which is computed in float (subsample, zero-pad) and quantised again;
+///    the classifier's output. Max and average pooling run on the quantised
+///    tensor and keep its scale.
+/// The scales come from calibration: float forward passes of the folded
+/// network over calibration images, observing each point's min and max.
+/// Only the ResNet family (torchvision ResNet-18/34/50 and the CIFAR
+/// ResNets) has an int8 path; other backbones are refused by name. A
+/// classifier slot other than one Linear (an MLP head) runs in float on the
+/// dequantised features.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace graft {
+
+class BackboneImpl;
+
+/// One quantisation point's observed range and its affine parameters.
+struct QuantPoint {
+  float min = 0, max = 0;
+  double scale = 1;
+  int64_t zero_point = 0;
+};
+
+/// The calibrated activation ranges of a network, by quantisation point name
+/// ("input", "conv1", "layer1.0.conv1", "layer1.0" (the block's output),
+/// "layer2.0.shortcut", "fc", ...).
+struct Int8Calibration {
+  std::map<std::string, QuantPoint> points;
+  int64_t images = 0;  ///< how many images were observed
+  std::string observer = "minmax";
+};
+
+nlohmann::ordered_json to_json(const Int8Calibration& c);
+/// Throws graft::Error naming `source` when a field is missing or malformed.
+Int8Calibration int8_calibration_from_json(const nlohmann::json& j, const std::string& source);
+
+/// (scale, zero point) of a min-max observer over [min, max] for quint8,
+/// computed in float32 as torch.ao.quantization.MinMaxObserver does.
+QuantPoint minmax_qparams(float min, float max);
+
+/// Per-output-channel symmetric int8 scales of `weight` (dimension 0), as
+/// PerChannelMinMaxObserver(qint8, per_channel_symmetric): a float32 tensor.
+torch::Tensor per_channel_symmetric_scales(const torch::Tensor& weight);
+
+/// Throws graft::UsageError naming the backbone (and the layer, when one
+/// part of it is what has no int8 path) when `model` cannot be quantised.
+void check_int8_supported(BackboneImpl& model, const std::string& backbone_name);
+
+/// Observes every quantisation point of `model` over `batches` (float
+/// [N, 3, H, W] each, already normalised). The model is not changed; its
+/// BatchNorms must not be folded by graft's FoldedBatchNorm yet (neither
+/// here nor in build_int8: BatchNorm is folded as FX folds it).
+Int8Calibration calibrate_int8(BackboneImpl& model, const std::vector<torch::Tensor>& batches);
+
+/// The int8 network: built once from `model`'s float weights and a
+/// calibration; forward/features are what BackboneImpl::forward/features
+/// compute, in int8, with float output.
+class Int8Network {
+ public:
+  virtual ~Int8Network() = default;
+  /// Pooled features, dequantised: [N, feature_dim].
+  virtual torch::Tensor features(const torch::Tensor& x) = 0;
+  /// The classifier's output, dequantised.
+  virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+};
+
+/// Builds the int8 network; throws graft::Error naming the quantisation
+/// point that `calibration` lacks.
+std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibration& calibration);
+
+/// True when the CPU flags include an int8 dot-product instruction set
+/// (avx512_vnni, avx_vnni or amx_int8): without one the onednn int8 kernels
+/// fall back and are slow.
+bool flags_have_vnni(const std::string& cpu_flags);
+bool cpu_has_vnni();
+
+}  // namespace graft

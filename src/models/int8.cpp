@@ -1,0 +1,404 @@
+// Post-training static int8 (see include/graft/models/int8.h): the ResNet
+// family's network read from its module tree into a plain description
+// (folded convolutions, blocks, classifier), run either in float with
+// observers (calibration) or through LibTorch's quantised operators.
+
+#include "graft/models/int8.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "graft/core/error.h"
+#include "graft/models/backbone.h"
+#include "graft/models/fast.h"
+
+namespace graft {
+namespace {
+
+namespace nn = torch::nn;
+using torch::indexing::None;
+using torch::indexing::Slice;
+
+/// A convolution with its BatchNorm folded in, and whether a ReLU follows.
+struct Int8Conv {
+  std::string name;  // the quantisation point of its output
+  torch::Tensor weight, bias;
+  int64_t stride = 1, padding = 0;
+  bool relu = false;
+  c10::IValue packed;  // quantized::conv2d_prepack's result (int8 only)
+};
+
+struct Int8Block {
+  std::string name;
+  std::vector<Int8Conv> convs;
+  bool has_downsample = false;
+  Int8Conv downsample;
+  /// Option A: zero channels added on each side after subsampling by `subsample`.
+  int64_t pad = 0, subsample = 1;
+};
+
+struct Int8Plan {
+  Int8Conv stem;
+  bool max_pool = false;
+  std::vector<Int8Block> blocks;
+  std::string classifier;  // the classifier slot's name: its quantisation point
+  bool linear_head = false;
+  torch::Tensor fc_weight, fc_bias;
+  c10::IValue fc_packed;
+};
+
+std::shared_ptr<nn::Module> child(const nn::Module& m, const std::string& name) {
+  for (const auto& item : m.named_children())
+    if (item.key() == name) return item.value();
+  return nullptr;
+}
+
+bool is_resnet(const nn::Module& m) {
+  return child(m, "conv1") && child(m, "bn1") && child(m, "layer1") &&
+         child(m, "conv1")->as<nn::Conv2d>() && child(m, "bn1")->as<FoldableBatchNorm2d>();
+}
+
+// conv followed by bn, folded as torch.nn.utils.fusion.fuse_conv_bn_weights
+// does.
+Int8Conv fold(const nn::Module& conv_module, const nn::Module& bn_module, const std::string& name, bool relu) {
+  const auto* conv = conv_module.as<nn::Conv2d>();
+  const auto* bn = bn_module.as<FoldableBatchNorm2d>();
+  GRAFT_CHECK(conv && bn, "--precision int8: layer '", name, "' is not a convolution followed by a BatchNorm");
+  GRAFT_CHECK(conv->options.groups() == 1 && conv->options.dilation()->at(0) == 1,
+              "--precision int8: layer '", name, "' is grouped or dilated (no int8 path)");
+  Int8Conv c;
+  c.name = name;
+  c.relu = relu;
+  c.stride = conv->options.stride()->at(0);
+  c.padding = conv->options.kernel_size()->at(0) / 2;
+  torch::NoGradGuard no_grad;
+  const torch::Tensor w = conv->weight.detach().contiguous();
+  // FX's formula, which the parity rests on: a model folded by graft's
+  // FoldedBatchNorm (the same map, rounded otherwise) is refused.
+  GRAFT_CHECK(!bn->bypassed(), "--precision int8: layer '", name,
+              "': the int8 network must be built before BatchNorm is folded into the convolutions");
+  const torch::Tensor b = conv->bias.defined() ? conv->bias.detach() : torch::zeros_like(bn->running_mean);
+  const torch::Tensor rsqrt = torch::rsqrt(bn->running_var + bn->options.eps());
+  c.weight = (w * (bn->weight * rsqrt).reshape({-1, 1, 1, 1})).contiguous();
+  c.bias = (b - bn->running_mean) * rsqrt * bn->weight + bn->bias;
+  return c;
+}
+
+Int8Plan read_plan(BackboneImpl& model) {
+  GRAFT_CHECK(is_resnet(model), "--precision int8: this backbone has no int8 path (only the ResNet family)");
+  Int8Plan p;
+  p.stem = fold(*child(model, "conv1"), *child(model, "bn1"), "conv1", true);
+  p.max_pool = child(model, "conv1")->as<nn::Conv2d>()->options.kernel_size()->at(0) == 7;
+  for (int stage = 1;; ++stage) {
+    auto layer = child(model, "layer" + std::to_string(stage));
+    if (!layer) break;
+    for (const auto& item : layer->named_children()) {
+      const nn::Module& block = *item.value();
+      Int8Block b;
+      b.name = "layer" + std::to_string(stage) + "." + item.key();
+      for (int k = 1;; ++k) {
+        auto conv = child(block, "conv" + std::to_string(k));
+        if (!conv) break;
+        auto bn = child(block, "bn" + std::to_string(k));
+        GRAFT_CHECK(bn, "--precision int8: block '", b.name, "' has conv", k, " but no bn", k);
+        b.convs.push_back(fold(*conv, *bn, b.name + ".conv" + std::to_string(k), true));
+      }
+      GRAFT_CHECK(!b.convs.empty(), "--precision int8: '", b.name, "' is not a residual block");
+      b.convs.back().relu = false;
+      if (auto ds = child(block, "downsample")) {
+        b.has_downsample = true;
+        b.downsample = fold(*child(*ds, "0"), *child(*ds, "1"), b.name + ".downsample", false);
+      } else {
+        const int64_t in = b.convs.front().weight.size(1), out = b.convs.back().weight.size(0);
+        b.subsample = b.convs.front().stride;
+        if (in != out) {
+          GRAFT_CHECK(out > in && (out - in) % 2 == 0, "--precision int8: block '", b.name, "' maps ", in,
+                      " channels to ", out, " without a downsample");
+          b.pad = (out - in) / 2;
+        }
+      }
+      p.blocks.push_back(std::move(b));
+    }
+  }
+  GRAFT_CHECK(!p.blocks.empty(), "--precision int8: the backbone has no residual blocks");
+  p.classifier = model.classifier_name();
+  std::shared_ptr<nn::Module> head;
+  for (const auto& item : model.named_modules())
+    if (item.key() == p.classifier) head = item.value();
+  if (head && head->as<nn::Linear>()) {
+    p.linear_head = true;
+    p.fc_weight = head->as<nn::Linear>()->weight.detach().contiguous();
+    p.fc_bias = head->as<nn::Linear>()->bias.defined() ? head->as<nn::Linear>()->bias.detach()
+                                                         : torch::zeros({p.fc_weight.size(0)});
+  }
+  return p;
+}
+
+// ---- float forward with observers (calibration) ----
+
+struct MinMax {
+  std::map<std::string, std::pair<float, float>> seen;
+  void observe(const std::string& name, const torch::Tensor& x) {
+    const float lo = x.min().item<float>(), hi = x.max().item<float>();
+    auto it = seen.find(name);
+    if (it == seen.end()) {
+      seen[name] = {lo, hi};
+    } else {
+      it->second.first = std::min(it->second.first, lo);
+      it->second.second = std::max(it->second.second, hi);
+    }
+  }
+};
+
+torch::Tensor float_conv(const Int8Conv& c, const torch::Tensor& x) {
+  torch::Tensor y = torch::conv2d(x, c.weight, c.bias, c.stride, c.padding);
+  return c.relu ? torch::relu(y) : y;
+}
+
+torch::Tensor option_a(const Int8Block& b, const torch::Tensor& x) {
+  torch::Tensor s = x.index({Slice(), Slice(), Slice(None, None, b.subsample), Slice(None, None, b.subsample)});
+  return torch::constant_pad_nd(s, {0, 0, 0, 0, b.pad, b.pad}, 0);
+}
+
+void observe_plan(const Int8Plan& p, const torch::Tensor& input, MinMax& obs) {
+  obs.observe("input", input);
+  torch::Tensor x = float_conv(p.stem, input);
+  obs.observe(p.stem.name, x);
+  if (p.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
+  for (const auto& b : p.blocks) {
+    torch::Tensor out = x;
+    for (const auto& c : b.convs) {
+      out = float_conv(c, out);
+      obs.observe(c.name, out);
+    }
+    torch::Tensor shortcut = x;
+    if (b.has_downsample) {
+      shortcut = float_conv(b.downsample, x);
+      obs.observe(b.downsample.name, shortcut);
+    } else if (b.pad > 0 || b.subsample > 1) {
+      shortcut = option_a(b, x);
+      obs.observe(b.name + ".shortcut", shortcut);
+    }
+    x = torch::relu(out + shortcut);
+    obs.observe(b.name, x);
+  }
+  if (p.linear_head) {
+    const torch::Tensor f = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+    obs.observe(p.classifier, torch::linear(f, p.fc_weight, p.fc_bias));
+  }
+}
+
+// ---- the quantised operators, through the dispatcher ----
+
+c10::OperatorHandle op(const char* name, const char* overload) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, overload);
+}
+
+c10::IValue call(const c10::OperatorHandle& handle, torch::jit::Stack stack) {
+  handle.callBoxed(&stack);
+  return std::move(stack.at(0));
+}
+
+torch::Tensor quantize_weight(const torch::Tensor& w) {
+  const torch::Tensor scales = per_channel_symmetric_scales(w);
+  return torch::quantize_per_channel(w, scales.to(torch::kDouble), torch::zeros({w.size(0)}, torch::kLong), 0,
+                                     torch::kQInt8);
+}
+
+const QuantPoint& point(const Int8Calibration& c, const std::string& name) {
+  auto it = c.points.find(name);
+  GRAFT_CHECK(it != c.points.end(), "int8 calibration: no quantisation point '", name,
+              "' (the calibration was made for another network; calibrate again)");
+  return it->second;
+}
+
+class ResNetInt8 : public Int8Network {
+ public:
+  ResNetInt8(BackboneImpl& model, Int8Plan plan, const Int8Calibration& calibration)
+      : model_(model), p_(std::move(plan)), c_(calibration) {
+    pack(p_.stem);
+    for (auto& b : p_.blocks) {
+      for (auto& conv : b.convs) pack(conv);
+      if (b.has_downsample) pack(b.downsample);
+      if (!b.has_downsample && (b.pad > 0 || b.subsample > 1)) (void)point(c_, b.name + ".shortcut");
+      (void)point(c_, b.name);
+    }
+    (void)point(c_, "input");
+    if (p_.linear_head) {
+      (void)point(c_, p_.classifier);
+      static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
+      p_.fc_packed = call(prepack, {quantize_weight(p_.fc_weight), p_.fc_bias});
+    }
+  }
+
+  torch::Tensor features(const torch::Tensor& x) override {
+    return pooled(x).dequantize().to(torch::kFloat32);
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    torch::Tensor q = pooled(x);
+    if (!p_.linear_head) return model_.classify(q.dequantize());
+    static const c10::OperatorHandle linear = op("quantized::linear", "");
+    const QuantPoint& o = point(c_, p_.classifier);
+    return call(linear, {q, p_.fc_packed, o.scale, o.zero_point}).toTensor().dequantize();
+  }
+
+ private:
+  void pack(Int8Conv& c) {
+    (void)point(c_, c.name);
+    static const c10::OperatorHandle prepack = op("quantized::conv2d_prepack", "");
+    const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.padding, c.padding}, dilation{1, 1};
+    c.packed = call(prepack, {quantize_weight(c.weight), c.bias, stride, padding, dilation, int64_t{1}});
+  }
+
+  torch::Tensor conv(const Int8Conv& c, const torch::Tensor& q) const {
+    static const c10::OperatorHandle plain = op("quantized::conv2d", "new");
+    static const c10::OperatorHandle relu = op("quantized::conv2d_relu", "new");
+    const QuantPoint& o = point(c_, c.name);
+    return call(c.relu ? relu : plain, {q, c.packed, o.scale, o.zero_point}).toTensor();
+  }
+
+  // Flattened average-pooled features, still quantised.
+  torch::Tensor pooled(const torch::Tensor& input) const {
+    const QuantPoint& in = point(c_, "input");
+    torch::Tensor x = torch::quantize_per_tensor(input.to(torch::kFloat32), in.scale, in.zero_point, torch::kQUInt8);
+    x = conv(p_.stem, x);
+    if (p_.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
+    static const c10::OperatorHandle add_relu = op("quantized::add_relu", "");
+    for (const auto& b : p_.blocks) {
+      torch::Tensor out = x;
+      for (const auto& c : b.convs) out = conv(c, out);
+      torch::Tensor shortcut = x;
+      if (b.has_downsample) {
+        shortcut = conv(b.downsample, x);
+      } else if (b.pad > 0 || b.subsample > 1) {
+        const QuantPoint& s = point(c_, b.name + ".shortcut");
+        shortcut = torch::quantize_per_tensor(option_a(b, x.dequantize()), s.scale, s.zero_point, torch::kQUInt8);
+      }
+      const QuantPoint& o = point(c_, b.name);
+      x = call(add_relu, {out, shortcut, o.scale, o.zero_point}).toTensor();
+    }
+    return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  }
+
+  BackboneImpl& model_;
+  Int8Plan p_;
+  Int8Calibration c_;
+};
+
+void use_onednn() {
+  auto& ctx = at::globalContext();
+  const auto engines = ctx.supportedQEngines();
+  GRAFT_CHECK(std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) != engines.end(),
+              "--precision int8: this LibTorch has no onednn quantised engine");
+  if (ctx.qEngine() != at::QEngine::ONEDNN) ctx.setQEngine(at::QEngine::ONEDNN);
+}
+
+}  // namespace
+
+QuantPoint minmax_qparams(float min, float max) {
+  // MinMaxObserver._calculate_qparams for quint8 [0, 255], per tensor affine,
+  // in float32 tensors as there.
+  const torch::Tensor lo = torch::minimum(torch::tensor(min), torch::zeros({}));
+  const torch::Tensor hi = torch::maximum(torch::tensor(max), torch::zeros({}));
+  torch::Tensor scale = (hi - lo) / 255.0;
+  scale = torch::maximum(scale, torch::tensor(std::numeric_limits<float>::epsilon()));
+  torch::Tensor zp = 0 - torch::round(lo / scale).to(torch::kInt);
+  zp = torch::clamp(zp, 0, 255);
+  QuantPoint q;
+  q.min = min;
+  q.max = max;
+  q.scale = scale.item<float>();
+  q.zero_point = zp.item<int64_t>();
+  return q;
+}
+
+torch::Tensor per_channel_symmetric_scales(const torch::Tensor& weight) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor flat = weight.detach().reshape({weight.size(0), -1}).to(torch::kFloat32);
+  const torch::Tensor lo = torch::minimum(std::get<0>(flat.min(1)), torch::zeros({}));
+  const torch::Tensor hi = torch::maximum(std::get<0>(flat.max(1)), torch::zeros({}));
+  torch::Tensor scale = torch::maximum(-lo, hi) / (255.0 / 2);
+  return torch::maximum(scale, torch::tensor(std::numeric_limits<float>::epsilon()));
+}
+
+nlohmann::ordered_json to_json(const Int8Calibration& c) {
+  nlohmann::ordered_json j;
+  j["observer"] = c.observer;
+  j["images"] = c.images;
+  nlohmann::ordered_json points = nlohmann::ordered_json::object();
+  for (const auto& [name, q] : c.points)
+    points[name] = {{"min", q.min}, {"max", q.max}, {"scale", q.scale}, {"zero_point", q.zero_point}};
+  j["points"] = points;
+  return j;
+}
+
+Int8Calibration int8_calibration_from_json(const nlohmann::json& j, const std::string& source) {
+  GRAFT_CHECK(j.is_object() && j.contains("points") && j["points"].is_object() && j.contains("images") &&
+                  j["images"].is_number_integer(),
+              source, ": not an int8 calibration (expected an object with \"points\" and \"images\")");
+  Int8Calibration c;
+  c.images = j["images"].get<int64_t>();
+  c.observer = j.value("observer", "minmax");
+  GRAFT_CHECK(c.observer == "minmax", source, ": observer '", c.observer, "' (expected minmax)");
+  const nlohmann::json& points = j["points"];
+  for (auto it = points.begin(); it != points.end(); ++it) {
+    const nlohmann::json& v = it.value();
+    GRAFT_CHECK(v.is_object() && v.contains("min") && v.contains("max") && v["min"].is_number() &&
+                    v["max"].is_number(),
+                source, ": point '", it.key(), "' has no numeric min and max");
+    // The affine parameters are recomputed from the range, so an edited
+    // scale cannot disagree with it.
+    c.points[it.key()] = minmax_qparams(v["min"].get<float>(), v["max"].get<float>());
+  }
+  return c;
+}
+
+void check_int8_supported(BackboneImpl& model, const std::string& backbone_name) {
+  GRAFT_CHECK_USAGE(is_resnet(model), "--precision int8: backbone '", backbone_name,
+                    "' has no int8 path yet (the ResNet family has: resnet18, resnet34, resnet50, "
+                    "resnet20, resnet32, resnet44, resnet56)");
+  (void)read_plan(model);  // names the layer that does not fit
+}
+
+Int8Calibration calibrate_int8(BackboneImpl& model, const std::vector<torch::Tensor>& batches) {
+  GRAFT_CHECK(!batches.empty(), "int8 calibration: no images");
+  torch::InferenceMode guard;
+  const Int8Plan plan = read_plan(model);
+  MinMax obs;
+  Int8Calibration c;
+  for (const auto& b : batches) {
+    observe_plan(plan, b.to(torch::kFloat32), obs);
+    c.images += b.size(0);
+  }
+  for (const auto& [name, range] : obs.seen) c.points[name] = minmax_qparams(range.first, range.second);
+  return c;
+}
+
+std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibration& calibration) {
+  use_onednn();
+  torch::InferenceMode guard;
+  return std::make_shared<ResNetInt8>(model, read_plan(model), calibration);
+}
+
+bool flags_have_vnni(const std::string& flags) {
+  std::istringstream in(flags);
+  std::string f;
+  while (in >> f)
+    if (f == "avx512_vnni" || f == "avx_vnni" || f == "amx_int8") return true;
+  return false;
+}
+
+bool cpu_has_vnni() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("flags", 0) == 0) return flags_have_vnni(line.substr(line.find(':') + 1));
+  return false;
+}
+
+}  // namespace graft

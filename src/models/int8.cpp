@@ -168,7 +168,7 @@ void observe_plan(const Int8Plan& p, const torch::Tensor& input, MinMax& obs) {
   obs.observe("input", input);
   torch::Tensor x = float_conv(p.stem, input);
   obs.observe(p.stem.name, x);
-  if (p.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
+  if (p.max_pool) x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1}, {1, 1});
   for (const auto& b : p.blocks) {
     torch::Tensor out = x;
     for (const auto& c : b.convs) {
@@ -267,7 +267,7 @@ class ResNetInt8 : public Int8Network {
     const QuantPoint& in = point(c_, "input");
     torch::Tensor x = torch::quantize_per_tensor(input.to(torch::kFloat32), in.scale, in.zero_point, torch::kQUInt8);
     x = conv(p_.stem, x);
-    if (p_.max_pool) x = torch::max_pool2d(x, 3, 2, 1);
+    if (p_.max_pool) x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1}, {1, 1});
     static const c10::OperatorHandle add_relu = op("quantized::add_relu", "");
     for (const auto& b : p_.blocks) {
       torch::Tensor out = x;

@@ -123,6 +123,24 @@ TEST_F(Int8ResNet20, MatchesFxWithinOneQuantisationStep) {
   EXPECT_EQ(f.sizes(), (std::vector<int64_t>{x.size(0), 64}));
 }
 
+// torchvision ResNet-18 (ImageNet stem with its max pool, projection
+// shortcuts) with backbone_fixtures' weights: within one output step of FX.
+TEST(Int8, ResNet18MatchesFx) {
+  if (!test::have_fixture("int8_resnet18.safetensors")) GTEST_SKIP() << "run tests/reference/make_fixtures.py";
+  auto t = test::load_named(test::fixture("int8_resnet18.safetensors"));
+  Backbone m = find_backbone("resnet18").make(1000);
+  const LoadReport r = load_state_dict(*m, read_weights(test::fixture("resnet18.weights.safetensors")));
+  ASSERT_TRUE(r.clean()) << r.summary();
+  m->eval();
+  const Int8Calibration c = calibrate_int8(*m, {t.at("calib")});
+  to_channels_last(*m);
+  EXPECT_NEAR(c.points.at("fc").scale, t.at("fc_scale").item<double>(), 1e-6 * c.points.at("fc").scale);
+  m->set_int8(build_int8(*m, c));
+  torch::InferenceMode guard;
+  const torch::Tensor out = m->forward(channels_last(t.at("test")));
+  EXPECT_LE((out - t.at("logits_int8")).abs().max().item<double>(), c.points.at("fc").scale * 1.001);
+}
+
 // The whole test set, as graft eval reads it (OpenCV decoding), calibrated
 // on the same 64 JPEGs as FX (PIL decoding): top-1 agrees with FX on at
 // least 99.5% of the 10,000 images, and the accuracy is within 1 point of

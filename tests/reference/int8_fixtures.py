@@ -148,6 +148,28 @@ def resnet20(out_dir):
     print(f"  int8 resnet20 (FX, onednn, min-max): accuracy {accuracy:.4f} on {len(paths)} images")
 
 
+def resnet18(out_dir):
+    """torchvision ResNet-18 with backbone_fixtures' realistic weights
+    (resnet18.weights.safetensors, made before this module): the ImageNet
+    stem (7x7 convolution, max pool) and projection shortcuts, on 64x64
+    random inputs (any size works; 224 would only be slower)."""
+    import torchvision.models as tvm
+    from st import load as st_load
+    torch.backends.quantized.engine = "onednn"
+    model = tvm.resnet18()
+    model.load_state_dict(st_load(os.path.join(out_dir, "resnet18.weights.safetensors"))[0])
+    model.eval()
+    g = torch.Generator().manual_seed(18)
+    calib = torch.randn(16, 3, 64, 64, generator=g)
+    test = torch.randn(4, 3, 64, 64, generator=g)
+    q = quantize(model, calib)
+    with torch.no_grad():
+        logits_int8 = q(test)
+    st_save(os.path.join(out_dir, "int8_resnet18.safetensors"),
+            {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous(), "fc_scale": torch.tensor([q.fc.scale])})
+
+
 def make(out_dir):
     observers(out_dir)
+    resnet18(out_dir)
     resnet20(out_dir)

@@ -158,5 +158,6 @@ mv "$tmp/results.md" "$OUT"
 if [ "${SECTIONS:-1}" != 0 ]; then
   bash bench/tokenize_bench.sh
   bash bench/face.sh
+  bash bench/int8.sh
 fi
 cat "$OUT"

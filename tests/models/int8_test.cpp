@@ -12,6 +12,8 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/data/image_set.h"
+#include "graft/data/transforms.h"
+#include "graft/models/saved_model.h"
 #include "graft/eval/infer.h"
 #include "graft/eval/int8_run.h"
 #include "graft/models/backbone.h"
@@ -240,6 +242,27 @@ TEST(Int8, EvalKeepsAndReusesTheCalibration) {
   EXPECT_EQ(read_regular_file(file), kept);
   EXPECT_FALSE(test::contains(second.err, "calibrating again"));
   EXPECT_EQ(nlohmann::json::parse(first.out)["accuracy"], nlohmann::json::parse(second.out)["accuracy"]);
+  // graft predict reuses it too: its probabilities are the softmax of the
+  // int8 network built here from the kept calibration (the fixture run has
+  // no calibrated temperature).
+  const std::string image = dir / "data/class3/img0.png";
+  ASSERT_TRUE(fs::exists(image));
+  const test::CliResult p = test::graft_cli({"predict", run, image, "--json", "--top-k", "1", "--precision", "int8",
+                                             "--calibration", "32", "--calibration-data", dir / "data"});
+  ASSERT_EQ(p.code, 0) << p.err;
+  EXPECT_EQ(read_regular_file(file), kept);
+  {
+    LoadedModel loaded = load_model(run);
+    loaded.model->eval();
+    loaded.model->set_int8(build_int8(*loaded.model, int8_calibration_from_json(j, file)));
+    torch::InferenceMode guard;
+    const torch::Tensor x = eval_transform(load_image(image), loaded.info.input).unsqueeze(0);
+    const torch::Tensor probs = torch::softmax(loaded.model->forward(x), 1)[0];
+    const nlohmann::json top = nlohmann::json::parse(p.out)["top"][0];
+    const int64_t k = probs.argmax().item<int64_t>();
+    EXPECT_EQ(top["label"], loaded.info.classes[k]);
+    EXPECT_NEAR(top["probability"].get<double>(), probs[k].item<double>(), 1e-5);
+  }
   // Another --calibration makes a new one.
   std::vector<std::string> other = args;
   other[7] = "16";

@@ -18,18 +18,22 @@ namespace fs = std::filesystem;
 
 constexpr uint64_t kCalibrationSeed = 0;
 
-// The training data a run was made from: config.json's "data".
+// The training data a run was made from: config.json's options.data (as
+// graft train wrote it, relative to where it ran when it was relative).
 std::string run_training_data(const std::string& run) {
   const std::string cfg = run + "/config.json";
   GRAFT_CHECK_USAGE(fs::is_regular_file(cfg), "--precision int8: '", run,
                     "' has no config.json naming its training data; give --calibration-data PATH "
                     "(a folder of images like the training data)");
   const nlohmann::json j = parse_json(read_regular_file(cfg), "'" + cfg + "'");
-  GRAFT_CHECK_USAGE(j.is_object() && j.contains("data") && j["data"].is_string() && !j["data"].get<std::string>().empty(),
-                    "--precision int8: ", cfg, " names no training \"data\"; give --calibration-data PATH");
-  const std::string data = j["data"].get<std::string>();
+  const bool named = j.is_object() && j.contains("options") && j["options"].is_object() &&
+                     j["options"].contains("data") && j["options"]["data"].is_string() &&
+                     !j["options"]["data"].get<std::string>().empty();
+  GRAFT_CHECK_USAGE(named, "--precision int8: ", cfg, " names no training data (options.data); give "
+                    "--calibration-data PATH");
+  const std::string data = j["options"]["data"].get<std::string>();
   GRAFT_CHECK_USAGE(fs::exists(data), "--precision int8: the run's training data '", data, "' (", cfg,
-                    ") is not there any more; give --calibration-data PATH");
+                    ") is not there; give --calibration-data PATH");
   return data;
 }
 

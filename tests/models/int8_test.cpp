@@ -227,8 +227,10 @@ TEST(Int8, EvalKeepsAndReusesTheCalibration) {
   test::TempDir dir;
   const std::string run = test::resnet20_fixture_run(dir.path());
   test::write_synthetic_image_folder(dir / "data", 10, 4, 32);
+  // The training data as graft train names it in config.json.
+  write_file_atomic(run + "/config.json", nlohmann::json{{"options", {{"data", dir / "data"}}}}.dump());
   const std::vector<std::string> args = {"eval", run, "--data", dir / "data", "--precision", "int8",
-                                         "--calibration", "32", "--calibration-data", dir / "data"};
+                                         "--calibration", "32"};
   const test::CliResult first = test::graft_cli(args);
   ASSERT_EQ(first.code, 0) << first.err;
   const std::string file = run + "/" + kInt8CalibrationFile;
@@ -247,8 +249,8 @@ TEST(Int8, EvalKeepsAndReusesTheCalibration) {
   // no calibrated temperature).
   const std::string image = dir / "data/class3/img0.png";
   ASSERT_TRUE(fs::exists(image));
-  const test::CliResult p = test::graft_cli({"predict", run, image, "--json", "--top-k", "1", "--precision", "int8",
-                                             "--calibration", "32", "--calibration-data", dir / "data"});
+  const test::CliResult p =
+      test::graft_cli({"predict", run, image, "--json", "--top-k", "1", "--precision", "int8", "--calibration", "32"});
   ASSERT_EQ(p.code, 0) << p.err;
   EXPECT_EQ(read_regular_file(file), kept);
   {

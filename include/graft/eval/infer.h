@@ -30,7 +30,8 @@ struct InferOptions {
   Precision precision = Precision::kFp32;
   /// --precision int8 (eval/int8_run.h): how many images calibrate the
   /// activation ranges (--calibration), and where they come from
-  /// (--calibration-data; "" = the run's training data, config.json "data").
+  /// (--calibration-data; "" = the run's training data, config.json's
+  /// options.data).
   int64_t calibration = 256;
   std::string calibration_data;
 };

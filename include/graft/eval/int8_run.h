@@ -29,7 +29,7 @@ std::vector<torch::Tensor> calibration_batches(const std::string& data, const In
 /// reads `run`/int8_calibration.json when it was made for these weights
 /// (sha256 of model.safetensors), this data and this many images, or else
 /// calibrates on the run's training data (options.calibration_data, or
-/// config.json's "data") and writes the file atomically (a folder that
+/// config.json's options.data) and writes the file atomically (a folder that
 /// cannot be written gets a warning, not an error); then installs the int8
 /// network on loaded.model. Call it before prepare_for_inference, so that
 /// the BatchNorms are folded as PyTorch FX folds them. Other precisions:

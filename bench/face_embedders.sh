@@ -26,7 +26,8 @@ THREADS=${THREADS:-1}
 mkdir -p "$W"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for e in dlib mobilefacenet; do
-  $G face evaluate --data "$DATA" --no-detect --embedder $e --threads "$THREADS" > "$W/$e-no-detect.json"
+  $G face evaluate --data "$DATA" --no-detect --embedder $e --threads "$THREADS" --dump "$W/$e-dump.json" \
+    > "$W/$e-no-detect.json"
   $G face evaluate --data "$DATA" --detector haar --embedder $e --threads "$THREADS" > "$W/$e-haar.json"
 done
 $G score --quiet --no-detect --threads "$THREADS" --data "$DATA" --backbones face:dlib,face:mobilefacenet \
@@ -118,6 +119,23 @@ for metric, label in (("accuracy", "verification accuracy"), ("auc", "AUC"), ("t
     tie = key("dlib", metric) == key("mobilefacenet", metric)
     verdict = "tied" if tie else ("matches" if order == score_order else "does not match")
     print(f"- by {label} (`--no-detect`): {' > '.join(order)}; LogME's ranking {verdict}.")
+print()
+import math
+spread = {}
+for e in ("dlib", "mobilefacenet"):
+    emb = json.load(open(f"{w}/{e}-dump.json"))["embeddings"]
+    mean = [sum(col) / len(emb) for col in zip(*emb)]
+    spread[e] = math.sqrt(sum(v * v for v in mean))
+print(f"Why MobileFaceNet's distances are so small: the mean of its {len(emb)} L2-normalised embeddings "
+      f"(`--no-detect`) has norm {spread['mobilefacenet']:.4f} (1 would mean all equal; the dlib-style "
+      f"net's: {spread['dlib']:.4f}), so every face lies close to one common direction and only a small "
+      "part of each embedding tells faces apart. The graph's output before its L2 normalisation shows the "
+      "same (a common component of norm about 440 against about 5 per face, measured on 8 chips in node). "
+      "Other input scalings, v/255 and raw 0..255 instead of MobileFaceNet_TF's (v - 127.5) / 128, gave "
+      "79.2% and 77.1% verification accuracy (3 trials, measured once on 2026-12-05, not by this script), "
+      "and centring the embeddings on their mean did not help either (leave-one-out 1-NN 82.0% against "
+      "86.5%). The AT&T photos are small grey 92x112 crops, far from MS1M's colour faces; the package's "
+      "conversion cannot be checked against the original checkpoint here.")
 print()
 print(f"Load average (1, 5, 15 min) before / after the whole script: {load0} / {load1}.")
 print("<!-- face-embedders:end -->")

@@ -134,7 +134,11 @@ print(f"Why MobileFaceNet's distances are so small: the mean of its {len(emb)} L
       "Other input scalings, v/255 and raw 0..255 instead of MobileFaceNet_TF's (v - 127.5) / 128, gave "
       "79.2% and 77.1% verification accuracy (3 trials, measured once on 2026-12-05, not by this script), "
       "and centring the embeddings on their mean did not help either (leave-one-out 1-NN 82.0% against "
-      "86.5%). The AT&T photos are small grey 92x112 crops, far from MS1M's colour faces; the package's "
+      "86.5%). In the graph, the 17 depthwise convolutions fuse a Relu (fused_ops BiasAdd, Relu) whose "
+      "output also feeds the PReLU's Abs/Sub/Mul, so their PReLUs act as plain ReLUs (x - |x| = 0 after a "
+      "Relu): TensorFlow's graph optimiser fused a Relu it should not have. graft runs the graph as shipped "
+      "(that is what TF.js runs); with those Relus dropped, restoring the PReLUs, verification accuracy "
+      "rose only to 80.1% (measured once, not by this script). The AT&T photos are small grey 92x112 crops, far from MS1M's colour faces; the package's "
       "conversion cannot be checked against the original checkpoint here.")
 print()
 print(f"Load average (1, 5, 15 min) before / after the whole script: {load0} / {load1}.")

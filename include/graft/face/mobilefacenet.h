@@ -5,6 +5,9 @@
 /// (package/models/mobilefacenet.json + .bin, fetched and integrity-checked by
 /// scripts/mobilefacenet_model.sh). BN is folded into the convolutions and
 /// PReLU is spelt Relu(x) + (x - |x|) * m (m = alpha / 2) with Relu/Abs/Sub/Mul.
+/// (The 17 depthwise convolutions fuse a Relu whose output also feeds their
+/// PReLU's Abs/Sub, so those PReLUs act as ReLUs; run as shipped, as TF.js
+/// does. bench/RESULTS.md says what restoring them changes.)
 ///
 /// MobileFaceNet here is an interpreter of that graph in LibTorch: the nodes of
 /// model.json's modelTopology are run in their order (each node's inputs come

@@ -12,6 +12,8 @@
 # s1-s20 and evaluated, with the pretrained embedder beside it, on the
 # disjoint people s21-s40.
 #   bash bench/face.sh      (about 5 minutes on 2 cores)
+# The second embedder (MobileFaceNet, --embedder mobilefacenet) beside the
+# default one, and graft score on them: bench/face_embedders.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/face_models.sh

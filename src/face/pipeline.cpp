@@ -15,6 +15,7 @@
 #include "graft/core/progress.h"
 #include "graft/data/image_set.h"
 #include "graft/face/gallery.h"
+#include "graft/face/mobilefacenet.h"
 
 namespace graft {
 
@@ -33,12 +34,47 @@ struct FacePipeline::Detector {
   cv::CascadeClassifier cascade;
 };
 
+std::vector<std::string> face_embedder_names() {
+  return {"dlib", kFaceEmbedderName, kMobileFaceNetOption, kMobileFaceNetName};
+}
+
+void set_face_embedder(FaceOptions& o, const std::string& value) {
+  if (value.empty()) return;
+  if (value == "dlib" || value == kFaceEmbedderName) {
+    o.embedder_name = kFaceEmbedderName;
+    o.embedder_run.clear();
+    return;
+  }
+  if (value == kMobileFaceNetOption || value == kMobileFaceNetName) {
+    o.embedder_name = kMobileFaceNetName;
+    o.embedder_run.clear();
+    return;
+  }
+  if (!std::filesystem::is_directory(value))
+    throw UsageError(str_cat("--embedder: \"", value, "\" is neither an embedder name (expected one of: dlib (",
+                             kFaceEmbedderName, ", the default), ", kMobileFaceNetOption, " (", kMobileFaceNetName,
+                             ")) nor a run folder of graft train --task face"));
+  o.embedder_run = value;
+}
+
 FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
   if (options_.models_dir.empty()) options_.models_dir = default_face_models_dir();
   landmarks_ = load_face_landmark_net(options_.models_dir);
-  embedder_ = load_face_embedder(options_.models_dir);
-  name_ = kFaceEmbedderName;
-  sha256_ = face_model_sha256(options_.models_dir, "face_recognition_model");
+  const std::string& wanted = options_.embedder_name;
+  GRAFT_CHECK(wanted.empty() || wanted == kFaceEmbedderName || wanted == kMobileFaceNetName,
+              "face embedder \"", wanted, "\" (expected ", kFaceEmbedderName, " or ", kMobileFaceNetName, ")");
+  GRAFT_CHECK(wanted != kMobileFaceNetName || options_.embedder_run.empty(),
+              "--embedder: MobileFaceNet and a run folder (", options_.embedder_run, ") were both given");
+  if (wanted == kMobileFaceNetName) {
+    if (options_.mobilefacenet_dir.empty()) options_.mobilefacenet_dir = default_mobilefacenet_dir();
+    mfn_ = std::make_unique<MobileFaceNet>(options_.mobilefacenet_dir);
+    name_ = kMobileFaceNetName;
+    sha256_ = mfn_->sha256();
+  } else {
+    embedder_ = load_face_embedder(options_.models_dir);
+    name_ = kFaceEmbedderName;
+    sha256_ = face_model_sha256(options_.models_dir, "face_recognition_model");
+  }
   if (!options_.embedder_run.empty()) load_run_embedder();
   if (options_.detect) {
     GRAFT_CHECK(options_.min_face >= 8, "--min-face: ", options_.min_face, " (expected at least 8 pixels)");
@@ -58,6 +94,14 @@ FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
 }
 
 FacePipeline::~FacePipeline() = default;
+
+int64_t FacePipeline::embedding_dim() const { return mfn_ ? kMobileFaceNetDim : kFaceEmbeddingDim; }
+
+FaceEmbedder& FacePipeline::embedder() {
+  GRAFT_CHECK(!mfn_, "the embedder ", name_, " cannot be fine-tuned or exported (only face-api's ",
+              kFaceEmbedderName, " can)");
+  return embedder_;
+}
 
 void FacePipeline::load_run_embedder() {
   const std::string& run = options_.embedder_run;
@@ -132,7 +176,7 @@ std::vector<Face> FacePipeline::faces(const cv::Mat& image, const std::string& n
     for (auto& p : f.landmarks) p += cv::Point2f(static_cast<float>(crop.x), static_cast<float>(crop.y));
     times_.landmarks += seconds_since(t0);
     t0 = std::chrono::steady_clock::now();
-    f.chip = align_face(image, f.landmarks);
+    f.chip = mfn_ ? align_arcface(image, f.landmarks) : align_face(image, f.landmarks);
     times_.align += seconds_since(t0);
     out.push_back(std::move(f));
   }
@@ -141,9 +185,15 @@ std::vector<Face> FacePipeline::faces(const cv::Mat& image, const std::string& n
 }
 
 torch::Tensor FacePipeline::embed(const std::vector<cv::Mat>& chips) {
-  if (chips.empty()) return torch::zeros({0, 128});
+  if (chips.empty()) return torch::zeros({0, embedding_dim()});
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> inputs;
+  if (mfn_) {
+    for (const auto& chip : chips) inputs.push_back(mobilefacenet_input(chip));
+    auto e = mfn_->forward(torch::stack(inputs));  // normalised in the graph
+    times_.embed += seconds_since(t0);
+    return e;
+  }
   for (const auto& chip : chips) inputs.push_back(face_net_input(chip, 150));
   torch::NoGradGuard no_grad;
   auto e = embedder_->forward(torch::stack(inputs));
@@ -226,7 +276,7 @@ FaceFolder embed_face_folder(FacePipeline& pipeline, const std::string& dir, std
     if (used == 0) out.empty_identities.push_back(out.identities[label]);
   }
   flush();
-  out.embeddings = parts.empty() ? torch::zeros({0, 128}) : torch::cat(parts);
+  out.embeddings = parts.empty() ? torch::zeros({0, pipeline.embedding_dim()}) : torch::cat(parts);
   return out;
 }
 
@@ -319,6 +369,7 @@ GalleryEnrolment enroll_gallery(FacePipeline& pipeline, const std::string& galle
   } else {
     gallery.embedder = pipeline.embedder_name();
     gallery.weights_sha256 = pipeline.embedder_sha256();
+    gallery.threshold = default_face_threshold(gallery.embedder);
     gallery.detect = detect;
   }
   const FaceFolder folder = embed_face_folder(pipeline, dir);

@@ -18,6 +18,12 @@ namespace graft {
 /// and the one at FAR 1e-3 is 0.36 (bench/RESULTS.md), so 0.38 sits between.
 /// `graft face evaluate --gallery G` stores one calibrated on your data.
 inline constexpr double kDefaultFaceThreshold = 0.38;
+/// The same for MobileFaceNet's L2-normalised 192-d embeddings: on AT&T
+/// faces (`--no-detect`, bench/face_embedders.sh, bench/RESULTS.md "the two
+/// embedders") the threshold of best accuracy is 0.0108 and the one at FAR
+/// 1e-3 is 0.0060, so 0.008 sits between. Its distances are small because
+/// every embedding lies close to one common direction (RESULTS says how close).
+inline constexpr double kMobileFaceNetThreshold = 0.008;
 
 struct GalleryImage {
   std::string path;
@@ -39,13 +45,21 @@ struct Gallery {
   std::vector<GalleryIdentity> identities;
 };
 
-/// The size of every face embedding graft makes (face-api's recognition net,
-/// pretrained or fine-tuned).
+/// The size of face-api's embeddings (its recognition net, pretrained or
+/// fine-tuned).
 constexpr int64_t kFaceEmbeddingDim = 128;
+
+/// The size of the embeddings of the gallery's embedder: 192 for
+/// MobileFaceNet ("human-models-3.0.4/mobilefacenet", face/mobilefacenet.h),
+/// else kFaceEmbeddingDim.
+int64_t gallery_embedding_dim(const std::string& embedder);
+/// The default "same person" threshold of an embedder (kMobileFaceNetThreshold
+/// for MobileFaceNet, else kDefaultFaceThreshold).
+double default_face_threshold(const std::string& embedder);
 
 /// Reads a gallery; throws graft::Error naming the file and the field when
 /// it is missing, not JSON, or malformed, or when an embedding or mean does
-/// not hold kFaceEmbeddingDim finite values.
+/// not hold gallery_embedding_dim(embedder) finite values.
 Gallery read_gallery(const std::string& path);
 /// Writes atomically (write_file_atomic): the old file survives any failure.
 void write_gallery(const std::string& path, const Gallery& gallery);

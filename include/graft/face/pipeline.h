@@ -40,7 +40,26 @@ struct FaceOptions {
   /// weights (embedder.safetensors, checked against the sha256 recorded in its
   /// face_model.json); a run without uses the pretrained embedder.
   std::string embedder_run;
+  /// The pretrained embedder by name (issue 18): "" or kFaceEmbedderName
+  /// (face-api's dlib-style ResNet, 150x150 dlib chips, 128-d) or
+  /// kMobileFaceNetName (MobileFaceNet, ArcFace 112x112 chips, 192-d; see
+  /// face/mobilefacenet.h). Set from --embedder by set_face_embedder.
+  std::string embedder_name;
+  /// MobileFaceNet's folder ("" = default_mobilefacenet_dir()).
+  std::string mobilefacenet_dir;
 };
+
+/// The names --embedder takes (the rest is a run folder): "dlib" and
+/// kFaceEmbedderName for face-api's net, "mobilefacenet" and
+/// kMobileFaceNetName for MobileFaceNet.
+std::vector<std::string> face_embedder_names();
+
+/// Sets `o` from an --embedder value: a name of face_embedder_names() picks
+/// that pretrained embedder (a name wins over a folder of the same name:
+/// write ./mobilefacenet for such a folder); anything else must be a run
+/// folder of `graft train --task face` (holding face_model.json), else a
+/// UsageError lists the valid names. "" leaves the default.
+void set_face_embedder(FaceOptions& o, const std::string& value);
 
 /// One face: its box in the image, landmarks (image pixels) and aligned chip.
 struct Face {
@@ -58,6 +77,8 @@ struct FaceTimes {
 /// The name graft records for the embedder in galleries and run folders.
 inline constexpr const char* kFaceEmbedderName = "face-api-1.7.15/face_recognition_model";
 
+class MobileFaceNet;
+
 class FacePipeline {
  public:
   /// Loads the landmark and recognition nets (and the cascade when detecting).
@@ -70,7 +91,8 @@ class FacePipeline {
   /// graft::Error naming `name` for an image too small to hold a face.
   std::vector<Face> faces(const cv::Mat& image, const std::string& name);
 
-  /// L2-normalised embeddings [N, 128] of aligned chips (a batch at a time).
+  /// L2-normalised embeddings [N, embedding_dim()] of aligned chips (a batch
+  /// at a time): 150x150 dlib chips, or 112x112 ArcFace chips for MobileFaceNet.
   torch::Tensor embed(const std::vector<cv::Mat>& chips);
 
   /// Reads an image file (load_image; timed as decoding).
@@ -88,12 +110,16 @@ class FacePipeline {
   const std::string& embedder_sha256() const { return sha256_; }
   /// The recognition net (fine-tuning changes it in place; then set_embedder
   /// names the result).
-  FaceEmbedder& embedder() { return embedder_; }
+  /// Throws graft::Error for MobileFaceNet (it is not fine-tuned or exported).
+  FaceEmbedder& embedder();
   void set_embedder_identity(std::string name, std::string sha256) {
     name_ = std::move(name);
     sha256_ = std::move(sha256);
   }
   const FaceOptions& options() const { return options_; }
+  /// 128 (face-api's net, pretrained or fine-tuned) or 192 (MobileFaceNet).
+  int64_t embedding_dim() const;
+  bool is_mobilefacenet() const { return static_cast<bool>(mfn_); }
   const FaceTimes& times() const { return times_; }
 
  private:
@@ -106,6 +132,7 @@ class FacePipeline {
   std::unique_ptr<Detector> detector_;
   FaceDetectorNet ssd_{nullptr};
   FaceTimes times_;
+  std::unique_ptr<MobileFaceNet> mfn_;
 };
 
 /// A folder with one sub-folder per identity, embedded. Every regular file

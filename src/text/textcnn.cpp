@@ -150,12 +150,12 @@ TextCnnConfig textcnn_config_from_json(const nlohmann::json& j, const std::strin
   } catch (const nlohmann::json::exception& e) {
     throw Error(str_cat(source, ": ", e.what(), " (expected a textcnn config)"));
   }
-  bool widths_ok = !c.widths.empty();
+  bool widths_ok = !c.widths.empty() && c.widths.size() <= 16;
   for (int64_t w : c.widths) widths_ok = widths_ok && w >= 1 && w <= 64;
   GRAFT_CHECK(c.vocab_size >= 2 && c.embedding_dim >= 1 && c.embedding_dim <= 4096 && c.maps >= 1 &&
                   c.maps <= 4096 && widths_ok && c.dropout >= 0 && c.dropout < 1,
               source, ": ", to_json(c).dump(), " (expected vocab_size >= 2, embedding_dim and maps in 1..4096, "
-              "widths in 1..64, dropout in [0, 1))");
+              "1 to 16 widths in 1..64, dropout in [0, 1))");
   return c;
 }
 

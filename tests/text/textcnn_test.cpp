@@ -124,6 +124,36 @@ TEST(Glove, ConvertEqualsPythonJsonReading) {
   EXPECT_THROW(read_word_vectors(dir / "flat.safetensors", "--embeddings"), UsageError);
 }
 
+// Damaged copies of the small file (bytes replaced, cut short): each is
+// converted or refused with a graft::Error, never a crash or another
+// exception (the reader is hand-written, not nlohmann's).
+TEST(Glove, DamagedFilesAreConvertedOrRefused) {
+  if (!test::have_fixture("textcnn/glove_small.json")) GTEST_SKIP() << "no textcnn fixtures";
+  test::TempDir dir;
+  const std::string good = read_file(test::fixture("textcnn/glove_small.json"));
+  std::mt19937_64 rng(18);
+  const std::string alphabet = "{}[]:,\"\\0123456789.-+eE \nabu";
+  int refused = 0;
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = good;
+    if (i % 3 == 0) {
+      bad.resize(rng() % bad.size());
+    } else {
+      for (int k = 0; k < 1 + i % 4; ++k) bad[rng() % bad.size()] = alphabet[rng() % alphabet.size()];
+    }
+    const std::string in = dir / "in.json";
+    test::write_bytes(in, bad);
+    try {
+      convert_glove_json(in, dir / "out.safetensors");
+    } catch (const Error&) {
+      ++refused;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "input " << i << " threw " << e.what() << " (not graft::Error)";
+    }
+  }
+  EXPECT_GT(refused, 150);
+}
+
 std::string glove_package_json() {
   const char* cache = std::getenv("GRAFT_CACHE_DIR");
   const char* home = std::getenv("HOME");

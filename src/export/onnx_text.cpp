@@ -216,7 +216,8 @@ std::string text_run_onnx(const std::string& run) {
     extra.push_back({"bert_config", to_json(m.info.bert).dump()});
     return bert_classifier_onnx(*m.bert, m.info, temperature, extra);
   }
-  GRAFT_CHECK(m.tfidf && m.tfidf_head, "ONNX export: '", run, "' holds neither a BERT nor a TF-IDF model");
+  GRAFT_CHECK(m.tfidf && m.tfidf_head, "ONNX export: '", run, "' holds neither a BERT nor a TF-IDF model (",
+              m.info.architecture, " runs are not exported yet)");  // textcnn: named
   extra.push_back({"tfidf_table", m.tfidf->to_text()});
   return tfidf_classifier_onnx(*m.tfidf_head, m.info, temperature, extra);
 }

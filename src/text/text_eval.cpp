@@ -47,10 +47,16 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
   std::vector<std::string> ids;
   const int max_length = static_cast<int>(model.info.max_length);
   for (const auto& x : set.examples) {
-    Encoding enc = model.info.pairs ? model.tokenizer->encode(x.text, x.text_b, max_length)
-                                    : model.tokenizer->encode(x.text, std::nullopt, max_length);
-    result.truncated += enc.num_truncated > 0;
-    inputs.push_back({std::move(enc.input_ids), std::move(enc.token_type_ids)});
+    if (model.words) {  // textcnn: word ids
+      int64_t dropped = 0;
+      inputs.push_back(model.encode(x.text, "", &dropped));
+      result.truncated += dropped > 0;
+    } else {
+      Encoding enc = model.info.pairs ? model.tokenizer->encode(x.text, x.text_b, max_length)
+                                      : model.tokenizer->encode(x.text, std::nullopt, max_length);
+      result.truncated += enc.num_truncated > 0;
+      inputs.push_back({std::move(enc.input_ids), std::move(enc.token_type_ids)});
+    }
     labels.push_back(x.label);
     ids.push_back(str_cat(data, ":", x.line));
   }
@@ -139,8 +145,8 @@ std::vector<InputPrediction> predict_text_run(const std::string& run,
 
 Embeddings embed_text_run(const std::string& run, const std::vector<std::string>& inputs, int64_t batch_size) {
   const TextModel model = load_text_model(run);
-  GRAFT_CHECK_USAGE(model.info.architecture == "bert", "graft embed: '", run, "' is a ", model.info.architecture,
-                    " run (expected a BERT run: a TF-IDF model has no features to embed)");
+  GRAFT_CHECK_USAGE(model.info.architecture != "tfidf", "graft embed: '", run, "' is a ", model.info.architecture,
+                    " run (expected a BERT or TextCNN run: a TF-IDF model has no features to embed)");
   Embeddings e;
   e.source = run;
   std::vector<EncodedText> encoded;

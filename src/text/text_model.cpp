@@ -24,6 +24,7 @@ std::vector<std::string> text_backbone_names() {
   std::vector<std::string> names{"bert"};
   for (const auto& s : bert_size_names()) names.push_back(s.rfind("bert-", 0) == 0 ? s : "bert-" + s);
   names.push_back("tfidf");
+  names.push_back("textcnn");
   return names;
 }
 
@@ -319,6 +320,7 @@ bool split_text_line(const std::string& line, bool pairs, std::string& a, std::s
 }
 
 EncodedText TextModel::encode(const std::string& a, const std::string& b, int64_t* truncated) const {
+  if (words) return words->encode(a, info.max_length, truncated);  // textcnn (single texts only)
   const int max_length = static_cast<int>(std::min<int64_t>(info.max_length, int64_t(1) << 30));
   Encoding enc = b.empty() ? tokenizer->encode(a, std::nullopt, max_length)
                            : tokenizer->encode(a, b, max_length);
@@ -328,6 +330,7 @@ EncodedText TextModel::encode(const std::string& a, const std::string& b, int64_
 
 torch::nn::Module& TextModel::module() const {
   if (bert) return *bert.ptr();
+  if (textcnn) return *textcnn.ptr();
   return *tfidf_head.ptr();
 }
 
@@ -354,6 +357,12 @@ torch::Tensor text_rows(const TextModel& m, const std::vector<EncodedText>& inpu
 }  // namespace
 
 torch::Tensor TextModel::features(const std::vector<EncodedText>& inputs, int64_t batch_size) const {
+  if (textcnn)  // textcnn: the pooled maxima
+    return text_rows(*this, inputs, batch_size, textcnn->feature_dim(), [&](const std::vector<int64_t>& batch) {
+      std::vector<const EncodedText*> items;
+      for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
+      return textcnn.ptr()->features(collate_word_ids(items, textcnn->config.widths.back()));
+    });
   GRAFT_CHECK(bert, "text features: a tfidf model has no BERT features");
   return text_rows(*this, inputs, batch_size, info.bert.hidden_size, [&](const std::vector<int64_t>& batch) {
     std::vector<const EncodedText*> items;
@@ -366,7 +375,11 @@ torch::Tensor TextModel::logits(const std::vector<EncodedText>& inputs, int64_t 
   const int64_t classes = static_cast<int64_t>(info.classes.size());
   return text_rows(*this, inputs, batch_size, classes, [&](const std::vector<int64_t>& batch) {
     torch::Tensor z;
-    if (bert) {
+    if (textcnn) {
+      std::vector<const EncodedText*> items;
+      for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
+      z = textcnn.ptr()->forward(collate_word_ids(items, textcnn->config.widths.back()));
+    } else if (bert) {
       std::vector<const EncodedText*> items;
       for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
       z = bert.ptr()->forward(collate_texts(items, tokenizer->pad_id()));
@@ -405,6 +418,8 @@ nlohmann::ordered_json info_json(const TextModelInfo& i) {
   if (i.architecture == "bert") {
     j["bert"] = to_json(i.bert);
     j["classifier_dropout"] = i.classifier_dropout;
+  } else if (i.architecture == "textcnn") {
+    j["textcnn"] = to_json(i.textcnn);
   } else {
     j["tfidf"] = "tfidf.txt";
   }
@@ -427,6 +442,8 @@ void save_text_model(const std::string& dir, const TextModel& model) {
     hf["label2id"] = label2id;
     hf["classifier_dropout"] = i.classifier_dropout;
     write_file_atomic(dir + "/bert_config.json", hf.dump(2) + "\n");
+  } else if (i.architecture == "textcnn") {
+    // textcnn: everything is in model.json and vocab.txt
   } else {
     write_file_atomic(dir + "/tfidf.txt", model.tfidf->to_text());
   }
@@ -470,17 +487,24 @@ TextModel load_text_model(const std::string& dir) {
       i.bert = bert_config_from_json(j.at("bert"), "'" + path + "' (bert)");
       i.classifier_dropout = j.value("classifier_dropout", i.bert.hidden_dropout_prob);
     }
+    if (i.architecture == "textcnn") i.textcnn = textcnn_config_from_json(j.at("textcnn"), "'" + path + "' (textcnn)");
   } catch (const nlohmann::json::exception& e) {
     throw Error(str_cat("'", path, "': ", e.what(), " (expected the model.json of a text run)"));
   }
-  GRAFT_CHECK(i.architecture == "bert" || i.architecture == "tfidf", "'", path, "': architecture '",
-              i.architecture, "' (expected bert or tfidf)");
+  GRAFT_CHECK(i.architecture == "bert" || i.architecture == "tfidf" || i.architecture == "textcnn", "'", path,
+              "': architecture '", i.architecture, "' (expected bert, tfidf or textcnn)");
   GRAFT_CHECK(!i.classes.empty(), "'", path, "' lists no classes");
   GRAFT_CHECK(i.head == "linear" || (i.head == "centroid" && i.architecture == "bert"), "'", path, "': head '",
               i.head, "' (expected linear, or centroid with architecture bert)");
-  WordPieceOptions wo;
-  wo.lower_case = i.lower_case;
-  m.tokenizer = std::make_shared<WordPiece>(WordPiece::from_file(dir + "/vocab.txt", wo));
+  if (i.architecture == "textcnn") {  // textcnn: a word vocabulary, not WordPiece
+    m.words = std::make_shared<WordVocab>(WordVocab::from_text(read_file(dir + "/vocab.txt"), dir + "/vocab.txt"));
+    GRAFT_CHECK(m.words->size() == i.textcnn.vocab_size, "'", path, "': vocab_size ", i.textcnn.vocab_size, " but '",
+                dir, "/vocab.txt' has ", m.words->size(), " words");
+  } else {
+    WordPieceOptions wo;
+    wo.lower_case = i.lower_case;
+    m.tokenizer = std::make_shared<WordPiece>(WordPiece::from_file(dir + "/vocab.txt", wo));
+  }
   GRAFT_CHECK(fs::exists(dir + "/model.safetensors"), "'", dir,
               "' holds no trained model: model.safetensors is missing");
   SafetensorsFile weights = load_safetensors(dir + "/model.safetensors");
@@ -488,7 +512,11 @@ TextModel load_text_model(const std::string& dir) {
   if (auto named = weight_file_classes(weights.metadata, dir + "/model.safetensors")) i.classes = *named;
   const TensorList& tensors = weights.tensors;
   const int64_t classes = static_cast<int64_t>(i.classes.size());
-  if (i.architecture == "bert") {
+  if (i.architecture == "textcnn") {
+    m.textcnn = TextCnn(i.textcnn, classes);
+    LoadReport r = load_state_dict(*m.textcnn, tensors);
+    GRAFT_CHECK(r.clean(), "'", dir, "/model.safetensors' does not match its model.json: ", r.summary());
+  } else if (i.architecture == "bert") {
     GRAFT_CHECK(i.bert.vocab_size == static_cast<int64_t>(m.tokenizer->size()), "'", path,
                 "': vocab_size ", i.bert.vocab_size, " but '", dir, "/vocab.txt' has ",
                 m.tokenizer->size(), " tokens");

@@ -21,6 +21,7 @@
 #include "graft/models/head.h"
 #include "graft/report/report.h"
 #include "graft/text/text_data.h"
+#include "graft/text/glove.h"
 #include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "graft/train/checkpoint.h"
@@ -82,12 +83,23 @@ struct Encoded {
   int64_t truncated_texts = 0, truncated_tokens = 0;
 };
 
-Encoded encode_all(const std::vector<TextExample>& examples, const WordPiece& wp, int64_t max_length,
-                   bool pairs, const std::string& source) {
+Encoded encode_all(const std::vector<TextExample>& examples, const WordPiece* wp, int64_t max_length,
+                   bool pairs, const std::string& source, const WordVocab* words = nullptr) {
   Encoded e;
   for (const auto& x : examples) {
-    Encoding enc = pairs ? wp.encode(x.text, x.text_b, static_cast<int>(max_length))
-                         : wp.encode(x.text, std::nullopt, static_cast<int>(max_length));
+    if (words) {  // textcnn: word ids
+      int64_t dropped = 0;
+      EncodedText t = words->encode(x.text, max_length, &dropped);
+      e.truncated_texts += dropped > 0;
+      e.truncated_tokens += dropped;
+      e.lengths.push_back(static_cast<int64_t>(t.ids.size()));
+      e.inputs.push_back(std::move(t));
+      e.labels.push_back(x.label);
+      e.ids.push_back(str_cat(source, ":", x.line));
+      continue;
+    }
+    Encoding enc = pairs ? wp->encode(x.text, x.text_b, static_cast<int>(max_length))
+                         : wp->encode(x.text, std::nullopt, static_cast<int>(max_length));
     if (enc.num_truncated > 0) {
       e.truncated_texts += 1;
       e.truncated_tokens += enc.num_truncated;
@@ -224,9 +236,11 @@ class TextTask final : public TaskRun {
                       world_, " workers and must be a multiple of ", world_);
     local_batch_ = o.batch_size / world_;
     is_tfidf_ = o.backbone == "tfidf";
-    wfile_ = is_tfidf_ ? "" : text_weights_file(o.weights);
-    GRAFT_CHECK_USAGE(!(is_tfidf_ && o.weights != "none"), "--weights: the tfidf backbone has no source "
-                      "weights (got '", o.weights, "'; expected none)");
+    is_cnn_ = o.backbone == "textcnn";
+    wfile_ = (is_tfidf_ || is_cnn_) ? "" : text_weights_file(o.weights);
+    GRAFT_CHECK_USAGE(!((is_tfidf_ || is_cnn_) && o.weights != "none"), "--weights: the ", o.backbone,
+                      " backbone has no source weights (got '", o.weights, "'; expected none",
+                      is_cnn_ ? "; word vectors are --embeddings" : "", ")");
     GRAFT_CHECK_USAGE(wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
                       "' does not exist (expected a BERT weight file, a pretraining run or a Hugging "
                       "Face folder, or none)");
@@ -236,7 +250,7 @@ class TextTask final : public TaskRun {
     if (rank_ == 0) prepare_run_dir(o);
     if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
     seed_everything(mix_seed(o.seed, 201));
-    const std::vector<std::string> trainable = is_tfidf_ ? build_tfidf() : build_bert();
+    const std::vector<std::string> trainable = is_tfidf_ ? build_tfidf() : is_cnn_ ? build_textcnn() : build_bert();
     write_config(trainable);
     cache_rows();
     n_train_ = static_cast<int64_t>(train_.inputs.size());
@@ -366,6 +380,10 @@ class TextTask final : public TaskRun {
 
   // Tokenizer and model description: checked before any data is read.
   void describe_model() {
+    GRAFT_CHECK_USAGE(is_cnn_ || (o_.embeddings == "none" && !o_.freeze_embeddings), o_.embeddings != "none"
+                      ? "--embeddings" : "--freeze-embeddings", ": only the textcnn backbone reads word vectors "
+                      "(got --backbone ", o_.backbone, ")");
+    if (is_cnn_) return describe_textcnn();
     vocab_path_ = resolve_vocab(o_, wfile_);
     WordPieceOptions wo;
     wo.lower_case = !o_.cased;
@@ -416,8 +434,9 @@ class TextTask final : public TaskRun {
     GRAFT_CHECK(num_classes >= 2, "--data '", o_.data, "' has ", num_classes, " class (expected at least 2 labels)");
     m_.info.classes = classes_;
     m_.info.pairs = train_set_.has_pairs;
-    train_ = encode_all(train_ex, *wp_, m_.info.max_length, m_.info.pairs, o_.data);
-    val_ = encode_all(val_ex, *wp_, m_.info.max_length, m_.info.pairs, val_source);
+    if (is_cnn_) build_word_vocab(train_ex);  // textcnn: the training words
+    train_ = encode_all(train_ex, wp_.get(), m_.info.max_length, m_.info.pairs, o_.data, m_.words.get());
+    val_ = encode_all(val_ex, wp_.get(), m_.info.max_length, m_.info.pairs, val_source, m_.words.get());
     for (const auto* e : {&train_, &val_})
       if (e->truncated_texts > 0)
         log_warn(str_cat(e->truncated_texts, " of ", e->inputs.size(), " texts of '",
@@ -435,6 +454,52 @@ class TextTask final : public TaskRun {
                 " training texts (expected a larger training set)");
     m_.tfidf_head = TfidfClassifier(m_.tfidf->size(), static_cast<int64_t>(classes_.size()));
     return {"head"};
+  }
+
+  // ---- textcnn (issue 18): Kim's CNN over word vectors (text/textcnn.h).
+  void describe_textcnn() {
+    m_.info.architecture = "textcnn";
+    m_.info.backbone = o_.backbone;
+    m_.info.lower_case = true;
+    m_.info.source_weights = o_.embeddings;
+    m_.info.max_length = o_.max_length;
+    GRAFT_CHECK_USAGE(o_.strategy == "full", "--strategy: '", o_.strategy, "' (the textcnn backbone trains "
+                      "everything; expected full, and --freeze-embeddings for fixed word vectors)");
+    GRAFT_CHECK_USAGE(o_.head == "linear", "--head ", o_.head, ": the textcnn backbone takes --head linear");
+    GRAFT_CHECK_USAGE(!(o_.freeze_embeddings && o_.embeddings == "none"), "--freeze-embeddings with --embeddings "
+                      "none: random vectors kept fixed (expected --embeddings FILE)");
+    if (o_.embeddings != "none") {  // checked before any data is read
+      const WordVectors v = read_word_vectors(o_.embeddings, "--embeddings");
+      m_.info.textcnn.embedding_dim = v.dim();
+    }
+    if (o_.dropout >= 0) m_.info.textcnn.dropout = o_.dropout;
+    m_.info.textcnn.static_embeddings = o_.freeze_embeddings;
+    m_.info.textcnn.embeddings = o_.embeddings;
+    strategy_ = parse_strategy("full", 1);
+  }
+
+  void build_word_vocab(const std::vector<TextExample>& train_ex) {
+    GRAFT_CHECK_USAGE(!train_set_.has_pairs, "--data '", o_.data, "' holds text pairs; the textcnn backbone "
+                      "reads single texts");
+    std::vector<std::vector<std::string>> tokens;
+    for (const auto& x : train_ex) tokens.push_back(word_tokens(x.text));
+    m_.words = std::make_shared<WordVocab>(WordVocab::build(tokens));
+    m_.info.textcnn.vocab_size = m_.words->size();
+  }
+
+  std::vector<std::string> build_textcnn() {
+    m_.textcnn = TextCnn(m_.info.textcnn, static_cast<int64_t>(classes_.size()));
+    emb_ = init_textcnn_embeddings(*m_.textcnn, *m_.words, o_.embeddings, mix_seed(o_.seed, 211));
+    if (o_.embeddings == "none")
+      log_info(str_cat("textcnn: ", emb_.words, " training words, random vectors (CNN-rand)"));
+    else
+      log_info(str_cat("textcnn: ", emb_.words, " training words, ", emb_.found, " found in '", o_.embeddings,
+                       "', ", emb_.oov, " OOV drawn uniformly in [-0.25, 0.25]",
+                       o_.freeze_embeddings ? " (static)" : " (non-static)"));
+    m_.textcnn->embedding->weight.set_requires_grad(!o_.freeze_embeddings);
+    std::vector<std::string> trainable{"head", "convs"};
+    if (!o_.freeze_embeddings) trainable.push_back("embeddings");
+    return trainable;
   }
 
   std::vector<std::string> build_bert() {
@@ -491,9 +556,14 @@ class TextTask final : public TaskRun {
     config["truncated"] = {{"train", train_.truncated_texts}, {"val", val_.truncated_texts}};
     config["skipped_empty"] = train_set_.skipped_empty;
     config["vocab"] = vocab_path_;
+    if (is_cnn_) {  // textcnn: the word vocabulary and how its vectors started
+      config["vocab"] = "vocab.txt";
+      config["embeddings"] = {{"file", emb_.file}, {"words", emb_.words}, {"found", emb_.found}, {"oov", emb_.oov},
+                              {"static", o_.freeze_embeddings}};
+    }
     if (!o_.resume && rank_ == 0) {
       write_file_atomic(o_.out + "/config.json", config.dump(2) + "\n");
-      write_file_atomic(o_.out + "/vocab.txt", read_file(vocab_path_));
+      write_file_atomic(o_.out + "/vocab.txt", is_cnn_ ? m_.words->to_text() : read_file(vocab_path_));
     }
   }
 
@@ -547,12 +617,15 @@ class TextTask final : public TaskRun {
     if (cached_) return m_.bert->classify(feats.index_select(0, torch::tensor(which, torch::kInt64)));
     std::vector<const EncodedText*> items;
     for (int64_t i : which) items.push_back(&set.inputs[static_cast<size_t>(i)]);
+    if (is_cnn_) return m_.textcnn->forward(collate_word_ids(items, m_.info.textcnn.widths.back()));  // textcnn
     return m_.bert->forward(collate_texts(items, wp_->pad_id()));
   }
 
   int64_t local_batch_ = 1, num_layers_ = 0, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
   size_t test_size_ = 0;
   bool is_tfidf_ = false, cached_ = false, centroids_done_ = false;
+  bool is_cnn_ = false;  // textcnn
+  EmbeddingInit emb_;    // textcnn: how the embedding started
   CentroidHeadImpl* centroid_ = nullptr;  // the head, when --head centroid
   std::string wfile_, vocab_path_;
   std::shared_ptr<WordPiece> wp_;

@@ -273,6 +273,13 @@ void text_rows(Rows& t) {
                              "BERT and head dropout (-1: the model config's)")
                        .check(dropout_value, "a fraction in [0, 1), or -1 for the model's own")
                        .shown()));
+  // textcnn (issue 18)
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(embeddings), "--embeddings",
+                             "textcnn: word vectors to start from (a .safetensors from graft weights convert), "
+                             "or none (random)")
+                       .shown()));
+  t.push_back(text(OptionRow(GRAFT_OPTION_FIELD(freeze_embeddings), "--freeze-embeddings",
+                             "textcnn: keep the word vectors fixed (CNN-static)")));
 }
 
 void pretrain_rows(Rows& t) {

@@ -61,6 +61,15 @@ TrainOptions text_defaults(const std::string& backbone) {
     o.epochs = 10;
     return o;
   }
+  if (backbone == "textcnn") {  // textcnn: Kim's batch 50; AdamW at 1e-3 for his Adadelta
+    o.backbone = "textcnn";
+    o.strategy = "full";
+    o.lr = 1e-3;
+    o.weight_decay = 0.0;
+    o.batch_size = 50;
+    o.epochs = 10;
+    return o;
+  }
   o.backbone = "bert";
   o.strategy = "full";
   o.lr = 1e-4;

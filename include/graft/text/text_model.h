@@ -8,7 +8,10 @@
 ///  - "bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base": a
 ///    standard size (see bert_size), from --weights or from scratch;
 ///  - "tfidf": the bag-of-words floor: TF-IDF of WordPiece unigrams and
-///    bigrams, then a linear head (multinomial logistic regression).
+///    bigrams, then a linear head (multinomial logistic regression);
+///  - "textcnn": Kim's (2014) CNN over word embeddings (text/textcnn.h), its
+///    own word vocabulary in vocab.txt and its settings in model.json's
+///    "textcnn".
 ///
 /// A BERT classifier is Hugging Face's BertForSequenceClassification: the
 /// pooled output (tanh(dense([CLS]))), dropout, then "classifier" (a
@@ -31,11 +34,12 @@
 #include <torch/torch.h>
 
 #include "graft/text/bert.h"
+#include "graft/text/textcnn.h"
 #include "graft/text/wordpiece.h"
 
 namespace graft {
 
-/// "bert", "bert-tiny" ... "bert-base", "tfidf".
+/// "bert", "bert-tiny" ... "bert-base", "tfidf", "textcnn".
 std::vector<std::string> text_backbone_names();
 /// Throws graft::UsageError naming --backbone, the value and the valid names.
 void check_text_backbone(const std::string& name);
@@ -145,7 +149,7 @@ TORCH_MODULE(TfidfClassifier);
 
 /// What model.json of a text run says.
 struct TextModelInfo {
-  std::string architecture;  // "bert" or "tfidf"
+  std::string architecture;  // "bert", "tfidf" or "textcnn"
   std::string backbone;      // the --backbone it was trained with
   std::vector<std::string> classes;
   int64_t max_length = 128;
@@ -155,6 +159,7 @@ struct TextModelInfo {
   std::string head = "linear";  // or centroid (bert only: graft enroll adds classes)
   BertConfig bert;           // architecture "bert"
   double classifier_dropout = 0.1;
+  TextCnnConfig textcnn;     // architecture "textcnn"
 };
 
 /// A text model ready to classify: the tokenizer and the network.
@@ -164,6 +169,8 @@ struct TextModel {
   BertClassifier bert{nullptr};
   std::shared_ptr<Tfidf> tfidf;
   TfidfClassifier tfidf_head{nullptr};
+  std::shared_ptr<WordVocab> words;  // textcnn: its word vocabulary
+  TextCnn textcnn{nullptr};
 
   /// The tokens of a text (pair), truncated to max_length; the number of
   /// tokens dropped is added to *truncated when given.
@@ -171,8 +178,8 @@ struct TextModel {
                      int64_t* truncated = nullptr) const;
   /// Logits [N, C] in eval mode, batched by length.
   torch::Tensor logits(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
-  /// BERT's pooled output [N, H] (what the head reads) in eval mode,
-  /// batched by length; architecture "bert" only.
+  /// BERT's pooled output [N, H], or the TextCNN's pooled maxima [N, 300]
+  /// (what the head reads) in eval mode, batched by length; not for tfidf.
   torch::Tensor features(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
   torch::nn::Module& module() const;
 };

@@ -96,6 +96,11 @@ struct TrainOptions {
   int64_t grad_accum = 1;    // micro-batches of batch_size per optimiser step
   bool bucket = true;        // group training batches by length
   double dropout = -1;       // BERT and head dropout (-1: the model config's)
+  // textcnn backbone (text/textcnn.h): word vectors to start from (a
+  // .safetensors from graft weights convert, or "none": random), and
+  // whether they stay fixed (CNN-static).
+  std::string embeddings = "none";
+  bool freeze_embeddings = false;
 
   // Masked-language-model pretraining (graft pretrain --task text, the
   // "mlm" task); it also reads vocab and max_length above.

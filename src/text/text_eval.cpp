@@ -47,6 +47,14 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
   std::vector<std::string> ids;
   const int max_length = static_cast<int>(model.info.max_length);
   for (const auto& x : set.examples) {
+    if (model.use_lite) {  // [use-lite]
+      int64_t cut = 0;
+      inputs.push_back(model.encode(x.text, "", &cut));
+      result.truncated += cut > 0;
+      labels.push_back(x.label);
+      ids.push_back(str_cat(data, ":", x.line));
+      continue;
+    }
     Encoding enc = model.info.pairs ? model.tokenizer->encode(x.text, x.text_b, max_length)
                                     : model.tokenizer->encode(x.text, std::nullopt, max_length);
     result.truncated += enc.num_truncated > 0;

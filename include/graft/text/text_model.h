@@ -8,7 +8,12 @@
 ///  - "bert-tiny", "bert-mini", "bert-small", "bert-medium", "bert-base": a
 ///    standard size (see bert_size), from --weights or from scratch;
 ///  - "tfidf": the bag-of-words floor: TF-IDF of WordPiece unigrams and
-///    bigrams, then a linear head (multinomial logistic regression).
+///    bigrams, then a linear head (multinomial logistic regression);
+///  - "use-lite": Universal Sentence Encoder lite (graft/text/use_lite.h)
+///    from --weights DIR (scripts/use_lite.sh's folder), its 512-d embedding,
+///    dropout, then "classifier" (a Linear). Its run folder holds
+///    vocab.json (the SentencePiece pieces) instead of vocab.txt, and
+///    model.json's "use_lite" (the graph's sizes).
 ///
 /// A BERT classifier is Hugging Face's BertForSequenceClassification: the
 /// pooled output (tanh(dense([CLS]))), dropout, then "classifier" (a
@@ -31,6 +36,7 @@
 #include <torch/torch.h>
 
 #include "graft/text/bert.h"
+#include "graft/text/use_lite.h"
 #include "graft/text/wordpiece.h"
 
 namespace graft {
@@ -154,6 +160,7 @@ struct TextModelInfo {
   std::string source_weights;
   std::string head = "linear";  // or centroid (bert only: graft enroll adds classes)
   BertConfig bert;           // architecture "bert"
+  UseLiteConfig use_lite;    // architecture "use-lite"
   double classifier_dropout = 0.1;
 };
 
@@ -164,6 +171,8 @@ struct TextModel {
   BertClassifier bert{nullptr};
   std::shared_ptr<Tfidf> tfidf;
   TfidfClassifier tfidf_head{nullptr};
+  std::shared_ptr<UseLiteTokenizer> use_tokenizer;  // architecture "use-lite"
+  UseLiteClassifier use_lite{nullptr};
 
   /// The tokens of a text (pair), truncated to max_length; the number of
   /// tokens dropped is added to *truncated when given.
@@ -171,8 +180,8 @@ struct TextModel {
                      int64_t* truncated = nullptr) const;
   /// Logits [N, C] in eval mode, batched by length.
   torch::Tensor logits(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
-  /// BERT's pooled output [N, H] (what the head reads) in eval mode,
-  /// batched by length; architecture "bert" only.
+  /// BERT's pooled output [N, H] or use-lite's embedding [N, 512] (what
+  /// the head reads) in eval mode, batched by length; not for tfidf.
   torch::Tensor features(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
   torch::nn::Module& module() const;
 };

@@ -247,7 +247,7 @@ class TextTask final : public TaskRun {
     wfile_ = is_tfidf_ ? "" : is_use_ ? o.weights : text_weights_file(o.weights);
     GRAFT_CHECK_USAGE(!(is_tfidf_ && o.weights != "none"), "--weights: the tfidf backbone has no source "
                       "weights (got '", o.weights, "'; expected none)");
-    GRAFT_CHECK_USAGE(wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
+    GRAFT_CHECK_USAGE(is_use_ || wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
                       "' does not exist (expected a BERT weight file, a pretraining run or a Hugging "
                       "Face folder, or none)");
     set_threads(o.threads);

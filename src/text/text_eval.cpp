@@ -47,7 +47,7 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
   std::vector<std::string> ids;
   const int max_length = static_cast<int>(model.info.max_length);
   for (const auto& x : set.examples) {
-    if (model.words) {  // textcnn: word ids
+    if (model.words || model.use_lite) {  // textcnn word ids, [use-lite] SentencePiece ids
       int64_t dropped = 0;
       inputs.push_back(model.encode(x.text, "", &dropped));
       result.truncated += dropped > 0;

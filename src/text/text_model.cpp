@@ -25,6 +25,7 @@ std::vector<std::string> text_backbone_names() {
   for (const auto& s : bert_size_names()) names.push_back(s.rfind("bert-", 0) == 0 ? s : "bert-" + s);
   names.push_back("tfidf");
   names.push_back("textcnn");
+  names.push_back("use-lite");  // [use-lite]
   return names;
 }
 
@@ -104,6 +105,8 @@ torch::Tensor BertClassifierImpl::forward(const TextBatch& b) { return classify(
 
 int bert_stage(const std::string& name, int64_t num_layers) {
   auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
+  // [use-lite] UseLiteClassifier's encoder "use" has BERT's stage names.
+  if (starts("use.")) return bert_stage("bert." + name.substr(4), num_layers);
   if (starts("bert.embeddings.")) return 0;
   if (starts("bert.pooler.")) return static_cast<int>(num_layers) + 1;
   const std::string layer = "bert.encoder.layer.";
@@ -321,6 +324,17 @@ bool split_text_line(const std::string& line, bool pairs, std::string& a, std::s
 
 EncodedText TextModel::encode(const std::string& a, const std::string& b, int64_t* truncated) const {
   if (words) return words->encode(a, info.max_length, truncated);  // textcnn (single texts only)
+  if (use_tokenizer) {  // [use-lite] SentencePiece ids, cut at max_length; one text only
+    GRAFT_CHECK(b.empty(), "a use-lite model reads one text per example, not a pair");
+    std::vector<int64_t> ids = use_tokenizer->encode(a);
+    const int64_t cut = static_cast<int64_t>(ids.size()) - info.max_length;
+    if (cut > 0) {
+      ids.resize(static_cast<size_t>(info.max_length));
+      if (truncated) *truncated += cut;
+    }
+    std::vector<int64_t> types(ids.size(), 0);
+    return {std::move(ids), std::move(types)};
+  }
   const int max_length = static_cast<int>(std::min<int64_t>(info.max_length, int64_t(1) << 30));
   Encoding enc = b.empty() ? tokenizer->encode(a, std::nullopt, max_length)
                            : tokenizer->encode(a, b, max_length);
@@ -331,6 +345,7 @@ EncodedText TextModel::encode(const std::string& a, const std::string& b, int64_
 torch::nn::Module& TextModel::module() const {
   if (bert) return *bert.ptr();
   if (textcnn) return *textcnn.ptr();
+  if (use_lite) return *use_lite.ptr();  // [use-lite]
   return *tfidf_head.ptr();
 }
 
@@ -363,6 +378,13 @@ torch::Tensor TextModel::features(const std::vector<EncodedText>& inputs, int64_
       for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
       return textcnn.ptr()->features(collate_word_ids(items, textcnn->config.widths.back()));
     });
+  if (use_lite)  // [use-lite]
+    return text_rows(*this, inputs, batch_size, info.use_lite.width1, [&](const std::vector<int64_t>& batch) {
+      std::vector<const EncodedText*> items;
+      for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
+      TextBatch b = collate_texts(items, 0);
+      return use_lite.ptr()->features(b.input_ids, b.attention_mask);
+    });
   GRAFT_CHECK(bert, "text features: a tfidf model has no BERT features");
   return text_rows(*this, inputs, batch_size, info.bert.hidden_size, [&](const std::vector<int64_t>& batch) {
     std::vector<const EncodedText*> items;
@@ -383,6 +405,11 @@ torch::Tensor TextModel::logits(const std::vector<EncodedText>& inputs, int64_t 
       std::vector<const EncodedText*> items;
       for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
       z = bert.ptr()->forward(collate_texts(items, tokenizer->pad_id()));
+    } else if (use_lite) {  // [use-lite]
+      std::vector<const EncodedText*> items;
+      for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
+      TextBatch b = collate_texts(items, 0);
+      z = use_lite.ptr()->forward(b.input_ids, b.attention_mask);
     } else {
       std::vector<std::vector<int64_t>> docs;
       for (int64_t i : batch) docs.push_back(tfidf_tokens(inputs[static_cast<size_t>(i)]));
@@ -414,12 +441,15 @@ nlohmann::ordered_json info_json(const TextModelInfo& i) {
   // Only when not Hugging Face's linear classifier (runs saved before
   // centroid heads existed have no "head": linear).
   if (i.head != "linear") j["head"] = i.head;
-  j["vocab"] = "vocab.txt";
+  j["vocab"] = i.architecture == "use-lite" ? "vocab.json" : "vocab.txt";  // [use-lite]
   if (i.architecture == "bert") {
     j["bert"] = to_json(i.bert);
     j["classifier_dropout"] = i.classifier_dropout;
   } else if (i.architecture == "textcnn") {
     j["textcnn"] = to_json(i.textcnn);
+  } else if (i.architecture == "use-lite") {  // [use-lite]
+    j["use_lite"] = to_json(i.use_lite);
+    j["classifier_dropout"] = i.classifier_dropout;
   } else {
     j["tfidf"] = "tfidf.txt";
   }
@@ -444,6 +474,7 @@ void save_text_model(const std::string& dir, const TextModel& model) {
     write_file_atomic(dir + "/bert_config.json", hf.dump(2) + "\n");
   } else if (i.architecture == "textcnn") {
     // textcnn: everything is in model.json and vocab.txt
+  } else if (i.architecture == "use-lite") {  // [use-lite] nothing beside model.json and vocab.json
   } else {
     write_file_atomic(dir + "/tfidf.txt", model.tfidf->to_text());
   }
@@ -488,11 +519,16 @@ TextModel load_text_model(const std::string& dir) {
       i.classifier_dropout = j.value("classifier_dropout", i.bert.hidden_dropout_prob);
     }
     if (i.architecture == "textcnn") i.textcnn = textcnn_config_from_json(j.at("textcnn"), "'" + path + "' (textcnn)");
+    if (i.architecture == "use-lite") {  // [use-lite]
+      i.use_lite = use_lite_config_from_json(j.at("use_lite"), "'" + path + "' (use_lite)");
+      i.classifier_dropout = j.value("classifier_dropout", 0.1);
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(str_cat("'", path, "': ", e.what(), " (expected the model.json of a text run)"));
   }
-  GRAFT_CHECK(i.architecture == "bert" || i.architecture == "tfidf" || i.architecture == "textcnn", "'", path,
-              "': architecture '", i.architecture, "' (expected bert, tfidf or textcnn)");
+  GRAFT_CHECK(i.architecture == "bert" || i.architecture == "tfidf" || i.architecture == "textcnn" ||
+                  i.architecture == "use-lite",
+              "'", path, "': architecture '", i.architecture, "' (expected bert, tfidf, textcnn or use-lite)");
   GRAFT_CHECK(!i.classes.empty(), "'", path, "' lists no classes");
   GRAFT_CHECK(i.head == "linear" || (i.head == "centroid" && i.architecture == "bert"), "'", path, "': head '",
               i.head, "' (expected linear, or centroid with architecture bert)");
@@ -500,6 +536,8 @@ TextModel load_text_model(const std::string& dir) {
     m.words = std::make_shared<WordVocab>(WordVocab::from_text(read_file(dir + "/vocab.txt"), dir + "/vocab.txt"));
     GRAFT_CHECK(m.words->size() == i.textcnn.vocab_size, "'", path, "': vocab_size ", i.textcnn.vocab_size, " but '",
                 dir, "/vocab.txt' has ", m.words->size(), " words");
+  } else if (i.architecture == "use-lite") {  // [use-lite]
+    m.use_tokenizer = std::make_shared<UseLiteTokenizer>(UseLiteTokenizer::from_file(dir + "/vocab.json"));
   } else {
     WordPieceOptions wo;
     wo.lower_case = i.lower_case;
@@ -522,6 +560,10 @@ TextModel load_text_model(const std::string& dir) {
                 m.tokenizer->size(), " tokens");
     m.bert = BertClassifier(i.bert, classes, i.classifier_dropout, i.head);
     LoadReport r = load_state_dict(*m.bert, tensors);
+    GRAFT_CHECK(r.clean(), "'", dir, "/model.safetensors' does not match its model.json: ", r.summary());
+  } else if (i.architecture == "use-lite") {  // [use-lite]
+    m.use_lite = UseLiteClassifier(i.use_lite, classes, i.classifier_dropout);
+    LoadReport r = load_state_dict(*m.use_lite, tensors);
     GRAFT_CHECK(r.clean(), "'", dir, "/model.safetensors' does not match its model.json: ", r.summary());
   } else {
     m.tfidf = std::make_shared<Tfidf>(Tfidf::from_text(read_file(dir + "/tfidf.txt"), dir + "/tfidf.txt"));

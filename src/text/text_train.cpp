@@ -112,6 +112,23 @@ Encoded encode_all(const std::vector<TextExample>& examples, const WordPiece* wp
   return e;
 }
 
+// [use-lite] The examples as SentencePiece ids, cut at max_length (counted).
+Encoded encode_all_use_lite(const std::vector<TextExample>& examples, const TextModel& m, const std::string& source) {
+  Encoded e;
+  for (const auto& x : examples) {
+    int64_t cut = 0;
+    e.inputs.push_back(m.encode(x.text, "", &cut));
+    if (cut > 0) {
+      e.truncated_texts += 1;
+      e.truncated_tokens += cut;
+    }
+    e.lengths.push_back(static_cast<int64_t>(e.inputs.back().ids.size()));
+    e.labels.push_back(x.label);
+    e.ids.push_back(str_cat(source, ":", x.line));
+  }
+  return e;
+}
+
 std::string text_weights_file(const std::string& weights) {
   if (weights == "none") return "";
   if (fs::is_directory(weights)) {
@@ -237,11 +254,14 @@ class TextTask final : public TaskRun {
     local_batch_ = o.batch_size / world_;
     is_tfidf_ = o.backbone == "tfidf";
     is_cnn_ = o.backbone == "textcnn";
-    wfile_ = (is_tfidf_ || is_cnn_) ? "" : text_weights_file(o.weights);
+    is_use_ = o.backbone == "use-lite";  // [use-lite] --weights is the model's folder
+    GRAFT_CHECK_USAGE(!is_use_ || o.weights != "none", "--weights none: the use-lite backbone needs its folder "
+                      "(expected --weights DIR, the folder scripts/use_lite.sh prints)");
+    wfile_ = (is_tfidf_ || is_cnn_) ? "" : is_use_ ? o.weights : text_weights_file(o.weights);
     GRAFT_CHECK_USAGE(!((is_tfidf_ || is_cnn_) && o.weights != "none"), "--weights: the ", o.backbone,
                       " backbone has no source weights (got '", o.weights, "'; expected none",
                       is_cnn_ ? "; word vectors are --embeddings" : "", ")");
-    GRAFT_CHECK_USAGE(wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
+    GRAFT_CHECK_USAGE(is_use_ || wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
                       "' does not exist (expected a BERT weight file, a pretraining run or a Hugging "
                       "Face folder, or none)");
     set_threads(o.threads);
@@ -250,7 +270,8 @@ class TextTask final : public TaskRun {
     if (rank_ == 0) prepare_run_dir(o);
     if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
     seed_everything(mix_seed(o.seed, 201));
-    const std::vector<std::string> trainable = is_tfidf_ ? build_tfidf() : is_cnn_ ? build_textcnn() : build_bert();
+    const std::vector<std::string> trainable =
+        is_tfidf_ ? build_tfidf() : is_cnn_ ? build_textcnn() : is_use_ ? build_use_lite() : build_bert();
     write_config(trainable);
     cache_rows();
     n_train_ = static_cast<int64_t>(train_.inputs.size());
@@ -278,7 +299,8 @@ class TextTask final : public TaskRun {
     if (first_step == 0)
       torch::manual_seed(mix_seed(o_.seed, 301 + static_cast<uint64_t>(rank_), static_cast<uint64_t>(epoch)));
     module().train();
-    if (cached_) m_.bert->bert->eval();
+    if (cached_ && m_.bert) m_.bert->bert->eval();
+    if (cached_ && m_.use_lite) m_.use_lite->use->eval();  // [use-lite]
     batches_ = length_batches(epoch_order(static_cast<size_t>(n_train_), o_.seed, epoch, true), train_.lengths,
                               step_batch_, bucket_);
     if (bucket_ > 1) {
@@ -384,6 +406,7 @@ class TextTask final : public TaskRun {
                       ? "--embeddings" : "--freeze-embeddings", ": only the textcnn backbone reads word vectors "
                       "(got --backbone ", o_.backbone, ")");
     if (is_cnn_) return describe_textcnn();
+    if (is_use_) return describe_use_lite();  // [use-lite]
     vocab_path_ = resolve_vocab(o_, wfile_);
     WordPieceOptions wo;
     wo.lower_case = !o_.cased;
@@ -435,13 +458,66 @@ class TextTask final : public TaskRun {
     m_.info.classes = classes_;
     m_.info.pairs = train_set_.has_pairs;
     if (is_cnn_) build_word_vocab(train_ex);  // textcnn: the training words
-    train_ = encode_all(train_ex, wp_.get(), m_.info.max_length, m_.info.pairs, o_.data, m_.words.get());
-    val_ = encode_all(val_ex, wp_.get(), m_.info.max_length, m_.info.pairs, val_source, m_.words.get());
+    GRAFT_CHECK_USAGE(!(is_use_ && m_.info.pairs), "--data '", o_.data, "' has text pairs; the use-lite backbone "
+                      "reads one text per example (expected one text column)");
+    if (is_use_) {  // [use-lite]
+      train_ = encode_all_use_lite(train_ex, m_, o_.data);
+      val_ = encode_all_use_lite(val_ex, m_, val_source);
+    } else {
+      train_ = encode_all(train_ex, wp_.get(), m_.info.max_length, m_.info.pairs, o_.data, m_.words.get());
+      val_ = encode_all(val_ex, wp_.get(), m_.info.max_length, m_.info.pairs, val_source, m_.words.get());
+    }
     for (const auto* e : {&train_, &val_})
       if (e->truncated_texts > 0)
         log_warn(str_cat(e->truncated_texts, " of ", e->inputs.size(), " texts of '",
                          e == &train_ ? o_.data : val_source, "' are longer than --max-length ", o_.max_length,
                          " tokens and were truncated (", e->truncated_tokens, " tokens dropped)"));
+  }
+
+  // [use-lite] The model folder read and checked before any data: its
+  // graph's sizes, tokenizer and weights.
+  void describe_use_lite() {
+    GRAFT_CHECK_USAGE(fs::is_directory(wfile_), "--weights: '", wfile_, "' is not a folder (the use-lite backbone "
+                      "reads the folder scripts/use_lite.sh prints: model.json, its 7 shards, vocab.json)");
+    UseLiteSource src = read_use_lite(wfile_);
+    vocab_path_ = (fs::path(wfile_) / "vocab.json").string();
+    m_.use_tokenizer = src.tokenizer;
+    m_.info.architecture = "use-lite";
+    m_.info.backbone = o_.backbone;
+    m_.info.lower_case = false;
+    m_.info.source_weights = o_.weights;
+    m_.info.use_lite = src.config;
+    GRAFT_CHECK_USAGE(o_.max_length >= 1, "--max-length ", o_.max_length, " (expected at least 1)");
+    // The graph reads at most its own limit (128 tokens).
+    m_.info.max_length = std::min<int64_t>(o_.max_length, src.config.max_length);
+    num_layers_ = 2;
+    strategy_ = parse_strategy(o_.strategy, static_cast<int>(num_layers_));
+    GRAFT_CHECK_USAGE(o_.head == "linear", "--head ", o_.head, ": the use-lite backbone takes a linear head "
+                      "(expected --head linear)");
+    m_.info.classifier_dropout = o_.dropout >= 0 ? o_.dropout : 0.1;
+    use_source_ = std::move(src.weights);
+  }
+
+  std::vector<std::string> build_use_lite() {
+    m_.use_lite = UseLiteClassifier(m_.info.use_lite, static_cast<int64_t>(classes_.size()),
+                                    m_.info.classifier_dropout);
+    load_use_lite_weights(*m_.use_lite->use, use_source_, wfile_);
+    use_source_.clear();
+    const int64_t L = num_layers_;
+    for (auto& p : m_.use_lite->named_parameters()) {
+      const int stage = bert_stage(p.key(), L);
+      bool on = stage < 0;
+      if (strategy_.kind == Strategy::kFull) on = true;
+      if (strategy_.kind == Strategy::kPartial) on = on || stage > L - strategy_.stages;  // the last N layers and the pooler, as BERT
+      p.value().set_requires_grad(on);
+    }
+    std::vector<std::string> trainable{"head"};
+    if (strategy_.kind != Strategy::kLinear) trainable.push_back("pooler");
+    for (int64_t s = L; s >= 1; --s)
+      if (strategy_.kind == Strategy::kFull || (strategy_.kind == Strategy::kPartial && s > L - strategy_.stages))
+        trainable.push_back(str_cat("layer.", s - 1));
+    if (strategy_.kind == Strategy::kFull) trainable.push_back("embeddings");
+    return trainable;
   }
 
   std::vector<std::string> build_tfidf() {
@@ -563,7 +639,8 @@ class TextTask final : public TaskRun {
     }
     if (!o_.resume && rank_ == 0) {
       write_file_atomic(o_.out + "/config.json", config.dump(2) + "\n");
-      write_file_atomic(o_.out + "/vocab.txt", is_cnn_ ? m_.words->to_text() : read_file(vocab_path_));
+      write_file_atomic(o_.out + (is_use_ ? "/vocab.json" : "/vocab.txt"),
+                        is_cnn_ ? m_.words->to_text() : read_file(vocab_path_));
     }
   }
 
@@ -588,8 +665,9 @@ class TextTask final : public TaskRun {
     return sharded_rows(group_.get(), static_cast<int64_t>(set.inputs.size()), label,
                         [&](const std::vector<size_t>& which) {
       torch::InferenceMode guard;
-      m_.bert->eval();
-      torch::Tensor out = torch::zeros({static_cast<int64_t>(which.size()), m_.info.bert.hidden_size});
+      m_.module().eval();
+      torch::Tensor out = torch::zeros({static_cast<int64_t>(which.size()),
+                                        is_use_ ? m_.info.use_lite.width1 : m_.info.bert.hidden_size});
       std::vector<int64_t> lengths;
       for (size_t i : which) lengths.push_back(set.lengths[i]);
       std::vector<size_t> order(which.size());
@@ -599,7 +677,14 @@ class TextTask final : public TaskRun {
                                           static_cast<int64_t>(which.size()))) {
         std::vector<const EncodedText*> items;
         for (int64_t i : b) items.push_back(&set.inputs[which[static_cast<size_t>(i)]]);
-        out.index_copy_(0, torch::tensor(b, torch::kInt64), m_.bert->features(collate_texts(items, wp_->pad_id())));
+        torch::Tensor f;
+        if (is_use_) {  // [use-lite]
+          TextBatch tb = collate_texts(items, 0);
+          f = m_.use_lite->features(tb.input_ids, tb.attention_mask);
+        } else {
+          f = m_.bert->features(collate_texts(items, wp_->pad_id()));
+        }
+        out.index_copy_(0, torch::tensor(b, torch::kInt64), f);
         progress.advance(static_cast<int64_t>(b.size()));
       }
       progress.finish();
@@ -614,16 +699,21 @@ class TextTask final : public TaskRun {
       auto [idx, offs, w] = rows.select(which);
       return m_.tfidf_head->forward(idx, offs, w);
     }
+    if (cached_ && is_use_) return m_.use_lite->classify(feats.index_select(0, torch::tensor(which, torch::kInt64)));
     if (cached_) return m_.bert->classify(feats.index_select(0, torch::tensor(which, torch::kInt64)));
     std::vector<const EncodedText*> items;
     for (int64_t i : which) items.push_back(&set.inputs[static_cast<size_t>(i)]);
     if (is_cnn_) return m_.textcnn->forward(collate_word_ids(items, m_.info.textcnn.widths.back()));  // textcnn
+    if (is_use_) {  // [use-lite]
+      TextBatch tb = collate_texts(items, 0);
+      return m_.use_lite->forward(tb.input_ids, tb.attention_mask);
+    }
     return m_.bert->forward(collate_texts(items, wp_->pad_id()));
   }
 
   int64_t local_batch_ = 1, num_layers_ = 0, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
   size_t test_size_ = 0;
-  bool is_tfidf_ = false, cached_ = false, centroids_done_ = false;
+  bool is_tfidf_ = false, is_use_ = false, cached_ = false, centroids_done_ = false;
   bool is_cnn_ = false;  // textcnn
   EmbeddingInit emb_;    // textcnn: how the embedding started
   CentroidHeadImpl* centroid_ = nullptr;  // the head, when --head centroid
@@ -631,7 +721,7 @@ class TextTask final : public TaskRun {
   std::shared_ptr<WordPiece> wp_;
   TextModel m_;
   Strategy strategy_;
-  TensorList source_;
+  TensorList source_, use_source_;
   TextSet train_set_;
   std::vector<std::string> classes_;
   Encoded train_, val_;

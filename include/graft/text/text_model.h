@@ -12,6 +12,11 @@
 ///  - "textcnn": Kim's (2014) CNN over word embeddings (text/textcnn.h), its
 ///    own word vocabulary in vocab.txt and its settings in model.json's
 ///    "textcnn".
+///  - "use-lite": Universal Sentence Encoder lite (graft/text/use_lite.h)
+///    from --weights DIR (scripts/use_lite.sh's folder), its 512-d embedding,
+///    dropout, then "classifier" (a Linear). Its run folder holds
+///    vocab.json (the SentencePiece pieces) instead of vocab.txt, and
+///    model.json's "use_lite" (the graph's sizes).
 ///
 /// A BERT classifier is Hugging Face's BertForSequenceClassification: the
 /// pooled output (tanh(dense([CLS]))), dropout, then "classifier" (a
@@ -35,6 +40,7 @@
 
 #include "graft/text/bert.h"
 #include "graft/text/textcnn.h"
+#include "graft/text/use_lite.h"
 #include "graft/text/wordpiece.h"
 
 namespace graft {
@@ -158,6 +164,7 @@ struct TextModelInfo {
   std::string source_weights;
   std::string head = "linear";  // or centroid (bert only: graft enroll adds classes)
   BertConfig bert;           // architecture "bert"
+  UseLiteConfig use_lite;    // architecture "use-lite"
   double classifier_dropout = 0.1;
   TextCnnConfig textcnn;     // architecture "textcnn"
 };
@@ -171,6 +178,8 @@ struct TextModel {
   TfidfClassifier tfidf_head{nullptr};
   std::shared_ptr<WordVocab> words;  // textcnn: its word vocabulary
   TextCnn textcnn{nullptr};
+  std::shared_ptr<UseLiteTokenizer> use_tokenizer;  // architecture "use-lite"
+  UseLiteClassifier use_lite{nullptr};
 
   /// The tokens of a text (pair), truncated to max_length; the number of
   /// tokens dropped is added to *truncated when given.
@@ -178,8 +187,9 @@ struct TextModel {
                      int64_t* truncated = nullptr) const;
   /// Logits [N, C] in eval mode, batched by length.
   torch::Tensor logits(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
-  /// BERT's pooled output [N, H], or the TextCNN's pooled maxima [N, 300]
-  /// (what the head reads) in eval mode, batched by length; not for tfidf.
+  /// BERT's pooled output [N, H], the TextCNN's pooled maxima [N, 300] or
+  /// use-lite's embedding [N, 512] (what the head reads) in eval mode,
+  /// batched by length; not for tfidf.
   torch::Tensor features(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
   torch::nn::Module& module() const;
 };

@@ -21,10 +21,11 @@ void add_threads(CLI::App& sub, int& threads) {
 }
 
 void add_precision(CLI::App& sub, std::string& precision) {
+  // The training row's words, then what only inference takes.
   sub.add_option("--precision", precision,
-                 "fp32; bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX; int8 (ResNet family): "
-                 "post-training static int8 on the onednn engine, calibrated once on --calibration "
-                 "training images and kept in the run folder (image runs)")
+                 train_option("precision").help +
+                     "; int8 (ResNet family, inference only): post-training static int8 on the onednn engine, "
+                     "calibrated once on --calibration training images and kept in the run folder")
       ->capture_default_str();
 }
 

@@ -503,21 +503,7 @@ class TextTask final : public TaskRun {
                                     m_.info.classifier_dropout);
     load_use_lite_weights(*m_.use_lite->use, use_source_, wfile_);
     use_source_.clear();
-    const int64_t L = num_layers_;
-    for (auto& p : m_.use_lite->named_parameters()) {
-      const int stage = bert_stage(p.key(), L);
-      bool on = stage < 0;
-      if (strategy_.kind == Strategy::kFull) on = true;
-      if (strategy_.kind == Strategy::kPartial) on = on || stage > L - strategy_.stages;  // the last N layers and the pooler, as BERT
-      p.value().set_requires_grad(on);
-    }
-    std::vector<std::string> trainable{"head"};
-    if (strategy_.kind != Strategy::kLinear) trainable.push_back("pooler");
-    for (int64_t s = L; s >= 1; --s)
-      if (strategy_.kind == Strategy::kFull || (strategy_.kind == Strategy::kPartial && s > L - strategy_.stages))
-        trainable.push_back(str_cat("layer.", s - 1));
-    if (strategy_.kind == Strategy::kFull) trainable.push_back("embeddings");
-    return trainable;
+    return apply_layer_strategy(*m_.use_lite);  // BERT's stage names under 'use.'
   }
 
   std::vector<std::string> build_tfidf() {
@@ -584,8 +570,16 @@ class TextTask final : public TaskRun {
     init_bert_weights(*m_.bert);
     centroid_ = as_centroid(*m_.bert->classifier.ptr());
     if (!wfile_.empty()) load_source();
+    return apply_layer_strategy(*m_.bert);
+  }
+
+  // The strategy on a BERT-shaped encoder (BERT, and use-lite, whose
+  // parameters carry BERT's stage names): linear trains the head; partial:N
+  // the last N layers, the pooler and the head; full everything. Returns the
+  // trainable stages, head first.
+  std::vector<std::string> apply_layer_strategy(torch::nn::Module& model) {
     const int64_t L = num_layers_;
-    for (auto& p : m_.bert->named_parameters()) {
+    for (auto& p : model.named_parameters()) {
       const int stage = bert_stage(p.key(), L);
       bool on = stage < 0;
       if (strategy_.kind == Strategy::kFull) on = true;

@@ -120,15 +120,16 @@ TEST(ChannelsLast, TrainingStepEqualsTheContiguousOne) {
     EXPECT_LE(test::rel_error(pb[p.key()].grad(), p.value().grad()), 1e-4) << p.key();
 }
 
-TEST(Precision, ParsesTheTwoNamesAndNamesTheOptionOtherwise) {
+TEST(Precision, ParsesTheNamesAndNamesTheOptionOtherwise) {
   EXPECT_EQ(parse_precision("fp32"), Precision::kFp32);
   EXPECT_EQ(parse_precision("bf16"), Precision::kBf16);
+  EXPECT_EQ(parse_precision("int8"), Precision::kInt8);
   try {
     parse_precision("fp16");
     FAIL() << "fp16 accepted";
   } catch (const UsageError& e) {
     EXPECT_NE(std::string(e.what()).find("--precision: 'fp16'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("fp32 or bf16"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fp32, bf16 or int8"), std::string::npos) << e.what();
   }
 }
 

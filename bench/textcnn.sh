@@ -28,44 +28,8 @@ if [ ! -f "$W/glove-6b-100d.safetensors" ]; then
 fi
 VEC=$W/glove-6b-100d.safetensors
 
-# 2. Test splits where the set has none (bench/text.sh's code and seed).
-/usr/bin/python3 - "$DATA" "$W/splits" <<'PY'
-import json, os, random, sys
-data, out = sys.argv[1], sys.argv[2]
-def split(name, rows):
-    d = os.path.join(out, name)
-    if os.path.exists(os.path.join(d, "test.jsonl")):
-        return
-    os.makedirs(d, exist_ok=True)
-    rnd = random.Random(0)
-    by = {}
-    for r in rows:
-        by.setdefault(r["label"], []).append(r)
-    train, test = [], []
-    for label in sorted(by):
-        rs = by[label]
-        rnd.shuffle(rs)
-        k = round(0.2 * len(rs))
-        test += rs[:k]
-        train += rs[k:]
-    for part, rs in (("train", train), ("test", test)):
-        with open(os.path.join(d, part + ".jsonl.tmp"), "w", encoding="utf-8") as f:
-            for r in rs:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(os.path.join(d, part + ".jsonl.tmp"), os.path.join(d, part + ".jsonl"))
-mr = []
-for label in ("neg", "pos"):
-    with open(os.path.join(data, "mr_polarity", "rt-polarity." + label), encoding="utf-8") as f:
-        mr += [{"text": l.rstrip("\n"), "label": label} for l in f if l.strip()]
-split("mr", mr)
-sms = []
-with open(os.path.join(data, "sms_spam", "SMSSpamCollection"), encoding="utf-8") as f:
-    next(f)  # the header line of this copy
-    for l in f:
-        label, text = l.rstrip("\r\n").split("\t", 1)
-        sms.append({"text": text, "label": label})
-split("sms", sms)
-PY
+# 2. Test splits where the set has none (bench/text_splits.py, as bench/text.sh).
+/usr/bin/python3 bench/text_splits.py "$DATA" "$W/splits"
 SST_TRAIN=$DATA/sst2/train.tsv
 if [ -n "${MAX_TRAIN:-}" ]; then
   SST_TRAIN=$W/splits/sst2-train-$MAX_TRAIN.tsv

@@ -21,45 +21,11 @@ FT_TRAIN=${FT_TRAIN:-4000}
 USE=$(bash scripts/use_lite.sh)
 mkdir -p "$W/runs"
 
-# Test splits where the set has none: bench/text.sh's, same seed (0).
+# Test splits where the set has none: bench/text_splits.py, as bench/text.sh.
+/usr/bin/python3 bench/text_splits.py "$DATA" "$W/splits"
 FT_TRAIN=$FT_TRAIN /usr/bin/python3 - "$DATA" "$W/splits" <<'PY'
 import csv, json, os, random, sys
 data, out = sys.argv[1], sys.argv[2]
-def split(name, rows):
-    d = os.path.join(out, name)
-    if os.path.exists(os.path.join(d, "test.jsonl")):
-        return
-    os.makedirs(d, exist_ok=True)
-    rnd = random.Random(0)
-    by = {}
-    for r in rows:
-        by.setdefault(r["label"], []).append(r)
-    train, test = [], []
-    for label in sorted(by):
-        rs = by[label]
-        rnd.shuffle(rs)
-        k = round(0.2 * len(rs))
-        test += rs[:k]
-        train += rs[k:]
-    for part, rs in (("train", train), ("test", test)):
-        with open(os.path.join(d, part + ".jsonl.tmp"), "w", encoding="utf-8") as f:
-            for r in rs:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(os.path.join(d, part + ".jsonl.tmp"), os.path.join(d, part + ".jsonl"))
-mr = []
-for label in ("neg", "pos"):
-    with open(os.path.join(data, "mr_polarity", "rt-polarity." + label), encoding="utf-8") as f:
-        mr += [{"text": l.rstrip("\n"), "label": label} for l in f if l.strip()]
-split("mr", mr)
-sms = []
-with open(os.path.join(data, "sms_spam", "SMSSpamCollection"), encoding="utf-8") as f:
-    next(f)  # the header line of this copy
-    for l in f:
-        label, text = l.rstrip("\r\n").split("\t", 1)
-        sms.append({"text": text, "label": label})
-split("sms", sms)
-with open(os.path.join(data, "chinese_sentiment", "ChnSentiCorp_htl_all.csv"), encoding="utf-8", newline="") as f:
-    split("chnsenticorp", [{"text": r["review"], "label": r["label"]} for r in csv.DictReader(f)])
 # Bounded fine-tuning sets: FT_TRAIN lines of a seeded shuffle of each
 # training file, in its own format (a header line kept).
 ft = int(os.environ["FT_TRAIN"])

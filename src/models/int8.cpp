@@ -9,8 +9,7 @@
 #include <ATen/core/stack.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
+#include <limits>
 
 #include "graft/core/error.h"
 #include "graft/models/backbone.h"
@@ -30,6 +29,7 @@ struct Int8Conv {
   int64_t stride = 1, padding = 0;
   bool relu = false;
   c10::IValue packed;  // quantized::conv2d_prepack's result (int8 only)
+  QuantPoint out;      // its output's quantisation (int8 only)
 };
 
 struct Int8Block {
@@ -39,6 +39,7 @@ struct Int8Block {
   Int8Conv downsample;
   /// Option A: zero channels added on each side after subsampling by `subsample`.
   int64_t pad = 0, subsample = 1;
+  QuantPoint shortcut_q, out_q;  // the requantised option-A shortcut; the add+ReLU output (int8 only)
 };
 
 struct Int8Plan {
@@ -224,12 +225,12 @@ class ResNetInt8 : public Int8Network {
     for (auto& b : p_.blocks) {
       for (auto& conv : b.convs) pack(conv);
       if (b.has_downsample) pack(b.downsample);
-      if (!b.has_downsample && (b.pad > 0 || b.subsample > 1)) (void)point(c_, b.name + ".shortcut");
-      (void)point(c_, b.name);
+      if (!b.has_downsample && (b.pad > 0 || b.subsample > 1)) b.shortcut_q = point(c_, b.name + ".shortcut");
+      b.out_q = point(c_, b.name);
     }
-    (void)point(c_, "input");
+    input_q_ = point(c_, "input");
     if (p_.linear_head) {
-      (void)point(c_, p_.classifier);
+      fc_q_ = point(c_, p_.classifier);
       static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
       p_.fc_packed = call(prepack, {quantize_weight(p_.fc_weight), p_.fc_bias});
     }
@@ -243,13 +244,12 @@ class ResNetInt8 : public Int8Network {
     torch::Tensor q = pooled(x);
     if (!p_.linear_head) return model_.classify(q.dequantize());
     static const c10::OperatorHandle linear = op("quantized::linear", "");
-    const QuantPoint& o = point(c_, p_.classifier);
-    return call(linear, {q, p_.fc_packed, o.scale, o.zero_point}).toTensor().dequantize();
+    return call(linear, {q, p_.fc_packed, fc_q_.scale, fc_q_.zero_point}).toTensor().dequantize();
   }
 
  private:
   void pack(Int8Conv& c) {
-    (void)point(c_, c.name);
+    c.out = point(c_, c.name);
     static const c10::OperatorHandle prepack = op("quantized::conv2d_prepack", "");
     const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.padding, c.padding}, dilation{1, 1};
     c.packed = call(prepack, {quantize_weight(c.weight), c.bias, stride, padding, dilation, int64_t{1}});
@@ -258,14 +258,13 @@ class ResNetInt8 : public Int8Network {
   torch::Tensor conv(const Int8Conv& c, const torch::Tensor& q) const {
     static const c10::OperatorHandle plain = op("quantized::conv2d", "new");
     static const c10::OperatorHandle relu = op("quantized::conv2d_relu", "new");
-    const QuantPoint& o = point(c_, c.name);
-    return call(c.relu ? relu : plain, {q, c.packed, o.scale, o.zero_point}).toTensor();
+    return call(c.relu ? relu : plain, {q, c.packed, c.out.scale, c.out.zero_point}).toTensor();
   }
 
   // Flattened average-pooled features, still quantised.
   torch::Tensor pooled(const torch::Tensor& input) const {
-    const QuantPoint& in = point(c_, "input");
-    torch::Tensor x = torch::quantize_per_tensor(input.to(torch::kFloat32), in.scale, in.zero_point, torch::kQUInt8);
+    torch::Tensor x =
+        torch::quantize_per_tensor(input.to(torch::kFloat32), input_q_.scale, input_q_.zero_point, torch::kQUInt8);
     x = conv(p_.stem, x);
     if (p_.max_pool) x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1}, {1, 1});
     static const c10::OperatorHandle add_relu = op("quantized::add_relu", "");
@@ -276,11 +275,10 @@ class ResNetInt8 : public Int8Network {
       if (b.has_downsample) {
         shortcut = conv(b.downsample, x);
       } else if (b.pad > 0 || b.subsample > 1) {
-        const QuantPoint& s = point(c_, b.name + ".shortcut");
-        shortcut = torch::quantize_per_tensor(option_a(b, x.dequantize()), s.scale, s.zero_point, torch::kQUInt8);
+        shortcut = torch::quantize_per_tensor(option_a(b, x.dequantize()), b.shortcut_q.scale,
+                                              b.shortcut_q.zero_point, torch::kQUInt8);
       }
-      const QuantPoint& o = point(c_, b.name);
-      x = call(add_relu, {out, shortcut, o.scale, o.zero_point}).toTensor();
+      x = call(add_relu, {out, shortcut, b.out_q.scale, b.out_q.zero_point}).toTensor();
     }
     return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
   }
@@ -288,6 +286,7 @@ class ResNetInt8 : public Int8Network {
   BackboneImpl& model_;
   Int8Plan p_;
   Int8Calibration c_;
+  QuantPoint input_q_, fc_q_;  // resolved once: no name lookups per forward
 };
 
 void use_onednn() {
@@ -386,19 +385,9 @@ std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibrati
 }
 
 bool flags_have_vnni(const std::string& flags) {
-  std::istringstream in(flags);
-  std::string f;
-  while (in >> f)
-    if (f == "avx512_vnni" || f == "avx_vnni" || f == "amx_int8") return true;
-  return false;
+  return flags_have_any(flags, {"avx512_vnni", "avx_vnni", "amx_int8"});
 }
 
-bool cpu_has_vnni() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("flags", 0) == 0) return flags_have_vnni(line.substr(line.find(':') + 1));
-  return false;
-}
+bool cpu_has_vnni() { return flags_have_vnni(cpu_flags()); }
 
 }  // namespace graft

@@ -3,6 +3,7 @@
 /// the channels-last memory format, BatchNorm folded into the convolution
 /// before it for evaluation, and bfloat16 autocast (--precision bf16).
 
+#include <initializer_list>
 #include <iosfwd>
 #include <string>
 #include <vector>
@@ -110,6 +111,12 @@ enum class Precision { kFp32, kBf16, kInt8 };
 /// "fp32", "bf16" or "int8"; throws graft::UsageError naming `option` otherwise.
 Precision parse_precision(const std::string& name, const std::string& option = "--precision");
 const char* precision_name(Precision p);
+
+/// True when the CPU flags (as in /proc/cpuinfo's "flags" line, words
+/// separated by spaces) include any of `names`.
+bool flags_have_any(const std::string& cpu_flags, std::initializer_list<const char*> names);
+/// This machine's /proc/cpuinfo "flags" line (after the colon; "" if none).
+std::string cpu_flags();
 
 /// True when the CPU flags (as in /proc/cpuinfo's "flags" line) include
 /// avx512_bf16 or amx_bf16: bfloat16 matrix products run in hardware.

@@ -12,6 +12,8 @@
 #include <optional>
 #include <thread>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/csrc/autograd/profiler_legacy.h>
@@ -19,6 +21,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/runtime.h"
+#include "graft/core/wait_policy.h"
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
 #include "graft/export/onnx.h"  // [onnx export]
@@ -236,6 +239,13 @@ nlohmann::json bench_peak(int threads, bool avx512) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As the graft program does (graft/core/wait_policy.h), but libgomp is
+  // already loaded here: choose, then start again once with the choice in the
+  // environment (GRAFT_WAIT_POLICY marks the second start).
+  if (std::getenv("GRAFT_WAIT_POLICY") == nullptr) {
+    graft::apply_wait_policy();
+    execv("/proc/self/exe", argv);
+  }
   graft::tune_allocator();
   CLI::App app{"graft benchmarks (graft side)"};
   std::string mode = "loader", data, backbone = "resnet18", augment = "light", strategy = "full";
@@ -273,6 +283,7 @@ int main(int argc, char** argv) {
     else if (mode == "peak") j = bench_peak(used_threads, isa == "avx512");
     else throw graft::UsageError("mode: '" + mode + "' (expected loader, infer, train_step, bert_train, bert_infer or peak)");
     j["threads"] = torch::get_num_threads();
+    j["wait_policy"] = graft::wait_policy_report();
     std::cout << j.dump() << std::endl;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -159,5 +159,6 @@ if [ "${SECTIONS:-1}" != 0 ]; then
   bash bench/tokenize_bench.sh
   bash bench/face.sh
   bash bench/int8.sh
+  bash bench/load.sh
 fi
 cat "$OUT"

@@ -8,6 +8,7 @@
 
 #include "graft/core/error.h"
 #include "graft/core/runtime.h"
+#include "graft/core/wait_policy.h"
 #include "graft/data/image_header.h"
 #include "graft/train/option_table.h"
 #include "verbs.h"
@@ -109,9 +110,11 @@ int parse_and_run(const std::vector<std::string>& args) {
   set_max_image_pixels(kDefaultMaxImagePixels);
   CLI::App app{"graft: transfer learning in C++ on LibTorch", "graft"};
   // The version, and the thread count that --threads 0 means here (the
-  // cgroup's CPU quota caps it inside a container or a systemd scope).
+  // cgroup's CPU quota caps it inside a container or a systemd scope), and
+  // the OpenMP wait policy the launcher chose (graft/core/wait_policy.h).
   app.set_version_flag("--version", [] {
-    return str_cat("graft ", GRAFT_VERSION, "\nthreads ", available_cores(), " by default");
+    return str_cat("graft ", GRAFT_VERSION, "\nthreads ", available_cores(), " by default\nOpenMP wait policy ",
+                   wait_policy_report());
   });
   app.require_subcommand(1);
   Action action;

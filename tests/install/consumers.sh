@@ -27,6 +27,10 @@ for f in bin/graft include/graft/graft.h include/graft/core/error.h; do
 done
 lib=$(find "$T/prefix" -name 'libgraft.so.0' | head -1)
 [ -n "$lib" ] || fail "libgraft.so.0 not installed"
+# The installed program is a launcher that loads that library (its RUNPATH
+# is ../lib of the prefix), not the build folder's copy.
+loaded=$(LD_DEBUG=libs "$T/prefix/bin/graft" --version 2>&1) || fail "the installed graft does not start: $loaded"
+grep -q "calling init: $T/prefix/.*libgraft.so.0$" <<<"$loaded" || fail "the installed graft did not load $lib"
 config=$(find "$T/prefix" -name graftConfig.cmake | head -1)
 [ -n "$config" ] || fail "graftConfig.cmake not installed"
 n_headers=$(find "$T/prefix/include" -name '*.h' | wc -l)

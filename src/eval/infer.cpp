@@ -2,7 +2,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <list>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 
 #include "graft/core/error.h"
@@ -71,9 +73,65 @@ std::string default_cache_dir() {
 
 namespace {
 
+// The in-memory feature cache: least recently used first out, bounded in
+// bytes (set_feature_cache_limit_mb), so that a process that computes
+// features of many models (graft search's trials in one process) does not
+// grow without bound. The disk cache keeps everything.
+class MemoryFeatureCache {
+ public:
+  std::optional<Outputs> get(const std::string& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return std::nullopt;
+    order_.splice(order_.begin(), order_, it->second.where);  // most recent first
+    return it->second.out;
+  }
+  void put(const std::string& key, const Outputs& out) {
+    erase(key);
+    const int64_t bytes = footprint(out);
+    if (bytes > limit_) return;  // larger than the whole cache: disk only
+    order_.push_front(key);
+    entries_.emplace(key, Entry{out, bytes, order_.begin()});
+    bytes_ += bytes;
+    trim();
+  }
+  void set_limit(int64_t bytes) {
+    limit_ = bytes;
+    trim();
+  }
+  int64_t bytes() const { return bytes_; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    Outputs out;
+    int64_t bytes;
+    std::list<std::string>::iterator where;
+  };
+  static int64_t footprint(const Outputs& o) {
+    int64_t n = static_cast<int64_t>(o.positions.size() * sizeof(size_t));
+    for (const auto* t : {&o.values, &o.labels})
+      if (t->defined()) n += static_cast<int64_t>(t->nbytes());
+    return n;
+  }
+  void erase(const std::string& key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end()) return;
+    bytes_ -= it->second.bytes;
+    order_.erase(it->second.where);
+    entries_.erase(it);
+  }
+  void trim() {
+    while (bytes_ > limit_ && !order_.empty()) erase(order_.back());
+  }
+  std::list<std::string> order_;
+  std::unordered_map<std::string, Entry> entries_;
+  int64_t bytes_ = 0;
+  int64_t limit_ = kDefaultFeatureCacheMb << 20;
+};
+
 std::mutex g_cache_mutex;
-std::map<std::string, Outputs>& memory_cache() {
-  static std::map<std::string, Outputs> cache;
+MemoryFeatureCache& memory_cache() {
+  static MemoryFeatureCache cache;
   return cache;
 }
 
@@ -102,8 +160,7 @@ std::optional<Outputs> find_cached_features(const std::string& model_key, const 
   const std::string key = feature_key(model_key, set, spec);
   {
     std::lock_guard<std::mutex> lock(g_cache_mutex);
-    auto it = memory_cache().find(key);
-    if (it != memory_cache().end()) return it->second;
+    if (auto hit = memory_cache().get(key)) return hit;
   }
   const std::string path = feature_path(key, cache_dir);
   if (path.empty() || !std::filesystem::exists(path)) return std::nullopt;
@@ -120,7 +177,7 @@ std::optional<Outputs> find_cached_features(const std::string& model_key, const 
     return std::nullopt;
   }
   std::lock_guard<std::mutex> lock(g_cache_mutex);
-  memory_cache()[key] = out;
+  memory_cache().put(key, out);
   return out;
 }
 
@@ -136,7 +193,18 @@ void store_cached_features(const std::string& model_key, const ImageSet& set,
                             {"positions", torch::tensor(pos, torch::kInt64)}});
   }
   std::lock_guard<std::mutex> lock(g_cache_mutex);
-  memory_cache()[key] = out;
+  memory_cache().put(key, out);
+}
+
+void set_feature_cache_limit_mb(int64_t mb) {
+  GRAFT_CHECK_USAGE(mb >= 0, "--cache-mb: ", mb, " (expected 0 or more MiB)");
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  memory_cache().set_limit(mb << 20);
+}
+
+std::pair<int64_t, int64_t> feature_cache_usage() {
+  std::lock_guard<std::mutex> lock(g_cache_mutex);
+  return {static_cast<int64_t>(memory_cache().size()), memory_cache().bytes()};
 }
 
 Outputs cached_features(BackboneImpl& model, const std::string& model_key, const ImageSet& set,

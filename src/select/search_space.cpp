@@ -23,7 +23,7 @@ namespace {
 // run is executed.
 const std::set<std::string> kFixed = {"task", "data", "val", "test", "out", "overwrite",
                                       "resume", "threads", "workers", "device", "quiet",
-                                      "cache_dir", "strict"};
+                                      "cache_dir", "cache_mb", "strict"};
 
 std::string normalise(std::string name) {
   while (!name.empty() && name[0] == '-') name.erase(0, 1);

@@ -515,6 +515,7 @@ class ImageTask final : public TaskRun {
   void cache_features() {
     if (augment_ != Augment::None) log_info("linear probe on cached features: --augment is not applied");
     const std::string cache_dir = o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir;
+    set_feature_cache_limit_mb(o_.cache_mb);
     auto features = [&](const ImageSet& set) {
       if (!group_) return cached_features(*model_, model_key_, set, spec_->input, io_, cache_dir);
       auto hit = find_cached_features(model_key_, set, spec_->input, cache_dir);

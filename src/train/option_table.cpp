@@ -207,6 +207,11 @@ void run_rows(Rows& t) {
                         "Feature cache folder (default $GRAFT_CACHE_DIR/features or "
                         "~/.cache/graft/features)")
                   .except_for({"face"}));
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(cache_mb), "--cache-mb",
+                        "In-memory feature cache bound in MiB: the least recently used features leave first "
+                        "(they stay on disk); 0 keeps none in memory")
+                  .within(OptionRange::closed(0, 1 << 30)).for_this_process()
+                  .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(seed), "--seed", "Random seed").shown()
                   .help_for("face", "Seed of the linear head's initialisation and of fine-tuning"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(threads), "--threads", "Intra-op threads (0: all cores)")

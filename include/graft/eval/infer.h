@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,15 @@ std::optional<Outputs> find_cached_features(const std::string& model_key, const 
 /// where cached_features and find_cached_features look for them.
 void store_cached_features(const std::string& model_key, const ImageSet& set,
                            const InputSpec& spec, const std::string& cache_dir, const Outputs& out);
+
+/// The in-memory side of the feature cache holds at most this many MiB
+/// (default kDefaultFeatureCacheMb; 0 keeps nothing in memory): the least
+/// recently used features go first, and a set larger than the limit is only
+/// on disk. Throws graft::UsageError naming --cache-mb for a negative value.
+inline constexpr int64_t kDefaultFeatureCacheMb = 1024;
+void set_feature_cache_limit_mb(int64_t mb);
+/// Entries and bytes held in memory now.
+std::pair<int64_t, int64_t> feature_cache_usage();
 
 /// The default on-disk feature cache: $GRAFT_CACHE_DIR/features, else
 /// $XDG_CACHE_HOME/graft/features, else ~/.cache/graft/features.

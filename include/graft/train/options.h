@@ -69,6 +69,7 @@ struct TrainOptions {
   bool feature_cache = true;           // linear strategy: compute features once
   std::string precision = "fp32";      // fp32 | bf16 (CPU autocast, fp32 master weights)
   std::string cache_dir;               // on-disk feature cache ("" = default)
+  int64_t cache_mb = 1024;             // in-memory feature cache bound, MiB (eval/infer.h)
 
   uint64_t seed = 0;
   int threads = 0;  // 0: all cores

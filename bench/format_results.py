@@ -62,19 +62,28 @@ p("**PyTorch default** is Debian's python3-torch as its tutorials run it: glibc'
   "of graft's mallopt) and, for CNNs, channels-last. graft runs as it does by default: "
   "channels-last, BatchNorm folded into the convolutions for evaluation, inference mode. "
   "Same model, batch, random input and thread count on every side. Ratios are graft / PyTorch "
-  "(above 1: graft is faster). Peak RSS is the largest single process (GNU time).\n")
+  "(above 1: graft is faster), each with the min-max of its per-repeat ratios in brackets. "
+  "Peak RSS is the largest single process (GNU time).\n")
 p("| figure | graft | PyTorch default | PyTorch tuned | × default | × tuned | peak RSS MiB: graft / default / tuned |")
 p("|---|---|---|---|---|---|---|")
+
+
+def ratio(a, b):
+    """The ratio of the medians, and the min-max of the per-repeat ratios (the
+    repeats are interleaved, so repeat i of each side ran at about the same time)."""
+    r = rate(a) / rate(b)
+    rs = [x / y for (x, _), (y, _) in zip(raw[a], raw[b])]
+    return f"{r:.2f} ({min(rs):.2f}-{max(rs):.2f})" if len(rs) > 1 else f"{r:.2f}"
 
 
 def row(label, key, unit="img/s", latency=False):
     g, t, u = rate(key + "/graft"), rate(key + "/torch"), rate(key + "/tuned")
     mem = f"{rss(key + '/graft')} / {rss(key + '/torch')} / {rss(key + '/tuned')}"
+    rt, ru = ratio(key + "/graft", key + "/torch"), ratio(key + "/graft", key + "/tuned")
     if latency:
-        p(f"| {label} | {1000 / g:.1f} ms | {1000 / t:.1f} ms | {1000 / u:.1f} ms | "
-          f"{g / t:.2f} | {g / u:.2f} | {mem} |")
+        p(f"| {label} | {1000 / g:.1f} ms | {1000 / t:.1f} ms | {1000 / u:.1f} ms | {rt} | {ru} | {mem} |")
     else:
-        p(f"| {label} | {g:.1f} {unit} | {t:.1f} | {u:.1f} | {g / t:.2f} | {g / u:.2f} | {mem} |")
+        p(f"| {label} | {g:.1f} {unit} | {t:.1f} | {u:.1f} | {rt} | {ru} | {mem} |")
 
 
 for n in ("resnet18", "resnet50", "vgg16", "googlenet"):

@@ -29,9 +29,12 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--per-class", o->per_class, "At most N target images per class (0: all)")
       ->capture_default_str();
   sub->add_option("--source-data", o->source_data,
-                  "Source images: adds domain similarity (CKA, MMD) through each backbone");
+                  "Source images: adds domain shift through each backbone: CKA, MMD with a permutation test's p-value, "
+                  "and the proxy A-distance (PAD, from a cross-validated linear domain classifier)");
   sub->add_option("--max-similarity-samples", o->max_similarity_samples,
-                  "Rows per set used for CKA and MMD")->capture_default_str();
+                  "Rows per set used for CKA, MMD and the proxy A-distance")->capture_default_str();
+  sub->add_option("--permutations", o->permutations,
+                  "--source-data: permutations of the MMD test (its p-value)")->capture_default_str();
   sub->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   sub->add_option("--batch-size", o->batch_size, "Batch size")->capture_default_str();
   add_threads(*sub, o->threads);

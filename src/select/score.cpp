@@ -116,8 +116,10 @@ std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
   GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled target set is required");
   GRAFT_CHECK_USAGE(!o.candidates.empty(),
                     "--backbones: give at least one candidate (BACKBONE=WEIGHTS or a run directory)");
-  GRAFT_CHECK_USAGE(o.max_similarity_samples >= 2, "--max-similarity-samples: ",
-                    o.max_similarity_samples, " (expected at least 2)");
+  GRAFT_CHECK_USAGE(o.max_similarity_samples >= 5, "--max-similarity-samples: ",
+                    o.max_similarity_samples, " (expected at least 5: the proxy A-distance's 5 folds)");
+  GRAFT_CHECK_USAGE(o.permutations >= 1 && o.permutations <= 100000, "--permutations: ", o.permutations,
+                    " (expected 1 to 100000)");
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
 
@@ -175,6 +177,10 @@ std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
       s.domain_cka = domain_cka(b, a);
       s.mmd_sigma = median_sigma(b, a);
       s.mmd = mmd_rbf(b, a, s.mmd_sigma);
+      s.mmd_p = mmd_permutation_p(b, a, s.mmd_sigma, o.permutations, mix_seed(o.seed, 503));
+      const ProxyADistance pad = proxy_a_distance(b, a);
+      s.pad = pad.pad;
+      s.pad_error = pad.error;
     }
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     l.model = nullptr;  // free it before the next candidate
@@ -205,6 +211,9 @@ nlohmann::ordered_json to_json(const std::vector<CandidateScore>& scores) {
       j["domain_cka"] = s.domain_cka;
       j["mmd"] = s.mmd;
       j["mmd_sigma"] = s.mmd_sigma;
+      j["mmd_p"] = s.mmd_p;
+      j["pad"] = s.pad;
+      j["pad_error"] = s.pad_error;
     }
     j["seconds"] = s.seconds;
     arr.push_back(j);
@@ -216,8 +225,8 @@ std::string score_table(const std::vector<CandidateScore>& scores) {
   bool sim = std::any_of(scores.begin(), scores.end(), [](const auto& s) { return s.has_similarity; });
   std::ostringstream os;
   os << std::fixed;
-  os << "| rank | candidate | dim | LogME | H-score | LEEP | NCE |" << (sim ? " CKA | MMD |" : "")
-     << " s |\n|---|---|---|---|---|---|---|" << (sim ? "---|---|" : "") << "---|\n";
+  os << "| rank | candidate | dim | LogME | H-score | LEEP | NCE |" << (sim ? " CKA | MMD | MMD p | PAD |" : "")
+     << " s |\n|---|---|---|---|---|---|---|" << (sim ? "---|---|---|---|" : "") << "---|\n";
   int rank = 1;
   auto opt = [&](bool has, double v) {
     std::ostringstream t;
@@ -229,7 +238,9 @@ std::string score_table(const std::vector<CandidateScore>& scores) {
        << std::setprecision(4) << s.logme << " | " << s.h_score << " | "
        << opt(s.has_source_classifier, s.leep) << " | " << opt(s.has_source_classifier, s.nce)
        << " |";
-    if (sim) os << " " << opt(s.has_similarity, s.domain_cka) << " | " << opt(s.has_similarity, s.mmd) << " |";
+    if (sim)
+      os << " " << opt(s.has_similarity, s.domain_cka) << " | " << opt(s.has_similarity, s.mmd) << " | "
+         << opt(s.has_similarity, s.mmd_p) << " | " << opt(s.has_similarity, s.pad) << " |";
     os << " " << std::setprecision(1) << s.seconds << " |\n";
   }
   return os.str();

@@ -218,4 +218,91 @@ double median_sigma(const torch::Tensor& x_in, const torch::Tensor& y_in) {
   return std::sqrt(med / 2);
 }
 
+double mmd_permutation_p(const torch::Tensor& x_in, const torch::Tensor& y_in, double sigma, int64_t permutations,
+                         uint64_t seed) {
+  torch::Tensor x = as_matrix(x_in, "MMD X"), y = as_matrix(y_in, "MMD Y");
+  GRAFT_CHECK(x.size(1) == y.size(1), "MMD: X has ", x.size(1), " features and Y ", y.size(1));
+  GRAFT_CHECK(sigma > 0 && std::isfinite(sigma), "MMD: bandwidth ", sigma, " (expected > 0)");
+  GRAFT_CHECK(permutations >= 1, "MMD permutation test: ", permutations, " permutations (expected at least 1)");
+  const int64_t n = x.size(0), m = y.size(0), total = n + m;
+  // MMD^2 (the V-statistic) of a split is a^T K a with a = 1/n on the rows
+  // playing X and -1/m on the others: one product with K for all splits.
+  torch::Tensor z = torch::cat({x, y});
+  torch::Tensor k = (sq_dists(z, z) * (-1.0 / (2 * sigma * sigma))).exp();
+  torch::Tensor a = torch::empty({total, permutations + 1}, torch::kFloat64);
+  torch::Tensor base = torch::cat({torch::full({n}, 1.0 / n, torch::kFloat64), torch::full({m}, -1.0 / m, torch::kFloat64)});
+  a.select(1, 0).copy_(base);
+  torch::Generator gen = at::detail::createCPUGenerator(seed);
+  for (int64_t p = 0; p < permutations; ++p) {
+    // Row perm[i] of the pooled set plays position i.
+    torch::Tensor perm = torch::randperm(total, gen, torch::kInt64);
+    a.select(1, p + 1).index_copy_(0, perm, base);
+  }
+  torch::Tensor stats = (k.mm(a) * a).sum(0);
+  const double observed = stats[0].item<double>();
+  const int64_t as_large = (stats.narrow(0, 1, permutations) >= observed).sum().item<int64_t>();
+  return static_cast<double>(1 + as_large) / static_cast<double>(1 + permutations);
+}
+
+namespace {
+
+// Held-out rows of one fold classified as the other domain, by an
+// L2-regularised logistic regression fitted by Newton's method on the rest.
+std::pair<int64_t, int64_t> pad_fold_errors(const torch::Tensor& z, const torch::Tensor& t,
+                                             const torch::Tensor& test, double l2) {
+  torch::Tensor train = test.logical_not();
+  torch::Tensor zt = z.index({train}), tt = t.index({train});
+  torch::Tensor mean = zt.mean(0, true);
+  torch::Tensor sd = zt.std(0, /*unbiased=*/false, true);
+  sd = torch::where(sd > 0, sd, torch::ones_like(sd));
+  auto design = [&](const torch::Tensor& rows) {
+    torch::Tensor s = (rows - mean) / sd;
+    return torch::cat({s, torch::ones({s.size(0), 1}, torch::kFloat64)}, 1);
+  };
+  torch::Tensor xtr = design(zt);
+  const int64_t d = xtr.size(1);
+  torch::Tensor reg = torch::full({d}, l2, torch::kFloat64);
+  reg[d - 1] = 0;  // the bias is not penalised
+  torch::Tensor w = torch::zeros({d}, torch::kFloat64);
+  for (int it = 0; it < 50; ++it) {
+    torch::Tensor p = torch::sigmoid(xtr.mv(w));
+    torch::Tensor grad = xtr.t().mv(p - tt) + reg * w;
+    torch::Tensor h = xtr.t().mm(xtr * (p * (1 - p)).unsqueeze(1)) + torch::diag(reg + 1e-10);
+    torch::Tensor step = at::linalg_solve(h, grad);
+    w -= step;
+    if (step.abs().max().item<double>() < 1e-9) break;
+  }
+  torch::Tensor logits = design(z.index({test})).mv(w);
+  torch::Tensor truth = t.index({test});
+  torch::Tensor wrong = (logits > 0).to(torch::kFloat64).ne(truth);
+  const int64_t wrong_x = (wrong & truth.eq(0)).sum().item<int64_t>();
+  const int64_t wrong_y = (wrong & truth.eq(1)).sum().item<int64_t>();
+  return {wrong_x, wrong_y};
+}
+
+}  // namespace
+
+ProxyADistance proxy_a_distance(const torch::Tensor& x_in, const torch::Tensor& y_in, int64_t folds, double l2) {
+  torch::Tensor x = as_matrix(x_in, "PAD X"), y = as_matrix(y_in, "PAD Y");
+  GRAFT_CHECK(x.size(1) == y.size(1), "PAD: X has ", x.size(1), " features and Y ", y.size(1));
+  GRAFT_CHECK(folds >= 2, "PAD: ", folds, " folds (expected at least 2)");
+  GRAFT_CHECK(x.size(0) >= folds && y.size(0) >= folds, "PAD: ", x.size(0), " and ", y.size(0),
+              " rows (expected at least one per fold in each set, ", folds, " folds)");
+  GRAFT_CHECK(l2 > 0, "PAD: l2 ", l2, " (expected > 0)");
+  const int64_t n = x.size(0), m = y.size(0);
+  torch::Tensor z = torch::cat({x, y});
+  torch::Tensor t = torch::cat({torch::zeros({n}, torch::kFloat64), torch::ones({m}, torch::kFloat64)});
+  torch::Tensor fold = torch::cat({torch::arange(n, torch::kInt64) % folds, torch::arange(m, torch::kInt64) % folds});
+  int64_t wrong_x = 0, wrong_y = 0;
+  for (int64_t f = 0; f < folds; ++f) {
+    auto [wx, wy] = pad_fold_errors(z, t, fold.eq(f), l2);
+    wrong_x += wx;
+    wrong_y += wy;
+  }
+  ProxyADistance r;
+  r.error = 0.5 * (static_cast<double>(wrong_x) / n + static_cast<double>(wrong_y) / m);
+  r.pad = 2 * (1 - 2 * r.error);
+  return r;
+}
+
 }  // namespace graft

@@ -33,7 +33,11 @@ Writes, under OUT_DIR/transferability/:
      "wide": {"logme", "h_score", "leep", "nce"},
      "cka": linear_cka(pair.X, pair.X2),
      "mmd": mmd_rbf(pair.X, pair.Y, mmd_sigma),
-     "mmd_sigma": median_sigma(pair.X, pair.Y)}
+     "mmd_sigma": median_sigma(pair.X, pair.Y),
+     "pad", "pad_error": proxy_a_distance(pair.X, pair.Y) (5 folds, l2 1),
+     "pad_self", "pad_error_self": the same for pair.X[:100] and pair.X[100:],
+     "mmd_p": mmd_permutation_p(pair.X, pair.Y, mmd_sigma, 200, seed 7),
+     "mmd_sigma_self", "mmd_p_self": the same for the two halves of pair.X}
     floats written with repr (full double precision).
 
 Usage: /usr/bin/python3 transferability_fixtures.py OUT_DIR
@@ -326,6 +330,82 @@ def median_sigma(X, Y):
     return float(np.sqrt(np.median(d2[iu]) / 2.0))
 
 
+def mmd_permutation_p(X, Y, sigma, permutations, seed):
+    """p-value of the permutation test of mmd_rbf(X, Y, sigma).
+
+    One torch CPU generator, torch.Generator().manual_seed(seed); for each of
+    the `permutations` draws perm = torch.randperm(N + M, generator=gen) (one
+    after another from that generator) the pooled rows Z = [X; Y] are split
+    into Z[perm[:N]] (playing X) and Z[perm[N:]] (playing Y), and their
+    mmd_rbf is recomputed from the features (brute force). Then
+      p = (1 + #{draws with MMD >= the observed mmd_rbf(X, Y)}) / (1 + permutations).
+    """
+    import torch
+    x = np.asarray(X, dtype=np.float64)
+    y = np.asarray(Y, dtype=np.float64)
+    z = np.concatenate([x, y])
+    observed = mmd_rbf(x, y, sigma)
+    gen = torch.Generator().manual_seed(int(seed))
+    count = 0
+    for _ in range(permutations):
+        perm = torch.randperm(len(z), generator=gen).numpy()
+        if mmd_rbf(z[perm[:len(x)]], z[perm[len(x):]], sigma) >= observed:
+            count += 1
+    return (1 + count) / (1 + permutations)
+
+
+def _logistic_fit(a, t, l2):
+    """argmin_w sum_i log(1 + exp(-(2 t_i - 1) a_i.w)) + l2/2 |w[:-1]|^2 (the
+    last column of `a` is the bias, not penalised), by Newton's method from 0
+    until the largest step is below 1e-9 (at most 50 steps)."""
+    d = a.shape[1]
+    reg = np.full(d, float(l2))
+    reg[-1] = 0.0
+    w = np.zeros(d)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-(a @ w)))
+        grad = a.T @ (p - t) + reg * w
+        hess = (a * (p * (1 - p))[:, None]).T @ a + np.diag(reg + 1e-10)
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.abs(step).max() < 1e-9:
+            break
+    return w
+
+
+def proxy_a_distance(X, Y, folds=5, l2=1.0):
+    """Proxy A-distance from a cross-validated linear domain classifier.
+
+    Domain 0 = the rows of X [N, D], domain 1 = the rows of Y [M, D]. Row i of
+    X is in fold i % folds, row j of Y in fold j % folds. For each fold: the
+    other folds' rows are standardised by their own column mean and (population)
+    standard deviation (a zero deviation counts as 1), a bias column of ones is
+    appended, the L2-regularised logistic regression of _logistic_fit is fitted,
+    and the fold's rows (standardised the same way) are classified as domain 1
+    when their logit is > 0. eps = (X rows called 1) / N / 2 + (Y rows called 0)
+    / M / 2 over all folds (the balanced error), PAD = 2 (1 - 2 eps).
+    Returns (pad, eps).
+    """
+    x = np.asarray(X, dtype=np.float64)
+    y = np.asarray(Y, dtype=np.float64)
+    z = np.concatenate([x, y])
+    t = np.concatenate([np.zeros(len(x)), np.ones(len(y))])
+    fold = np.concatenate([np.arange(len(x)) % folds, np.arange(len(y)) % folds])
+    wrong_x = wrong_y = 0
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        mean = z[tr].mean(axis=0)
+        sd = z[tr].std(axis=0)
+        sd[sd == 0] = 1.0
+        design = lambda rows: np.concatenate([(rows - mean) / sd, np.ones((len(rows), 1))], axis=1)
+        w = _logistic_fit(design(z[tr]), t[tr], l2)
+        called_y = design(z[te]) @ w > 0
+        wrong_x += int(np.sum(called_y & (t[te] == 0)))
+        wrong_y += int(np.sum(~called_y & (t[te] == 1)))
+    eps = 0.5 * (wrong_x / len(x) + wrong_y / len(y))
+    return 2.0 * (1.0 - 2.0 * eps), eps
+
+
 # --------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------
@@ -390,6 +470,15 @@ def build():
                 "cka": linear_cka(x, x2), "mmd": mmd_rbf(x, y, sigma),
                 "mmd_sigma": sigma, "domain_cka": domain_cka(x, y),
                 "domain_cka_self": domain_cka(x[:100], x[100:])}
+    # Domain shift (issue 19): PAD and the MMD permutation test on the shifted
+    # pair and on two halves of one sample.
+    sigma_self = median_sigma(x[:100], x[100:])
+    pad, eps = proxy_a_distance(x, y)
+    pad_self, eps_self = proxy_a_distance(x[:100], x[100:])
+    expected.update({"pad": pad, "pad_error": eps, "pad_self": pad_self, "pad_error_self": eps_self,
+                     "mmd_sigma_self": sigma_self,
+                     "mmd_p": mmd_permutation_p(x, y, sigma, 200, 7),
+                     "mmd_p_self": mmd_permutation_p(x[:100], x[100:], sigma_self, 200, 7)})
     return tensors, expected, {"tall": tall, "wide": wide, "pair": (x, y, x2)}
 
 

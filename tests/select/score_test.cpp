@@ -2,7 +2,11 @@
 // functions applied to the candidate's own features and source classifier;
 // bad candidates fail before any feature is computed.
 
+#include <cmath>
+#include <filesystem>
+
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "graft/core/files.h"
 #include "graft/data/image_set.h"
@@ -59,6 +63,48 @@ TEST(Score, CandidatesScoreTheirOwnFeaturesAndClassifier) {
   auto j = to_json(scores);
   EXPECT_EQ(j[0]["rank"], 1);
   EXPECT_NE(score_table(scores).find("| 2 |"), std::string::npos);
+}
+
+// graft score --source-data through the command line (issue 19): CKA, MMD,
+// the MMD permutation p-value and the proxy A-distance in the JSON equal the
+// functions of select/transferability.h applied to the features the run
+// cached (every row used: fewer rows than --max-similarity-samples).
+TEST(Score, SourceDataThroughTheCommandLine) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "target", 3, 8, 32, 3, /*seed=*/1);
+  test::write_synthetic_image_folder(dir / "source", 2, 10, 32, 3, /*seed=*/2);
+  test::CliResult r = test::graft_cli({"score", "--data", dir / "target", "--source-data", dir / "source",
+                                       "--backbones", "resnet20=none", "--cache-dir", dir / "cache",
+                                       "--permutations", "50", "--threads", "2", "--quiet", "--out",
+                                       dir / "score.json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| MMD p | PAD |"), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(read_file(dir / "score.json"));
+  const nlohmann::json& s = j.at(0);
+  // The two cached feature files: 24 target rows and 20 source rows.
+  torch::Tensor target, source;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "cache")) {
+    torch::Tensor f = test::load_named(e.path().string()).at("features");
+    (f.size(0) == 24 ? target : source) = f;
+  }
+  ASSERT_TRUE(target.defined() && source.defined());
+  ASSERT_EQ(source.size(0), 20);
+  const double sigma = median_sigma(source, target);
+  EXPECT_NEAR(s.at("mmd_sigma").get<double>(), sigma, 1e-9);
+  EXPECT_NEAR(s.at("mmd").get<double>(), mmd_rbf(source, target, sigma), 1e-12);
+  EXPECT_NEAR(s.at("domain_cka").get<double>(), domain_cka(source, target), 1e-12);
+  const ProxyADistance pad = proxy_a_distance(source, target);
+  EXPECT_DOUBLE_EQ(s.at("pad").get<double>(), pad.pad);
+  EXPECT_DOUBLE_EQ(s.at("pad_error").get<double>(), pad.error);
+  const double p = s.at("mmd_p").get<double>();
+  EXPECT_GT(p, 0.0);
+  EXPECT_LE(p, 1.0);
+  EXPECT_NEAR(p * 51, std::round(p * 51), 1e-9);  // (1 + count) / (1 + 50)
+
+  test::CliResult bad = test::graft_cli({"score", "--data", dir / "target", "--source-data", dir / "source",
+                                         "--backbones", "resnet20=none", "--permutations", "0"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("--permutations: 0"), std::string::npos) << bad.err;
 }
 
 TEST(Score, BadCandidatesFailBeforeAnyWork) {

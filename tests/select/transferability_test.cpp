@@ -45,6 +45,32 @@ TEST_F(Transferability, SimilaritiesEqualNumpy) {
   EXPECT_NEAR(mmd_rbf(x, x, sigma), 0.0, 1e-12);
 }
 
+// Domain shift (issue 19): the cross-validated proxy A-distance and the MMD
+// permutation test equal the numpy recomputation (the permutations drawn by
+// PyTorch's randperm from the same seed; each permuted MMD recomputed from the
+// features there).
+TEST_F(Transferability, DomainShiftEqualsNumpy) {
+  torch::Tensor x = at("pair.X"), y = at("pair.Y");
+  ProxyADistance pad = proxy_a_distance(x, y);
+  EXPECT_NEAR(pad.pad, json_["pad"].get<double>(), 1e-12);
+  EXPECT_NEAR(pad.error, json_["pad_error"].get<double>(), 1e-12);
+  ProxyADistance self = proxy_a_distance(x.narrow(0, 0, 100), x.narrow(0, 100, 100));
+  EXPECT_NEAR(self.pad, json_["pad_self"].get<double>(), 1e-12);
+  EXPECT_NEAR(self.error, json_["pad_error_self"].get<double>(), 1e-12);
+  EXPECT_GT(pad.pad, self.pad + 0.5);  // the shifted pair is told apart, the halves are not
+
+  const double sigma = median_sigma(x, y);
+  EXPECT_DOUBLE_EQ(mmd_permutation_p(x, y, sigma, 200, 7), json_["mmd_p"].get<double>());
+  const double sigma_self = median_sigma(x.narrow(0, 0, 100), x.narrow(0, 100, 100));
+  EXPECT_NEAR(sigma_self, json_["mmd_sigma_self"].get<double>(), 1e-6);
+  EXPECT_DOUBLE_EQ(mmd_permutation_p(x.narrow(0, 0, 100), x.narrow(0, 100, 100), sigma_self, 200, 7),
+                   json_["mmd_p_self"].get<double>());
+
+  EXPECT_NE(test::error_of([&] { proxy_a_distance(x, y, 1); }).find("folds"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { proxy_a_distance(x.narrow(0, 0, 3), y); }).find("rows"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { mmd_permutation_p(x, y, sigma, 0, 7); }).find("permutations"), std::string::npos);
+}
+
 TEST_F(Transferability, ShuffledLabelsScoreLower) {
   torch::Tensor f = at("tall.features"), y = at("tall.labels");
   torch::manual_seed(0);

@@ -31,7 +31,8 @@ struct ScoreOptions {
   int64_t per_class = 0;               // at most N per class (seeded), 0: all
   std::vector<std::string> candidates; // see Candidate
   std::string source_data;             // optional: domain similarity
-  int64_t max_similarity_samples = 2000;  // per set, for CKA/MMD (seeded)
+  int64_t max_similarity_samples = 2000;  // per set, for CKA/MMD/PAD (seeded)
+  int64_t permutations = 200;             // MMD permutation test
   uint64_t seed = 0;
   int64_t batch_size = 64;
   int threads = 0;
@@ -49,6 +50,8 @@ struct CandidateScore {
   double leep = 0, nce = 0;
   bool has_similarity = false;
   double domain_cka = 0, mmd = 0, mmd_sigma = 0;
+  double mmd_p = 1;                  // permutation test of the MMD
+  double pad = 0, pad_error = 0.5;   // proxy A-distance, cross-validated (transferability.h)
   double seconds = 0;
 };
 

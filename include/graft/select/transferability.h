@@ -44,4 +44,34 @@ double mmd_rbf(const torch::Tensor& x, const torch::Tensor& y, double sigma);
 /// distances between distinct rows of the pooled set [X; Y].
 double median_sigma(const torch::Tensor& x, const torch::Tensor& y);
 
+/// The MMD permutation test: the p-value of mmd_rbf(X, Y, sigma) under
+/// the null hypothesis that X and Y come from one distribution. The pooled
+/// rows [X; Y] are permuted `permutations` times (torch::randperm of N + M
+/// with one CPU generator seeded with `seed`, called in turn, so PyTorch's
+/// torch.randperm with torch.Generator().manual_seed(seed) gives the same
+/// permutations); the first N permuted rows play X. p = (1 + the number of
+/// permutations whose MMD is >= the observed one) / (1 + permutations).
+double mmd_permutation_p(const torch::Tensor& x, const torch::Tensor& y, double sigma, int64_t permutations,
+                         uint64_t seed);
+
+/// Proxy A-distance (Ben-David et al. 2007; Ganin et al. 2016): PAD = 2 (1 - 2
+/// eps), eps the CROSS-VALIDATED balanced error of a linear domain classifier
+/// telling X (domain 0) from Y (domain 1); the in-sample error would make
+/// PAD about 2 for any pair of sets in high dimension. Folds: row i of X and
+/// row j of Y are in fold i % folds and j % folds. Per fold, the features
+/// are standardised with the training rows' mean and standard deviation
+/// (a constant feature: 1), then an L2-regularised logistic regression,
+/// sum of log-losses + l2 / 2 |w|^2 (the bias not penalised), is fitted to
+/// its optimum by Newton's method (float64; at most 50 steps, until the
+/// largest step is below 1e-9). eps = (the held-out X rows classified as Y /
+/// N + the held-out Y rows classified as X / M) / 2 (a row is Y when its
+/// logit is > 0). PAD is near 0 for indistinguishable sets (it can dip below
+/// 0 by chance) and 2 for separable ones.
+struct ProxyADistance {
+  double pad = 0;
+  double error = 0;  ///< eps
+};
+ProxyADistance proxy_a_distance(const torch::Tensor& x, const torch::Tensor& y, int64_t folds = 5,
+                                double l2 = 1.0);
+
 }  // namespace graft

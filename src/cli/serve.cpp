@@ -81,6 +81,7 @@ void add_serve(CLI::App& app, Action& run) {
   add_threads(*sub, o->threads);
   add_max_pixels(*sub);
   add_precision(*sub, s.precision);
+  add_int8_calibration(*sub, s.calibration, s.calibration_data);
   add_reject(*sub, s.reject);
 }
 

@@ -97,6 +97,8 @@ class ServedImageRun : public ServedModel {
   static ImageEvalOptions options(const ServeOptions& o) {
     RunUseSettings use;
     use.precision = o.precision;
+    use.calibration = o.calibration;
+    use.calibration_data = o.calibration_data;
     use.top_k = o.top_k;
     use.reject = o.reject;
     return image_eval_options(use);

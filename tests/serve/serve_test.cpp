@@ -218,6 +218,34 @@ TEST_F(ServeImage, AnswersEqualGraftPredict) {
   EXPECT_EQ(http(port, "GET", "/healthz").status, 0) << "the server stopped listening";
 }
 
+// --precision int8 (issue 21): served answers equal graft predict's int8
+// answers, calibrated on the same folder (the fixture run has no training
+// data of its own), and differ from fp32's only by quantisation.
+TEST_F(ServeImage, Int8AnswersEqualGraftPredictInt8) {
+  test::write_synthetic_image_folder(dir_ / "calibration", 3, 8, 32, 3, 11);
+  serve::ServeOptions o = loopback({run_});
+  o.precision = "int8";
+  o.calibration = 16;
+  o.calibration_data = dir_ / "calibration";
+  serve::Server server(o);
+  const int port = server.start();
+  RunUseSettings use;
+  use.precision = "int8";
+  use.calibration = 16;
+  use.calibration_data = dir_ / "calibration";
+  const auto want = predict_image_run(run_, images_, image_eval_options(use));
+  ASSERT_EQ(want.size(), images_.size());
+  for (size_t i = 0; i < images_.size(); ++i) {
+    SCOPED_TRACE(images_[i]);
+    const Reply r = http(port, "POST", "/v1/models/flowers/predict", read_file(images_[i]), "image/png");
+    ASSERT_EQ(r.status, 200) << r.body;
+    expect_same_top(r.j()["predictions"][0], want[i]);
+  }
+  server.stop();
+  // The calibration is kept in the run folder and reused (graft predict's).
+  EXPECT_TRUE(fs::exists(run_ + "/int8_calibration.json"));
+}
+
 TEST_F(ServeImage, SixtyFourConcurrentRequestsEqualSequentialOnes) {
   serve::ServeOptions o = loopback({run_});
   o.max_wait_ms = 50;  // a busy CI machine: give requests time to meet

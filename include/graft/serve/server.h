@@ -48,6 +48,8 @@ struct ServeOptions {
   double drain_s = 10;          ///< stop(): time left to queued requests
   int http_threads = 128;       ///< connections served at once (keep-alive holds one)
   std::string precision = "fp32";
+  int64_t calibration = 256;     ///< --precision int8: calibration images (graft predict's)
+  std::string calibration_data;  ///< --precision int8: their folder ("" = the run's training data)
   int top_k = 5;
   RejectOptions reject;         ///< "unknown" below a confidence, as graft predict
   std::string api_key;          ///< not empty: every /v1 request needs "Authorization: Bearer KEY"

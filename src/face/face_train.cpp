@@ -215,15 +215,24 @@ FaceClassifier fit_head(const TrainOptions& o, const FaceFolder& train) {
   auto linear = torch::nn::Linear(train.embeddings.size(1), static_cast<int64_t>(c.classes.size()));
   torch::optim::SGD opt(linear->parameters(),
                         torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
+  // The head sees the embeddings centred on the training mean and scaled to
+  // an RMS norm of 16 (softmax can get confident). Without the centring,
+  // MobileFaceNet's embeddings, which all lie close to one common direction
+  // (bench/RESULTS.md), left the head at chance. Folded back below, so the
+  // head still scores the raw L2-normalised embedding: W k (e - m) + b.
+  const torch::Tensor mean = train.embeddings.mean(0);
+  const torch::Tensor centred = train.embeddings - mean;
+  const double rms = centred.pow(2).sum(1).mean().sqrt().item<double>();
+  const float k = static_cast<float>(16.0 / std::max(rms, 1e-12));
+  const torch::Tensor inputs = centred * k;
   for (int64_t step = 0; step < o.epochs; ++step) {
     opt.zero_grad();
-    // Embeddings have norm 1: a fixed scale of 16 lets softmax get confident.
-    auto loss = torch::nn::functional::cross_entropy(linear(train.embeddings * 16.0f), labels);
+    auto loss = torch::nn::functional::cross_entropy(linear(inputs), labels);
     loss.backward();
     opt.step();
   }
-  c.weight = (linear->weight.detach() * 16.0f).contiguous();
-  c.bias = linear->bias.detach().clone();
+  c.weight = (linear->weight.detach() * k).contiguous();
+  c.bias = (linear->bias.detach() - c.weight.matmul(mean)).contiguous();
   return c;
 }
 

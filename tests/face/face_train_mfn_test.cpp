@@ -163,7 +163,11 @@ TEST_F(MobileFaceNetTrain, LinearHeadScoresMobileFaceNetEmbeddings) {
     right += c.classes[static_cast<size_t>(s.argmax(1).item<int64_t>())] == id;
     ++n;
   }
-  EXPECT_DOUBLE_EQ(nlohmann::json::parse(t.out)["train_accuracy"].get<double>(), static_cast<double>(right) / n);
+  const double train_accuracy = nlohmann::json::parse(t.out)["train_accuracy"].get<double>();
+  EXPECT_DOUBLE_EQ(train_accuracy, static_cast<double>(right) / n);
+  // The head is fitted on centred embeddings: without that, MobileFaceNet's
+  // common direction left it predicting one class (bench/RESULTS.md).
+  EXPECT_GE(train_accuracy, 0.9);
   // predict's top-1 of a test image is that argmax too.
   const std::string probe = dir_ / "test/s3/6.pgm";
   const test::CliResult pr = graft_cli({"predict", run, "--json", "--threads", "1", probe});

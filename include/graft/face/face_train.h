@@ -4,7 +4,7 @@
 /// dlib-style net, 128-d, the default, or MobileFaceNet, 192-d), one class per identity
 /// folder: nearest centroid (the mean embedding of each identity, re-
 /// normalised) or a linear softmax head trained full-batch on the cached
-/// embeddings. With --finetune arcface|cosface|triplet the embedder's last
+/// embeddings (centred on their training mean, folded into its bias). With --finetune arcface|cosface|triplet the embedder's last
 /// stage is first fine-tuned on the training identities (finetune.h), saved
 /// in the run as embedder.safetensors (its sha256 in face_model.json), and the
 /// head is then trained on the fine-tuned embeddings; every face verb takes

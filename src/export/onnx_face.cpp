@@ -177,6 +177,12 @@ std::string face_run_onnx(const std::string& run) {
   FaceOptions options = face_run_options(run);
   options.detect = false;  // only the embedder is exported
   FacePipeline pipeline(options);
+  // issue 18: a run on MobileFaceNet (graft train --task face --embedder
+  // mobilefacenet) has no ONNX writer for its graph.
+  if (pipeline.is_mobilefacenet())
+    throw UsageError(str_cat("graft export: ", run, " was trained on the embedder ", pipeline.embedder_name(),
+                             " (--embedder mobilefacenet), which --format onnx does not export (it writes face "
+                             "runs of face-api's dlib-style embedder, --embedder dlib)"));
   pipeline.embedder()->eval();
   return face_embedder_onnx(*pipeline.embedder(), &classifier,
                             {{"run", run}, {"embedder_sha256", pipeline.embedder_sha256()}});

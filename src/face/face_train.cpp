@@ -13,6 +13,7 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/dist/group.h"
+#include "graft/face/mobilefacenet.h"
 #include "graft/report/run_data.h"
 #include "graft/train/epoch_row.h"
 #include "graft/weights/safetensors.h"
@@ -56,6 +57,15 @@ double accuracy_of(const FaceClassifier& c, const torch::Tensor& e, const std::v
   int64_t right = 0;
   for (size_t i = 0; i < labels.size(); ++i) right += pred[static_cast<int64_t>(i)].item<int64_t>() == labels[i];
   return static_cast<double>(right) / static_cast<double>(labels.size());
+}
+
+// A head made for another embedder's embeddings (a face_model.json edited
+// or a head.safetensors copied from another run) is refused before scoring.
+void check_head_fits(const FaceClassifier& c, const FacePipeline& pipeline, const std::string& run) {
+  GRAFT_CHECK(c.weight.dim() == 2 && c.weight.size(1) == pipeline.embedding_dim(), run,
+              "/head.safetensors: a head of ", c.weight.dim() == 2 ? c.weight.size(1) : -1,
+              " inputs, but the run's embedder ", pipeline.embedder_name(), " gives ", pipeline.embedding_dim(),
+              "-d embeddings (the run's files do not belong together; train again)");
 }
 
 std::string fmt(double v) {
@@ -137,11 +147,25 @@ void face_check(const TrainOptions& o) {
                         : std::string(")"));
   resolve_finetune_options(o);
   check_one_of("--detector", o.detector, {"ssd", "haar"});
+  check_one_of("--embedder", o.embedder, {"dlib", kMobileFaceNetOption});
+  // MobileFaceNet is an interpreter of its TF.js graph with the weights as
+  // constants: nothing of it can be trained (FaceFinetuneTask fine-tunes
+  // face-api's net's last stage).
+  GRAFT_CHECK_USAGE(o.embedder != kMobileFaceNetOption || o.finetune == "none", "--finetune: ", o.finetune,
+                    " with --embedder ", o.embedder, " (MobileFaceNet runs as its TF.js graph with frozen "
+                    "weights and cannot be fine-tuned; fine-tuning works with --embedder dlib, the default; with "
+                    "mobilefacenet, train a centroid or linear head on its embeddings: --finetune none)");
   GRAFT_CHECK_USAGE(o.min_face >= 1 && o.min_face <= 1 << 20, "--min-face: ", o.min_face,
                     " (expected a side of at least 1 pixel)");
 }
 
 bool face_owns_run(const std::string& run) { return fs::exists(run + "/face_model.json"); }
+
+FaceOptions face_train_pipeline_options(const TrainOptions& o) {
+  FaceOptions f = face_pipeline_options(o);
+  set_face_embedder(f, o.embedder);
+  return f;
+}
 
 FaceOptions face_pipeline_options(const TrainOptions& o) {
   FaceOptions f;
@@ -191,15 +215,24 @@ FaceClassifier fit_head(const TrainOptions& o, const FaceFolder& train) {
   auto linear = torch::nn::Linear(train.embeddings.size(1), static_cast<int64_t>(c.classes.size()));
   torch::optim::SGD opt(linear->parameters(),
                         torch::optim::SGDOptions(o.lr).momentum(0.9).weight_decay(o.weight_decay));
+  // The head sees the embeddings centred on the training mean and scaled to
+  // an RMS norm of 16 (softmax can get confident). Without the centring,
+  // MobileFaceNet's embeddings, which all lie close to one common direction
+  // (bench/RESULTS.md), left the head at chance. Folded back below, so the
+  // head still scores the raw L2-normalised embedding: W k (e - m) + b.
+  const torch::Tensor mean = train.embeddings.mean(0);
+  const torch::Tensor centred = train.embeddings - mean;
+  const double rms = centred.pow(2).sum(1).mean().sqrt().item<double>();
+  const float k = static_cast<float>(16.0 / std::max(rms, 1e-12));
+  const torch::Tensor inputs = centred * k;
   for (int64_t step = 0; step < o.epochs; ++step) {
     opt.zero_grad();
-    // Embeddings have norm 1: a fixed scale of 16 lets softmax get confident.
-    auto loss = torch::nn::functional::cross_entropy(linear(train.embeddings * 16.0f), labels);
+    auto loss = torch::nn::functional::cross_entropy(linear(inputs), labels);
     loss.backward();
     opt.step();
   }
-  c.weight = (linear->weight.detach() * 16.0f).contiguous();
-  c.bias = linear->bias.detach().clone();
+  c.weight = (linear->weight.detach() * k).contiguous();
+  c.bias = (linear->bias.detach() - c.weight.matmul(mean)).contiguous();
   return c;
 }
 
@@ -207,6 +240,8 @@ void write_face_config(const TrainOptions& o, const FaceFolder& train, int64_t l
   nlohmann::ordered_json config;
   config["graft_version"] = GRAFT_VERSION;
   config["options"] = to_json(o);
+  // The face task takes no --backbone: name the embedder under the head.
+  config["options"]["backbone"] = o.embedder == kMobileFaceNetOption ? kMobileFaceNetName : kFaceEmbedderName;
   // The loop's epochs (the fine-tune's; options.epochs are the linear head's).
   config["loop_epochs"] = loop_epochs;
   config["classes"] = train.identities;
@@ -296,7 +331,7 @@ TrainSummary train_face(const TrainOptions& o) {
   const bool finetune = o.finetune != "none";
   GRAFT_CHECK(o.resume || o.overwrite || !fs::exists(o.out + "/face_model.json"), "--out: ", o.out,
               " already holds a face model (pass --overwrite to replace it)");
-  FacePipeline pipeline(face_pipeline_options(o));
+  FacePipeline pipeline(face_train_pipeline_options(o));
   std::vector<cv::Mat> chips;
   FaceFolder train = read_train_faces(pipeline, o, finetune ? &chips : nullptr);
   if (lead) {
@@ -326,6 +361,7 @@ TrainSummary train_face(const TrainOptions& o) {
   j["classes"] = c.classes;
   j["embedder"] = pipeline.embedder_name();
   j["weights_sha256"] = pipeline.embedder_sha256();
+  j["embedding_dim"] = pipeline.embedding_dim();
   // Every epoch's loss and time, epochs before a --resume included.
   std::vector<double> epoch_loss, epoch_seconds;
   if (finetune)
@@ -347,6 +383,7 @@ TrainSummary train_face(const TrainOptions& o) {
   write_report_or_warn(o.out);
   write_file_atomic(o.out + "/face_model.json", j.dump(2) + "\n");
   s.details["head"] = c.head;
+  s.details["embedder"] = pipeline.embedder_name();
   s.details["classes"] = c.classes.size();
   s.details["train_images"] = train.paths.size();
   s.details["skipped"] = skipped;
@@ -392,6 +429,7 @@ FaceOptions face_run_options(const std::string& run, const std::string& models_d
 nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data) {
   const FaceClassifier c = load_face_classifier(run);
   FacePipeline pipeline(face_run_options(run));
+  check_head_fits(c, pipeline, run);
   const FaceFolder folder = embed_face_folder(pipeline, data);
   report_face_folder(folder, data, pipeline.options());
   check_face_folder_usable(folder, data, pipeline.options());
@@ -433,6 +471,7 @@ std::vector<InputPrediction> predict_face_run(const std::string& run, const std:
                                               int64_t top_k, const PredictionCallback& each) {
   const FaceClassifier c = load_face_classifier(run);
   FacePipeline pipeline(face_run_options(run));
+  check_head_fits(c, pipeline, run);
   const int64_t k = std::min<int64_t>(top_k, static_cast<int64_t>(c.classes.size()));
   std::vector<InputPrediction> out;
   torch::NoGradGuard no_grad;

@@ -24,6 +24,18 @@ namespace {
 constexpr const char* kDefaultCascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
 constexpr int kMinImageSide = 16;  // smaller than this holds no usable face
 
+// The pretrained embedder a face run was trained on, from its
+// face_model.json: MobileFaceNet's name, or face-api's (for its runs, fine-
+// tuned ones included). "" when the file is missing or names no embedder
+// (load_run_embedder then says what is wrong).
+std::string run_base_embedder(const std::string& run) {
+  const std::string path = run + "/face_model.json";
+  if (!std::filesystem::exists(path)) return "";
+  const auto j = read_json_file(path);
+  if (!j.is_object() || !j.contains("embedder") || !j["embedder"].is_string()) return "";
+  return j["embedder"].get<std::string>() == kMobileFaceNetName ? kMobileFaceNetName : kFaceEmbedderName;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -60,11 +72,18 @@ void set_face_embedder(FaceOptions& o, const std::string& value) {
 FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
   if (options_.models_dir.empty()) options_.models_dir = default_face_models_dir();
   landmarks_ = load_face_landmark_net(options_.models_dir);
-  const std::string& wanted = options_.embedder_name;
+  std::string wanted = options_.embedder_name;
   GRAFT_CHECK(wanted.empty() || wanted == kFaceEmbedderName || wanted == kMobileFaceNetName,
               "face embedder \"", wanted, "\" (expected ", kFaceEmbedderName, " or ", kMobileFaceNetName, ")");
-  GRAFT_CHECK(wanted != kMobileFaceNetName || options_.embedder_run.empty(),
-              "--embedder: MobileFaceNet and a run folder (", options_.embedder_run, ") were both given");
+  if (!options_.embedder_run.empty()) {
+    // A run is used with the embedder it was trained on (issue 18: face-api's
+    // or MobileFaceNet); asking for the other one with it is refused.
+    const std::string base = run_base_embedder(options_.embedder_run);
+    GRAFT_CHECK(base.empty() || wanted.empty() || wanted == base, "--embedder: the run ", options_.embedder_run,
+                " was trained on embedder ", base, ", but ", wanted, " was asked for (a run's head only fits the "
+                "embeddings of its own embedder)");
+    if (!base.empty()) wanted = options_.embedder_name = base;
+  }
   if (wanted == kMobileFaceNetName) {
     if (options_.mobilefacenet_dir.empty()) options_.mobilefacenet_dir = default_mobilefacenet_dir();
     mfn_ = std::make_unique<MobileFaceNet>(options_.mobilefacenet_dir);
@@ -115,11 +134,13 @@ void FacePipeline::load_run_embedder() {
                   j["weights_sha256"].is_string(),
               "--embedder: ", path, " has no \"embedder\" and \"weights_sha256\"");
   const std::string name = j["embedder"].get<std::string>(), sha = j["weights_sha256"].get<std::string>();
+  GRAFT_CHECK(!mfn_ || !j.contains("embedder_weights"), "--embedder: ", path, " names fine-tuned weights for ",
+              name, ", but MobileFaceNet is not fine-tuned by graft (the file was not written by graft train)");
   if (!j.contains("embedder_weights")) {
     // A run trained on the frozen pretrained embedder: that one, if it is
     // the same as in --face-models.
     GRAFT_CHECK(name == name_ && sha == sha256_, "--embedder: ", run, " was trained with embedder \"", name,
-                "\" weights sha256 ", sha, " but ", options_.models_dir, " holds \"", name_, "\" sha256 ", sha256_);
+                "\" weights sha256 ", sha, " but ", mfn_ ? options_.mobilefacenet_dir : options_.models_dir, " holds \"", name_, "\" sha256 ", sha256_);
     return;
   }
   const std::string file = run + "/" + j["embedder_weights"].get<std::string>();

@@ -11,6 +11,7 @@
 #include "graft/eval/image_predictor.h"
 #include "graft/face/face_train.h"
 #include "graft/face/gallery.h"
+#include "graft/face/mobilefacenet.h"
 #include "graft/face/pipeline.h"
 #include "graft/train/task.h"
 
@@ -246,6 +247,9 @@ class ServedGallery : public ServedModel {
     FaceOptions f = face_pipeline_options(face_defaults(""));
     if (!o.face_models.empty()) f.models_dir = o.face_models;
     f.detect = g.detect;
+    // issue 18: a MobileFaceNet gallery is served with MobileFaceNet (a
+    // fine-tuned embedder's gallery is still refused by name).
+    if (g.embedder == kMobileFaceNetName) f.embedder_name = kMobileFaceNetName;
     return f;
   }
   Gallery gallery_;

@@ -316,6 +316,11 @@ void face_rows(Rows& t) {
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(margin), "--margin",
                              "Margin of the fine-tuning loss (-1: arcface 0.5 rad, cosface 0.35, triplet 0.2)")));
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(scale), "--scale", "arcface/cosface logit scale s (-1: 64)")));
+  // issue 18: the embedder under the head (face/pipeline.h's names).
+  t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(embedder), "--embedder",
+                             "The pretrained embedder: dlib (face-api's dlib-style ResNet, 150x150 chips, 128-d) or "
+                             "mobilefacenet (MobileFaceNet, 112x112 ArcFace chips, 192-d; no --finetune)")
+                       .words({"dlib", "mobilefacenet"}).shown()));
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(detect), "!--no-detect",
                              "Images are already-cropped faces: landmarks on the whole image, no detector")));
   t.push_back(face(OptionRow(GRAFT_OPTION_FIELD(detector), "--detector",

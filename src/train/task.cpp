@@ -347,8 +347,8 @@ const std::vector<TaskRow>& task_table() {
       {"text", "classify texts: BERT (or TF-IDF) with a new head", "", text_defaults, text_check, train_text,
        text_owns, text_evaluate, text_predict, text_data_classes, text_test_run, nullptr, nullptr, text_enroll,
        text_embed, text_run_onnx, export_text_run_hf},
-      {"face", "identify faces: a centroid or linear head on face-api's embeddings, optionally after "
-       "fine-tuning the embedder's last stage (--finetune)", "", face_defaults, face_check, train_face,
+      {"face", "identify faces: a centroid or linear head on face-api's or MobileFaceNet's embeddings "
+       "(--embedder), optionally after fine-tuning face-api's last stage (--finetune)", "", face_defaults, face_check, train_face,
        face_owns_run, face_evaluate, face_predict, nullptr, nullptr, nullptr, nullptr, nullptr, face_embed,
        face_run_onnx},
       {"mlm", "pretrain BERT by masked-language modelling on a text corpus (graft pretrain --task text)",

@@ -1,13 +1,15 @@
 #pragma once
 /// The face task's target model (`graft train --task face`): a classifier on
-/// the pretrained embedder's L2-normalised embeddings, one class per identity
+/// the pretrained embedder's L2-normalised embeddings (--embedder: face-api's
+/// dlib-style net, 128-d, the default, or MobileFaceNet, 192-d), one class per identity
 /// folder: nearest centroid (the mean embedding of each identity, re-
 /// normalised) or a linear softmax head trained full-batch on the cached
-/// embeddings. With --finetune arcface|cosface|triplet the embedder's last
+/// embeddings (centred on their training mean, folded into its bias). With --finetune arcface|cosface|triplet the embedder's last
 /// stage is first fine-tuned on the training identities (finetune.h), saved
 /// in the run as embedder.safetensors (its sha256 in face_model.json), and the
 /// head is then trained on the fine-tuned embeddings; every face verb takes
-/// the run with --embedder RUN.
+/// the run with --embedder RUN. MobileFaceNet is not fine-tuned (face_check
+/// refuses --finetune with it).
 
 #include <string>
 #include <vector>
@@ -37,8 +39,8 @@ extern const double kMarginScale;
 struct FaceClassifier {
   std::string head;
   std::vector<std::string> classes;
-  torch::Tensor weight, bias;  // centroid: weight = centroids [C, 128], bias empty
-  /// Class scores [N, C] of L2-normalised embeddings [N, 128]: for centroids
+  torch::Tensor weight, bias;  // centroid: weight = centroids [C, D] (D: the embedder's 128 or 192), bias empty
+  /// Class scores [N, C] of L2-normalised embeddings [N, D]: for centroids
   /// the negative Euclidean distance, for the linear head its logits.
   torch::Tensor scores(const torch::Tensor& embeddings) const;
 };
@@ -58,6 +60,9 @@ bool face_owns_run(const std::string& run);
 /// The detection and alignment options of `o` (--face-models, --no-detect,
 /// --detector, --min-face, --min-confidence, --cascade) for a FacePipeline.
 FaceOptions face_pipeline_options(const TrainOptions& o);
+/// What train_face embeds with: face_pipeline_options plus the embedder of
+/// --embedder (dlib or mobilefacenet, set_face_embedder).
+FaceOptions face_train_pipeline_options(const TrainOptions& o);
 
 /// Checks the fine-tuning flags of `o` against --finetune and fills the
 /// defaults; throws graft::UsageError naming the option, its value and what
@@ -78,7 +83,8 @@ TrainSummary train_face(const TrainOptions& o);
 FaceClassifier load_face_classifier(const std::string& run);
 
 /// The face options a run was trained with (--no-detect, --detector) and its
-/// embedder (FaceOptions::embedder_run = run): what `graft eval` and
+/// embedder (FaceOptions::embedder_run = run; FacePipeline rebuilds the
+/// run's embedder, face-api's or MobileFaceNet, from its face_model.json): what `graft eval` and
 /// `graft predict` use on it, so that they see the crops training saw.
 /// `models_dir` is where face-api's models are ("" = the default).
 FaceOptions face_run_options(const std::string& run, const std::string& models_dir = "");

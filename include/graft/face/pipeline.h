@@ -38,7 +38,10 @@ struct FaceOptions {
   /// A run folder of `graft train --task face` whose embedder to use ("" =
   /// face-api's pretrained one). A run with --finetune holds the fine-tuned
   /// weights (embedder.safetensors, checked against the sha256 recorded in its
-  /// face_model.json); a run without uses the pretrained embedder.
+  /// face_model.json); a run without uses the pretrained embedder it was
+  /// trained on (face-api's, or MobileFaceNet for a run of `graft train
+  /// --task face --embedder mobilefacenet`: FacePipeline reads which from the
+  /// run and refuses an embedder_name of the other one).
   std::string embedder_run;
   /// The pretrained embedder by name (issue 18): "" or kFaceEmbedderName
   /// (face-api's dlib-style ResNet, 150x150 dlib chips, 128-d) or

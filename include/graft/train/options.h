@@ -125,6 +125,9 @@ struct TrainOptions {
   int64_t min_face = 40;         // smallest face side kept (pixels)
   double min_confidence = 0.5;   // smallest SSD detection score kept
   std::string cascade;           // OpenCV Haar cascade ("" = Debian's)
+  /// The pretrained embedder the head is trained on (issue 18): dlib
+  /// (face-api's, the default) or mobilefacenet (no --finetune).
+  std::string embedder = "dlib";
 
   // Unlabelled target data (issue 19; train/adapt.h): image task.
   /// A folder of target images without labels (nested or flat).

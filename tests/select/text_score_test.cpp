@@ -75,6 +75,7 @@ class TextScore : public ::testing::Test {
     o.backbone = backbone;
     o.weights = weights;
     if (backbone != "use-lite") o.vocab = vocab_;
+    o.max_length = 32;  // the fixture BERT has 40 positions
     o.strategy = "linear";
     o.epochs = 1;
     o.batch_size = 8;
@@ -95,6 +96,7 @@ class TextScore : public ::testing::Test {
   TrainOptions text_options() {
     TrainOptions t = default_train_options("text");
     t.vocab = vocab_;
+    t.max_length = 32;
     return t;
   }
   // A run's own features (and logits) of the target texts, read back.
@@ -270,7 +272,7 @@ TEST_F(TextScore, CliEndToEnd) {
   const test::CliResult r =
       test::graft_cli({"score", "--task", "text", "--data", dir_ / "train.csv", "--backbones",
                        "bert-tiny=none,textcnn=" + (dir_ / "vec.safetensors") + "," + run, "--vocab", vocab_,
-                       "--threads", "1", "--quiet", "--out", dir_ / "scores.json"});
+                       "--max-length", "32", "--threads", "1", "--quiet", "--out", dir_ / "scores.json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(test::contains(r.out, "| 3 |")) << r.out;
   const nlohmann::json j = nlohmann::json::parse(read_file(dir_ / "scores.json"));
@@ -316,7 +318,7 @@ TEST_F(TextScore, BadInputIsAUsageErrorNamingIt) {
   expect(score({"--data", dir_ / "images", "--backbones", "resnet20=none", "--text-column", "x"}),
          {"--text-column", "--task text"});
   expect(score({"--task", "audio", "--data", data, "--backbones", "textcnn=none"}), {"--task", "audio"});
-  const std::string image_run = test::resnet20_fixture_run(dir_);
+  const std::string image_run = test::resnet20_fixture_run(dir_.path());
   expect(score({"--task", "text", "--data", data, "--backbones", image_run}), {image_run, "task image"});
   expect(score({"--task", "text", "--data", data, "--backbones", "tfidf=none"}), {"tfidf=none", "no source"});
   // BERT from scratch without a vocabulary.

@@ -50,7 +50,7 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--cache-dir", o->cache_dir, "Feature cache folder (shared with graft train)");
-  sub->add_flag("--strict", o->strict, "Unreadable images are errors");
+  sub->add_flag("--strict", o->strict, "Unreadable images (--task text: empty texts) are errors");
   sub->add_option("--out", *out, "Also write the ranking as JSON to this file");
   sub->add_flag("--quiet", *quiet, "No progress bars");
   // Face embedders as candidates (issue 18): face:dlib, face:mobilefacenet.
@@ -79,6 +79,8 @@ void add_score(CLI::App& app, Action& run) {
                             "candidates are text backbones and text runs");
         GRAFT_CHECK_USAGE(o->source_data.empty(), "--source-data: does not apply to --task text");
         GRAFT_CHECK_USAGE(!*no_detect, "--no-detect: applies to face:NAME candidates only");
+        GRAFT_CHECK_USAGE(o->device == "auto" || o->device == "cpu", "--device ", o->device,
+                          ": text candidates are scored on the CPU (expected auto or cpu)");
         text->strict = o->strict;
         const auto scores = score_text_candidates(*o, *text);
         if (!out->empty()) write_file_atomic(*out, to_json(scores).dump(2) + "\n");

@@ -10,7 +10,10 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/face/face_score.h"
+#include "graft/cli/train_options.h"
 #include "graft/select/score.h"
+#include "graft/select/text_score.h"
+#include "graft/train/options.h"
 #include "verbs.h"
 
 namespace graft::cli {
@@ -21,12 +24,20 @@ void add_score(CLI::App& app, Action& run) {
   auto quiet = std::make_shared<bool>(false);
   CLI::App* sub = app.add_subcommand(
       "score", "Rank source models by transferability to a target set (LogME, H-score, LEEP, NCE), no training");
-  sub->add_option("--data", o->data, "Labelled target images: a folder of class folders or an IDX file");
+  // [text score] --task text: text sources on a labelled text set (select/text_score.h).
+  auto task = std::make_shared<std::string>("image");
+  auto text = std::make_shared<TrainOptions>(default_train_options("text"));
+  sub->add_option("--task", *task, "image (images: a folder of class folders or an IDX file) or text (a CSV, TSV "
+                  "or JSONL file, or a folder of class files; candidates are text backbones and text runs)")
+      ->capture_default_str();
+  sub->add_option("--data", o->data, "Labelled target images: a folder of class folders or an IDX file "
+                  "(--task text: a labelled text set)");
   sub->add_option("--backbones", o->candidates,
-                  "Candidates, comma-separated: BACKBONE=WEIGHTS (a file, or none) or a run directory")
+                  "Candidates, comma-separated: BACKBONE=WEIGHTS (a file, or none) or a run directory; --task text: "
+                  "bert-tiny=DIR|FILE|none, use-lite=DIR, textcnn=VECTORS|none, ... or a text run")
       ->delimiter(',');
   sub->add_option("--classes", o->classes, "Keep only these target classes")->delimiter(',');
-  sub->add_option("--per-class", o->per_class, "At most N target images per class (0: all)")
+  sub->add_option("--per-class", o->per_class, "At most N target images (or texts) per class, seeded (0: all)")
       ->capture_default_str();
   sub->add_option("--source-data", o->source_data,
                   "Source images: adds domain shift through each backbone: CKA, MMD with a permutation test's p-value, "
@@ -42,7 +53,7 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--workers", o->workers, "Image decoding threads")->capture_default_str();
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--cache-dir", o->cache_dir, "Feature cache folder (shared with graft train)");
-  sub->add_flag("--strict", o->strict, "Unreadable images are errors");
+  sub->add_flag("--strict", o->strict, "Unreadable images (--task text: empty texts) are errors");
   sub->add_option("--out", *out, "Also write the ranking as JSON to this file");
   sub->add_flag("--quiet", *quiet, "No progress bars");
   // Face embedders as candidates (issue 18): face:dlib, face:mobilefacenet.
@@ -50,9 +61,38 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_flag("--no-detect", *no_detect,
                 "For face:NAME candidates (face embedders scored on the identity folders of --data): each image "
                 "is one already-cropped face");
-  sub->callback([&run, o, out, quiet, no_detect] {
-    run = [o, out, quiet, no_detect] {
+  // [text score] graft train --task text's rows for reading the data and BERT's vocabulary, same flags and help.
+  const std::vector<std::string> text_flags = {"--text-column", "--text-b-column", "--label-column", "--text-format",
+                                               "--header", "--vocab", "--cased", "--max-length"};
+  bind_option_rows(*sub, *text, [text_flags](const OptionRow& r) {
+    return std::find(text_flags.begin(), text_flags.end(), r.flags) != text_flags.end();
+  });
+  sub->callback([&run, sub, o, out, quiet, no_detect, task, text, text_flags] {
+    std::string text_flag_given;
+    for (const auto& f : text_flags)
+      if (sub->count(f) > 0) text_flag_given = f;
+    run = [o, out, quiet, no_detect, task, text, text_flag_given] {
       set_quiet(*quiet);
+      GRAFT_CHECK_USAGE(*task == "image" || *task == "text", "--task: '", *task, "' (expected image or text)");
+      GRAFT_CHECK_USAGE(*task == "text" || text_flag_given.empty(), text_flag_given,
+                        ": applies to --task text only");
+      if (*task == "text") {  // [text score]
+        for (const auto& c : o->candidates)
+          GRAFT_CHECK_USAGE(!is_face_candidate(c), "--backbones: '", c, "' is a face embedder; with --task text the "
+                            "candidates are text backbones and text runs");
+        GRAFT_CHECK_USAGE(o->source_data.empty(), "--source-data: does not apply to --task text");
+        GRAFT_CHECK_USAGE(!*no_detect, "--no-detect: applies to face:NAME candidates only");
+        GRAFT_CHECK_USAGE(o->device == "auto" || o->device == "cpu", "--device ", o->device,
+                          ": text candidates are scored on the CPU (expected auto or cpu)");
+        text->strict = o->strict;
+        const auto scores = score_text_candidates(*o, *text);
+        if (!out->empty()) write_file_atomic(*out, to_json(scores).dump(2) + "\n");
+        std::cout << score_table(scores);
+        return 0;
+      }
+      for (const auto& c : o->candidates)
+        GRAFT_CHECK_USAGE(!is_text_candidate(c), "--backbones: '", c, "' is a text source; add --task text (with "
+                          "--data a CSV, TSV or JSONL file, or a folder of class files)");
       std::vector<std::string> faces, others;
       for (const auto& c : o->candidates) (is_face_candidate(c) ? faces : others).push_back(c);
       GRAFT_CHECK_USAGE(faces.empty() || o->source_data.empty(),

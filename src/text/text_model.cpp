@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <sstream>
 
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/core/progress.h"
 #include "graft/models/head.h"
 #include "graft/models/saved_model.h"
 #include "graft/weights/safetensors.h"
@@ -354,7 +356,8 @@ namespace {
 // Rows [N, width] of `inputs` from `rows_of` (the positions of one batch),
 // in eval mode, batched by length (one bucket over everything).
 torch::Tensor text_rows(const TextModel& m, const std::vector<EncodedText>& inputs, int64_t batch_size,
-                        int64_t width, const std::function<torch::Tensor(const std::vector<int64_t>&)>& rows_of) {
+                        int64_t width, const std::function<torch::Tensor(const std::vector<int64_t>&)>& rows_of,
+                        const std::string& progress_label = "") {
   torch::InferenceMode guard;
   const int64_t n = static_cast<int64_t>(inputs.size());
   torch::Tensor out = torch::zeros({n, width});
@@ -364,33 +367,39 @@ torch::Tensor text_rows(const TextModel& m, const std::vector<EncodedText>& inpu
   std::iota(order.begin(), order.end(), 0);
   std::vector<int64_t> lengths;
   for (const auto& e : inputs) lengths.push_back(static_cast<int64_t>(e.ids.size()));
-  for (const auto& batch : length_batches(order, lengths, batch_size, n))
+  std::unique_ptr<Progress> progress;
+  if (!progress_label.empty()) progress = std::make_unique<Progress>(progress_label, n);
+  for (const auto& batch : length_batches(order, lengths, batch_size, n)) {
     out.index_copy_(0, torch::tensor(batch, torch::kInt64), rows_of(batch).to(torch::kFloat32));
+    if (progress) progress->advance(static_cast<int64_t>(batch.size()));
+  }
+  if (progress) progress->finish();
   return out;
 }
 
 }  // namespace
 
-torch::Tensor TextModel::features(const std::vector<EncodedText>& inputs, int64_t batch_size) const {
+torch::Tensor TextModel::features(const std::vector<EncodedText>& inputs, int64_t batch_size,
+                                  const std::string& progress) const {
   if (textcnn)  // textcnn: the pooled maxima
     return text_rows(*this, inputs, batch_size, textcnn->feature_dim(), [&](const std::vector<int64_t>& batch) {
       std::vector<const EncodedText*> items;
       for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
       return textcnn.ptr()->features(collate_word_ids(items, textcnn->config.widths.back()));
-    });
+    }, progress);
   if (use_lite)  // [use-lite]
     return text_rows(*this, inputs, batch_size, info.use_lite.width1, [&](const std::vector<int64_t>& batch) {
       std::vector<const EncodedText*> items;
       for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
       TextBatch b = collate_texts(items, 0);
       return use_lite.ptr()->features(b.input_ids, b.attention_mask);
-    });
+    }, progress);
   GRAFT_CHECK(bert, "text features: a tfidf model has no BERT features");
   return text_rows(*this, inputs, batch_size, info.bert.hidden_size, [&](const std::vector<int64_t>& batch) {
     std::vector<const EncodedText*> items;
     for (int64_t i : batch) items.push_back(&inputs[static_cast<size_t>(i)]);
     return bert.ptr()->features(collate_texts(items, tokenizer->pad_id()));
-  });
+  }, progress);
 }
 
 torch::Tensor TextModel::logits(const std::vector<EncodedText>& inputs, int64_t batch_size) const {

@@ -24,6 +24,7 @@
 #include "graft/text/glove.h"
 #include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
+#include "graft/text/text_source.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/trainer.h"
 #include "graft/weights/state_dict.h"
@@ -37,19 +38,6 @@ namespace {
 // Runs of this many optimiser batches are sorted by length (Hugging Face's
 // LengthGroupedSampler uses 50).
 constexpr int64_t kBucketBatches = 50;
-
-TextSet read_set(const std::string& path, const std::string& option, const TrainOptions& o,
-                 const std::vector<std::string>& classes) {
-  GRAFT_CHECK_USAGE(fs::exists(path), option, ": '", path,
-                    "' does not exist (expected a CSV, TSV or JSONL file, or a folder of class files)");
-  TextReadOptions r = text_read_options(o);
-  r.classes = classes;
-  TextSet s = read_text_set(path, r);
-  if (s.skipped_empty > 0)
-    log_warn(str_cat(option, " '", path, "': ", s.skipped_empty,
-                     " empty or white-space texts skipped (--strict makes them an error)"));
-  return s;
-}
 
 // A stratified split of the examples: round(fraction x count) of each class,
 // at least one, chosen seeded.
@@ -129,83 +117,6 @@ Encoded encode_all_use_lite(const std::vector<TextExample>& examples, const Text
   return e;
 }
 
-std::string text_weights_file(const std::string& weights) {
-  if (weights == "none") return "";
-  if (fs::is_directory(weights)) {
-    for (const char* f : {"model.safetensors", "pytorch_model.bin"})
-      if (fs::exists(fs::path(weights) / f)) return (fs::path(weights) / f).string();
-    return (fs::path(weights) / "model.safetensors").string();
-  }
-  return weights;
-}
-
-// The config beside the weights (a graft run's bert_config.json, or a
-// Hugging Face folder's config.json), or "" when there is none.
-std::string config_beside(const std::string& wfile) {
-  if (wfile.empty()) return "";
-  fs::path dir = fs::path(wfile).parent_path();
-  if (dir.empty()) dir = ".";
-  for (const char* f : {"bert_config.json", "config.json"}) {
-    fs::path p = dir / f;
-    if (!fs::exists(p)) continue;
-    // A graft run's config.json holds training options, not a BERT config.
-    nlohmann::json j;
-    try {
-      j = read_json_file(p.string());
-    } catch (const Error&) {
-      continue;
-    }
-    if (j.is_object() && j.contains("hidden_size")) return p.string();
-  }
-  return "";
-}
-
-BertConfig resolve_config(const TrainOptions& o, const std::string& wfile, int64_t vocab_size) {
-  const std::string cfg = config_beside(wfile);
-  BertConfig c;
-  if (o.backbone == "bert") {
-    GRAFT_CHECK_USAGE(!cfg.empty(), "--backbone bert takes its size from the config.json beside "
-                      "--weights, and ", wfile.empty() ? std::string("--weights is none")
-                                                       : str_cat("there is none beside '", wfile, "'"),
-                      " (expected a pretraining run or a Hugging Face folder, or a size: ",
-                      "--backbone bert-tiny, bert-mini, bert-small, bert-medium or bert-base)");
-    c = read_bert_config(cfg);
-  } else {
-    c = bert_size(o.backbone, vocab_size);
-    if (!cfg.empty()) {
-      BertConfig w = read_bert_config(cfg);
-      GRAFT_CHECK_USAGE(w.hidden_size == c.hidden_size && w.num_hidden_layers == c.num_hidden_layers &&
-                            w.num_attention_heads == c.num_attention_heads &&
-                            w.intermediate_size == c.intermediate_size,
-                        "--backbone ", o.backbone, " (", c.num_hidden_layers, " layers, hidden ",
-                        c.hidden_size, ") disagrees with '", cfg, "' (", w.num_hidden_layers,
-                        " layers, hidden ", w.hidden_size, "); use --backbone bert to take that size");
-      c = w;
-    }
-  }
-  GRAFT_CHECK_USAGE(c.vocab_size == vocab_size, "the model's vocab_size ", c.vocab_size,
-                    (cfg.empty() ? std::string() : str_cat(" ('", cfg, "')")),
-                    " disagrees with the vocabulary (", vocab_size,
-                    " tokens); give the vocab.txt the model was trained with (--vocab)");
-  GRAFT_CHECK_USAGE(o.max_length <= c.max_position_embeddings, "--max-length ", o.max_length,
-                    " exceeds the model's max_position_embeddings ", c.max_position_embeddings);
-  if (o.dropout >= 0) c.hidden_dropout_prob = c.attention_probs_dropout_prob = o.dropout;
-  return c;
-}
-
-std::string resolve_vocab(const TrainOptions& o, const std::string& wfile) {
-  if (!o.vocab.empty()) {
-    GRAFT_CHECK_USAGE(fs::is_regular_file(o.vocab), "--vocab: '", o.vocab,
-                      "' is not a file (expected a WordPiece vocab.txt)");
-    return o.vocab;
-  }
-  if (!wfile.empty()) {
-    fs::path p = fs::path(wfile).parent_path() / "vocab.txt";
-    if (fs::exists(p)) return p.string();
-  }
-  throw UsageError(str_cat("--vocab: a WordPiece vocab.txt is required",
-                           wfile.empty() ? std::string() : str_cat(" (there is none beside '", wfile, "')")));
-}
 
 std::vector<int64_t> class_counts(const std::vector<int64_t>& labels, size_t classes) {
   std::vector<int64_t> counts(classes, 0);
@@ -246,32 +157,20 @@ namespace {
 // One text run: everything before the loop in the constructor, the steps for
 // the loop after. TF-IDF and a frozen BERT (linear) train the head on rows
 // computed once; otherwise every step runs BERT.
-class TextTask final : public TaskRun {
+class TextTask final : public TaskRun, private TextSourceBuilder {
  public:
-  explicit TextTask(const TrainOptions& o) : TaskRun(o) {
+  // The builder (text/text_source.h) checks the options and reads the source
+  // before any data; graft score --task text builds its candidates with it.
+  explicit TextTask(const TrainOptions& o) : TaskRun(o), TextSourceBuilder(o, world_) {
     GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size, " is the global batch of ",
                       world_, " workers and must be a multiple of ", world_);
     local_batch_ = o.batch_size / world_;
-    is_tfidf_ = o.backbone == "tfidf";
-    is_cnn_ = o.backbone == "textcnn";
-    is_use_ = o.backbone == "use-lite";  // [use-lite] --weights is the model's folder
-    GRAFT_CHECK_USAGE(!is_use_ || o.weights != "none", "--weights none: the use-lite backbone needs its folder "
-                      "(expected --weights DIR, the folder scripts/use_lite.sh prints)");
-    wfile_ = (is_tfidf_ || is_cnn_) ? "" : is_use_ ? o.weights : text_weights_file(o.weights);
-    GRAFT_CHECK_USAGE(!((is_tfidf_ || is_cnn_) && o.weights != "none"), "--weights: the ", o.backbone,
-                      " backbone has no source weights (got '", o.weights, "'; expected none",
-                      is_cnn_ ? "; word vectors are --embeddings" : "", ")");
-    GRAFT_CHECK_USAGE(is_use_ || wfile_.empty() || fs::exists(wfile_), "--weights: '", o.weights,
-                      "' does not exist (expected a BERT weight file, a pretraining run or a Hugging "
-                      "Face folder, or none)");
     set_threads(o.threads);
-    describe_model();
     read_data();
     if (rank_ == 0) prepare_run_dir(o);
     if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
     seed_everything(mix_seed(o.seed, 201));
-    const std::vector<std::string> trainable =
-        is_tfidf_ ? build_tfidf() : is_cnn_ ? build_textcnn() : is_use_ ? build_use_lite() : build_bert();
+    const std::vector<std::string> trainable = is_tfidf_ ? build_tfidf() : build_network();
     write_config(trainable);
     cache_rows();
     n_train_ = static_cast<int64_t>(train_.inputs.size());
@@ -400,66 +299,22 @@ class TextTask final : public TaskRun {
     centroids_done_ = true;
   }
 
-  // Tokenizer and model description: checked before any data is read.
-  void describe_model() {
-    GRAFT_CHECK_USAGE(is_cnn_ || (o_.embeddings == "none" && !o_.freeze_embeddings), o_.embeddings != "none"
-                      ? "--embeddings" : "--freeze-embeddings", ": only the textcnn backbone reads word vectors "
-                      "(got --backbone ", o_.backbone, ")");
-    if (is_cnn_) return describe_textcnn();
-    if (is_use_) return describe_use_lite();  // [use-lite]
-    vocab_path_ = resolve_vocab(o_, wfile_);
-    WordPieceOptions wo;
-    wo.lower_case = !o_.cased;
-    wp_ = std::make_shared<WordPiece>(WordPiece::from_file(vocab_path_, wo));
-    m_.tokenizer = wp_;
-    m_.info.architecture = is_tfidf_ ? "tfidf" : "bert";
-    m_.info.backbone = o_.backbone;
-    m_.info.lower_case = wo.lower_case;
-    m_.info.source_weights = o_.weights;
-    // TF-IDF counts every token; BERT reads at most max_length.
-    m_.info.max_length = is_tfidf_ ? (int64_t(1) << 30) : o_.max_length;
-    if (is_tfidf_) {
-      GRAFT_CHECK_USAGE(o_.strategy == "linear", "--strategy: '", o_.strategy,
-                        "' (the tfidf backbone has nothing to fine-tune; expected linear)");
-    } else {
-      m_.info.bert = resolve_config(o_, wfile_, static_cast<int64_t>(wp_->size()));
-      num_layers_ = m_.info.bert.num_hidden_layers;
-      strategy_ = parse_strategy(o_.strategy, static_cast<int>(num_layers_));
-      GRAFT_CHECK_USAGE(o_.head != "centroid" || strategy_.kind == Strategy::kLinear, "--head centroid with "
-                        "--strategy ", o_.strategy, ": a centroid head is fitted on the frozen encoder's features "
-                        "(expected --strategy linear; to fine-tune, train a linear head)");
-      GRAFT_CHECK_USAGE(world_ == 1 || o_.head != "centroid", "--head centroid with ", world_, " workers: a "
-                        "centroid head is fitted in one pass over the features, in one process (expected --nproc 1)");
-      m_.info.head = o_.head;
-    }
-    m_.info.classifier_dropout = m_.info.bert.hidden_dropout_prob;
-    // Source weights are read and checked before any long work.
-    if (!wfile_.empty()) {
-      source_ = read_weights(wfile_);
-      check_finite_weights(source_, wfile_);
-    }
-  }
-
   void read_data() {
-    train_set_ = read_set(o_.data, "--data", o_, {});
+    train_set_ = read_text_data(o_.data, "--data", o_, {});
     std::vector<TextExample> train_ex, val_ex;
     std::string val_source = o_.data;
     if (o_.val.empty()) {
       std::tie(train_ex, val_ex) = split_examples(train_set_, o_.val_split, o_.seed);
     } else {
       train_ex = train_set_.examples;
-      val_ex = read_set(o_.val, "--val", o_, train_set_.classes).examples;
+      val_ex = read_text_data(o_.val, "--val", o_, train_set_.classes).examples;
       val_source = o_.val;
     }
-    if (!o_.test.empty()) test_size_ = read_set(o_.test, "--test", o_, train_set_.classes).examples.size();
+    if (!o_.test.empty()) test_size_ = read_text_data(o_.test, "--test", o_, train_set_.classes).examples.size();
     classes_ = train_set_.classes;
     const int64_t num_classes = static_cast<int64_t>(classes_.size());
     GRAFT_CHECK(num_classes >= 2, "--data '", o_.data, "' has ", num_classes, " class (expected at least 2 labels)");
-    m_.info.classes = classes_;
-    m_.info.pairs = train_set_.has_pairs;
-    if (is_cnn_) build_word_vocab(train_ex);  // textcnn: the training words
-    GRAFT_CHECK_USAGE(!(is_use_ && m_.info.pairs), "--data '", o_.data, "' has text pairs; the use-lite backbone "
-                      "reads one text per example (expected one text column)");
+    set_training_texts(classes_, train_set_.has_pairs, train_ex);  // textcnn: its vocabulary
     if (is_use_) {  // [use-lite]
       train_ = encode_all_use_lite(train_ex, m_, o_.data);
       val_ = encode_all_use_lite(val_ex, m_, val_source);
@@ -474,37 +329,6 @@ class TextTask final : public TaskRun {
                          " tokens and were truncated (", e->truncated_tokens, " tokens dropped)"));
   }
 
-  // [use-lite] The model folder read and checked before any data: its
-  // graph's sizes, tokenizer and weights.
-  void describe_use_lite() {
-    GRAFT_CHECK_USAGE(fs::is_directory(wfile_), "--weights: '", wfile_, "' is not a folder (the use-lite backbone "
-                      "reads the folder scripts/use_lite.sh prints: model.json, its 7 shards, vocab.json)");
-    UseLiteSource src = read_use_lite(wfile_);
-    vocab_path_ = (fs::path(wfile_) / "vocab.json").string();
-    m_.use_tokenizer = src.tokenizer;
-    m_.info.architecture = "use-lite";
-    m_.info.backbone = o_.backbone;
-    m_.info.lower_case = false;
-    m_.info.source_weights = o_.weights;
-    m_.info.use_lite = src.config;
-    GRAFT_CHECK_USAGE(o_.max_length >= 1, "--max-length ", o_.max_length, " (expected at least 1)");
-    // The graph reads at most its own limit (128 tokens).
-    m_.info.max_length = std::min<int64_t>(o_.max_length, src.config.max_length);
-    num_layers_ = 2;
-    strategy_ = parse_strategy(o_.strategy, static_cast<int>(num_layers_));
-    GRAFT_CHECK_USAGE(o_.head == "linear", "--head ", o_.head, ": the use-lite backbone takes a linear head "
-                      "(expected --head linear)");
-    m_.info.classifier_dropout = o_.dropout >= 0 ? o_.dropout : 0.1;
-    use_source_ = std::move(src.weights);
-  }
-
-  std::vector<std::string> build_use_lite() {
-    m_.use_lite = UseLiteClassifier(m_.info.use_lite, static_cast<int64_t>(classes_.size()),
-                                    m_.info.classifier_dropout);
-    load_use_lite_weights(*m_.use_lite->use, use_source_, wfile_);
-    use_source_.clear();
-    return apply_layer_strategy(*m_.use_lite);  // BERT's stage names under 'use.'
-  }
 
   std::vector<std::string> build_tfidf() {
     std::vector<std::vector<int64_t>> docs;
@@ -518,103 +342,6 @@ class TextTask final : public TaskRun {
     return {"head"};
   }
 
-  // ---- textcnn (issue 18): Kim's CNN over word vectors (text/textcnn.h).
-  void describe_textcnn() {
-    m_.info.architecture = "textcnn";
-    m_.info.backbone = o_.backbone;
-    m_.info.lower_case = true;
-    m_.info.source_weights = o_.embeddings;
-    m_.info.max_length = o_.max_length;
-    GRAFT_CHECK_USAGE(o_.strategy == "full", "--strategy: '", o_.strategy, "' (the textcnn backbone trains "
-                      "everything; expected full, and --freeze-embeddings for fixed word vectors)");
-    GRAFT_CHECK_USAGE(o_.head == "linear", "--head ", o_.head, ": the textcnn backbone takes --head linear");
-    GRAFT_CHECK_USAGE(!(o_.freeze_embeddings && o_.embeddings == "none"), "--freeze-embeddings with --embeddings "
-                      "none: random vectors kept fixed (expected --embeddings FILE)");
-    if (o_.embeddings != "none") {  // checked before any data is read
-      const WordVectors v = read_word_vectors(o_.embeddings, "--embeddings");
-      m_.info.textcnn.embedding_dim = v.dim();
-    }
-    if (o_.dropout >= 0) m_.info.textcnn.dropout = o_.dropout;
-    m_.info.textcnn.static_embeddings = o_.freeze_embeddings;
-    m_.info.textcnn.embeddings = o_.embeddings;
-    strategy_ = parse_strategy("full", 1);
-  }
-
-  void build_word_vocab(const std::vector<TextExample>& train_ex) {
-    GRAFT_CHECK_USAGE(!train_set_.has_pairs, "--data '", o_.data, "' holds text pairs; the textcnn backbone "
-                      "reads single texts");
-    std::vector<std::vector<std::string>> tokens;
-    for (const auto& x : train_ex) tokens.push_back(word_tokens(x.text));
-    m_.words = std::make_shared<WordVocab>(WordVocab::build(tokens));
-    m_.info.textcnn.vocab_size = m_.words->size();
-  }
-
-  std::vector<std::string> build_textcnn() {
-    m_.textcnn = TextCnn(m_.info.textcnn, static_cast<int64_t>(classes_.size()));
-    emb_ = init_textcnn_embeddings(*m_.textcnn, *m_.words, o_.embeddings, mix_seed(o_.seed, 211));
-    if (o_.embeddings == "none")
-      log_info(str_cat("textcnn: ", emb_.words, " training words, random vectors (CNN-rand)"));
-    else
-      log_info(str_cat("textcnn: ", emb_.words, " training words, ", emb_.found, " found in '", o_.embeddings,
-                       "', ", emb_.oov, " OOV drawn uniformly in [-0.25, 0.25]",
-                       o_.freeze_embeddings ? " (static)" : " (non-static)"));
-    m_.textcnn->embedding->weight.set_requires_grad(!o_.freeze_embeddings);
-    std::vector<std::string> trainable{"head", "convs"};
-    if (!o_.freeze_embeddings) trainable.push_back("embeddings");
-    return trainable;
-  }
-
-  std::vector<std::string> build_bert() {
-    m_.bert = BertClassifier(m_.info.bert, static_cast<int64_t>(classes_.size()), m_.info.classifier_dropout,
-                             m_.info.head);
-    init_bert_weights(*m_.bert);
-    centroid_ = as_centroid(*m_.bert->classifier.ptr());
-    if (!wfile_.empty()) load_source();
-    return apply_layer_strategy(*m_.bert);
-  }
-
-  // The strategy on a BERT-shaped encoder (BERT, and use-lite, whose
-  // parameters carry BERT's stage names): linear trains the head; partial:N
-  // the last N layers, the pooler and the head; full everything. Returns the
-  // trainable stages, head first.
-  std::vector<std::string> apply_layer_strategy(torch::nn::Module& model) {
-    const int64_t L = num_layers_;
-    for (auto& p : model.named_parameters()) {
-      const int stage = bert_stage(p.key(), L);
-      bool on = stage < 0;
-      if (strategy_.kind == Strategy::kFull) on = true;
-      if (strategy_.kind == Strategy::kPartial) on = on || stage > L - strategy_.stages;  // the last N layers and the pooler
-      p.value().set_requires_grad(on);
-    }
-    std::vector<std::string> trainable{"head"};
-    if (strategy_.kind != Strategy::kLinear) trainable.push_back("pooler");
-    for (int64_t s = L; s >= 1; --s)
-      if (strategy_.kind == Strategy::kFull || (strategy_.kind == Strategy::kPartial && s > L - strategy_.stages))
-        trainable.push_back(str_cat("layer.", s - 1));
-    if (strategy_.kind == Strategy::kFull) trainable.push_back("embeddings");
-    return trainable;
-  }
-
-  // A text run as the source: its classifier is replaced by the new head.
-  void load_source() {
-    TensorList encoder;
-    for (auto& [name, t] : source_)
-      if (name.rfind("classifier.", 0) != 0) encoder.emplace_back(name, t);
-    LoadReport r = load_bert_weights(*m_.bert, encoder);
-    GRAFT_CHECK(r.mismatched.empty(), "--weights '", wfile_, "' does not fit the model of ",
-                config_beside(wfile_).empty() ? std::string("--backbone ") + o_.backbone
-                                              : "'" + config_beside(wfile_) + "'",
-                ": ", r.summary());
-    GRAFT_CHECK(r.loaded > 0, "--weights '", wfile_, "' shares no tensor with BERT: ", r.summary());
-    std::vector<std::string> missing;
-    for (const auto& n : r.missing)
-      if (n.rfind("classifier.", 0) != 0) missing.push_back(n);
-    GRAFT_CHECK(missing.empty() || !o_.weights_strict, "--weights '", wfile_, "' lacks ", missing.size(),
-                " tensors (--weights-strict): ", r.summary());
-    if (!missing.empty())
-      log_warn(str_cat("--weights '", wfile_, "': ", missing.size(), " tensors not in the file keep their random "
-                       "initialisation (", missing.front(), (missing.size() > 1 ? ", ..." : ""), ")"));
-  }
 
   void write_config(const std::vector<std::string>& trainable) {
     nlohmann::ordered_json config;
@@ -655,34 +382,15 @@ class TextTask final : public TaskRun {
     if (!val_.inputs.empty()) val_feats_ = bert_features(val_, "features val");
   }
 
+  // The frozen encoder's rows, this rank's share: TextModel::features, which
+  // graft score --task text reads too.
   torch::Tensor bert_features(const Encoded& set, const char* label) {
     return sharded_rows(group_.get(), static_cast<int64_t>(set.inputs.size()), label,
                         [&](const std::vector<size_t>& which) {
-      torch::InferenceMode guard;
-      m_.module().eval();
-      torch::Tensor out = torch::zeros({static_cast<int64_t>(which.size()),
-                                        is_use_ ? m_.info.use_lite.width1 : m_.info.bert.hidden_size});
-      std::vector<int64_t> lengths;
-      for (size_t i : which) lengths.push_back(set.lengths[i]);
-      std::vector<size_t> order(which.size());
-      std::iota(order.begin(), order.end(), size_t{0});
-      Progress progress(label, static_cast<int64_t>(which.size()));
-      for (const auto& b : length_batches(order, lengths, std::max<int64_t>(local_batch_, 64),
-                                          static_cast<int64_t>(which.size()))) {
-        std::vector<const EncodedText*> items;
-        for (int64_t i : b) items.push_back(&set.inputs[which[static_cast<size_t>(i)]]);
-        torch::Tensor f;
-        if (is_use_) {  // [use-lite]
-          TextBatch tb = collate_texts(items, 0);
-          f = m_.use_lite->features(tb.input_ids, tb.attention_mask);
-        } else {
-          f = m_.bert->features(collate_texts(items, wp_->pad_id()));
-        }
-        out.index_copy_(0, torch::tensor(b, torch::kInt64), f);
-        progress.advance(static_cast<int64_t>(b.size()));
-      }
-      progress.finish();
-      return out;
+      std::vector<EncodedText> part;
+      part.reserve(which.size());
+      for (size_t i : which) part.push_back(set.inputs[i]);
+      return m_.features(part, std::max<int64_t>(local_batch_, 64), label);
     });
   }
 
@@ -705,17 +413,11 @@ class TextTask final : public TaskRun {
     return m_.bert->forward(collate_texts(items, wp_->pad_id()));
   }
 
-  int64_t local_batch_ = 1, num_layers_ = 0, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
+  int64_t local_batch_ = 1, n_train_ = 0, step_batch_ = 1, bucket_ = 1;
   size_t test_size_ = 0;
-  bool is_tfidf_ = false, is_use_ = false, cached_ = false, centroids_done_ = false;
-  bool is_cnn_ = false;  // textcnn
-  EmbeddingInit emb_;    // textcnn: how the embedding started
-  CentroidHeadImpl* centroid_ = nullptr;  // the head, when --head centroid
-  std::string wfile_, vocab_path_;
-  std::shared_ptr<WordPiece> wp_;
-  TextModel m_;
-  Strategy strategy_;
-  TensorList source_, use_source_;
+  bool cached_ = false, centroids_done_ = false;
+  // From TextSourceBuilder: is_tfidf_, is_use_, is_cnn_, num_layers_, emb_,
+  // centroid_, wfile_, vocab_path_, wp_, m_, strategy_, source_, use_source_.
   TextSet train_set_;
   std::vector<std::string> classes_;
   Encoded train_, val_;

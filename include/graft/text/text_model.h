@@ -189,8 +189,10 @@ struct TextModel {
   torch::Tensor logits(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
   /// BERT's pooled output [N, H], the TextCNN's pooled maxima [N, 300] or
   /// use-lite's embedding [N, 512] (what the head reads) in eval mode,
-  /// batched by length; not for tfidf.
-  torch::Tensor features(const std::vector<EncodedText>& inputs, int64_t batch_size = 64) const;
+  /// batched by length; not for tfidf. A progress bar when `progress` names
+  /// one. graft train's linear probe and graft score --task text read these.
+  torch::Tensor features(const std::vector<EncodedText>& inputs, int64_t batch_size = 64,
+                         const std::string& progress = "") const;
   torch::nn::Module& module() const;
 };
 

@@ -18,8 +18,8 @@ import sys
 
 w, budgets, seeds, arms = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
 runs = os.path.join(w, "runs")
-SETS = [("sst2", "SST-2 (GLUE dev as test, 872)"), ("mr", "MR polarity"), ("sms", "SMS spam"),
-        ("agnews", "AG News (official test, 7,600)"), ("chnsenticorp", "ChnSentiCorp (Chinese)")]
+SETS = [("sst2", "SST-2 (GLUE dev as test)"), ("mr", "MR polarity"), ("sms", "SMS spam"),
+        ("agnews", "AG News (official test)"), ("chnsenticorp", "ChnSentiCorp (Chinese)")]
 ARM_NAMES = {"rand": "CNN-rand (scratch)", "glove": "CNN-non-static (GloVe)", "static": "CNN-static (GloVe)",
              "use": "USE-lite linear (frozen)", "scratch": "BERT-tiny scratch", "ft": "BERT-tiny fine-tuned from waimai",
              "probe": "waimai source, linear probe"}
@@ -31,7 +31,8 @@ def result(name, n, seed, arm):
     if not os.path.exists(p):
         return None
     m = json.load(open(p))
-    secs = float(open(d + ".time").read().split()[0]) if os.path.exists(d + ".time") else float("nan")
+    t = open(d + ".time").read().split() if os.path.exists(d + ".time") else []
+    secs = float(t[0]) if t else float("nan")  # empty while the command is still exiting
     return {"acc": 100 * m["accuracy"], "secs": secs, "count": m.get("count"),
             "config": json.load(open(os.path.join(d, "config.json")))}
 
@@ -50,7 +51,7 @@ for name, title in SETS:
     scratch = "scratch" if chinese else "rand"
     pre_arms = ["ft", "probe"] if chinese else [a for a in arms if a != "rand"]
     shown = [scratch] + pre_arms
-    rows, best = [], None
+    rows, best, misses = [], None, []
     for n in budgets:
         res = {a: [result(name, n, s, a) for s in seeds] for a in shown}
         if not any(r for rs in res.values() for r in rs):
@@ -75,24 +76,33 @@ for name, title in SETS:
             ok = len(pairs) == len(seeds) and len(pairs) > 1 and min(g) > 0 and statistics.mean(g) > spread
             gains.append(f"{statistics.mean(g):+.1f} [{', '.join(f'{x:+.1f}' for x in g)}]{' **beats**' if ok else ''}")
             key = (ok, statistics.mean(g))
+            if not ok and len(pairs) == len(seeds):
+                misses.append(f"{ARM_NAMES[a]} at {n} per class ({statistics.mean(g):+.1f}, seeds {min(g):+.1f} to "
+                              f"{max(g):+.1f})")
             if best is None or key > best[0]:
-                best = (key, a, n, statistics.mean(g), spread, min(g))
+                best = (key, a, n, statistics.mean(g), spread, min(g), len(pairs))
         counts = next(r for rs in res.values() for r in rs if r)["config"]["counts"]
         rows.append(f"| {n} ({counts['train']:,} texts) | " + " | ".join(cells) + " | " + " | ".join(gains) + " |")
     if not rows:
         continue
-    print(f"**{title}**\n")
+    m = json.load(open(os.path.join(runs, f"{name}-pc{budgets[0]}-s{seeds[0]}-{scratch}", "test_metrics.json")))
+    support = [c["support"] for c in m["per_class"]]
+    print(f"**{title}**: {sum(support):,} test texts, majority class {100 * max(support) / sum(support):.1f}%\n")
     print("| per class | " + " | ".join(ARM_NAMES[a] for a in shown) + " | "
           + " | ".join(f"{ARM_NAMES[a].split(' (')[0]} gain [per seed]" for a in pre_arms) + " |")
     print("|---" * (1 + len(shown) + len(pre_arms)) + "|")
     print("\n".join(rows))
     print()
     if best:
-        (ok, _), a, n, g, spread, lo = best
-        if ok:
+        (ok, _), a, n, g, spread, lo, npairs = best
+        if npairs < len(seeds):
+            verdicts.append(f"- **{title}: not settled.** Only {npairs} of {len(seeds)} seeds ran "
+                            f"({ARM_NAMES[a]} at {n} per class: {g:+.1f} points on those).")
+        elif ok:
             beats += 1
             verdicts.append(f"- **{title}: yes.** {ARM_NAMES[a]} beats scratch at {n} per class by {g:+.1f} points "
-                            f"(every seed above 0, lowest {lo:+.1f}; the larger seed sd is {spread:.1f}).")
+                            f"(every seed above 0, lowest {lo:+.1f}; the larger seed sd is {spread:.1f})."
+                            + (f" Not beyond the spread: {'; '.join(misses)}." if misses else ""))
         else:
             verdicts.append(f"- **{title}: no.** The best pretrained arm, {ARM_NAMES[a]} at {n} per class, gains "
                             f"{g:+.1f} points on average (lowest seed {lo:+.1f}; seed sd up to {spread:.1f}): "

@@ -317,6 +317,10 @@ std::vector<Trial> lay_out_trials(const SearchOptions& so, const std::vector<Jso
     }
     GRAFT_CHECK_USAGE(t.options.weights == "none" || fs::exists(t.options.weights), where,
                       ": weights '", t.options.weights, "' do not exist");
+    // textcnn word vectors (issue 18): a missing file is named before any trial runs.
+    GRAFT_CHECK_USAGE(t.options.embeddings == "none" || fs::exists(t.options.embeddings), where,
+                      ": embeddings '", t.options.embeddings, "' do not exist (expected a .safetensors from "
+                      "graft weights convert, or none)");
   }
   {
     // A bad --data is named now, before any trial runs.

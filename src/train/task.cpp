@@ -93,6 +93,9 @@ void text_check(const TrainOptions& o) {
   GRAFT_CHECK_USAGE(o.augment == "none", "--augment: '", o.augment,
                     "' (the text task has no augmentation; expected none)");
   check_one_of("--head", o.head, {"linear", "centroid"});
+  // textcnn (issue 18): checked here too, so that graft search refuses such a trial before any runs.
+  GRAFT_CHECK_USAGE(!(o.backbone == "textcnn" && o.freeze_embeddings && o.embeddings == "none"),
+                    "--freeze-embeddings with --embeddings none: random vectors kept fixed (expected --embeddings FILE)");
   GRAFT_CHECK_USAGE(o.head == "linear" || o.backbone != "tfidf", "--head centroid: the tfidf backbone takes "
                     "--head linear (a centroid head reads BERT's features)");
 }

@@ -116,21 +116,9 @@ acc = {  # candidate -> (which accuracy stands for it, {set: %})
                        table(use_sec, "BERT-tiny from scratch")),
 }
 
-def tau_b(x, y):
-    n = len(x)
-    nc = nd = tx = ty = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx = (x[i] > x[j]) - (x[i] < x[j])
-            dy = (y[i] > y[j]) - (y[i] < y[j])
-            tx += dx == 0
-            ty += dy == 0
-            if dx and dy:
-                nc += dx == dy
-                nd += dx != dy
-    n0 = n * (n - 1) / 2
-    den = math.sqrt((n0 - tx) * (n0 - ty))
-    return (nc - nd) / den if den > 0 else float("nan")
+sys.path.insert(0, "bench")
+from kendall import tau_b  # noqa: E402
+
 
 TEST = {"sst2": 872, "mr": 2132, "sms": 1114, "agnews": 7600, "chnsenticorp": 1553}  # test texts
 

@@ -66,17 +66,8 @@ done
 /usr/bin/python3 - "$W" <<'PY' > "$W/section.md"
 import csv, json, sys, itertools, os
 w = sys.argv[1]
-def tau_b(x, y):
-    n = len(x); c = d = tx = ty = 0
-    for i, j in itertools.combinations(range(n), 2):
-        a = (x[i] > x[j]) - (x[i] < x[j]); b = (y[i] > y[j]) - (y[i] < y[j])
-        if a == 0 and b == 0: continue
-        if a == 0: tx += 1
-        elif b == 0: ty += 1
-        elif a == b: c += 1
-        else: d += 1
-    den = ((c + d + tx) * (c + d + ty)) ** 0.5
-    return (c - d) / den if den else float("nan")
+sys.path.insert(0, "bench")
+from kendall import tau_b  # noqa: E402
 acc = {}
 for name, cand, seed, a in csv.reader(open(os.path.join(w, "finetune.csv"))):
     acc.setdefault(name, {}).setdefault(cand, []).append(float(a))

@@ -28,21 +28,8 @@ mkdir -p "$W"
 export GRAFT_CACHE_DIR="$W/cache"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# transferability.sh's sources and face split, made the same way when missing.
-[ -f "$W/src-fmnist/model.safetensors" ] ||
-  $G pretrain --data $FM/train-images-idx3-ubyte.gz --classes 0,1,2,3,4 --per-class 2000 \
-    --backbone resnet20 --epochs 4 --out "$W/src-fmnist" --overwrite --quiet >/dev/null
-[ -f "$W/src-cifar/model.safetensors" ] ||
-  $G pretrain --data "$DATA/cifar10_test_jpg" --backbone resnet20 --epochs 6 \
-    --out "$W/src-cifar" --overwrite --quiet >/dev/null
-if [ ! -d "$W/att/test" ]; then
-  for s in "$DATA"/att_faces/s*; do
-    p=$(basename "$s")
-    mkdir -p "$W/att/train/$p" "$W/att/test/$p"
-    for i in 1 2 3 4 5 6 7; do ln -sf "$s/$i.pgm" "$W/att/train/$p/$i.pgm"; done
-    for i in 8 9 10; do ln -sf "$s/$i.pgm" "$W/att/test/$p/$i.pgm"; done
-  done
-fi
+# transferability.sh's sources and face split (made the same way when missing).
+source bench/transfer_sources.sh
 
 # candidate|its source data|the name transferability's table gives it
 SOURCES=(

@@ -160,5 +160,6 @@ if [ "${SECTIONS:-1}" != 0 ]; then
   bash bench/face.sh
   bash bench/int8.sh
   bash bench/load.sh
+  bash bench/time_to_acc.sh
 fi
 cat "$OUT"

@@ -20,29 +20,15 @@ AKA=$DATA/pretrained/resnet_cifar10_akamaster
 mkdir -p "$W"
 export GRAFT_CACHE_DIR="$W/cache"
 
-# Sources pretrained by graft (kept between runs).
-[ -f "$W/src-fmnist/model.safetensors" ] ||
-  $G pretrain --data $FM/train-images-idx3-ubyte.gz --classes 0,1,2,3,4 --per-class 2000 \
-    --backbone resnet20 --epochs 4 --out "$W/src-fmnist" --overwrite --quiet >/dev/null
-[ -f "$W/src-cifar/model.safetensors" ] ||
-  $G pretrain --data "$DATA/cifar10_test_jpg" --backbone resnet20 --epochs 6 \
-    --out "$W/src-cifar" --overwrite --quiet >/dev/null
+# graft's two sources and the AT&T faces split (made when missing, kept between runs).
+source bench/transfer_sources.sh
 
 CANDIDATES=(
   "resnet20=$AKA/resnet20-12fca82f.th" "resnet32=$AKA/resnet32-d509ac18.th"
   "resnet44=$AKA/resnet44-014dd654.th" "resnet56=$AKA/resnet56-4bfd9763.th"
   "$W/src-fmnist" "$W/src-cifar" "resnet20=none")
-
 # Targets: hymenoptera (its own train/val split) and AT&T faces (images 1-7
 # of each person to train, 8-10 to test).
-if [ ! -d "$W/att/test" ]; then
-  for s in "$DATA"/att_faces/s*; do
-    p=$(basename "$s")
-    mkdir -p "$W/att/train/$p" "$W/att/test/$p"
-    for i in 1 2 3 4 5 6 7; do ln -sf "$s/$i.pgm" "$W/att/train/$p/$i.pgm"; done
-    for i in 8 9 10; do ln -sf "$s/$i.pgm" "$W/att/test/$p/$i.pgm"; done
-  done
-fi
 TARGETS=("hymenoptera:$DATA/hymenoptera/train:$DATA/hymenoptera/val" "att_faces:$W/att/train:$W/att/test")
 
 : > "$W/finetune.csv"

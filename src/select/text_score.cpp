@@ -166,19 +166,7 @@ TextSet read_text_target(const ScoreOptions& o, const TrainOptions& text) {
     set.examples = std::move(kept);
     set.classes = o.classes;
   }
-  if (o.per_class > 0) {  // at most N per class, seeded, in file order
-    std::vector<std::vector<size_t>> by(set.classes.size());
-    for (size_t i = 0; i < set.examples.size(); ++i) by[static_cast<size_t>(set.examples[i].label)].push_back(i);
-    std::vector<bool> keep(set.examples.size(), false);
-    for (size_t c = 0; c < by.size(); ++c) {
-      const auto order = epoch_order(by[c].size(), mix_seed(o.seed, 102, c), 0, true);
-      for (size_t j = 0; j < order.size() && static_cast<int64_t>(j) < o.per_class; ++j) keep[by[c][order[j]]] = true;
-    }
-    std::vector<TextExample> kept;
-    for (size_t i = 0; i < set.examples.size(); ++i)
-      if (keep[i]) kept.push_back(std::move(set.examples[i]));
-    set.examples = std::move(kept);
-  }
+  set.keep_per_class(o.per_class, o.seed);  // at most N per class, seeded, in file order
   size_t present = 0;
   for (auto n : set.class_counts()) present += n > 0;
   GRAFT_CHECK(present >= 2, "--data '", o.data, "' has ", present, " class with texts (a transferability score "

@@ -14,6 +14,8 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/core/runtime.h"
+#include "graft/data/order.h"
 #include "text_data_parts.h"
 #include "unicode.h"
 
@@ -578,5 +580,20 @@ TextSet parse_text_set(const std::string& bytes, const std::string& name, const 
   return parse_with_format(bytes, name, o);
 }
 
+
+void TextSet::keep_per_class(int64_t n, uint64_t seed) {
+  if (n <= 0) return;
+  std::vector<std::vector<size_t>> by(classes.size());
+  for (size_t i = 0; i < examples.size(); ++i) by[static_cast<size_t>(examples[i].label)].push_back(i);
+  std::vector<bool> keep(examples.size(), false);
+  for (size_t c = 0; c < by.size(); ++c) {
+    const auto order = epoch_order(by[c].size(), mix_seed(seed, 102, c), 0, true);
+    for (size_t j = 0; j < order.size() && static_cast<int64_t>(j) < n; ++j) keep[by[c][order[j]]] = true;
+  }
+  std::vector<TextExample> kept;
+  for (size_t i = 0; i < examples.size(); ++i)
+    if (keep[i]) kept.push_back(std::move(examples[i]));
+  examples = std::move(kept);
+}
 
 }  // namespace graft

@@ -301,6 +301,7 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
 
   void read_data() {
     train_set_ = read_text_data(o_.data, "--data", o_, {});
+    train_set_.keep_per_class(o_.per_class, o_.seed);  // --per-class, before the validation split
     std::vector<TextExample> train_ex, val_ex;
     std::string val_source = o_.data;
     if (o_.val.empty()) {

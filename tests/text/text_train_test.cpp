@@ -15,6 +15,7 @@
 #include "graft/models/head.h"
 #include "graft/text/text_data.h"
 #include "graft/text/text_model.h"
+#include "graft/text/text_source.h"
 #include "graft/text/text_train.h"
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
@@ -252,6 +253,31 @@ TEST_F(TextTrain, ClassWeightsAutoRaisesMinorityRecall) {
   };
   const double none = minority_recall("none"), balanced = minority_recall("auto");
   EXPECT_GT(balanced, none + 0.1) << "none " << none << ", auto " << balanced;
+}
+
+// --per-class keeps at most N texts of each class of --data, seeded, before
+// the validation split (it was read and ignored for text).
+TEST_F(TextTrain, PerClassKeepsThatManyTextsOfEachClass) {
+  auto run_with = [&](const std::string& name, uint64_t seed) {
+    Cli t = graft_cli({"train", "--task", "text", "--backbone", "tfidf", "--data", dir_ / "train.csv",
+                       "--vocab", dir_ / "source/vocab.txt", "--per-class", "5", "--val-split", "0.2",
+                       "--seed", std::to_string(seed), "--out", dir_ / name, "--threads", "1", "--quiet"});
+    EXPECT_EQ(t.code, 0) << t.err;
+    return nlohmann::json::parse(read_file(dir_ / name + "/config.json"));
+  };
+  const auto a = run_with("pc-a", 3), b = run_with("pc-b", 3);
+  // 3 classes x 5 texts, one of each class held out for validation.
+  EXPECT_EQ(a["counts"]["train"].get<int64_t>() + a["counts"]["val"].get<int64_t>(), 15);
+  EXPECT_EQ(a["counts"]["val"].get<int64_t>(), 3);
+  EXPECT_EQ(a["counts"], b["counts"]);
+  // The same selection as TextSet::keep_per_class on the file (seeded).
+  TrainOptions o = default_train_options("text");
+  TextSet set = read_text_data(dir_ / "train.csv", "--data", o, {});
+  const size_t all = set.examples.size();
+  set.keep_per_class(5, 3);
+  EXPECT_EQ(set.examples.size(), 15u);
+  EXPECT_GT(all, 15u);
+  for (auto n : set.class_counts()) EXPECT_EQ(n, 5);
 }
 
 TEST_F(TextTrain, TfidfRunAndEvalAndPredictAgree) {

@@ -121,6 +121,10 @@ struct TextSet {
 
   /// Number of examples of each class, indexed like classes.
   std::vector<int64_t> class_counts() const;
+  /// Keeps at most `n` examples of each class (n > 0): per class a shuffle
+  /// seeded by mix_seed(seed, 102, class), its first n, in file order
+  /// (`--per-class` of graft train --task text and graft score --task text).
+  void keep_per_class(int64_t n, uint64_t seed);
 };
 
 /// Reads a text set from a file or a folder of class files (see above).

@@ -24,7 +24,8 @@ mkdir -p "$W/runs"
 
 # 1. The source model.
 if [ ! -f "$W/bert-tiny/model.safetensors" ]; then
-  corpus=$(ls "$DATA"/text_corpus/* | paste -sd,)
+  # Every text file of text_corpus's folders (gutenberg, inaugural, state_union), READMEs left out.
+  corpus=$(find "$DATA/text_corpus" -type f ! -iname 'README*' | sort | paste -sd,)
   /usr/bin/time -f "%e" -o "$W/pretrain.time" \
     $G pretrain --task text --corpus "$corpus" --vocab "$VOCAB" --size tiny --epochs 3 \
       --time-budget "$BUDGET" --threads "$THREADS" --out "$W/bert-tiny" --overwrite --quiet >/dev/null

@@ -37,8 +37,7 @@ json=$(bash scripts/glove.sh 2>/dev/null)
 [ -f "$VW/glove-6b-100d.safetensors" ] || $G weights convert "$json" "$VW/glove-6b-100d.safetensors" >/dev/null
 VEC=$VW/glove-6b-100d.safetensors
 if [ ! -f "$W/bert-tiny/model.safetensors" ]; then  # as bench/text.sh makes it
-  # Every text file of text_corpus (its three folders; text.sh's `ls text_corpus/*`
-  # lists the folders' names too, which --corpus refuses), READMEs left out.
+  # Every text file of text_corpus's folders, READMEs left out (as bench/text.sh).
   corpus=$(find "$DATA/text_corpus" -type f ! -iname 'README*' | sort | paste -sd,)
   /usr/bin/time -f "%e" -o "$W/pretrain.time" \
     $G pretrain --task text --corpus "$corpus" --vocab "$VOCAB" --size tiny --epochs 3 \

@@ -4,7 +4,7 @@ bench/text.sh, bench/textcnn.sh and bench/use_lite.sh so that every text
 table scores the same test texts.
 
 Usage: text_splits.py DATA_ROOT OUT
-Writes OUT/{mr,sms,chnsenticorp}/{train,test}.jsonl: per label, a seeded
+Writes OUT/{mr,sms,chnsenticorp,waimai}/{train,test}.jsonl: per label, a seeded
 (random.Random(0)) shuffle, 20% to test; each file written atomically and
 an existing split kept.
 """
@@ -45,3 +45,5 @@ with open(os.path.join(data, "sms_spam", "SMSSpamCollection"), encoding="utf-8")
 split("sms", sms)
 with open(os.path.join(data, "chinese_sentiment", "ChnSentiCorp_htl_all.csv"), encoding="utf-8", newline="") as f:
     split("chnsenticorp", [{"text": r["review"], "label": r["label"]} for r in csv.DictReader(f)])
+with open(os.path.join(data, "chinese_sentiment", "waimai_10k.csv"), encoding="utf-8", newline="") as f:
+    split("waimai", [{"text": r["review"], "label": r["label"]} for r in csv.DictReader(f)])

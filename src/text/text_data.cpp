@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -268,7 +269,10 @@ namespace text_data_detail {
 TextSet finish(TextSet set, std::vector<Labelled> records, const TextReadOptions& o) {
   const std::string& src = set.source;
   std::map<std::string, int> index;
-  if (!o.classes.empty()) {
+  if (o.unlabeled) {  // texts without labels: every label -1, no classes
+    set.label_column.clear();
+    for (Labelled& r : records) r.label.clear();
+  } else if (!o.classes.empty()) {
     set.classes = o.classes;
     for (size_t i = 0; i < o.classes.size(); ++i) {
       GRAFT_CHECK(index.emplace(o.classes[i], static_cast<int>(i)).second, src,
@@ -276,6 +280,7 @@ TextSet finish(TextSet set, std::vector<Labelled> records, const TextReadOptions
     }
   }
   for (const Labelled& r : records) {
+    if (o.unlabeled) break;
     GRAFT_CHECK(!r.label.empty(), src, " line ", r.line, ": empty label (expected a class name",
                 set.label_column.empty() ? "" : " in column '" + set.label_column + "'", ")");
     if (!o.classes.empty()) {
@@ -285,7 +290,7 @@ TextSet finish(TextSet set, std::vector<Labelled> records, const TextReadOptions
       index.emplace(r.label, 0);
     }
   }
-  if (o.classes.empty()) {
+  if (o.classes.empty() && !o.unlabeled) {
     int k = 0;
     for (auto& [name, id] : index) {
       id = k++;
@@ -304,13 +309,13 @@ TextSet finish(TextSet set, std::vector<Labelled> records, const TextReadOptions
     TextExample e;
     e.text = std::move(r.text);
     e.text_b = std::move(r.text_b);
-    e.label = index.at(r.label);
+    e.label = o.unlabeled ? -1 : index.at(r.label);
     e.line = r.line;
     set.examples.push_back(std::move(e));
   }
   GRAFT_CHECK(!set.examples.empty(), src, ": no examples (", records.size(), " record",
               records.size() == 1 ? "" : "s", ", ", set.skipped_empty,
-              " skipped as empty); expected at least one labelled text");
+              " skipped as empty); expected at least one ", o.unlabeled ? "text" : "labelled text");
   return set;
 }
 
@@ -333,13 +338,16 @@ TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOpt
                             : " (a ',' inside an unquoted text? quote the field)");
 
   // Header: see the file comment of text_data.h.
-  const bool all_indices = is_index(o.text_column) && is_index(o.label_column) &&
+  const bool all_indices = is_index(o.text_column) && (o.unlabeled || is_index(o.label_column)) &&
                            (o.text_b_column.empty() || is_index(o.text_b_column));
   bool header;
   if (o.header == "yes") {
     header = true;
   } else if (o.header == "no") {
     header = false;
+  } else if (o.unlabeled) {
+    GRAFT_CHECK_USAGE(o.header == "auto", "header must be auto, yes or no, not '", o.header, "'");
+    header = !all_indices;  // no label column to tell a header line by
   } else {
     GRAFT_CHECK_USAGE(o.header == "auto", "header must be auto, yes or no, not '", o.header, "'");
     if (!all_indices) {
@@ -363,13 +371,13 @@ TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOpt
               "; expected labelled texts after it");
   GRAFT_CHECK(header || !o.text_column.empty(), src, ": no text column given and the file has no "
               "header (line 1 is ", describe_row(first), "); give the text column by 0-based index");
-  GRAFT_CHECK(header || !o.label_column.empty(), src, ": no label column given and the file has no "
+  GRAFT_CHECK(header || o.unlabeled || !o.label_column.empty(), src, ": no label column given and the file has no "
               "header (line 1 is ", describe_row(first), "); give the label column by 0-based index");
   GRAFT_CHECK(header || o.text_b_column.empty() || is_index(o.text_b_column), src,
               ": second-text column '", o.text_b_column, "' is a name but the file has no header");
   GRAFT_CHECK(header || is_index(o.text_column), src, ": text column '", o.text_column,
               "' is a name but the file has no header");
-  GRAFT_CHECK(header || is_index(o.label_column), src, ": label column '", o.label_column,
+  GRAFT_CHECK(header || o.unlabeled || is_index(o.label_column), src, ": label column '", o.label_column,
               "' is a name but the file has no header");
   if (header) set.header = first;
 
@@ -395,7 +403,9 @@ TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOpt
     text = resolve(o.text_column, "text", first, header, src);
   }
   if (!o.text_b_column.empty()) text_b = resolve(o.text_b_column, "second-text", first, header, src);
-  if (o.label_column.empty()) {
+  if (o.unlabeled) {
+    label.index = std::numeric_limits<size_t>::max();  // none
+  } else if (o.label_column.empty()) {
     label = usual(kLabelNames, "label", "label, labels, class, category, ...");
   } else {
     label = resolve(o.label_column, "label", first, header, src);
@@ -418,7 +428,7 @@ TextSet parse_table(std::string_view s, char sep, TextSet set, const TextReadOpt
     Row& row = rows[r];
     Labelled l;
     l.line = row.line;
-    l.label = trim_label(row.fields[label.index]);
+    if (!o.unlabeled) l.label = trim_label(row.fields[label.index]);
     l.text = std::move(row.fields[text.index]);
     if (text_b) l.text_b = std::move(row.fields[text_b->index]);
     records.push_back(std::move(l));
@@ -471,7 +481,7 @@ TextSet parse_jsonl(std::string_view s, TextSet set, const TextReadOptions& o) {
           for (const auto& [a, b] : kPairNames)
             if (lower_ascii(text_key) == a) text_b_key = pick({b});
       }
-      if (label_key.empty()) {
+      if (label_key.empty() && !o.unlabeled) {
         label_key = pick(kLabelNames);
         GRAFT_CHECK(!label_key.empty(), src, " line ", line, ": no label column given and none of "
                     "the usual keys (label, labels, class, ...) in ", quoted_list(keys),
@@ -479,7 +489,7 @@ TextSet parse_jsonl(std::string_view s, TextSet set, const TextReadOptions& o) {
       }
       GRAFT_CHECK(text_key != label_key, src, ": the text and the label are the same key ('",
                   text_key, "')");
-      GRAFT_CHECK(text_b_key != label_key && text_b_key != text_key, src,
+      GRAFT_CHECK(text_b_key.empty() || (text_b_key != label_key && text_b_key != text_key), src,
                   ": the second text key '", text_b_key, "' is also the text or label key");
       set.text_column = text_key;
       set.text_b_column = text_b_key;
@@ -511,6 +521,10 @@ TextSet parse_jsonl(std::string_view s, TextSet set, const TextReadOptions& o) {
     };
     take_text(text_key, "text", l.text);
     if (!text_b_key.empty()) take_text(text_b_key, "second-text", l.text_b);
+    if (o.unlabeled) {
+      records.push_back(std::move(l));
+      continue;
+    }
     const nlohmann::json& v = field(label_key, "label");
     if (v.is_string()) {
       l.label = trim_label(v.get<std::string>());
@@ -527,6 +541,24 @@ TextSet parse_jsonl(std::string_view s, TextSet set, const TextReadOptions& o) {
     records.push_back(std::move(l));
   }
   GRAFT_CHECK(!records.empty(), src, ": no records; expected one JSON object per line");
+  return finish(std::move(set), std::move(records), o);
+}
+
+// Texts without labels, one per line (--unlabeled); blank lines skipped.
+TextSet parse_lines(std::string_view s, TextSet set, const TextReadOptions& o) {
+  std::vector<Labelled> records;
+  Lines lines(s);
+  for (std::string_view text; lines.next(text);) {
+    if (!text.empty() && text.back() == '\r') text.remove_suffix(1);
+    if (is_blank(text)) {
+      ++set.skipped_blank_lines;
+      continue;
+    }
+    Labelled l;
+    l.line = lines.number();
+    l.text.assign(text);
+    records.push_back(std::move(l));
+  }
   return finish(std::move(set), std::move(records), o);
 }
 
@@ -554,7 +586,7 @@ TextSet parse_with_format(const std::string& bytes, const std::string& name, con
   std::string format = o.format;
   if (format == "auto") {
     format = format_by_name(name);
-    if (format.empty()) format = sniff_format(s, name);
+    if (format.empty()) format = o.unlabeled ? "lines" : sniff_format(s, name);
   }
   TextSet set;
   set.source = name;
@@ -562,6 +594,7 @@ TextSet parse_with_format(const std::string& bytes, const std::string& name, con
   if (format == "csv") return parse_table(s, ',', std::move(set), o);
   if (format == "tsv") return parse_table(s, '\t', std::move(set), o);
   if (format == "jsonl") return parse_jsonl(s, std::move(set), o);
+  if (format == "lines" && o.unlabeled) return parse_lines(s, std::move(set), o);
   GRAFT_CHECK_USAGE(format != "folder", name, ": format 'folder' needs a directory");
   throw UsageError(str_cat("text data format must be auto, csv, tsv, jsonl or folder, not '",
                            o.format, "'"));

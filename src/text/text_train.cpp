@@ -25,6 +25,7 @@
 #include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "graft/text/text_source.h"
+#include "graft/train/adapt.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/trainer.h"
 #include "graft/weights/state_dict.h"
@@ -171,6 +172,7 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     if (group_) group_->barrier("start of training (rank 0 prepares the run directory)");
     seed_everything(mix_seed(o.seed, 201));
     const std::vector<std::string> trainable = is_tfidf_ ? build_tfidf() : build_network();
+    if (o.adapt != "none") attach_adapter();
     write_config(trainable);
     cache_rows();
     n_train_ = static_cast<int64_t>(train_.inputs.size());
@@ -180,9 +182,15 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     bucket_ = (o.bucket && !cached_ && !is_tfidf_) ? kBucketBatches : 1;
   }
 
-  torch::nn::Module& module() override { return m_.module(); }
+  torch::nn::Module& module() override { return with_adapter_ ? *with_adapter_ : m_.module(); }
   std::vector<ParamGroup> param_groups() override {
-    if (!is_tfidf_) return text_param_groups(module(), o_, num_layers_);
+    if (!is_tfidf_) {
+      auto groups = text_param_groups(m_.module(), o_, num_layers_);
+      // --adapt dann|cdan: the domain classifier learns at the head's rate.
+      if (adapter_ && !adapter_->parameters().empty())
+        groups.push_back(ParamGroup{"domain", adapter_->parameters(), o_.lr, o_.weight_decay});
+      return groups;
+    }
     ParamGroup w{"head", {m_.tfidf_head->classifier->weight}, o_.lr, o_.weight_decay};
     ParamGroup b{"head/no_decay", {m_.tfidf_head->classifier->bias}, o_.lr, 0.0};
     return {w, b};
@@ -209,9 +217,25 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
       for (size_t i : perm) shuffled.push_back(std::move(batches_[i]));
       batches_ = std::move(shuffled);
     }
+    if (!unl_.inputs.empty()) {
+      if (first_step == 0) domain_correct_ = domain_count_ = 0;  // a resumed epoch counts from there
+      // Permutations of the unlabelled texts one after the other, mu x the
+      // step's batch per step; the same for every rank and after --resume.
+      const size_t need = static_cast<size_t>(steps_per_epoch() * unl_per_step_);
+      unl_order_.clear();
+      for (int64_t cycle = 0; unl_order_.size() < need; ++cycle) {
+        const std::vector<size_t> p = epoch_order(unl_.inputs.size(),
+                                                  mix_seed(o_.seed, 401, static_cast<uint64_t>(epoch)), cycle, true);
+        unl_order_.insert(unl_order_.end(), p.begin(), p.end());
+      }
+      unl_order_.resize(need);
+    }
   }
 
-  StepStats step(int64_t /*epoch*/, int64_t b) override {
+  void end_epoch(int64_t /*epoch*/, bool /*whole*/) override { finish_domain_accuracy(); }
+  double domain_accuracy() override { return domain_accuracy_; }
+
+  StepStats step(int64_t epoch, int64_t b) override {
     const auto& global = batches_[static_cast<size_t>(b)];
     // This rank's texts of the step: every world-th, from its rank.
     std::vector<int64_t> batch;
@@ -233,6 +257,16 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
       st.skip = true;
       return st;
     }
+    // --unlabeled: this rank's unlabelled texts of the step, every world-th
+    // of the step's share, mu per labelled text of each micro-batch.
+    std::vector<size_t> unl;
+    if (!unl_.inputs.empty()) {
+      const size_t from = static_cast<size_t>(b * unl_per_step_);
+      for (size_t i = from + static_cast<size_t>(rank_); i < from + static_cast<size_t>(unl_per_step_);
+           i += static_cast<size_t>(world_))
+        unl.push_back(unl_order_[i]);
+    }
+    size_t unl_at = 0;
     for (size_t s = 0; s < batch.size(); s += static_cast<size_t>(local_batch_)) {
       const auto end = batch.begin() + static_cast<std::ptrdiff_t>(
                                            std::min(batch.size(), s + static_cast<size_t>(local_batch_)));
@@ -240,8 +274,17 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
       std::vector<int64_t> ys;
       for (int64_t i : micro) ys.push_back(train_.labels[static_cast<size_t>(i)]);
       torch::Tensor y = torch::tensor(ys, torch::kInt64);
-      torch::Tensor logits = batch_logits(train_, train_rows_, train_feats_, micro);
-      torch::Tensor loss = classification_loss(o_, logits, y, class_w_);
+      torch::Tensor logits, loss;
+      if (unl_.inputs.empty()) {
+        logits = batch_logits(train_, train_rows_, train_feats_, micro);
+        loss = classification_loss(o_, logits, y, class_w_);
+      } else {
+        const size_t take = std::min(unl.size() - unl_at, micro.size() * static_cast<size_t>(o_.unlabeled_ratio));
+        std::vector<size_t> u(unl.begin() + static_cast<std::ptrdiff_t>(unl_at),
+                              unl.begin() + static_cast<std::ptrdiff_t>(unl_at + take));
+        unl_at += take;
+        std::tie(logits, loss) = unlabeled_loss(epoch, b, s, micro, y, u);
+      }
       (loss * (static_cast<double>(micro.size()) / n)).backward();
       st.loss_sum += loss.item<double>() * static_cast<double>(micro.size());
       st.correct += logits.argmax(1).eq(y).sum().item<int64_t>();
@@ -291,6 +334,163 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
  private:
   std::pair<torch::Tensor, torch::Tensor> val_logits_;  // of the last validate()
 
+  // ---- Unlabelled target texts (issue 19, train/adapt.h) ----
+
+  // --unlabeled, read without labels (one text per line, or a text column);
+  // empty without --adapt or --self-train.
+  std::vector<TextExample> read_unlabeled() {
+    if (o_.adapt == "none" && o_.self_train == "none") return {};
+    const std::string flag = o_.adapt != "none" ? "--adapt " + o_.adapt : "--self-train " + o_.self_train;
+    GRAFT_CHECK_USAGE(!is_tfidf_, flag, " with --backbone ", o_.backbone, ": a TF-IDF model has no learned features "
+                      "for unlabelled texts to shape (expected a bert*, textcnn or use-lite backbone)");
+    GRAFT_CHECK_USAGE(!train_set_.has_pairs, flag, ": '", o_.data, "' holds text pairs, and unlabelled data is read "
+                      "for single texts only (expected a set of single texts)");
+    TextReadOptions r = text_read_options(o_);
+    r.unlabeled = true;
+    r.classes.clear();
+    TextSet set;
+    try {
+      set = read_text_set(o_.unlabeled, r);
+    } catch (const UsageError& e) {
+      throw UsageError(str_cat("--unlabeled: ", e.what()));
+    } catch (const Error& e) {
+      throw UsageError(str_cat("--unlabeled: ", e.what()));
+    }
+    GRAFT_CHECK_USAGE(!set.has_pairs, "--unlabeled '", o_.unlabeled, "' holds text pairs (columns '", set.text_column,
+                      "' and '", set.text_b_column, "'); expected single texts (give --text-column)");
+    if (set.skipped_empty > 0)
+      log_warn(str_cat("--unlabeled '", o_.unlabeled, "': ", set.skipped_empty,
+                       " empty or white-space texts skipped (--strict makes them an error)"));
+    return std::move(set.examples);
+  }
+
+  // The module that holds the encoder and the head, as the adapter's sibling.
+  std::shared_ptr<torch::nn::Module> network_ptr() const {
+    if (m_.bert) return m_.bert.ptr();
+    if (m_.textcnn) return m_.textcnn.ptr();
+    return m_.use_lite.ptr();
+  }
+  int64_t feature_dim() const {
+    if (m_.bert) return m_.info.bert.hidden_size;
+    if (m_.textcnn) return m_.textcnn->feature_dim();
+    return m_.info.use_lite.width1;
+  }
+
+  // The domain adapter beside the network: the loop checkpoints, broadcasts
+  // and optimises both (as "model." and "adapter."); the saved model is the
+  // network alone.
+  void attach_adapter() {
+    AdaptSpec spec;
+    spec.method = o_.adapt;
+    spec.feature_dim = feature_dim();
+    spec.classes = static_cast<int64_t>(classes_.size());
+    spec.hidden = o_.domain_hidden;
+    spec.weight = o_.adapt_weight;
+    spec.seed = o_.seed;
+    seed_everything(mix_seed(o_.seed, 203));
+    adapter_ = DomainAdapter(spec);
+    with_adapter_ = std::make_shared<torch::nn::Module>();
+    with_adapter_->register_module("model", network_ptr());
+    with_adapter_->register_module("adapter", adapter_.ptr());
+  }
+
+  // The encoder's output (the head's input) of a batch of texts.
+  torch::Tensor encoder_features(const std::vector<const EncodedText*>& items) {
+    if (is_cnn_) return m_.textcnn->features(collate_word_ids(items, m_.info.textcnn.widths.back()));
+    if (is_use_) {
+      TextBatch tb = collate_texts(items, 0);
+      return m_.use_lite->features(tb.input_ids, tb.attention_mask);
+    }
+    return m_.bert->features(collate_texts(items, wp_->pad_id()));
+  }
+  // The head on features (dropout first, as each network's forward does).
+  torch::Tensor head_logits(const torch::Tensor& f) {
+    if (is_cnn_) return m_.textcnn->classifier->forward(m_.textcnn->dropout->forward(f));
+    if (is_use_) return m_.use_lite->classify(f);
+    return m_.bert->classify(f);
+  }
+
+  // FixMatch's strong view of a text: each token dropped with probability
+  // 0.1 (BERT's [CLS] and final [SEP] kept), at least one token kept.
+  EncodedText strong_view(const EncodedText& e, std::mt19937_64& gen) const {
+    const size_t ends = (is_cnn_ || is_use_) ? 0 : 1;
+    if (e.ids.size() <= 2 * ends + 1) return e;
+    std::bernoulli_distribution drop(kTokenDropout);
+    EncodedText out;
+    for (size_t i = 0; i < e.ids.size(); ++i) {
+      const bool inner = i >= ends && i + ends < e.ids.size();
+      if (inner && drop(gen)) continue;
+      out.ids.push_back(e.ids[i]);
+      out.types.push_back(e.types[i]);
+    }
+    if (out.ids.size() <= 2 * ends) return e;  // every token dropped: the text as it is
+    return out;
+  }
+
+  // One micro-batch with unlabelled texts: the labelled rows `micro` and the
+  // unlabelled `u` (and, FixMatch, their strong views) in one forward pass
+  // (dropout and the encoder see both, as the image task does). A linear
+  // probe reads its cached labelled features and runs the frozen encoder on
+  // the unlabelled texts without gradient. Returns the labelled logits and
+  // the loss: classification + the adaptation or self-training term.
+  std::pair<torch::Tensor, torch::Tensor> unlabeled_loss(int64_t epoch, int64_t step, size_t micro_at,
+                                                         const std::vector<int64_t>& micro, const torch::Tensor& y,
+                                                         const std::vector<size_t>& u) {
+    const int64_t m = static_cast<int64_t>(micro.size()), nu = static_cast<int64_t>(u.size());
+    std::vector<EncodedText> strong;
+    if (fixmatch_) {
+      std::mt19937_64 gen(mix_seed(mix_seed(o_.seed, 404, static_cast<uint64_t>(epoch)),
+                                   mix_seed(static_cast<uint64_t>(step), static_cast<uint64_t>(rank_)), micro_at));
+      for (size_t i : u) strong.push_back(strong_view(unl_.inputs[i], gen));
+    }
+    std::vector<const EncodedText*> extra;
+    for (size_t i : u) extra.push_back(&unl_.inputs[i]);
+    for (const auto& e : strong) extra.push_back(&e);
+    torch::Tensor f;
+    if (cached_) {
+      torch::Tensor fl = train_feats_.index_select(0, torch::tensor(micro, torch::kInt64));
+      if (extra.empty()) {
+        f = fl;
+      } else {
+        torch::NoGradGuard no_grad;
+        f = torch::cat({fl, encoder_features(extra)});
+      }
+    } else {
+      std::vector<const EncodedText*> items;
+      for (int64_t i : micro) items.push_back(&train_.inputs[static_cast<size_t>(i)]);
+      items.insert(items.end(), extra.begin(), extra.end());
+      f = encoder_features(items);
+    }
+    torch::Tensor logits = head_logits(f);
+    torch::Tensor lab = logits.narrow(0, 0, m);
+    torch::Tensor loss = classification_loss(o_, lab, y, class_w_);
+    if (nu == 0) return {lab, loss};
+    const double total = static_cast<double>(std::max<int64_t>(1, o_.epochs * steps_per_epoch()));
+    const double progress = static_cast<double>(epoch * steps_per_epoch() + step) / total;
+    if (adapter_) {
+      if (o_.adapt == "dan" && (m < 2 || nu < 2)) return {lab, loss};  // MMD needs two rows a side
+      AdaptLoss a = adapter_->loss(f.narrow(0, 0, m), f.narrow(0, m, nu), lab, logits.narrow(0, m, nu), progress);
+      domain_correct_ += a.domain_correct;
+      domain_count_ += a.domain_count;
+      return {lab, loss + a.loss};
+    }
+    torch::Tensor guess = logits.narrow(0, m, nu);
+    torch::Tensor learn = fixmatch_ ? logits.narrow(0, m + nu, nu) : guess;
+    SelfTrainLoss st = confident_label_loss(guess, learn, o_.confidence);
+    const double ramp = rampup_weight(static_cast<double>(epoch) + static_cast<double>(step) / steps_per_epoch(),
+                                      o_.rampup_epochs);
+    return {lab, loss + o_.unlabeled_weight * ramp * st.loss};
+  }
+
+  // The epoch's domain-classifier accuracy, summed over the ranks.
+  void finish_domain_accuracy() {
+    if (!adapter_ || o_.adapt == "dan") return;
+    torch::Tensor t = torch::tensor({double(domain_correct_), double(domain_count_)}, torch::kFloat64);
+    if (group_) group_->all_reduce(t, "sum of the domain classifier's accuracy");
+    const double count = t[1].item<double>();
+    domain_accuracy_ = count > 0 ? t[0].item<double>() / count : std::numeric_limits<double>::quiet_NaN();
+  }
+
   // The class sums of a centroid head become unit-length means once its
   // pass is over (a checkpoint taken during the pass keeps the sums).
   void finish_centroids() {
@@ -315,7 +515,15 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     classes_ = train_set_.classes;
     const int64_t num_classes = static_cast<int64_t>(classes_.size());
     GRAFT_CHECK(num_classes >= 2, "--data '", o_.data, "' has ", num_classes, " class (expected at least 2 labels)");
-    set_training_texts(classes_, train_set_.has_pairs, train_ex);  // textcnn: its vocabulary
+    // --unlabeled (issue 19): read before the vocabulary, whose words a
+    // TextCNN takes from the unlabelled target texts too.
+    const std::vector<TextExample> unl_ex = read_unlabeled();
+    std::vector<TextExample> vocab_ex;
+    if (is_cnn_ && !unl_ex.empty()) {
+      vocab_ex = train_ex;
+      vocab_ex.insert(vocab_ex.end(), unl_ex.begin(), unl_ex.end());
+    }
+    set_training_texts(classes_, train_set_.has_pairs, vocab_ex.empty() ? train_ex : vocab_ex);  // textcnn: its vocabulary
     if (is_use_) {  // [use-lite]
       train_ = encode_all_use_lite(train_ex, m_, o_.data);
       val_ = encode_all_use_lite(val_ex, m_, val_source);
@@ -323,10 +531,16 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
       train_ = encode_all(train_ex, wp_.get(), m_.info.max_length, m_.info.pairs, o_.data, m_.words.get());
       val_ = encode_all(val_ex, wp_.get(), m_.info.max_length, m_.info.pairs, val_source, m_.words.get());
     }
-    for (const auto* e : {&train_, &val_})
+    if (!unl_ex.empty()) {
+      unl_ = is_use_ ? encode_all_use_lite(unl_ex, m_, o_.unlabeled)
+                     : encode_all(unl_ex, wp_.get(), m_.info.max_length, false, o_.unlabeled, m_.words.get());
+      unl_per_step_ = o_.batch_size * o_.grad_accum * o_.unlabeled_ratio;
+      fixmatch_ = o_.self_train == "fixmatch";
+    }
+    for (const auto* e : {&train_, &val_, &unl_})
       if (e->truncated_texts > 0)
         log_warn(str_cat(e->truncated_texts, " of ", e->inputs.size(), " texts of '",
-                         e == &train_ ? o_.data : val_source, "' are longer than --max-length ", o_.max_length,
+                         e == &train_ ? o_.data : e == &val_ ? val_source : o_.unlabeled, "' are longer than --max-length ", o_.max_length,
                          " tokens and were truncated (", e->truncated_tokens, " tokens dropped)"));
   }
 
@@ -350,6 +564,7 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     config["options"] = to_json(o_);
     config["classes"] = classes_;
     config["counts"] = {{"train", train_.inputs.size()}, {"val", val_.inputs.size()}, {"test", test_size_}};
+    if (!unl_.inputs.empty()) config["counts"]["unlabeled"] = unl_.inputs.size();
     config["trainable_stages"] = trainable;
     config["truncated"] = {{"train", train_.truncated_texts}, {"val", val_.truncated_texts}};
     config["skipped_empty"] = train_set_.skipped_empty;
@@ -425,6 +640,16 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
   SparseRows train_rows_, val_rows_;
   torch::Tensor train_feats_, val_feats_, class_w_;
   std::vector<std::vector<int64_t>> batches_;
+  // --unlabeled (issue 19)
+  static constexpr double kTokenDropout = 0.1;
+  Encoded unl_;
+  std::vector<size_t> unl_order_;
+  int64_t unl_per_step_ = 0;  // the whole step's, over all ranks
+  bool fixmatch_ = false;
+  DomainAdapter adapter_{nullptr};
+  std::shared_ptr<torch::nn::Module> with_adapter_;
+  int64_t domain_correct_ = 0, domain_count_ = 0;
+  double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace

@@ -169,20 +169,25 @@ double rampup_weight(double epochs, double rampup) {
 
 void check_unlabeled_options(const TrainOptions& o) {
   const bool adapt = o.adapt != "none", self = o.self_train != "none";
-  if (o.task != "image") {
+  const bool text = o.task == "text";
+  if (o.task != "image" && !text) {
     GRAFT_CHECK_USAGE(!adapt, "--adapt ", o.adapt, " with --task ", o.task,
-                      ": domain adaptation is trained by the image task only (expected --adapt none)");
+                      ": domain adaptation is trained by the image and text tasks only (expected --adapt none)");
     GRAFT_CHECK_USAGE(!self, "--self-train ", o.self_train, " with --task ", o.task,
-                      ": self-training is trained by the image task only (expected --self-train none)");
+                      ": self-training is trained by the image and text tasks only (expected --self-train none)");
     GRAFT_CHECK_USAGE(o.unlabeled.empty(), "--unlabeled '", o.unlabeled, "' with --task ", o.task,
-                      ": unlabelled data is read by the image task only");
+                      ": unlabelled data is read by the image and text tasks only");
     return;
   }
+  const char* what = text ? "texts" : "images";
+  const char* expected = text ? "a file of texts, one per line or a CSV/TSV/JSONL text column, or a folder of such files"
+                              : "a folder of images, nested or flat";
   GRAFT_CHECK_USAGE(!(adapt && self), "--adapt ", o.adapt, " and --self-train ", o.self_train,
                     ": choose one (expected one of them none)");
   if (adapt || self) {
     const std::string flag = adapt ? "--adapt " + o.adapt : "--self-train " + o.self_train;
-    GRAFT_CHECK_USAGE(!o.unlabeled.empty(), flag, " needs target images without labels (expected --unlabeled FOLDER)");
+    GRAFT_CHECK_USAGE(!o.unlabeled.empty(), flag, " needs target ", what, " without labels (expected --unlabeled ",
+                      text ? "FILE" : "FOLDER", ")");
   } else {
     GRAFT_CHECK_USAGE(o.unlabeled.empty(), "--unlabeled '", o.unlabeled,
                       "' is read only with --adapt or --self-train (expected one of them, or no --unlabeled)");
@@ -192,16 +197,21 @@ void check_unlabeled_options(const TrainOptions& o) {
                     ": a centroid head is fitted, not trained, so it learns nothing from --unlabeled (expected --head "
                     "linear or mlp:HIDDEN)");
   namespace fs = std::filesystem;
-  GRAFT_CHECK_USAGE(fs::exists(o.unlabeled), "--unlabeled: '", o.unlabeled,
-                    "' does not exist (expected a folder of images, nested or flat)");
-  GRAFT_CHECK_USAGE(fs::is_directory(o.unlabeled), "--unlabeled: '", o.unlabeled,
-                    "' is not a folder (expected a folder of images, nested or flat)");
-  GRAFT_CHECK_USAGE(fs::directory_iterator(o.unlabeled) != fs::directory_iterator(), "--unlabeled: '",
-                    o.unlabeled, "' is an empty folder (expected images, nested or flat)");
+  GRAFT_CHECK_USAGE(fs::exists(o.unlabeled), "--unlabeled: '", o.unlabeled, "' does not exist (expected ", expected,
+                    ")");
+  if (!text) {
+    GRAFT_CHECK_USAGE(fs::is_directory(o.unlabeled), "--unlabeled: '", o.unlabeled, "' is not a folder (expected ",
+                      expected, ")");
+  }
+  if (fs::is_directory(o.unlabeled))
+    GRAFT_CHECK_USAGE(fs::directory_iterator(o.unlabeled) != fs::directory_iterator(), "--unlabeled: '",
+                      o.unlabeled, "' is an empty folder (expected ", text ? "files of texts" : "images, nested or flat",
+                      ")");
   if (self) {
-    GRAFT_CHECK_USAGE(!o.data.empty(), "--self-train ", o.self_train,
-                      " needs the target's labelled images (expected --data FOLDER next to --unlabeled)");
-    GRAFT_CHECK_USAGE(o.self_train != "fixmatch" || o.augment != "none", "--self-train fixmatch with --augment ",
+    GRAFT_CHECK_USAGE(!o.data.empty(), "--self-train ", o.self_train, " needs the target's labelled ", what,
+                      " (expected --data ", text ? "FILE" : "FOLDER", " next to --unlabeled)");
+    // Text's strong view is token dropout, whatever --augment says (text has no other augmentation).
+    GRAFT_CHECK_USAGE(text || o.self_train != "fixmatch" || o.augment != "none", "--self-train fixmatch with --augment ",
                       o.augment, ": FixMatch learns from a strongly augmented view (expected --augment light or "
                       "strong)");
   }

@@ -338,11 +338,13 @@ void face_rows(Rows& t) {
                              "OpenCV Haar cascade for --detector haar (default: Debian opencv-data's)")));
 }
 
-// Unlabelled target data (issue 19, train/adapt.h): the image task's.
+// Unlabelled target data (issue 19, train/adapt.h): the image and text tasks'.
 void unlabeled_rows(Rows& t) {
-  auto unl = [](OptionRow r) { return r.in_group(kUnlabeledGroup).for_tasks({"image"}); };
+  auto unl = [](OptionRow r) { return r.in_group(kUnlabeledGroup).for_tasks({"image", "text"}); };
   t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(unlabeled), "--unlabeled",
-                            "Target images without labels: a folder, nested or flat (for --adapt or --self-train)")));
+                            "Target inputs without labels (for --adapt or --self-train): images, a folder, nested "
+                            "or flat; text, a file of one text per line, a CSV/TSV/JSONL file with a text column "
+                            "(--text-column), or a folder of such line files")));
   t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(adapt), "--adapt",
                             "Domain adaptation to --unlabeled: none, dann (gradient reversal), dan (multi-kernel "
                             "MMD) or cdan (conditional adversarial, entropy-weighted)")
@@ -355,7 +357,7 @@ void unlabeled_rows(Rows& t) {
                       .within(OptionRange::closed(1, 1 << 16)).shown()));
   t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(self_train), "--self-train",
                             "Semi-supervised training on --data plus --unlabeled: none, pseudo (pseudo-labels) "
-                            "or fixmatch (weak view labels, strong view learns)")
+                            "or fixmatch (weak view labels, strong view learns; text's strong view drops 10% of the tokens)")
                       .words({"none", "pseudo", "fixmatch"}).shown()));
   t.push_back(unl(OptionRow(GRAFT_OPTION_FIELD(confidence), "--confidence",
                             "Self-training: an unlabelled image counts when its top probability is at least this")

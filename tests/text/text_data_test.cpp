@@ -243,6 +243,46 @@ TEST(TextData, JsonLines) {
   });
 }
 
+// Texts without labels (graft train --unlabeled, issue 19): one per line,
+// or the text column of a table (a label column there is ignored).
+TEST(TextData, UnlabelledTexts) {
+  TextReadOptions u;
+  u.unlabeled = true;
+  auto texts = [](const TextSet& s) {
+    std::vector<std::string> t;
+    for (const auto& e : s.examples) {
+      EXPECT_EQ(e.label, -1);
+      t.push_back(e.text);
+    }
+    return t;
+  };
+  using Texts = std::vector<std::string>;
+  // A plain file: each line a text, commas and tabs included; blank lines skipped.
+  TextSet lines = parse_text_set("first, with a comma\n\n  \nsecond\tand a tab\r\nthird\n", "target.txt", u);
+  EXPECT_EQ(lines.format, "lines");
+  EXPECT_TRUE(lines.classes.empty());
+  EXPECT_EQ(texts(lines), (Texts{"first, with a comma", "second\tand a tab", "third"}));
+  EXPECT_EQ(lines.examples[2].line, 5);
+  EXPECT_EQ(lines.skipped_blank_lines, 2);
+  // A labelled CSV read without its labels.
+  TextSet csv = parse_text_set("label,review\npos,\"good, really\"\nneg,bad\n", "t.csv", u);
+  EXPECT_EQ(texts(csv), (Texts{"good, really", "bad"}));
+  EXPECT_EQ(csv.text_column, "review");
+  EXPECT_TRUE(csv.label_column.empty());
+  // JSON Lines without a label key; a TSV without header, its text column by index.
+  EXPECT_EQ(texts(parse_text_set("{\"sentence\": \"a\"}\n{\"sentence\": \"b\", \"idx\": 2}\n", "t.jsonl", u)),
+            (Texts{"a", "b"}));
+  TextReadOptions by_index = u;
+  by_index.text_column = "1";
+  EXPECT_EQ(texts(parse_text_set("7\tfirst text\n8\tsecond text\n", "t.tsv", by_index)),
+            (Texts{"first text", "second text"}));
+  expect_refused({
+      {"id,score\n1,2\n", "n.csv", u, "n.csv: no text column given and none of the usual names"},
+      {"\n \n", "blank.txt", u, "blank.txt: no examples (0 records"},
+      {"{\"id\": 1}\n", "k.jsonl", u, "k.jsonl line 1: no text column given"},
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Header and column rules.
 

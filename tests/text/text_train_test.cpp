@@ -412,6 +412,111 @@ TEST_F(TextTrain, CentroidHeadIsTheClassMeansAndEnrollAddsAClass) {
   EXPECT_TRUE(test::contains(test::error_of([&] { train(bad); }), "the tfidf backbone takes --head linear"));
 }
 
+// ---- Unlabelled target texts (--unlabeled, issue 19) ----
+
+// A DANN run stopped twice and resumed ends with the weights of the run that
+// was not stopped, the domain classifier included; its accuracy is logged.
+TEST_F(TextTrain, ResumedAdaptationRunEqualsAnUninterruptedOne) {
+  write_set(dir_ / "target.csv", 10, 3);  // a labelled CSV read without its labels
+  TrainOptions a = options("whole");
+  a.epochs = 2;
+  a.unlabeled = dir_ / "target.csv";
+  a.adapt = "dann";
+  a.domain_hidden = 8;
+  train(a);
+  const std::string csv = read_file(dir_ / "whole/metrics.csv");
+  EXPECT_TRUE(test::contains(csv.substr(0, csv.find('\n')), ",domain_accuracy")) << csv;
+  auto config = nlohmann::json::parse(read_file(dir_ / "whole/config.json"));
+  EXPECT_EQ(config["counts"]["unlabeled"], 30);
+  TrainOptions b = a;
+  b.out = dir_ / "parts";
+  b.should_stop = [](int64_t step) { return step == 3 || step == 8; };
+  EXPECT_TRUE(train(b).interrupted);
+  TrainOptions r;
+  r.out = b.out;
+  r.resume = true;
+  r.threads = 1;
+  r.should_stop = b.should_stop;
+  EXPECT_TRUE(train(r).interrupted);
+  r.should_stop = nullptr;
+  EXPECT_EQ(train(r).epochs_run, 2);
+  EXPECT_EQ(read_file(dir_ / "whole/model.safetensors"), read_file(dir_ / "parts/model.safetensors"));
+  auto la = load_safetensors(dir_ / "whole/checkpoint/last.safetensors").tensors;
+  auto lb = load_safetensors(dir_ / "parts/checkpoint/last.safetensors").tensors;
+  ASSERT_EQ(la.size(), lb.size());
+  bool has_domain = false;
+  for (size_t i = 0; i < la.size(); ++i) {
+    has_domain = has_domain || test::contains(la[i].first, "adapter.domain");
+    if (la[i].first != "optimizer") EXPECT_TRUE(torch::equal(la[i].second, lb[i].second)) << la[i].first;
+  }
+  EXPECT_TRUE(has_domain);
+}
+
+// The unlabelled texts ride in the labelled batch's forward pass: with the
+// unlabelled term weighted 0, every method trains the very weights of the
+// supervised run (BERT's rows do not see each other; padding is masked);
+// weighted 1, each changes them.
+TEST_F(TextTrain, UnlabelledTermWeightedZeroIsTheSupervisedRun) {
+  std::ofstream(dir_ / "target.txt") << "w20 w21 w420\nw130 w131\n\nw240 w241 w405 w406\nw25 w26 w27 w28 w29\n";
+  TrainOptions base = options("supervised");
+  base.dropout = 0;
+  base.optimizer = "sgd";
+  base.momentum = 0;
+  base.lr = 0.5;
+  train(base);
+  auto ws = weights("supervised");
+  for (const std::string method : {"pseudo", "fixmatch", "dan", "dann"}) {
+    for (double weight : {0.0, 1.0}) {
+      TrainOptions o = base;
+      const std::string name = method + std::to_string(static_cast<int>(weight));
+      o.out = dir_ / name;
+      o.unlabeled = dir_ / "target.txt";
+      o.unlabeled_ratio = 2;
+      if (method == "pseudo" || method == "fixmatch") {
+        o.self_train = method;
+        o.unlabeled_weight = weight;
+        o.confidence = 0;  // every unlabelled text counts
+      } else {
+        o.adapt = method;
+        o.adapt_weight = weight;
+        o.domain_hidden = 8;
+      }
+      train(o);
+      auto w = weights(name);
+      if (weight == 0)
+        EXPECT_LT(max_diff(ws, w), 1e-5) << method;
+      else
+        EXPECT_GT(max_diff(ws, w), 1e-4) << method;
+    }
+  }
+}
+
+TEST_F(TextTrain, BadUnlabelledTextsAreNamed) {
+  const std::string data = dir_ / "train.csv", vocab = dir_ / "source/vocab.txt";
+  std::ofstream(dir_ / "ids.csv") << "id,score\n1,2\n3,4\n";
+  std::ofstream(dir_ / "target.txt") << "w20 w21\n";
+  auto err = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a{"train", "--task", "text", "--data", data, "--out", dir_ / "bad", "--threads", "1",
+                               "--quiet", "--overwrite", "--max-length", "32"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    Cli r = graft_cli(a);
+    EXPECT_EQ(r.code, 2) << r.err;
+    return r.err;
+  };
+  const std::string src = dir_ / "source";
+  EXPECT_TRUE(test::contains(err({"--weights", src, "--adapt", "dann", "--unlabeled", dir_ / "missing.txt"}),
+                             "--unlabeled: '" + dir_ / "missing.txt" + "' does not exist"));
+  EXPECT_TRUE(test::contains(err({"--weights", src, "--adapt", "dan", "--unlabeled", dir_ / "ids.csv"}),
+                             "--unlabeled: " + dir_ / "ids.csv" + ": no text column given"));
+  EXPECT_TRUE(test::contains(err({"--backbone", "tfidf", "--vocab", vocab, "--self-train", "pseudo", "--unlabeled",
+                                  dir_ / "target.txt"}),
+                             "--self-train pseudo with --backbone tfidf: a TF-IDF model has no learned features"));
+  EXPECT_TRUE(test::contains(err({"--weights", src, "--adapt", "dann"}), "--adapt dann needs target texts"));
+  EXPECT_TRUE(test::contains(err({"--weights", src, "--adapt", "cdan", "--strategy", "linear", "--unlabeled",
+                                  dir_ / "target.txt"}),
+                             "--adapt cdan with --strategy linear"));
+}
+
 TEST_F(TextTrain, BadInputIsNamed) {
   const std::string data = dir_ / "train.csv", vocab = dir_ / "source/vocab.txt";
   auto err = [&](std::vector<std::string> extra) {

@@ -105,6 +105,13 @@ struct TextReadOptions {
   bool strict = false;
   /// Read '"' in TSV files as CSV quoting (Python csv with delimiter='\t').
   bool tsv_quoting = false;
+  /// Texts without labels (`graft train --unlabeled`, issue 19): no label
+  /// column is looked for, every example's label is -1 and classes stay
+  /// empty. With format "auto", a file whose name does not say csv, tsv or
+  /// jsonl is read as format "lines": one text per line, blank lines
+  /// skipped. A CSV/TSV file has a header unless header is "no" or the
+  /// text column is given by index.
+  bool unlabeled = false;
 };
 
 /// A labelled text set as read.

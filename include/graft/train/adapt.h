@@ -1,6 +1,6 @@
 #pragma once
 /// Learning from unlabelled target data (issue 19): the losses that the image
-/// task adds to its step when a run has --unlabeled data. Domain adaptation
+/// and text tasks add to their steps when a run has --unlabeled data. Domain adaptation
 /// (--adapt): DANN (Ganin et al. 2016: gradient reversal and a domain
 /// classifier), DAN (Long et al. 2015: multi-kernel MMD on the features) and
 /// CDAN+E (Long et al. 2018: a domain classifier on the multilinear map of
@@ -111,12 +111,12 @@ double rampup_weight(double epochs, double rampup);
 
 /// The checks of --unlabeled, --adapt and --self-train across options
 /// (validate() calls it); each failure a graft::UsageError naming the option
-/// and the value: another task than image; --adapt or --self-train without
-/// --unlabeled, or --unlabeled without either; both at once; --unlabeled
-/// missing, not a folder or empty; --self-train without labelled --data;
-/// --self-train fixmatch with --augment none (its strong view is
-/// augmentation); --adapt with --strategy linear (the features it aligns are
-/// frozen).
+/// and the value: another task than image or text; --adapt or --self-train
+/// without --unlabeled, or --unlabeled without either; both at once;
+/// --unlabeled missing, empty, or (images) not a folder; --self-train without
+/// labelled --data; image --self-train fixmatch with --augment none (its
+/// strong view is augmentation; text's is token dropout); --adapt with
+/// --strategy linear (the features it aligns are frozen).
 void check_unlabeled_options(const TrainOptions& o);
 
 }  // namespace graft

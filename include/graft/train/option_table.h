@@ -49,7 +49,7 @@ struct OptionRange {
 /// it declares its own --vocab and --max-length).
 inline const char* const kTextTaskGroup = "Text task (--task text)";
 inline const char* const kFaceGroup = "Face task (--task face)";
-inline const char* const kUnlabeledGroup = "Unlabelled target data (--unlabeled; image task)";
+inline const char* const kUnlabeledGroup = "Unlabelled target data (--unlabeled; image and text tasks)";
 inline const char* const kPretrainGroup = "Pretraining BERT (graft pretrain --task text)";
 
 /// One training option. Rows are written in option_table.cpp with the

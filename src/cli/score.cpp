@@ -40,8 +40,9 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--per-class", o->per_class, "At most N target images (or texts) per class, seeded (0: all)")
       ->capture_default_str();
   sub->add_option("--source-data", o->source_data,
-                  "Source images: adds domain shift through each backbone: CKA, MMD with a permutation test's p-value, "
-                  "and the proxy A-distance (PAD, from a cross-validated linear domain classifier)");
+                  "Source images (with --task text: source texts, one per line or a CSV/TSV/JSONL text column): adds "
+                  "domain shift through each backbone: CKA, MMD with a permutation test's p-value, and the proxy "
+                  "A-distance (PAD, from a cross-validated linear domain classifier)");
   sub->add_option("--max-similarity-samples", o->max_similarity_samples,
                   "Rows per set used for CKA, MMD and the proxy A-distance")->capture_default_str();
   sub->add_option("--permutations", o->permutations,
@@ -80,7 +81,6 @@ void add_score(CLI::App& app, Action& run) {
         for (const auto& c : o->candidates)
           GRAFT_CHECK_USAGE(!is_face_candidate(c), "--backbones: '", c, "' is a face embedder; with --task text the "
                             "candidates are text backbones and text runs");
-        GRAFT_CHECK_USAGE(o->source_data.empty(), "--source-data: does not apply to --task text");
         GRAFT_CHECK_USAGE(!*no_detect, "--no-detect: applies to face:NAME candidates only");
         GRAFT_CHECK_USAGE(o->device == "auto" || o->device == "cpu", "--device ", o->device,
                           ": text candidates are scored on the CPU (expected auto or cpu)");

@@ -102,24 +102,13 @@ Loaded load_candidate(const Candidate& c, uint64_t seed) {
   return l;
 }
 
-// At most n rows, seeded.
-torch::Tensor sample_rows(const torch::Tensor& t, int64_t n, uint64_t seed) {
-  if (t.size(0) <= n) return t;
-  torch::Generator gen = at::detail::createCPUGenerator(seed);
-  torch::Tensor idx = torch::randperm(t.size(0), gen, torch::kInt64).narrow(0, 0, n);
-  return t.index_select(0, std::get<0>(idx.sort()));
-}
-
 }  // namespace
 
 std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
   GRAFT_CHECK_USAGE(!o.data.empty(), "--data: a labelled target set is required");
   GRAFT_CHECK_USAGE(!o.candidates.empty(),
                     "--backbones: give at least one candidate (BACKBONE=WEIGHTS or a run directory)");
-  GRAFT_CHECK_USAGE(o.max_similarity_samples >= 5, "--max-similarity-samples: ",
-                    o.max_similarity_samples, " (expected at least 5: the proxy A-distance's 5 folds)");
-  GRAFT_CHECK_USAGE(o.permutations >= 1 && o.permutations <= 100000, "--permutations: ", o.permutations,
-                    " (expected 1 to 100000)");
+  check_similarity_options(o);
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
 
@@ -171,16 +160,7 @@ std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
     if (!o.source_data.empty()) {
       io.label = "source features " + l.candidate.spec;
       Outputs g = cached_features(*l.model, l.key, source, l.input, io, cache);
-      torch::Tensor a = sample_rows(f.values, o.max_similarity_samples, mix_seed(o.seed, 501));
-      torch::Tensor b = sample_rows(g.values, o.max_similarity_samples, mix_seed(o.seed, 502));
-      s.has_similarity = true;
-      s.domain_cka = domain_cka(b, a);
-      s.mmd_sigma = median_sigma(b, a);
-      s.mmd = mmd_rbf(b, a, s.mmd_sigma);
-      s.mmd_p = mmd_permutation_p(b, a, s.mmd_sigma, o.permutations, mix_seed(o.seed, 503));
-      const ProxyADistance pad = proxy_a_distance(b, a);
-      s.pad = pad.pad;
-      s.pad_error = pad.error;
+      set_domain_shift(s, domain_shift(g.values, f.values, o.max_similarity_samples, o.permutations, o.seed));
     }
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     l.model = nullptr;  // free it before the next candidate
@@ -189,6 +169,23 @@ std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
   std::stable_sort(out.begin(), out.end(),
                    [](const CandidateScore& a, const CandidateScore& b) { return a.logme > b.logme; });
   return out;
+}
+
+void check_similarity_options(const ScoreOptions& o) {
+  GRAFT_CHECK_USAGE(o.max_similarity_samples >= 5, "--max-similarity-samples: ",
+                    o.max_similarity_samples, " (expected at least 5: the proxy A-distance's 5 folds)");
+  GRAFT_CHECK_USAGE(o.permutations >= 1 && o.permutations <= 100000, "--permutations: ", o.permutations,
+                    " (expected 1 to 100000)");
+}
+
+void set_domain_shift(CandidateScore& s, const DomainShift& d) {
+  s.has_similarity = true;
+  s.domain_cka = d.cka;
+  s.mmd_sigma = d.sigma;
+  s.mmd = d.mmd;
+  s.mmd_p = d.mmd_p;
+  s.pad = d.pad;
+  s.pad_error = d.pad_error;
 }
 
 nlohmann::ordered_json to_json(const std::vector<CandidateScore>& scores) {

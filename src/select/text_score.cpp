@@ -16,6 +16,7 @@
 #include "graft/models/registry.h"
 #include "graft/select/transferability.h"
 #include "graft/text/text_data.h"
+#include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "graft/text/text_source.h"
 
@@ -174,12 +175,30 @@ TextSet read_text_target(const ScoreOptions& o, const TrainOptions& text) {
   return set;
 }
 
-// The target's texts as `m` reads them, truncation counted and warned about
-// as graft train does.
+// --source-data: texts of the source's domain, read without labels (as
+// graft train reads --unlabeled: one text per line, or the text column of a
+// CSV/TSV/JSONL file, or a folder of such files) with the target's options.
+TextSet read_text_source(const ScoreOptions& o, const TrainOptions& text) {
+  GRAFT_CHECK_USAGE(fs::exists(o.source_data), "--source-data: '", o.source_data, "' does not exist (with --task "
+                    "text, expected a file of texts: one per line, or a CSV, TSV or JSONL text column)");
+  TextReadOptions r = text_read_options(text);
+  r.unlabeled = true;
+  r.classes.clear();
+  try {
+    return read_text_set(o.source_data, r);
+  } catch (const UsageError& e) {
+    throw UsageError(str_cat("--source-data: ", e.what()));
+  } catch (const Error& e) {
+    throw UsageError(str_cat("--source-data: ", e.what()));
+  }
+}
+
+// The texts of `set` (read from `data`, given as `option`) as `m` reads
+// them, truncation counted and warned about as graft train does.
 std::vector<EncodedText> encode_target(const TextModel& m, const TextSet& set, const std::string& data,
-                                       const std::string& spec) {
+                                       const std::string& spec, const char* option = "--data") {
   GRAFT_CHECK_USAGE(m.info.pairs == set.has_pairs, "--backbones: '", spec, "' reads ",
-                    m.info.pairs ? "text pairs" : "single texts", " but --data '", data, "' holds ",
+                    m.info.pairs ? "text pairs" : "single texts", " but ", option, " '", data, "' holds ",
                     set.has_pairs ? "text pairs" : "single texts");
   std::vector<EncodedText> out;
   out.reserve(set.examples.size());
@@ -211,11 +230,13 @@ std::vector<CandidateScore> score_text_candidates(const ScoreOptions& o, const T
   GRAFT_CHECK_USAGE(o.per_class >= 0, "--per-class ", o.per_class, " (expected 0 for all, or a positive count)");
   GRAFT_CHECK_USAGE(text.max_length >= 3 && text.max_length <= 4096, "--max-length ", text.max_length,
                     " (expected 3 to 4096)");
+  check_similarity_options(o);
   set_threads(o.threads);
   // Everything is checked, and every source read, before the first feature.
   std::vector<TextScoreCandidate> candidates;
   for (const auto& s : o.candidates) candidates.push_back(parse_text_candidate(s, text, o));
   const TextSet target = read_text_target(o, text);
+  const TextSet source = o.source_data.empty() ? TextSet{} : read_text_source(o, text);
   const torch::Tensor labels = [&] {
     std::vector<int64_t> y;
     for (const auto& x : target.examples) y.push_back(x.label);
@@ -230,16 +251,24 @@ std::vector<CandidateScore> score_text_candidates(const ScoreOptions& o, const T
     TextCandidateFeatures f;
     f.candidate = tc.c.spec;
     f.labels = labels;
+    torch::Tensor source_rows;
+    auto source_features = [&](const TextModel& m) {
+      if (!o.source_data.empty())
+        source_rows = m.features(encode_target(m, source, o.source_data, tc.c.spec, "--source-data"), batch,
+                                 "source features " + tc.c.spec);
+    };
     if (tc.builder) {
       tc.builder->set_training_texts(target.classes, target.has_pairs, target.examples);
       tc.builder->build_network();
       const TextModel& m = tc.builder->text_model();
       f.values = m.features(encode_target(m, target, o.data, tc.c.spec), batch, "features " + tc.c.spec);
+      source_features(m);
     } else {
       const TextModel& m = *tc.run;
       const auto inputs = encode_target(m, target, o.data, tc.c.spec);
       f.values = m.features(inputs, batch, "features " + tc.c.spec);
       f.source_probs = torch::softmax(m.logits(inputs, batch).to(torch::kFloat64), 1);
+      source_features(m);
     }
     CandidateScore s;
     s.candidate = tc.c.spec;
@@ -253,6 +282,9 @@ std::vector<CandidateScore> score_text_candidates(const ScoreOptions& o, const T
       s.leep = leep(f.source_probs, labels);
       s.nce = nce(f.source_probs.argmax(1), labels);
     }
+    if (source_rows.defined())
+      set_domain_shift(s, domain_shift(source_rows.to(torch::kFloat32), f.values, o.max_similarity_samples,
+                                       o.permutations, o.seed));
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     tc.builder.reset();  // free it before the next candidate
     tc.run.reset();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "graft/core/error.h"
+#include "graft/core/runtime.h"
 
 namespace graft {
 
@@ -303,6 +304,33 @@ ProxyADistance proxy_a_distance(const torch::Tensor& x_in, const torch::Tensor& 
   r.error = 0.5 * (static_cast<double>(wrong_x) / n + static_cast<double>(wrong_y) / m);
   r.pad = 2 * (1 - 2 * r.error);
   return r;
+}
+
+namespace {
+
+// At most n rows, seeded; rows kept in order.
+torch::Tensor sample_rows(const torch::Tensor& t, int64_t n, uint64_t seed) {
+  if (t.size(0) <= n) return t;
+  torch::Generator gen = at::detail::createCPUGenerator(seed);
+  torch::Tensor idx = torch::randperm(t.size(0), gen, torch::kInt64).narrow(0, 0, n);
+  return t.index_select(0, std::get<0>(idx.sort()));
+}
+
+}  // namespace
+
+DomainShift domain_shift(const torch::Tensor& source, const torch::Tensor& target, int64_t max_samples,
+                         int64_t permutations, uint64_t seed) {
+  const torch::Tensor a = sample_rows(target, max_samples, mix_seed(seed, 501));
+  const torch::Tensor b = sample_rows(source, max_samples, mix_seed(seed, 502));
+  DomainShift d;
+  d.cka = domain_cka(b, a);
+  d.sigma = median_sigma(b, a);
+  d.mmd = mmd_rbf(b, a, d.sigma);
+  d.mmd_p = mmd_permutation_p(b, a, d.sigma, permutations, mix_seed(seed, 503));
+  const ProxyADistance pad = proxy_a_distance(b, a);
+  d.pad = pad.pad;
+  d.pad_error = pad.error;
+  return d;
 }
 
 }  // namespace graft

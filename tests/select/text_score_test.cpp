@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "graft/core/files.h"
+#include "graft/core/runtime.h"
 #include "graft/select/text_score.h"
 #include "graft/select/transferability.h"
 #include "graft/text/text_data.h"
@@ -285,6 +286,40 @@ TEST_F(TextScore, CliEndToEnd) {
     EXPECT_NEAR(j[i]["h_score"].get<double>(), lib[i].h_score, 1e-9);
     EXPECT_EQ(j[i].contains("leep"), lib[i].candidate == run);
   }
+}
+
+// --source-data (issue 19): the domain-shift figures are the functions of
+// select/transferability.h on the run's own features of the two sets.
+TEST_F(TextScore, SourceDataThroughTheCommandLine) {
+  const std::string run = train_linear("probe", "bert", dir_ / "source");
+  write_text_score_set(dir_ / "other.csv", 7, 11);  // read without its labels
+  const test::CliResult r = test::graft_cli(
+      {"score", "--task", "text", "--data", dir_ / "train.csv", "--source-data", dir_ / "other.csv", "--backbones",
+       run, "--max-length", "32", "--permutations", "50", "--threads", "1", "--quiet", "--out", dir_ / "s.json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(test::contains(r.out, "| MMD p | PAD |")) << r.out;
+  const nlohmann::json s = nlohmann::json::parse(read_file(dir_ / "s.json")).at(0);
+  const TextModel m = load_text_model(run);
+  auto rows = [&](const std::string& file) {
+    std::vector<EncodedText> inputs;
+    for (const auto& x : read_text_set(file).examples) inputs.push_back(m.encode(x.text));
+    return m.features(inputs, 64);
+  };
+  const torch::Tensor target = rows(dir_ / "train.csv"), source = rows(dir_ / "other.csv");
+  ASSERT_EQ(source.size(0), 21);
+  const double sigma = median_sigma(source, target);
+  EXPECT_NEAR(s.at("mmd_sigma").get<double>(), sigma, 1e-9);
+  EXPECT_NEAR(s.at("mmd").get<double>(), mmd_rbf(source, target, sigma), 1e-12);
+  EXPECT_NEAR(s.at("domain_cka").get<double>(), domain_cka(source, target), 1e-12);
+  const ProxyADistance pad = proxy_a_distance(source, target);
+  EXPECT_DOUBLE_EQ(s.at("pad").get<double>(), pad.pad);
+  EXPECT_DOUBLE_EQ(s.at("pad_error").get<double>(), pad.error);
+  EXPECT_DOUBLE_EQ(s.at("mmd_p").get<double>(), mmd_permutation_p(source, target, sigma, 50, mix_seed(0, 503)));
+
+  const test::CliResult bad = test::graft_cli({"score", "--task", "text", "--data", dir_ / "train.csv",
+                                               "--source-data", dir_ / "nope.txt", "--backbones", run, "--quiet"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(test::contains(bad.err, "--source-data: '" + (dir_ / "nope.txt") + "' does not exist")) << bad.err;
 }
 
 TEST_F(TextScore, BadInputIsAUsageErrorNamingIt) {

@@ -55,6 +55,12 @@ struct CandidateScore {
   double seconds = 0;
 };
 
+/// --max-similarity-samples and --permutations in range (graft::UsageError).
+void check_similarity_options(const ScoreOptions& o);
+struct DomainShift;
+/// Copies domain_shift()'s figures (select/transferability.h) into s.
+void set_domain_shift(CandidateScore& s, const DomainShift& d);
+
 /// Checks every input (data, classes, every candidate's weights) before any
 /// feature is computed, then scores each candidate. Sorted by LogME,
 /// best first.

@@ -29,6 +29,13 @@
 /// same format, column, header and strict options, the same counted warnings
 /// for empty and truncated texts); --classes keeps some classes, --per-class
 /// N at most N texts per class (seeded, file order kept).
+///
+/// --source-data (issue 19): texts of the source's domain, read without
+/// labels with the target's reading options (one text per line, or the text
+/// column of a CSV/TSV/JSONL file); each candidate's features of them and of
+/// the target give domain_shift() (select/transferability.h: CKA, MMD and its
+/// permutation test, PAD), as for images. A textcnn=VECTORS candidate's word
+/// vocabulary is the target's, so source words outside it read as <unk>.
 
 #include <string>
 #include <vector>

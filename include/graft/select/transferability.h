@@ -74,4 +74,16 @@ struct ProxyADistance {
 ProxyADistance proxy_a_distance(const torch::Tensor& x, const torch::Tensor& y, int64_t folds = 5,
                                 double l2 = 1.0);
 
+/// What graft score --source-data reports for one candidate (image and text
+/// alike): the source's and the target's feature rows, at most max_samples
+/// of each (a seeded random subset, mix_seed(seed, 502) and (seed, 501),
+/// rows kept in order), then domain_cka, median_sigma, mmd_rbf,
+/// mmd_permutation_p (seeded mix_seed(seed, 503)) and proxy_a_distance of
+/// (source, target).
+struct DomainShift {
+  double cka = 0, mmd = 0, sigma = 0, mmd_p = 1, pad = 0, pad_error = 0.5;
+};
+DomainShift domain_shift(const torch::Tensor& source, const torch::Tensor& target, int64_t max_samples,
+                         int64_t permutations, uint64_t seed);
+
 }  // namespace graft

@@ -25,6 +25,7 @@
 #include "graft/data/image_set.h"
 #include "graft/data/loader.h"
 #include "graft/export/onnx.h"  // [onnx export]
+#include "graft/face/nets.h"
 #include "graft/models/fast.h"
 #include "graft/models/int8.h"
 #include "graft/models/head.h"
@@ -85,6 +86,26 @@ nlohmann::json bench_loader(const std::string& data, const std::string& backbone
   }
   double s = seconds_since(t0);
   return rate_json("loader", images, s);
+}
+
+// Face descriptors per second (issue 21): face-api's embedder on random
+// 150x150 chips (0..255), as FacePipeline::embed runs it (no gradient,
+// bf16 autocast when asked for); --plain runs the TF.js graph op for op
+// (FaceEmbedderImpl::set_fast(false)). --data: face-api's model folder.
+nlohmann::json bench_face(const std::string& models_dir, int64_t batch, int steps, graft::Precision precision,
+                          bool plain) {
+  graft::FaceEmbedder net = graft::load_face_embedder(models_dir.empty() ? graft::default_face_models_dir() : models_dir);
+  net->eval();
+  net->set_fast(!plain);
+  torch::manual_seed(0);
+  const torch::Tensor x = torch::rand({batch, 3, 150, 150}) * 255;
+  torch::NoGradGuard no_grad;
+  auto step = [&] {
+    graft::Autocast autocast(precision);
+    net->forward(x);
+  };
+  step();
+  return rate_json("face", batch * steps, seconds_for(steps, step));
 }
 
 // Eval-mode forward passes per second on random input, as graft evaluates:
@@ -253,7 +274,7 @@ int main(int argc, char** argv) {
   int64_t batch = 32, seq = 128;
   int workers = 2, epochs = 1, steps = 5, threads = 0;
   bool plain = false;
-  app.add_option("mode", mode, "loader | infer | train_step | bert_train | bert_infer | peak");
+  app.add_option("mode", mode, "loader | infer | train_step | bert_train | bert_infer | peak | face");
   app.add_option("--data", data);
   app.add_option("--backbone", backbone);
   app.add_option("--augment", augment);
@@ -281,7 +302,8 @@ int main(int argc, char** argv) {
     else if (mode == "train_step") j = bench_train_step(backbone, strategy, batch, steps, p, plain);
     else if (mode == "bert_train" || mode == "bert_infer") j = bench_bert(mode, size, batch, seq, steps, p, profile);
     else if (mode == "peak") j = bench_peak(used_threads, isa == "avx512");
-    else throw graft::UsageError("mode: '" + mode + "' (expected loader, infer, train_step, bert_train, bert_infer or peak)");
+    else if (mode == "face") j = bench_face(data, batch, steps, p, plain);
+    else throw graft::UsageError("mode: '" + mode + "' (expected loader, infer, train_step, bert_train, bert_infer, peak or face)");
     j["threads"] = torch::get_num_threads();
     j["wait_policy"] = graft::wait_policy_report();
     std::cout << j.dump() << std::endl;

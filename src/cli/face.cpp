@@ -41,7 +41,7 @@ void add_embedder(CLI::App& sub, FaceCommon& c) {
 
 void add_common(CLI::App& sub, FaceCommon& c) {
   static const std::vector<std::string> kKeys = {"face_models", "detect",  "detector", "min_face",
-                                                 "min_confidence", "cascade", "threads"};
+                                                 "min_confidence", "cascade", "threads", "precision"};
   bind_option_rows(sub, c.rows, [](const OptionRow& row) {
     return std::find(kKeys.begin(), kKeys.end(), row.key) != kKeys.end();
   });

@@ -175,6 +175,7 @@ FaceOptions face_pipeline_options(const TrainOptions& o) {
   f.min_face = static_cast<int>(o.min_face);
   f.min_confidence = o.min_confidence;
   f.cascade = o.cascade;
+  f.precision = o.precision;
   return f;
 }
 

@@ -108,6 +108,13 @@ torch::Tensor FaceEmbedderImpl::apply(const ConvScale& p, torch::Tensor x, int s
                                       bool relu) const {
   // Stride 1 is TF "same" (3x3: one pixel each side); stride 2 is "valid".
   const int64_t pad = stride == 1 ? p.filters.size(2) / 2 : 0;
+  if (fast_) {
+    // ((x * w) + b) * s + t == x * (w s) + (b s + t), per output channel.
+    const torch::Tensor w = p.filters * p.scale.view({-1, 1, 1, 1});
+    const torch::Tensor b = p.bias * p.scale + p.shift;
+    x = F::conv2d(x, w, F::Conv2dFuncOptions().stride(stride).padding(pad).bias(b));
+    return relu ? torch::relu_(x) : x;
+  }
   x = F::conv2d(x, p.filters, F::Conv2dFuncOptions().stride(stride).padding(pad));
   x = (x + p.bias.view({1, -1, 1, 1})) * p.scale.view({1, -1, 1, 1}) + p.shift.view({1, -1, 1, 1});
   return relu ? torch::relu(x) : x;
@@ -137,7 +144,9 @@ torch::Tensor FaceEmbedderImpl::forward(torch::Tensor x) { return forward_last_s
 
 torch::Tensor FaceEmbedderImpl::forward_trunk(torch::Tensor x) {
   check_input(x, 150, "face embedder");
-  auto out = apply(convs_.at("conv32_down"), normalise(x.to(torch::kFloat32)), 2, true);
+  torch::Tensor in = normalise(x.to(torch::kFloat32));
+  if (fast_) in = in.contiguous(torch::MemoryFormat::ChannelsLast);
+  auto out = apply(convs_.at("conv32_down"), in, 2, true);
   out = F::max_pool2d(out, F::MaxPool2dFuncOptions(3).stride(2));
   for (const char* n : {"conv32_1", "conv32_2", "conv32_3"}) out = residual(n, out);
   out = residual_down("conv64_down", out);

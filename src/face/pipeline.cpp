@@ -16,6 +16,7 @@
 #include "graft/data/image_set.h"
 #include "graft/face/gallery.h"
 #include "graft/face/mobilefacenet.h"
+#include "graft/models/fast.h"
 
 namespace graft {
 
@@ -70,6 +71,8 @@ void set_face_embedder(FaceOptions& o, const std::string& value) {
 }
 
 FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
+  GRAFT_CHECK_USAGE(options_.precision == "fp32" || options_.precision == "bf16", "--precision ",
+                    options_.precision, ": the face embedders run in fp32 or bf16 (expected one of them)");
   if (options_.models_dir.empty()) options_.models_dir = default_face_models_dir();
   landmarks_ = load_face_landmark_net(options_.models_dir);
   std::string wanted = options_.embedder_name;
@@ -209,15 +212,16 @@ torch::Tensor FacePipeline::embed(const std::vector<cv::Mat>& chips) {
   if (chips.empty()) return torch::zeros({0, embedding_dim()});
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<torch::Tensor> inputs;
+  Autocast autocast(parse_precision(options_.precision));
   if (mfn_) {
     for (const auto& chip : chips) inputs.push_back(mobilefacenet_input(chip));
-    auto e = mfn_->forward(torch::stack(inputs));  // normalised in the graph
+    auto e = mfn_->forward(torch::stack(inputs)).to(torch::kFloat32);  // normalised in the graph
     times_.embed += seconds_since(t0);
     return e;
   }
   for (const auto& chip : chips) inputs.push_back(face_net_input(chip, 150));
   torch::NoGradGuard no_grad;
-  auto e = embedder_->forward(torch::stack(inputs));
+  auto e = embedder_->forward(torch::stack(inputs)).to(torch::kFloat32);
   e = e / e.norm(2, 1, true).clamp_min(1e-12);
   times_.embed += seconds_since(t0);
   return e;

@@ -197,9 +197,8 @@ void optimiser_rows(Rows& t) {
                   .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(precision), "--precision",
                         "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
-                        "models; fp32 master weights when training)")
-                  .words({"fp32", "bf16"}).shown()
-                  .except_for({"face"}));
+                        "models and face embedders; fp32 master weights when training)")
+                  .words({"fp32", "bf16"}).shown());
 }
 
 void run_rows(Rows& t) {

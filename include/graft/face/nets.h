@@ -48,6 +48,15 @@ class FaceEmbedderImpl : public torch::nn::Module {
   torch::Tensor forward_trunk(torch::Tensor x);
   torch::Tensor forward_last_stage(torch::Tensor trunk);
 
+  /// The fast path (issue 21), on by default: each convolution's bias and
+  /// per-channel scale and shift folded into its filters and bias (one
+  /// convolution, w * s and b * s + t, instead of a convolution and three
+  /// element-wise passes; BatchNorm folding for this net) and the activations
+  /// channels-last. Off: the TF.js graph op for op (graft_bench face
+  /// measures both). Gradients flow through the folding either way.
+  void set_fast(bool fast) { fast_ = fast; }
+  bool fast() const { return fast_; }
+
   /// Whether a parameter (by its registered name) belongs to the last stage.
   static bool in_last_stage(const std::string& name);
   /// requires_grad on the last stage's parameters (all others stay frozen).
@@ -67,6 +76,7 @@ class FaceEmbedderImpl : public torch::nn::Module {
   std::map<std::string, torch::Tensor> tf_;  // by TF name, for the checks
   std::map<std::string, ConvScale> convs_;
   torch::Tensor fc_;  // [256, 128]
+  bool fast_ = true;
 };
 TORCH_MODULE(FaceEmbedder);
 

@@ -50,6 +50,9 @@ struct FaceOptions {
   std::string embedder_name;
   /// MobileFaceNet's folder ("" = default_mobilefacenet_dir()).
   std::string mobilefacenet_dir;
+  /// The embedder's arithmetic (--precision): "fp32", or "bf16" (bfloat16
+  /// autocast, as for image models; descriptors come back float32).
+  std::string precision = "fp32";
 };
 
 /// The names --embedder takes (the rest is a run folder): "dlib" and

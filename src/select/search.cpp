@@ -310,6 +310,11 @@ std::vector<Trial> lay_out_trials(const SearchOptions& so, const std::vector<Jso
     t.options.out = t.r.dir;
     t.options.test.clear();  // only the best trial is tested
     t.options.should_stop = base.should_stop;
+    // A space over --adapt or --self-train may hold "none" (issue 19): that
+    // trial is the supervised baseline and reads no --unlabeled.
+    if ((points[i].contains("adapt") || points[i].contains("self_train")) && t.options.adapt == "none" &&
+        t.options.self_train == "none")
+      t.options.unlabeled.clear();
     try {
       validate(t.options);
     } catch (const UsageError& e) {

@@ -20,6 +20,7 @@
 #include "graft/models/saved_model.h"
 #include "graft/select/search.h"
 #include "graft/text/text_model.h"
+#include "graft/train/trainer.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -324,6 +325,38 @@ TEST(Search, RefitTrainsTheBestSettingsOnTrainAndValidation) {
   EXPECT_EQ(cfg["options"]["epochs"].get<int64_t>(), r.trials[0].best_epoch);
   EXPECT_EQ(cfg["options"]["lr"], r.trials[0].params["lr"]);
   EXPECT_TRUE(fs::exists(r.refit_dir + "/model.safetensors"));
+}
+
+// Issue 19's methods are searchable like any option, and "none" in the space
+// is the supervised baseline: that trial reads no --unlabeled, and scores
+// what a plain supervised run of its settings scores.
+TEST(Search, AdaptationIsSearchableWithANoneBaseline) {
+  set_quiet(true);
+  test::TempDir dir;
+  SearchOptions so = small_search(dir, dir / "s", 1);
+  so.base.strategy = "full";
+  so.base.unlabeled = dir / "val";  // its class folders are not read as labels
+  so.base.domain_hidden = 8;
+  so.space = Json::parse(R"({"adapt": ["none", "dann"]})");
+  so.method = "grid";
+  so.keep_all = true;
+  SearchResult r = run_search(so);
+  ASSERT_EQ(r.trials.size(), 2u);
+  for (const auto& t : r.trials) {
+    EXPECT_EQ(t.status, "done") << t.error;
+    const std::string method = t.params.at("adapt");
+    const Json config = Json::parse(read_file(t.dir + "/config.json"));
+    EXPECT_EQ(config.at("options").at("adapt"), method);
+    EXPECT_EQ(config.at("options").at("unlabeled").get<std::string>().empty(), method == "none") << method;
+    const std::string csv = read_file(t.dir + "/metrics.csv");
+    EXPECT_EQ(test::contains(csv.substr(0, csv.find('\n')), "domain_accuracy"), method == "dann") << method;
+    if (method != "none") continue;
+    TrainOptions plain = so.base;
+    plain.unlabeled.clear();
+    plain.out = dir / "plain";
+    train(plain);
+    EXPECT_DOUBLE_EQ(t.score, val_accuracy(dir / "plain").at(0));
+  }
 }
 
 TEST(Search, BadTrialsFailBeforeAnyTrialStarts) {

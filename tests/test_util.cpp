@@ -315,3 +315,23 @@ torch::Tensor resnet20_reference(const std::vector<std::string>& images, bool fe
 }
 
 }  // namespace graft::test
+
+#include "graft/core/runtime.h"
+#include "graft/select/transferability.h"
+
+namespace graft::test {
+
+void expect_domain_shift(const nlohmann::json& s, const torch::Tensor& source, const torch::Tensor& target,
+                         int64_t permutations, uint64_t seed) {
+  const double sigma = median_sigma(source, target);
+  EXPECT_NEAR(s.at("mmd_sigma").get<double>(), sigma, 1e-9);
+  EXPECT_NEAR(s.at("mmd").get<double>(), mmd_rbf(source, target, sigma), 1e-12);
+  EXPECT_NEAR(s.at("domain_cka").get<double>(), domain_cka(source, target), 1e-12);
+  const ProxyADistance pad = proxy_a_distance(source, target);
+  EXPECT_DOUBLE_EQ(s.at("pad").get<double>(), pad.pad);
+  EXPECT_DOUBLE_EQ(s.at("pad_error").get<double>(), pad.error);
+  EXPECT_DOUBLE_EQ(s.at("mmd_p").get<double>(),
+                   mmd_permutation_p(source, target, sigma, permutations, mix_seed(seed, 503)));
+}
+
+}  // namespace graft::test

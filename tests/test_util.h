@@ -152,4 +152,11 @@ std::string resnet20_fixture_run(const std::string& dir, const std::string& name
 /// by cv::imread and normalised here: pooled features, or logits.
 torch::Tensor resnet20_reference(const std::vector<std::string>& images, bool features);
 
+/// Expects graft score's JSON row `s` to hold domain_shift()'s figures of
+/// these feature rows (fewer than --max-similarity-samples, so all of them),
+/// recomputed here by each function of select/transferability.h; the
+/// permutation test's with `permutations` and the score's `seed`.
+void expect_domain_shift(const nlohmann::json& s, const torch::Tensor& source, const torch::Tensor& target,
+                         int64_t permutations, uint64_t seed = 0);
+
 }  // namespace graft::test

@@ -430,10 +430,7 @@ class ImageTask final : public TaskRun {
   // The epoch's domain-classifier accuracy, summed over the ranks.
   void finish_domain_accuracy() {
     if (!adapter_ || o_.adapt == "dan") return;
-    torch::Tensor t = torch::tensor({double(domain_correct_), double(domain_count_)}, torch::kFloat64);
-    if (group_) group_->all_reduce(t, "sum of the domain classifier's accuracy");
-    const double count = t[1].item<double>();
-    domain_accuracy_ = count > 0 ? t[0].item<double>() / count : std::numeric_limits<double>::quiet_NaN();
+    domain_accuracy_ = ratio_over_ranks(domain_correct_, domain_count_, "sum of the domain classifier's accuracy");
   }
 
   // The class sums of a centroid head become unit-length means once its

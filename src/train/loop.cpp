@@ -344,6 +344,13 @@ TaskRun::TaskRun(const TrainOptions& o) : o_(o), group_(active_group(o)) {
   if (group_) check_same_options(*group_, o);
 }
 
+double TaskRun::ratio_over_ranks(int64_t num, int64_t den, const char* what) {
+  torch::Tensor t = torch::tensor({static_cast<double>(num), static_cast<double>(den)}, torch::kFloat64);
+  if (group_) group_->all_reduce(t, what);
+  const double d = t[1].item<double>();
+  return d > 0 ? t[0].item<double>() / d : std::numeric_limits<double>::quiet_NaN();
+}
+
 void write_report_or_warn(const std::string& out) {
   try {
     write_run_report(out);

@@ -307,14 +307,7 @@ TEST_F(TextScore, SourceDataThroughTheCommandLine) {
   };
   const torch::Tensor target = rows(dir_ / "train.csv"), source = rows(dir_ / "other.csv");
   ASSERT_EQ(source.size(0), 21);
-  const double sigma = median_sigma(source, target);
-  EXPECT_NEAR(s.at("mmd_sigma").get<double>(), sigma, 1e-9);
-  EXPECT_NEAR(s.at("mmd").get<double>(), mmd_rbf(source, target, sigma), 1e-12);
-  EXPECT_NEAR(s.at("domain_cka").get<double>(), domain_cka(source, target), 1e-12);
-  const ProxyADistance pad = proxy_a_distance(source, target);
-  EXPECT_DOUBLE_EQ(s.at("pad").get<double>(), pad.pad);
-  EXPECT_DOUBLE_EQ(s.at("pad_error").get<double>(), pad.error);
-  EXPECT_DOUBLE_EQ(s.at("mmd_p").get<double>(), mmd_permutation_p(source, target, sigma, 50, mix_seed(0, 503)));
+  test::expect_domain_shift(s, source, target, 50);
 
   const test::CliResult bad = test::graft_cli({"score", "--task", "text", "--data", dir_ / "train.csv",
                                                "--source-data", dir_ / "nope.txt", "--backbones", run, "--quiet"});

@@ -115,6 +115,10 @@ class LoopTask {
 class TaskRun : public LoopTask {
  protected:
   explicit TaskRun(const TrainOptions& o);
+  /// num / den summed over the ranks (`what` names the all-reduce in
+  /// errors); NaN when den is 0. The domain classifier's accuracy of an
+  /// epoch (--adapt dann|cdan) is one.
+  double ratio_over_ranks(int64_t num, int64_t den, const char* what);
   const TrainOptions& o_;
   std::shared_ptr<dist::Group> group_;
   int rank_ = 0, world_ = 1;

@@ -469,7 +469,10 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     const double progress = static_cast<double>(epoch * steps_per_epoch() + step) / total;
     if (adapter_) {
       if (o_.adapt == "dan" && (m < 2 || nu < 2)) return {lab, loss};  // MMD needs two rows a side
-      AdaptLoss a = adapter_->loss(f.narrow(0, 0, m), f.narrow(0, m, nu), lab, logits.narrow(0, m, nu), progress);
+      // A linear probe's features are frozen: DAN aligns the head's output.
+      const torch::Tensor& aligned = strategy_.kind == Strategy::kLinear ? logits : f;
+      AdaptLoss a = adapter_->loss(aligned.narrow(0, 0, m), aligned.narrow(0, m, nu), lab, logits.narrow(0, m, nu),
+                                   progress);
       domain_correct_ += a.domain_correct;
       domain_count_ += a.domain_count;
       return {lab, loss + a.loss};

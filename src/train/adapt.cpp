@@ -215,10 +215,13 @@ void check_unlabeled_options(const TrainOptions& o) {
                       o.augment, ": FixMatch learns from a strongly augmented view (expected --augment light or "
                       "strong)");
   }
-  if (adapt)
+  // DAN on a linear probe aligns the head's output, the layer that trains
+  // (the DAN paper adapts the task layers); the adversarial methods need
+  // features that train.
+  if (adapt && o.adapt != "dan")
     GRAFT_CHECK_USAGE(o.strategy != "linear", "--adapt ", o.adapt, " with --strategy ", o.strategy,
-                      ": adaptation aligns the backbone's features, which a linear probe freezes (expected "
-                      "--strategy partial:N or full)");
+                      ": adversarial adaptation aligns the backbone's features, which a linear probe freezes "
+                      "(expected --strategy partial:N or full, or --adapt dan, which aligns the head's output)");
 }
 
 }  // namespace graft

@@ -404,8 +404,10 @@ class ImageTask final : public TaskRun {
       const double total = static_cast<double>(std::max<int64_t>(1, o_.epochs * steps_per_epoch()));
       const double progress = static_cast<double>(epoch * steps_per_epoch() + s) / total;
       if (adapter_) {
-        AdaptLoss a = adapter_->loss(f.narrow(0, 0, b), f.narrow(0, b, n), lab_logits, logits.narrow(0, b, n),
-                                     progress);
+        // A linear probe's features are frozen: DAN aligns the head's output.
+        const torch::Tensor& aligned = strategy_.kind == Strategy::kLinear ? logits : f;
+        AdaptLoss a = adapter_->loss(aligned.narrow(0, 0, b), aligned.narrow(0, b, n), lab_logits,
+                                     logits.narrow(0, b, n), progress);
         loss = loss + a.loss;
         domain_correct_ += a.domain_correct;
         domain_count_ += a.domain_count;
@@ -535,7 +537,7 @@ class ImageTask final : public TaskRun {
       io_.label = "features val";
       val_feats_ = features(data_.val);
     }
-    if (unlabeled_) {  // issue 19: --self-train pseudo on cached features
+    if (unlabeled_) {  // issue 19: --self-train pseudo and --adapt dan on cached features
       io_.label = "features unlabeled";
       unlabeled_->use_features(features(unlabeled_->set()).values);
     }

@@ -489,6 +489,29 @@ TEST_F(TextTrain, UnlabelledTermWeightedZeroIsTheSupervisedRun) {
         EXPECT_GT(max_diff(ws, w), 1e-4) << method;
     }
   }
+  // DAN on a linear probe (cached features) aligns the head's output: the
+  // same with the probe's own supervised run.
+  TrainOptions probe = base;
+  probe.strategy = "linear";
+  probe.out = dir_ / "probe";
+  train(probe);
+  auto wp = weights("probe");
+  for (double weight : {0.0, 1.0}) {
+    TrainOptions o = probe;
+    const std::string name = "probe-dan" + std::to_string(static_cast<int>(weight));
+    o.out = dir_ / name;
+    o.unlabeled = dir_ / "target.txt";
+    o.unlabeled_ratio = 2;
+    o.adapt = "dan";
+    o.adapt_weight = weight;
+    train(o);
+    auto w = weights(name);
+    EXPECT_EQ(max_diff(wp, w, "bert."), 0.0);  // the encoder stays frozen
+    if (weight == 0)
+      EXPECT_LT(max_diff(wp, w), 1e-5);
+    else
+      EXPECT_GT(max_diff(wp, w), 1e-4);
+  }
 }
 
 TEST_F(TextTrain, BadUnlabelledTextsAreNamed) {

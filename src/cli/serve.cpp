@@ -63,6 +63,9 @@ void add_serve(CLI::App& app, Action& run) {
   sub->add_option("--port", s.port, "Port (0: any free port, printed)")->capture_default_str();
   sub->add_option("--gallery", s.gallery, "A face gallery (graft face enroll) for /v1/face/identify and verify");
   sub->add_option("--face-models", s.face_models, "face-api's model folder for --gallery (default: the usual one)");
+  sub->add_option("--embedder", s.face_embedder,
+                  "--gallery's embedder, as graft face takes it: dlib, mobilefacenet, or a face run folder (a "
+                  "gallery enrolled with a fine-tuned run's embedder needs that run; default: the gallery's own)");
   sub->add_option("--max-batch", s.max_batch, "Inputs per forward pass at most")->capture_default_str();
   sub->add_option("--max-wait-ms", s.max_wait_ms, "Wait this long after a request for others to batch with it")
       ->capture_default_str();

@@ -247,9 +247,11 @@ class ServedGallery : public ServedModel {
     FaceOptions f = face_pipeline_options(face_defaults(""));
     if (!o.face_models.empty()) f.models_dir = o.face_models;
     f.detect = g.detect;
-    // issue 18: a MobileFaceNet gallery is served with MobileFaceNet (a
-    // fine-tuned embedder's gallery is still refused by name).
+    // issue 18: a MobileFaceNet gallery is served with MobileFaceNet; a
+    // fine-tuned embedder's gallery with the run named by --embedder (the
+    // gallery's embedder and weights hash are checked against it).
     if (g.embedder == kMobileFaceNetName) f.embedder_name = kMobileFaceNetName;
+    if (!o.face_embedder.empty()) set_face_embedder(f, o.face_embedder);
     return f;
   }
   Gallery gallery_;

@@ -426,6 +426,8 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(op
   const ServeOptions& o = impl_->o;
   GRAFT_CHECK_USAGE(!o.runs.empty() || !o.gallery.empty(),
                     "graft serve: nothing to serve (expected run folders, or --gallery)");
+  GRAFT_CHECK_USAGE(o.face_embedder.empty() || !o.gallery.empty(), "--embedder ", o.face_embedder,
+                    ": the embedder of --gallery, and no gallery is served (expected --gallery GALLERY)");
   GRAFT_CHECK_USAGE(o.port >= 0 && o.port <= 65535, "--port: ", o.port, " (expected 0 to 65535)");
   GRAFT_CHECK_USAGE(o.max_batch >= 1 && o.max_batch <= 1024, "--max-batch: ", o.max_batch, " (expected 1 to 1024)");
   GRAFT_CHECK_USAGE(o.max_wait_ms >= 0 && o.max_wait_ms <= 10000, "--max-wait-ms: ", o.max_wait_ms,

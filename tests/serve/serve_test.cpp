@@ -538,6 +538,24 @@ TEST(ServeFace, IdentifyAndVerifyEqualGraftFace) {
   EXPECT_NEAR(r.j()["distance"].get<double>(), want["distance"].get<double>(), 1e-6);
   const Reply blank = http(port, "POST", "/v1/face/verify", read_file(probes[0]), "image/png");
   EXPECT_EQ(blank.status, 400) << blank.body;
+  // --embedder names the gallery's embedder (a face run's, for a gallery
+  // enrolled with a fine-tuned one): the same answers with its name; another
+  // embedder is refused by the gallery's check; no gallery, no --embedder.
+  serve::ServeOptions named = o;
+  named.face_embedder = "dlib";
+  serve::Server again(named);
+  const int port2 = again.start();
+  const Reply same = http(port2, "POST", "/v1/face/identify", read_file(probes[0]), "image/x-portable-graymap");
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(same.j()["faces"][0]["top"], http(port, "POST", "/v1/face/identify", read_file(probes[0]),
+                                              "image/x-portable-graymap").j()["faces"][0]["top"]);
+  const test::CliResult wrong = test::graft_cli({"serve", "--gallery", dir / "g.json", "--embedder", dir / "in",
+                                                 "--port", "0"});
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_TRUE(test::contains(wrong.err, "--embedder")) << wrong.err;
+  const test::CliResult alone = test::graft_cli({"serve", "--embedder", "dlib", "--port", "0", dir / "in"});
+  EXPECT_EQ(alone.code, 2);
+  EXPECT_TRUE(test::contains(alone.err, "--embedder dlib: the embedder of --gallery")) << alone.err;
 }
 
 // ---------------------------------------------------------------- SIGTERM

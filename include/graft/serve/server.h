@@ -38,6 +38,11 @@ struct ServeOptions {
   std::string gallery;
   /// face-api's models for the gallery ("" = the default folder).
   std::string face_models;
+  /// The gallery's embedder as graft face's --embedder takes it: a name
+  /// (dlib, mobilefacenet) or a face run folder, whose fine-tuned embedder a
+  /// gallery enrolled with `--embedder RUN` needs. "" = the gallery's own
+  /// pretrained embedder.
+  std::string face_embedder;
   std::string host = "127.0.0.1";
   int port = 8080;  ///< 0: any free port (start() returns it)
   int max_batch = 32;

@@ -6,7 +6,7 @@
 # {fine-tuned from the demo's source (pretrained on classes 0,2,5,7,8),
 # from scratch}, each at a fixed step budget, scored on the 5000 t10k images
 # of the target classes.
-#   [BUDGETS="150:2 600:1"] [MU=7] [NUNL=0] [THREADS=1] [GRAFT_BIN=build/graft]
+#   [BUDGETS="150:2 600:2"] [MU=7] [NUNL=0] [THREADS=1] [GRAFT_BIN=build/graft]
 #   [SOURCE_RUN=/tmp/graft-self-train/source] bash bench/self_train.sh
 # BUDGETS: STEPS:DRAWS pairs: every arm trains STEPS optimiser steps of 25
 # labelled images (STEPS/10 epochs of the 250) on each of DRAWS seeded draws
@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 G=${GRAFT_BIN:-build/graft}
 [ -x "$G" ] || { echo "no graft at $G (bash scripts/build.sh graft, or set GRAFT_BIN)" >&2; exit 1; }
 W=${GRAFT_BENCH_DIR:-/tmp/graft-self-train}
-BUDGETS=${BUDGETS:-150:2 600:1}
+BUDGETS=${BUDGETS:-150:2 600:2}
 MU=${MU:-7}
 NUNL=${NUNL:-0}
 THREADS=${THREADS:-1}
@@ -40,7 +40,6 @@ SOURCE_CLASSES=0,2,5,7,8
 TARGET_CLASSES=1,3,4,6,9
 PER_CLASS=50
 mkdir -p "$W"
-load_start=$(cut -d' ' -f1 /proc/loadavg)
 
 if [ ! -f "$SRC/model.safetensors" ]; then
   echo "== source: demo.sh's step 1 into $SRC" >&2
@@ -58,13 +57,6 @@ for d in $(seq "$maxdraws"); do
     /usr/bin/python3 bench/self_train_data.py "$W/data-s$d" "$TARGET_CLASSES" "$PER_CLASS" "$NUNL" "$d"
 done
 
-# The rows of the table, one per run: steps draw init method accuracy seconds
-# confident_share confident_accuracy (the last two: the test images the final
-# model labels with a top probability of at least 0.95, the threshold of the
-# unlabelled loss, and how many of those labels are right: the pseudo-labels'
-# quantity and quality at the end, on images like the unlabelled ones).
-rows=$W/rows.tsv
-: > "$rows"
 run() {  # run STEPS DRAW INIT METHOD
   local steps=$1 d=$2 init=$3 method=$4
   local name=n$steps/s$d-$init-$method out=$W/n$steps/s$d-$init-$method D=$W/data-s$d
@@ -88,18 +80,10 @@ run() {  # run STEPS DRAW INIT METHOD
         --precision bf16 --epochs "$epochs" --seed $(( d + 1 )) --threads "$THREADS" "${flags[@]}" \
         --out "$out" --overwrite --quiet > "$out.json"
     echo $(( $(date +%s) - t0 )) > "$W/$name.secs"
+    echo "$(date -u +%FT%TZ) $name $(cut -d' ' -f1-3 /proc/loadavg)" >> "$W/loads.log"
   fi
-  /usr/bin/python3 - "$out" "$(cat "$W/$name.secs")" "$steps" "$d" "$init" "$method" >> "$rows" <<'EOF'
-import csv, json, sys
-out, secs = sys.argv[1], sys.argv[2]
-acc = json.load(open(out + "/test_metrics.json"))["accuracy"]
-preds = list(csv.DictReader(open(out + "/test_predictions.csv")))
-conf = [p for p in preds if float(p["confidence"]) >= 0.95]
-right = sum(p["label"] == p["predicted"] for p in conf)
-print("\t".join(sys.argv[3:7] + [str(acc), secs, str(len(conf) / len(preds)),
-                                 str(right / len(conf)) if conf else "nan"]))
-EOF
-  tail -n 1 "$rows" >&2
+  /usr/bin/python3 -c "import json,sys; print(sys.argv[1], '%.2f%%' % (100*json.load(open(sys.argv[2]))['accuracy']), sys.argv[3], 's')" \
+    "$name" "$out/test_metrics.json" "$(cat "$W/$name.secs")" >&2
 }
 
 for b in $BUDGETS; do
@@ -111,52 +95,22 @@ for b in $BUDGETS; do
   done
 done
 load_end=$(cut -d' ' -f1 /proc/loadavg)
+# The 1-minute load average at the end of each run made (loads.log).
+loads=$( [ -f "$W/loads.log" ] && awk 'NR == 1 {lo = hi = $3} {if ($3 < lo) lo = $3; if ($3 > hi) hi = $3}
+  END {printf "%s-%s at the end of the %d runs logged in loads.log", lo, hi, NR}' "$W/loads.log" || echo "not logged")
 
 sec=$W/section.md
-/usr/bin/python3 - "$rows" "$BUDGETS" > "$W/table.md" <<'EOF'
-import collections, math, sys
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-by = collections.defaultdict(list)
-for steps, d, init, method, acc, secs, share, cacc in rows:
-    by[steps, init, method].append((int(d), float(acc), int(secs), float(share), float(cacc)))
-INIT = {"source": "from the source", "scratch": "from scratch"}
-METHOD = {"supervised": "supervised only (250 labels)", "pseudo": "pseudo-labels (`--self-train pseudo`)",
-          "fixmatch": "FixMatch (`--self-train fixmatch`)"}
-def pct(x): return "%.2f%%" % (100 * x)
-for b in sys.argv[2].split():
-    steps, draws = b.split(":")
-    e = int(steps) // 10
-    print(f"\n**{steps} steps** ({e} epoch{'s' if e != 1 else ''} of the 250 labelled images), "
-          f"{draws} draw{'s' if draws != '1' else ''} of the labelled images:\n")
-    print("| start | method | test accuracy (mean) | each draw | vs supervised | "
-          "test images at ≥ 0.95 | their accuracy | seconds (mean) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for init in ("source", "scratch"):
-        base = by.get((steps, init, "supervised"))
-        base_mean = sum(r[1] for r in base) / len(base) if base else None
-        for method in ("supervised", "pseudo", "fixmatch"):
-            r = sorted(by.get((steps, init, method), []))
-            if not r:
-                print(f"| {INIT[init]} | {METHOD[method]} | not run | | | | | |")
-                continue
-            mean = sum(x[1] for x in r) / len(r)
-            each = ", ".join(pct(x[1]) for x in r)
-            delta = "—" if method == "supervised" or base_mean is None else "%+.2f points" % (100 * (mean - base_mean))
-            share = sum(x[3] for x in r) / len(r)
-            cs = [x[4] for x in r if not math.isnan(x[4])]
-            cacc = pct(sum(cs) / len(cs)) if cs else "—"
-            secs = sum(x[2] for x in r) / len(r)
-            print(f"| {INIT[init]} | {METHOD[method]} | {pct(mean)} | {each} | {delta} | {pct(share)} | {cacc} | {secs:.0f} |")
-EOF
+/usr/bin/python3 bench/self_train_table.py "$W" "$BUDGETS" > "$W/table.md"
 srcsecs=$( [ -f "$W/source.secs" ] && echo "pretrained by this script in $(cat "$W/source.secs") s" ||
   echo "reused: \`$SRC\`, made by demo.sh's step 1 for the demo section above")
 cat > "$sec" <<EOT
 <!-- self-train:begin -->
 ## Self-training in the demo setting: Fashion-MNIST, 50 labels per class (issue 19)
 
-\`GRAFT_BIN=... bash bench/self_train.sh\` (BUDGETS="$BUDGETS" MU=$MU NUNL=$NUNL THREADS=$THREADS), $(date -u +%Y-%m-%d),
-load average $load_start at the start and $load_end at the end: **measured under load** (other agents share
-these 2 cores; one thread here), so the seconds are not speeds; the accuracies do not depend on load.
+\`GRAFT_BIN=$G SOURCE_RUN=$SRC bash bench/self_train.sh\` (BUDGETS="$BUDGETS" MU=$MU NUNL=$NUNL
+THREADS=$THREADS), section written $(date -u +%Y-%m-%d) at load average $load_end (runs: $loads):
+**measured under load** (other agents share these 2 cores; one thread here), so the seconds are not
+speeds; the accuracies do not depend on load.
 Target: Fashion-MNIST classes 1,3,4,6,9 (trouser, dress, coat, shirt, ankle boot). Labelled: $PER_CLASS training
 images per class (250), drawn by \`bench/self_train_data.py\` with numpy seed d for draw d; unlabelled: the
 other training images of those classes ($( [ "$NUNL" = 0 ] && echo "all 29,750" || echo "a seeded subset of $NUNL"),
@@ -170,9 +124,11 @@ threshold 0.95 (\`--confidence\`, FixMatch's τ), unlabelled weight 1; pseudo-la
 the first third of the epochs (\`--rampup-epochs\`), FixMatch does not. FixMatch's weak view is graft's
 \`light\` augmentation (random resized crop of 25-100% of the area, flip) and its strong view graft's
 \`strong\` (that, colour jitter, rotation up to 15°, random erasing), not the paper's RandAugment/CTAugment.
-The two right-hand columns read the final model's test predictions: the share of test images it labels at
-a top probability of 0.95 or more (what the unlabelled loss would keep of images like these) and how
-many of those labels are right.
+Methods: supervised only (the 250 labels), pseudo-labels (\`--self-train pseudo\`), FixMatch
+(\`--self-train fixmatch\`). "Test images at ≥ 0.95" and "their accuracy" read the final model's test
+predictions (\`bench/self_train_table.py\`): the share of test images it labels at a top probability of
+0.95 or more (what the unlabelled loss keeps of images like the unlabelled ones) and how many of those
+labels are right; the per-class tables split both by class.
 $(cat "$W/table.md")
 
 $(cat bench/self_train_notes.md 2>/dev/null || true)

@@ -24,7 +24,10 @@
 # missing). Work folder GRAFT_BENCH_DIR (/tmp/graft-self-train); a run whose
 # NAME.secs exists there is reused (remove it to make the run again), and a run
 # not made is "not run" in the table. Prints the section and writes it into
-# bench/RESULTS.md after the adapt section.
+# bench/RESULTS.md after the adapt section, with bench/self_train_notes.md
+# (the reading of the runs of one date: edit it when the figures change).
+# The defaults take about an hour on one thread (3547 s of runs on
+# 2026-12-05, under load).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 G=${GRAFT_BIN:-build/graft}

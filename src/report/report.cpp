@@ -70,13 +70,17 @@ std::string curves(const std::vector<EpochRow>& epochs, const std::string& id_pr
   std::vector<html::Series> acc_series = {{"train", x, ta, train_color}, {"validation", x, va, val_color}};
   // --adapt dann|cdan (issue 19): the domain classifier's accuracy (0.5: the
   // features no longer tell source from target).
-  std::vector<double> da;
-  bool has_domain = false;
+  // --self-train: the share of unlabelled inputs that gave a pseudo-label.
+  std::vector<double> da, kept;
+  bool has_domain = false, has_kept = false;
   for (const auto& r : epochs) {
     da.push_back(r.domain_accuracy);
+    kept.push_back(r.unlabeled_kept);
     has_domain = has_domain || !std::isnan(r.domain_accuracy);
+    has_kept = has_kept || !std::isnan(r.unlabeled_kept);
   }
   if (has_domain) acc_series.push_back({"domain classifier", x, da, html::palette(3)});
+  if (has_kept) acc_series.push_back({"pseudo-labels kept", x, kept, html::palette(4)});
   out += html::line_chart(acc_series, acc);
   out += html::line_chart({{"lr", x, lr, html::palette(2)}}, rate);
   out += "</div>\n";

@@ -171,6 +171,7 @@ std::vector<EpochRow> read_metrics_csv(const std::string& path) {
     row.seconds = get("seconds");
     row.items_per_second = has_ips ? get("items_per_second") : kNaN;
     if (cols.count("domain_accuracy")) row.domain_accuracy = get("domain_accuracy");  // issue 19
+    if (cols.count("unlabeled_kept")) row.unlabeled_kept = get("unlabeled_kept");
     rows.push_back(row);
   }
   return rows;

@@ -218,7 +218,7 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
       batches_ = std::move(shuffled);
     }
     if (!unl_.inputs.empty()) {
-      if (first_step == 0) domain_correct_ = domain_count_ = 0;  // a resumed epoch counts from there
+      if (first_step == 0) domain_correct_ = domain_count_ = kept_ = unlabeled_seen_ = 0;  // a resumed epoch counts from there
       // Permutations of the unlabelled texts one after the other, mu x the
       // step's batch per step; the same for every rank and after --resume.
       const size_t need = static_cast<size_t>(steps_per_epoch() * unl_per_step_);
@@ -234,6 +234,7 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
 
   void end_epoch(int64_t /*epoch*/, bool /*whole*/) override { finish_domain_accuracy(); }
   double domain_accuracy() override { return domain_accuracy_; }
+  double unlabeled_kept() override { return unlabeled_kept_; }
 
   StepStats step(int64_t epoch, int64_t b) override {
     const auto& global = batches_[static_cast<size_t>(b)];
@@ -480,6 +481,8 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     torch::Tensor guess = logits.narrow(0, m, nu);
     torch::Tensor learn = fixmatch_ ? logits.narrow(0, m + nu, nu) : guess;
     SelfTrainLoss st = confident_label_loss(guess, learn, o_.confidence);
+    kept_ += st.kept;
+    unlabeled_seen_ += nu;
     const double ramp = rampup_weight(static_cast<double>(epoch) + static_cast<double>(step) / steps_per_epoch(),
                                       o_.rampup_epochs);
     return {lab, loss + o_.unlabeled_weight * ramp * st.loss};
@@ -487,6 +490,8 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
 
   // The epoch's domain-classifier accuracy, summed over the ranks.
   void finish_domain_accuracy() {
+    if (!unl_.inputs.empty() && o_.self_train != "none")
+      unlabeled_kept_ = ratio_over_ranks(kept_, unlabeled_seen_, "sum of the kept pseudo-labels");
     if (!adapter_ || o_.adapt == "dan") return;
     domain_accuracy_ = ratio_over_ranks(domain_correct_, domain_count_, "sum of the domain classifier's accuracy");
   }
@@ -650,6 +655,8 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
   std::shared_ptr<torch::nn::Module> with_adapter_;
   int64_t domain_correct_ = 0, domain_count_ = 0;
   double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
+  int64_t kept_ = 0, unlabeled_seen_ = 0;  // --self-train: pseudo-labels given, of unlabelled texts seen
+  double unlabeled_kept_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace

@@ -18,14 +18,20 @@ namespace graft {
 
 std::string metrics_csv(const std::vector<EpochRow>& rows) {
   std::ostringstream os;
-  bool domain = false;  // issue 19: the domain classifier's column, only for runs that have one
-  for (const auto& r : rows) domain = domain || !std::isnan(r.domain_accuracy);
+  // issue 19: the domain classifier's and the kept pseudo-labels' columns,
+  // only for runs that have them.
+  bool domain = false, kept = false;
+  for (const auto& r : rows) {
+    domain = domain || !std::isnan(r.domain_accuracy);
+    kept = kept || !std::isnan(r.unlabeled_kept);
+  }
   os << "epoch,train_loss,train_accuracy,val_loss,val_accuracy,lr,seconds,items_per_second"
-     << (domain ? ",domain_accuracy\n" : "\n");
+     << (domain ? ",domain_accuracy" : "") << (kept ? ",unlabeled_kept" : "") << '\n';
   for (const auto& r : rows) {
     os << r.epoch << ',' << r.train_loss << ',' << r.train_accuracy << ',' << r.val_loss << ','
        << r.val_accuracy << ',' << r.lr << ',' << r.seconds << ',' << r.items_per_second;
     if (domain) os << ',' << r.domain_accuracy;
+    if (kept) os << ',' << r.unlabeled_kept;
     os << '\n';
   }
   return os.str();
@@ -42,7 +48,10 @@ nlohmann::json rows_to_json(const std::vector<EpochRow>& rows) {
   for (const auto& r : rows) {
     a.push_back({r.epoch, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.lr,
                  r.seconds, r.items_per_second});
-    if (!std::isnan(r.domain_accuracy)) a.back().push_back(r.domain_accuracy);  // issue 19
+    // issue 19: [8] the domain accuracy (null: none), [9] the kept pseudo-labels.
+    if (!std::isnan(r.domain_accuracy) || !std::isnan(r.unlabeled_kept))
+      a.back().push_back(std::isnan(r.domain_accuracy) ? nlohmann::json() : nlohmann::json(r.domain_accuracy));
+    if (!std::isnan(r.unlabeled_kept)) a.back().push_back(r.unlabeled_kept);
   }
   return a;
 }
@@ -58,6 +67,7 @@ std::vector<EpochRow> rows_from_json(const nlohmann::json& a) {
     rows.push_back({v[0].get<int64_t>(), number(v[1]), number(v[2]), number(v[3]), number(v[4]),
                     number(v[5]), number(v[6]), number(v[7])});
     if (v.size() > 8) rows.back().domain_accuracy = number(v[8]);  // issue 19
+    if (v.size() > 9) rows.back().unlabeled_kept = number(v[9]);
   }
   return rows;
 }

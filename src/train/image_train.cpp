@@ -216,7 +216,7 @@ class ImageTask final : public TaskRun {
     }
     epoch_count_ = 0;
     if (unlabeled_) {
-      if (first_step == 0) domain_correct_ = domain_count_ = 0;  // a resumed epoch counts from there
+      if (first_step == 0) domain_correct_ = domain_count_ = kept_ = unlabeled_seen_ = 0;  // a resumed epoch counts from there
       unlabeled_->begin_epoch(epoch, steps_per_epoch(), first_step);
     }
     if (cached_) {
@@ -300,6 +300,7 @@ class ImageTask final : public TaskRun {
 
   bool has_validation() override { return data_.val.size() > 0; }
   double domain_accuracy() override { return domain_accuracy_; }
+  double unlabeled_kept() override { return unlabeled_kept_; }
 
   Metrics validate() override {
     finish_centroids();
@@ -415,6 +416,8 @@ class ImageTask final : public TaskRun {
         torch::Tensor guess = logits.narrow(0, b, n);
         torch::Tensor learn = u->strong.defined() ? logits.narrow(0, b + n, n) : guess;
         SelfTrainLoss st = confident_label_loss(guess, learn, o_.confidence);
+        kept_ += st.kept;
+        unlabeled_seen_ += n;
         const double ramp = rampup_weight(static_cast<double>(epoch) + static_cast<double>(s) / steps_per_epoch(),
                                           o_.rampup_epochs);
         loss = loss + o_.unlabeled_weight * ramp * st.loss;
@@ -431,6 +434,8 @@ class ImageTask final : public TaskRun {
 
   // The epoch's domain-classifier accuracy, summed over the ranks.
   void finish_domain_accuracy() {
+    if (unlabeled_ && o_.self_train != "none")
+      unlabeled_kept_ = ratio_over_ranks(kept_, unlabeled_seen_, "sum of the kept pseudo-labels");
     if (!adapter_ || o_.adapt == "dan") return;
     domain_accuracy_ = ratio_over_ranks(domain_correct_, domain_count_, "sum of the domain classifier's accuracy");
   }
@@ -569,6 +574,8 @@ class ImageTask final : public TaskRun {
   std::shared_ptr<torch::nn::Module> with_adapter_;  // model + adapter, what the loop trains
   int64_t domain_correct_ = 0, domain_count_ = 0;
   double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
+  int64_t kept_ = 0, unlabeled_seen_ = 0;  // --self-train: pseudo-labels given, of unlabelled inputs seen
+  double unlabeled_kept_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace

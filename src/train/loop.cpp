@@ -259,6 +259,7 @@ class Loop {
     EpochRow row{epoch + 1, state_.loss_sum / seen, double(state_.correct) / seen, val.loss,
                  val.accuracy, lr, state_.seconds, items_per_second};
     row.domain_accuracy = task_.domain_accuracy();  // issue 19
+    row.unlabeled_kept = task_.unlabeled_kept();
     // Never keep (or checkpoint) weights that the last steps made non-finite.
     check_finite_parameters(module_, str_cat("after epoch ", epoch + 1));
     state_.rows.push_back(row);
@@ -267,7 +268,8 @@ class Loop {
                      row.train_accuracy, "  val_loss ", row.val_loss, "  val_acc ", row.val_accuracy,
                      "  lr ", row.lr, "  ", static_cast<int64_t>(row.items_per_second), " ",
                      task_.unit(),
-                     std::isnan(row.domain_accuracy) ? "" : str_cat("  domain_acc ", row.domain_accuracy)));
+                     std::isnan(row.domain_accuracy) ? "" : str_cat("  domain_acc ", row.domain_accuracy),
+                     std::isnan(row.unlabeled_kept) ? "" : str_cat("  unlabeled_kept ", row.unlabeled_kept)));
     if (lead_ && o_.on_epoch) o_.on_epoch(row);
     state_.epochs_done = summary_.budget_reached ? epochs_ : epoch + 1;
     state_.step_in_epoch = 0;

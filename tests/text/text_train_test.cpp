@@ -483,6 +483,13 @@ TEST_F(TextTrain, UnlabelledTermWeightedZeroIsTheSupervisedRun) {
       }
       train(o);
       auto w = weights(name);
+      if (o.self_train != "none") {
+        // At --confidence 0 every unlabelled text gives a pseudo-label: the
+        // epoch's unlabeled_kept is 1 (metrics.csv's last column).
+        const std::string csv = read_file(dir_ / name + "/metrics.csv");
+        EXPECT_TRUE(test::contains(csv.substr(0, csv.find('\n')), ",unlabeled_kept")) << csv;
+        EXPECT_EQ(std::stod(csv.substr(csv.find_last_of(',', csv.size() - 2) + 1)), 1.0) << csv;
+      }
       if (weight == 0)
         EXPECT_LT(max_diff(ws, w), 1e-5) << method;
       else

@@ -18,6 +18,10 @@ struct EpochRow {
   /// --adapt dann|cdan: the domain classifier's training accuracy over the
   /// epoch (NaN otherwise; metrics.csv has the column only when a row has it).
   double domain_accuracy = std::numeric_limits<double>::quiet_NaN();
+  /// --self-train pseudo|fixmatch: the share of the epoch's unlabelled inputs
+  /// whose top probability reached --confidence, i.e. that gave a label (NaN
+  /// otherwise; metrics.csv's unlabeled_kept column, only when a row has it).
+  double unlabeled_kept = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// metrics.csv: a header and one row per epoch.

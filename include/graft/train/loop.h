@@ -97,6 +97,9 @@ class LoopTask {
   /// The epoch's domain-classifier accuracy (--adapt dann|cdan, issue 19),
   /// the same on every rank, asked after end_epoch; NaN: none (no column).
   virtual double domain_accuracy() { return std::numeric_limits<double>::quiet_NaN(); }
+  /// The epoch's share of unlabelled inputs over --confidence (--self-train),
+  /// the same on every rank, asked after end_epoch; NaN: none (no column).
+  virtual double unlabeled_kept() { return std::numeric_limits<double>::quiet_NaN(); }
   /// true: every epoch's model is the result (no best-model selection).
   virtual bool keep_every_epoch() const { return false; }
   /// true: the model is fitted in one pass over the data (a centroid head):

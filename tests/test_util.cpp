@@ -335,3 +335,41 @@ void expect_domain_shift(const nlohmann::json& s, const torch::Tensor& source, c
 }
 
 }  // namespace graft::test
+
+#include "graft/weights/safetensors.h"
+
+namespace graft::test {
+
+std::vector<TrainSummary> train_stopped_twice(TrainOptions o, std::function<bool(int64_t)> stop) {
+  std::vector<TrainSummary> out;
+  o.should_stop = stop;
+  out.push_back(train(o));
+  TrainOptions r;
+  r.out = o.out;
+  r.resume = true;
+  r.threads = o.threads;
+  r.quiet = o.quiet;
+  r.should_stop = stop;
+  out.push_back(train(r));
+  r.should_stop = nullptr;
+  out.push_back(train(r));
+  EXPECT_TRUE(out[0].interrupted);
+  EXPECT_TRUE(out[1].interrupted);
+  EXPECT_FALSE(out[2].interrupted);
+  return out;
+}
+
+std::vector<std::string> expect_same_last_state(const std::string& run_a, const std::string& run_b) {
+  auto a = load_safetensors(run_a + "/checkpoint/last.safetensors").tensors;
+  auto b = load_safetensors(run_b + "/checkpoint/last.safetensors").tensors;
+  std::vector<std::string> names;
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    names.push_back(a[i].first);
+    EXPECT_EQ(a[i].first, b[i].first);
+    if (a[i].first != "optimizer") EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  }
+  return names;
+}
+
+}  // namespace graft::test

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "graft/core/error.h"
+#include "graft/train/trainer.h"
 
 namespace graft::test {
 
@@ -158,5 +159,15 @@ torch::Tensor resnet20_reference(const std::vector<std::string>& images, bool fe
 /// permutation test's with `permutations` and the score's `seed`.
 void expect_domain_shift(const nlohmann::json& s, const torch::Tensor& source, const torch::Tensor& target,
                          int64_t permutations, uint64_t seed = 0);
+
+/// graft train of `o` stopped where `stop` says (twice), then resumed from
+/// o.out until it stops again and once more to the end (the resumed calls
+/// keep o's threads and quiet): the three summaries. Expects the first two
+/// interrupted and the last not.
+std::vector<TrainSummary> train_stopped_twice(TrainOptions o, std::function<bool(int64_t)> stop);
+/// Expects the last states of two runs (checkpoint/last.safetensors) to hold
+/// the same tensors under the same names, the optimizer's state aside, and
+/// returns the names.
+std::vector<std::string> expect_same_last_state(const std::string& run_a, const std::string& run_b);
 
 }  // namespace graft::test

@@ -291,19 +291,9 @@ TEST_F(TextCnnTrain, OovCountedStaticKeepsVectorsNonStaticMovesThem) {
 TEST_F(TextCnnTrain, ResumeContinuesBitIdentically) {
   TrainOptions a = options("whole", vectors_);
   train(a);
-  TrainOptions b = options("parts", vectors_);
-  b.should_stop = [](int64_t step) { return step == 2 || step == 9; };
-  EXPECT_TRUE(train(b).interrupted);
-  TrainOptions r;
-  r.out = b.out;
-  r.resume = true;
-  r.threads = 1;
-  r.should_stop = b.should_stop;
-  EXPECT_TRUE(train(r).interrupted);
-  r.should_stop = nullptr;
-  TrainSummary s = train(r);
-  EXPECT_FALSE(s.interrupted);
-  EXPECT_EQ(s.epochs_run, 2);
+  const auto s = test::train_stopped_twice(options("parts", vectors_),
+                                           [](int64_t step) { return step == 2 || step == 9; });
+  EXPECT_EQ(s.back().epochs_run, 2);
   auto wa = weights("whole"), wb = weights("parts");
   ASSERT_EQ(wa.size(), wb.size());
   for (auto& [k, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(k))) << k;

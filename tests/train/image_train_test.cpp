@@ -102,30 +102,14 @@ TEST(Trainer, ResumeEqualsAnUninterruptedRun) {
   o.out = dir / "interrupted";
   // 12 training images in batches of 8: 2 steps an epoch. Stop in the
   // middle of epoch 2, and once more at the end of epoch 3.
-  o.should_stop = [](int64_t step) { return step == 3 || step == 6; };
-  TrainSummary first = train(o);
-  EXPECT_TRUE(first.interrupted);
-  EXPECT_EQ(first.epochs_run, 1);
-  TrainOptions r;
-  r.out = o.out;
-  r.resume = true;
-  r.quiet = true;
-  r.should_stop = o.should_stop;
-  TrainSummary second = train(r);
-  EXPECT_TRUE(second.interrupted);
-  EXPECT_EQ(second.epochs_run, 3);
-  r.should_stop = nullptr;
-  TrainSummary third = train(r);
-  EXPECT_FALSE(third.interrupted);
-  EXPECT_EQ(third.epochs_run, 4);
+  const auto s = test::train_stopped_twice(o, [](int64_t step) { return step == 3 || step == 6; });
+  EXPECT_EQ(s[0].epochs_run, 1);
+  EXPECT_EQ(s[1].epochs_run, 3);
+  EXPECT_EQ(s[2].epochs_run, 4);
   EXPECT_EQ(read_file(dir / "whole/model.safetensors"),
             read_file(dir / "interrupted/model.safetensors"));
   // The last state (not only the best model) is the same too.
-  auto a = load_safetensors(dir / "whole/checkpoint/last.safetensors").tensors;
-  auto b = load_safetensors(dir / "interrupted/checkpoint/last.safetensors").tensors;
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].first != "optimizer") EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  test::expect_same_last_state(dir / "whole", dir / "interrupted");
 }
 
 

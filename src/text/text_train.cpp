@@ -466,26 +466,17 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     torch::Tensor lab = logits.narrow(0, 0, m);
     torch::Tensor loss = classification_loss(o_, lab, y, class_w_);
     if (nu == 0) return {lab, loss};
-    const double total = static_cast<double>(std::max<int64_t>(1, o_.epochs * steps_per_epoch()));
-    const double progress = static_cast<double>(epoch * steps_per_epoch() + step) / total;
-    if (adapter_) {
-      if (o_.adapt == "dan" && (m < 2 || nu < 2)) return {lab, loss};  // MMD needs two rows a side
-      // A linear probe's features are frozen: DAN aligns the head's output.
-      const torch::Tensor& aligned = strategy_.kind == Strategy::kLinear ? logits : f;
-      AdaptLoss a = adapter_->loss(aligned.narrow(0, 0, m), aligned.narrow(0, m, nu), lab, logits.narrow(0, m, nu),
-                                   progress);
-      domain_correct_ += a.domain_correct;
-      domain_count_ += a.domain_count;
-      return {lab, loss + a.loss};
-    }
-    torch::Tensor guess = logits.narrow(0, m, nu);
-    torch::Tensor learn = fixmatch_ ? logits.narrow(0, m + nu, nu) : guess;
-    SelfTrainLoss st = confident_label_loss(guess, learn, o_.confidence);
-    kept_ += st.kept;
-    unlabeled_seen_ += nu;
-    const double ramp = rampup_weight(static_cast<double>(epoch) + static_cast<double>(step) / steps_per_epoch(),
-                                      o_.rampup_epochs);
-    return {lab, loss + o_.unlabeled_weight * ramp * st.loss};
+    const double steps = static_cast<double>(steps_per_epoch());
+    const double total = std::max(1.0, static_cast<double>(o_.epochs) * steps);
+    const UnlabeledTerm t =
+        unlabeled_term(o_, adapter_, strategy_.kind == Strategy::kLinear, f, logits, m, nu,
+                       (static_cast<double>(epoch) * steps + static_cast<double>(step)) / total,
+                       static_cast<double>(epoch) + static_cast<double>(step) / steps);
+    domain_correct_ += t.domain_correct;
+    domain_count_ += t.domain_count;
+    kept_ += t.kept;
+    unlabeled_seen_ += t.seen;
+    return {lab, t.loss.defined() ? loss + t.loss : loss};
   }
 
   // The epoch's domain-classifier accuracy, summed over the ranks.

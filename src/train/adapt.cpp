@@ -167,6 +167,30 @@ double rampup_weight(double epochs, double rampup) {
   return std::exp(-5.0 * (1.0 - t) * (1.0 - t));
 }
 
+UnlabeledTerm unlabeled_term(const TrainOptions& o, DomainAdapter& adapter, bool frozen_features,
+                             const torch::Tensor& f, const torch::Tensor& logits, int64_t labelled,
+                             int64_t unlabelled, double progress, double epochs) {
+  UnlabeledTerm out;
+  const int64_t m = labelled, n = unlabelled;
+  const torch::Tensor lab_logits = logits.narrow(0, 0, m), unl_logits = logits.narrow(0, m, n);
+  if (adapter) {
+    if (o.adapt == "dan" && (m < 2 || n < 2)) return out;  // MMD needs two rows a side
+    // A linear probe's features are frozen: DAN aligns the head's output.
+    const torch::Tensor& aligned = frozen_features ? logits : f;
+    AdaptLoss a = adapter->loss(aligned.narrow(0, 0, m), aligned.narrow(0, m, n), lab_logits, unl_logits, progress);
+    out.loss = a.loss;
+    out.domain_correct = a.domain_correct;
+    out.domain_count = a.domain_count;
+    return out;
+  }
+  const torch::Tensor learn = o.self_train == "fixmatch" ? logits.narrow(0, m + n, n) : unl_logits;
+  SelfTrainLoss st = confident_label_loss(unl_logits, learn, o.confidence);
+  out.loss = o.unlabeled_weight * rampup_weight(epochs, o.rampup_epochs) * st.loss;
+  out.kept = st.kept;
+  out.seen = n;
+  return out;
+}
+
 void check_unlabeled_options(const TrainOptions& o) {
   const bool adapt = o.adapt != "none", self = o.self_train != "none";
   const bool text = o.task == "text";

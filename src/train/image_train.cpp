@@ -401,27 +401,17 @@ class ImageTask final : public TaskRun {
     torch::Tensor lab_logits = logits.narrow(0, 0, b);
     torch::Tensor loss = classification_loss(o_, lab_logits, y, class_w_);
     if (u) {
-      const int64_t n = u->weak.size(0);
-      const double total = static_cast<double>(std::max<int64_t>(1, o_.epochs * steps_per_epoch()));
-      const double progress = static_cast<double>(epoch * steps_per_epoch() + s) / total;
-      if (adapter_) {
-        // A linear probe's features are frozen: DAN aligns the head's output.
-        const torch::Tensor& aligned = strategy_.kind == Strategy::kLinear ? logits : f;
-        AdaptLoss a = adapter_->loss(aligned.narrow(0, 0, b), aligned.narrow(0, b, n), lab_logits,
-                                     logits.narrow(0, b, n), progress);
-        loss = loss + a.loss;
-        domain_correct_ += a.domain_correct;
-        domain_count_ += a.domain_count;
-      } else {
-        torch::Tensor guess = logits.narrow(0, b, n);
-        torch::Tensor learn = u->strong.defined() ? logits.narrow(0, b + n, n) : guess;
-        SelfTrainLoss st = confident_label_loss(guess, learn, o_.confidence);
-        kept_ += st.kept;
-        unlabeled_seen_ += n;
-        const double ramp = rampup_weight(static_cast<double>(epoch) + static_cast<double>(s) / steps_per_epoch(),
-                                          o_.rampup_epochs);
-        loss = loss + o_.unlabeled_weight * ramp * st.loss;
-      }
+      const double steps = static_cast<double>(steps_per_epoch());
+      const double total = std::max(1.0, static_cast<double>(o_.epochs) * steps);
+      const UnlabeledTerm t =
+          unlabeled_term(o_, adapter_, strategy_.kind == Strategy::kLinear, f, logits, b, u->weak.size(0),
+                         (static_cast<double>(epoch) * steps + static_cast<double>(s)) / total,
+                         static_cast<double>(epoch) + static_cast<double>(s) / steps);
+      if (t.loss.defined()) loss = loss + t.loss;
+      domain_correct_ += t.domain_correct;
+      domain_count_ += t.domain_count;
+      kept_ += t.kept;
+      unlabeled_seen_ += t.seen;
     }
     loss.backward();
     StepStats st;

@@ -109,6 +109,28 @@ SelfTrainLoss confident_label_loss(const torch::Tensor& guess, const torch::Tens
 /// when rampup is 0.
 double rampup_weight(double epochs, double rampup);
 
+/// The unlabelled part of one training step, the same for the image and text
+/// tasks. Rows [0, labelled) of `f` (the head's input) and `logits` are the
+/// labelled inputs, the next `unlabelled` rows the unlabelled ones, and with
+/// --self-train fixmatch the next `unlabelled` rows their strong views.
+///  - --adapt (`adapter` defined): adapter->loss on the labelled against the
+///    unlabelled rows at `progress` (0..1 of the run). With
+///    `frozen_features` (a linear probe: only --adapt dan is allowed) the
+///    rows aligned are the logits, the layer that trains. DAN with fewer than
+///    two rows on a side adds nothing (the MMD needs two).
+///  - --self-train: confident_label_loss(guess, learn, o.confidence) x
+///    o.unlabeled_weight x rampup_weight(epochs, o.rampup_epochs), `epochs`
+///    the fractional epochs into the run.
+/// `loss` is undefined when nothing is added.
+struct UnlabeledTerm {
+  torch::Tensor loss;
+  int64_t domain_correct = 0, domain_count = 0;  // the domain classifier's (DANN, CDAN)
+  int64_t kept = 0, seen = 0;                     // pseudo-labels given, of unlabelled rows
+};
+UnlabeledTerm unlabeled_term(const TrainOptions& o, DomainAdapter& adapter, bool frozen_features,
+                             const torch::Tensor& f, const torch::Tensor& logits, int64_t labelled,
+                             int64_t unlabelled, double progress, double epochs);
+
 /// The checks of --unlabeled, --adapt and --self-train across options
 /// (validate() calls it); each failure a graft::UsageError naming the option
 /// and the value: another task than image or text; --adapt or --self-train

@@ -23,37 +23,20 @@
 #include "graft/text/text_train.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
+#include "text_sets.h"
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Three classes of 12 texts; class k draws its words from its own band of the
-// fixture vocabulary (w20+100k ... w59+100k), plus shared filler (w400-w449).
-void write_text_score_set(const std::string& path, int per_class, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::ofstream f(path);
-  f << "text,label\n";
-  for (int i = 0; i < per_class; ++i)
-    for (int k = 0; k < 3; ++k) {
-      std::string text;
-      const int n = 2 + static_cast<int>(rng() % 12);
-      for (int w = 0; w < n; ++w) {
-        const int id = (w >= 2 && rng() % 3 == 0) ? 400 + static_cast<int>(rng() % 50)
-                                                  : 20 + 100 * k + static_cast<int>(rng() % 40);
-        text += (w ? " w" : "w") + std::to_string(id);
-      }
-      f << '"' << text << "\"," << (k == 0 ? "alpha" : k == 1 ? "beta" : "gamma") << "\n";
-    }
-}
 
 class TextScore : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!test::have_fixture("bert/model.safetensors") || !test::have_fixture("text_model/run/vocab.txt"))
       GTEST_SKIP() << "no reference fixtures";
-    write_text_score_set(dir_ / "train.csv", 12, 3);
+    test::write_band_text_set(dir_ / "train.csv", 12, 3);
     fs::create_directories(dir_ / "source");  // a pretraining run / Hugging Face folder
     fs::copy_file(test::fixture("bert/model.safetensors"), dir_ / "source/model.safetensors");
     fs::copy_file(test::fixture("bert/config.json"), dir_ / "source/config.json");
@@ -292,7 +275,7 @@ TEST_F(TextScore, CliEndToEnd) {
 // select/transferability.h on the run's own features of the two sets.
 TEST_F(TextScore, SourceDataThroughTheCommandLine) {
   const std::string run = train_linear("probe", "bert", dir_ / "source");
-  write_text_score_set(dir_ / "other.csv", 7, 11);  // read without its labels
+  test::write_band_text_set(dir_ / "other.csv", 7, 11);  // read without its labels
   const test::CliResult r = test::graft_cli(
       {"score", "--task", "text", "--data", dir_ / "train.csv", "--source-data", dir_ / "other.csv", "--backbones",
        run, "--max-length", "32", "--permutations", "50", "--threads", "1", "--quiet", "--out", dir_ / "s.json"});

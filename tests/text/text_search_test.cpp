@@ -15,6 +15,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "test_util.h"
+#include "text_sets.h"
 
 namespace graft {
 namespace {
@@ -22,23 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-// A 2-class CSV: class alpha's texts draw most words from w20..w49, beta's
-// from w120..w149, both with shared noise words w400..w449.
-void text_search_write_set(const std::string& path, int per_class, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::ofstream f(path);
-  f << "text,label\n";
-  for (int i = 0; i < per_class; ++i)
-    for (int k = 0; k < 2; ++k) {
-      std::string text;
-      const int n = 3 + static_cast<int>(rng() % 10);
-      for (int w = 0; w < n; ++w) {
-        const int id = rng() % 3 == 0 ? 400 + static_cast<int>(rng() % 50) : 20 + 100 * k + static_cast<int>(rng() % 30);
-        text += (w ? " w" : "w") + std::to_string(id);
-      }
-      f << '"' << text << "\"," << (k == 0 ? "alpha" : "beta") << "\n";
-    }
-}
 
 // `graft search ... --out dir/NAME`; its results.json.
 Json text_search_run(const test::TempDir& dir, const std::string& name, const std::vector<std::string>& extra) {
@@ -62,8 +46,8 @@ double text_search_eval(const test::TempDir& dir, const std::string& run) {
 TEST(TextSearch, TextCnnEmbeddingModesAreOneChoiceAndTheBestRunReproducesItsScore) {
   if (!test::have_fixture("textcnn/glove_small.json")) GTEST_SKIP() << "no textcnn fixtures";
   test::TempDir dir;
-  text_search_write_set(dir / "train.csv", 16, 1);
-  text_search_write_set(dir / "val.csv", 8, 2);
+  test::write_band_text_set(dir / "train.csv", 16, 1, {2, 3, 10, 0, 30, false});
+  test::write_band_text_set(dir / "val.csv", 8, 2, {2, 3, 10, 0, 30, false});
   const std::string vec = dir / "vec.safetensors";
   test::CliResult c = test::graft_cli({"weights", "convert", test::fixture("textcnn/glove_small.json"), vec});
   ASSERT_EQ(c.code, 0) << c.err;

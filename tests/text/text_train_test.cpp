@@ -20,32 +20,12 @@
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 #include "test_util.h"
+#include "text_sets.h"
 
 namespace graft {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Three classes; class k draws its words from its own band of 40 words of
-// the fixture vocabulary (w5 ... w499), plus shared filler words, so that
-// the words alone separate the classes.
-void write_set(const std::string& path, int per_class, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::ofstream f(path);
-  f << "text,label\n";
-  for (int i = 0; i < per_class; ++i)
-    for (int k = 0; k < 3; ++k) {
-      std::string text;
-      int n = 2 + static_cast<int>(rng() % 18);
-      for (int w = 0; w < n; ++w) {
-        // The first two words are always the class's own.
-        int id = (w >= 2 && rng() % 3 == 0) ? 400 + static_cast<int>(rng() % 50)
-                                            : 20 + 100 * k + static_cast<int>(rng() % 40);
-        text += (w ? " w" : "w") + std::to_string(id);
-      }
-      f << '"' << text << "\"," << (k == 0 ? "alpha" : k == 1 ? "beta" : "gamma") << "\n";
-    }
-}
 
 // Two overlapping classes: each word of a text is from its class's band of
 // 10 words with probability 0.65, else from the other class's band.
@@ -69,8 +49,8 @@ class TextTrain : public ::testing::Test {
   void SetUp() override {
     if (!test::have_fixture("bert/model.safetensors") || !test::have_fixture("text_model/run/vocab.txt"))
       GTEST_SKIP() << "no reference fixtures";
-    write_set(dir_ / "train.csv", 30, 1);
-    write_set(dir_ / "test.csv", 10, 2);
+    test::write_band_text_set(dir_ / "train.csv", 30, 1, {3, 2, 18, 2, 40, false});
+    test::write_band_text_set(dir_ / "test.csv", 10, 2, {3, 2, 18, 2, 40, false});
     // A source folder as a pretraining run or Hugging Face leaves it.
     fs::create_directories(dir_ / "source");
     fs::copy_file(test::fixture("bert/model.safetensors"), dir_ / "source/model.safetensors");
@@ -408,7 +388,7 @@ TEST_F(TextTrain, CentroidHeadIsTheClassMeansAndEnrollAddsAClass) {
 // A DANN run stopped twice and resumed ends with the weights of the run that
 // was not stopped, the domain classifier included; its accuracy is logged.
 TEST_F(TextTrain, ResumedAdaptationRunEqualsAnUninterruptedOne) {
-  write_set(dir_ / "target.csv", 10, 3);  // a labelled CSV read without its labels
+  test::write_band_text_set(dir_ / "target.csv", 10, 3, {3, 2, 18, 2, 40, false});  // a labelled CSV read without its labels
   TrainOptions a = options("whole");
   a.epochs = 2;
   a.unlabeled = dir_ / "target.csv";

@@ -21,6 +21,7 @@
 #include "graft/weights/safetensors.h"
 #include "graft/weights/state_dict.h"
 #include "test_util.h"
+#include "text_sets.h"
 
 namespace graft {
 namespace {
@@ -187,28 +188,13 @@ TEST(Glove, RealPackageWordsEqualPython) {
 // ---- training: a synthetic 3-class set whose words are w20..w450, and a
 // small vectors file holding some of them.
 
-void textcnn_write_set(const std::string& path, int per_class, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::ofstream f(path);
-  f << "text,label\n";
-  for (int i = 0; i < per_class; ++i)
-    for (int k = 0; k < 3; ++k) {
-      std::string text;
-      int n = 2 + static_cast<int>(rng() % 12);
-      for (int w = 0; w < n; ++w) {
-        int id = (w >= 2 && rng() % 3 == 0) ? 400 + static_cast<int>(rng() % 50) : 20 + 100 * k + static_cast<int>(rng() % 40);
-        text += (w ? " W" : "w") + std::to_string(id);  // upper case on purpose: the tokenizer lowers it
-      }
-      f << '"' << text << "\"," << (k == 0 ? "alpha" : k == 1 ? "beta" : "gamma") << "\n";
-    }
-}
 
 class TextCnnTrain : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!test::have_fixture("textcnn/glove_small.json")) GTEST_SKIP() << "no textcnn fixtures";
-    textcnn_write_set(dir_ / "train.csv", 20, 1);
-    textcnn_write_set(dir_ / "test.csv", 6, 2);
+    test::write_band_text_set(dir_ / "train.csv", 20, 1, {3, 2, 12, 2, 40, true});
+    test::write_band_text_set(dir_ / "test.csv", 6, 2, {3, 2, 12, 2, 40, true});
     // Vectors (8-d) for w20..w29, w100..w129 and some words not in the set.
     vectors_ = dir_ / "vec.safetensors";
     test::CliResult r = test::graft_cli({"weights", "convert", test::fixture("textcnn/glove_small.json"), vectors_});

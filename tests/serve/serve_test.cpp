@@ -167,6 +167,19 @@ class ServeImage : public ::testing::Test {
     run_ = serve_image_run(dir_);
     images_ = serve_images(dir_);
   }
+  // Each image POSTed alone to the served "flowers" run answers as graft
+  // predict answered it (`want`, in images_' order).
+  void expect_served_like(int port, const std::vector<InputPrediction>& want) {
+    ASSERT_EQ(want.size(), images_.size());
+    for (size_t i = 0; i < images_.size(); ++i) {
+      SCOPED_TRACE(images_[i]);
+      const Reply r = http(port, "POST", "/v1/models/flowers/predict", read_file(images_[i]), "image/png");
+      ASSERT_EQ(r.status, 200) << r.body;
+      EXPECT_EQ(r.j()["model"], "flowers");
+      ASSERT_EQ(r.j()["predictions"].size(), 1u);
+      expect_same_top(r.j()["predictions"][0], want[i]);
+    }
+  }
   test::TempDir dir_;
   std::string run_;
   std::vector<std::string> images_;
@@ -186,14 +199,7 @@ TEST_F(ServeImage, AnswersEqualGraftPredict) {
   RunUseSettings use;
   const auto want = predict_image_run(run_, images_, image_eval_options(use));
   ASSERT_EQ(want.size(), images_.size());
-  for (size_t i = 0; i < images_.size(); ++i) {
-    SCOPED_TRACE(images_[i]);
-    const Reply r = http(port, "POST", "/v1/models/flowers/predict", read_file(images_[i]), "image/png");
-    ASSERT_EQ(r.status, 200) << r.body;
-    EXPECT_EQ(r.j()["model"], "flowers");
-    ASSERT_EQ(r.j()["predictions"].size(), 1u);
-    expect_same_top(r.j()["predictions"][0], want[i]);
-  }
+  expect_served_like(port, want);
   // Several images in one multipart request: one answer each, in order.
   const Reply many = http(port, "POST", "/v1/models/flowers/predict",
                           multipart({{"images", read_file(images_[0])}, {"images", read_file(images_[5])},
@@ -235,12 +241,7 @@ TEST_F(ServeImage, Int8AnswersEqualGraftPredictInt8) {
   use.calibration_data = dir_ / "calibration";
   const auto want = predict_image_run(run_, images_, image_eval_options(use));
   ASSERT_EQ(want.size(), images_.size());
-  for (size_t i = 0; i < images_.size(); ++i) {
-    SCOPED_TRACE(images_[i]);
-    const Reply r = http(port, "POST", "/v1/models/flowers/predict", read_file(images_[i]), "image/png");
-    ASSERT_EQ(r.status, 200) << r.body;
-    expect_same_top(r.j()["predictions"][0], want[i]);
-  }
+  expect_served_like(port, want);
   server.stop();
   // The calibration is kept in the run folder and reused (graft predict's).
   EXPECT_TRUE(fs::exists(run_ + "/int8_calibration.json"));

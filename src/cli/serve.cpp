@@ -67,7 +67,7 @@ void add_serve(CLI::App& app, Action& run) {
                   "--gallery's embedder, as graft face takes it: dlib, mobilefacenet, or a face run folder (a "
                   "gallery enrolled with a fine-tuned run's embedder needs that run; default: the gallery's own)");
   sub->add_option("--max-batch", s.max_batch, "Inputs per forward pass at most")->capture_default_str();
-  sub->add_option("--max-wait-ms", s.max_wait_ms, "Wait this long after a request for others to batch with it")
+  sub->add_option("--max-wait-ms", s.max_wait_ms, "Wait this long after a request (or after the model's worker is free) for others to batch with it")
       ->capture_default_str();
   sub->add_option("--max-queue", s.max_queue, "Requests waiting per model; more get 503 with Retry-After")
       ->capture_default_str();

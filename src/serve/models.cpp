@@ -44,7 +44,7 @@ std::vector<ServeAnswer> embedding_answers(const torch::Tensor& features) {
 class ServedImageRun : public ServedModel {
  public:
   ServedImageRun(const std::string& run, const ServeOptions& o)
-      : predictor_(run, options(o)), max_batch_(static_cast<size_t>(o.max_batch)) {}
+      : predictor_(run, options(o)), planner_(o.max_batch) {}
 
   std::string kind() const override { return "image"; }
   nlohmann::ordered_json describe() const override {
@@ -67,25 +67,28 @@ class ServedImageRun : public ServedModel {
     return in;
   }
   std::string refuses(ServeOp) const override { return ""; }
-  // The batch is padded (zero images, answers dropped) to the next power of
-  // two, at most max_batch: the network then sees a handful of shapes.
-  // oneDNN keeps state per input shape, and with every size from 1 to 32
-  // the process grew by about 1 GiB (bench/RESULTS.md, "Serve soak").
+  // The batch runs in the passes PassPlanner chooses (zero images pad the
+  // last of a size; their answers are dropped), each pass timed for it.
   std::vector<ServeAnswer> run(ServeOp op, const std::vector<const ServeInput*>& inputs) override {
-    std::vector<torch::Tensor> xs;
-    for (const ServeInput* in : inputs) xs.push_back(in->image);
-    const size_t n = xs.size();
-    size_t padded = 1;
-    while (padded < n) padded *= 2;
-    padded = std::max(n, std::min(padded, max_batch_));
-    while (xs.size() < padded) xs.push_back(torch::zeros_like(xs.front()));
-    if (op == ServeOp::kEmbed) return embedding_answers(predictor_.features(xs).narrow(0, 0, static_cast<int64_t>(n)));
+    const int64_t n = static_cast<int64_t>(inputs.size());
     std::vector<ServeAnswer> out;
-    for (const InputPrediction& p : predictor_.predict(xs)) {
-      if (out.size() == n) break;
-      out.push_back({"", prediction_json(p), {}});
+    out.reserve(inputs.size());
+    int64_t next = 0;
+    for (const int64_t size : planner_.plan(n)) {
+      const int64_t real = std::min(size, n - next);
+      if (real <= 0) break;  // (a least-time plan has no pass of padding only)
+      std::vector<torch::Tensor> xs;
+      for (int64_t i = 0; i < real; ++i) xs.push_back(inputs[static_cast<size_t>(next + i)]->image);
+      for (auto& a : run_pass(op, std::move(xs), size)) out.push_back(std::move(a));
+      next += real;
     }
     return out;
+  }
+  // Each pass size twice: the first builds its kernels, the second is timed.
+  void warm_up() override {
+    const ServeInput in = warm_input();
+    for (int round = 0; round < 2; ++round)
+      for (const int64_t size : planner_.sizes()) run_pass(ServeOp::kPredict, {in.image}, size);
   }
   ServeInput warm_input() const override {
     const InputSpec& s = predictor_.info().input;
@@ -104,8 +107,25 @@ class ServedImageRun : public ServedModel {
     use.reject = o.reject;
     return image_eval_options(use);
   }
+  // One forward pass of `xs` padded to `size` images: xs.size() answers.
+  std::vector<ServeAnswer> run_pass(ServeOp op, std::vector<torch::Tensor> xs, int64_t size) {
+    const int64_t real = static_cast<int64_t>(xs.size());
+    while (static_cast<int64_t>(xs.size()) < size) xs.push_back(torch::zeros_like(xs.front()));
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<ServeAnswer> out;
+    if (op == ServeOp::kEmbed) {
+      out = embedding_answers(predictor_.features(xs).narrow(0, 0, real));
+    } else {
+      for (const InputPrediction& p : predictor_.predict(xs)) {
+        if (static_cast<int64_t>(out.size()) == real) break;
+        out.push_back({"", prediction_json(p), {}});
+      }
+    }
+    planner_.observe(size, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return out;
+  }
   ImagePredictor predictor_;
-  size_t max_batch_;
+  PassPlanner planner_;
 };
 
 // A text run: load_text_model and run_scoring, as predict_text_run.
@@ -173,6 +193,51 @@ class ServedTextRun : public ServedModel {
 };
 
 }  // namespace
+
+void ServedModel::warm_up() {
+  const ServeInput in = warm_input();
+  run(refuses(ServeOp::kPredict).empty() ? ServeOp::kPredict : ServeOp::kEmbed, {&in});
+}
+
+// ------------------------------------------------------------ pass planner
+
+PassPlanner::PassPlanner(int64_t max_batch) {
+  GRAFT_CHECK(max_batch >= 1, "PassPlanner: max_batch ", max_batch);
+  for (int64_t s = 1; s < max_batch; s *= 2) sizes_.push_back(s);
+  sizes_.push_back(max_batch);
+  seconds_.assign(sizes_.size(), -1.0);
+}
+
+void PassPlanner::observe(int64_t size, double seconds) {
+  for (size_t i = 0; i < sizes_.size(); ++i)
+    if (sizes_[i] == size && (seconds_[i] < 0 || seconds < seconds_[i])) seconds_[i] = seconds;
+}
+
+std::vector<int64_t> PassPlanner::plan(int64_t n) const {
+  std::vector<int64_t> out;
+  const bool timed = std::all_of(seconds_.begin(), seconds_.end(), [](double t) { return t >= 0; });
+  if (!timed) {  // the next size up, max_batch passes past it
+    for (; n > sizes_.back(); n -= sizes_.back()) out.push_back(sizes_.back());
+    if (n > 0) out.push_back(*std::lower_bound(sizes_.begin(), sizes_.end(), n));
+    return out;
+  }
+  // best[r]: the least time for r inputs; first[r]: the size of its largest pass.
+  std::vector<double> best(static_cast<size_t>(n) + 1, 0.0);
+  std::vector<int64_t> first(static_cast<size_t>(n) + 1, 0);
+  for (int64_t r = 1; r <= n; ++r) {
+    best[static_cast<size_t>(r)] = -1;
+    for (size_t i = sizes_.size(); i-- > 0;) {  // larger first: ties take fewer passes
+      const double t = seconds_[i] + best[static_cast<size_t>(std::max<int64_t>(0, r - sizes_[i]))];
+      if (best[static_cast<size_t>(r)] < 0 || t < best[static_cast<size_t>(r)]) {
+        best[static_cast<size_t>(r)] = t;
+        first[static_cast<size_t>(r)] = sizes_[i];
+      }
+    }
+  }
+  for (int64_t r = n; r > 0; r -= first[static_cast<size_t>(r)]) out.push_back(first[static_cast<size_t>(r)]);
+  std::sort(out.rbegin(), out.rend());
+  return out;
+}
 
 ServeInput ServedModel::from_image(const cv::Mat&) const {
   throw UsageError("this model reads texts: send application/json {\"texts\": [\"...\"]}");
@@ -293,15 +358,36 @@ Batcher::Batcher(std::string name, ServedModel& model, const ServeOptions& o, Se
 
 Batcher::~Batcher() { drain(std::chrono::steady_clock::now()); }
 
-bool Batcher::submit(const std::shared_ptr<ServeJob>& job) {
+Batcher::Arrival::Arrival(Batcher& b) : batcher_(&b) {
+  std::lock_guard<std::mutex> lock(b.mutex_);
+  ++b.preparing_;
+}
+
+Batcher::Arrival::~Arrival() {
+  if (batcher_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(batcher_->mutex_);
+    --batcher_->preparing_;
+  }
+  batcher_->wake_.notify_all();
+}
+
+bool Batcher::submit(const std::shared_ptr<ServeJob>& job, Arrival* arrival) {
+  bool queued = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (draining_ || queue_.size() >= max_queue_) return false;
-    job->enqueued = std::chrono::steady_clock::now();
-    queue_.push_back(job);
+    if (arrival != nullptr && arrival->batcher_ == this) {
+      --preparing_;
+      arrival->batcher_ = nullptr;
+    }
+    if (!draining_ && queue_.size() < max_queue_) {
+      job->enqueued = std::chrono::steady_clock::now();
+      queue_.push_back(job);
+      queued = true;
+    }
   }
   wake_.notify_all();
-  return true;
+  return queued;
 }
 
 size_t Batcher::depth() const {
@@ -343,6 +429,7 @@ void release_free_memory() {
 void Batcher::work() {
   using clock = std::chrono::steady_clock;
   for (;;) {
+    const auto free_since = clock::now();
     std::vector<std::shared_ptr<ServeJob>> batch, expired;
     bool draining = false;
     {
@@ -355,14 +442,20 @@ void Batcher::work() {
         for (auto& job : queue_) expired.push_back(job);
         queue_.clear();
       } else {
-        // Wait for a full batch, or max_wait after the oldest job came in.
+        // Wait for a full batch, or max_wait after the oldest job came in or
+        // after this worker became free, whichever is later: clients whose
+        // answers the last batch just sent can join the next one.
         auto inputs_waiting = [&] {
           int64_t n = 0;
           for (const auto& job : queue_) n += static_cast<int64_t>(job->inputs.size());
           return n;
         };
-        const auto until = queue_.front()->enqueued + max_wait_;
+        const auto until = std::max(queue_.front()->enqueued, free_since) + max_wait_;
         wake_.wait_until(lock, until, [&] { return draining_ || inputs_waiting() >= max_batch_; });
+        // Requests whose bodies are still being read and decoded (Arrival)
+        // would otherwise wait for the whole next batch.
+        wake_.wait_until(lock, until + 10 * max_wait_,
+                         [&] { return draining_ || preparing_ == 0 || inputs_waiting() >= max_batch_; });
         draining = draining_;
         const ServeOp op = queue_.front()->op;
         int64_t taken = 0;
@@ -418,3 +511,4 @@ void Batcher::work() {
 }
 
 }  // namespace graft::serve
+

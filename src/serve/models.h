@@ -61,6 +61,31 @@ class ServedModel {
   virtual std::vector<ServeAnswer> run(ServeOp op, const std::vector<const ServeInput*>& inputs) = 0;
   /// An input to warm the model up with (one forward pass before ready).
   virtual ServeInput warm_input() const = 0;
+  /// Runs the model before ready (allocations, kernels, bf16 paths): one
+  /// pass of warm_input(); an image run warms and times each pass size.
+  virtual void warm_up();
+};
+
+/// How an image run splits a batch of n inputs into forward passes of a few
+/// fixed sizes (the powers of two below max_batch, and max_batch), the last
+/// pass of each size padded with zero images. The network then sees a
+/// handful of shapes (oneDNN keeps state per input shape: bench/RESULTS.md,
+/// "Serve soak"), and no more padding is computed than pays: the plan is the
+/// one whose passes take the least time by the fastest time seen for each
+/// size. Before every size is timed, the batch is padded to the next size.
+/// Used by one thread.
+class PassPlanner {
+ public:
+  explicit PassPlanner(int64_t max_batch);
+  const std::vector<int64_t>& sizes() const { return sizes_; }
+  /// A pass of `size` (one of sizes()) took `seconds`.
+  void observe(int64_t size, double seconds);
+  /// The pass sizes for n inputs, largest first.
+  std::vector<int64_t> plan(int64_t n) const;
+
+ private:
+  std::vector<int64_t> sizes_;
+  std::vector<double> seconds_;  // per size, the fastest seen; < 0 untimed
 };
 
 /// An image or text run of graft train, as graft predict loads it
@@ -92,16 +117,33 @@ struct ServeJob {
 
 /// One model's bounded queue and its worker thread. Jobs with the same op are
 /// run together: up to max_batch inputs, once that many wait or max_wait_ms
-/// after the oldest arrived (a single job over max_batch runs alone).
+/// after the oldest arrived or the worker became free, whichever is later,
+/// and requests still being decoded then join (Arrival). A single job over
+/// max_batch runs alone.
 class Batcher {
  public:
   Batcher(std::string name, ServedModel& model, const ServeOptions& o, ServeMetrics& metrics);
   ~Batcher();
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
-  /// Queues the job; false when the queue holds max_queue jobs or the
-  /// batcher is draining (answer 503).
-  bool submit(const std::shared_ptr<ServeJob>& job);
+  /// A request an HTTP thread is preparing for this model (reading and
+  /// decoding its inputs), from construction to submit() or destruction. A
+  /// batch due to close waits for such requests, at most 10 × max_wait_ms
+  /// more: they would otherwise wait for the whole next batch.
+  class Arrival {
+   public:
+    explicit Arrival(Batcher& b);
+    ~Arrival();
+    Arrival(const Arrival&) = delete;
+    Arrival& operator=(const Arrival&) = delete;
+
+   private:
+    friend class Batcher;
+    Batcher* batcher_;
+  };
+  /// Queues the job (and ends its arrival); false when the queue holds
+  /// max_queue jobs or the batcher is draining (answer 503).
+  bool submit(const std::shared_ptr<ServeJob>& job, Arrival* arrival = nullptr);
   size_t depth() const;
   /// Takes no more jobs, runs what is queued until `deadline`, answers the
   /// rest 503, and joins the worker.
@@ -121,6 +163,7 @@ class Batcher {
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::shared_ptr<ServeJob>> queue_;
+  int64_t preparing_ = 0;  // live Arrivals
   bool draining_ = false;
   std::chrono::steady_clock::time_point drain_deadline_;
   std::thread worker_;

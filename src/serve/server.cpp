@@ -54,6 +54,9 @@ constexpr size_t kMaxInputsPerRequest = 256;
 // When the request handled on this thread was routed (for the latency
 // histogram; httplib routes, runs and logs a request on one thread).
 thread_local Clock::time_point t_request_start{};
+// The request on this thread counted by its model's batcher from its headers
+// on (before its body is read and decoded) until it is queued or answered.
+thread_local std::unique_ptr<Batcher::Arrival> t_arrival;
 
 // A client-facing failure: status and message (never a file path).
 struct HttpFailure {
@@ -208,6 +211,15 @@ struct Server::Impl {
     return false;
   }
 
+  // The batcher that a POST to `path` goes to, or nullptr.
+  Batcher* batcher_of(const std::string& path) {
+    static const std::string models = "/v1/models/";
+    if (path.rfind("/v1/face/", 0) == 0) return gallery_batcher;
+    if (path.rfind(models, 0) != 0) return nullptr;
+    const size_t slash = path.find('/', models.size());
+    return slash == std::string::npos ? nullptr : find(path.substr(models.size(), slash - models.size()));
+  }
+
   // Queues the inputs for `b` and waits for their answers; throws HttpFailure
   // (503 when the queue is full, the request timed out or the server stops).
   std::vector<ServeAnswer> run(Batcher& b, ServeOp op, std::vector<ServeInput> inputs) {
@@ -217,7 +229,7 @@ struct Server::Impl {
     const auto timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.timeout_s));
     job->deadline = Clock::now() + timeout;
     std::future<void> done = job->done.get_future();
-    if (!b.submit(job))
+    if (!b.submit(job, t_arrival.get()))
       throw HttpFailure{503, stopping ? "the server is shutting down" : "the queue of this model is full"};
     // The worker answers every queued job (a late one with 503); the extra
     // time covers a batch that started just before the deadline.
@@ -346,8 +358,11 @@ struct Server::Impl {
   }
 
   void routes() {
-    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
       t_request_start = Clock::now();
+      t_arrival.reset();
+      if (Batcher* b = is_ready && req.method == "POST" ? batcher_of(req.path) : nullptr)
+        t_arrival = std::make_unique<Batcher::Arrival>(*b);
       return httplib::Server::HandlerResponse::Unhandled;
     });
     http.set_logger([this](const httplib::Request&, const httplib::Response& res) {
@@ -355,6 +370,7 @@ struct Server::Impl {
                                  ? -1
                                  : std::chrono::duration<double>(Clock::now() - t_request_start).count();
       t_request_start = {};
+      t_arrival.reset();
       metrics.request(res.status, seconds);
     });
     // Statuses httplib sets itself (404 route, 413 body, 400 bad request)
@@ -413,11 +429,7 @@ struct Server::Impl {
       batchers_face = std::make_unique<Batcher>("face", *gallery, o, metrics);
       gallery_batcher = batchers_face.get();
     }
-    // One pass of each model before ready (allocations, kernels, bf16 paths).
-    for (auto& m : models) {
-      const ServeInput in = m->warm_input();
-      m->run(m->refuses(ServeOp::kPredict).empty() ? ServeOp::kPredict : ServeOp::kEmbed, {&in});
-    }
+    for (auto& m : models) m->warm_up();
   }
   std::unique_ptr<Batcher> batchers_face;
 };
@@ -449,6 +461,9 @@ int Server::start() {
   Impl& s = *impl_;
   s.routes();
   const size_t threads = static_cast<size_t>(s.o.http_threads);
+  // Without TCP_NODELAY an answer's last segment waits for the client's
+  // delayed ACK: 40 ms more per request on Linux (bench/RESULTS.md, "Serve").
+  s.http.set_tcp_nodelay(true);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(static_cast<size_t>(s.o.max_body_mb * 1024 * 1024));
   s.http.set_keep_alive_timeout(2);
@@ -494,3 +509,4 @@ bool Server::ready() const { return impl_->is_ready && !impl_->stopping; }
 std::string Server::metrics() const { return impl_->metrics.text(impl_->depths()); }
 
 }  // namespace graft::serve
+

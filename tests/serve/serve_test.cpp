@@ -12,10 +12,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -185,6 +188,52 @@ class ServeImage : public ::testing::Test {
   std::vector<std::string> images_;
 };
 
+// The least time over every way to cover n inputs with passes of the
+// planner's sizes, by enumerating how many passes of each size (n <= 40).
+double least_time_by_enumeration(const std::vector<int64_t>& sizes, const std::vector<double>& t, int64_t n) {
+  double best = -1;
+  std::vector<int64_t> count(sizes.size(), 0);
+  std::function<void(size_t, int64_t, double)> go = [&](size_t i, int64_t covered, double time) {
+    if (i == sizes.size()) {
+      if (covered >= n && (best < 0 || time < best)) best = time;
+      return;
+    }
+    for (int64_t c = 0; c * sizes[i] <= n + sizes[i] - 1; ++c) go(i + 1, covered + c * sizes[i], time + c * t[i]);
+  };
+  go(0, 0, 0.0);
+  return best;
+}
+
+TEST(ServePasses, UntimedSizesPadToTheNextSizeAndTimedOnesTakeTheLeastTime) {
+  serve::PassPlanner p(32);
+  EXPECT_EQ(p.sizes(), (std::vector<int64_t>{1, 2, 4, 8, 16, 32}));
+  EXPECT_EQ(p.plan(5), (std::vector<int64_t>{8}));
+  EXPECT_EQ(p.plan(32), (std::vector<int64_t>{32}));
+  EXPECT_EQ(p.plan(40), (std::vector<int64_t>{32, 8}));
+  EXPECT_EQ(serve::PassPlanner(24).sizes(), (std::vector<int64_t>{1, 2, 4, 8, 16, 24}));
+
+  // Seconds per pass: a fixed cost plus a per-image one that falls with size.
+  const std::vector<double> t = {1.0, 1.6, 2.4, 4.0, 7.0, 13.0};
+  for (size_t i = 0; i < t.size(); ++i) p.observe(p.sizes()[i], t[i] + 5);  // a slow first pass...
+  for (size_t i = 0; i < t.size(); ++i) p.observe(p.sizes()[i], t[i]);      // ...the fastest is kept
+  p.observe(32, 20.0);
+  EXPECT_EQ(p.plan(17), (std::vector<int64_t>{16, 1}));  // 8 against 13 padded to 32
+  EXPECT_EQ(p.plan(31), (std::vector<int64_t>{32}));     // 13 against 14 for 16 + 16
+  for (int64_t n = 1; n <= 40; ++n) {
+    const std::vector<int64_t> plan = p.plan(n);
+    double time = 0;
+    int64_t covered = 0;
+    for (size_t k = 0; k < plan.size(); ++k) {
+      if (k > 0) EXPECT_LE(plan[k], plan[k - 1]) << n;
+      EXPECT_LT(covered, n) << n << ": a pass of padding only";
+      covered += plan[k];
+      time += t[static_cast<size_t>(std::find(p.sizes().begin(), p.sizes().end(), plan[k]) - p.sizes().begin())];
+    }
+    EXPECT_GE(covered, n);
+    EXPECT_NEAR(time, least_time_by_enumeration(p.sizes(), t, n), 1e-9) << n;
+  }
+}
+
 TEST_F(ServeImage, AnswersEqualGraftPredict) {
   serve::Server server(loopback({run_}));
   const int port = server.start();
@@ -249,7 +298,7 @@ TEST_F(ServeImage, Int8AnswersEqualGraftPredictInt8) {
 
 TEST_F(ServeImage, SixtyFourConcurrentRequestsEqualSequentialOnes) {
   serve::ServeOptions o = loopback({run_});
-  o.max_wait_ms = 50;  // a busy CI machine: give requests time to meet
+  o.max_wait_ms = 10;  // with requests still being read joining (up to 10 × this more)
   serve::Server server(o);
   const int port = server.start();
   std::vector<std::string> bodies;
@@ -454,6 +503,43 @@ TEST(ServeQueue, AFullQueueRefusesAndEveryQueuedJobIsAnswered) {
   EXPECT_EQ(second->status, 200);
   EXPECT_EQ(third->status, 200);
   EXPECT_EQ(metrics.largest_batch("held"), 1);
+}
+
+// A model that records the size of each batch it runs.
+class CountingModel : public serve::ServedModel {
+ public:
+  std::string kind() const override { return "image"; }
+  nlohmann::ordered_json describe() const override { return {}; }
+  std::string refuses(serve::ServeOp) const override { return ""; }
+  std::vector<serve::ServeAnswer> run(serve::ServeOp, const std::vector<const serve::ServeInput*>& in) override {
+    std::lock_guard<std::mutex> lock(mutex);
+    sizes.push_back(in.size());
+    return std::vector<serve::ServeAnswer>(in.size());
+  }
+  serve::ServeInput warm_input() const override { return {}; }
+  std::mutex mutex;
+  std::vector<size_t> sizes;
+};
+
+TEST(ServeQueue, ARequestStillBeingReadJoinsTheBatchPastMaxWait) {
+  CountingModel model;
+  serve::ServeMetrics metrics;
+  serve::ServeOptions o;
+  o.max_batch = 8;
+  o.max_wait_ms = 50;  // a batch waits for requests being read 10 × 50 ms more at most
+  serve::Batcher b("counting", model, o, metrics);
+  auto first = held_job(), second = held_job();
+  auto f1 = first->done.get_future(), f2 = second->done.get_future();
+  {
+    serve::Batcher::Arrival being_read(b);
+    ASSERT_TRUE(b.submit(first));
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past max_wait
+    ASSERT_TRUE(b.submit(second, &being_read));
+  }
+  f1.wait();
+  f2.wait();
+  std::lock_guard<std::mutex> lock(model.mutex);
+  EXPECT_EQ(model.sizes, (std::vector<size_t>{2})) << "the second request joined the first's batch";
 }
 
 TEST(ServeQueue, TheServerAnswers503WithRetryAfterWhenTheQueueIsFull) {

@@ -16,8 +16,9 @@
 ///   POST /v1/face/identify, /v1/face/verify  with ServeOptions::gallery
 ///   GET  /v1/models, /healthz, /readyz, /metrics (Prometheus text)
 /// Requests to one model wait in a bounded queue (full: 503 + Retry-After)
-/// and run together, up to max_batch inputs or max_wait_ms after the first,
-/// on the model's worker thread (the HTTP threads decode and tokenise, never
+/// and run together, up to max_batch inputs or max_wait_ms after the first
+/// (or after the worker became free; requests still being read then join,
+/// for at most 10 × max_wait_ms more), on the model's worker thread (the HTTP threads decode and tokenise, never
 /// run a model). The answers are those of graft predict: the same loading
 /// and scoring code (eval/image_predictor.h, text/text_eval's model).
 

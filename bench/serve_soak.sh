@@ -3,9 +3,10 @@
 # 32 wrk connections, 1 request in 4 a bad one (bench/serve_mixed.lua: a
 # corrupt JPEG, an empty body, a wrong content type, an unknown model),
 # ResNet-18 224² as in bench/serve.sh. RSS is sampled every 10 s; the
-# server's /metrics gives the answers by status. It passes when RSS at the
-# end is within 10% of RSS after the first minute, no answer is a 5xx other
-# than 503, and SIGTERM then ends the server with 0.
+# server's /metrics gives the answers by status. It passes when the largest
+# RSS sample of the last two minutes is at most 10% above the largest of
+# minutes 1-3 (single samples swing with each batch and malloc_trim), no
+# answer is a 5xx other than 503, and SIGTERM then ends the server with 0.
 # Writes the "serve-soak" section of bench/RESULTS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,23 +62,31 @@ sent = int(re.search(r"([0-9]+) requests in", wrk).group(1))
 errors = re.search(r"Socket errors:.*", wrk)
 after_minute = next((r for t, r in rss if t >= 60), rss[-1][1])
 end = rss[-1][1]
-growth = (end - after_minute) / after_minute * 100
+# RSS swings with each batch and with the worker's malloc_trim (every 10 s),
+# so single samples depend on the moment: growth compares the largest sample
+# of the last two minutes with the largest of minutes 1-3 (after warming up).
+last = max(r for t, r in rss if t >= rss[-1][0] - 120)
+early = max((r for t, r in rss if 60 <= t <= 180), default=last)
+growth = (last - early) / early * 100
 bad5xx = sum(n for c, n in status.items() if c >= 500 and c != 503)
 answered = sum(status.values())
-ok = abs(growth) <= 10 and bad5xx == 0 and code == "0"
+ok = growth <= 10 and bad5xx == 0 and code == "0"
 out = ["<!-- serve-soak:begin -->", "### Serve soak", ""]
 out.append(f"Written by `bash bench/serve_soak.sh` on {datetime.date.today()}: {soak} s at saturation, {conns} wrk "
            f"connections, {threads} server threads, 1 request in 4 bad (corrupt JPEG, empty body, wrong content "
-           f"type, unknown model); load average {before} before, {after} after (other agents shared the cores).")
+           f"type, unknown model); load average {before} before, {after} after"
+           + (" (measured under load: the load average was above the server's threads)."
+              if max(float(before.split()[0]), float(after.split()[0])) > int(threads) + 1 else "."))
 out.append("")
 out.append(f"- RSS: {rss[0][1] / 1024:.0f} MiB when ready, {after_minute / 1024:.0f} MiB after the first minute, "
-           f"{end / 1024:.0f} MiB at the end ({growth:+.1f}%; samples every 10 s: min "
-           f"{min(r for _, r in rss) / 1024:.0f}, max {max(r for _, r in rss) / 1024:.0f} MiB).")
+           f"{end / 1024:.0f} MiB at the end (samples every 10 s: min {min(r for _, r in rss) / 1024:.0f}, max "
+           f"{max(r for _, r in rss) / 1024:.0f} MiB). Largest sample of the last two minutes against the largest "
+           f"of minutes 1-3: {last / 1024:.0f} against {early / 1024:.0f} MiB ({growth:+.1f}%).")
 out.append("- Answers by status (server's /metrics, the soak's GET /metrics excluded): " +
            ", ".join(f"{c}: {n}" for c, n in sorted(status.items())) + f"; wrk sent {sent} requests"
            + (f" ({errors.group(0)})" if errors else ", no socket error") + ".")
 out.append(f"- 5xx other than 503: {bad5xx}. Exit code after SIGTERM: {code}. "
-           f"Verdict: {'pass' if ok else 'FAIL'} (RSS within 10%, no 5xx but 503, exit 0).")
+           f"Verdict: {'pass' if ok else 'FAIL'} (RSS grew by at most 10%, no 5xx but 503, exit 0).")
 out.append("<!-- serve-soak:end -->")
 print("\n".join(out))
 EOF

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --precision int8 (issue 21 part 1): speed and accuracy, side by side in one
 # run, and the int8 section of bench/RESULTS.md.
-#   - ResNet-18 and ResNet-50 inference on random input, batch 32 and batch 1:
+#   - ResNet-18, ResNet-50, VGG-16 and AlexNet inference on random input
+#     (NETS, name:steps at batch 32:steps at batch 1), batch 32 and batch 1:
 #     graft fp32, graft bf16, graft int8 (graft_bench infer --precision ...),
 #     and PyTorch FX post-training static int8 with the same QConfig and
 #     engine (bench/torch_side.py infer --precision int8; glibc's mmap
@@ -11,7 +12,7 @@
 #     `graft eval --precision fp32` and `--precision int8` (calibrated on 256
 #     images drawn, seeded, from the same folder: CIFAR-10's training images
 #     are not on this machine).
-#   bash bench/int8.sh        (REPEATS=3, THREADS=nproc; about 6 minutes on 2 quiet cores)
+#   bash bench/int8.sh        (REPEATS=3, THREADS=nproc; about 9 minutes on 2 quiet cores)
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for the measurement only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,8 @@ rate() {  # the "rate" field of a JSON line on stdin
   sed -n 's/.*"rate": *\([0-9.eE+-]*\).*/\1/p'
 }
 : > "$tmp/raw"
-for net in resnet18:3:20 resnet50:2:10; do
+NETS=${NETS:-"resnet18:3:20 resnet50:2:10 vgg16:1:4 alexnet:3:20"}
+for net in $NETS; do
   n=${net%%:*} rest=${net#*:}
   s32=${rest%%:*} s1=${rest#*:}
   for _ in $(seq "$REPEATS"); do
@@ -59,9 +61,10 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)
 vnni=$(grep -o -m1 -w 'avx512_vnni\|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')
 
-$PY - "$tmp" "$REPEATS" "$THREADS" "$load_before" "$load_after" "$cpu" "$vnni" > "$tmp/section.md" <<'EOF'
+$PY - "$tmp" "$REPEATS" "$THREADS" "$load_before" "$load_after" "$cpu" "$vnni" "$NETS" > "$tmp/section.md" <<'EOF'
 import json, os, statistics, sys
-tmp, repeats, threads, before, after, cpu, vnni = sys.argv[1:]
+tmp, repeats, threads, before, after, cpu, vnni, nets = sys.argv[1:]
+nets = [n.split(":")[0] for n in nets.split()]
 rows = {}
 for line in open(os.path.join(tmp, "raw")):
     n, b, side, r = line.split()
@@ -78,7 +81,7 @@ out = ["<!-- int8:begin -->", "## int8 inference (`--precision int8`)", "",
        "weights) on the same onednn engine, calibrated like graft_bench on its input.", "",
        "| network | batch | graft fp32 | graft bf16 | graft int8 | PyTorch FX int8 | int8 / fp32 | int8 / bf16 | graft int8 / FX int8 |",
        "|---|---|---|---|---|---|---|---|---|"]
-for n in ("resnet18", "resnet50"):
+for n in nets:
     for b in (32, 1):
         if (n, b, "graft_int8") not in med:
             continue
@@ -88,7 +91,7 @@ for n in ("resnet18", "resnet50"):
                    f"{ratio(n, b, 'graft_int8', 'fx_int8')} |")
 out.append("")
 for b in (1,):
-    for n in ("resnet18", "resnet50"):
+    for n in nets:
         if (n, b, "graft_int8") in med:
             out.append(f"- {n} batch-1 latency: graft int8 {1000 / med[(n, b, 'graft_int8')]:.1f} ms, "
                        f"fp32 {1000 / med[(n, b, 'graft_fp32')]:.1f} ms, FX int8 {1000 / med[(n, b, 'fx_int8')]:.1f} ms.")
@@ -105,7 +108,9 @@ if len(t) == 2:
 if float(before.split()[0]) > int(threads) or float(after.split()[0]) > int(threads):
     out.append(f"- **Measured under load** (load average above the {threads} threads used): the figures and "
                "ratios are noisy; rerun on a quiet machine before quoting them.")
-out.append("- Targets (issue 21): int8 ≥ 3× graft fp32 and ≥ 1.5× graft bf16 at batch 32; graft int8 ≥ 1.0× FX int8.")
+out.append("- Targets (issue 21): int8 ≥ 3× graft fp32 and ≥ 1.5× graft bf16 at batch 32 (ResNet-18/50); graft "
+           "int8 ≥ 1.0× FX int8. VGG-16 and AlexNet have no accuracy row: no ImageNet "
+           "images or weights here; their parity with FX is tests/models/int8_test.cpp's.")
 out.append("<!-- int8:end -->")
 print("\n".join(out))
 EOF

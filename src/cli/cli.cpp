@@ -25,7 +25,7 @@ void add_precision(CLI::App& sub, std::string& precision) {
   // The training row's words, then what only inference takes.
   sub.add_option("--precision", precision,
                  train_option("precision").help +
-                     "; int8 (ResNet family, inference only): post-training static int8 on the onednn engine, "
+                     "; int8 (ResNet family, AlexNet, VGG; inference only): post-training static int8 on the onednn engine, "
                      "calibrated once on --calibration training images and kept in the run folder")
       ->capture_default_str();
 }

@@ -63,6 +63,30 @@ bool is_resnet(const nn::Module& m) {
          child(m, "conv1")->as<nn::Conv2d>() && child(m, "bn1")->as<FoldableBatchNorm2d>();
 }
 
+int64_t conv_padding(const nn::Conv2dImpl& conv, const std::string& name) {
+  const auto* pad = c10::get_if<torch::ExpandingArray<2>>(&conv.options.padding());
+  GRAFT_CHECK(pad && (*pad)->at(0) == (*pad)->at(1) && conv.options.stride()->at(0) == conv.options.stride()->at(1),
+              "--precision int8: layer '", name, "' has uneven or named padding or stride (no int8 path)");
+  return (*pad)->at(0);
+}
+
+// A convolution without BatchNorm (AlexNet, VGG), as it is.
+Int8Conv plain(const nn::Module& conv_module, const std::string& name, bool relu) {
+  const auto* conv = conv_module.as<nn::Conv2d>();
+  GRAFT_CHECK(conv, "--precision int8: layer '", name, "' is not a convolution");
+  GRAFT_CHECK(conv->options.groups() == 1 && conv->options.dilation()->at(0) == 1,
+              "--precision int8: layer '", name, "' is grouped or dilated (no int8 path)");
+  Int8Conv c;
+  c.name = name;
+  c.relu = relu;
+  c.stride = conv->options.stride()->at(0);
+  c.padding = conv_padding(*conv, name);
+  torch::NoGradGuard no_grad;
+  c.weight = conv->weight.detach().contiguous();
+  c.bias = conv->bias.defined() ? conv->bias.detach() : torch::zeros({c.weight.size(0)});
+  return c;
+}
+
 // conv followed by bn, folded as torch.nn.utils.fusion.fuse_conv_bn_weights
 // does.
 Int8Conv fold(const nn::Module& conv_module, const nn::Module& bn_module, const std::string& name, bool relu) {
@@ -75,7 +99,7 @@ Int8Conv fold(const nn::Module& conv_module, const nn::Module& bn_module, const 
   c.name = name;
   c.relu = relu;
   c.stride = conv->options.stride()->at(0);
-  c.padding = conv->options.kernel_size()->at(0) / 2;
+  c.padding = conv_padding(*conv, name);
   torch::NoGradGuard no_grad;
   const torch::Tensor w = conv->weight.detach().contiguous();
   // FX's formula, which the parity rests on: a model folded by graft's
@@ -289,6 +313,182 @@ class ResNetInt8 : public Int8Network {
   QuantPoint input_q_, fc_q_;  // resolved once: no name lookups per forward
 };
 
+// ---- AlexNet and VGG: convolutions and max pools, an adaptive average pool,
+// two Linear+ReLU, the classifier slot ----
+
+bool is_plain_net(const nn::Module& m) {
+  auto features = child(m, "features"), avgpool = child(m, "avgpool"), classifier = child(m, "classifier");
+  return features && avgpool && classifier && features->as<nn::Sequential>() &&
+         avgpool->as<nn::AdaptiveAvgPool2d>();
+}
+
+struct PlainLayer {
+  bool max_pool = false;
+  Int8Conv conv;                               // when not a pool
+  int64_t kernel = 0, stride = 0, padding = 0;  // when a pool
+  bool ceil_mode = false;
+};
+
+struct Int8Linear {
+  std::string name;
+  torch::Tensor weight, bias;
+  bool relu = false;
+  c10::IValue packed;
+  QuantPoint out;
+};
+
+struct PlainPlan {
+  std::vector<PlainLayer> layers;
+  std::vector<int64_t> pool_size;  // the adaptive average pool's output
+  std::vector<Int8Linear> fcs;     // fc6, fc7 (each with its ReLU)
+  bool linear_head = false;
+  Int8Linear head;  // the classifier slot, when one Linear
+};
+
+Int8Linear linear_of(const nn::Module& m, const std::string& name, bool relu) {
+  const auto* l = m.as<nn::Linear>();
+  GRAFT_CHECK(l, "--precision int8: layer '", name, "' is not a Linear");
+  Int8Linear out;
+  out.name = name;
+  out.relu = relu;
+  out.weight = l->weight.detach().contiguous();
+  out.bias = l->bias.defined() ? l->bias.detach() : torch::zeros({out.weight.size(0)});
+  return out;
+}
+
+// The point names are the modules' (FX's fused modules keep them):
+// "features.0", "classifier.1", ... and the classifier slot's.
+PlainPlan read_plain_plan(BackboneImpl& model) {
+  PlainPlan p;
+  const auto features = child(model, "features")->as<nn::Sequential>();
+  std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>> items;
+  for (const auto& item : features->named_children()) items.emplace_back(item.key(), item.value());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::string name = "features." + items[i].first;
+    const nn::Module& m = *items[i].second;
+    if (const auto* pool = m.as<nn::MaxPool2d>()) {
+      GRAFT_CHECK(pool->options.dilation()->at(0) == 1, "--precision int8: layer '", name, "' is dilated");
+      PlainLayer l;
+      l.max_pool = true;
+      l.kernel = pool->options.kernel_size()->at(0);
+      l.stride = pool->options.stride()->at(0);
+      l.padding = pool->options.padding()->at(0);
+      l.ceil_mode = pool->options.ceil_mode();
+      p.layers.push_back(l);
+      continue;
+    }
+    GRAFT_CHECK(m.as<nn::Conv2d>(), "--precision int8: layer '", name,
+                "' is neither a convolution nor a max pool (no int8 path)");
+    size_t next = i + 1;
+    const bool bn = next < items.size() && items[next].second->as<FoldableBatchNorm2d>();
+    if (bn) ++next;
+    GRAFT_CHECK(next < items.size() && items[next].second->as<nn::ReLU>(), "--precision int8: convolution '",
+                name, "' is not followed by a ReLU (no int8 path)");
+    PlainLayer l;
+    l.conv = bn ? fold(m, *items[i + 1].second, name, true) : plain(m, name, true);
+    p.layers.push_back(std::move(l));
+    i = next;
+  }
+  const auto* avgpool = child(model, "avgpool")->as<nn::AdaptiveAvgPool2d>();
+  p.pool_size = {avgpool->options.output_size()->at(0).value(), avgpool->options.output_size()->at(1).value()};
+  const auto classifier = child(model, "classifier");
+  for (const auto& item : classifier->named_children()) {
+    const std::string name = "classifier." + item.key();
+    if (name == model.classifier_name()) continue;
+    if (item.value()->as<nn::Linear>()) p.fcs.push_back(linear_of(*item.value(), name, true));
+    else GRAFT_CHECK(item.value()->as<nn::ReLU>() || item.value()->as<nn::Dropout>(), "--precision int8: layer '",
+                     name, "' has no int8 path");
+  }
+  GRAFT_CHECK(!p.layers.empty() && !p.fcs.empty(), "--precision int8: the backbone has no convolutions or fc layers");
+  for (const auto& item : model.named_modules())
+    if (item.key() == model.classifier_name() && item.value()->as<nn::Linear>()) {
+      p.linear_head = true;
+      p.head = linear_of(*item.value(), item.key(), false);
+    }
+  return p;
+}
+
+torch::Tensor max_pool(const PlainLayer& l, const torch::Tensor& x) {
+  return torch::max_pool2d(x, {l.kernel, l.kernel}, {l.stride, l.stride}, {l.padding, l.padding}, {1, 1},
+                           l.ceil_mode);
+}
+
+void observe_plain(const PlainPlan& p, const torch::Tensor& input, MinMax& obs) {
+  obs.observe("input", input);
+  torch::Tensor x = input;
+  for (const auto& l : p.layers) {
+    if (l.max_pool) {
+      x = max_pool(l, x);
+    } else {
+      x = float_conv(l.conv, x);
+      obs.observe(l.conv.name, x);
+    }
+  }
+  x = torch::adaptive_avg_pool2d(x, p.pool_size).flatten(1);
+  for (const auto& fc : p.fcs) {
+    x = torch::relu(torch::linear(x, fc.weight, fc.bias));
+    obs.observe(fc.name, x);
+  }
+  if (p.linear_head) obs.observe(p.head.name, torch::linear(x, p.head.weight, p.head.bias));
+}
+
+class PlainInt8 : public Int8Network {
+ public:
+  PlainInt8(BackboneImpl& model, PlainPlan plan, const Int8Calibration& calibration)
+      : model_(model), p_(std::move(plan)), c_(calibration) {
+    input_q_ = point(c_, "input");
+    static const c10::OperatorHandle conv_prepack = op("quantized::conv2d_prepack", "");
+    for (auto& l : p_.layers) {
+      if (l.max_pool) continue;
+      Int8Conv& c = l.conv;
+      c.out = point(c_, c.name);
+      const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.padding, c.padding}, dilation{1, 1};
+      c.packed = call(conv_prepack, {quantize_weight(c.weight), c.bias, stride, padding, dilation, int64_t{1}});
+    }
+    for (auto& fc : p_.fcs) pack(fc);
+    if (p_.linear_head) pack(p_.head);
+  }
+
+  torch::Tensor features(const torch::Tensor& x) override { return pooled(x).dequantize().to(torch::kFloat32); }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    torch::Tensor q = pooled(x);
+    if (!p_.linear_head) return model_.classify(q.dequantize());
+    return linear(p_.head, q).dequantize();
+  }
+
+ private:
+  void pack(Int8Linear& l) {
+    l.out = point(c_, l.name);
+    static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
+    l.packed = call(prepack, {quantize_weight(l.weight), l.bias});
+  }
+
+  static torch::Tensor linear(const Int8Linear& l, const torch::Tensor& q) {
+    static const c10::OperatorHandle plain_op = op("quantized::linear", "");
+    static const c10::OperatorHandle relu_op = op("quantized::linear_relu", "");
+    return call(l.relu ? relu_op : plain_op, {q, l.packed, l.out.scale, l.out.zero_point}).toTensor();
+  }
+
+  // fc7's output, still quantised.
+  torch::Tensor pooled(const torch::Tensor& input) const {
+    static const c10::OperatorHandle conv_relu = op("quantized::conv2d_relu", "new");
+    torch::Tensor x =
+        torch::quantize_per_tensor(input.to(torch::kFloat32), input_q_.scale, input_q_.zero_point, torch::kQUInt8);
+    for (const auto& l : p_.layers)
+      x = l.max_pool ? max_pool(l, x)
+                     : call(conv_relu, {x, l.conv.packed, l.conv.out.scale, l.conv.out.zero_point}).toTensor();
+    x = torch::adaptive_avg_pool2d(x, p_.pool_size).flatten(1);
+    for (const auto& fc : p_.fcs) x = linear(fc, x);
+    return x;
+  }
+
+  BackboneImpl& model_;
+  PlainPlan p_;
+  Int8Calibration c_;
+  QuantPoint input_q_;
+};
+
 void use_onednn() {
   auto& ctx = at::globalContext();
   const auto engines = ctx.supportedQEngines();
@@ -358,21 +558,31 @@ Int8Calibration int8_calibration_from_json(const nlohmann::json& j, const std::s
 }
 
 void check_int8_supported(BackboneImpl& model, const std::string& backbone_name) {
-  GRAFT_CHECK_USAGE(is_resnet(model), "--precision int8: backbone '", backbone_name,
-                    "' has no int8 path yet (the ResNet family has: resnet18, resnet34, resnet50, "
-                    "resnet20, resnet32, resnet44, resnet56)");
-  (void)read_plan(model);  // names the layer that does not fit
+  GRAFT_CHECK_USAGE(is_resnet(model) || is_plain_net(model), "--precision int8: backbone '", backbone_name,
+                    "' has no int8 path yet (these have: resnet18, resnet34, resnet50, resnet20, resnet32, "
+                    "resnet44, resnet56, alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn)");
+  // names the layer that does not fit
+  if (is_resnet(model)) (void)read_plan(model);
+  else (void)read_plain_plan(model);
 }
 
 Int8Calibration calibrate_int8(BackboneImpl& model, const std::vector<torch::Tensor>& batches) {
   GRAFT_CHECK(!batches.empty(), "int8 calibration: no images");
   torch::InferenceMode guard;
-  const Int8Plan plan = read_plan(model);
   MinMax obs;
   Int8Calibration c;
-  for (const auto& b : batches) {
-    observe_plan(plan, b.to(torch::kFloat32), obs);
-    c.images += b.size(0);
+  if (is_plain_net(model)) {
+    const PlainPlan plan = read_plain_plan(model);
+    for (const auto& b : batches) {
+      observe_plain(plan, b.to(torch::kFloat32), obs);
+      c.images += b.size(0);
+    }
+  } else {
+    const Int8Plan plan = read_plan(model);
+    for (const auto& b : batches) {
+      observe_plan(plan, b.to(torch::kFloat32), obs);
+      c.images += b.size(0);
+    }
   }
   for (const auto& [name, range] : obs.seen) c.points[name] = minmax_qparams(range.first, range.second);
   return c;
@@ -381,6 +591,7 @@ Int8Calibration calibrate_int8(BackboneImpl& model, const std::vector<torch::Ten
 std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibration& calibration) {
   use_onednn();
   torch::InferenceMode guard;
+  if (is_plain_net(model)) return std::make_shared<PlainInt8>(model, read_plain_plan(model), calibration);
   return std::make_shared<ResNetInt8>(model, read_plan(model), calibration);
 }
 

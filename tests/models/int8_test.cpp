@@ -143,6 +143,40 @@ TEST(Int8, ResNet18MatchesFx) {
   EXPECT_LE((out - t.at("logits_int8")).abs().max().item<double>(), c.points.at("fc").scale * 1.001);
 }
 
+// torchvision AlexNet and VGG-11 (no BatchNorm; max pools; fc6 and fc7 as
+// Linear+ReLU) with backbone_fixtures' weights: every quantisation point
+// has FX's scale and zero point, and the logits are within one output step.
+TEST(Int8, AlexNetAndVggMatchFx) {
+  for (const std::string name : {"alexnet", "vgg11"}) {
+    SCOPED_TRACE(name);
+    if (!test::have_fixture("int8_" + name + ".json")) GTEST_SKIP() << "run tests/reference/make_fixtures.py";
+    auto t = test::load_named(test::fixture("int8_" + name + ".safetensors"));
+    const nlohmann::json fx = read_json_fixture("int8_" + name + ".json")["points"];
+    Backbone m = find_backbone(name).make(1000);
+    const LoadReport r = load_state_dict(*m, read_weights(test::fixture(name + ".weights.safetensors")));
+    ASSERT_TRUE(r.clean()) << r.summary();
+    m->eval();
+    check_int8_supported(*m, name);
+    const Int8Calibration c = calibrate_int8(*m, {t.at("calib")});
+    EXPECT_EQ(c.points.size(), fx.size());
+    for (auto it = fx.begin(); it != fx.end(); ++it) {
+      SCOPED_TRACE(it.key());
+      ASSERT_TRUE(c.points.count(it.key()));
+      const QuantPoint& q = c.points.at(it.key());
+      EXPECT_NEAR(q.scale, it.value()["scale"].get<double>(), 1e-6 * q.scale);
+      EXPECT_EQ(q.zero_point, it.value()["zero_point"].get<int64_t>());
+    }
+    to_channels_last(*m);
+    m->set_int8(build_int8(*m, c));
+    torch::InferenceMode guard;
+    const torch::Tensor x = channels_last(t.at("test"));
+    const torch::Tensor out = m->forward(x);
+    const double step = c.points.at("classifier.6").scale;
+    EXPECT_LE((out - t.at("logits_int8")).abs().max().item<double>(), step * 1.001);
+    EXPECT_EQ(m->features(x).sizes(), (std::vector<int64_t>{x.size(0), 4096}));
+  }
+}
+
 // The whole test set, as graft eval reads it (OpenCV decoding), calibrated
 // on the same 64 JPEGs as FX (PIL decoding): top-1 agrees with FX on at
 // least 99.5% of the 10,000 images, and the accuracy is within 1 point of
@@ -213,9 +247,9 @@ TEST(Int8, RefusesWhatItCannotDo) {
     EXPECT_TRUE(test::contains(r.err, c.expect)) << r.err;
   }
   // A backbone without an int8 path is named.
-  Backbone vgg = find_backbone("alexnet").make(10);
-  const std::string e = test::error_of([&] { check_int8_supported(*vgg, "alexnet"); });
-  EXPECT_TRUE(test::contains(e, "backbone 'alexnet' has no int8 path")) << e;
+  Backbone googlenet = find_backbone("googlenet").make(10);
+  const std::string e = test::error_of([&] { check_int8_supported(*googlenet, "googlenet"); });
+  EXPECT_TRUE(test::contains(e, "backbone 'googlenet' has no int8 path")) << e;
   EXPECT_TRUE(flags_have_vnni("fpu avx512f avx512_vnni"));
   EXPECT_FALSE(flags_have_vnni("fpu avx512f avx2"));
 }

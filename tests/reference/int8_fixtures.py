@@ -14,6 +14,9 @@ per tensor affine, reduce_range=False), weights PerChannelMinMaxObserver
                                      64 calibration JPEGs (relative paths),
                                      and FX's top-1 on all 10,000 JPEGs when
                                      calibrated on exactly those 64 files
+  int8_resnet18.*, int8_alexnet.*, int8_vgg11.*
+                                     FX int8 of torchvision networks with
+                                     backbone_fixtures' weights on random inputs
 Writes no ResNet-20 files when ../shared/data is absent (the tests skip).
 """
 import json
@@ -169,7 +172,46 @@ def resnet18(out_dir):
             {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous(), "fc_scale": torch.tensor([q.fc.scale])})
 
 
+def plain_net(out_dir, name):
+    """torchvision AlexNet / VGG-11 with backbone_fixtures' weights
+    ({name}.weights.safetensors) on small random inputs (64x64 for AlexNet,
+    32x32 for VGG: the adaptive average pool takes any size). Writes
+    int8_{name}.safetensors (calib, test, FX int8 logits) and
+    int8_{name}.json (FX's scale and zero point per quantisation point,
+    named by module as graft names them; "input" for the input)."""
+    import torchvision.models as tvm
+    from st import load as st_load
+    weights = os.path.join(out_dir, f"{name}.weights.safetensors")
+    if not os.path.exists(weights):
+        return
+    torch.backends.quantized.engine = "onednn"
+    model = getattr(tvm, name)()
+    model.load_state_dict(st_load(weights)[0])
+    model.eval()
+    g = torch.Generator().manual_seed(11)
+    side = 64 if name == "alexnet" else 32
+    calib = torch.randn(16, 3, side, side, generator=g)
+    test = torch.randn(4, 3, side, side, generator=g)
+    q = quantize(model, calib)
+    with torch.no_grad():
+        logits_int8 = q(test)
+    inputs = [a for a in dir(q) if a.endswith("_input_scale_0")]
+    assert len(inputs) == 1, inputs
+    prefix = inputs[0][: -len("_scale_0")]
+    points = {"input": {"scale": float(getattr(q, prefix + "_scale_0")),
+                        "zero_point": int(getattr(q, prefix + "_zero_point_0"))}}
+    for n, m in q.named_modules():
+        if n and hasattr(m, "scale") and hasattr(m, "zero_point"):
+            points[n] = {"scale": float(m.scale), "zero_point": int(m.zero_point)}
+    st_save(os.path.join(out_dir, f"int8_{name}.safetensors"),
+            {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous()})
+    with open(os.path.join(out_dir, f"int8_{name}.json"), "w") as f:
+        json.dump({"points": points}, f, indent=1)
+
+
 def make(out_dir):
     observers(out_dir)
     resnet18(out_dir)
     resnet20(out_dir)
+    plain_net(out_dir, "alexnet")
+    plain_net(out_dir, "vgg11")

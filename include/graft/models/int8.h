@@ -20,10 +20,14 @@
 ///    tensor and keep its scale.
 /// The scales come from calibration: float forward passes of the folded
 /// network over calibration images, observing each point's min and max.
-/// Only the ResNet family (torchvision ResNet-18/34/50 and the CIFAR
-/// ResNets) has an int8 path; other backbones are refused by name. A
-/// classifier slot other than one Linear (an MLP head) runs in float on the
-/// dequantised features.
+/// The ResNet family (torchvision ResNet-18/34/50 and the CIFAR ResNets),
+/// AlexNet and VGG-11/16 (with or without BatchNorm) have an int8 path;
+/// other backbones are refused by name. In AlexNet and VGG every
+/// convolution(+BN)+ReLU and fc6/fc7 (Linear+ReLU, quantized::linear_relu)
+/// are points named by their module ("features.0", "classifier.1"); the
+/// max pools and the adaptive average pool keep their input's scale;
+/// dropout is the identity. A classifier slot other than one Linear (an MLP
+/// head) runs in float on the dequantised features.
 
 #include <map>
 #include <memory>

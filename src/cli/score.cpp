@@ -55,6 +55,13 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--device", o->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   sub->add_option("--cache-dir", o->cache_dir, "Feature cache folder (shared with graft train)");
   sub->add_flag("--strict", o->strict, "Unreadable images (--task text: empty texts) are errors");
+  sub->add_option("--precision", o->precision,
+                  "Image candidates' features: fp32, bf16 (autocast, where the CPU has bfloat16) or int8 "
+                  "(post-training static int8, as graft eval's, calibrated on --calibration images of --data)")
+      ->capture_default_str();
+  sub->add_option("--calibration", o->calibration,
+                  "--precision int8: images of --data that calibrate the activation ranges (at least 16)")
+      ->capture_default_str();
   sub->add_option("--out", *out, "Also write the ranking as JSON to this file");
   sub->add_flag("--quiet", *quiet, "No progress bars");
   // Face embedders as candidates (issue 18): face:dlib, face:mobilefacenet.
@@ -77,6 +84,8 @@ void add_score(CLI::App& app, Action& run) {
       GRAFT_CHECK_USAGE(*task == "image" || *task == "text", "--task: '", *task, "' (expected image or text)");
       GRAFT_CHECK_USAGE(*task == "text" || text_flag_given.empty(), text_flag_given,
                         ": applies to --task text only");
+      GRAFT_CHECK_USAGE(o->precision == "fp32" || *task == "image", "--precision ", o->precision,
+                        ": text candidates are scored in fp32 (--precision applies to image candidates)");
       if (*task == "text") {  // [text score]
         for (const auto& c : o->candidates)
           GRAFT_CHECK_USAGE(!is_face_candidate(c), "--backbones: '", c, "' is a face embedder; with --task text the "
@@ -100,6 +109,8 @@ void add_score(CLI::App& app, Action& run) {
       GRAFT_CHECK_USAGE(!*no_detect || !faces.empty(), "--no-detect: applies to face:NAME candidates only");
       std::vector<CandidateScore> scores;
       if (!faces.empty()) {
+        GRAFT_CHECK_USAGE(o->precision == "fp32", "--precision ", o->precision,
+                          ": face:NAME candidates are scored in fp32 (--precision applies to image backbones)");
         GRAFT_CHECK_USAGE(!o->data.empty(), "--data: a labelled target set is required");
         set_threads(o->threads);
         FaceOptions fo;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include <torch/torch.h>
@@ -17,6 +18,7 @@
 #include "graft/core/runtime.h"
 #include "graft/data/image_set.h"
 #include "graft/eval/infer.h"
+#include "graft/eval/int8_run.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
 #include "graft/select/transferability.h"
@@ -124,19 +126,32 @@ std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
               " class (a transferability score needs at least 2)");
   ImageSet source;
   if (!o.source_data.empty()) source = open_image_set(o.source_data, open);
-  std::vector<Loaded> loaded;
-  for (const auto& c : candidates) loaded.push_back(load_candidate(c, o.seed));
-
   InferOptions io;
   io.batch_size = o.batch_size;
   io.workers = o.workers;
   io.strict = o.strict;
   io.device = device;
+  io.precision = resolve_precision(parse_precision(o.precision), std::cerr);
+  io.calibration = o.calibration;
+  io.calibration_data = o.data;  // int8: calibrated on the target images
+  GRAFT_CHECK_USAGE(io.precision != Precision::kInt8 || o.calibration >= kMinCalibrationImages, "--calibration: ",
+                    o.calibration, " images (expected at least ", kMinCalibrationImages, ")");
+  std::vector<Loaded> loaded;
+  for (const auto& c : candidates) {
+    loaded.push_back(load_candidate(c, o.seed));
+    Loaded& l = loaded.back();
+    if (io.precision == Precision::kInt8) check_int8_supported(*l.model, c.backbone);
+    if (io.precision != Precision::kFp32) l.key += std::string("|") + precision_name(io.precision);
+    if (io.precision == Precision::kInt8) l.key += str_cat("|", o.calibration, "|", fs::absolute(o.data).string());
+  }
+
   const std::string cache = o.cache_dir.empty() ? default_cache_dir() : o.cache_dir;
   std::vector<CandidateScore> out;
   for (auto& l : loaded) {
     auto t0 = std::chrono::steady_clock::now();
     l.model->to(device);
+    l.model->eval();
+    prepare_int8_source(*l.model, l.candidate.backbone, l.input, io);
     io.label = "features " + l.candidate.spec;
     Outputs f = cached_features(*l.model, l.key, target, l.input, io, cache);
     CandidateScore s;

@@ -11,6 +11,7 @@
 #include "graft/core/files.h"
 #include "graft/data/image_set.h"
 #include "graft/eval/infer.h"
+#include "graft/eval/int8_run.h"
 #include "graft/models/registry.h"
 #include "graft/select/score.h"
 #include "graft/select/transferability.h"
@@ -63,6 +64,58 @@ TEST(Score, CandidatesScoreTheirOwnFeaturesAndClassifier) {
   auto j = to_json(scores);
   EXPECT_EQ(j[0]["rank"], 1);
   EXPECT_NE(score_table(scores).find("| 2 |"), std::string::npos);
+}
+
+// --precision int8 (issue 21): the candidate's features are the int8
+// network's, calibrated on --calibration images of the target set as
+// prepare_int8_source calibrates (the reference below), and every score is
+// computed on them; LEEP takes the float source classifier on those features.
+TEST(Score, Int8CandidatesScoreTheirInt8Features) {
+  test::TempDir dir;
+  test::write_synthetic_image_folder(dir / "target", 3, 8, 32);
+  torch::manual_seed(5);
+  Backbone source = find_backbone("resnet20").make(10);
+  save_safetensors(dir / "full.safetensors", state_dict(*source));
+
+  ScoreOptions o;
+  o.data = dir / "target";
+  o.candidates = {"resnet20=" + (dir / "full.safetensors")};
+  o.cache_dir = dir / "cache";
+  o.threads = 2;
+  o.precision = "int8";
+  o.calibration = 16;
+  const auto scores = score_candidates(o);
+  ASSERT_EQ(scores.size(), 1u);
+  o.precision = "fp32";
+  const auto fp32 = score_candidates(o);
+
+  ImageSet set = open_image_set(dir / "target");
+  InferOptions io;
+  io.precision = Precision::kInt8;
+  io.calibration = 16;
+  io.calibration_data = dir / "target";
+  source->eval();
+  prepare_int8_source(*source, "resnet20", find_backbone("resnet20").input, io);
+  const Outputs f = infer(*source, set, find_backbone("resnet20").input, io, /*features=*/true);
+  torch::Tensor probs;
+  {
+    torch::InferenceMode guard;
+    probs = torch::softmax(source->classify(f.values).to(torch::kFloat64), 1);
+  }
+  const CandidateScore& s = scores[0];
+  EXPECT_NEAR(s.logme, logme(f.values, f.labels), 1e-9);
+  EXPECT_NEAR(s.h_score, h_score(f.values, f.labels), 1e-6);
+  EXPECT_NEAR(s.leep, leep(probs, f.labels), 1e-6);
+  EXPECT_NE(s.logme, fp32[0].logme) << "the int8 features are not the fp32 ones";
+
+  test::CliResult bad = test::graft_cli({"score", "--data", dir / "target", "--backbones",
+                                         "googlenet=none", "--precision", "int8"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(test::contains(bad.err, "backbone 'googlenet' has no int8 path")) << bad.err;
+  bad = test::graft_cli({"score", "--data", dir / "target", "--backbones", "resnet20=none", "--precision", "int8",
+                         "--calibration", "8"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(test::contains(bad.err, "--calibration: 8 images (expected at least 16)")) << bad.err;
 }
 
 // graft score --source-data through the command line (issue 19): CKA, MMD,

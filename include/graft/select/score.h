@@ -40,6 +40,10 @@ struct ScoreOptions {
   std::string device = "auto";
   std::string cache_dir;  // "" = default feature cache
   bool strict = false;
+  /// Image candidates' features in fp32, bf16 (autocast) or int8
+  /// (models/int8.h; calibrated on `calibration` images of `data`, seeded).
+  std::string precision = "fp32";
+  int64_t calibration = 256;
 };
 
 struct CandidateScore {

@@ -163,6 +163,8 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
   // The builder (text/text_source.h) checks the options and reads the source
   // before any data; graft score --task text builds its candidates with it.
   explicit TextTask(const TrainOptions& o) : TaskRun(o), TextSourceBuilder(o, world_) {
+    GRAFT_CHECK_USAGE(o.precision != "int8", "--precision int8: for the image linear probe's features (text "
+                      "models train in fp32)");
     GRAFT_CHECK_USAGE(o.batch_size % world_ == 0, "--batch-size ", o.batch_size, " is the global batch of ",
                       world_, " workers and must be a multiple of ", world_);
     local_batch_ = o.batch_size / world_;

@@ -21,6 +21,7 @@
 #include "graft/dist/sampler.h"
 #include "graft/eval/calibration.h"
 #include "graft/eval/infer.h"
+#include "graft/eval/int8_run.h"
 #include "graft/models/head.h"
 #include "graft/models/registry.h"
 #include "graft/models/saved_model.h"
@@ -474,6 +475,18 @@ class ImageTask final : public TaskRun {
     if (precision_ != Precision::kFp32) model_key_ += std::string("|") + precision_name(precision_);
     // FixMatch's views are augmented every step: no cached features (issue 19).
     cached_ = strategy_.kind == Strategy::kLinear && o_.feature_cache && o_.self_train != "fixmatch";
+    if (precision_ == Precision::kInt8) {
+      // issue 21: the frozen backbone's features through the int8 network
+      // that graft eval --precision int8 builds for the run (same data, N and
+      // seed: the same calibration), so the head trains on what it will see.
+      GRAFT_CHECK_USAGE(cached_, "--precision int8: for the linear probe's cached features (expected --strategy "
+                        "linear with the feature cache, without --self-train fixmatch; fine-tuning trains in fp32 "
+                        "or bf16)");
+      check_int8_supported(*model_, o_.backbone);
+      model_key_ += str_cat("|", o_.calibration, "|", fs::absolute(o_.data).string());
+      io_.calibration = o_.calibration;
+      io_.calibration_data = o_.data;
+    }
     io_.batch_size = std::max<int64_t>(o_.batch_size, 64);
     io_.workers = o_.workers;
     io_.strict = o_.strict;
@@ -510,6 +523,7 @@ class ImageTask final : public TaskRun {
     if (augment_ != Augment::None) log_info("linear probe on cached features: --augment is not applied");
     const std::string cache_dir = o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir;
     set_feature_cache_limit_mb(o_.cache_mb);
+    prepare_int8_source(*model_, o_.backbone, spec_->input, io_);  // --precision int8 only
     auto features = [&](const ImageSet& set) {
       if (!group_) return cached_features(*model_, model_key_, set, spec_->input, io_, cache_dir);
       auto hit = find_cached_features(model_key_, set, spec_->input, cache_dir);

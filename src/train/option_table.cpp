@@ -197,8 +197,13 @@ void optimiser_rows(Rows& t) {
                   .except_for({"face"}));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(precision), "--precision",
                         "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
-                        "models and face embedders; fp32 master weights when training)")
-                  .words({"fp32", "bf16"}).shown());
+                        "models and face embedders; fp32 master weights when training), or int8: the image "
+                        "linear probe's cached features through graft eval's int8 network (the head trains in fp32)")
+                  .words({"fp32", "bf16", "int8"}).shown());
+  t.push_back(OptionRow(GRAFT_OPTION_FIELD(calibration), "--calibration",
+                        "--precision int8: images of --data that calibrate the activation ranges (seeded, as "
+                        "graft eval --precision int8 draws them)")
+                  .within(OptionRange::closed(16, 1 << 30)).for_tasks({"image"}));
 }
 
 void run_rows(Rows& t) {

@@ -532,6 +532,8 @@ TEST_F(TextTrain, BadInputIsNamed) {
                   "the tfidf backbone has nothing to fine-tune"));
   EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--text-column", "review"}), "review"));
   EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--augment", "light"}), "no augmentation"));
+  EXPECT_TRUE(has(err({"--weights", dir_ / "source", "--precision", "int8"}),
+                  "--precision int8: for the image linear probe's features"));
   // A vocabulary that disagrees with the weights.
   {
     std::ofstream v(dir_ / "small_vocab.txt");

@@ -3,11 +3,14 @@
 #include "graft/train/trainer.h"
 #include "graft/train/image_train.h"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "graft/core/files.h"
 #include "graft/data/image_set.h"
 #include "graft/eval/infer.h"
+#include "graft/eval/int8_run.h"
 #include "graft/models/saved_model.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
@@ -85,6 +88,44 @@ TEST(Trainer, LinearProbeOnCachedFeaturesEqualsRecomputedFeatures) {
   }
   // The on-disk cache was written and is reused.
   EXPECT_FALSE(std::filesystem::is_empty(dir / "cache"));
+}
+
+// --precision int8 on a linear probe (issue 21): the cached features are
+// those of the int8 network that graft eval --precision int8 builds for the
+// saved run (same data, --calibration and seed), not the fp32 ones.
+TEST(Trainer, Int8LinearProbeTrainsOnTheRunsInt8Features) {
+  test::TempDir dir;
+  TrainOptions o = tiny_run(dir, 3, 8);
+  o.strategy = "linear";
+  o.epochs = 2;
+  o.precision = "int8";
+  o.calibration = 16;
+  train(o);
+
+  LoadedModel m = load_model(o.out);
+  InferOptions io;
+  io.precision = Precision::kInt8;
+  io.calibration = 16;
+  prepare_int8_run(m, o.out, io);  // calibrates on config.json's data, as graft eval does
+  const ImageSet set = open_image_set(dir / "data");
+  const torch::Tensor want = infer(*m.model, set, m.info.input, io, /*features=*/true).values;
+  LoadedModel plain = load_model(o.out);
+  const torch::Tensor fp32 = infer(*plain.model, set, m.info.input, InferOptions{}, /*features=*/true).values;
+  ASSERT_GT((want - fp32).abs().max().item<double>(), 0.0);
+  int matched = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "cache")) {
+    if (e.path().extension() != ".safetensors") continue;
+    const torch::Tensor f = test::load_named(e.path().string()).at("features");
+    ASSERT_EQ(f.sizes(), want.sizes()) << e.path();
+    EXPECT_LE((f.to(torch::kFloat32) - want).abs().max().item<double>(), 1e-5) << e.path();
+    ++matched;
+  }
+  EXPECT_GE(matched, 1);
+
+  o.strategy = "full";
+  o.out = dir / "full";
+  const std::string e = test::error_of([&] { train(o); });
+  EXPECT_TRUE(test::contains(e, "--precision int8: for the linear probe's cached features")) << e;
 }
 
 TEST(Trainer, ResumeEqualsAnUninterruptedRun) {

@@ -67,7 +67,8 @@ struct TrainOptions {
   std::string calibrate = "temperature";  // temperature | none (eval/calibration.h)
   std::string augment = "light";       // none | light | strong
   bool feature_cache = true;           // linear strategy: compute features once
-  std::string precision = "fp32";      // fp32 | bf16 (CPU autocast, fp32 master weights)
+  std::string precision = "fp32";      // fp32 | bf16 (CPU autocast, fp32 master weights) | int8 (linear probe's features)
+  int64_t calibration = 256;           // --precision int8: images of --data that calibrate it
   std::string cache_dir;               // on-disk feature cache ("" = default)
   int64_t cache_mb = 1024;             // in-memory feature cache bound, MiB (eval/infer.h)
 

@@ -191,10 +191,14 @@ nlohmann::json bench_bert(const std::string& mode, const std::string& size, int6
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4).weight_decay(0.01));
   std::function<void()> step;
   if (mode == "bert_train") {
+    if (precision == graft::Precision::kInt8) throw graft::UsageError("--precision int8: for bert_infer only");
     model->train();
     step = [&] { cross_entropy_step(opt, precision, [&] { return model->forward(b); }, y); };
   } else {
     model->eval();
+    // int8: the encoder's and pooler's Linear layers in dynamic int8, as
+    // graft eval --precision int8 runs a BERT text run.
+    if (precision == graft::Precision::kInt8) model->bert->set_dynamic_int8(true);
     step = [&] {
       torch::InferenceMode guard;
       graft::Autocast autocast(precision);

@@ -13,6 +13,8 @@
 #     images drawn, seeded, from the same folder: CIFAR-10's training images
 #     are not on this machine).
 #   bash bench/int8.sh        (REPEATS=3, THREADS=nproc; about 9 minutes on 2 quiet cores)
+#   - BERT-mini inference, batch 32, sequence 128: graft fp32, bf16 and dynamic
+#     int8 against PyTorch's quantize_dynamic (BERT=0 leaves it out).
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for the measurement only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,21 @@ for net in $NETS; do
   done
   echo "  $n" >&2
 done
+# BERT-mini inference (batch 32, sequence 128): graft fp32, bf16 and dynamic
+# int8 (--precision int8 on a BERT run) against PyTorch's quantize_dynamic.
+if [ "${BERT:-1}" = 1 ]; then
+  for _ in $(seq "$REPEATS"); do
+    for p in fp32 bf16 int8; do
+      r=$(./build/graft_bench --threads "$THREADS" bert_infer --size bert-mini --batch-size 32 --seq 128 \
+            --steps 5 --precision $p | rate)
+      echo "bert-mini 32 graft_$p $r" >> "$tmp/raw"
+    done
+    r=$("${TUNED[@]}" $PY bench/torch_side.py --threads "$THREADS" bert_infer --size bert-mini --batch-size 32 \
+          --seq 128 --steps 5 --precision int8 2>/dev/null | rate)
+    echo "bert-mini 32 fx_int8 $r" >> "$tmp/raw"
+  done
+  echo "  bert-mini" >&2
+fi
 AKA="$DATA/pretrained/resnet_cifar10_akamaster/resnet20-12fca82f.th"
 if [ -f "$AKA" ] && [ -d "$DATA/cifar10_test_jpg" ]; then
   ./build/graft eval --backbone resnet20 --weights "$AKA" --data "$DATA/cifar10_test_jpg" --threads "$THREADS" \
@@ -64,7 +81,7 @@ vnni=$(grep -o -m1 -w 'avx512_vnni\|amx_int8' /proc/cpuinfo | sort -u | tr '\n' 
 $PY - "$tmp" "$REPEATS" "$THREADS" "$load_before" "$load_after" "$cpu" "$vnni" "$NETS" > "$tmp/section.md" <<'EOF'
 import json, os, statistics, sys
 tmp, repeats, threads, before, after, cpu, vnni, nets = sys.argv[1:]
-nets = [n.split(":")[0] for n in nets.split()]
+nets = [n.split(":")[0] for n in nets.split()] + ["bert-mini"]
 rows = {}
 for line in open(os.path.join(tmp, "raw")):
     n, b, side, r = line.split()
@@ -78,8 +95,10 @@ out = ["<!-- int8:begin -->", "## int8 inference (`--precision int8`)", "",
        f"load average {before} before, {after} after). Images per second, medians of interleaved repeats; "
        "each ratio is the ratio of medians, with the min-max of the per-repeat ratios. PyTorch FX int8: "
        "post-training static quantisation with graft's QConfig (min-max activations, per-channel symmetric "
-       "weights) on the same onednn engine, calibrated like graft_bench on its input.", "",
-       "| network | batch | graft fp32 | graft bf16 | graft int8 | PyTorch FX int8 | int8 / fp32 | int8 / bf16 | graft int8 / FX int8 |",
+       "weights) on the same onednn engine, calibrated like graft_bench on its input. BERT-mini (sequences per "
+       "second, sequence 128): graft's dynamic int8 of the encoder's and pooler's Linear layers against "
+       "PyTorch's `quantize_dynamic` of every nn.Linear (per-channel weights, onednn).", "",
+       "| network | batch | graft fp32 | graft bf16 | graft int8 | PyTorch int8 | int8 / fp32 | int8 / bf16 | graft int8 / PyTorch int8 |",
        "|---|---|---|---|---|---|---|---|---|"]
 for n in nets:
     for b in (32, 1):

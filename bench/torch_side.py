@@ -179,6 +179,12 @@ def bert(args):
             opt.step()
     else:
         model.eval()
+        if args.precision == "int8":
+            # Dynamic int8 as users apply it to a BERT: every nn.Linear, int8
+            # weights per output channel, on the onednn engine (graft's).
+            from torch.ao.quantization import quantize_dynamic, per_channel_dynamic_qconfig
+            torch.backends.quantized.engine = "onednn"
+            model = quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig})
 
         def step():
             with torch.inference_mode(), autocast(args):

@@ -90,23 +90,17 @@ Int8Conv plain(const nn::Module& conv_module, const std::string& name, bool relu
 // conv followed by bn, folded as torch.nn.utils.fusion.fuse_conv_bn_weights
 // does.
 Int8Conv fold(const nn::Module& conv_module, const nn::Module& bn_module, const std::string& name, bool relu) {
-  const auto* conv = conv_module.as<nn::Conv2d>();
   const auto* bn = bn_module.as<FoldableBatchNorm2d>();
-  GRAFT_CHECK(conv && bn, "--precision int8: layer '", name, "' is not a convolution followed by a BatchNorm");
-  GRAFT_CHECK(conv->options.groups() == 1 && conv->options.dilation()->at(0) == 1,
-              "--precision int8: layer '", name, "' is grouped or dilated (no int8 path)");
-  Int8Conv c;
-  c.name = name;
-  c.relu = relu;
-  c.stride = conv->options.stride()->at(0);
-  c.padding = conv_padding(*conv, name);
+  GRAFT_CHECK(conv_module.as<nn::Conv2d>() && bn, "--precision int8: layer '", name,
+              "' is not a convolution followed by a BatchNorm");
+  Int8Conv c = plain(conv_module, name, relu);
   torch::NoGradGuard no_grad;
-  const torch::Tensor w = conv->weight.detach().contiguous();
+  const torch::Tensor w = c.weight;
   // FX's formula, which the parity rests on: a model folded by graft's
   // FoldedBatchNorm (the same map, rounded otherwise) is refused.
   GRAFT_CHECK(!bn->bypassed(), "--precision int8: layer '", name,
               "': the int8 network must be built before BatchNorm is folded into the convolutions");
-  const torch::Tensor b = conv->bias.defined() ? conv->bias.detach() : torch::zeros_like(bn->running_mean);
+  const torch::Tensor b = c.bias;  // zeros for a convolution without bias
   const torch::Tensor rsqrt = torch::rsqrt(bn->running_var + bn->options.eps());
   c.weight = (w * (bn->weight * rsqrt).reshape({-1, 1, 1, 1})).contiguous();
   c.bias = (b - bn->running_mean) * rsqrt * bn->weight + bn->bias;
@@ -593,6 +587,19 @@ std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibrati
   torch::InferenceMode guard;
   if (is_plain_net(model)) return std::make_shared<PlainInt8>(model, read_plain_plan(model), calibration);
   return std::make_shared<ResNetInt8>(model, read_plan(model), calibration);
+}
+
+c10::IValue prepack_dynamic_linear(const torch::Tensor& weight, const torch::Tensor& bias) {
+  use_onednn();
+  torch::NoGradGuard no_grad;
+  static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
+  return call(prepack, {quantize_weight(weight.detach().to(torch::kFloat32).contiguous()),
+                        bias.defined() ? c10::IValue(bias.detach().to(torch::kFloat32)) : c10::IValue()});
+}
+
+torch::Tensor dynamic_linear(const torch::Tensor& x, const c10::IValue& packed) {
+  static const c10::OperatorHandle linear = op("quantized::linear_dynamic", "");
+  return call(linear, {x.to(torch::kFloat32).contiguous(), packed, true}).toTensor();
 }
 
 bool flags_have_vnni(const std::string& flags) {

@@ -151,7 +151,11 @@ std::vector<CandidateScore> score_candidates(const ScoreOptions& o) {
     auto t0 = std::chrono::steady_clock::now();
     l.model->to(device);
     l.model->eval();
-    prepare_int8_source(*l.model, l.candidate.backbone, l.input, io);
+    // int8: calibrated only when some features are not in the cache yet.
+    if (io.precision == Precision::kInt8 &&
+        (!find_cached_features(l.key, target, l.input, cache) ||
+         (!o.source_data.empty() && !find_cached_features(l.key, source, l.input, cache))))
+      prepare_int8_source(*l.model, l.candidate.backbone, l.input, io);
     io.label = "features " + l.candidate.spec;
     Outputs f = cached_features(*l.model, l.key, target, l.input, io, cache);
     CandidateScore s;

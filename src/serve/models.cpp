@@ -133,9 +133,8 @@ class ServedTextRun : public ServedModel {
  public:
   ServedTextRun(const std::string& run, const ServeOptions& o)
       : model_(load_text_model(run)), scoring_(run_scoring(run, o.reject)), top_k_(o.top_k), batch_(o.max_batch) {
-    if (parse_precision(o.precision) != Precision::kFp32)
-      log_warn(str_cat("--precision ", o.precision, " is for image runs; text run '",
-                       std::filesystem::path(run).filename().string(), "' is served in fp32"));
+    use_text_precision(model_, parse_precision(o.precision), std::filesystem::path(run).filename().string(),
+                       "served");
   }
 
   std::string kind() const override { return "text"; }

@@ -10,6 +10,7 @@
 #include "graft/core/error.h"
 #include "graft/core/files.h"
 #include "graft/core/json.h"
+#include "graft/models/int8.h"
 
 namespace graft {
 
@@ -155,19 +156,40 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
   // instead of three of h), with the attention scale 1/sqrt(d) folded into
   // the query's weight and bias: HF's arithmetic, two passes fewer over the
   // [b, heads, t, t] scores.
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  const torch::Tensor w = torch::cat({query_->weight * scale, key_->weight, value_->weight});
-  const torch::Tensor bias = torch::cat({query_->bias * scale, key_->bias, value_->bias});
-  const torch::Tensor qkv = torch::nn::functional::linear(x, w, bias).view({b, t, 3, heads, d});
+  torch::Tensor qkv;
+  if (int8_.empty()) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const torch::Tensor w = torch::cat({query_->weight * scale, key_->weight, value_->weight});
+    const torch::Tensor bias = torch::cat({query_->bias * scale, key_->bias, value_->bias});
+    qkv = torch::nn::functional::linear(x, w, bias).view({b, t, 3, heads, d});
+  } else {
+    qkv = dynamic_linear(x, int8_[0]).view({b, t, 3, heads, d});
+  }
   const torch::Tensor q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2),
                       v = qkv.select(2, 2).transpose(1, 2);
   torch::Tensor scores = batched_matmul(q, k.transpose(-1, -2));
   if (additive_mask.defined()) scores.add_(additive_mask);
   torch::Tensor probs = attn_drop_(torch::softmax(scores, -1));
   torch::Tensor ctx = batched_matmul(probs, v).transpose(1, 2).reshape({b, t, c_.hidden_size});
-  torch::Tensor a = attn_norm_(hidden_drop_(attn_out_(ctx)) + x);
-  torch::Tensor i = activate(inter_(a), c_.hidden_act);
-  return out_norm_(hidden_drop_(out_(i)) + a);
+  auto linear = [&](size_t k, torch::nn::Linear& l, const torch::Tensor& in) {
+    return int8_.empty() ? l(in) : dynamic_linear(in, int8_[k]);
+  };
+  torch::Tensor a = attn_norm_(hidden_drop_(linear(1, attn_out_, ctx)) + x);
+  torch::Tensor i = activate(linear(2, inter_, a), c_.hidden_act);
+  return out_norm_(hidden_drop_(linear(3, out_, i)) + a);
+}
+
+void BertLayerImpl::set_dynamic_int8(bool on) {
+  int8_.clear();
+  if (!on) return;
+  // Query, key and value packed as one matrix (per-channel scales are per
+  // row, so the same as three); the attention scale is folded into the query
+  // rows as in the fp32 path, which scales those rows' int8 scales alike.
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c_.hidden_size / c_.num_attention_heads));
+  int8_.push_back(prepack_dynamic_linear(torch::cat({query_->weight * scale, key_->weight, value_->weight}),
+                                         torch::cat({query_->bias * scale, key_->bias, value_->bias})));
+  for (torch::nn::Linear* l : {&attn_out_, &inter_, &out_})
+    int8_.push_back(prepack_dynamic_linear((*l)->weight, (*l)->bias));
 }
 
 BertModelImpl::BertModelImpl(const BertConfig& c) : c_(c) {
@@ -193,6 +215,12 @@ BertModelImpl::BertModelImpl(const BertConfig& c) : c_(c) {
   init_bert_weights(*this);
 }
 
+void BertModelImpl::set_dynamic_int8(bool on) {
+  torch::NoGradGuard no_grad;
+  for (auto& layer : layers_) layer->set_dynamic_int8(on);
+  pooler_int8_ = on ? prepack_dynamic_linear(pooler_->weight, pooler_->bias) : c10::IValue();
+}
+
 BertOutput BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                   const torch::Tensor& attention_mask) {
   GRAFT_CHECK(input_ids.dim() == 2, "BERT input_ids: expected [batch, length], got ",
@@ -215,7 +243,8 @@ BertOutput BertModelImpl::forward(const torch::Tensor& input_ids, const torch::T
   for (auto& layer : layers_) x = layer->forward(x, additive);
   BertOutput out;
   out.last_hidden_state = x;
-  out.pooled = torch::tanh(pooler_(x.select(1, 0)));
+  const torch::Tensor cls = x.select(1, 0);
+  out.pooled = torch::tanh(pooler_int8_.isNone() ? pooler_(cls) : dynamic_linear(cls, pooler_int8_));
   return out;
 }
 

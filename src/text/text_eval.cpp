@@ -26,10 +26,11 @@ TextReadOptions text_read_options(const TrainOptions& o) {
 TextEvaluation evaluate_text_run(const std::string& run, const std::string& data,
                                  TextReadOptions read, int64_t batch_size,
                                  const std::string& option, const std::string& write_dir,
-                                 const RejectOptions& reject) {
+                                 const RejectOptions& reject, Precision precision) {
   GRAFT_CHECK_USAGE(std::filesystem::exists(data), option, ": '", data,
                     "' does not exist (expected a CSV, TSV or JSONL file, or a folder of class files)");
-  const TextModel model = load_text_model(run);
+  TextModel model = load_text_model(run);
+  use_text_precision(model, precision, run, "evaluated");
   const RunScoring scoring = run_scoring(run, reject);
   const auto& classes = model.info.classes;
   read.classes = classes;
@@ -89,8 +90,10 @@ std::string read_text_input(const std::string& path) {
 std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               const std::vector<std::string>& inputs,
                                               int64_t top_k, int64_t batch_size,
-                                              const PredictionCallback& each, const RejectOptions& reject) {
-  const TextModel model = load_text_model(run);
+                                              const PredictionCallback& each, const RejectOptions& reject,
+                                              Precision precision) {
+  TextModel model = load_text_model(run);
+  use_text_precision(model, precision, run, "predicted");
   const RunScoring scoring = run_scoring(run, reject);
   std::vector<InputPrediction> results;
   std::vector<EncodedText> encoded;

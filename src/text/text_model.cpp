@@ -507,6 +507,17 @@ std::string saved_model_task(const std::string& dir) {
   return "image";
 }
 
+void use_text_precision(TextModel& model, Precision precision, const std::string& run, const char* what) {
+  if (precision == Precision::kFp32) return;
+  if (precision == Precision::kInt8 && model.bert) {
+    model.bert->bert->set_dynamic_int8(true);
+    return;
+  }
+  log_warn(str_cat("--precision ", precision_name(precision), " on text run '", run, "': ",
+                   precision == Precision::kInt8 ? "dynamic int8 is for BERT runs" : "bf16 is for image runs",
+                   "; it is ", what, " in fp32"));
+}
+
 TextModel load_text_model(const std::string& dir) {
   const std::string path = dir + "/model.json";
   GRAFT_CHECK(saved_model_task(dir) == "text", "'", path, "' is not a text model (task '",

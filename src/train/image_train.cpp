@@ -523,11 +523,20 @@ class ImageTask final : public TaskRun {
     if (augment_ != Augment::None) log_info("linear probe on cached features: --augment is not applied");
     const std::string cache_dir = o_.cache_dir.empty() ? default_cache_dir() : o_.cache_dir;
     set_feature_cache_limit_mb(o_.cache_mb);
-    prepare_int8_source(*model_, o_.backbone, spec_->input, io_);  // --precision int8 only
+    // --precision int8: calibrated before the first features not in the cache.
+    auto int8_ready = [&] {
+      if (precision_ == Precision::kInt8 && !model_->int8())
+        prepare_int8_source(*model_, o_.backbone, spec_->input, io_);
+    };
     auto features = [&](const ImageSet& set) {
-      if (!group_) return cached_features(*model_, model_key_, set, spec_->input, io_, cache_dir);
+      if (!group_) {
+        if (precision_ == Precision::kInt8 && !find_cached_features(model_key_, set, spec_->input, cache_dir))
+          int8_ready();
+        return cached_features(*model_, model_key_, set, spec_->input, io_, cache_dir);
+      }
       auto hit = find_cached_features(model_key_, set, spec_->input, cache_dir);
       if (!group_->any(!hit, "feature cache check")) return *hit;
+      int8_ready();
       Outputs out = sharded_infer(*group_, *model_, set, spec_->input, io_, /*features=*/true,
                                   model_->feature_dim());
       if (rank_ == 0) store_cached_features(model_key_, set, spec_->input, cache_dir, out);

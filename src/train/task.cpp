@@ -212,20 +212,13 @@ void image_only_tta(const std::string& run, const RunUseSettings& s, const char*
                     run, "' is a ", kind, " run (expected --tta none, or no --tta, for a ", kind, " run)");
 }
 
-// Text runs run in fp32: a bf16 request is for image runs.
-void warn_text_precision(const std::string& run, const RunUseSettings& s, const char* what) {
-  if (parse_precision(s.precision) != Precision::kFp32)
-    log_warn(str_cat("--precision ", s.precision, " is for image runs; ", run, " is a text run and is ", what,
-                     " in fp32"));
-}
-
 nlohmann::ordered_json text_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   image_only_tta(run, s, "text");
-  warn_text_precision(run, s, "evaluated");
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a labelled text file (CSV, TSV, JSONL) or folder is required");
   TextReadOptions r = s.text;
   r.strict = s.strict;
-  const TextEvaluation e = evaluate_text_run(run, data, r, s.batch_size, "--data", "", s.reject);
+  const TextEvaluation e =
+      evaluate_text_run(run, data, r, s.batch_size, "--data", "", s.reject, parse_precision(s.precision));
   auto j = evaluation_json(e);
   j["skipped"] = e.skipped_empty;
   j["truncated"] = e.truncated;
@@ -242,8 +235,7 @@ nlohmann::ordered_json text_enroll(const std::string& run, const std::string& na
 void text_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                   const PredictionCallback& each) {
   image_only_tta(run, s, "text");
-  warn_text_precision(run, s, "predicted");
-  const auto results = predict_text_run(run, inputs, s.top_k, 64, each, s.reject);
+  const auto results = predict_text_run(run, inputs, s.top_k, 64, each, s.reject, parse_precision(s.precision));
   int64_t failures = 0;
   for (const auto& p : results) failures += !p.error.empty();
   GRAFT_CHECK(failures == 0, failures, " inputs could not be read or classified");

@@ -8,7 +8,9 @@ Writes under OUT/bert/:
   pytorch_model.bin           torch.save of a bare BertModel state dict (no "bert." prefix,
                               with the position_ids buffer), as older checkpoints are
   io.safetensors              input_ids, token_type_ids, attention_mask and the outputs
-                              last_hidden_state, pooled, mlm_logits
+                              last_hidden_state, pooled, mlm_logits; with the encoder's
+                              and pooler's Linears in PyTorch's dynamic int8
+                              (quantize_dynamic, onednn): last_hidden_state_int8, pooled_int8
 """
 import json
 import math
@@ -67,8 +69,33 @@ def gelu(x):
     return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
 
 
-def bert(w, c, ids, types, mask):
-    """BertModel.forward in eval mode, written out."""
+def dynamic_int8_linears(w, c):
+    """The encoder's and pooler's Linear layers as
+    torch.ao.quantization.quantize_dynamic makes them (per_channel_dynamic_qconfig:
+    int8 weights per output channel, symmetric; the input quantised per tensor
+    on every call) on the onednn engine: name -> module."""
+    from torch.ao.quantization import quantize_dynamic, per_channel_dynamic_qconfig
+    torch.backends.quantized.engine = "onednn"
+    names = ["bert.pooler.dense"]
+    for i in range(c["num_hidden_layers"]):
+        p = f"bert.encoder.layer.{i}."
+        names += [p + n for n in ("attention.self.query", "attention.self.key", "attention.self.value",
+                                  "attention.output.dense", "intermediate.dense", "output.dense")]
+    linears = torch.nn.ModuleDict()
+    for n in names:
+        out_f, in_f = w[n + ".weight"].shape
+        lin = torch.nn.Linear(in_f, out_f)
+        with torch.no_grad():
+            lin.weight.copy_(w[n + ".weight"])
+            lin.bias.copy_(w[n + ".bias"])
+        linears[n.replace(".", "_")] = lin
+    q = quantize_dynamic(linears, {torch.nn.Linear: per_channel_dynamic_qconfig})
+    return {n: q[n.replace(".", "_")] for n in names}
+
+
+def bert(w, c, ids, types, mask, linears=None):
+    """BertModel.forward in eval mode, written out; `linears` (name -> module)
+    replaces those Linear layers (dynamic int8)."""
     eps, h, nh = c["layer_norm_eps"], c["hidden_size"], c["num_attention_heads"]
     d = h // nh
     b, t = ids.shape
@@ -77,7 +104,7 @@ def bert(w, c, ids, types, mask):
          + w["bert.embeddings.position_embeddings.weight"][torch.arange(t)][None])
     x = layer_norm(x, w["bert.embeddings.LayerNorm.weight"], w["bert.embeddings.LayerNorm.bias"], eps)
     add = (1.0 - mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-    lin = lambda z, n: z @ w[n + ".weight"].T + w[n + ".bias"]
+    lin = lambda z, n: linears[n](z) if linears and n in linears else z @ w[n + ".weight"].T + w[n + ".bias"]
     for i in range(c["num_hidden_layers"]):
         p = f"bert.encoder.layer.{i}."
         heads = lambda z: z.view(b, t, nh, d).permute(0, 2, 1, 3)
@@ -125,6 +152,7 @@ def make(out_dir):
     ids, types, mask = padded_batch([14, 9, 3], 1, CONFIG["vocab_size"], gen)
     with torch.no_grad():
         hidden, pooled, logits = bert(w, CONFIG, ids, types, mask)
+        hidden8, pooled8, _ = bert(w, CONFIG, ids, types, mask, dynamic_int8_linears(w, CONFIG))
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(CONFIG, f, indent=2)
     st.save(os.path.join(out, "model.safetensors"), w)
@@ -133,7 +161,8 @@ def make(out_dir):
     torch.save(bare, os.path.join(out, "pytorch_model.bin"))
     st.save(os.path.join(out, "io.safetensors"),
             {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
-             "last_hidden_state": hidden, "pooled": pooled, "mlm_logits": logits})
+             "last_hidden_state": hidden, "pooled": pooled, "mlm_logits": logits,
+             "last_hidden_state_int8": hidden8.contiguous(), "pooled_int8": pooled8.contiguous()})
 
 
 if __name__ == "__main__":

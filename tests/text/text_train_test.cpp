@@ -14,6 +14,7 @@
 #include "graft/core/files.h"
 #include "graft/models/head.h"
 #include "graft/text/text_data.h"
+#include "graft/text/text_eval.h"
 #include "graft/text/text_model.h"
 #include "graft/text/text_source.h"
 #include "graft/text/text_train.h"
@@ -249,6 +250,33 @@ TEST_F(TextTrain, PerClassKeepsThatManyTextsOfEachClass) {
   EXPECT_EQ(set.examples.size(), 15u);
   EXPECT_GT(all, 15u);
   for (auto n : set.class_counts()) EXPECT_EQ(n, 5);
+}
+
+// --precision int8 on text runs (issue 21): graft eval on a BERT run gives
+// evaluate_text_run's figures with the dynamic int8 encoder (its arithmetic
+// is Bert.DynamicInt8EqualsPyTorchsQuantizeDynamic's), which differ from
+// fp32's; a TF-IDF run stays fp32 and says so.
+TEST_F(TextTrain, Int8EvalOfABertRunIsDynamicInt8) {
+  train(options("bert"));
+  const std::string run = dir_ / "bert";
+  auto eval = [&](const std::string& precision) {
+    Cli e = graft_cli({"eval", run, "--data", dir_ / "test.csv", "--threads", "1", "--precision", precision});
+    EXPECT_EQ(e.code, 0) << e.err;
+    EXPECT_FALSE(test::contains(e.err, "in fp32")) << e.err;
+    return nlohmann::json::parse(e.out);
+  };
+  const auto int8 = eval("int8"), fp32 = eval("fp32");
+  TextReadOptions r;
+  const TextEvaluation want = evaluate_text_run(run, dir_ / "test.csv", r, 64, "--data", "", {}, Precision::kInt8);
+  EXPECT_NEAR(int8["loss"].get<double>(), want.metrics.loss, 1e-9);
+  EXPECT_NE(int8["loss"].get<double>(), fp32["loss"].get<double>());
+
+  Cli t = graft_cli({"train", "--task", "text", "--backbone", "tfidf", "--data", dir_ / "train.csv", "--vocab",
+                     dir_ / "source/vocab.txt", "--out", dir_ / "bow8", "--threads", "1", "--quiet"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  Cli e = graft_cli({"eval", dir_ / "bow8", "--data", dir_ / "test.csv", "--precision", "int8"});
+  EXPECT_EQ(e.code, 0) << e.err;
+  EXPECT_TRUE(test::contains(e.err, "dynamic int8 is for BERT runs; it is evaluated in fp32")) << e.err;
 }
 
 TEST_F(TextTrain, TfidfRunAndEvalAndPredictAgree) {

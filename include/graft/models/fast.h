@@ -105,7 +105,8 @@ TORCH_MODULE(FastDropout);
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 /// kInt8: post-training static int8 for inference (models/int8.h,
-/// eval/int8_run.h); training refuses it.
+/// eval/int8_run.h), dynamic int8 for BERT's Linear layers; training takes
+/// it only for a linear probe's features.
 enum class Precision { kFp32, kBf16, kInt8 };
 
 /// "fp32", "bf16" or "int8"; throws graft::UsageError naming `option` otherwise.

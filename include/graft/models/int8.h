@@ -95,6 +95,16 @@ class Int8Network {
 /// point that `calibration` lacks.
 std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibration& calibration);
 
+/// Dynamic int8 for Linear layers (BERT's, --precision int8 on a text run):
+/// the weight quantised per output channel, symmetric (as
+/// per_channel_dynamic_qconfig), packed with the float bias by
+/// quantized::linear_prepack on the onednn engine...
+c10::IValue prepack_dynamic_linear(const torch::Tensor& weight, const torch::Tensor& bias);
+/// ...and run by quantized::linear_dynamic as torch.ao.nn.quantized.dynamic.
+/// Linear runs it (the input quantised per tensor from its own range on
+/// every call, reduce_range=True; float out; any leading dimensions).
+torch::Tensor dynamic_linear(const torch::Tensor& x, const c10::IValue& packed);
+
 /// True when the CPU flags include an int8 dot-product instruction set
 /// (avx512_vnni, avx_vnni or amx_int8): without one the onednn int8 kernels
 /// fall back and are slow.

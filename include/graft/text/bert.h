@@ -59,9 +59,14 @@ class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const BertConfig& c);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& additive_mask);
+  /// On: the four Linear layers (query/key/value as one) run in dynamic int8
+  /// from the weights as they are now (models/int8.h: dynamic_linear); off:
+  /// fp32. Inference only.
+  void set_dynamic_int8(bool on);
 
  private:
   BertConfig c_;
+  std::vector<c10::IValue> int8_;  // packed qkv, attention output, intermediate, output; empty: fp32
   torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attn_out_{nullptr};
   torch::nn::LayerNorm attn_norm_{nullptr};
   torch::nn::Linear inter_{nullptr}, out_{nullptr};
@@ -87,6 +92,11 @@ class BertModelImpl : public torch::nn::Module {
   const BertConfig& config() const { return c_; }
   torch::Tensor word_embeddings() const { return word_->weight; }
   std::vector<BertLayer>& layers() { return layers_; }
+  /// Dynamic int8 for every Linear of the encoder and the pooler, as
+  /// torch.ao.quantization.quantize_dynamic(model, {nn.Linear},
+  /// per_channel_dynamic_qconfig) on the onednn engine (--precision int8 on a
+  /// BERT text run); the embeddings, LayerNorms and attention stay fp32.
+  void set_dynamic_int8(bool on);
 
  private:
   BertConfig c_;
@@ -95,6 +105,7 @@ class BertModelImpl : public torch::nn::Module {
   FastDropout emb_drop_{nullptr};
   std::vector<BertLayer> layers_;
   torch::nn::Linear pooler_{nullptr};
+  c10::IValue pooler_int8_;  // None: fp32
 };
 TORCH_MODULE(BertModel);
 

@@ -36,7 +36,8 @@ struct TextEvaluation : ScoredSet {
 TextEvaluation evaluate_text_run(const std::string& run, const std::string& data,
                                  TextReadOptions read, int64_t batch_size,
                                  const std::string& option = "--data",
-                                 const std::string& write_dir = "", const RejectOptions& reject = {});
+                                 const std::string& write_dir = "", const RejectOptions& reject = {},
+                                 Precision precision = Precision::kFp32);
 
 /// The `top_k` most probable labels of the text run in `run` for every line
 /// of every file in `inputs` ("-": standard input), named FILE:LINE
@@ -50,11 +51,13 @@ TextEvaluation evaluate_text_run(const std::string& run, const std::string& data
 /// batched by length (`batch_size` texts at a time). Throws graft::Error when
 /// the run cannot be loaded. Probabilities are calibrated (the run's
 /// temperature); below the `reject` threshold a prediction is "unknown".
+/// `precision` as use_text_precision takes it (also for evaluate_text_run).
 std::vector<InputPrediction> predict_text_run(const std::string& run,
                                               const std::vector<std::string>& inputs,
                                               int64_t top_k, int64_t batch_size = 64,
                                               const PredictionCallback& each = nullptr,
-                                              const RejectOptions& reject = {});
+                                              const RejectOptions& reject = {},
+                                              Precision precision = Precision::kFp32);
 
 /// graft embed on a BERT text run: the pooled output (what the head reads)
 /// of every line of every file in `inputs` ("-": standard input), named

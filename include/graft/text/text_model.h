@@ -196,6 +196,13 @@ struct TextModel {
   torch::nn::Module& module() const;
 };
 
+/// --precision on a loaded text run (eval, predict, serve): int8 runs a BERT
+/// run's encoder and pooler Linear layers in dynamic int8
+/// (BertModelImpl::set_dynamic_int8; the head stays fp32); bf16, and int8 on
+/// other architectures, stay fp32 with a warning naming `run` and `what`
+/// ("evaluated", "predicted", "served").
+void use_text_precision(TextModel& model, Precision precision, const std::string& run, const char* what);
+
 /// A line of a text input as a model reads it: the whole line in `a`, or for
 /// a model of `pairs` the parts before and after its first tab. False (a and
 /// b untouched) when the model reads pairs and the line has no tab.

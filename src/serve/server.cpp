@@ -509,4 +509,3 @@ bool Server::ready() const { return impl_->is_ready && !impl_->stopping; }
 std::string Server::metrics() const { return impl_->metrics.text(impl_->depths()); }
 
 }  // namespace graft::serve
-

@@ -22,11 +22,14 @@ void add_threads(CLI::App& sub, int& threads) {
 }
 
 void add_precision(CLI::App& sub, std::string& precision) {
-  // The training row's words, then what only inference takes.
+  // The training row's words up to its int8 (the linear probe's), then what
+  // inference does with int8.
+  const std::string train_help = train_option("precision").help;
   sub.add_option("--precision", precision,
-                 train_option("precision").help +
-                     "; int8 (ResNet family, AlexNet, VGG; inference only): post-training static int8 on the onednn engine, "
-                     "calibrated once on --calibration training images and kept in the run folder")
+                 train_help.substr(0, train_help.find(", or int8")) +
+                     "; or int8 (ResNet family, AlexNet, VGG): post-training static int8 on the onednn engine, "
+                     "calibrated once on --calibration training images and kept in the run folder; on a BERT "
+                     "text run, dynamic int8 of its Linear layers")
       ->capture_default_str();
 }
 

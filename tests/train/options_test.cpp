@@ -276,9 +276,13 @@ TEST(OptionsTable, HelpListsTheRowsOfTheTaskNamed) {
       EXPECT_EQ(test::contains(out, row.help_of(task)), row.offered_to(task))
           << row.flag() << " in " << task << "'s help";
     }
-  // graft eval's --precision is the same declaration.
+  // graft eval's --precision shares the declaration's fp32/bf16 words (its
+  // int8 is inference's, not the linear probe's).
   const test::CliResult eval = test::graft_cli({"eval", "--help"});
-  EXPECT_TRUE(test::contains(eval.out, train_option("precision").help)) << eval.out;
+  const std::string train_help = train_option("precision").help;
+  ASSERT_NE(train_help.find(", or int8"), std::string::npos) << train_help;
+  EXPECT_TRUE(test::contains(eval.out, train_help.substr(0, train_help.find(", or int8")))) << eval.out;
+  EXPECT_FALSE(test::contains(eval.out, "linear probe's cached features")) << eval.out;
 }
 
 // A flag on the command line that the task does not take is refused before

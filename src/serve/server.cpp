@@ -26,6 +26,8 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include "graft/core/error.h"
 #include "graft/core/json.h"
 #include "graft/core/progress.h"
@@ -466,6 +468,16 @@ int Server::start() {
   s.http.set_tcp_nodelay(true);
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   s.http.set_payload_max_length(static_cast<size_t>(s.o.max_body_mb * 1024 * 1024));
+  // httplib listens with a backlog of 5 (compiled into the library): a burst
+  // of connections overflowed it, and the handshakes it dropped ended in
+  // resets that clients saw as read errors (bench/RESULTS.md, "Serve", 128
+  // clients). The listening socket is caught here and listen() is called
+  // again after binding, with the system's limit.
+  int listen_fd = -1;
+  s.http.set_socket_options([&listen_fd](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd = static_cast<int>(sock);
+  });
   s.http.set_keep_alive_timeout(2);
   s.http.set_keep_alive_max_count(100);  // httplib's 5 makes busy clients reconnect every 5 requests
   // A client that stops sending holds an HTTP thread this long at most.
@@ -473,6 +485,7 @@ int Server::start() {
   const int port = s.o.port == 0 ? s.http.bind_to_any_port(s.o.host) : s.http.bind_to_port(s.o.host, s.o.port)
                                                                             ? s.o.port
                                                                             : -1;
+  if (port > 0 && listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   GRAFT_CHECK(port > 0, "graft serve: cannot listen on ", s.o.host, ":", s.o.port,
               " (in use, or not an address of this machine)");
   s.listener = std::thread([&s] { s.http.listen_after_bind(); });

@@ -235,22 +235,43 @@ const QuantPoint& point(const Int8Calibration& c, const std::string& name) {
   return it->second;
 }
 
+// quantized::linear_prepack of a Linear's weight, quantised per output
+// channel (symmetric int8), with its float bias (or None).
+c10::IValue pack_linear(const torch::Tensor& weight, const c10::IValue& bias) {
+  static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
+  return call(prepack, {quantize_weight(weight), bias});
+}
+
+// A convolution packed for quantized::conv2d(_relu), its output at its
+// calibrated point.
+void pack_conv(Int8Conv& c, const Int8Calibration& calibration) {
+  c.out = point(calibration, c.name);
+  static const c10::OperatorHandle prepack = op("quantized::conv2d_prepack", "");
+  const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.padding, c.padding}, dilation{1, 1};
+  c.packed = call(prepack, {quantize_weight(c.weight), c.bias, stride, padding, dilation, int64_t{1}});
+}
+
+torch::Tensor run_conv(const Int8Conv& c, const torch::Tensor& q) {
+  static const c10::OperatorHandle plain = op("quantized::conv2d", "new");
+  static const c10::OperatorHandle relu = op("quantized::conv2d_relu", "new");
+  return call(c.relu ? relu : plain, {q, c.packed, c.out.scale, c.out.zero_point}).toTensor();
+}
+
 class ResNetInt8 : public Int8Network {
  public:
   ResNetInt8(BackboneImpl& model, Int8Plan plan, const Int8Calibration& calibration)
       : model_(model), p_(std::move(plan)), c_(calibration) {
-    pack(p_.stem);
+    pack_conv(p_.stem, c_);
     for (auto& b : p_.blocks) {
-      for (auto& conv : b.convs) pack(conv);
-      if (b.has_downsample) pack(b.downsample);
+      for (auto& conv : b.convs) pack_conv(conv, c_);
+      if (b.has_downsample) pack_conv(b.downsample, c_);
       if (!b.has_downsample && (b.pad > 0 || b.subsample > 1)) b.shortcut_q = point(c_, b.name + ".shortcut");
       b.out_q = point(c_, b.name);
     }
     input_q_ = point(c_, "input");
     if (p_.linear_head) {
       fc_q_ = point(c_, p_.classifier);
-      static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
-      p_.fc_packed = call(prepack, {quantize_weight(p_.fc_weight), p_.fc_bias});
+      p_.fc_packed = pack_linear(p_.fc_weight, p_.fc_bias);
     }
   }
 
@@ -266,32 +287,19 @@ class ResNetInt8 : public Int8Network {
   }
 
  private:
-  void pack(Int8Conv& c) {
-    c.out = point(c_, c.name);
-    static const c10::OperatorHandle prepack = op("quantized::conv2d_prepack", "");
-    const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.padding, c.padding}, dilation{1, 1};
-    c.packed = call(prepack, {quantize_weight(c.weight), c.bias, stride, padding, dilation, int64_t{1}});
-  }
-
-  torch::Tensor conv(const Int8Conv& c, const torch::Tensor& q) const {
-    static const c10::OperatorHandle plain = op("quantized::conv2d", "new");
-    static const c10::OperatorHandle relu = op("quantized::conv2d_relu", "new");
-    return call(c.relu ? relu : plain, {q, c.packed, c.out.scale, c.out.zero_point}).toTensor();
-  }
-
   // Flattened average-pooled features, still quantised.
   torch::Tensor pooled(const torch::Tensor& input) const {
     torch::Tensor x =
         torch::quantize_per_tensor(input.to(torch::kFloat32), input_q_.scale, input_q_.zero_point, torch::kQUInt8);
-    x = conv(p_.stem, x);
+    x = run_conv(p_.stem, x);
     if (p_.max_pool) x = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1}, {1, 1});
     static const c10::OperatorHandle add_relu = op("quantized::add_relu", "");
     for (const auto& b : p_.blocks) {
       torch::Tensor out = x;
-      for (const auto& c : b.convs) out = conv(c, out);
+      for (const auto& c : b.convs) out = run_conv(c, out);
       torch::Tensor shortcut = x;
       if (b.has_downsample) {
-        shortcut = conv(b.downsample, x);
+        shortcut = run_conv(b.downsample, x);
       } else if (b.pad > 0 || b.subsample > 1) {
         shortcut = torch::quantize_per_tensor(option_a(b, x.dequantize()), b.shortcut_q.scale,
                                               b.shortcut_q.zero_point, torch::kQUInt8);
@@ -431,14 +439,8 @@ class PlainInt8 : public Int8Network {
   PlainInt8(BackboneImpl& model, PlainPlan plan, const Int8Calibration& calibration)
       : model_(model), p_(std::move(plan)), c_(calibration) {
     input_q_ = point(c_, "input");
-    static const c10::OperatorHandle conv_prepack = op("quantized::conv2d_prepack", "");
-    for (auto& l : p_.layers) {
-      if (l.max_pool) continue;
-      Int8Conv& c = l.conv;
-      c.out = point(c_, c.name);
-      const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.padding, c.padding}, dilation{1, 1};
-      c.packed = call(conv_prepack, {quantize_weight(c.weight), c.bias, stride, padding, dilation, int64_t{1}});
-    }
+    for (auto& l : p_.layers)
+      if (!l.max_pool) pack_conv(l.conv, c_);
     for (auto& fc : p_.fcs) pack(fc);
     if (p_.linear_head) pack(p_.head);
   }
@@ -454,8 +456,7 @@ class PlainInt8 : public Int8Network {
  private:
   void pack(Int8Linear& l) {
     l.out = point(c_, l.name);
-    static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
-    l.packed = call(prepack, {quantize_weight(l.weight), l.bias});
+    l.packed = pack_linear(l.weight, l.bias);
   }
 
   static torch::Tensor linear(const Int8Linear& l, const torch::Tensor& q) {
@@ -466,12 +467,9 @@ class PlainInt8 : public Int8Network {
 
   // fc7's output, still quantised.
   torch::Tensor pooled(const torch::Tensor& input) const {
-    static const c10::OperatorHandle conv_relu = op("quantized::conv2d_relu", "new");
     torch::Tensor x =
         torch::quantize_per_tensor(input.to(torch::kFloat32), input_q_.scale, input_q_.zero_point, torch::kQUInt8);
-    for (const auto& l : p_.layers)
-      x = l.max_pool ? max_pool(l, x)
-                     : call(conv_relu, {x, l.conv.packed, l.conv.out.scale, l.conv.out.zero_point}).toTensor();
+    for (const auto& l : p_.layers) x = l.max_pool ? max_pool(l, x) : run_conv(l.conv, x);
     x = torch::adaptive_avg_pool2d(x, p_.pool_size).flatten(1);
     for (const auto& fc : p_.fcs) x = linear(fc, x);
     return x;
@@ -592,9 +590,8 @@ std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibrati
 c10::IValue prepack_dynamic_linear(const torch::Tensor& weight, const torch::Tensor& bias) {
   use_onednn();
   torch::NoGradGuard no_grad;
-  static const c10::OperatorHandle prepack = op("quantized::linear_prepack", "");
-  return call(prepack, {quantize_weight(weight.detach().to(torch::kFloat32).contiguous()),
-                        bias.defined() ? c10::IValue(bias.detach().to(torch::kFloat32)) : c10::IValue()});
+  return pack_linear(weight.detach().to(torch::kFloat32).contiguous(),
+                     bias.defined() ? c10::IValue(bias.detach().to(torch::kFloat32)) : c10::IValue());
 }
 
 torch::Tensor dynamic_linear(const torch::Tensor& x, const c10::IValue& packed) {

@@ -220,7 +220,7 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
       batches_ = std::move(shuffled);
     }
     if (!unl_.inputs.empty()) {
-      if (first_step == 0) domain_correct_ = domain_count_ = kept_ = unlabeled_seen_ = 0;  // a resumed epoch counts from there
+      if (first_step == 0) unlabeled_counts_ = {};  // a resumed epoch counts from there
       // Permutations of the unlabelled texts one after the other, mu x the
       // step's batch per step; the same for every rank and after --resume.
       const size_t need = static_cast<size_t>(steps_per_epoch() * unl_per_step_);
@@ -234,9 +234,9 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     }
   }
 
-  void end_epoch(int64_t /*epoch*/, bool /*whole*/) override { finish_domain_accuracy(); }
-  double domain_accuracy() override { return domain_accuracy_; }
-  double unlabeled_kept() override { return unlabeled_kept_; }
+  void end_epoch(int64_t /*epoch*/, bool /*whole*/) override {
+    if (!unl_.inputs.empty()) finish_unlabeled_epoch();
+  }
 
   StepStats step(int64_t epoch, int64_t b) override {
     const auto& global = batches_[static_cast<size_t>(b)];
@@ -468,26 +468,12 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
     torch::Tensor lab = logits.narrow(0, 0, m);
     torch::Tensor loss = classification_loss(o_, lab, y, class_w_);
     if (nu == 0) return {lab, loss};
-    const double steps = static_cast<double>(steps_per_epoch());
-    const double total = std::max(1.0, static_cast<double>(o_.epochs) * steps);
-    const UnlabeledTerm t =
-        unlabeled_term(o_, adapter_, strategy_.kind == Strategy::kLinear, f, logits, m, nu,
-                       (static_cast<double>(epoch) * steps + static_cast<double>(step)) / total,
-                       static_cast<double>(epoch) + static_cast<double>(step) / steps);
-    domain_correct_ += t.domain_correct;
-    domain_count_ += t.domain_count;
-    kept_ += t.kept;
-    unlabeled_seen_ += t.seen;
+    const UnlabeledTerm t = unlabeled_term(o_, adapter_, strategy_.kind == Strategy::kLinear, f, logits, m, nu,
+                                           epoch, step, steps_per_epoch());
+    unlabeled_counts_ += t.counts;
     return {lab, t.loss.defined() ? loss + t.loss : loss};
   }
 
-  // The epoch's domain-classifier accuracy, summed over the ranks.
-  void finish_domain_accuracy() {
-    if (!unl_.inputs.empty() && o_.self_train != "none")
-      unlabeled_kept_ = ratio_over_ranks(kept_, unlabeled_seen_, "sum of the kept pseudo-labels");
-    if (!adapter_ || o_.adapt == "dan") return;
-    domain_accuracy_ = ratio_over_ranks(domain_correct_, domain_count_, "sum of the domain classifier's accuracy");
-  }
 
   // The class sums of a centroid head become unit-length means once its
   // pass is over (a checkpoint taken during the pass keeps the sums).
@@ -646,10 +632,6 @@ class TextTask final : public TaskRun, private TextSourceBuilder {
   bool fixmatch_ = false;
   DomainAdapter adapter_{nullptr};
   std::shared_ptr<torch::nn::Module> with_adapter_;
-  int64_t domain_correct_ = 0, domain_count_ = 0;
-  double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
-  int64_t kept_ = 0, unlabeled_seen_ = 0;  // --self-train: pseudo-labels given, of unlabelled texts seen
-  double unlabeled_kept_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace

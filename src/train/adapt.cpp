@@ -2,6 +2,7 @@
 
 #include "graft/train/adapt.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -167,9 +168,21 @@ double rampup_weight(double epochs, double rampup) {
   return std::exp(-5.0 * (1.0 - t) * (1.0 - t));
 }
 
+UnlabeledCounts& UnlabeledCounts::operator+=(const UnlabeledCounts& o) {
+  domain_correct += o.domain_correct;
+  domain_count += o.domain_count;
+  kept += o.kept;
+  seen += o.seen;
+  return *this;
+}
+
 UnlabeledTerm unlabeled_term(const TrainOptions& o, DomainAdapter& adapter, bool frozen_features,
                              const torch::Tensor& f, const torch::Tensor& logits, int64_t labelled,
-                             int64_t unlabelled, double progress, double epochs) {
+                             int64_t unlabelled, int64_t epoch, int64_t step, int64_t steps_per_epoch) {
+  const double steps = static_cast<double>(steps_per_epoch);
+  const double progress =
+      (static_cast<double>(epoch) * steps + static_cast<double>(step)) / std::max(1.0, static_cast<double>(o.epochs) * steps);
+  const double epochs = static_cast<double>(epoch) + static_cast<double>(step) / steps;
   UnlabeledTerm out;
   const int64_t m = labelled, n = unlabelled;
   const torch::Tensor lab_logits = logits.narrow(0, 0, m), unl_logits = logits.narrow(0, m, n);
@@ -179,15 +192,15 @@ UnlabeledTerm unlabeled_term(const TrainOptions& o, DomainAdapter& adapter, bool
     const torch::Tensor& aligned = frozen_features ? logits : f;
     AdaptLoss a = adapter->loss(aligned.narrow(0, 0, m), aligned.narrow(0, m, n), lab_logits, unl_logits, progress);
     out.loss = a.loss;
-    out.domain_correct = a.domain_correct;
-    out.domain_count = a.domain_count;
+    out.counts.domain_correct = a.domain_correct;
+    out.counts.domain_count = a.domain_count;
     return out;
   }
   const torch::Tensor learn = o.self_train == "fixmatch" ? logits.narrow(0, m + n, n) : unl_logits;
   SelfTrainLoss st = confident_label_loss(unl_logits, learn, o.confidence);
   out.loss = o.unlabeled_weight * rampup_weight(epochs, o.rampup_epochs) * st.loss;
-  out.kept = st.kept;
-  out.seen = n;
+  out.counts.kept = st.kept;
+  out.counts.seen = n;
   return out;
 }
 

@@ -217,7 +217,7 @@ class ImageTask final : public TaskRun {
     }
     epoch_count_ = 0;
     if (unlabeled_) {
-      if (first_step == 0) domain_correct_ = domain_count_ = kept_ = unlabeled_seen_ = 0;  // a resumed epoch counts from there
+      if (first_step == 0) unlabeled_counts_ = {};  // a resumed epoch counts from there
       unlabeled_->begin_epoch(epoch, steps_per_epoch(), first_step);
     }
     if (cached_) {
@@ -291,7 +291,7 @@ class ImageTask final : public TaskRun {
 
   void end_epoch(int64_t /*epoch*/, bool whole) override {
     fold_.reset();
-    finish_domain_accuracy();
+    if (unlabeled_) finish_unlabeled_epoch();
     if (cached_ || group_ || !whole) return;
     // Once per process, over a whole epoch (every sample is tried once).
     if (!readable_checked_) check_readable(o_, data_.train, loader_->failures());
@@ -300,8 +300,6 @@ class ImageTask final : public TaskRun {
   }
 
   bool has_validation() override { return data_.val.size() > 0; }
-  double domain_accuracy() override { return domain_accuracy_; }
-  double unlabeled_kept() override { return unlabeled_kept_; }
 
   Metrics validate() override {
     finish_centroids();
@@ -402,17 +400,10 @@ class ImageTask final : public TaskRun {
     torch::Tensor lab_logits = logits.narrow(0, 0, b);
     torch::Tensor loss = classification_loss(o_, lab_logits, y, class_w_);
     if (u) {
-      const double steps = static_cast<double>(steps_per_epoch());
-      const double total = std::max(1.0, static_cast<double>(o_.epochs) * steps);
-      const UnlabeledTerm t =
-          unlabeled_term(o_, adapter_, strategy_.kind == Strategy::kLinear, f, logits, b, u->weak.size(0),
-                         (static_cast<double>(epoch) * steps + static_cast<double>(s)) / total,
-                         static_cast<double>(epoch) + static_cast<double>(s) / steps);
+      const UnlabeledTerm t = unlabeled_term(o_, adapter_, strategy_.kind == Strategy::kLinear, f, logits, b,
+                                             u->weak.size(0), epoch, s, steps_per_epoch());
       if (t.loss.defined()) loss = loss + t.loss;
-      domain_correct_ += t.domain_correct;
-      domain_count_ += t.domain_count;
-      kept_ += t.kept;
-      unlabeled_seen_ += t.seen;
+      unlabeled_counts_ += t.counts;
     }
     loss.backward();
     StepStats st;
@@ -421,14 +412,6 @@ class ImageTask final : public TaskRun {
     st.correct = lab_logits.argmax(1).eq(y).sum().item<int64_t>();
     epoch_count_ += b;
     return st;
-  }
-
-  // The epoch's domain-classifier accuracy, summed over the ranks.
-  void finish_domain_accuracy() {
-    if (unlabeled_ && o_.self_train != "none")
-      unlabeled_kept_ = ratio_over_ranks(kept_, unlabeled_seen_, "sum of the kept pseudo-labels");
-    if (!adapter_ || o_.adapt == "dan") return;
-    domain_accuracy_ = ratio_over_ranks(domain_correct_, domain_count_, "sum of the domain classifier's accuracy");
   }
 
   // The class sums of a centroid head become unit-length means once its
@@ -585,10 +568,6 @@ class ImageTask final : public TaskRun {
   std::optional<UnlabeledStream> unlabeled_;
   DomainAdapter adapter_{nullptr};
   std::shared_ptr<torch::nn::Module> with_adapter_;  // model + adapter, what the loop trains
-  int64_t domain_correct_ = 0, domain_count_ = 0;
-  double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
-  int64_t kept_ = 0, unlabeled_seen_ = 0;  // --self-train: pseudo-labels given, of unlabelled inputs seen
-  double unlabeled_kept_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 }  // namespace

@@ -353,6 +353,13 @@ double TaskRun::ratio_over_ranks(int64_t num, int64_t den, const char* what) {
   return d > 0 ? t[0].item<double>() / d : std::numeric_limits<double>::quiet_NaN();
 }
 
+void TaskRun::finish_unlabeled_epoch() {
+  const UnlabeledCounts& c = unlabeled_counts_;
+  if (o_.self_train != "none") unlabeled_kept_ = ratio_over_ranks(c.kept, c.seen, "sum of the kept pseudo-labels");
+  if (o_.adapt == "dann" || o_.adapt == "cdan")
+    domain_accuracy_ = ratio_over_ranks(c.domain_correct, c.domain_count, "sum of the domain classifier's accuracy");
+}
+
 void write_report_or_warn(const std::string& out) {
   try {
     write_run_report(out);

@@ -119,17 +119,22 @@ double rampup_weight(double epochs, double rampup);
 ///    rows aligned are the logits, the layer that trains. DAN with fewer than
 ///    two rows on a side adds nothing (the MMD needs two).
 ///  - --self-train: confident_label_loss(guess, learn, o.confidence) x
-///    o.unlabeled_weight x rampup_weight(epochs, o.rampup_epochs), `epochs`
-///    the fractional epochs into the run.
-/// `loss` is undefined when nothing is added.
-struct UnlabeledTerm {
-  torch::Tensor loss;
+///    o.unlabeled_weight x rampup_weight(epochs, o.rampup_epochs).
+/// `progress` and `epochs` are those of step `step` of epoch `epoch` (of
+/// o.epochs with `steps_per_epoch` steps). `loss` is undefined when nothing
+/// is added.
+struct UnlabeledCounts {
   int64_t domain_correct = 0, domain_count = 0;  // the domain classifier's (DANN, CDAN)
   int64_t kept = 0, seen = 0;                     // pseudo-labels given, of unlabelled rows
+  UnlabeledCounts& operator+=(const UnlabeledCounts& o);
+};
+struct UnlabeledTerm {
+  torch::Tensor loss;
+  UnlabeledCounts counts;
 };
 UnlabeledTerm unlabeled_term(const TrainOptions& o, DomainAdapter& adapter, bool frozen_features,
                              const torch::Tensor& f, const torch::Tensor& logits, int64_t labelled,
-                             int64_t unlabelled, double progress, double epochs);
+                             int64_t unlabelled, int64_t epoch, int64_t step, int64_t steps_per_epoch);
 
 /// The checks of --unlabeled, --adapt and --self-train across options
 /// (validate() calls it); each failure a graft::UsageError naming the option

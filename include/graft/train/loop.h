@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include "graft/eval/metrics.h"
+#include "graft/train/adapt.h"
 #include "graft/train/checkpoint.h"
 #include "graft/train/options.h"
 #include "graft/train/strategy.h"
@@ -116,15 +117,29 @@ class LoopTask {
 /// A task's run: its options and where it runs (data parallel: the group,
 /// this process's rank and the number of ranks; alone: none, 0 and 1).
 class TaskRun : public LoopTask {
+ public:
+  double domain_accuracy() override { return domain_accuracy_; }
+  double unlabeled_kept() override { return unlabeled_kept_; }
+
  protected:
   explicit TaskRun(const TrainOptions& o);
   /// num / den summed over the ranks (`what` names the all-reduce in
   /// errors); NaN when den is 0. The domain classifier's accuracy of an
   /// epoch (--adapt dann|cdan) is one.
   double ratio_over_ranks(int64_t num, int64_t den, const char* what);
+  /// --unlabeled (issue 19): what the epoch's unlabelled terms counted (each
+  /// step adds its own; zero it when an epoch starts from its first step)...
+  UnlabeledCounts unlabeled_counts_;
+  /// ...summed over the ranks at the end of an epoch with unlabelled data:
+  /// domain_accuracy() (--adapt dann|cdan) and unlabeled_kept() (--self-train).
+  void finish_unlabeled_epoch();
   const TrainOptions& o_;
   std::shared_ptr<dist::Group> group_;
   int rank_ = 0, world_ = 1;
+
+ private:
+  double domain_accuracy_ = std::numeric_limits<double>::quiet_NaN();
+  double unlabeled_kept_ = std::numeric_limits<double>::quiet_NaN();
 };
 
 /// Runs epochs state.epochs_done..o.epochs of `task` and returns how it went.

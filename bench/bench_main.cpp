@@ -90,7 +90,7 @@ nlohmann::json bench_loader(const std::string& data, const std::string& backbone
 
 // Face descriptors per second (issue 21): face-api's embedder on random
 // 150x150 chips (0..255), as FacePipeline::embed runs it (no gradient,
-// bf16 autocast when asked for); --plain runs the TF.js graph op for op
+// bf16 autocast or int8 when asked for); --plain runs the TF.js graph op for op
 // (FaceEmbedderImpl::set_fast(false)). --data: face-api's model folder.
 nlohmann::json bench_face(const std::string& models_dir, int64_t batch, int steps, graft::Precision precision,
                           bool plain) {
@@ -100,7 +100,15 @@ nlohmann::json bench_face(const std::string& models_dir, int64_t batch, int step
   torch::manual_seed(0);
   const torch::Tensor x = torch::rand({batch, 3, 150, 150}) * 255;
   torch::NoGradGuard no_grad;
+  // int8 (--precision int8): calibrated on the random chips themselves, as
+  // infer's int8 is; the rate does not depend on the ranges.
+  std::shared_ptr<graft::Int8Network> int8;
+  if (precision == graft::Precision::kInt8) int8 = graft::build_face_int8(*net, graft::calibrate_face_int8(*net, {x}));
   auto step = [&] {
+    if (int8) {
+      int8->forward(x);
+      return;
+    }
     graft::Autocast autocast(precision);
     net->forward(x);
   };

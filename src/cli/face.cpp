@@ -29,6 +29,7 @@ namespace {
 struct FaceCommon {
   TrainOptions rows = face_defaults("");
   std::string embedder;
+  std::string calibration_data;  // --precision int8
 };
 
 void add_embedder(CLI::App& sub, FaceCommon& c) {
@@ -41,18 +42,25 @@ void add_embedder(CLI::App& sub, FaceCommon& c) {
 
 void add_common(CLI::App& sub, FaceCommon& c) {
   static const std::vector<std::string> kKeys = {"face_models", "detect",  "detector", "min_face",
-                                                 "min_confidence", "cascade", "threads", "precision"};
+                                                 "min_confidence", "cascade", "threads", "precision",
+                                                 "calibration"};
   bind_option_rows(sub, c.rows, [](const OptionRow& row) {
     return std::find(kKeys.begin(), kKeys.end(), row.key) != kKeys.end();
   });
   for (const std::string& key : kKeys)  // the verb's own options, not "Face task (--task face)"
     if (CLI::Option* opt = sub.get_option_no_throw(train_option(key).flag())) opt->group("Options");
+  sub.add_option("--calibration-data", c.calibration_data,
+                 "--precision int8: a folder of face images to calibrate on (default: the verb's own folder, "
+                 "--data or DIR, where it has one)");
   add_max_pixels(sub);
 }
 
-FacePipeline make_pipeline(const FaceCommon& c) {
+// `folder`: the verb's own folder of faces, which int8 calibrates on unless
+// --calibration-data names another ("" for the verbs without one).
+FacePipeline make_pipeline(const FaceCommon& c, const std::string& folder = "") {
   set_threads(c.rows.threads);
   FaceOptions o = face_pipeline_options(c.rows);
+  o.calibration_data = c.calibration_data.empty() ? folder : c.calibration_data;
   set_face_embedder(o, c.embedder);
   return FacePipeline(o);
 }
@@ -82,7 +90,7 @@ struct EnrollOptions {
 };
 
 int run_enroll(const EnrollOptions& o) {
-  FacePipeline pipeline = make_pipeline(o.common);
+  FacePipeline pipeline = make_pipeline(o.common, o.dir);
   const GalleryEnrolment e = enroll_gallery(pipeline, o.gallery, o.dir);
   std::cout << "enrolled " << e.enrolled << " identities (" << e.images << " images, " << e.skipped
             << " skipped) into " << o.gallery << " (" << e.identities << " identities in all)\n";
@@ -200,7 +208,7 @@ struct EvaluateOptions {
 };
 
 int run_evaluate(const EvaluateOptions& o) {
-  FacePipeline pipeline = make_pipeline(o.common);
+  FacePipeline pipeline = make_pipeline(o.common, o.data);
   const FaceFolder folder = embed_face_folder(pipeline, o.data);
   report_face_folder(folder, o.data, pipeline.options());
   // Nothing to measure: say why before any pair is formed.
@@ -213,6 +221,9 @@ int run_evaluate(const EvaluateOptions& o) {
   j["embedder"] = pipeline.embedder_name();
   j["weights_sha256"] = pipeline.embedder_sha256();
   j["detect"] = o.common.rows.detect;
+  j["precision"] = pipeline.options().precision;
+  if (const Int8Calibration* c = pipeline.int8_calibration())
+    j["int8_calibration"] = {{"faces", c->images}, {"data", pipeline.options().calibration_data}};
   j["identities"] = folder.identities.size() - folder.empty_identities.size();
   j["images"] = folder.paths.size();
   j["skipped"] = folder.skipped.size();

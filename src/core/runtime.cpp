@@ -70,7 +70,7 @@ double cgroup_cpu_quota(const std::string& proc_self_cgroup, const std::string& 
     if (controllers.empty()) {
       // v2's unified hierarchy: mounted at the root, or at root/unified
       // beside v1's controllers.
-      for (const fs::path top : {fs::path(cgroup_root), fs::path(cgroup_root) / "unified"})
+      for (const fs::path& top : {fs::path(cgroup_root), fs::path(cgroup_root) / "unified"})
         if (fs::exists(top / "cgroup.controllers")) v2 = smallest_quota(top / rel, top, true);
       continue;
     }
@@ -78,7 +78,7 @@ double cgroup_cpu_quota(const std::string& proc_self_cgroup, const std::string& 
     bool cpu = false;
     for (std::string n; std::getline(names, n, ',');) cpu = cpu || n == "cpu";
     if (!cpu) continue;
-    for (const std::string mount : {controllers, std::string("cpu"), std::string("cpu,cpuacct")}) {
+    for (const std::string& mount : {controllers, std::string("cpu"), std::string("cpu,cpuacct")}) {
       const fs::path top = fs::path(cgroup_root) / mount;
       if (fs::exists(top / "cpu.cfs_quota_us")) {
         v1 = smallest_quota(top / rel, top, false);

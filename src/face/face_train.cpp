@@ -155,6 +155,11 @@ void face_check(const TrainOptions& o) {
                     " with --embedder ", o.embedder, " (MobileFaceNet runs as its TF.js graph with frozen "
                     "weights and cannot be fine-tuned; fine-tuning works with --embedder dlib, the default; with "
                     "mobilefacenet, train a centroid or linear head on its embeddings: --finetune none)");
+  // The int8 network is built from the embedder's weights when the pipeline
+  // is made; fine-tuning changes them afterwards.
+  GRAFT_CHECK_USAGE(o.precision != "int8" || o.finetune == "none", "--precision int8 with --finetune ", o.finetune,
+                    ": fine-tuning trains in fp32 or bf16 (int8 embeds the training faces of a frozen embedder; "
+                    "expected --finetune none, or --precision fp32 or bf16)");
   GRAFT_CHECK_USAGE(o.min_face >= 1 && o.min_face <= 1 << 20, "--min-face: ", o.min_face,
                     " (expected a side of at least 1 pixel)");
 }
@@ -176,6 +181,8 @@ FaceOptions face_pipeline_options(const TrainOptions& o) {
   f.min_confidence = o.min_confidence;
   f.cascade = o.cascade;
   f.precision = o.precision;
+  f.calibration = o.calibration;
+  f.calibration_data = o.data;  // the training faces (the face verbs set their own folder)
   return f;
 }
 

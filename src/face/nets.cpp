@@ -36,17 +36,17 @@ torch::Tensor take(const std::map<std::string, torch::Tensor>& m, const std::str
 }
 
 
-torch::Tensor normalise(const torch::Tensor& x) {
-  const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
-  return (x - mean) / 255.0f;
-}
-
 void check_input(const torch::Tensor& x, int64_t size, const char* net) {
   GRAFT_CHECK(x.dim() == 4 && x.size(1) == 3 && x.size(2) == size && x.size(3) == size, net,
               ": input has shape ", x.sizes(), ", expected [N, 3, ", size, ", ", size, "]");
 }
 
 }  // namespace
+
+torch::Tensor face_net_normalise(const torch::Tensor& x) {
+  const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
+  return (x - mean) / 255.0f;
+}
 
 torch::Tensor pad_same(const torch::Tensor& x, int64_t k, int64_t stride) {
   auto total = [&](int64_t in) {
@@ -83,25 +83,32 @@ FaceEmbedderImpl::FaceEmbedderImpl(const TensorList& tfjs_weights, const std::st
                                  take(tf_, prefix + "/scale/biases", {cout}, source), false);
     convs_[prefix] = p;
   };
-  auto add_residual = [&](const std::string& prefix, int64_t cin, int64_t cout) {
-    add_conv(prefix + "/conv1", 3, cin, cout);
-    add_conv(prefix + "/conv2", 3, cout, cout);
-  };
   add_conv("conv32_down", 7, 3, 32);
-  for (const char* n : {"conv32_1", "conv32_2", "conv32_3"}) add_residual(n, 32, 32);
-  add_residual("conv64_down", 32, 64);
-  for (const char* n : {"conv64_1", "conv64_2", "conv64_3"}) add_residual(n, 64, 64);
-  add_residual("conv128_down", 64, 128);
-  for (const char* n : {"conv128_1", "conv128_2"}) add_residual(n, 128, 128);
-  add_residual("conv256_down", 128, 256);
-  for (const char* n : {"conv256_1", "conv256_2"}) add_residual(n, 256, 256);
-  add_residual("conv256_down_out", 256, 256);
+  for (const Block& b : blocks()) {
+    add_conv(std::string(b.name) + "/conv1", 3, b.in, b.out);
+    add_conv(std::string(b.name) + "/conv2", 3, b.out, b.out);
+  }
   fc_ = register_parameter("fc", take(tf_, "fc", {256, 128}, source), false);
   tf_.clear();
 }
 
-FaceEmbedderImpl::ConvScale FaceEmbedderImpl::conv_scale(const std::string& prefix) {
-  return convs_.at(prefix);
+const std::vector<FaceEmbedderImpl::Block>& FaceEmbedderImpl::blocks() {
+  static const std::vector<Block> kBlocks = {
+      {"conv32_1", 32, 32, false},      {"conv32_2", 32, 32, false},     {"conv32_3", 32, 32, false},
+      {"conv64_down", 32, 64, true},    {"conv64_1", 64, 64, false},     {"conv64_2", 64, 64, false},
+      {"conv64_3", 64, 64, false},      {"conv128_down", 64, 128, true}, {"conv128_1", 128, 128, false},
+      {"conv128_2", 128, 128, false},   {"conv256_down", 128, 256, true}, {"conv256_1", 256, 256, false},
+      {"conv256_2", 256, 256, false},   {"conv256_down_out", 256, 256, true}};
+  return kBlocks;
+}
+
+std::pair<torch::Tensor, torch::Tensor> FaceEmbedderImpl::folded(const std::string& prefix) const {
+  auto it = convs_.find(prefix);
+  GRAFT_CHECK(it != convs_.end(), "face embedder: no convolution \"", prefix, "\"");
+  torch::NoGradGuard no_grad;
+  const ConvScale& p = it->second;
+  // The fast path's formula (apply): the same float32 operations.
+  return {(p.filters * p.scale.view({-1, 1, 1, 1})).detach(), (p.bias * p.scale + p.shift).detach()};
 }
 
 torch::Tensor FaceEmbedderImpl::apply(const ConvScale& p, torch::Tensor x, int stride,
@@ -144,24 +151,20 @@ torch::Tensor FaceEmbedderImpl::forward(torch::Tensor x) { return forward_last_s
 
 torch::Tensor FaceEmbedderImpl::forward_trunk(torch::Tensor x) {
   check_input(x, 150, "face embedder");
-  torch::Tensor in = normalise(x.to(torch::kFloat32));
+  torch::Tensor in = face_net_normalise(x.to(torch::kFloat32));
   if (fast_) in = in.contiguous(torch::MemoryFormat::ChannelsLast);
   auto out = apply(convs_.at("conv32_down"), in, 2, true);
   out = F::max_pool2d(out, F::MaxPool2dFuncOptions(3).stride(2));
-  for (const char* n : {"conv32_1", "conv32_2", "conv32_3"}) out = residual(n, out);
-  out = residual_down("conv64_down", out);
-  for (const char* n : {"conv64_1", "conv64_2", "conv64_3"}) out = residual(n, out);
-  out = residual_down("conv128_down", out);
-  for (const char* n : {"conv128_1", "conv128_2"}) out = residual(n, out);
-  out = residual_down("conv256_down", out);
-  for (const char* n : {"conv256_1", "conv256_2"}) out = residual(n, out);
+  // Every block but the last, conv256_down_out (the last stage).
+  for (size_t i = 0; i + 1 < blocks().size(); ++i)
+    out = blocks()[i].down ? residual_down(blocks()[i].name, out) : residual(blocks()[i].name, out);
   return out;
 }
 
 torch::Tensor FaceEmbedderImpl::forward_last_stage(torch::Tensor trunk) {
   GRAFT_CHECK(trunk.dim() == 4 && trunk.size(1) == 256, "face embedder: last-stage input has shape ",
               trunk.sizes(), ", expected [N, 256, H, W]");
-  auto out = residual_down("conv256_down_out", trunk);
+  auto out = residual_down(blocks().back().name, trunk);
   return out.mean({2, 3}).matmul(fc_);
 }
 
@@ -235,7 +238,7 @@ torch::Tensor FaceLandmarkNetImpl::dense_block(int block, torch::Tensor x, bool 
 
 torch::Tensor FaceLandmarkNetImpl::forward(torch::Tensor x) {
   check_input(x, 112, "face landmark net");
-  auto out = dense_block(0, normalise(x.to(torch::kFloat32)), true);
+  auto out = dense_block(0, face_net_normalise(x.to(torch::kFloat32)), true);
   for (int b = 1; b < 4; ++b) out = dense_block(b, out, false);
   out = F::avg_pool2d(out, F::AvgPool2dFuncOptions(7).stride(2));
   return out.flatten(1).matmul(fc_weights_) + fc_bias_;

@@ -14,6 +14,8 @@
 #include "graft/core/json.h"
 #include "graft/core/progress.h"
 #include "graft/data/image_set.h"
+#include "graft/data/order.h"
+#include "graft/eval/int8_run.h"
 #include "graft/face/gallery.h"
 #include "graft/face/mobilefacenet.h"
 #include "graft/models/fast.h"
@@ -24,6 +26,17 @@ namespace {
 
 constexpr const char* kDefaultCascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml";
 constexpr int kMinImageSide = 16;  // smaller than this holds no usable face
+constexpr uint64_t kFaceCalibrationSeed = 0;  // as graft eval's int8 calibration draws its images
+
+// Whether `dir` has a sub-folder (not hidden): then it is one per identity.
+bool has_sub_folders(const std::string& dir) {
+  if (!std::filesystem::is_directory(dir)) return false;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.is_directory() && !name.empty() && name[0] != '.') return true;
+  }
+  return false;
+}
 
 // The pretrained embedder a face run was trained on, from its
 // face_model.json: MobileFaceNet's name, or face-api's (for its runs, fine-
@@ -71,8 +84,9 @@ void set_face_embedder(FaceOptions& o, const std::string& value) {
 }
 
 FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
-  GRAFT_CHECK_USAGE(options_.precision == "fp32" || options_.precision == "bf16", "--precision ",
-                    options_.precision, ": the face embedders run in fp32 or bf16 (expected one of them)");
+  GRAFT_CHECK_USAGE(options_.precision == "fp32" || options_.precision == "bf16" || options_.precision == "int8",
+                    "--precision ", options_.precision, ": the face embedders run in fp32, bf16 or int8 (expected "
+                    "one of them)");
   if (options_.models_dir.empty()) options_.models_dir = default_face_models_dir();
   landmarks_ = load_face_landmark_net(options_.models_dir);
   std::string wanted = options_.embedder_name;
@@ -98,6 +112,9 @@ FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
     sha256_ = face_model_sha256(options_.models_dir, "face_recognition_model");
   }
   if (!options_.embedder_run.empty()) load_run_embedder();
+  GRAFT_CHECK_USAGE(options_.precision != "int8" || !mfn_, "--precision int8: ", kMobileFaceNetName,
+                    " has no int8 path (face-api's embedder, --embedder dlib, has; MobileFaceNet runs in fp32 "
+                    "or bf16)");
   if (options_.detect) {
     GRAFT_CHECK(options_.min_face >= 8, "--min-face: ", options_.min_face, " (expected at least 8 pixels)");
     GRAFT_CHECK(options_.detector == "ssd" || options_.detector == "haar", "--detector: \"", options_.detector,
@@ -113,9 +130,60 @@ FacePipeline::FacePipeline(FaceOptions options) : options_(std::move(options)) {
       GRAFT_CHECK(detector_->cascade.load(path), "face detector: ", path, " is not an OpenCV cascade");
     }
   }
+  if (options_.precision == "int8") calibrate_int8();
 }
 
 FacePipeline::~FacePipeline() = default;
+
+void FacePipeline::calibrate_int8() {
+  GRAFT_CHECK_USAGE(options_.calibration >= kMinCalibrationImages, "--calibration: ", options_.calibration,
+                    " faces (expected at least ", kMinCalibrationImages, ")");
+  GRAFT_CHECK_USAGE(!options_.calibration_data.empty(), "--precision int8: the face embedder needs "
+                    "--calibration-data DIR (a folder of face images to calibrate on)");
+  const std::string& dir = options_.calibration_data;
+  GRAFT_CHECK_USAGE(std::filesystem::exists(dir), "--calibration-data: '", dir,
+                    "' does not exist (expected a folder of face images)");
+  OpenOptions open;
+  if (!has_sub_folders(dir)) open.as_class = "faces";
+  const ImageSet set = open_image_set(dir, open);
+  const std::vector<size_t> order = epoch_order(set.size(), kFaceCalibrationSeed, 0, /*shuffle=*/true);
+  const FaceTimes before = times_;  // calibration is not the verb's work
+  std::vector<torch::Tensor> chips, batches;
+  int64_t n = 0, without_face = 0;
+  for (size_t i = 0; i < order.size() && n < options_.calibration; ++i) {
+    std::vector<Face> found;
+    try {
+      found = faces(set.load(order[i]), set.identity(order[i]));
+    } catch (const Error&) {
+      ++without_face;
+      continue;
+    }
+    if (found.empty()) {
+      ++without_face;
+      continue;
+    }
+    chips.push_back(face_net_input(found.front().chip, 150));
+    ++n;
+    if (chips.size() == 32) {
+      batches.push_back(torch::stack(chips));
+      chips.clear();
+    }
+  }
+  if (!chips.empty()) batches.push_back(torch::stack(chips));
+  times_ = before;
+  GRAFT_CHECK_USAGE(n >= kMinCalibrationImages, "--calibration-data: '", dir, "' gave ", n, " faces (",
+                    without_face, " images without a readable face; expected at least ", kMinCalibrationImages,
+                    " to calibrate int8)");
+  if (n < options_.calibration)
+    log_warn(str_cat("--calibration ", options_.calibration, ": '", dir, "' gave only ", n,
+                     " faces; calibrating on those"));
+  if (!cpu_has_vnni())
+    log_warn("--precision int8: this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): the int8 kernels "
+             "fall back and may be slower than fp32");
+  int8_calibration_ = calibrate_face_int8(*embedder_, batches);
+  int8_ = build_face_int8(*embedder_, int8_calibration_);
+  log_info(str_cat("int8: the face embedder calibrated on ", n, " faces of ", dir));
+}
 
 int64_t FacePipeline::embedding_dim() const { return mfn_ ? kMobileFaceNetDim : kFaceEmbeddingDim; }
 
@@ -221,7 +289,7 @@ torch::Tensor FacePipeline::embed(const std::vector<cv::Mat>& chips) {
   }
   for (const auto& chip : chips) inputs.push_back(face_net_input(chip, 150));
   torch::NoGradGuard no_grad;
-  auto e = embedder_->forward(torch::stack(inputs)).to(torch::kFloat32);
+  auto e = int8_ ? int8_->forward(torch::stack(inputs)) : embedder_->forward(torch::stack(inputs)).to(torch::kFloat32);
   e = e / e.norm(2, 1, true).clamp_min(1e-12);
   times_.embed += seconds_since(t0);
   return e;

@@ -126,6 +126,8 @@ class GoogLeNetImpl : public BackboneImpl {
     return x * scale.view({1, 3, 1, 1}) + shift.view({1, 3, 1, 1});
   }
 
+  bool transforms_input() const { return transform_input_; }
+
   std::vector<Stage> stages() const override {
     return {
         {"stem", {"conv1", "conv2", "conv3"}},
@@ -142,6 +144,13 @@ class GoogLeNetImpl : public BackboneImpl {
 };
 
 }  // namespace
+
+bool is_googlenet(const BackboneImpl& model) { return dynamic_cast<const GoogLeNetImpl*>(&model) != nullptr; }
+
+bool googlenet_transforms_input(const BackboneImpl& model) {
+  const auto* g = dynamic_cast<const GoogLeNetImpl*>(&model);
+  return g && g->transforms_input();
+}
 
 Backbone make_googlenet(int64_t num_classes, bool transform_input) {
   // Through a base pointer: Backbone(make_shared<Derived>) would pick the holder's

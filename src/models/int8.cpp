@@ -12,7 +12,9 @@
 #include <limits>
 
 #include "graft/core/error.h"
+#include "graft/face/nets.h"
 #include "graft/models/backbone.h"
+#include "graft/models/families.h"
 #include "graft/models/fast.h"
 
 namespace graft {
@@ -481,6 +483,340 @@ class PlainInt8 : public Int8Network {
   QuantPoint input_q_;
 };
 
+// ---- GoogLeNet (torchvision's, without the auxiliary classifiers) ----
+//
+// Points as FX places them: with transform_input each input channel on its
+// own ("input.0", "input.1", "input.2": FX slices them, then runs the
+// per-channel scale and shift as quantized::mul/add with scalars and
+// concatenates), else "input"; each BasicConv2d (conv+BN+ReLU) by its
+// convolution's module ("conv1.conv", "inception3a.branch2.0.conv"); the
+// four branch outputs of an inception block share one point with their
+// concatenation, named by the block ("inception3a"), so the concatenation
+// needs no requantisation; the classifier's output. The max pools (ceil
+// mode) and the average pool keep their input's scale.
+
+struct InceptionPlan {
+  std::string name;
+  Int8Conv branch1, branch2_0, branch2_1, branch3_0, branch3_1, branch4;
+};
+
+struct GoogLeNetPlan {
+  bool transform_input = false;
+  Int8Conv conv1, conv2, conv3;
+  std::vector<InceptionPlan> stage3, stage4, stage5;
+  std::string classifier;
+  bool linear_head = false;
+  torch::Tensor fc_weight, fc_bias;
+  c10::IValue fc_packed;
+};
+
+// torchvision's _transform_input, per channel: x_c * scale_c + shift_c with
+// the constants computed in double as Python does.
+constexpr double kGoogLeNetScale[3] = {0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5};
+constexpr double kGoogLeNetShift[3] = {(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5};
+
+Int8Conv basic_conv(const nn::Module& parent, const std::string& path, const std::string& point) {
+  std::shared_ptr<nn::Module> m;
+  for (const auto& item : parent.named_modules())
+    if (item.key() == path) m = item.value();
+  GRAFT_CHECK(m && child(*m, "conv") && child(*m, "bn"), "--precision int8: layer '", path,
+              "' is not a convolution with BatchNorm (no int8 path)");
+  return fold(*child(*m, "conv"), *child(*m, "bn"), point, true);
+}
+
+// Reads a convolution's stride and padding as they are: GoogLeNet's 7x7
+// stem has padding 3, its 3x3s padding 1.
+GoogLeNetPlan read_googlenet_plan(BackboneImpl& model) {
+  GoogLeNetPlan p;
+  p.transform_input = googlenet_transforms_input(model);
+  p.conv1 = basic_conv(model, "conv1", "conv1.conv");
+  p.conv2 = basic_conv(model, "conv2", "conv2.conv");
+  p.conv3 = basic_conv(model, "conv3", "conv3.conv");
+  auto inception = [&](const std::string& name) {
+    InceptionPlan i;
+    i.name = name;
+    i.branch1 = basic_conv(model, name + ".branch1", name);
+    i.branch2_0 = basic_conv(model, name + ".branch2.0", name + ".branch2.0.conv");
+    i.branch2_1 = basic_conv(model, name + ".branch2.1", name);
+    i.branch3_0 = basic_conv(model, name + ".branch3.0", name + ".branch3.0.conv");
+    i.branch3_1 = basic_conv(model, name + ".branch3.1", name);
+    i.branch4 = basic_conv(model, name + ".branch4.1", name);
+    return i;
+  };
+  for (const char* n : {"3a", "3b"}) p.stage3.push_back(inception(std::string("inception") + n));
+  for (const char* n : {"4a", "4b", "4c", "4d", "4e"}) p.stage4.push_back(inception(std::string("inception") + n));
+  for (const char* n : {"5a", "5b"}) p.stage5.push_back(inception(std::string("inception") + n));
+  p.classifier = model.classifier_name();
+  for (const auto& item : model.named_modules())
+    if (item.key() == p.classifier && item.value()->as<nn::Linear>()) {
+      const Int8Linear l = linear_of(*item.value(), item.key(), false);
+      p.linear_head = true;
+      p.fc_weight = l.weight;
+      p.fc_bias = l.bias;
+    }
+  return p;
+}
+
+torch::Tensor ceil_max_pool(const torch::Tensor& x, int64_t kernel, int64_t stride, int64_t padding = 0) {
+  return torch::max_pool2d(x, {kernel, kernel}, {stride, stride}, {padding, padding}, {1, 1}, /*ceil_mode=*/true);
+}
+
+// The network's trunk up to the pooled features, with `conv` running one
+// convolution and `input` turning the input into the first convolution's,
+// in float (calibration) or int8.
+template <typename Conv>
+torch::Tensor googlenet_trunk(const GoogLeNetPlan& p, torch::Tensor x, const Conv& conv) {
+  x = ceil_max_pool(conv(p.conv1, x), 3, 2);
+  x = ceil_max_pool(conv(p.conv3, conv(p.conv2, x)), 3, 2);
+  auto run = [&](const std::vector<InceptionPlan>& stage, torch::Tensor in) {
+    for (const auto& i : stage) {
+      in = torch::cat({conv(i.branch1, in), conv(i.branch2_1, conv(i.branch2_0, in)),
+                       conv(i.branch3_1, conv(i.branch3_0, in)), conv(i.branch4, ceil_max_pool(in, 3, 1, 1))},
+                      1);
+    }
+    return in;
+  };
+  x = ceil_max_pool(run(p.stage3, x), 3, 2);
+  x = ceil_max_pool(run(p.stage4, x), 2, 2);
+  x = run(p.stage5, x);
+  return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+}
+
+void observe_googlenet(const GoogLeNetPlan& p, const torch::Tensor& input, MinMax& obs) {
+  torch::Tensor x = input;
+  if (p.transform_input) {
+    std::vector<torch::Tensor> channels;
+    for (int64_t c = 0; c < 3; ++c) {
+      const torch::Tensor xc = x.select(1, c);
+      obs.observe("input." + std::to_string(c), xc);
+      channels.push_back(xc.unsqueeze(1) * kGoogLeNetScale[c] + kGoogLeNetShift[c]);
+    }
+    x = torch::cat(channels, 1);
+  } else {
+    obs.observe("input", x);
+  }
+  const torch::Tensor pooled = googlenet_trunk(p, x, [&](const Int8Conv& c, const torch::Tensor& in) {
+    torch::Tensor out = float_conv(c, in);
+    obs.observe(c.name, out);
+    return out;
+  });
+  if (p.linear_head) obs.observe(p.classifier, torch::linear(pooled, p.fc_weight, p.fc_bias));
+}
+
+class GoogLeNetInt8 : public Int8Network {
+ public:
+  GoogLeNetInt8(BackboneImpl& model, GoogLeNetPlan plan, const Int8Calibration& calibration)
+      : model_(model), p_(std::move(plan)) {
+    if (p_.transform_input) {
+      for (int c = 0; c < 3; ++c) inputs_.push_back(point(calibration, "input." + std::to_string(c)));
+    } else {
+      inputs_.push_back(point(calibration, "input"));
+    }
+    for (Int8Conv* c : {&p_.conv1, &p_.conv2, &p_.conv3}) pack_conv(*c, calibration);
+    for (auto* stage : {&p_.stage3, &p_.stage4, &p_.stage5})
+      for (auto& i : *stage)
+        for (Int8Conv* c : {&i.branch1, &i.branch2_0, &i.branch2_1, &i.branch3_0, &i.branch3_1, &i.branch4})
+          pack_conv(*c, calibration);
+    if (p_.linear_head) {
+      fc_q_ = point(calibration, p_.classifier);
+      p_.fc_packed = pack_linear(p_.fc_weight, p_.fc_bias);
+    }
+  }
+
+  torch::Tensor features(const torch::Tensor& x) override { return pooled(x).dequantize().to(torch::kFloat32); }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    torch::Tensor q = pooled(x);
+    if (!p_.linear_head) return model_.classify(q.dequantize());
+    static const c10::OperatorHandle linear = op("quantized::linear", "");
+    return call(linear, {q, p_.fc_packed, fc_q_.scale, fc_q_.zero_point}).toTensor().dequantize();
+  }
+
+ private:
+  torch::Tensor pooled(const torch::Tensor& input) const {
+    const torch::Tensor x = input.to(torch::kFloat32);
+    torch::Tensor q;
+    if (p_.transform_input) {
+      // FX's graph of _transform_input: each channel quantised, then
+      // quantized::mul and quantized::add with the scalars, concatenated.
+      static const c10::OperatorHandle mul = op("quantized::mul", "Scalar");
+      static const c10::OperatorHandle add = op("quantized::add", "Scalar");
+      std::vector<torch::Tensor> channels;
+      for (int64_t c = 0; c < 3; ++c) {
+        torch::Tensor qc = torch::quantize_per_tensor(x.select(1, c).contiguous(), inputs_[c].scale,
+                                                      inputs_[c].zero_point, torch::kQUInt8)
+                               .unsqueeze(1);
+        qc = call(mul, {qc, c10::Scalar(kGoogLeNetScale[c])}).toTensor();
+        channels.push_back(call(add, {qc, c10::Scalar(kGoogLeNetShift[c])}).toTensor());
+      }
+      q = torch::cat(channels, 1);
+    } else {
+      q = torch::quantize_per_tensor(x, inputs_[0].scale, inputs_[0].zero_point, torch::kQUInt8);
+    }
+    return googlenet_trunk(p_, q, [](const Int8Conv& c, const torch::Tensor& in) { return run_conv(c, in); });
+  }
+
+  BackboneImpl& model_;
+  GoogLeNetPlan p_;
+  std::vector<QuantPoint> inputs_;
+  QuantPoint fc_q_;
+};
+
+// ---- face-api's face embedder: the dlib-style ResNet (src/face/nets.cpp) ----
+//
+// The points, as FX places them on tests/reference/face_int8_fixtures.py's
+// port: "input" (after the normalisation), each convolution by its face-api
+// prefix, each block's add+ReLU by the block's name, and in a down block the
+// zero-padded tensors, which FX computes in float and quantises again:
+// "<block>/shortcut" (the pooled shortcut with zero channels appended) and
+// "<block>/padded" (the convolution's output with a zero row and column
+// appended where it comes out one smaller than the pool); "fc".
+
+struct FaceBlockPlan {
+  std::string name;
+  Int8Conv conv1, conv2;
+  bool down = false;
+  int64_t extra_channels = 0;  // zero channels appended to a down block's shortcut
+  QuantPoint out_q, shortcut_q, padded_q;
+  bool has_padded = false;  // the calibration saw the padded output
+};
+
+struct FacePlan {
+  Int8Conv stem;
+  std::vector<FaceBlockPlan> blocks;
+  torch::Tensor fc_weight;  // [128, 256]: nn.Linear's layout of fc
+  c10::IValue fc_packed;
+  QuantPoint fc_q;
+};
+
+Int8Conv face_conv(const FaceEmbedderImpl& net, const std::string& prefix, int64_t stride, bool relu) {
+  auto [weight, bias] = net.folded(prefix);
+  Int8Conv c;
+  c.name = prefix;
+  c.weight = weight.contiguous();
+  c.bias = bias;
+  c.stride = stride;
+  c.padding = stride == 1 ? weight.size(2) / 2 : 0;  // TF "same" at stride 1, "valid" at stride 2
+  c.relu = relu;
+  return c;
+}
+
+FacePlan read_face_plan(const FaceEmbedderImpl& net) {
+  FacePlan p;
+  p.stem = face_conv(net, "conv32_down", 2, true);
+  for (const auto& b : FaceEmbedderImpl::blocks()) {
+    FaceBlockPlan f;
+    f.name = b.name;
+    f.down = b.down;
+    f.extra_channels = b.out - b.in;
+    f.conv1 = face_conv(net, f.name + "/conv1", b.down ? 2 : 1, true);
+    f.conv2 = face_conv(net, f.name + "/conv2", 1, false);
+    p.blocks.push_back(std::move(f));
+  }
+  torch::NoGradGuard no_grad;
+  p.fc_weight = net.fc().detach().t().contiguous();
+  return p;
+}
+
+// A down block's zero padding: `rows` bottom rows and right columns, or
+// `channels` channels after the last.
+torch::Tensor pad_zeros(const torch::Tensor& x, int64_t rows, int64_t channels) {
+  return torch::constant_pad_nd(x, {0, rows, 0, rows, 0, channels}, 0);
+}
+
+void observe_face(const FacePlan& p, const torch::Tensor& input, MinMax& obs) {
+  torch::Tensor x = face_net_normalise(input.to(torch::kFloat32));
+  obs.observe("input", x);
+  x = float_conv(p.stem, x);
+  obs.observe(p.stem.name, x);
+  x = torch::max_pool2d(x, {3, 3}, {2, 2}, {0, 0}, {1, 1});
+  for (const auto& b : p.blocks) {
+    torch::Tensor out = float_conv(b.conv1, x);
+    obs.observe(b.conv1.name, out);
+    out = float_conv(b.conv2, out);
+    obs.observe(b.conv2.name, out);
+    torch::Tensor shortcut = x;
+    if (b.down) {
+      shortcut = torch::avg_pool2d(x, {2, 2}, {2, 2});
+      const int64_t rows = shortcut.size(2) - out.size(2);
+      if (rows > 0) {
+        out = pad_zeros(out, rows, 0);
+        obs.observe(b.name + "/padded", out);
+      }
+      if (b.extra_channels > 0) {
+        shortcut = pad_zeros(shortcut, 0, b.extra_channels);
+        obs.observe(b.name + "/shortcut", shortcut);
+      }
+    }
+    x = torch::relu(out + shortcut);
+    obs.observe(b.name, x);
+  }
+  obs.observe("fc", torch::linear(x.mean({2, 3}), p.fc_weight));
+}
+
+class FaceInt8 : public Int8Network {
+ public:
+  FaceInt8(FacePlan plan, const Int8Calibration& calibration) : p_(std::move(plan)) {
+    input_q_ = point(calibration, "input");
+    pack_conv(p_.stem, calibration);
+    for (auto& b : p_.blocks) {
+      pack_conv(b.conv1, calibration);
+      pack_conv(b.conv2, calibration);
+      b.out_q = point(calibration, b.name);
+      if (b.down && b.extra_channels > 0) b.shortcut_q = point(calibration, b.name + "/shortcut");
+      b.has_padded = calibration.points.count(b.name + "/padded") > 0;
+      if (b.has_padded) b.padded_q = point(calibration, b.name + "/padded");
+    }
+    p_.fc_q = point(calibration, "fc");
+    p_.fc_packed = pack_linear(p_.fc_weight, c10::IValue());
+  }
+
+  // The mean-pooled map, dequantised: [N, 256].
+  torch::Tensor features(const torch::Tensor& x) override { return pooled(x).dequantize().to(torch::kFloat32); }
+
+  // The descriptors, not normalised: [N, 128].
+  torch::Tensor forward(const torch::Tensor& x) override {
+    static const c10::OperatorHandle linear = op("quantized::linear", "");
+    return call(linear, {pooled(x), p_.fc_packed, p_.fc_q.scale, p_.fc_q.zero_point}).toTensor().dequantize();
+  }
+
+ private:
+  static torch::Tensor requantize(const torch::Tensor& padded_float, const QuantPoint& q) {
+    return torch::quantize_per_tensor(padded_float, q.scale, q.zero_point, torch::kQUInt8);
+  }
+
+  torch::Tensor pooled(const torch::Tensor& input) const {
+    GRAFT_CHECK(input.dim() == 4 && input.size(1) == 3 && input.size(2) == 150 && input.size(3) == 150,
+                "face embedder (int8): input has shape ", input.sizes(), ", expected [N, 3, 150, 150]");
+    torch::Tensor x = requantize(face_net_normalise(input.to(torch::kFloat32)), input_q_);
+    x = run_conv(p_.stem, x);
+    x = torch::max_pool2d(x, {3, 3}, {2, 2}, {0, 0}, {1, 1});
+    static const c10::OperatorHandle add_relu = op("quantized::add_relu", "");
+    for (const auto& b : p_.blocks) {
+      torch::Tensor out = run_conv(b.conv2, run_conv(b.conv1, x));
+      if (!b.down) {
+        x = call(add_relu, {out, x, b.out_q.scale, b.out_q.zero_point}).toTensor();
+        continue;
+      }
+      torch::Tensor shortcut = torch::avg_pool2d(x, {2, 2}, {2, 2});
+      const int64_t rows = shortcut.size(2) - out.size(2);
+      if (rows > 0) {
+        GRAFT_CHECK(b.has_padded, "int8 calibration: no quantisation point '", b.name,
+                    "/padded' (the calibration was made for another network; calibrate again)");
+        out = requantize(pad_zeros(out.dequantize(), rows, 0), b.padded_q);
+      }
+      if (b.extra_channels > 0)
+        shortcut = requantize(pad_zeros(shortcut.dequantize(), 0, b.extra_channels), b.shortcut_q);
+      // FX's argument order: the shortcut first.
+      x = call(add_relu, {shortcut, out, b.out_q.scale, b.out_q.zero_point}).toTensor();
+    }
+    return x.mean({2, 3});
+  }
+
+  FacePlan p_;
+  QuantPoint input_q_;
+};
+
 void use_onednn() {
   auto& ctx = at::globalContext();
   const auto engines = ctx.supportedQEngines();
@@ -550,11 +886,12 @@ Int8Calibration int8_calibration_from_json(const nlohmann::json& j, const std::s
 }
 
 void check_int8_supported(BackboneImpl& model, const std::string& backbone_name) {
-  GRAFT_CHECK_USAGE(is_resnet(model) || is_plain_net(model), "--precision int8: backbone '", backbone_name,
-                    "' has no int8 path yet (these have: resnet18, resnet34, resnet50, resnet20, resnet32, "
-                    "resnet44, resnet56, alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn)");
+  GRAFT_CHECK_USAGE(is_resnet(model) || is_plain_net(model) || is_googlenet(model), "--precision int8: backbone '",
+                    backbone_name, "' has no int8 path yet (these have: resnet18, resnet34, resnet50, resnet20, "
+                    "resnet32, resnet44, resnet56, alexnet, vgg11, vgg11_bn, vgg16, vgg16_bn, googlenet)");
   // names the layer that does not fit
   if (is_resnet(model)) (void)read_plan(model);
+  else if (is_googlenet(model)) (void)read_googlenet_plan(model);
   else (void)read_plain_plan(model);
 }
 
@@ -563,7 +900,13 @@ Int8Calibration calibrate_int8(BackboneImpl& model, const std::vector<torch::Ten
   torch::InferenceMode guard;
   MinMax obs;
   Int8Calibration c;
-  if (is_plain_net(model)) {
+  if (is_googlenet(model)) {
+    const GoogLeNetPlan plan = read_googlenet_plan(model);
+    for (const auto& b : batches) {
+      observe_googlenet(plan, b.to(torch::kFloat32), obs);
+      c.images += b.size(0);
+    }
+  } else if (is_plain_net(model)) {
     const PlainPlan plan = read_plain_plan(model);
     for (const auto& b : batches) {
       observe_plain(plan, b.to(torch::kFloat32), obs);
@@ -583,8 +926,29 @@ Int8Calibration calibrate_int8(BackboneImpl& model, const std::vector<torch::Ten
 std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibration& calibration) {
   use_onednn();
   torch::InferenceMode guard;
+  if (is_googlenet(model)) return std::make_shared<GoogLeNetInt8>(model, read_googlenet_plan(model), calibration);
   if (is_plain_net(model)) return std::make_shared<PlainInt8>(model, read_plain_plan(model), calibration);
   return std::make_shared<ResNetInt8>(model, read_plan(model), calibration);
+}
+
+Int8Calibration calibrate_face_int8(const FaceEmbedderImpl& net, const std::vector<torch::Tensor>& batches) {
+  GRAFT_CHECK(!batches.empty(), "int8 calibration: no face chips");
+  torch::InferenceMode guard;
+  const FacePlan plan = read_face_plan(net);
+  MinMax obs;
+  Int8Calibration c;
+  for (const auto& b : batches) {
+    observe_face(plan, b, obs);
+    c.images += b.size(0);
+  }
+  for (const auto& [name, range] : obs.seen) c.points[name] = minmax_qparams(range.first, range.second);
+  return c;
+}
+
+std::shared_ptr<Int8Network> build_face_int8(const FaceEmbedderImpl& net, const Int8Calibration& calibration) {
+  use_onednn();
+  torch::InferenceMode guard;
+  return std::make_shared<FaceInt8>(read_face_plan(net), calibration);
 }
 
 c10::IValue prepack_dynamic_linear(const torch::Tensor& weight, const torch::Tensor& bias) {

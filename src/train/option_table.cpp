@@ -199,11 +199,17 @@ void optimiser_rows(Rows& t) {
                         "fp32, or bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX (image "
                         "models and face embedders; fp32 master weights when training), or int8: the image "
                         "linear probe's cached features through graft eval's int8 network (the head trains in fp32)")
-                  .words({"fp32", "bf16", "int8"}).shown());
+                  .words({"fp32", "bf16", "int8"}).shown()
+                  .help_for("face", "fp32; bf16: bfloat16 autocast on CPUs with AVX512-BF16 or AMX; or int8 "
+                            "(face-api's embedder, --embedder dlib, without --finetune): post-training static int8 "
+                            "on the onednn engine, calibrated on --calibration faces"));
   t.push_back(OptionRow(GRAFT_OPTION_FIELD(calibration), "--calibration",
                         "--precision int8: images of --data that calibrate the activation ranges (seeded, as "
                         "graft eval --precision int8 draws them)")
-                  .within(OptionRange::closed(16, 1 << 30)).for_tasks({"image"}));
+                  .within(OptionRange::closed(16, 1 << 30)).for_tasks({"image", "face"})
+                  .help_for("face", "--precision int8: faces that calibrate the embedder's activation ranges "
+                            "(the largest face of images drawn in a seeded order from --data, or from "
+                            "--calibration-data)"));
 }
 
 void run_rows(Rows& t) {

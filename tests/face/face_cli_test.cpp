@@ -15,6 +15,8 @@
 #include "graft/core/files.h"
 #include "graft/face/face_train.h"
 #include "graft/face/nets.h"
+#include "graft/face/pipeline.h"
+#include "graft/models/int8.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
 
@@ -93,6 +95,67 @@ TEST_F(FaceCli, EvaluateEqualsAnIndependentComputation) {
     EXPECT_NEAR(row["rank1"].get<double>(), ref["rank1"][std::to_string(row["k"].get<int>())].get<double>(), 1e-9);
   for (const char* key : {"landmarks_ms_per_face", "align_ms_per_face", "embed_ms_per_face"})
     EXPECT_GT(m["time"][key].get<double>(), 0.0) << key;
+}
+
+// --precision int8 (issue 21): calibrated on the verb's own folder. With
+// --calibration 30 every face of the 30 is drawn, so the ranges are those of
+// all 30 chips whatever the seeded order; the dumped embeddings equal
+// build_face_int8's on chips made here, and stay close to fp32's.
+TEST_F(FaceCli, Int8EvaluateCalibratesOnItsFolder) {
+  Result r = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--data", dir_ / "gallery_in",
+                        "--trials", "1", "--precision", "int8", "--calibration", "30", "--dump", dir_ / "int8.json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto m = nlohmann::json::parse(r.out);
+  EXPECT_EQ(m["precision"], "int8");
+  EXPECT_EQ(m["int8_calibration"]["faces"], 30);
+  EXPECT_EQ(m["int8_calibration"]["data"], dir_ / "gallery_in");
+  Result f = graft_cli({"face", "evaluate", "--no-detect", "--threads", "1", "--data", dir_ / "gallery_in",
+                        "--trials", "1", "--dump", dir_ / "fp32.json"});
+  ASSERT_EQ(f.code, 0) << f.err;
+  const auto d8 = nlohmann::json::parse(read_file(dir_ / "int8.json"));
+  const auto d32 = nlohmann::json::parse(read_file(dir_ / "fp32.json"));
+  ASSERT_EQ(d8["paths"], d32["paths"]);
+
+  FaceOptions o;
+  o.detect = false;
+  FacePipeline pipeline(o);
+  std::vector<torch::Tensor> chips;
+  for (const auto& p : d8["paths"]) {
+    const std::string path = p.get<std::string>();
+    chips.push_back(face_net_input(pipeline.faces(pipeline.load(path), path).front().chip, 150));
+  }
+  const torch::Tensor x = torch::stack(chips);
+  const auto int8 = build_face_int8(*pipeline.embedder(), calibrate_face_int8(*pipeline.embedder(), {x}));
+  torch::Tensor want;
+  {
+    torch::InferenceMode guard;
+    want = int8->forward(x);
+  }
+  want = want / want.norm(2, 1, true);
+  auto rows = [](const nlohmann::json& d) {
+    std::vector<torch::Tensor> out;
+    for (const auto& e : d["embeddings"]) out.push_back(torch::tensor(e.get<std::vector<float>>()));
+    return torch::stack(out);
+  };
+  const torch::Tensor got = rows(d8), fp32 = rows(d32);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((got - fp32).abs().max().item<double>(), 1e-4) << "int8 embeddings equal fp32's: int8 did not run";
+  EXPECT_GT(torch::cosine_similarity(got, fp32, 1).min().item<double>(), 0.99);
+
+  // Bad input: too few calibration faces; int8 without a folder to
+  // calibrate on; int8 with fine-tuning.
+  Result few = graft_cli({"face", "evaluate", "--no-detect", "--data", dir_ / "gallery_in", "--precision", "int8",
+                          "--calibration", "8"});
+  EXPECT_EQ(few.code, 2);
+  EXPECT_TRUE(contains(few.err, "--calibration")) << few.err;
+  Result verify = graft_cli({"face", "verify", "--no-detect", "--precision", "int8", probe(1, 7), probe(1, 8)});
+  EXPECT_EQ(verify.code, 2);
+  EXPECT_TRUE(contains(verify.err, "--calibration-data DIR")) << verify.err;
+  Result ft = graft_cli({"train", "--task", "face", "--no-detect", "--data", dir_ / "gallery_in", "--finetune",
+                         "arcface", "--precision", "int8", "--out", dir_ / "ft"});
+  EXPECT_EQ(ft.code, 2);
+  EXPECT_TRUE(contains(ft.err, "--precision int8 with --finetune arcface")) << ft.err;
+  EXPECT_FALSE(fs::exists(dir_ / "ft"));
 }
 
 TEST_F(FaceCli, BadInputsAreNamedAndNothingIsLost) {

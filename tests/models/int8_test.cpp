@@ -16,6 +16,7 @@
 #include "graft/models/saved_model.h"
 #include "graft/eval/infer.h"
 #include "graft/eval/int8_run.h"
+#include "graft/face/nets.h"
 #include "graft/models/backbone.h"
 #include "graft/models/fast.h"
 #include "graft/models/registry.h"
@@ -144,10 +145,12 @@ TEST(Int8, ResNet18MatchesFx) {
 }
 
 // torchvision AlexNet and VGG-11 (no BatchNorm; max pools; fc6 and fc7 as
-// Linear+ReLU) with backbone_fixtures' weights: every quantisation point
-// has FX's scale and zero point, and the logits are within one output step.
-TEST(Int8, AlexNetAndVggMatchFx) {
-  for (const std::string name : {"alexnet", "vgg11"}) {
+// Linear+ReLU) and GoogLeNet (transform_input: each input channel quantised
+// on its own; inception branches sharing their concatenation's point) with
+// backbone_fixtures' weights: every quantisation point has FX's scale and
+// zero point, and the logits are within one output step.
+TEST(Int8, AlexNetVggAndGoogLeNetMatchFx) {
+  for (const std::string name : {"alexnet", "vgg11", "googlenet"}) {
     SCOPED_TRACE(name);
     if (!test::have_fixture("int8_" + name + ".json")) GTEST_SKIP() << "run tests/reference/make_fixtures.py";
     auto t = test::load_named(test::fixture("int8_" + name + ".safetensors"));
@@ -171,10 +174,45 @@ TEST(Int8, AlexNetAndVggMatchFx) {
     torch::InferenceMode guard;
     const torch::Tensor x = channels_last(t.at("test"));
     const torch::Tensor out = m->forward(x);
-    const double step = c.points.at("classifier.6").scale;
+    const double step = c.points.at(m->classifier_name()).scale;
     EXPECT_LE((out - t.at("logits_int8")).abs().max().item<double>(), step * 1.001);
-    EXPECT_EQ(m->features(x).sizes(), (std::vector<int64_t>{x.size(0), 4096}));
+    EXPECT_EQ(m->features(x).sizes(), (std::vector<int64_t>{x.size(0), name == "googlenet" ? 1024 : 4096}));
   }
+}
+
+// face-api's face embedder against FX on a PyTorch port of it
+// (face_int8_fixtures.py), calibrated on the same 32 att_faces photos: the
+// same points and scales, descriptors within one output step of FX's; the
+// port's fp32 descriptors equal graft's (so the port is the same network).
+TEST(Int8, FaceEmbedderMatchesFxOnItsPort) {
+  if (!test::have_fixture("face_int8.json")) GTEST_SKIP() << "no face_int8.json (needs the face models and att_faces)";
+  const nlohmann::json meta = read_json_fixture("face_int8.json");
+  auto t = test::load_named(test::fixture("face_int8.safetensors"));
+  FaceEmbedder net = load_face_embedder(meta["models"].get<std::string>());
+  torch::InferenceMode guard;
+  const torch::Tensor test_x = t.at("test");
+  EXPECT_LT((net->forward(test_x) - t.at("descriptors_fp32")).abs().max().item<double>(), 1e-5);
+  const Int8Calibration c = calibrate_face_int8(*net, {t.at("calib")});
+  EXPECT_EQ(c.images, 32);
+  const nlohmann::json& fx = meta["points"];
+  EXPECT_EQ(c.points.size(), fx.size());
+  for (auto it = fx.begin(); it != fx.end(); ++it) {
+    SCOPED_TRACE(it.key());
+    ASSERT_TRUE(c.points.count(it.key()));
+    const QuantPoint& q = c.points.at(it.key());
+    EXPECT_NEAR(q.scale, it.value()["scale"].get<double>(), 1e-5 * q.scale);
+    EXPECT_EQ(q.zero_point, it.value()["zero_point"].get<int64_t>());
+  }
+  const auto int8 = build_face_int8(*net, c);
+  const torch::Tensor got = int8->forward(test_x);
+  const double step = c.points.at("fc").scale;
+  const double diff = (got - t.at("descriptors_int8")).abs().max().item<double>();
+  EXPECT_LE(diff, step * 1.001) << "one fc output step is " << step;
+  const torch::Tensor cos = torch::cosine_similarity(got, net->forward(test_x), 1);
+  EXPECT_GT(cos.min().item<double>(), 0.99);
+  EXPECT_EQ(int8->features(test_x).sizes(), (std::vector<int64_t>{test_x.size(0), 256}));
+  std::cout << "face int8 vs FX: max diff " << diff << " (fc step " << step << "), min cosine to fp32 "
+            << cos.min().item<double>() << "\n";
 }
 
 // The whole test set, as graft eval reads it (OpenCV decoding), calibrated
@@ -246,10 +284,13 @@ TEST(Int8, RefusesWhatItCannotDo) {
     EXPECT_EQ(r.code, 2) << c.expect << ": " << r.err;
     EXPECT_TRUE(test::contains(r.err, c.expect)) << r.err;
   }
-  // A backbone without an int8 path is named.
-  Backbone googlenet = find_backbone("googlenet").make(10);
-  const std::string e = test::error_of([&] { check_int8_supported(*googlenet, "googlenet"); });
-  EXPECT_TRUE(test::contains(e, "backbone 'googlenet' has no int8 path")) << e;
+  // Every registry family has an int8 path now; a layer that does not fit
+  // one (here a dilated convolution) is named.
+  Backbone resnet = find_backbone("resnet18").make(10);
+  for (const auto& item : resnet->named_modules())
+    if (item.key() == "layer1.0.conv1") item.value()->as<torch::nn::Conv2d>()->options.dilation(2);
+  const std::string e = test::error_of([&] { check_int8_supported(*resnet, "resnet18"); });
+  EXPECT_TRUE(test::contains(e, "layer 'layer1.0.conv1' is grouped or dilated (no int8 path)")) << e;
   EXPECT_TRUE(flags_have_vnni("fpu avx512f avx512_vnni"));
   EXPECT_FALSE(flags_have_vnni("fpu avx512f avx2"));
 }

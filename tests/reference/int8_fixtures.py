@@ -14,7 +14,7 @@ per tensor affine, reduce_range=False), weights PerChannelMinMaxObserver
                                      64 calibration JPEGs (relative paths),
                                      and FX's top-1 on all 10,000 JPEGs when
                                      calibrated on exactly those 64 files
-  int8_resnet18.*, int8_alexnet.*, int8_vgg11.*
+  int8_resnet18.*, int8_alexnet.*, int8_vgg11.*, int8_googlenet.*
                                      FX int8 of torchvision networks with
                                      backbone_fixtures' weights on random inputs
 Writes no ResNet-20 files when ../shared/data is absent (the tests skip).
@@ -209,9 +209,59 @@ def plain_net(out_dir, name):
         json.dump({"points": points}, f, indent=1)
 
 
+def googlenet(out_dir):
+    """torchvision GoogLeNet as the registry builds it (no auxiliary
+    classifiers, transform_input=True) with backbone_fixtures' weights, on
+    64x64 random inputs. FX quantises each input channel on its own
+    (transform_input slices them: "input.0", "input.1", "input.2"), runs the
+    per-channel scale and shift as quantized::mul/add with scalars, and
+    gives the four branch outputs of each inception block one shared
+    observer with its concatenation (named by the block, "inception3a").
+    Writes int8_googlenet.safetensors (calib, test, FX int8 logits) and
+    int8_googlenet.json (points by graft's names: the convolutions by
+    module, "conv1.conv", "inception3a.branch2.0.conv", ...)."""
+    import torchvision.models as tvm
+    from st import load as st_load
+    weights = os.path.join(out_dir, "googlenet.weights.safetensors")
+    if not os.path.exists(weights):
+        return
+    torch.backends.quantized.engine = "onednn"
+    model = tvm.googlenet(aux_logits=False, transform_input=True, init_weights=False)
+    model.load_state_dict(st_load(weights)[0])
+    model.eval()
+    g = torch.Generator().manual_seed(22)
+    calib = torch.randn(16, 3, 64, 64, generator=g)
+    test = torch.randn(4, 3, 64, 64, generator=g)
+    q = quantize(model, calib)
+    with torch.no_grad():
+        logits_int8 = q(test)
+    points = {}
+    inputs = [n for n in q.graph.nodes if n.op == "call_function" and n.target == torch.quantize_per_tensor]
+    assert len(inputs) == 3, inputs
+    for c, n in enumerate(inputs):
+        points[f"input.{c}"] = {"scale": float(getattr(q, n.args[1].target)),
+                                "zero_point": int(getattr(q, n.args[2].target))}
+    for n, m in q.named_modules():
+        if not (n and hasattr(m, "scale") and hasattr(m, "zero_point")):
+            continue
+        qp = {"scale": float(m.scale), "zero_point": int(m.zero_point)}
+        parts = n.split(".")
+        last_of_branch = (n.startswith("inception") and
+                          (parts[1] == "branch1" or (parts[1] != "branch1" and parts[2] == "1")))
+        if last_of_branch:
+            assert points.setdefault(parts[0], qp) == qp, (n, qp, points[parts[0]])
+        else:
+            points[n] = qp
+    st_save(os.path.join(out_dir, "int8_googlenet.safetensors"),
+            {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous()})
+    with open(os.path.join(out_dir, "int8_googlenet.json"), "w") as f:
+        json.dump({"points": points}, f, indent=1)
+
+
 def make(out_dir):
     observers(out_dir)
     resnet18(out_dir)
     resnet20(out_dir)
     plain_net(out_dir, "alexnet")
     plain_net(out_dir, "vgg11")
+    googlenet(out_dir)

@@ -17,7 +17,7 @@ MODULES = ["safetensors_fixtures", "backbone_fixtures", "transform_fixtures",
            "transferability_fixtures", "bert_fixtures", "text_model_fixtures",
            "face_loss_fixtures", "calibration_fixtures", "gif_fixtures",
            "centroid_fixtures", "tta_fixtures", "grad_cam_fixtures",
-           "adapt_fixtures", "int8_fixtures", "textcnn_fixtures",
+           "adapt_fixtures", "int8_fixtures", "face_int8_fixtures", "textcnn_fixtures",
            "use_lite_fixtures"]
 
 

@@ -30,6 +30,9 @@ std::string default_face_models_dir();
 /// every face-api network (detector, landmarks, embedder).
 torch::Tensor pad_same(const torch::Tensor& x, int64_t k, int64_t stride);
 
+/// face-api's input normalisation, inside both nets: (x - mean RGB) / 255.
+torch::Tensor face_net_normalise(const torch::Tensor& x);
+
 class FaceEmbedderImpl : public torch::nn::Module {
  public:
   /// Takes the tensors of face_recognition_model-weights_manifest.json (TF
@@ -57,6 +60,22 @@ class FaceEmbedderImpl : public torch::nn::Module {
   void set_fast(bool fast) { fast_ = fast; }
   bool fast() const { return fast_; }
 
+  /// The residual blocks in order (the trunk's, then the last stage's): a
+  /// down block's first convolution has stride 2 ("valid") and its shortcut
+  /// is a 2x2 average pool with zero channels appended up to `out`.
+  struct Block {
+    const char* name;
+    int64_t in, out;
+    bool down;
+  };
+  static const std::vector<Block>& blocks();
+  /// A convolution ("conv32_down", "conv64_down/conv1", ...) with its bias,
+  /// scale and shift folded in as the fast path folds them (w * s, b * s + t),
+  /// detached: {filters OIHW, bias}. The int8 network is built from these.
+  std::pair<torch::Tensor, torch::Tensor> folded(const std::string& prefix) const;
+  /// The final projection, [256, 128] (descriptor = mean-pooled map x fc).
+  const torch::Tensor& fc() const { return fc_; }
+
   /// Whether a parameter (by its registered name) belongs to the last stage.
   static bool in_last_stage(const std::string& name);
   /// requires_grad on the last stage's parameters (all others stay frozen).
@@ -68,7 +87,6 @@ class FaceEmbedderImpl : public torch::nn::Module {
   struct ConvScale {
     torch::Tensor filters, bias, scale, shift;  // filters OIHW
   };
-  ConvScale conv_scale(const std::string& prefix);
   torch::Tensor apply(const ConvScale& p, torch::Tensor x, int stride, bool relu) const;
   torch::Tensor residual(const std::string& prefix, torch::Tensor x);
   torch::Tensor residual_down(const std::string& prefix, torch::Tensor x);

@@ -17,6 +17,7 @@
 #include "graft/face/align.h"
 #include "graft/face/detector.h"
 #include "graft/face/nets.h"
+#include "graft/models/int8.h"
 
 namespace graft {
 
@@ -50,9 +51,17 @@ struct FaceOptions {
   std::string embedder_name;
   /// MobileFaceNet's folder ("" = default_mobilefacenet_dir()).
   std::string mobilefacenet_dir;
-  /// The embedder's arithmetic (--precision): "fp32", or "bf16" (bfloat16
-  /// autocast, as for image models; descriptors come back float32).
+  /// The embedder's arithmetic (--precision): "fp32", "bf16" (bfloat16
+  /// autocast, as for image models; descriptors come back float32), or
+  /// "int8" (face-api's embedder only: post-training static int8 as
+  /// models/int8.h's build_face_int8, calibrated when the pipeline is made).
   std::string precision = "fp32";
+  /// int8: the folder of face images to calibrate on (one sub-folder per
+  /// identity, or images; searched recursively) and how many of its faces,
+  /// drawn in a seeded order (the largest face of each image, found and
+  /// aligned as every other face).
+  std::string calibration_data;
+  int64_t calibration = 256;
 };
 
 /// The names --embedder takes (the rest is a run folder): "dlib" and
@@ -127,9 +136,12 @@ class FacePipeline {
   int64_t embedding_dim() const;
   bool is_mobilefacenet() const { return static_cast<bool>(mfn_); }
   const FaceTimes& times() const { return times_; }
+  /// The int8 calibration in use (nullptr unless --precision int8).
+  const Int8Calibration* int8_calibration() const { return int8_ ? &int8_calibration_ : nullptr; }
 
  private:
   void load_run_embedder();
+  void calibrate_int8();
   FaceOptions options_;
   FaceLandmarkNet landmarks_{nullptr};
   FaceEmbedder embedder_{nullptr};
@@ -138,6 +150,8 @@ class FacePipeline {
   std::unique_ptr<Detector> detector_;
   FaceDetectorNet ssd_{nullptr};
   FaceTimes times_;
+  Int8Calibration int8_calibration_;
+  std::shared_ptr<Int8Network> int8_;
   std::unique_ptr<MobileFaceNet> mfn_;
 };
 

@@ -28,5 +28,10 @@ Backbone make_vgg(int depth, bool batch_norm, int64_t num_classes);
 /// weights expect) the network first re-normalises inputs given with ImageNet
 /// mean/std to mean = std = 0.5; it has no parameters. Classifier slot "fc".
 Backbone make_googlenet(int64_t num_classes, bool transform_input);
+/// Whether `model` is a GoogLeNet of make_googlenet, and whether it applies
+/// torchvision's transform_input (the int8 path quantises the input as FX
+/// does for each).
+bool is_googlenet(const BackboneImpl& model);
+bool googlenet_transforms_input(const BackboneImpl& model);
 
 }  // namespace graft

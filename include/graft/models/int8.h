@@ -21,8 +21,12 @@
 /// The scales come from calibration: float forward passes of the folded
 /// network over calibration images, observing each point's min and max.
 /// The ResNet family (torchvision ResNet-18/34/50 and the CIFAR ResNets),
-/// AlexNet and VGG-11/16 (with or without BatchNorm) have an int8 path;
-/// other backbones are refused by name. In AlexNet and VGG every
+/// AlexNet, VGG-11/16 (with or without BatchNorm) and GoogLeNet have an int8
+/// path (every registry family); other backbones are refused by name.
+/// GoogLeNet's inception branches end at one point shared with their
+/// concatenation ("inception3a", FX's shared observer); with
+/// transform_input each input channel is a point ("input.0" ...), scaled and
+/// shifted by quantized::mul and quantized::add with scalars as in FX. In AlexNet and VGG every
 /// convolution(+BN)+ReLU and fc6/fc7 (Linear+ReLU, quantized::linear_relu)
 /// are points named by their module ("features.0", "classifier.1"); the
 /// max pools and the adaptive average pool keep their input's scale;
@@ -40,6 +44,7 @@
 namespace graft {
 
 class BackboneImpl;
+class FaceEmbedderImpl;
 
 /// One quantisation point's observed range and its affine parameters.
 struct QuantPoint {
@@ -94,6 +99,19 @@ class Int8Network {
 /// Builds the int8 network; throws graft::Error naming the quantisation
 /// point that `calibration` lacks.
 std::shared_ptr<Int8Network> build_int8(BackboneImpl& model, const Int8Calibration& calibration);
+
+/// face-api's face embedder (face/nets.h) in int8, as FX quantises a
+/// PyTorch port of it (tests/reference/face_int8_fixtures.py): its folded
+/// convolutions (ReLU fused), quantized::add_relu per block, the average
+/// pool, the max pool and the final mean on the quantised tensor; a down
+/// block's zero-padded shortcut ("<block>/shortcut") and zero-padded
+/// convolution output ("<block>/padded") in float, quantised again; fc as
+/// quantized::linear ("fc"). `batches`: chips as FaceEmbedder::forward takes
+/// them ([N, 3, 150, 150], RGB 0..255; normalised inside).
+Int8Calibration calibrate_face_int8(const FaceEmbedderImpl& net, const std::vector<torch::Tensor>& batches);
+/// forward: the descriptors [N, 128] (not normalised, as FaceEmbedder's);
+/// features: the mean-pooled map [N, 256].
+std::shared_ptr<Int8Network> build_face_int8(const FaceEmbedderImpl& net, const Int8Calibration& calibration);
 
 /// Dynamic int8 for Linear layers (BERT's, --precision int8 on a text run):
 /// the weight quantised per output channel, symmetric (as

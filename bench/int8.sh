@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # --precision int8 (issue 21 part 1): speed and accuracy, side by side in one
 # run, and the int8 section of bench/RESULTS.md.
-#   - ResNet-18, ResNet-50, VGG-16 and AlexNet inference on random input
+#   - ResNet-18, ResNet-50, VGG-16, AlexNet and GoogLeNet inference on random input
 #     (NETS, name:steps at batch 32:steps at batch 1), batch 32 and batch 1:
 #     graft fp32, graft bf16, graft int8 (graft_bench infer --precision ...),
 #     and PyTorch FX post-training static int8 with the same QConfig and
@@ -12,7 +12,7 @@
 #     `graft eval --precision fp32` and `--precision int8` (calibrated on 256
 #     images drawn, seeded, from the same folder: CIFAR-10's training images
 #     are not on this machine).
-#   bash bench/int8.sh        (REPEATS=3, THREADS=nproc; about 9 minutes on 2 quiet cores)
+#   bash bench/int8.sh        (REPEATS=3, THREADS=nproc; about 11 minutes on 2 quiet cores)
 #   - BERT-mini inference, batch 32, sequence 128: graft fp32, bf16 and dynamic
 #     int8 against PyTorch's quantize_dynamic (BERT=0 leaves it out).
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for the measurement only.
@@ -33,7 +33,7 @@ rate() {  # the "rate" field of a JSON line on stdin
   sed -n 's/.*"rate": *\([0-9.eE+-]*\).*/\1/p'
 }
 : > "$tmp/raw"
-NETS=${NETS:-"resnet18:3:20 resnet50:2:10 vgg16:1:4 alexnet:3:20"}
+NETS=${NETS:-"resnet18:3:20 resnet50:2:10 vgg16:1:4 alexnet:3:20 googlenet:3:20"}
 for net in $NETS; do
   n=${net%%:*} rest=${net#*:}
   s32=${rest%%:*} s1=${rest#*:}
@@ -128,7 +128,7 @@ if float(before.split()[0]) > int(threads) or float(after.split()[0]) > int(thre
     out.append(f"- **Measured under load** (load average above the {threads} threads used): the figures and "
                "ratios are noisy; rerun on a quiet machine before quoting them.")
 out.append("- Targets (issue 21): int8 ≥ 3× graft fp32 and ≥ 1.5× graft bf16 at batch 32 (ResNet-18/50); graft "
-           "int8 ≥ 1.0× FX int8. VGG-16 and AlexNet have no accuracy row: no ImageNet "
+           "int8 ≥ 1.0× FX int8. VGG-16, AlexNet and GoogLeNet have no accuracy row: no ImageNet "
            "images or weights here; their parity with FX is tests/models/int8_test.cpp's.")
 out.append("<!-- int8:end -->")
 print("\n".join(out))

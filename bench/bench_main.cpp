@@ -12,6 +12,7 @@
 #include <optional>
 #include <thread>
 
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -255,18 +256,117 @@ __attribute__((target("avx2,fma"))) int64_t fma_chains_256(int64_t iters) {
   return iters * 12 * 8 * 2;
 }
 
-nlohmann::json bench_peak(int threads, bool avx512) {
-  const bool use512 = avx512 && __builtin_cpu_supports("avx512f");
-  const int64_t iters = 2'000'000'000 / 12;
-  std::atomic<int64_t> flops{0};
+// The bf16 and int8 dot-product peaks (issue 21: each precision's own
+// limit): 12 independent chains of AVX512-BF16's vdpbf16ps (16 lanes x 2
+// bf16 products = 64 FLOPs an instruction) or AVX512-VNNI's vpdpbusd (16
+// lanes x 4 u8*s8 products = 128 integer ops an instruction).
+__attribute__((target("avx512f,avx512bf16"))) int64_t dpbf16_chains(int64_t iters) {
+  __m512 a[12];
+  const __m512bh b = (__m512bh)_mm512_set1_epi16(0x3f80), c = (__m512bh)_mm512_set1_epi16(0x3380);  // 1.0, 6e-8
+  for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(static_cast<float>(k));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm512_dpbf16_ps(a[k], b, c);
+  float sink = 0;
+  for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_ps(a[k]);
+  volatile float keep = sink;
+  (void)keep;
+  return iters * 12 * 16 * 2 * 2;
+}
+
+__attribute__((target("avx512f,avx512vnni"))) int64_t dpbusd_chains(int64_t iters) {
+  __m512i a[12];
+  const __m512i b = _mm512_set1_epi8(1), c = _mm512_set1_epi8(-1);
+  for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_epi32(k);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int k = 0; k < 12; ++k) a[k] = _mm512_dpbusd_epi32(a[k], b, c);
+  int64_t sink = 0;
+  for (int k = 0; k < 12; ++k) sink += _mm512_reduce_add_epi32(a[k]);
+  volatile int64_t keep = sink;
+  (void)keep;
+  return iters * 12 * 16 * 4 * 2;
+}
+
+// AMX (Intel Sapphire Rapids and later): tile dot products on 16x64-byte
+// tiles, four accumulators (tmm0-3) fed by tmm4 (A) and tmm5-6 (B). One
+// tdpbf16ps is 16x16x32 bf16 multiply-adds (16384 FLOPs), one tdpbusd
+// 16x16x64 u8*s8 (32768 ops). Linux grants the tile state on request
+// (arch_prctl ARCH_REQ_XCOMP_PERM). Not run on this project's machines so
+// far (AMD EPYC, no AMX): the probe says so instead of a figure.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, start_row = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+bool request_amx() {
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+__attribute__((target("amx-tile,amx-bf16,amx-int8"))) int64_t amx_chains(int64_t iters, bool int8) {
+  TileConfig cfg;
+  for (int t = 0; t < 7; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  alignas(64) static uint8_t data[16 * 64] = {};
+  _tile_zero(0);  // tile numbers are immediates: no loop
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, data, 64);
+  _tile_loadd(5, data, 64);
+  _tile_loadd(6, data, 64);
+  for (int64_t i = 0; i < iters; ++i) {
+    if (int8) {
+      _tile_dpbusd(0, 4, 5);
+      _tile_dpbusd(1, 4, 6);
+      _tile_dpbusd(2, 4, 5);
+      _tile_dpbusd(3, 4, 6);
+    } else {
+      _tile_dpbf16ps(0, 4, 5);
+      _tile_dpbf16ps(1, 4, 6);
+      _tile_dpbf16ps(2, 4, 5);
+      _tile_dpbf16ps(3, 4, 6);
+    }
+  }
+  alignas(64) static thread_local int32_t out[16 * 16];
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return iters * 4 * 16 * 16 * (int8 ? 64 : 32) * 2;
+}
+
+// --isa: avx512 or avx2 (fp32 FMA), avx512_bf16, avx512_vnni, amx_bf16 or
+// amx_int8. A CPU without the ISA gives "rate": null and why.
+nlohmann::json bench_peak(int threads, const std::string& isa) {
+  const std::string flags = graft::cpu_flags();
+  const std::vector<std::string> known = {"avx512", "avx2", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8"};
+  if (std::find(known.begin(), known.end(), isa) == known.end())
+    throw graft::UsageError("--isa: '" + isa + "' (expected avx512, avx2, avx512_bf16, avx512_vnni, amx_bf16 or amx_int8)");
+  const bool amx = isa.rfind("amx", 0) == 0;
+  const std::string needed = isa == "avx512" ? "avx512f" : isa;
+  std::string used = isa;
+  if (isa == "avx512" && !graft::flags_have_any(flags, {"avx512f"})) used = "avx2";
+  if (isa != "avx512" && isa != "avx2" && !graft::flags_have_any(flags, {needed.c_str()}))
+    return {{"mode", "peak"}, {"isa", isa}, {"rate", nullptr}, {"why", "this CPU has no " + needed}};
+  if (amx && !request_amx())
+    return {{"mode", "peak"}, {"isa", isa}, {"rate", nullptr}, {"why", "the kernel refused the AMX tile state"}};
+  const int64_t iters = amx ? 20'000'000 : 2'000'000'000 / 12;
+  std::atomic<int64_t> ops{0};
   auto t0 = Clock::now();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&] { flops += use512 ? fma_chains_512(iters) : fma_chains_256(iters); });
+    pool.emplace_back([&] {
+      if (used == "avx512") ops += fma_chains_512(iters);
+      else if (used == "avx2") ops += fma_chains_256(iters);
+      else if (used == "avx512_bf16") ops += dpbf16_chains(iters);
+      else if (used == "avx512_vnni") ops += dpbusd_chains(iters);
+      else ops += amx_chains(iters, used == "amx_int8");
+    });
   for (auto& t : pool) t.join();
   const double s = seconds_since(t0);
-  return {{"mode", "peak"}, {"isa", use512 ? "avx512" : "avx2"}, {"seconds", s},
-          {"rate", static_cast<double>(flops) / s / 1e9}};
+  return {{"mode", "peak"}, {"isa", used}, {"seconds", s}, {"rate", static_cast<double>(ops) / s / 1e9}};
 }
 
 }  // namespace
@@ -299,7 +399,7 @@ int main(int argc, char** argv) {
   app.add_option("--precision", precision, "fp32, bf16 or int8 (infer only)");
   app.add_option("--size", size, "BERT size");
   app.add_option("--seq", seq, "BERT sequence length");
-  app.add_option("--isa", isa, "peak: avx512 or avx2");
+  app.add_option("--isa", isa, "peak: avx512 or avx2 (fp32 FMA), avx512_bf16, avx512_vnni, amx_bf16 or amx_int8");
   app.add_option("--profile", profile, "bert_*: write one step's LibTorch profile (Chrome trace) here");
   app.add_flag("--plain", plain, "infer/train_step: contiguous layout, BatchNorm not folded");
   std::string onnx_out;  // [onnx export]
@@ -313,7 +413,7 @@ int main(int argc, char** argv) {
     else if (mode == "infer") j = bench_infer(backbone, batch, steps, p, plain, onnx_out);
     else if (mode == "train_step") j = bench_train_step(backbone, strategy, batch, steps, p, plain);
     else if (mode == "bert_train" || mode == "bert_infer") j = bench_bert(mode, size, batch, seq, steps, p, profile);
-    else if (mode == "peak") j = bench_peak(used_threads, isa == "avx512");
+    else if (mode == "peak") j = bench_peak(used_threads, isa);
     else if (mode == "face") j = bench_face(data, batch, steps, p, plain);
     else throw graft::UsageError("mode: '" + mode + "' (expected loader, infer, train_step, bert_train, bert_infer, peak or face)");
     j["threads"] = torch::get_num_threads();

@@ -421,7 +421,7 @@ FaceClassifier load_face_classifier(const std::string& run) {
   return c;
 }
 
-FaceOptions face_run_options(const std::string& run, const std::string& models_dir) {
+FaceOptions face_run_options(const std::string& run, const std::string& models_dir, const FaceRunUse& use) {
   const std::string path = run + "/face_model.json";
   GRAFT_CHECK(fs::exists(path), run, " is not a face run (no face_model.json; made by graft train --task face)");
   const auto j = read_json_file(path);
@@ -431,12 +431,15 @@ FaceOptions face_run_options(const std::string& run, const std::string& models_d
   f.detect = j.value("detect", true);
   f.detector = j.value("detector", std::string("ssd"));
   f.embedder_run = run;
+  f.precision = use.precision;
+  f.calibration = use.calibration;
+  f.calibration_data = use.calibration_data.empty() ? j.value("data", std::string()) : use.calibration_data;
   return f;
 }
 
-nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data) {
+nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data, const FaceRunUse& use) {
   const FaceClassifier c = load_face_classifier(run);
-  FacePipeline pipeline(face_run_options(run));
+  FacePipeline pipeline(face_run_options(run, "", use));
   check_head_fits(c, pipeline, run);
   const FaceFolder folder = embed_face_folder(pipeline, data);
   report_face_folder(folder, data, pipeline.options());
@@ -453,9 +456,9 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
   return out;
 }
 
-Embeddings embed_face_run(const std::string& run, const std::vector<std::string>& inputs) {
+Embeddings embed_face_run(const std::string& run, const std::vector<std::string>& inputs, const FaceRunUse& use) {
   const ImageSet set = embedding_image_set(inputs);
-  FacePipeline pipeline(face_run_options(run));
+  FacePipeline pipeline(face_run_options(run, "", use));
   Embeddings e;
   e.source = run;
   e.skipped = set.skipped;
@@ -476,9 +479,9 @@ Embeddings embed_face_run(const std::string& run, const std::vector<std::string>
 }
 
 std::vector<InputPrediction> predict_face_run(const std::string& run, const std::vector<std::string>& inputs,
-                                              int64_t top_k, const PredictionCallback& each) {
+                                              int64_t top_k, const PredictionCallback& each, const FaceRunUse& use) {
   const FaceClassifier c = load_face_classifier(run);
-  FacePipeline pipeline(face_run_options(run));
+  FacePipeline pipeline(face_run_options(run, "", use));
   check_head_fits(c, pipeline, run);
   const int64_t k = std::min<int64_t>(top_k, static_cast<int64_t>(c.classes.size()));
   std::vector<InputPrediction> out;

@@ -1,7 +1,8 @@
-// Post-training static int8 (see include/graft/models/int8.h): the ResNet
-// family's network read from its module tree into a plain description
-// (folded convolutions, blocks, classifier), run either in float with
-// observers (calibration) or through LibTorch's quantised operators.
+// Post-training static int8 (see include/graft/models/int8.h): each family's
+// network read from its module tree into a plain description (a plan:
+// folded convolutions, blocks, the classifier slot), run either in float
+// with observers (calibration) or through LibTorch's quantised operators.
+// Plans: the ResNet family, AlexNet/VGG, GoogLeNet, face-api's embedder.
 
 #include "graft/models/int8.h"
 
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "graft/core/error.h"
 #include "graft/face/nets.h"
@@ -34,6 +36,15 @@ struct Int8Conv {
   QuantPoint out;      // its output's quantisation (int8 only)
 };
 
+/// A Linear (fc6, fc7, the classifier slot), with whether a ReLU follows.
+struct Int8Linear {
+  std::string name;
+  torch::Tensor weight, bias;
+  bool relu = false;
+  c10::IValue packed;
+  QuantPoint out;
+};
+
 struct Int8Block {
   std::string name;
   std::vector<Int8Conv> convs;
@@ -48,10 +59,7 @@ struct Int8Plan {
   Int8Conv stem;
   bool max_pool = false;
   std::vector<Int8Block> blocks;
-  std::string classifier;  // the classifier slot's name: its quantisation point
-  bool linear_head = false;
-  torch::Tensor fc_weight, fc_bias;
-  c10::IValue fc_packed;
+  std::optional<Int8Linear> head;  // the classifier slot, when one Linear (its name is its point)
 };
 
 std::shared_ptr<nn::Module> child(const nn::Module& m, const std::string& name) {
@@ -70,6 +78,27 @@ int64_t conv_padding(const nn::Conv2dImpl& conv, const std::string& name) {
   GRAFT_CHECK(pad && (*pad)->at(0) == (*pad)->at(1) && conv.options.stride()->at(0) == conv.options.stride()->at(1),
               "--precision int8: layer '", name, "' has uneven or named padding or stride (no int8 path)");
   return (*pad)->at(0);
+}
+
+Int8Linear linear_of(const nn::Module& m, const std::string& name, bool relu) {
+  const auto* l = m.as<nn::Linear>();
+  GRAFT_CHECK(l, "--precision int8: layer '", name, "' is not a Linear");
+  Int8Linear out;
+  out.name = name;
+  out.relu = relu;
+  out.weight = l->weight.detach().contiguous();
+  out.bias = l->bias.defined() ? l->bias.detach() : torch::zeros({out.weight.size(0)});
+  return out;
+}
+
+// The classifier slot when it is one Linear (quantised as the network's
+// output point, named by the slot), else none: the model's own head then
+// runs in float on the dequantised features.
+std::optional<Int8Linear> linear_head(BackboneImpl& model) {
+  for (const auto& item : model.named_modules())
+    if (item.key() == model.classifier_name() && item.value()->as<nn::Linear>())
+      return linear_of(*item.value(), item.key(), false);
+  return std::nullopt;
 }
 
 // A convolution without BatchNorm (AlexNet, VGG), as it is.
@@ -146,16 +175,7 @@ Int8Plan read_plan(BackboneImpl& model) {
     }
   }
   GRAFT_CHECK(!p.blocks.empty(), "--precision int8: the backbone has no residual blocks");
-  p.classifier = model.classifier_name();
-  std::shared_ptr<nn::Module> head;
-  for (const auto& item : model.named_modules())
-    if (item.key() == p.classifier) head = item.value();
-  if (head && head->as<nn::Linear>()) {
-    p.linear_head = true;
-    p.fc_weight = head->as<nn::Linear>()->weight.detach().contiguous();
-    p.fc_bias = head->as<nn::Linear>()->bias.defined() ? head->as<nn::Linear>()->bias.detach()
-                                                         : torch::zeros({p.fc_weight.size(0)});
-  }
+  p.head = linear_head(model);
   return p;
 }
 
@@ -207,9 +227,9 @@ void observe_plan(const Int8Plan& p, const torch::Tensor& input, MinMax& obs) {
     x = torch::relu(out + shortcut);
     obs.observe(b.name, x);
   }
-  if (p.linear_head) {
+  if (p.head) {
     const torch::Tensor f = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-    obs.observe(p.classifier, torch::linear(f, p.fc_weight, p.fc_bias));
+    obs.observe(p.head->name, torch::linear(f, p.head->weight, p.head->bias));
   }
 }
 
@@ -259,10 +279,46 @@ torch::Tensor run_conv(const Int8Conv& c, const torch::Tensor& q) {
   return call(c.relu ? relu : plain, {q, c.packed, c.out.scale, c.out.zero_point}).toTensor();
 }
 
-class ResNetInt8 : public Int8Network {
+// Packs `l` for quantized::linear(_relu), its output at its calibrated point.
+void pack_linear_at(Int8Linear& l, const Int8Calibration& calibration) {
+  l.out = point(calibration, l.name);
+  l.packed = pack_linear(l.weight, l.bias);
+}
+
+torch::Tensor run_linear(const Int8Linear& l, const torch::Tensor& q) {
+  static const c10::OperatorHandle plain_op = op("quantized::linear", "");
+  static const c10::OperatorHandle relu_op = op("quantized::linear_relu", "");
+  return call(l.relu ? relu_op : plain_op, {q, l.packed, l.out.scale, l.out.zero_point}).toTensor();
+}
+
+// An int8 backbone: its pooled features (still quantised) from pooled(),
+// then the classifier slot quantised when it is one Linear, else the
+// model's own head in float on the dequantised features.
+class PooledInt8 : public Int8Network {
+ public:
+  torch::Tensor features(const torch::Tensor& x) override { return pooled(x).dequantize().to(torch::kFloat32); }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    const torch::Tensor q = pooled(x);
+    return head_ ? run_linear(*head_, q).dequantize() : model_.classify(q.dequantize());
+  }
+
+ protected:
+  PooledInt8(BackboneImpl& model, std::optional<Int8Linear> head, const Int8Calibration& calibration)
+      : model_(model), head_(std::move(head)) {
+    if (head_) pack_linear_at(*head_, calibration);
+  }
+  virtual torch::Tensor pooled(const torch::Tensor& input) const = 0;
+
+ private:
+  BackboneImpl& model_;
+  std::optional<Int8Linear> head_;
+};
+
+class ResNetInt8 : public PooledInt8 {
  public:
   ResNetInt8(BackboneImpl& model, Int8Plan plan, const Int8Calibration& calibration)
-      : model_(model), p_(std::move(plan)), c_(calibration) {
+      : PooledInt8(model, plan.head, calibration), p_(std::move(plan)), c_(calibration) {
     pack_conv(p_.stem, c_);
     for (auto& b : p_.blocks) {
       for (auto& conv : b.convs) pack_conv(conv, c_);
@@ -271,26 +327,11 @@ class ResNetInt8 : public Int8Network {
       b.out_q = point(c_, b.name);
     }
     input_q_ = point(c_, "input");
-    if (p_.linear_head) {
-      fc_q_ = point(c_, p_.classifier);
-      p_.fc_packed = pack_linear(p_.fc_weight, p_.fc_bias);
-    }
-  }
-
-  torch::Tensor features(const torch::Tensor& x) override {
-    return pooled(x).dequantize().to(torch::kFloat32);
-  }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    torch::Tensor q = pooled(x);
-    if (!p_.linear_head) return model_.classify(q.dequantize());
-    static const c10::OperatorHandle linear = op("quantized::linear", "");
-    return call(linear, {q, p_.fc_packed, fc_q_.scale, fc_q_.zero_point}).toTensor().dequantize();
   }
 
  private:
   // Flattened average-pooled features, still quantised.
-  torch::Tensor pooled(const torch::Tensor& input) const {
+  torch::Tensor pooled(const torch::Tensor& input) const override {
     torch::Tensor x =
         torch::quantize_per_tensor(input.to(torch::kFloat32), input_q_.scale, input_q_.zero_point, torch::kQUInt8);
     x = run_conv(p_.stem, x);
@@ -311,10 +352,9 @@ class ResNetInt8 : public Int8Network {
     return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
   }
 
-  BackboneImpl& model_;
   Int8Plan p_;
   Int8Calibration c_;
-  QuantPoint input_q_, fc_q_;  // resolved once: no name lookups per forward
+  QuantPoint input_q_;  // resolved once: no name lookups per forward
 };
 
 // ---- AlexNet and VGG: convolutions and max pools, an adaptive average pool,
@@ -333,32 +373,13 @@ struct PlainLayer {
   bool ceil_mode = false;
 };
 
-struct Int8Linear {
-  std::string name;
-  torch::Tensor weight, bias;
-  bool relu = false;
-  c10::IValue packed;
-  QuantPoint out;
-};
-
 struct PlainPlan {
   std::vector<PlainLayer> layers;
   std::vector<int64_t> pool_size;  // the adaptive average pool's output
   std::vector<Int8Linear> fcs;     // fc6, fc7 (each with its ReLU)
-  bool linear_head = false;
-  Int8Linear head;  // the classifier slot, when one Linear
+  std::optional<Int8Linear> head;  // the classifier slot, when one Linear
 };
 
-Int8Linear linear_of(const nn::Module& m, const std::string& name, bool relu) {
-  const auto* l = m.as<nn::Linear>();
-  GRAFT_CHECK(l, "--precision int8: layer '", name, "' is not a Linear");
-  Int8Linear out;
-  out.name = name;
-  out.relu = relu;
-  out.weight = l->weight.detach().contiguous();
-  out.bias = l->bias.defined() ? l->bias.detach() : torch::zeros({out.weight.size(0)});
-  return out;
-}
 
 // The point names are the modules' (FX's fused modules keep them):
 // "features.0", "classifier.1", ... and the classifier slot's.
@@ -404,11 +425,7 @@ PlainPlan read_plain_plan(BackboneImpl& model) {
                      name, "' has no int8 path");
   }
   GRAFT_CHECK(!p.layers.empty() && !p.fcs.empty(), "--precision int8: the backbone has no convolutions or fc layers");
-  for (const auto& item : model.named_modules())
-    if (item.key() == model.classifier_name() && item.value()->as<nn::Linear>()) {
-      p.linear_head = true;
-      p.head = linear_of(*item.value(), item.key(), false);
-    }
+  p.head = linear_head(model);
   return p;
 }
 
@@ -433,53 +450,31 @@ void observe_plain(const PlainPlan& p, const torch::Tensor& input, MinMax& obs) 
     x = torch::relu(torch::linear(x, fc.weight, fc.bias));
     obs.observe(fc.name, x);
   }
-  if (p.linear_head) obs.observe(p.head.name, torch::linear(x, p.head.weight, p.head.bias));
+  if (p.head) obs.observe(p.head->name, torch::linear(x, p.head->weight, p.head->bias));
 }
 
-class PlainInt8 : public Int8Network {
+class PlainInt8 : public PooledInt8 {
  public:
   PlainInt8(BackboneImpl& model, PlainPlan plan, const Int8Calibration& calibration)
-      : model_(model), p_(std::move(plan)), c_(calibration) {
-    input_q_ = point(c_, "input");
+      : PooledInt8(model, plan.head, calibration), p_(std::move(plan)) {
+    input_q_ = point(calibration, "input");
     for (auto& l : p_.layers)
-      if (!l.max_pool) pack_conv(l.conv, c_);
-    for (auto& fc : p_.fcs) pack(fc);
-    if (p_.linear_head) pack(p_.head);
-  }
-
-  torch::Tensor features(const torch::Tensor& x) override { return pooled(x).dequantize().to(torch::kFloat32); }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    torch::Tensor q = pooled(x);
-    if (!p_.linear_head) return model_.classify(q.dequantize());
-    return linear(p_.head, q).dequantize();
+      if (!l.max_pool) pack_conv(l.conv, calibration);
+    for (auto& fc : p_.fcs) pack_linear_at(fc, calibration);
   }
 
  private:
-  void pack(Int8Linear& l) {
-    l.out = point(c_, l.name);
-    l.packed = pack_linear(l.weight, l.bias);
-  }
-
-  static torch::Tensor linear(const Int8Linear& l, const torch::Tensor& q) {
-    static const c10::OperatorHandle plain_op = op("quantized::linear", "");
-    static const c10::OperatorHandle relu_op = op("quantized::linear_relu", "");
-    return call(l.relu ? relu_op : plain_op, {q, l.packed, l.out.scale, l.out.zero_point}).toTensor();
-  }
-
   // fc7's output, still quantised.
-  torch::Tensor pooled(const torch::Tensor& input) const {
+  torch::Tensor pooled(const torch::Tensor& input) const override {
     torch::Tensor x =
         torch::quantize_per_tensor(input.to(torch::kFloat32), input_q_.scale, input_q_.zero_point, torch::kQUInt8);
     for (const auto& l : p_.layers) x = l.max_pool ? max_pool(l, x) : run_conv(l.conv, x);
     x = torch::adaptive_avg_pool2d(x, p_.pool_size).flatten(1);
-    for (const auto& fc : p_.fcs) x = linear(fc, x);
+    for (const auto& fc : p_.fcs) x = run_linear(fc, x);
     return x;
   }
 
-  BackboneImpl& model_;
   PlainPlan p_;
-  Int8Calibration c_;
   QuantPoint input_q_;
 };
 
@@ -504,10 +499,7 @@ struct GoogLeNetPlan {
   bool transform_input = false;
   Int8Conv conv1, conv2, conv3;
   std::vector<InceptionPlan> stage3, stage4, stage5;
-  std::string classifier;
-  bool linear_head = false;
-  torch::Tensor fc_weight, fc_bias;
-  c10::IValue fc_packed;
+  std::optional<Int8Linear> head;  // the classifier slot, when one Linear
 };
 
 // torchvision's _transform_input, per channel: x_c * scale_c + shift_c with
@@ -546,14 +538,7 @@ GoogLeNetPlan read_googlenet_plan(BackboneImpl& model) {
   for (const char* n : {"3a", "3b"}) p.stage3.push_back(inception(std::string("inception") + n));
   for (const char* n : {"4a", "4b", "4c", "4d", "4e"}) p.stage4.push_back(inception(std::string("inception") + n));
   for (const char* n : {"5a", "5b"}) p.stage5.push_back(inception(std::string("inception") + n));
-  p.classifier = model.classifier_name();
-  for (const auto& item : model.named_modules())
-    if (item.key() == p.classifier && item.value()->as<nn::Linear>()) {
-      const Int8Linear l = linear_of(*item.value(), item.key(), false);
-      p.linear_head = true;
-      p.fc_weight = l.weight;
-      p.fc_bias = l.bias;
-    }
+  p.head = linear_head(model);
   return p;
 }
 
@@ -600,13 +585,13 @@ void observe_googlenet(const GoogLeNetPlan& p, const torch::Tensor& input, MinMa
     obs.observe(c.name, out);
     return out;
   });
-  if (p.linear_head) obs.observe(p.classifier, torch::linear(pooled, p.fc_weight, p.fc_bias));
+  if (p.head) obs.observe(p.head->name, torch::linear(pooled, p.head->weight, p.head->bias));
 }
 
-class GoogLeNetInt8 : public Int8Network {
+class GoogLeNetInt8 : public PooledInt8 {
  public:
   GoogLeNetInt8(BackboneImpl& model, GoogLeNetPlan plan, const Int8Calibration& calibration)
-      : model_(model), p_(std::move(plan)) {
+      : PooledInt8(model, plan.head, calibration), p_(std::move(plan)) {
     if (p_.transform_input) {
       for (int c = 0; c < 3; ++c) inputs_.push_back(point(calibration, "input." + std::to_string(c)));
     } else {
@@ -617,23 +602,10 @@ class GoogLeNetInt8 : public Int8Network {
       for (auto& i : *stage)
         for (Int8Conv* c : {&i.branch1, &i.branch2_0, &i.branch2_1, &i.branch3_0, &i.branch3_1, &i.branch4})
           pack_conv(*c, calibration);
-    if (p_.linear_head) {
-      fc_q_ = point(calibration, p_.classifier);
-      p_.fc_packed = pack_linear(p_.fc_weight, p_.fc_bias);
-    }
-  }
-
-  torch::Tensor features(const torch::Tensor& x) override { return pooled(x).dequantize().to(torch::kFloat32); }
-
-  torch::Tensor forward(const torch::Tensor& x) override {
-    torch::Tensor q = pooled(x);
-    if (!p_.linear_head) return model_.classify(q.dequantize());
-    static const c10::OperatorHandle linear = op("quantized::linear", "");
-    return call(linear, {q, p_.fc_packed, fc_q_.scale, fc_q_.zero_point}).toTensor().dequantize();
   }
 
  private:
-  torch::Tensor pooled(const torch::Tensor& input) const {
+  torch::Tensor pooled(const torch::Tensor& input) const override {
     const torch::Tensor x = input.to(torch::kFloat32);
     torch::Tensor q;
     if (p_.transform_input) {
@@ -656,10 +628,8 @@ class GoogLeNetInt8 : public Int8Network {
     return googlenet_trunk(p_, q, [](const Int8Conv& c, const torch::Tensor& in) { return run_conv(c, in); });
   }
 
-  BackboneImpl& model_;
   GoogLeNetPlan p_;
   std::vector<QuantPoint> inputs_;
-  QuantPoint fc_q_;
 };
 
 // ---- face-api's face embedder: the dlib-style ResNet (src/face/nets.cpp) ----

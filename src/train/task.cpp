@@ -249,18 +249,27 @@ void no_face_reject(const RunUseSettings& s) {
                     "and text runs");
 }
 
+// --precision and int8's calibration flags for a face run's embedder.
+FaceRunUse face_use(const RunUseSettings& s) {
+  FaceRunUse u;
+  u.precision = s.precision;
+  u.calibration = s.calibration;
+  u.calibration_data = s.calibration_data;
+  return u;
+}
+
 nlohmann::ordered_json face_evaluate(const std::string& run, const std::string& data, const RunUseSettings& s) {
   no_face_reject(s);
   image_only_tta(run, s, "face");
   GRAFT_CHECK_USAGE(!data.empty(), "--data: a folder of identity folders is required");
-  return evaluate_face_run(run, data);
+  return evaluate_face_run(run, data, face_use(s));
 }
 
 void face_predict(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s,
                   const PredictionCallback& each) {
   no_face_reject(s);
   image_only_tta(run, s, "face");
-  const auto results = predict_face_run(run, inputs, s.top_k, each);
+  const auto results = predict_face_run(run, inputs, s.top_k, each, face_use(s));
   std::vector<UnreadableImage> unreadable;
   int64_t faceless = 0;
   for (const auto& p : results) {
@@ -286,7 +295,7 @@ Embeddings text_embed(const std::string& run, const std::vector<std::string>& in
 }
 
 Embeddings face_embed(const std::string& run, const std::vector<std::string>& inputs, const RunUseSettings& s) {
-  return embed_face_run(run, inputs);
+  return embed_face_run(run, inputs, face_use(s));
 }
 
 // ---- graft search.

@@ -142,6 +142,28 @@ TEST_F(FaceCli, Int8EvaluateCalibratesOnItsFolder) {
   EXPECT_GT((got - fp32).abs().max().item<double>(), 1e-4) << "int8 embeddings equal fp32's: int8 did not run";
   EXPECT_GT(torch::cosine_similarity(got, fp32, 1).min().item<double>(), 0.99);
 
+  // A face run: graft embed --precision int8 calibrates on the run's
+  // training faces (face_model.json's "data"); its embeddings are those of
+  // the int8 network above (the same 30 faces calibrate it).
+  Result t = graft_cli({"train", "--task", "face", "--no-detect", "--threads", "1", "--data", dir_ / "gallery_in",
+                        "--out", dir_ / "run"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  const std::vector<std::string> files = {(dir_ / "gallery_in") + "/s1/1.pgm", (dir_ / "gallery_in") + "/s2/3.pgm"};
+  Result e8 = graft_cli({"embed", dir_ / "run", files[0], files[1], "--out", dir_ / "e8.safetensors",
+                         "--precision", "int8", "--calibration", "30", "--threads", "1"});
+  ASSERT_EQ(e8.code, 0) << e8.err;
+  const SafetensorsFile embedded = load_safetensors(dir_ / "e8.safetensors");
+  ASSERT_EQ(embedded.tensors.size(), 1u);
+  const torch::Tensor e = embedded.tensors[0].second;
+  const auto inputs = nlohmann::json::parse(embedded.metadata.at("inputs")).get<std::vector<std::string>>();
+  ASSERT_EQ(inputs, files);
+  const std::vector<std::string> paths = d8["paths"].get<std::vector<std::string>>();
+  for (size_t i = 0; i < files.size(); ++i) {
+    const auto it = std::find(paths.begin(), paths.end(), files[i]);
+    ASSERT_NE(it, paths.end()) << files[i];
+    EXPECT_LT((e[i] - want[it - paths.begin()]).abs().max().item<double>(), 1e-5) << files[i];
+  }
+
   // Bad input: too few calibration faces; int8 without a folder to
   // calibrate on; int8 with fine-tuning.
   Result few = graft_cli({"face", "evaluate", "--no-detect", "--data", dir_ / "gallery_in", "--precision", "int8",

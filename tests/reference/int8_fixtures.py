@@ -151,25 +151,36 @@ def resnet20(out_dir):
     print(f"  int8 resnet20 (FX, onednn, min-max): accuracy {accuracy:.4f} on {len(paths)} images")
 
 
+def fx_of_torchvision(out_dir, name, model, seed, side):
+    """FX int8 of a torchvision `model` with backbone_fixtures' weights
+    ({name}.weights.safetensors, made before this module), calibrated on 16
+    seeded random side x side inputs: (quantised model, calib, test inputs
+    [4], its int8 logits of test), or None without the weights."""
+    from st import load as st_load
+    weights = os.path.join(out_dir, f"{name}.weights.safetensors")
+    if not os.path.exists(weights):
+        return None
+    torch.backends.quantized.engine = "onednn"
+    model.load_state_dict(st_load(weights)[0])
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    calib = torch.randn(16, 3, side, side, generator=g)
+    test = torch.randn(4, 3, side, side, generator=g)
+    q = quantize(model, calib)
+    with torch.no_grad():
+        logits_int8 = q(test)
+    return q, calib, test, logits_int8.contiguous()
+
+
 def resnet18(out_dir):
     """torchvision ResNet-18 with backbone_fixtures' realistic weights
     (resnet18.weights.safetensors, made before this module): the ImageNet
     stem (7x7 convolution, max pool) and projection shortcuts, on 64x64
     random inputs (any size works; 224 would only be slower)."""
     import torchvision.models as tvm
-    from st import load as st_load
-    torch.backends.quantized.engine = "onednn"
-    model = tvm.resnet18()
-    model.load_state_dict(st_load(os.path.join(out_dir, "resnet18.weights.safetensors"))[0])
-    model.eval()
-    g = torch.Generator().manual_seed(18)
-    calib = torch.randn(16, 3, 64, 64, generator=g)
-    test = torch.randn(4, 3, 64, 64, generator=g)
-    q = quantize(model, calib)
-    with torch.no_grad():
-        logits_int8 = q(test)
+    q, calib, test, logits_int8 = fx_of_torchvision(out_dir, "resnet18", tvm.resnet18(), 18, 64)
     st_save(os.path.join(out_dir, "int8_resnet18.safetensors"),
-            {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous(), "fc_scale": torch.tensor([q.fc.scale])})
+            {"calib": calib, "test": test, "logits_int8": logits_int8, "fc_scale": torch.tensor([q.fc.scale])})
 
 
 def plain_net(out_dir, name):
@@ -180,21 +191,10 @@ def plain_net(out_dir, name):
     int8_{name}.json (FX's scale and zero point per quantisation point,
     named by module as graft names them; "input" for the input)."""
     import torchvision.models as tvm
-    from st import load as st_load
-    weights = os.path.join(out_dir, f"{name}.weights.safetensors")
-    if not os.path.exists(weights):
+    made = fx_of_torchvision(out_dir, name, getattr(tvm, name)(), 11, 64 if name == "alexnet" else 32)
+    if made is None:
         return
-    torch.backends.quantized.engine = "onednn"
-    model = getattr(tvm, name)()
-    model.load_state_dict(st_load(weights)[0])
-    model.eval()
-    g = torch.Generator().manual_seed(11)
-    side = 64 if name == "alexnet" else 32
-    calib = torch.randn(16, 3, side, side, generator=g)
-    test = torch.randn(4, 3, side, side, generator=g)
-    q = quantize(model, calib)
-    with torch.no_grad():
-        logits_int8 = q(test)
+    q, calib, test, logits_int8 = made
     inputs = [a for a in dir(q) if a.endswith("_input_scale_0")]
     assert len(inputs) == 1, inputs
     prefix = inputs[0][: -len("_scale_0")]
@@ -204,7 +204,7 @@ def plain_net(out_dir, name):
         if n and hasattr(m, "scale") and hasattr(m, "zero_point"):
             points[n] = {"scale": float(m.scale), "zero_point": int(m.zero_point)}
     st_save(os.path.join(out_dir, f"int8_{name}.safetensors"),
-            {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous()})
+            {"calib": calib, "test": test, "logits_int8": logits_int8})
     with open(os.path.join(out_dir, f"int8_{name}.json"), "w") as f:
         json.dump({"points": points}, f, indent=1)
 
@@ -221,20 +221,11 @@ def googlenet(out_dir):
     int8_googlenet.json (points by graft's names: the convolutions by
     module, "conv1.conv", "inception3a.branch2.0.conv", ...)."""
     import torchvision.models as tvm
-    from st import load as st_load
-    weights = os.path.join(out_dir, "googlenet.weights.safetensors")
-    if not os.path.exists(weights):
-        return
-    torch.backends.quantized.engine = "onednn"
     model = tvm.googlenet(aux_logits=False, transform_input=True, init_weights=False)
-    model.load_state_dict(st_load(weights)[0])
-    model.eval()
-    g = torch.Generator().manual_seed(22)
-    calib = torch.randn(16, 3, 64, 64, generator=g)
-    test = torch.randn(4, 3, 64, 64, generator=g)
-    q = quantize(model, calib)
-    with torch.no_grad():
-        logits_int8 = q(test)
+    made = fx_of_torchvision(out_dir, "googlenet", model, 22, 64)
+    if made is None:
+        return
+    q, calib, test, logits_int8 = made
     points = {}
     inputs = [n for n in q.graph.nodes if n.op == "call_function" and n.target == torch.quantize_per_tensor]
     assert len(inputs) == 3, inputs
@@ -253,7 +244,7 @@ def googlenet(out_dir):
         else:
             points[n] = qp
     st_save(os.path.join(out_dir, "int8_googlenet.safetensors"),
-            {"calib": calib, "test": test, "logits_int8": logits_int8.contiguous()})
+            {"calib": calib, "test": test, "logits_int8": logits_int8})
     with open(os.path.join(out_dir, "int8_googlenet.json"), "w") as f:
         json.dump({"points": points}, f, indent=1)
 

@@ -87,12 +87,21 @@ FaceClassifier load_face_classifier(const std::string& run);
 /// run's embedder, face-api's or MobileFaceNet, from its face_model.json): what `graft eval` and
 /// `graft predict` use on it, so that they see the crops training saw.
 /// `models_dir` is where face-api's models are ("" = the default).
-FaceOptions face_run_options(const std::string& run, const std::string& models_dir = "");
+/// How graft eval, predict and embed run a face run's embedder: --precision
+/// (fp32, bf16 or int8) and, for int8, --calibration faces drawn from
+/// --calibration-data ("" = the run's training data, face_model.json's
+/// "data").
+struct FaceRunUse {
+  std::string precision = "fp32";
+  int64_t calibration = 256;
+  std::string calibration_data;
+};
+FaceOptions face_run_options(const std::string& run, const std::string& models_dir = "", const FaceRunUse& use = {});
 
 /// The run's accuracy on `data`, a folder of identity folders whose names must
 /// all be classes of the run: {"accuracy", "images", "skipped": ["PATH:
 /// reason", ...]}. Throws graft::Error naming an unknown identity.
-nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data);
+nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::string& data, const FaceRunUse& use = {});
 
 /// The identities of the largest face of each image, found, aligned and
 /// embedded as in training, then the run's head: a nearest-centroid head
@@ -104,9 +113,11 @@ nlohmann::ordered_json evaluate_face_run(const std::string& run, const std::stri
 /// the run's embedder (fine-tuned or face-api's), named by file. An image
 /// that cannot be read or has no face is skipped with a warning; none left
 /// is a graft::Error.
-Embeddings embed_face_run(const std::string& run, const std::vector<std::string>& inputs);
+Embeddings embed_face_run(const std::string& run, const std::vector<std::string>& inputs,
+                          const FaceRunUse& use = {});
 
 std::vector<InputPrediction> predict_face_run(const std::string& run, const std::vector<std::string>& inputs,
-                                              int64_t top_k, const PredictionCallback& each = nullptr);
+                                              int64_t top_k, const PredictionCallback& each = nullptr,
+                                              const FaceRunUse& use = {});
 
 }  // namespace graft

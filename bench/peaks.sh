@@ -91,8 +91,10 @@ for net in ("resnet18", "resnet50"):
         isa = own[p]
         share = f"{100 * g / peak[isa]:.0f}%" if isa in peak else "n/a"
         out.append(f"| {net} | {macs[net] / 1e9:.2f} | {p} | {r:.1f} | {g:.0f} | {isa} | {share} |")
-out += ["", "oneDNN's kernels for ResNet-18's convolutions (`ONEDNN_VERBOSE=1`, one batch-1 pass; the "
-        "implementation name holds the ISA):", ""]
+out += ["", "oneDNN's kernels for ResNet-18's convolutions (`ONEDNN_VERBOSE=1 graft_bench infer --batch-size 1 "
+        "--steps 1`: its MAC-counting pass, warm-up and timed pass, so a convolution shows more than once; the "
+        "implementation name holds the ISA; int8 counts only the convolutions with uint8/int8 sources, not its "
+        "float calibration pass):", ""]
 tags = {"fp32": ("src_f32",), "bf16": ("src_bf16",), "int8": ("src_u8", "src_s8")}
 for p in ("fp32", "bf16", "int8"):
     # int8's log also holds its fp32 calibration pass: only the convolutions

@@ -159,6 +159,8 @@ if [ "${SECTIONS:-1}" != 0 ]; then
   bash bench/tokenize_bench.sh
   bash bench/face.sh
   bash bench/int8.sh
+  bash bench/peaks.sh
+  bash bench/face_speed.sh
   bash bench/load.sh
   bash bench/time_to_acc.sh
 fi

@@ -56,8 +56,9 @@ void add_score(CLI::App& app, Action& run) {
   sub->add_option("--cache-dir", o->cache_dir, "Feature cache folder (shared with graft train)");
   sub->add_flag("--strict", o->strict, "Unreadable images (--task text: empty texts) are errors");
   sub->add_option("--precision", o->precision,
-                  "Image candidates' features: fp32, bf16 (autocast, where the CPU has bfloat16) or int8 "
-                  "(post-training static int8, as graft eval's, calibrated on --calibration images of --data)")
+                  "Image and face candidates' features: fp32, bf16 (autocast, where the CPU has bfloat16) or int8 "
+                  "(post-training static int8, as graft eval's, calibrated on --calibration images of --data; "
+                  "face:dlib only among the face embedders)")
       ->capture_default_str();
   sub->add_option("--calibration", o->calibration,
                   "--precision int8: images of --data that calibrate the activation ranges (at least 16)")
@@ -109,12 +110,14 @@ void add_score(CLI::App& app, Action& run) {
       GRAFT_CHECK_USAGE(!*no_detect || !faces.empty(), "--no-detect: applies to face:NAME candidates only");
       std::vector<CandidateScore> scores;
       if (!faces.empty()) {
-        GRAFT_CHECK_USAGE(o->precision == "fp32", "--precision ", o->precision,
-                          ": face:NAME candidates are scored in fp32 (--precision applies to image backbones)");
         GRAFT_CHECK_USAGE(!o->data.empty(), "--data: a labelled target set is required");
         set_threads(o->threads);
         FaceOptions fo;
         fo.detect = !*no_detect;
+        // fp32, bf16 or int8 (face-api's embedder, calibrated on --data's faces).
+        fo.precision = o->precision;
+        fo.calibration = o->calibration;
+        fo.calibration_data = o->data;
         scores = score_face_embedders(o->data, faces, fo);
       }
       if (!others.empty() || faces.empty()) {

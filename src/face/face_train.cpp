@@ -13,6 +13,7 @@
 #include "graft/core/progress.h"
 #include "graft/core/runtime.h"
 #include "graft/dist/group.h"
+#include "graft/eval/int8_run.h"
 #include "graft/face/mobilefacenet.h"
 #include "graft/report/run_data.h"
 #include "graft/train/epoch_row.h"
@@ -434,6 +435,7 @@ FaceOptions face_run_options(const std::string& run, const std::string& models_d
   f.precision = use.precision;
   f.calibration = use.calibration;
   f.calibration_data = use.calibration_data.empty() ? j.value("data", std::string()) : use.calibration_data;
+  f.int8_calibration_file = run + "/" + kInt8CalibrationFile;  // as an image run keeps its own
   return f;
 }
 

@@ -143,6 +143,23 @@ void FacePipeline::calibrate_int8() {
   const std::string& dir = options_.calibration_data;
   GRAFT_CHECK_USAGE(std::filesystem::exists(dir), "--calibration-data: '", dir,
                     "' does not exist (expected a folder of face images)");
+  const std::string& file = options_.int8_calibration_file;
+  const std::string data_key = std::filesystem::weakly_canonical(dir).string();
+  auto same_recipe = [&](const nlohmann::json& j) {
+    return j.is_object() && j.value("weights_sha256", "") == sha256_ && j.value("calibration_data", "") == data_key &&
+           j.value("requested", int64_t{-1}) == options_.calibration && j.value("detect", !options_.detect) ==
+           options_.detect && j.value("detector", "") == options_.detector;
+  };
+  if (!file.empty() && std::filesystem::is_regular_file(file)) {
+    const nlohmann::json j = parse_json(read_regular_file(file), "'" + file + "'");
+    if (same_recipe(j)) {
+      int8_calibration_ = int8_calibration_from_json(j, "'" + file + "'");
+      int8_ = build_face_int8(*embedder_, int8_calibration_);
+      return;
+    }
+    log_info(str_cat("int8: ", file, " was made for other weights, data, detection or --calibration; calibrating "
+                     "again"));
+  }
   OpenOptions open;
   if (!has_sub_folders(dir)) open.as_class = "faces";
   const ImageSet set = open_image_set(dir, open);
@@ -183,6 +200,20 @@ void FacePipeline::calibrate_int8() {
   int8_calibration_ = calibrate_face_int8(*embedder_, batches);
   int8_ = build_face_int8(*embedder_, int8_calibration_);
   log_info(str_cat("int8: the face embedder calibrated on ", n, " faces of ", dir));
+  if (file.empty()) return;
+  nlohmann::ordered_json j = to_json(int8_calibration_);
+  j["weights_sha256"] = sha256_;
+  j["calibration_data"] = data_key;
+  j["requested"] = options_.calibration;
+  j["detect"] = options_.detect;
+  j["detector"] = options_.detector;
+  j["seed"] = kFaceCalibrationSeed;
+  try {
+    write_file_atomic(file, j.dump(2) + "\n");
+  } catch (const Error& e) {
+    log_warn(str_cat("int8: calibrated on ", n, " faces, but could not keep it (", e.what(),
+                     "); the next call calibrates again"));
+  }
 }
 
 int64_t FacePipeline::embedding_dim() const { return mfn_ ? kMobileFaceNetDim : kFaceEmbeddingDim; }

@@ -17,6 +17,7 @@
 #include "graft/face/nets.h"
 #include "graft/face/pipeline.h"
 #include "graft/models/int8.h"
+#include "graft/select/transferability.h"
 #include "graft/weights/safetensors.h"
 #include "test_util.h"
 
@@ -163,6 +164,33 @@ TEST_F(FaceCli, Int8EvaluateCalibratesOnItsFolder) {
     ASSERT_NE(it, paths.end()) << files[i];
     EXPECT_LT((e[i] - want[it - paths.begin()]).abs().max().item<double>(), 1e-5) << files[i];
   }
+
+  // The run keeps its calibration (int8_calibration.json, as an image run
+  // does): a second call with the same recipe reads it instead of writing it.
+  const std::string kept = dir_ / "run/int8_calibration.json";
+  ASSERT_TRUE(fs::exists(kept));
+  const auto cal = nlohmann::json::parse(read_file(kept));
+  EXPECT_EQ(cal["images"], 30);
+  EXPECT_EQ(cal["requested"], 30);
+  EXPECT_EQ(cal["detect"], false);
+  const auto written = fs::last_write_time(kept);
+  Result again = graft_cli({"embed", dir_ / "run", files[0], "--out", dir_ / "again.safetensors", "--precision",
+                            "int8", "--calibration", "30", "--threads", "1"});
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(fs::last_write_time(kept), written);
+  EXPECT_LT((load_safetensors(dir_ / "again.safetensors").tensors[0].second[0] - e[0]).abs().max().item<double>(),
+            1e-6);
+
+  // graft score ranks face:dlib on its int8 embeddings: LogME of the
+  // evaluate dump's int8 embeddings (the same 30 faces calibrate both).
+  Result sc = graft_cli({"score", "--quiet", "--threads", "1", "--no-detect", "--data", dir_ / "gallery_in",
+                         "--backbones", "face:dlib", "--precision", "int8", "--calibration", "30", "--out",
+                         dir_ / "score.json"});
+  ASSERT_EQ(sc.code, 0) << sc.err;
+  const auto scored = nlohmann::json::parse(read_file(dir_ / "score.json"));
+  const auto labels = torch::tensor(d8["labels"].get<std::vector<int64_t>>());
+  EXPECT_NEAR(scored[0]["logme"].get<double>(), logme(got, labels), 1e-6);
+  EXPECT_GT(std::abs(scored[0]["logme"].get<double>() - logme(fp32, labels)), 1e-6);
 
   // Bad input: too few calibration faces; int8 without a folder to
   // calibrate on; int8 with fine-tuning.

@@ -62,6 +62,10 @@ struct FaceOptions {
   /// aligned as every other face).
   std::string calibration_data;
   int64_t calibration = 256;
+  /// Where a face run keeps its int8 calibration ("" = nowhere: each
+  /// pipeline calibrates again). Reused while the embedder's weights, the
+  /// calibration data, N and the detection setting are the same.
+  std::string int8_calibration_file;
 };
 
 /// The names --embedder takes (the rest is a run folder): "dlib" and

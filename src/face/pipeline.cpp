@@ -143,6 +143,9 @@ void FacePipeline::calibrate_int8() {
   const std::string& dir = options_.calibration_data;
   GRAFT_CHECK_USAGE(std::filesystem::exists(dir), "--calibration-data: '", dir,
                     "' does not exist (expected a folder of face images)");
+  if (!cpu_has_vnni())
+    log_warn("--precision int8: this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): the int8 kernels "
+             "fall back and may be slower than fp32");
   const std::string& file = options_.int8_calibration_file;
   const std::string data_key = std::filesystem::weakly_canonical(dir).string();
   auto same_recipe = [&](const nlohmann::json& j) {
@@ -194,9 +197,6 @@ void FacePipeline::calibrate_int8() {
   if (n < options_.calibration)
     log_warn(str_cat("--calibration ", options_.calibration, ": '", dir, "' gave only ", n,
                      " faces; calibrating on those"));
-  if (!cpu_has_vnni())
-    log_warn("--precision int8: this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): the int8 kernels "
-             "fall back and may be slower than fp32");
   int8_calibration_ = calibrate_face_int8(*embedder_, batches);
   int8_ = build_face_int8(*embedder_, int8_calibration_);
   log_info(str_cat("int8: the face embedder calibrated on ", n, " faces of ", dir));

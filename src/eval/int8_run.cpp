@@ -79,32 +79,44 @@ void prepare_int8_run(LoadedModel& loaded, const std::string& run, const InferOp
   check_int8_supported(*loaded.model, loaded.info.backbone);
   const std::string data = options.calibration_data.empty() ? run_training_data(run) : options.calibration_data;
   const std::string file = run + "/" + kInt8CalibrationFile;
-  const std::string sha = sha256_file(run + "/model.safetensors");
-  const std::string data_key = fs::weakly_canonical(data).string();
-  if (fs::is_regular_file(file)) {
-    const nlohmann::json j = parse_json(read_regular_file(file), "'" + file + "'");
-    if (j.is_object() && j.value("weights_sha256", "") == sha && j.value("calibration_data", "") == data_key &&
-        j.value("requested", int64_t{-1}) == options.calibration) {
-      loaded.model->set_int8(build_int8(*loaded.model, int8_calibration_from_json(j, "'" + file + "'")));
-      return;
-    }
-    log_info(str_cat("int8: ", file, " was made for other weights, data or --calibration; calibrating again"));
+  nlohmann::ordered_json recipe;
+  recipe["weights_sha256"] = sha256_file(run + "/model.safetensors");
+  recipe["calibration_data"] = fs::weakly_canonical(data).string();
+  recipe["requested"] = options.calibration;
+  if (auto kept = read_kept_int8_calibration(file, recipe)) {
+    loaded.model->set_int8(build_int8(*loaded.model, *kept));
+    return;
   }
   const Int8Calibration c =
       calibrate_int8(*loaded.model, calibration_batches(data, loaded.info.input, options, "--calibration-data"));
+  keep_int8_calibration(file, c, recipe);
+  loaded.model->set_int8(build_int8(*loaded.model, c));
+}
+
+std::optional<Int8Calibration> read_kept_int8_calibration(const std::string& file,
+                                                          const nlohmann::ordered_json& recipe) {
+  if (!fs::is_regular_file(file)) return std::nullopt;
+  const nlohmann::json j = parse_json(read_regular_file(file), "'" + file + "'");
+  bool same = j.is_object();
+  for (auto it = recipe.begin(); same && it != recipe.end(); ++it)
+    same = j.contains(it.key()) && j[it.key()].dump() == it.value().dump();  // scalars: same text, same value
+  if (same) return int8_calibration_from_json(j, "'" + file + "'");
+  log_info(str_cat("int8: ", file, " was made for other weights, data or --calibration; calibrating again"));
+  return std::nullopt;
+}
+
+void keep_int8_calibration(const std::string& file, const Int8Calibration& c, const nlohmann::ordered_json& recipe) {
   nlohmann::ordered_json j = to_json(c);
-  j["weights_sha256"] = sha;
-  j["calibration_data"] = data_key;
-  j["requested"] = options.calibration;
+  for (auto it = recipe.begin(); it != recipe.end(); ++it) j[it.key()] = it.value();
   j["seed"] = kCalibrationSeed;
   try {
     write_file_atomic(file, j.dump(2) + "\n");
-    log_info(str_cat("int8: calibrated on ", c.images, " images of ", data, "; kept in ", file));
+    log_info(str_cat("int8: calibrated on ", c.images, " images of ", recipe.value("calibration_data", std::string()),
+                     "; kept in ", file));
   } catch (const Error& e) {
     log_warn(str_cat("int8: calibrated on ", c.images, " images, but could not keep it (", e.what(),
                      "); the next call calibrates again"));
   }
-  loaded.model->set_int8(build_int8(*loaded.model, c));
 }
 
 void prepare_int8_source(BackboneImpl& model, const std::string& backbone, const InputSpec& spec,

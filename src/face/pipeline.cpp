@@ -147,21 +147,18 @@ void FacePipeline::calibrate_int8() {
     log_warn("--precision int8: this CPU has no VNNI (avx512_vnni, avx_vnni or amx_int8): the int8 kernels "
              "fall back and may be slower than fp32");
   const std::string& file = options_.int8_calibration_file;
-  const std::string data_key = std::filesystem::weakly_canonical(dir).string();
-  auto same_recipe = [&](const nlohmann::json& j) {
-    return j.is_object() && j.value("weights_sha256", "") == sha256_ && j.value("calibration_data", "") == data_key &&
-           j.value("requested", int64_t{-1}) == options_.calibration && j.value("detect", !options_.detect) ==
-           options_.detect && j.value("detector", "") == options_.detector;
-  };
-  if (!file.empty() && std::filesystem::is_regular_file(file)) {
-    const nlohmann::json j = parse_json(read_regular_file(file), "'" + file + "'");
-    if (same_recipe(j)) {
-      int8_calibration_ = int8_calibration_from_json(j, "'" + file + "'");
+  nlohmann::ordered_json recipe;  // what a face run's kept calibration was made from
+  recipe["weights_sha256"] = sha256_;
+  recipe["calibration_data"] = std::filesystem::weakly_canonical(dir).string();
+  recipe["requested"] = options_.calibration;
+  recipe["detect"] = options_.detect;
+  recipe["detector"] = options_.detector;
+  if (!file.empty()) {
+    if (auto kept = read_kept_int8_calibration(file, recipe)) {
+      int8_calibration_ = *kept;
       int8_ = build_face_int8(*embedder_, int8_calibration_);
       return;
     }
-    log_info(str_cat("int8: ", file, " was made for other weights, data, detection or --calibration; calibrating "
-                     "again"));
   }
   OpenOptions open;
   if (!has_sub_folders(dir)) open.as_class = "faces";
@@ -200,20 +197,7 @@ void FacePipeline::calibrate_int8() {
   int8_calibration_ = calibrate_face_int8(*embedder_, batches);
   int8_ = build_face_int8(*embedder_, int8_calibration_);
   log_info(str_cat("int8: the face embedder calibrated on ", n, " faces of ", dir));
-  if (file.empty()) return;
-  nlohmann::ordered_json j = to_json(int8_calibration_);
-  j["weights_sha256"] = sha256_;
-  j["calibration_data"] = data_key;
-  j["requested"] = options_.calibration;
-  j["detect"] = options_.detect;
-  j["detector"] = options_.detector;
-  j["seed"] = kFaceCalibrationSeed;
-  try {
-    write_file_atomic(file, j.dump(2) + "\n");
-  } catch (const Error& e) {
-    log_warn(str_cat("int8: calibrated on ", n, " faces, but could not keep it (", e.what(),
-                     "); the next call calibrates again"));
-  }
+  if (!file.empty()) keep_int8_calibration(file, int8_calibration_, recipe);
 }
 
 int64_t FacePipeline::embedding_dim() const { return mfn_ ? kMobileFaceNetDim : kFaceEmbeddingDim; }

@@ -3,6 +3,7 @@
 /// calibration (models/int8.h) made once and kept in the run folder, and the
 /// int8 network installed on the loaded model.
 
+#include <optional>
 #include <string>
 
 #include "graft/eval/infer.h"
@@ -15,6 +16,17 @@ namespace graft {
 inline constexpr const char* kInt8CalibrationFile = "int8_calibration.json";
 /// Fewer calibration images than this are refused.
 inline constexpr int64_t kMinCalibrationImages = 16;
+
+/// A calibration kept in `file` (a run's int8_calibration.json) when every
+/// field of `recipe` (what it was made from: the weights' sha256, the data,
+/// N, ...) has the same value there; else nullopt, with a log line when the
+/// file exists but was made from another recipe. Throws graft::Error naming
+/// a damaged file.
+std::optional<Int8Calibration> read_kept_int8_calibration(const std::string& file,
+                                                          const nlohmann::ordered_json& recipe);
+/// Writes `c` and its `recipe` to `file` atomically; a file that cannot be
+/// written is a warning (the next call calibrates again), not an error.
+void keep_int8_calibration(const std::string& file, const Int8Calibration& c, const nlohmann::ordered_json& recipe);
 
 /// The calibration images: options.calibration images (at most; all when the
 /// set has fewer, with a warning) drawn without replacement by a seeded
